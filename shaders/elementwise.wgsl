@@ -1,0 +1,110 @@
+// Elementwise kernels: activations and their backward, add, mul, scale, axpy, fill, and
+// concat / split along the feature axis. CPU twins: src/backend/cpu/elementwise.rs.
+// One invocation per element; the grid is 2-D so more than 65535 workgroups fit.
+// Binding i is the op's slot i - 1 (see backend::Op::slots): rN read-only, wN read-write.
+
+struct Params {
+    n: u32,
+    rows: u32,
+    cols_a: u32,
+    cols_b: u32,
+    alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> r1: array<f32>;
+@group(0) @binding(2) var<storage, read> r2: array<f32>;
+@group(0) @binding(1) var<storage, read_write> w1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> w3: array<f32>;
+
+override ACT: u32 = 0u;
+const WG: u32 = 256u;
+
+fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.y * nwg.x + wid.x) * WG + lid.x;
+}
+
+fn activate(x: f32) -> f32 {
+    switch ACT {
+        case 1u: { return max(x, 0.0); }
+        case 2u: { return 1.0 / (1.0 + exp(-x)); }
+        case 3u: { return tanh(clamp(x, -15.0, 15.0)); }
+        case 4u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+        default: { return x; }
+    }
+}
+
+// f'(x) written in terms of the output y = f(x).
+fn activate_grad(y: f32) -> f32 {
+    switch ACT {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 2u: { return y * (1.0 - y); }
+        case 3u: { return 1.0 - y * y; }
+        case 4u: { return 1.0 - exp(-y); }
+        default: { return 1.0; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn act_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) { w2[i] = activate(r1[i]); }
+}
+
+@compute @workgroup_size(256)
+fn act_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) { w3[i] = r2[i] * activate_grad(r1[i]); }
+}
+
+@compute @workgroup_size(256)
+fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) { w3[i] = r1[i] + r2[i]; }
+}
+
+@compute @workgroup_size(256)
+fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) { w3[i] = r1[i] * r2[i]; }
+}
+
+@compute @workgroup_size(256)
+fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) { w2[i] = p.alpha * r1[i]; }
+}
+
+@compute @workgroup_size(256)
+fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) { w2[i] = w2[i] + p.alpha * r1[i]; }
+}
+
+@compute @workgroup_size(256)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) { w1[i] = p.alpha; }
+}
+
+// One invocation per element of the wide matrix c (rows x (cols_a + cols_b)).
+@compute @workgroup_size(256)
+fn concat_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    let w = p.cols_a + p.cols_b;
+    if (i >= p.rows * w) { return; }
+    let r = i / w;
+    let j = i % w;
+    if (j < p.cols_a) { w3[i] = r1[r * p.cols_a + j]; } else { w3[i] = r2[r * p.cols_b + (j - p.cols_a)]; }
+}
+
+@compute @workgroup_size(256)
+fn split_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    let w = p.cols_a + p.cols_b;
+    if (i >= p.rows * w) { return; }
+    let r = i / w;
+    let j = i % w;
+    if (j < p.cols_a) { w2[r * p.cols_a + j] = r1[i]; } else { w3[r * p.cols_b + (j - p.cols_a)] = r1[i]; }
+}

@@ -1,0 +1,143 @@
+// Fused losses: each writes one value per row (times `scale`) and the gradient of the sum of
+// those values, in one pass. CPU twins: src/backend/cpu/loss.rs.
+// Per-row losses over many features (BCE, Gaussian NLL, KL) use one 64-wide workgroup per
+// row, striding the features and reducing the row sum in workgroup memory.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> r1: array<f32>;
+@group(0) @binding(2) var<storage, read> r2: array<f32>;
+@group(0) @binding(3) var<storage, read> r3: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> w3: array<f32>;
+@group(0) @binding(4) var<storage, read_write> w4: array<f32>;
+@group(0) @binding(5) var<storage, read_write> w5: array<f32>;
+@group(0) @binding(6) var<storage, read_write> w6: array<f32>;
+
+const GAUSSIAN_VAR_FLOOR: f32 = 1e-6;
+const LN_2PI: f32 = 1.8378770664093453;
+
+var<workgroup> partial: array<f32, 64>;
+var<workgroup> labeled_count: array<u32, 64>;
+
+fn softplus(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+
+fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.y * nwg.x + wid.x; }
+
+// Tree-sums partial[] (64 entries); the result is in partial[0] for every invocation.
+fn reduce64(lx: u32) {
+    for (var s = 32u; s > 0u; s >>= 1u) {
+        workgroupBarrier();
+        if (lx < s) { partial[lx] += partial[lx + s]; }
+    }
+    workgroupBarrier();
+}
+
+// logits, target -> loss[rows], dlogits. Bernoulli NLL summed over features.
+@compute @workgroup_size(64)
+fn bce_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = row_of(wid, nwg);
+    let valid = r < p.rows;
+    var s = 0.0;
+    if (valid) {
+        for (var j = lid.x; j < p.cols; j += 64u) {
+            let i = r * p.cols + j;
+            let l = r1[i];
+            let t = r2[i];
+            s += softplus(l) - t * l;
+            w4[i] = p.scale * (sigmoid(l) - t);
+        }
+    }
+    partial[lid.x] = s;
+    reduce64(lid.x);
+    if (valid && lid.x == 0u) { w3[r] = p.scale * partial[0]; }
+}
+
+// mean, var_raw, target -> loss[rows], dmean, dvar_raw; var = softplus(var_raw) + floor.
+@compute @workgroup_size(64)
+fn gaussian_nll(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = row_of(wid, nwg);
+    let valid = r < p.rows;
+    var s = 0.0;
+    if (valid) {
+        for (var j = lid.x; j < p.cols; j += 64u) {
+            let i = r * p.cols + j;
+            let raw = r2[i];
+            let v = softplus(raw) + GAUSSIAN_VAR_FLOOR;
+            let d = r3[i] - r1[i];
+            s += 0.5 * (LN_2PI + log(v) + d * d / v);
+            w5[i] = p.scale * (-d / v);
+            let dv = 0.5 * (1.0 / v - d * d / (v * v));
+            w6[i] = p.scale * dv * sigmoid(raw);
+        }
+    }
+    partial[lid.x] = s;
+    reduce64(lid.x);
+    if (valid && lid.x == 0u) { w4[r] = p.scale * partial[0]; }
+}
+
+// mu, logvar -> loss[rows], dmu, dlogvar. KL(N(mu, exp(logvar)) || N(0, I)) per row.
+@compute @workgroup_size(64)
+fn kl_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = row_of(wid, nwg);
+    let valid = r < p.rows;
+    var s = 0.0;
+    if (valid) {
+        for (var j = lid.x; j < p.cols; j += 64u) {
+            let i = r * p.cols + j;
+            let m = r1[i];
+            let lv = r2[i];
+            let e = exp(lv);
+            s += -0.5 * (1.0 + lv - m * m - e);
+            w4[i] = p.scale * m;
+            w5[i] = p.scale * 0.5 * (e - 1.0);
+        }
+    }
+    partial[lid.x] = s;
+    reduce64(lid.x);
+    if (valid && lid.x == 0u) { w3[r] = p.scale * partial[0]; }
+}
+
+// logits, labels -> loss[rows], dlogits. Cross-entropy on labeled rows divided by their
+// count; a label >= cols (classes) marks the row unlabeled: zero loss, zero gradient.
+// One invocation per row; every workgroup first counts the labeled rows of the batch.
+@compute @workgroup_size(64)
+fn softmax_ce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    var cnt = 0u;
+    for (var i = lid.x; i < p.rows; i += 64u) {
+        if (labels[i] < p.cols) { cnt += 1u; }
+    }
+    labeled_count[lid.x] = cnt;
+    for (var s = 32u; s > 0u; s >>= 1u) {
+        workgroupBarrier();
+        if (lid.x < s) { labeled_count[lid.x] += labeled_count[lid.x + s]; }
+    }
+    workgroupBarrier();
+    let labeled = labeled_count[0];
+    let r = row_of(wid, nwg) * 64u + lid.x;
+    if (r >= p.rows) { return; }
+    let o = r * p.cols;
+    let y = labels[r];
+    if (y >= p.cols) {
+        w3[r] = 0.0;
+        for (var j = 0u; j < p.cols; j++) { w4[o + j] = 0.0; }
+        return;
+    }
+    let w = p.scale / f32(labeled);
+    var mx = r1[o];
+    for (var j = 1u; j < p.cols; j++) { mx = max(mx, r1[o + j]); }
+    var sum = 0.0;
+    for (var j = 0u; j < p.cols; j++) { sum += exp(r1[o + j] - mx); }
+    let lse = mx + log(sum);
+    w3[r] = w * (lse - r1[o + y]);
+    for (var j = 0u; j < p.cols; j++) {
+        let pj = exp(r1[o + j] - lse);
+        w4[o + j] = w * (pj - select(0.0, 1.0, j == y));
+    }
+}

@@ -1,0 +1,106 @@
+// Random numbers and reparameterised sampling from ONE counter-based generator,
+// Philox4x32-10, written line for line as src/rng.rs so both backends draw the same bits.
+// counter buffer = [seed_lo, seed_hi, step]; element i of stream s draws
+// philox(counter = (i, step, s, 0), key = (seed_lo, seed_hi)).
+// CPU twins: src/backend/cpu/sample.rs.
+
+struct Params {
+    n: u32,
+    stream: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> ctr: array<u32>;
+@group(0) @binding(2) var<storage, read_write> bits_out: array<u32>;
+@group(0) @binding(2) var<storage, read_write> normal_out: array<f32>;
+// reparam: mu, logvar -> z, eps
+@group(0) @binding(2) var<storage, read> mu: array<f32>;
+@group(0) @binding(3) var<storage, read> logvar: array<f32>;
+@group(0) @binding(4) var<storage, read_write> z: array<f32>;
+@group(0) @binding(5) var<storage, read_write> eps: array<f32>;
+// reparam_backward: dz, logvar, eps -> dmu, dlogvar
+@group(0) @binding(1) var<storage, read> b_dz: array<f32>;
+@group(0) @binding(2) var<storage, read> b_logvar: array<f32>;
+@group(0) @binding(3) var<storage, read> b_eps: array<f32>;
+@group(0) @binding(4) var<storage, read_write> b_dmu: array<f32>;
+@group(0) @binding(5) var<storage, read_write> b_dlogvar: array<f32>;
+
+const WG: u32 = 256u;
+
+fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.y * nwg.x + wid.x) * WG + lid.x;
+}
+
+fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+    let a_lo = a & 0xFFFFu;
+    let a_hi = a >> 16u;
+    let b_lo = b & 0xFFFFu;
+    let b_hi = b >> 16u;
+    let lolo = a_lo * b_lo;
+    let lohi = a_lo * b_hi;
+    let hilo = a_hi * b_lo;
+    let hihi = a_hi * b_hi;
+    let cross = (lolo >> 16u) + (lohi & 0xFFFFu) + (hilo & 0xFFFFu);
+    let hi = hihi + (lohi >> 16u) + (hilo >> 16u) + (cross >> 16u);
+    return vec2<u32>(hi, a * b);
+}
+
+fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+    var c = counter;
+    var k = key;
+    for (var round = 0u; round < 10u; round++) {
+        if (round > 0u) {
+            k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
+        }
+        let r0 = mulhilo(0xD2511F53u, c.x);
+        let r1 = mulhilo(0xCD9E8D57u, c.z);
+        c = vec4<u32>(r1.x ^ c.y ^ k.x, r1.y, r0.x ^ c.w ^ k.y, r0.y);
+    }
+    return c;
+}
+
+fn draw(i: u32) -> vec4<u32> {
+    return philox(vec4<u32>(i, ctr[2], p.stream, 0u), vec2<u32>(ctr[0], ctr[1]));
+}
+
+fn uniform01(bits: u32) -> f32 {
+    return f32(bits >> 8u) * (1.0 / 16777216.0);
+}
+
+fn normal_at(i: u32) -> f32 {
+    let w = draw(i);
+    let u1 = f32((w.x >> 8u) + 1u) * (1.0 / 16777216.0);
+    let u2 = uniform01(w.y);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+@compute @workgroup_size(256)
+fn random_bits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) { bits_out[i] = draw(i).x; }
+}
+
+@compute @workgroup_size(256)
+fn random_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) { normal_out[i] = normal_at(i); }
+}
+
+// z = mu + exp(logvar / 2) * eps; eps is kept for the backward pass.
+@compute @workgroup_size(256)
+fn reparam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let e = normal_at(i);
+    eps[i] = e;
+    z[i] = mu[i] + exp(0.5 * logvar[i]) * e;
+}
+
+// dmu = dz; dlogvar = dz * eps * exp(logvar / 2) / 2.
+@compute @workgroup_size(256)
+fn reparam_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    b_dmu[i] = b_dz[i];
+    b_dlogvar[i] = b_dz[i] * b_eps[i] * 0.5 * exp(0.5 * b_logvar[i]);
+}

@@ -1,0 +1,89 @@
+//! CPU twins of shaders/loss.wgsl. Each loss writes one value per row (times `scale`) and the
+//! gradient of the sum of those values with respect to its inputs, in one pass.
+
+use crate::backend::UNLABELED;
+
+/// Variance floor added to softplus(var_raw) in the Gaussian likelihood, for stability.
+pub const GAUSSIAN_VAR_FLOOR: f32 = 1e-6;
+
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Bernoulli NLL from logits l and targets t in [0, 1], summed over the row's features:
+/// sum_j softplus(l) - t l (stable form); d/dl = sigmoid(l) - t.
+pub fn bce_logits(rows: usize, cols: usize, scale: f32, l: &[f32], t: &[f32], loss: &mut [f32], dl: &mut [f32]) {
+    for r in 0..rows {
+        let mut s = 0.0f64;
+        for i in r * cols..(r + 1) * cols {
+            s += (softplus(l[i]) - t[i] * l[i]) as f64;
+            dl[i] = scale * (sigmoid(l[i]) - t[i]);
+        }
+        loss[r] = scale * s as f32;
+    }
+}
+
+/// Gaussian NLL with mean m and variance v = softplus(raw) + floor, summed over features:
+/// 0.5 (ln 2pi + ln v + (x - m)^2 / v).
+#[allow(clippy::too_many_arguments)]
+pub fn gaussian_nll(rows: usize, cols: usize, scale: f32, m: &[f32], raw: &[f32], x: &[f32], loss: &mut [f32], dm: &mut [f32], draw: &mut [f32]) {
+    let ln2pi = (2.0 * std::f32::consts::PI).ln();
+    for r in 0..rows {
+        let mut s = 0.0f64;
+        for i in r * cols..(r + 1) * cols {
+            let v = softplus(raw[i]) + GAUSSIAN_VAR_FLOOR;
+            let d = x[i] - m[i];
+            s += (0.5 * (ln2pi + v.ln() + d * d / v)) as f64;
+            dm[i] = scale * (-d / v);
+            let dv = 0.5 * (1.0 / v - d * d / (v * v));
+            draw[i] = scale * dv * sigmoid(raw[i]);
+        }
+        loss[r] = scale * s as f32;
+    }
+}
+
+/// KL(N(mu, exp(logvar)) || N(0, 1)) summed over the latent dimensions:
+/// -0.5 sum (1 + lv - mu^2 - exp(lv)).
+#[allow(clippy::too_many_arguments)]
+pub fn kl_normal(rows: usize, cols: usize, scale: f32, mu: &[f32], lv: &[f32], loss: &mut [f32], dmu: &mut [f32], dlv: &mut [f32]) {
+    for r in 0..rows {
+        let mut s = 0.0f64;
+        for i in r * cols..(r + 1) * cols {
+            let e = lv[i].exp();
+            s += (-0.5 * (1.0 + lv[i] - mu[i] * mu[i] - e)) as f64;
+            dmu[i] = scale * mu[i];
+            dlv[i] = scale * 0.5 * (e - 1.0);
+        }
+        loss[r] = scale * s as f32;
+    }
+}
+
+/// Softmax cross-entropy on labeled rows only, divided by the number of labeled rows.
+/// A label outside 0..classes (e.g. `UNLABELED`) marks the row unlabeled: its loss and
+/// gradient are exactly zero. With no labeled row everything is zero.
+pub fn softmax_ce(rows: usize, classes: usize, scale: f32, logits: &[f32], labels: &[u32], loss: &mut [f32], dl: &mut [f32]) {
+    let _ = UNLABELED;
+    let labeled = labels[..rows].iter().filter(|&&y| (y as usize) < classes).count();
+    let w = if labeled > 0 { scale / labeled as f32 } else { 0.0 };
+    for r in 0..rows {
+        let s = r * classes..(r + 1) * classes;
+        let y = labels[r] as usize;
+        if y >= classes {
+            loss[r] = 0.0;
+            dl[s].fill(0.0);
+            continue;
+        }
+        let row = &logits[s.clone()];
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+        let lse = max + sum.ln();
+        loss[r] = w * (lse - row[y]);
+        for (j, i) in s.enumerate() {
+            let p = (logits[i] - lse).exp();
+            dl[i] = w * (p - if j == y { 1.0 } else { 0.0 });
+        }
+    }
+}

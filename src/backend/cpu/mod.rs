@@ -1,0 +1,261 @@
+//! The CPU reference backend. Every kernel is a plain function over slices in the submodules
+//! (`gemm`, `elementwise`, `reduce`, `sample`, `loss`, `optim`, named as the WGSL files), written
+//! so a reader can check it against the maths; GEMM uses `matrixmultiply` (a well-kept, fast
+//! crate) for the product and a plain loop for the epilogue.
+
+pub mod elementwise;
+pub mod gemm;
+pub mod loss;
+pub mod optim;
+pub mod reduce;
+pub mod sample;
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::{next_buffer_id, Access, Backend, BufferLike, DType, Op};
+use crate::error::{Error, Result};
+
+/// A host buffer of 4-byte words (f32 or u32 bits).
+#[derive(Clone, Debug)]
+pub struct CpuBuf(Arc<CpuBufInner>);
+
+#[derive(Debug)]
+struct CpuBufInner {
+    id: u64,
+    dtype: DType,
+    len: usize,
+    data: RwLock<Vec<u32>>,
+}
+
+impl BufferLike for CpuBuf {
+    fn len(&self) -> usize {
+        self.0.len
+    }
+    fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+    fn id(&self) -> u64 {
+        self.0.id
+    }
+}
+
+impl CpuBuf {
+    fn read(&self) -> RwLockReadGuard<'_, Vec<u32>> {
+        self.0.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write(&self) -> RwLockWriteGuard<'_, Vec<u32>> {
+        self.0.data.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct CpuBackend {
+    placeholder: CpuBuf,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        let placeholder = CpuBuf(Arc::new(CpuBufInner { id: next_buffer_id(), dtype: DType::F32, len: 1, data: RwLock::new(vec![0]) }));
+        CpuBackend { placeholder }
+    }
+}
+
+/// A prepared CPU launch: the op and the buffers it binds.
+pub struct CpuLaunch {
+    op: Op,
+    bufs: Vec<CpuBuf>,
+    access: Vec<Access>,
+}
+
+impl Backend for CpuBackend {
+    type Buf = CpuBuf;
+    type Launch = CpuLaunch;
+
+    fn describe(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn alloc(&self, len: usize, dtype: DType) -> Result<CpuBuf> {
+        Ok(CpuBuf(Arc::new(CpuBufInner { id: next_buffer_id(), dtype, len, data: RwLock::new(vec![0; len]) })))
+    }
+
+    fn write_f32(&self, buf: &CpuBuf, data: &[f32]) -> Result<()> {
+        check_io(buf, data.len(), DType::F32)?;
+        buf.write()[..data.len()].copy_from_slice(bytemuck::cast_slice(data));
+        Ok(())
+    }
+    fn write_u32(&self, buf: &CpuBuf, data: &[u32]) -> Result<()> {
+        check_io(buf, data.len(), DType::U32)?;
+        buf.write()[..data.len()].copy_from_slice(data);
+        Ok(())
+    }
+    fn read_f32(&self, buf: &CpuBuf) -> Result<Vec<f32>> {
+        Ok(bytemuck::cast_slice(&buf.read()).to_vec())
+    }
+    fn read_u32(&self, buf: &CpuBuf) -> Result<Vec<u32>> {
+        Ok(buf.read().clone())
+    }
+    fn placeholder(&self) -> &CpuBuf {
+        &self.placeholder
+    }
+
+    fn prepare(&self, op: &Op, bufs: &[&CpuBuf]) -> Result<CpuLaunch> {
+        op.check(bufs)?;
+        let access = op.slots().iter().map(|s| if s.len == 0 { Access::Read } else { s.access }).collect();
+        Ok(CpuLaunch { op: op.clone(), bufs: bufs.iter().map(|b| (*b).clone()).collect(), access })
+    }
+
+    fn run(&self, launches: &[&CpuLaunch]) -> Result<()> {
+        for l in launches {
+            // Aliasing was rejected in `prepare`, so taking each lock once cannot deadlock.
+            let mut reads = Vec::new();
+            let mut writes = Vec::new();
+            for (b, a) in l.bufs.iter().zip(&l.access) {
+                match a {
+                    Access::Read => {
+                        reads.push(b.read());
+                    }
+                    _ => {
+                        writes.push(b.write());
+                    }
+                }
+            }
+            let ins: Vec<&[u32]> = reads.iter().map(|g| g.as_slice()).collect();
+            let mut outs: Vec<&mut [u32]> = writes.iter_mut().map(|g| g.as_mut_slice()).collect();
+            execute(&l.op, &ins, &mut outs);
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn check_io(buf: &CpuBuf, n: usize, dtype: DType) -> Result<()> {
+    if buf.dtype() != dtype || n > buf.len() {
+        return Err(Error::Invalid(format!(
+            "write of {n} {dtype:?} values into a buffer of {} {:?} values",
+            buf.len(),
+            buf.dtype()
+        )));
+    }
+    Ok(())
+}
+
+fn fs(x: &[u32]) -> &[f32] {
+    bytemuck::cast_slice(x)
+}
+
+/// Splits the output list into f32 views; the caller knows how many outputs the op has.
+macro_rules! outs {
+    ($outs:expr; $($name:ident),+) => {
+        let [$($name),+] = &mut $outs[..] else { unreachable!("output count fixed by Op::slots") };
+        $(let $name: &mut [f32] = bytemuck::cast_slice_mut(&mut **$name);)+
+    };
+}
+
+/// Runs one op on host slices: inputs (`Read` slots) and outputs (`Write`/`ReadWrite` slots),
+/// each in slot order.
+fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
+    match *op {
+        Op::Gemm(g) => {
+            outs!(outs; c);
+            gemm::gemm(&g, fs(ins[0]), fs(ins[1]), if g.bias { Some(fs(ins[2])) } else { None }, c);
+        }
+        Op::ActForward { n, act } => {
+            outs!(outs; y);
+            elementwise::act_forward(act, &fs(ins[0])[..n], &mut y[..n]);
+        }
+        Op::ActBackward { n, act } => {
+            outs!(outs; dx);
+            elementwise::act_backward(act, &fs(ins[0])[..n], &fs(ins[1])[..n], &mut dx[..n]);
+        }
+        Op::Add { n } => {
+            outs!(outs; c);
+            elementwise::add(&fs(ins[0])[..n], &fs(ins[1])[..n], &mut c[..n]);
+        }
+        Op::Mul { n } => {
+            outs!(outs; c);
+            elementwise::mul(&fs(ins[0])[..n], &fs(ins[1])[..n], &mut c[..n]);
+        }
+        Op::Scale { n, alpha } => {
+            outs!(outs; y);
+            elementwise::scale(alpha, &fs(ins[0])[..n], &mut y[..n]);
+        }
+        Op::Axpy { n, alpha } => {
+            outs!(outs; y);
+            elementwise::axpy(alpha, &fs(ins[0])[..n], &mut y[..n]);
+        }
+        Op::Fill { n, value } => {
+            outs!(outs; y);
+            y[..n].fill(value);
+        }
+        Op::ConcatCols { rows, cols_a, cols_b } => {
+            outs!(outs; c);
+            elementwise::concat_cols(rows, cols_a, cols_b, fs(ins[0]), fs(ins[1]), c);
+        }
+        Op::SplitCols { rows, cols_a, cols_b } => {
+            outs!(outs; a, b);
+            elementwise::split_cols(rows, cols_a, cols_b, fs(ins[0]), a, b);
+        }
+        Op::ColSum { rows, cols, accumulate } => {
+            outs!(outs; out);
+            reduce::col_sum(rows, cols, accumulate, fs(ins[0]), out);
+        }
+        Op::SoftmaxRows { rows, cols } => {
+            outs!(outs; y);
+            reduce::softmax_rows(rows, cols, fs(ins[0]), y);
+        }
+        Op::SoftmaxBackward { rows, cols } => {
+            outs!(outs; dx);
+            reduce::softmax_backward(rows, cols, fs(ins[0]), fs(ins[1]), dx);
+        }
+        Op::MeanVar { rows, cols } => {
+            outs!(outs; mean, var);
+            reduce::mean_var(rows, cols, fs(ins[0]), mean, var);
+        }
+        Op::RandomBits { n, stream } => sample::random_bits(ins[0], stream, &mut outs[0][..n]),
+        Op::RandomNormal { n, stream } => {
+            outs!(outs; out);
+            sample::random_normal(ins[0], stream, &mut out[..n]);
+        }
+        Op::Reparam { n, stream } => {
+            outs!(outs; z, eps);
+            sample::reparam(ins[0], stream, &fs(ins[1])[..n], &fs(ins[2])[..n], &mut z[..n], &mut eps[..n]);
+        }
+        Op::ReparamBackward { n } => {
+            outs!(outs; dmu, dlogvar);
+            sample::reparam_backward(&fs(ins[0])[..n], &fs(ins[1])[..n], &fs(ins[2])[..n], &mut dmu[..n], &mut dlogvar[..n]);
+        }
+        Op::BceLogits { rows, cols, scale } => {
+            outs!(outs; l, d);
+            loss::bce_logits(rows, cols, scale, fs(ins[0]), fs(ins[1]), l, d);
+        }
+        Op::GaussianNll { rows, cols, scale } => {
+            outs!(outs; l, dm, dv);
+            loss::gaussian_nll(rows, cols, scale, fs(ins[0]), fs(ins[1]), fs(ins[2]), l, dm, dv);
+        }
+        Op::Kl { rows, cols, scale } => {
+            outs!(outs; l, dmu, dlv);
+            loss::kl_normal(rows, cols, scale, fs(ins[0]), fs(ins[1]), l, dmu, dlv);
+        }
+        Op::SoftmaxCe { rows, classes, scale } => {
+            outs!(outs; l, d);
+            loss::softmax_ce(rows, classes, scale, fs(ins[0]), ins[1], l, d);
+        }
+        Op::RmsProp { n } => {
+            outs!(outs; p, sq, mom);
+            optim::rmsprop(fs(ins[0]), &fs(ins[1])[..n], &mut p[..n], &mut sq[..n], &mut mom[..n]);
+        }
+        Op::Adam { n } => {
+            outs!(outs; p, m, v);
+            optim::adam(fs(ins[0]), &fs(ins[1])[..n], &mut p[..n], &mut m[..n], &mut v[..n]);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! CPU twins of shaders/reduce.wgsl. Sums accumulate in f64 here; the GPU sums in f32 in a
+//! different order, which the comparison tests allow for.
+
+/// out[c] (+)= sum_r x[r, c] (the bias gradient).
+pub fn col_sum(rows: usize, cols: usize, accumulate: bool, x: &[f32], out: &mut [f32]) {
+    for c in 0..cols {
+        let s: f64 = (0..rows).map(|r| x[r * cols + c] as f64).sum();
+        out[c] = if accumulate { out[c] + s as f32 } else { s as f32 };
+    }
+}
+
+pub fn softmax_rows(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) {
+    for r in 0..rows {
+        let xr = &x[r * cols..(r + 1) * cols];
+        let yr = &mut y[r * cols..(r + 1) * cols];
+        let max = xr.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for (y, &x) in yr.iter_mut().zip(xr) {
+            *y = (x - max).exp();
+            sum += *y;
+        }
+        for y in yr.iter_mut() {
+            *y /= sum;
+        }
+    }
+}
+
+/// dx = y * (dy - sum_j dy_j y_j), row by row.
+pub fn softmax_backward(rows: usize, cols: usize, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    for r in 0..rows {
+        let s = r * cols..(r + 1) * cols;
+        let dot: f32 = y[s.clone()].iter().zip(&dy[s.clone()]).map(|(a, b)| a * b).sum();
+        for i in s {
+            dx[i] = y[i] * (dy[i] - dot);
+        }
+    }
+}
+
+/// Per-column mean and biased variance over the rows (batch statistics).
+pub fn mean_var(rows: usize, cols: usize, x: &[f32], mean: &mut [f32], var: &mut [f32]) {
+    for c in 0..cols {
+        let m: f64 = (0..rows).map(|r| x[r * cols + c] as f64).sum::<f64>() / rows as f64;
+        let v: f64 = (0..rows).map(|r| (x[r * cols + c] as f64 - m).powi(2)).sum::<f64>() / rows as f64;
+        mean[c] = m as f32;
+        var[c] = v as f32;
+    }
+}

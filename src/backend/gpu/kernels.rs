@@ -1,0 +1,197 @@
+//! One thin wrapper per WGSL entry point: which file and entry point an [`Op`] runs, its
+//! pipeline constants, its parameter block and its grid. The buffers are bound in the order of
+//! [`Op::slots`] (binding i + 1 = slot i).
+
+use crate::backend::{Act, Op};
+
+pub const GEMM: &str = include_str!("../../../shaders/gemm.wgsl");
+pub const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
+pub const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
+pub const SAMPLE: &str = include_str!("../../../shaders/sample.wgsl");
+pub const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
+pub const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
+
+/// Every shader file, by name, for validation and the pipeline cache.
+pub const SHADERS: [(&str, &str); 6] = [
+    ("gemm.wgsl", GEMM),
+    ("elementwise.wgsl", ELEMENTWISE),
+    ("reduce.wgsl", REDUCE),
+    ("sample.wgsl", SAMPLE),
+    ("loss.wgsl", LOSS),
+    ("optim.wgsl", OPTIM),
+];
+
+/// GEMM tiling: threads per workgroup along M and N (each thread computes 4 x 4 outputs) and
+/// the depth of the K slab staged through workgroup memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmTiles {
+    pub threads_m: u32,
+    pub threads_n: u32,
+    pub tile_k: u32,
+}
+
+impl GemmTiles {
+    pub const LARGE: GemmTiles = GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16 };
+    pub const SMALL: GemmTiles = GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16 };
+
+    /// Large tiles unless the output is too small to fill a few dozen workgroups with them.
+    pub fn choose(m: usize, n: usize) -> GemmTiles {
+        let large_blocks = m.div_ceil(64) * n.div_ceil(64);
+        if large_blocks >= 32 {
+            Self::LARGE
+        } else {
+            Self::SMALL
+        }
+    }
+}
+
+pub struct KernelSpec {
+    pub file: &'static str,
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, f64)>,
+    pub params: [u32; 8],
+    /// Number of workgroups needed (laid out as a 2-D grid by the caller) or an explicit grid.
+    pub grid: Grid,
+}
+
+pub enum Grid {
+    /// A flat count of workgroups; the shader recovers the index from a 2-D grid.
+    Flat(usize),
+    /// An explicit (x, y) grid.
+    Xy(u32, u32),
+}
+
+fn params(words: &[u32]) -> [u32; 8] {
+    let mut p = [0u32; 8];
+    p[..words.len()].copy_from_slice(words);
+    p
+}
+
+fn act_const(act: Act) -> Vec<(&'static str, f64)> {
+    vec![("ACT", act as u32 as f64)]
+}
+
+fn bool_c(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
+    let flat256 = |n: usize| Grid::Flat(n.div_ceil(256));
+    let u = |x: usize| x as u32;
+    let fl = |x: f32| x.to_bits();
+    let ew = |entry: &'static str, n: usize, alpha: f32, constants: Vec<(&'static str, f64)>| KernelSpec {
+        file: "elementwise.wgsl",
+        entry,
+        constants,
+        params: params(&[u(n), 0, 0, 0, fl(alpha)]),
+        grid: flat256(n),
+    };
+    match *op {
+        Op::Gemm(g) => {
+            let t = tiles_override.unwrap_or_else(|| GemmTiles::choose(g.m, g.n));
+            let (tm, tn) = (t.threads_m as usize * 4, t.threads_n as usize * 4);
+            KernelSpec {
+                file: "gemm.wgsl",
+                entry: "gemm",
+                constants: vec![
+                    ("TRANS_A", bool_c(g.trans_a)),
+                    ("TRANS_B", bool_c(g.trans_b)),
+                    ("HAS_BIAS", bool_c(g.bias)),
+                    ("ACCUMULATE", bool_c(g.beta != 0.0)),
+                    ("ACT", g.act as u32 as f64),
+                    ("THREADS_M", t.threads_m as f64),
+                    ("THREADS_N", t.threads_n as f64),
+                    ("TILE_K", t.tile_k as f64),
+                ],
+                params: params(&[u(g.m), u(g.n), u(g.k), fl(g.alpha), fl(g.beta)]),
+                grid: Grid::Xy(g.n.div_ceil(tn) as u32, g.m.div_ceil(tm) as u32),
+            }
+        }
+        Op::ActForward { n, act } => ew("act_forward", n, 0.0, act_const(act)),
+        Op::ActBackward { n, act } => ew("act_backward", n, 0.0, act_const(act)),
+        Op::Add { n } => ew("add", n, 0.0, vec![]),
+        Op::Mul { n } => ew("mul", n, 0.0, vec![]),
+        Op::Scale { n, alpha } => ew("scale", n, alpha, vec![]),
+        Op::Axpy { n, alpha } => ew("axpy", n, alpha, vec![]),
+        Op::Fill { n, value } => ew("fill", n, value, vec![]),
+        Op::ConcatCols { rows, cols_a, cols_b } | Op::SplitCols { rows, cols_a, cols_b } => KernelSpec {
+            file: "elementwise.wgsl",
+            entry: if matches!(op, Op::ConcatCols { .. }) { "concat_cols" } else { "split_cols" },
+            constants: vec![],
+            params: params(&[0, u(rows), u(cols_a), u(cols_b), 0]),
+            grid: flat256(rows * (cols_a + cols_b)),
+        },
+        Op::ColSum { rows, cols, accumulate } => KernelSpec {
+            file: "reduce.wgsl",
+            entry: "col_sum",
+            constants: vec![("ACCUMULATE", bool_c(accumulate))],
+            params: params(&[u(rows), u(cols)]),
+            grid: Grid::Flat(cols.div_ceil(32)),
+        },
+        Op::MeanVar { rows, cols } => KernelSpec {
+            file: "reduce.wgsl",
+            entry: "mean_var",
+            constants: vec![],
+            params: params(&[u(rows), u(cols)]),
+            grid: Grid::Flat(cols.div_ceil(32)),
+        },
+        Op::SoftmaxRows { rows, cols } | Op::SoftmaxBackward { rows, cols } => KernelSpec {
+            file: "reduce.wgsl",
+            entry: if matches!(op, Op::SoftmaxRows { .. }) { "softmax_rows" } else { "softmax_backward" },
+            constants: vec![],
+            params: params(&[u(rows), u(cols)]),
+            grid: Grid::Flat(rows.div_ceil(64)),
+        },
+        Op::RandomBits { n, stream }
+        | Op::RandomNormal { n, stream }
+        | Op::Reparam { n, stream } => KernelSpec {
+            file: "sample.wgsl",
+            entry: match op {
+                Op::RandomBits { .. } => "random_bits",
+                Op::RandomNormal { .. } => "random_normal",
+                _ => "reparam",
+            },
+            constants: vec![],
+            params: params(&[u(n), stream]),
+            grid: flat256(n),
+        },
+        Op::ReparamBackward { n } => KernelSpec {
+            file: "sample.wgsl",
+            entry: "reparam_backward",
+            constants: vec![],
+            params: params(&[u(n), 0]),
+            grid: flat256(n),
+        },
+        Op::BceLogits { rows, cols, scale }
+        | Op::GaussianNll { rows, cols, scale }
+        | Op::Kl { rows, cols, scale } => KernelSpec {
+            file: "loss.wgsl",
+            entry: match op {
+                Op::BceLogits { .. } => "bce_logits",
+                Op::GaussianNll { .. } => "gaussian_nll",
+                _ => "kl_normal",
+            },
+            constants: vec![],
+            params: params(&[u(rows), u(cols), fl(scale)]),
+            grid: Grid::Flat(rows),
+        },
+        Op::SoftmaxCe { rows, classes, scale } => KernelSpec {
+            file: "loss.wgsl",
+            entry: "softmax_ce",
+            constants: vec![],
+            params: params(&[u(rows), u(classes), fl(scale)]),
+            grid: Grid::Flat(rows.div_ceil(64)),
+        },
+        Op::RmsProp { n } | Op::Adam { n } => KernelSpec {
+            file: "optim.wgsl",
+            entry: if matches!(op, Op::RmsProp { .. }) { "rmsprop" } else { "adam" },
+            constants: vec![],
+            params: params(&[u(n)]),
+            grid: flat256(n),
+        },
+    }
+}

@@ -1,0 +1,459 @@
+//! The wgpu backend (Vulkan, Metal, DX12, GL).
+//!
+//! Adapter choice: `GpuOptions` (the CLI's `--backend`), else `WGPU_BACKEND`; then
+//! `WGPU_ADAPTER_NAME` (substring, case-insensitive); then the best device type (discrete >
+//! integrated > virtual > CPU). Shader modules and pipelines are compiled once and cached by
+//! (file, entry point, constants). A prepared launch owns its parameter block and bind group,
+//! so replaying a training step allocates nothing; `run` records every launch of a list into
+//! one compute pass and one submission. wgpu errors are caught with error scopes where they can
+//! be attributed (shader compilation, pipeline creation) and by a device-wide handler
+//! otherwise, and surface as typed errors, never panics.
+
+pub mod kernels;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+pub use kernels::GemmTiles;
+
+use super::{next_buffer_id, Access, Backend, BufferLike, DType, Op};
+use crate::error::{Error, Result};
+
+/// How to pick the adapter.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// API list such as "vulkan", "metal", "dx12", "gl" (comma separated); `None` reads
+    /// `WGPU_BACKEND`, then allows all.
+    pub backends: Option<String>,
+    /// Substring of the adapter name; `None` reads `WGPU_ADAPTER_NAME`.
+    pub adapter_name: Option<String>,
+    /// Force GEMM tile sizes (benchmarks and tests); `None` picks per shape.
+    pub gemm_tiles: Option<GemmTiles>,
+}
+
+/// What `ssvae devices` prints for an adapter.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroup_size_x: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub shader_f16: bool,
+}
+
+fn report(a: &wgpu::Adapter) -> AdapterReport {
+    let i = a.get_info();
+    let l = a.limits();
+    AdapterReport {
+        name: i.name,
+        backend: format!("{:?}", i.backend),
+        device_type: format!("{:?}", i.device_type),
+        driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+        max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
+        max_buffer_size: l.max_buffer_size,
+        max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+        max_compute_workgroup_size_x: l.max_compute_workgroup_size_x,
+        max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+        max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+        shader_f16: a.features().contains(wgpu::Features::SHADER_F16),
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+fn backends(opt: &Option<String>) -> wgpu::Backends {
+    match opt {
+        Some(list) => wgpu::Backends::from_comma_list(list),
+        None => wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+    }
+}
+
+/// All adapters visible with these options (for `ssvae devices`).
+pub fn list_adapters(opts: &GpuOptions) -> Vec<AdapterReport> {
+    let inst = instance();
+    pollster::block_on(inst.enumerate_adapters(backends(&opts.backends))).iter().map(report).collect()
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+/// A device buffer of 4-byte elements.
+#[derive(Clone, Debug)]
+pub struct GpuBuf(Arc<GpuBufInner>);
+
+#[derive(Debug)]
+struct GpuBufInner {
+    id: u64,
+    dtype: DType,
+    len: usize,
+    buffer: wgpu::Buffer,
+}
+
+impl BufferLike for GpuBuf {
+    fn len(&self) -> usize {
+        self.0.len
+    }
+    fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+    fn id(&self) -> u64 {
+        self.0.id
+    }
+}
+
+impl GpuBuf {
+    pub fn raw(&self) -> &wgpu::Buffer {
+        &self.0.buffer
+    }
+}
+
+struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PipelineKey {
+    file: &'static str,
+    entry: &'static str,
+    constants: Vec<(&'static str, u64)>,
+    access: Vec<Access>,
+}
+
+/// A prepared GPU launch: everything needed to record one dispatch.
+pub struct GpuLaunch {
+    pipeline: Arc<Pipeline>,
+    bind_group: wgpu::BindGroup,
+    _params: wgpu::Buffer,
+    _bufs: Vec<GpuBuf>,
+    workgroups: (u32, u32),
+}
+
+pub struct GpuBackend {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    report: AdapterReport,
+    limits: wgpu::Limits,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
+    placeholder: GpuBuf,
+    lost_or_failed: Arc<Mutex<Option<String>>>,
+    tiles: Option<GemmTiles>,
+}
+
+impl GpuBackend {
+    /// Opens the adapter chosen by `opts` and the environment.
+    pub fn new(opts: &GpuOptions) -> Result<Self> {
+        let inst = instance();
+        let want = backends(&opts.backends);
+        let adapters = pollster::block_on(inst.enumerate_adapters(want));
+        let seen: Vec<String> = adapters.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
+        let name = opts.adapter_name.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok()).filter(|s| !s.is_empty());
+        let mut candidates: Vec<wgpu::Adapter> = adapters
+            .into_iter()
+            .filter(|a| name.as_ref().is_none_or(|n| a.get_info().name.to_lowercase().contains(&n.to_lowercase())))
+            .collect();
+        candidates.sort_by_key(|a| rank(a.get_info().device_type));
+        let adapter = candidates.into_iter().next().ok_or_else(|| Error::NoAdapter {
+            detail: match (&name, seen.is_empty()) {
+                (_, true) => format!(" for backends {want:?}"),
+                (Some(n), false) => format!(" whose name contains '{n}' (adapters seen: {})", seen.join(", ")),
+                (None, false) => String::new(),
+            },
+        })?;
+        let report = report(&adapter);
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("ssvae"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::DeviceRequest { adapter: report.name.clone(), msg: e.to_string() })?;
+
+        let lost_or_failed = Arc::new(Mutex::new(None));
+        let sink = lost_or_failed.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+            if s.is_none() {
+                *s = Some(e.to_string());
+            }
+        }));
+
+        let placeholder_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let placeholder = GpuBuf(Arc::new(GpuBufInner { id: next_buffer_id(), dtype: DType::F32, len: 1, buffer: placeholder_buf }));
+        Ok(GpuBackend {
+            device,
+            queue,
+            report,
+            limits,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+            placeholder,
+            lost_or_failed,
+            tiles: opts.gemm_tiles,
+        })
+    }
+
+    /// `GpuBackend::new` with the environment's choices only.
+    pub fn from_env() -> Result<Self> {
+        Self::new(&GpuOptions::default())
+    }
+
+    pub fn adapter(&self) -> &AdapterReport {
+        &self.report
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match self.lost_or_failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(msg) => Err(Error::Gpu(msg)),
+            None => Ok(()),
+        }
+    }
+
+    fn module(&self, file: &'static str) -> Result<wgpu::ShaderModule> {
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = modules.get(file) {
+            return Ok(m.clone());
+        }
+        let src = kernels::SHADERS
+            .iter()
+            .find(|(n, _)| *n == file)
+            .map(|(_, s)| *s)
+            .ok_or_else(|| Error::Invalid(format!("unknown shader file {file}")))?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let m = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(file),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Shader { file: file.into(), entry: "(module)".into(), msg: e.to_string() });
+        }
+        modules.insert(file, m.clone());
+        Ok(m)
+    }
+
+    fn pipeline(&self, spec: &kernels::KernelSpec, access: &[Access]) -> Result<Arc<Pipeline>> {
+        let key = PipelineKey {
+            file: spec.file,
+            entry: spec.entry,
+            constants: spec.constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
+            access: access.to_vec(),
+        };
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(p.clone());
+        }
+        let module = self.module(spec.file)?;
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
+            count: None,
+        }];
+        for (i, a) in access.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: *a == Access::Read },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(spec.entry), entries: &entries });
+        let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(spec.entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(spec.entry),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(spec.entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &spec.constants, zero_initialize_workgroup_memory: false },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Shader { file: spec.file.into(), entry: spec.entry.into(), msg: e.to_string() });
+        }
+        let p = Arc::new(Pipeline { pipeline, layout });
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key, p.clone());
+        Ok(p)
+    }
+
+    fn grid(&self, g: &kernels::Grid) -> Result<(u32, u32)> {
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1) as usize;
+        let (x, y) = match *g {
+            kernels::Grid::Xy(x, y) => (x as usize, y as usize),
+            kernels::Grid::Flat(n) => {
+                let n = n.max(1);
+                if n <= max {
+                    (n, 1)
+                } else {
+                    (max, n.div_ceil(max))
+                }
+            }
+        };
+        if x > max || y > max {
+            return Err(Error::Invalid(format!("launch grid {x} x {y} exceeds the adapter's {max} workgroups per dimension")));
+        }
+        Ok((x as u32, y as u32))
+    }
+
+    fn read_words(&self, buf: &GpuBuf) -> Result<Vec<u32>> {
+        let bytes = (buf.len() * 4) as u64;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        enc.copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+        rx.recv().map_err(|e| Error::Gpu(e.to_string()))?.map_err(|e| Error::Gpu(e.to_string()))?;
+        let words = {
+            let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?;
+            bytemuck::cast_slice::<u8, u32>(&view).to_vec()
+        };
+        staging.unmap();
+        self.check_failed()?;
+        Ok(words)
+    }
+
+    fn write_words(&self, buf: &GpuBuf, words: &[u32], dtype: DType) -> Result<()> {
+        if buf.dtype() != dtype || words.len() > buf.len() {
+            return Err(Error::Invalid(format!(
+                "write of {} {dtype:?} values into a buffer of {} {:?} values",
+                words.len(),
+                buf.len(),
+                buf.dtype()
+            )));
+        }
+        if !words.is_empty() {
+            self.queue.write_buffer(buf.raw(), 0, bytemuck::cast_slice(words));
+        }
+        Ok(())
+    }
+}
+
+impl Backend for GpuBackend {
+    type Buf = GpuBuf;
+    type Launch = GpuLaunch;
+
+    fn describe(&self) -> String {
+        format!("{} ({}, {})", self.report.name, self.report.backend, self.report.device_type)
+    }
+
+    fn alloc(&self, len: usize, dtype: DType) -> Result<GpuBuf> {
+        let bytes = (len.max(1) * 4) as u64;
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::BufferTooLarge { what: format!("{len} x {dtype:?}"), bytes, limit, adapter: self.report.name.clone() });
+        }
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: bytes.div_ceil(16) * 16,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(GpuBuf(Arc::new(GpuBufInner { id: next_buffer_id(), dtype, len, buffer })))
+    }
+
+    fn write_f32(&self, buf: &GpuBuf, data: &[f32]) -> Result<()> {
+        self.write_words(buf, bytemuck::cast_slice(data), DType::F32)
+    }
+    fn write_u32(&self, buf: &GpuBuf, data: &[u32]) -> Result<()> {
+        self.write_words(buf, data, DType::U32)
+    }
+    fn read_f32(&self, buf: &GpuBuf) -> Result<Vec<f32>> {
+        let w = self.read_words(buf)?;
+        Ok(bytemuck::cast_slice(&w[..buf.len()]).to_vec())
+    }
+    fn read_u32(&self, buf: &GpuBuf) -> Result<Vec<u32>> {
+        let mut w = self.read_words(buf)?;
+        w.truncate(buf.len());
+        Ok(w)
+    }
+    fn placeholder(&self) -> &GpuBuf {
+        &self.placeholder
+    }
+
+    fn prepare(&self, op: &Op, bufs: &[&GpuBuf]) -> Result<GpuLaunch> {
+        op.check(bufs)?;
+        let spec = kernels::spec(op, self.tiles);
+        let access: Vec<Access> = op.slots().iter().map(|s| if s.len == 0 { Access::Read } else { s.access }).collect();
+        let pipeline = self.pipeline(&spec, &access)?;
+        let workgroups = self.grid(&spec.grid)?;
+        let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&spec.params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
+        for (i, b) in bufs.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.raw().as_entire_binding() });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(spec.entry), layout: &pipeline.layout, entries: &entries });
+        Ok(GpuLaunch { pipeline, bind_group, _params: params, _bufs: bufs.iter().map(|b| (*b).clone()).collect(), workgroups })
+    }
+
+    fn run(&self, launches: &[&GpuLaunch]) -> Result<()> {
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+            for l in launches {
+                pass.set_pipeline(&l.pipeline.pipeline);
+                pass.set_bind_group(0, &l.bind_group, &[]);
+                pass.dispatch_workgroups(l.workgroups.0, l.workgroups.1, 1);
+            }
+        }
+        self.queue.submit([enc.finish()]);
+        self.check_failed()
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+        self.check_failed()
+    }
+}

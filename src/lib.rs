@@ -1,0 +1,13 @@
+//! ssvae: semi-supervised variational autoencoders (Berkhahn et al., "One Model to Rule Them
+//! All") trained on any desktop GPU through wgpu, with a CPU reference backend that every GPU
+//! kernel is checked against.
+//!
+//! Layers: [`backend`] (the `Backend` trait, the CPU reference and the wgpu implementation, one
+//! kernel per [`backend::Op`]), [`rng`] (the counter-based generator both backends share).
+
+pub mod backend;
+pub mod error;
+pub mod rng;
+
+pub use backend::{Backend, BufferLike, DType, Kernels, Op};
+pub use error::{Error, Result};

@@ -1,0 +1,77 @@
+//! Shared test harness: one GPU backend per test binary, seeded random data, and a comparison
+//! that prints the worst element on failure.
+//!
+//! Without an adapter, GPU tests fail when `CI=true` (or `SSVAE_REQUIRE_GPU=1`) and otherwise
+//! print that they were skipped.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use ssvae::backend::cpu::CpuBackend;
+use ssvae::backend::gpu::GpuBackend;
+use ssvae::Backend;
+
+pub fn require_gpu() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") || std::env::var("SSVAE_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+/// The shared GPU backend, or `None` (after printing a notice) when no adapter exists and the
+/// environment does not require one.
+pub fn gpu() -> Option<&'static GpuBackend> {
+    static GPU: OnceLock<Result<GpuBackend, String>> = OnceLock::new();
+    let g = GPU.get_or_init(|| {
+        let r = GpuBackend::from_env().map_err(|e| e.to_string());
+        match &r {
+            Ok(g) => eprintln!("GPU tests run on adapter: {}", g.describe()),
+            Err(e) => eprintln!("no GPU adapter: {e}"),
+        }
+        r
+    });
+    match g {
+        Ok(g) => Some(g),
+        Err(e) if require_gpu() => panic!("GPU tests are required here (CI=true or SSVAE_REQUIRE_GPU=1) but no adapter opened: {e}"),
+        Err(_) => {
+            eprintln!("SKIPPED: GPU test skipped (no adapter; set CI=true to make this a failure)");
+            None
+        }
+    }
+}
+
+pub fn cpu() -> CpuBackend {
+    CpuBackend::new()
+}
+
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+pub fn uniform(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// Asserts |a - b| <= atol + rtol * |b| everywhere; on failure names the worst element.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    let mut worst = (0usize, 0.0f32, 0.0f32);
+    let mut max_diff = 0.0f32;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let d = (g - w).abs();
+        let excess = d - (atol + rtol * w.abs());
+        if !(excess <= worst.1) && !(d.is_nan() && worst.1.is_nan()) {
+            worst = (i, if d.is_nan() { f32::NAN } else { excess }, d);
+        }
+        if d > max_diff || d.is_nan() {
+            max_diff = d;
+        }
+    }
+    let (i, excess, d) = worst;
+    assert!(
+        !(excess > 0.0) && !excess.is_nan(),
+        "{what}: mismatch at element {i}: got {} want {} (|diff| {d}, tolerance {atol} + {rtol}*|want|); max |diff| over all {} elements: {max_diff}",
+        got[i],
+        want[i],
+        got.len()
+    );
+}

@@ -1,0 +1,103 @@
+//! GEMM: GPU kernel vs the CPU twin on awkward shapes, every transpose case, every fused
+//! epilogue, both tile configurations. Tolerance: 1e-4 absolute + 1e-4 relative (f32 sums of
+//! up to a few hundred terms in a different order).
+mod common;
+
+use common::*;
+use ssvae::backend::cpu::CpuBackend;
+use ssvae::backend::gpu::{GemmTiles, GpuBackend, GpuOptions};
+use ssvae::backend::{Act, Gemm};
+use ssvae::{Backend, Kernels};
+
+fn run<B: Backend>(be: &B, g: Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c0: &[f32]) -> Vec<f32> {
+    let (ab, bb, cb) = (be.upload_f32(a).unwrap(), be.upload_f32(b).unwrap(), be.upload_f32(c0).unwrap());
+    let biasb = bias.map(|x| be.upload_f32(x).unwrap());
+    be.gemm(g, &ab, &bb, biasb.as_ref(), &cb).unwrap();
+    be.read_f32(&cb).unwrap()
+}
+
+fn check(gpu: &GpuBackend, cpu: &CpuBackend, g: Gemm, seed: u64) {
+    let mut r = rng(seed);
+    let a = uniform(&mut r, g.m * g.k, -1.0, 1.0);
+    let b = uniform(&mut r, g.k * g.n, -1.0, 1.0);
+    let bias = uniform(&mut r, g.n, -1.0, 1.0);
+    let c0 = uniform(&mut r, g.m * g.n, -1.0, 1.0);
+    let bias = if g.bias { Some(bias.as_slice()) } else { None };
+    let want = run(cpu, g, &a, &b, bias, &c0);
+    let got = run(gpu, g, &a, &b, bias, &c0);
+    assert_close(&format!("{g:?}"), &got, &want, 1e-4, 1e-4);
+}
+
+const SHAPES: [(usize, usize, usize); 9] =
+    [(1, 1, 1), (1, 7, 3), (5, 1, 9), (7, 13, 5), (17, 31, 64), (64, 64, 64), (65, 67, 33), (97, 3, 131), (130, 70, 257)];
+
+#[test]
+fn gemm_matches_cpu_all_transposes_and_shapes() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = cpu();
+    for (s, &(m, n, k)) in SHAPES.iter().enumerate() {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            check(gpu, &cpu, Gemm::new(m, n, k).trans(ta, tb), s as u64);
+        }
+    }
+}
+
+#[test]
+fn gemm_fused_epilogues_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = cpu();
+    for act in Act::ALL {
+        for &(m, n, k) in &[(1, 1, 1), (33, 19, 23), (70, 130, 40)] {
+            check(gpu, &cpu, Gemm::new(m, n, k).bias(act), 7);
+            check(gpu, &cpu, Gemm::new(m, n, k).act(act).trans(true, false), 8);
+            // alpha/beta with an epilogue: act(alpha AB + bias + beta C)
+            check(gpu, &cpu, Gemm::new(m, n, k).bias(act).scaled(0.5, 1.0).trans(false, true), 9);
+        }
+    }
+}
+
+#[test]
+fn gemm_accumulate_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = cpu();
+    for &(m, n, k) in &[(3, 5, 7), (66, 65, 67)] {
+        check(gpu, &cpu, Gemm::new(m, n, k).scaled(1.0, 1.0), 3);
+        check(gpu, &cpu, Gemm::new(m, n, k).scaled(-2.0, 0.25).trans(true, true), 4);
+    }
+}
+
+#[test]
+fn gemm_every_tile_configuration_matches_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let cpu = CpuBackend::new();
+    for tiles in [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8 }] {
+        let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), ..Default::default() }).unwrap();
+        for &(m, n, k) in &[(1, 1, 1), (65, 67, 33), (130, 70, 257)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                check(&gpu, &cpu, Gemm::new(m, n, k).trans(ta, tb).bias(Act::Relu), 11);
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_rejects_bad_shapes() {
+    let cpu = cpu();
+    let a = cpu.alloc(6, ssvae::DType::F32).unwrap();
+    let b = cpu.alloc(6, ssvae::DType::F32).unwrap();
+    let c = cpu.alloc(3, ssvae::DType::F32).unwrap();
+    let e = cpu.gemm(Gemm::new(2, 2, 3), &a, &b, None, &c).unwrap_err().to_string();
+    assert!(e.contains("gemm") && e.contains("'c'") && e.contains("needs 4"), "{e}");
+    let e = cpu.gemm(Gemm::new(0, 2, 3), &a, &b, None, &c).unwrap_err().to_string();
+    assert!(e.contains("dimension m is 0"), "{e}");
+    let e = cpu.gemm(Gemm::new(1, 1, 1), &a, &b, None, &a).unwrap_err().to_string();
+    assert!(e.contains("aliasing"), "{e}");
+    if let Some(gpu) = gpu() {
+        let a = gpu.alloc(6, ssvae::DType::F32).unwrap();
+        let c = gpu.alloc(3, ssvae::DType::F32).unwrap();
+        let e = gpu.gemm(Gemm::new(2, 2, 3), &a, &a.clone(), None, &c).unwrap_err().to_string();
+        assert!(e.contains("gemm"), "{e}");
+    }
+}
