@@ -6,6 +6,7 @@
 //! kernel per [`backend::Op`]), [`rng`] (the counter-based generator both backends share).
 
 pub mod backend;
+pub mod bench;
 pub mod error;
 pub mod rng;
 

@@ -1,1 +1,127 @@
-fn main(){}
+//! The `ssvae` command line. Library errors are typed; `anyhow` adds context here only.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use ssvae::backend::cpu::CpuBackend;
+use ssvae::backend::gpu::{list_adapters, GpuBackend, GpuOptions};
+
+#[derive(Parser)]
+#[command(name = "ssvae", version, about = "Semi-supervised variational autoencoders on any desktop GPU")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct DeviceArgs {
+    /// Where to compute: `gpu` (best adapter), `cpu` (reference backend), or a GPU API list
+    /// such as `vulkan`, `metal`, `dx12`, `gl` (default: `gpu`; WGPU_BACKEND also works).
+    #[arg(long, default_value = "gpu")]
+    backend: String,
+    /// Substring of the adapter name to use (default: WGPU_ADAPTER_NAME, else the best one).
+    #[arg(long)]
+    adapter: Option<String>,
+}
+
+impl DeviceArgs {
+    fn gpu_options(&self) -> Result<GpuOptions> {
+        let b = self.backend.to_lowercase();
+        let backends = match b.as_str() {
+            "gpu" | "cpu" | "both" => None,
+            list => {
+                for api in list.split(',') {
+                    if !["vulkan", "vk", "metal", "mtl", "dx12", "d3d12", "gl", "gles", "opengl"].contains(&api.trim()) {
+                        bail!("--backend: unknown value '{api}'; use gpu, cpu, or a GPU API: vulkan, metal, dx12, gl");
+                    }
+                }
+                Some(list.to_string())
+            }
+        };
+        Ok(GpuOptions { backends, adapter_name: self.adapter.clone(), gemm_tiles: None })
+    }
+    fn wants_cpu_only(&self) -> bool {
+        self.backend.eq_ignore_ascii_case("cpu")
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the GPU adapters found, with the limits that matter to ssvae.
+    Devices {
+        #[command(flatten)]
+        dev: DeviceArgs,
+        /// Print one JSON object per adapter instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks (one JSON line per case, then a markdown table).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// GEMM GFLOP/s of the GPU kernel and the CPU path: square sizes and the dense model's shapes.
+    Gemm {
+        /// `gpu`, `cpu`, `both` (default), or a GPU API list.
+        #[arg(long, default_value = "both")]
+        backend: String,
+        #[arg(long)]
+        adapter: Option<String>,
+        /// Square sizes to time.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![128usize, 256, 512, 1024, 2048])]
+        sizes: Vec<usize>,
+        /// Minimum seconds of timed work per case and backend.
+        #[arg(long, default_value_t = 1.0)]
+        min_seconds: f64,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Devices { dev, json } => {
+            let adapters = list_adapters(&dev.gpu_options()?);
+            if adapters.is_empty() {
+                bail!("{}", ssvae::Error::NoAdapter { detail: format!(" for --backend {}", dev.backend) });
+            }
+            for a in &adapters {
+                if json {
+                    println!("{}", serde_json::to_string(a)?);
+                } else {
+                    println!("{} [{} / {}] driver: {}", a.name, a.backend, a.device_type, a.driver);
+                    println!(
+                        "    max storage binding {} MiB, max buffer {} MiB, workgroup <= {} invocations (x <= {}), {} KiB workgroup memory, {} workgroups/dim, shader-f16: {}",
+                        a.max_storage_buffer_binding_size >> 20,
+                        a.max_buffer_size >> 20,
+                        a.max_compute_invocations_per_workgroup,
+                        a.max_compute_workgroup_size_x,
+                        a.max_compute_workgroup_storage_size >> 10,
+                        a.max_compute_workgroups_per_dimension,
+                        if a.shader_f16 { "yes" } else { "no" }
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Bench { what: BenchCmd::Gemm { backend, adapter, sizes, min_seconds } } => {
+            let dev = DeviceArgs { backend: backend.clone(), adapter };
+            let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&dev.gpu_options()?).context("opening the GPU")?) };
+            let cpu = if backend == "both" || backend == "cpu" { Some(CpuBackend::new()) } else { None };
+            if let Some(g) = &gpu {
+                eprintln!("GPU adapter: {}", ssvae::Backend::describe(g));
+            }
+            let results = ssvae::bench::gemm_bench(gpu.as_ref(), cpu.as_ref(), &sizes, min_seconds)?;
+            println!("\n{}", ssvae::bench::gemm_table(&results));
+            Ok(())
+        }
+    }
+}

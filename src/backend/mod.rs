@@ -21,8 +21,13 @@ pub trait BufferLike {
         self.len() == 0
     }
     fn dtype(&self) -> DType;
-    /// Unique for the life of the process; used to reject aliasing.
+    /// Identity of the underlying storage (views of one buffer share it); unique for the
+    /// life of the process. Used to reject aliasing.
     fn id(&self) -> u64;
+    /// First element of this view within its storage (0 for a whole buffer).
+    fn offset(&self) -> usize {
+        0
+    }
 }
 
 pub trait Backend {
@@ -38,6 +43,13 @@ pub trait Backend {
     fn write_u32(&self, buf: &Self::Buf, data: &[u32]) -> Result<()>;
     fn read_f32(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
     fn read_u32(&self, buf: &Self::Buf) -> Result<Vec<u32>>;
+
+    /// A view of `len` elements of `buf` starting at element `offset` (a multiple of
+    /// [`Backend::view_alignment`]). Views let all parameters live in one flat buffer that a
+    /// single optimizer dispatch updates, while each layer binds its own weights.
+    fn view(&self, buf: &Self::Buf, offset: usize, len: usize) -> Result<Self::Buf>;
+    /// Alignment, in elements, of view offsets (the GPU's storage offset alignment).
+    fn view_alignment(&self) -> usize;
 
     /// A one-element buffer to bind in optional slots (e.g. GEMM without bias).
     fn placeholder(&self) -> &Self::Buf;

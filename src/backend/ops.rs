@@ -357,8 +357,19 @@ impl Op {
                 ));
             }
             for (j, other) in bufs.iter().enumerate().skip(i + 1) {
-                if slots[j].len != 0 && other.id() == buf.id() {
-                    return Err(Error::shape(op, format!("buffers '{}' and '{}' are the same buffer; aliasing is not allowed", slot.name, slots[j].name)));
+                if slots[j].len == 0 || other.id() != buf.id() {
+                    continue;
+                }
+                // Views of one storage may be bound together only if all are read, or all are
+                // written and disjoint (a GPU cannot bind one buffer read-only and writable
+                // in the same dispatch).
+                let (wi, wj) = (slot.access != Access::Read, slots[j].access != Access::Read);
+                let overlap = buf.offset() < other.offset() + other.len() && other.offset() < buf.offset() + buf.len();
+                if wi != wj || (wi && overlap) {
+                    return Err(Error::shape(
+                        op,
+                        format!("buffers '{}' and '{}' are views of the same storage{}; aliasing is not allowed", slot.name, slots[j].name, if overlap { " and overlap" } else { "" }),
+                    ));
                 }
             }
         }

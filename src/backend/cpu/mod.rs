@@ -15,36 +15,45 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::{next_buffer_id, Access, Backend, BufferLike, DType, Op};
 use crate::error::{Error, Result};
 
-/// A host buffer of 4-byte words (f32 or u32 bits).
+/// A host buffer of 4-byte words (f32 or u32 bits), or a view of one.
 #[derive(Clone, Debug)]
-pub struct CpuBuf(Arc<CpuBufInner>);
+pub struct CpuBuf {
+    inner: Arc<CpuBufInner>,
+    offset: usize,
+    len: usize,
+}
 
 #[derive(Debug)]
 struct CpuBufInner {
     id: u64,
     dtype: DType,
-    len: usize,
     data: RwLock<Vec<u32>>,
 }
 
 impl BufferLike for CpuBuf {
     fn len(&self) -> usize {
-        self.0.len
+        self.len
     }
     fn dtype(&self) -> DType {
-        self.0.dtype
+        self.inner.dtype
     }
     fn id(&self) -> u64 {
-        self.0.id
+        self.inner.id
+    }
+    fn offset(&self) -> usize {
+        self.offset
     }
 }
 
 impl CpuBuf {
+    fn new(len: usize, dtype: DType) -> Self {
+        CpuBuf { inner: Arc::new(CpuBufInner { id: next_buffer_id(), dtype, data: RwLock::new(vec![0; len]) }), offset: 0, len }
+    }
     fn read(&self) -> RwLockReadGuard<'_, Vec<u32>> {
-        self.0.data.read().unwrap_or_else(|e| e.into_inner())
+        self.inner.data.read().unwrap_or_else(|e| e.into_inner())
     }
     fn write(&self) -> RwLockWriteGuard<'_, Vec<u32>> {
-        self.0.data.write().unwrap_or_else(|e| e.into_inner())
+        self.inner.data.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -60,8 +69,7 @@ impl Default for CpuBackend {
 
 impl CpuBackend {
     pub fn new() -> Self {
-        let placeholder = CpuBuf(Arc::new(CpuBufInner { id: next_buffer_id(), dtype: DType::F32, len: 1, data: RwLock::new(vec![0]) }));
-        CpuBackend { placeholder }
+        CpuBackend { placeholder: CpuBuf::new(1, DType::F32) }
     }
 }
 
@@ -81,24 +89,33 @@ impl Backend for CpuBackend {
     }
 
     fn alloc(&self, len: usize, dtype: DType) -> Result<CpuBuf> {
-        Ok(CpuBuf(Arc::new(CpuBufInner { id: next_buffer_id(), dtype, len, data: RwLock::new(vec![0; len]) })))
+        Ok(CpuBuf::new(len, dtype))
     }
 
     fn write_f32(&self, buf: &CpuBuf, data: &[f32]) -> Result<()> {
         check_io(buf, data.len(), DType::F32)?;
-        buf.write()[..data.len()].copy_from_slice(bytemuck::cast_slice(data));
+        buf.write()[buf.offset..buf.offset + data.len()].copy_from_slice(bytemuck::cast_slice(data));
         Ok(())
     }
     fn write_u32(&self, buf: &CpuBuf, data: &[u32]) -> Result<()> {
         check_io(buf, data.len(), DType::U32)?;
-        buf.write()[..data.len()].copy_from_slice(data);
+        buf.write()[buf.offset..buf.offset + data.len()].copy_from_slice(data);
         Ok(())
     }
     fn read_f32(&self, buf: &CpuBuf) -> Result<Vec<f32>> {
-        Ok(bytemuck::cast_slice(&buf.read()).to_vec())
+        Ok(bytemuck::cast_slice(&buf.read()[buf.offset..buf.offset + buf.len]).to_vec())
     }
     fn read_u32(&self, buf: &CpuBuf) -> Result<Vec<u32>> {
-        Ok(buf.read().clone())
+        Ok(buf.read()[buf.offset..buf.offset + buf.len].to_vec())
+    }
+    fn view(&self, buf: &CpuBuf, offset: usize, len: usize) -> Result<CpuBuf> {
+        if offset + len > buf.len {
+            return Err(Error::Invalid(format!("view [{offset}, {}) outside a buffer of {} elements", offset + len, buf.len)));
+        }
+        Ok(CpuBuf { inner: buf.inner.clone(), offset: buf.offset + offset, len })
+    }
+    fn view_alignment(&self) -> usize {
+        1
     }
     fn placeholder(&self) -> &CpuBuf {
         &self.placeholder
@@ -112,21 +129,41 @@ impl Backend for CpuBackend {
 
     fn run(&self, launches: &[&CpuLaunch]) -> Result<()> {
         for l in launches {
-            // Aliasing was rejected in `prepare`, so taking each lock once cannot deadlock.
-            let mut reads = Vec::new();
-            let mut writes = Vec::new();
+            // One lock per distinct storage: a write lock if any slot writes it. `prepare`
+            // checked that views of one storage are either all read, or all written and
+            // disjoint, so the slices below never overlap a mutable one.
+            enum Guard<'a> {
+                R(RwLockReadGuard<'a, Vec<u32>>),
+                W(RwLockWriteGuard<'a, Vec<u32>>),
+            }
+            let mut guards: Vec<(u64, Guard)> = Vec::new();
             for (b, a) in l.bufs.iter().zip(&l.access) {
-                match a {
-                    Access::Read => {
-                        reads.push(b.read());
-                    }
-                    _ => {
-                        writes.push(b.write());
+                if guards.iter().any(|(id, _)| *id == b.id()) {
+                    continue;
+                }
+                let writes = l.bufs.iter().zip(&l.access).any(|(o, oa)| o.id() == b.id() && *oa != Access::Read);
+                let _ = a;
+                guards.push((b.id(), if writes { Guard::W(b.write()) } else { Guard::R(b.read()) }));
+            }
+            let mut ins: Vec<&[u32]> = Vec::new();
+            let mut outs: Vec<&mut [u32]> = Vec::new();
+            for (b, a) in l.bufs.iter().zip(&l.access) {
+                let g = &mut guards.iter_mut().find(|(id, _)| *id == b.id()).expect("locked above").1;
+                let (ptr, total) = match g {
+                    Guard::R(g) => (g.as_ptr() as *mut u32, g.len()),
+                    Guard::W(g) => (g.as_mut_ptr(), g.len()),
+                };
+                assert!(b.offset + b.len <= total, "view outside its storage");
+                // SAFETY: in bounds (asserted); the lock is held until the end of this
+                // iteration; mutable slices are disjoint from every other slice (see above).
+                unsafe {
+                    if *a == Access::Read {
+                        ins.push(std::slice::from_raw_parts(ptr.add(b.offset), b.len));
+                    } else {
+                        outs.push(std::slice::from_raw_parts_mut(ptr.add(b.offset), b.len));
                     }
                 }
             }
-            let ins: Vec<&[u32]> = reads.iter().map(|g| g.as_slice()).collect();
-            let mut outs: Vec<&mut [u32]> = writes.iter_mut().map(|g| g.as_mut_slice()).collect();
             execute(&l.op, &ins, &mut outs);
         }
         Ok(())

@@ -94,33 +94,49 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
-/// A device buffer of 4-byte elements.
+/// A device buffer of 4-byte elements, or a view of one.
 #[derive(Clone, Debug)]
-pub struct GpuBuf(Arc<GpuBufInner>);
+pub struct GpuBuf {
+    inner: Arc<GpuBufInner>,
+    offset: usize,
+    len: usize,
+}
 
 #[derive(Debug)]
 struct GpuBufInner {
     id: u64,
     dtype: DType,
-    len: usize,
     buffer: wgpu::Buffer,
 }
 
 impl BufferLike for GpuBuf {
     fn len(&self) -> usize {
-        self.0.len
+        self.len
     }
     fn dtype(&self) -> DType {
-        self.0.dtype
+        self.inner.dtype
     }
     fn id(&self) -> u64 {
-        self.0.id
+        self.inner.id
+    }
+    fn offset(&self) -> usize {
+        self.offset
     }
 }
 
 impl GpuBuf {
+    fn new(buffer: wgpu::Buffer, len: usize, dtype: DType) -> Self {
+        GpuBuf { inner: Arc::new(GpuBufInner { id: next_buffer_id(), dtype, buffer }), offset: 0, len }
+    }
     pub fn raw(&self) -> &wgpu::Buffer {
-        &self.0.buffer
+        &self.inner.buffer
+    }
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.inner.buffer,
+            offset: (self.offset * 4) as u64,
+            size: std::num::NonZeroU64::new((self.len.max(1) * 4) as u64),
+        })
     }
 }
 
@@ -205,7 +221,7 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let placeholder = GpuBuf(Arc::new(GpuBufInner { id: next_buffer_id(), dtype: DType::F32, len: 1, buffer: placeholder_buf }));
+        let placeholder = GpuBuf::new(placeholder_buf, 1, DType::F32);
         Ok(GpuBackend {
             device,
             queue,
@@ -344,7 +360,7 @@ impl GpuBackend {
             mapped_at_creation: false,
         });
         let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
-        enc.copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, bytes);
+        enc.copy_buffer_to_buffer(buf.raw(), (buf.offset * 4) as u64, &staging, 0, bytes);
         self.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
@@ -371,7 +387,7 @@ impl GpuBackend {
             )));
         }
         if !words.is_empty() {
-            self.queue.write_buffer(buf.raw(), 0, bytemuck::cast_slice(words));
+            self.queue.write_buffer(buf.raw(), (buf.offset * 4) as u64, bytemuck::cast_slice(words));
         }
         Ok(())
     }
@@ -397,7 +413,7 @@ impl Backend for GpuBackend {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(GpuBuf(Arc::new(GpuBufInner { id: next_buffer_id(), dtype, len, buffer })))
+        Ok(GpuBuf::new(buffer, len, dtype))
     }
 
     fn write_f32(&self, buf: &GpuBuf, data: &[f32]) -> Result<()> {
@@ -414,6 +430,20 @@ impl Backend for GpuBackend {
         let mut w = self.read_words(buf)?;
         w.truncate(buf.len());
         Ok(w)
+    }
+    fn view(&self, buf: &GpuBuf, offset: usize, len: usize) -> Result<GpuBuf> {
+        if offset + len > buf.len || offset % self.view_alignment() != 0 {
+            return Err(Error::Invalid(format!(
+                "view [{offset}, {}) of a buffer of {} elements: must lie inside it and start at a multiple of {} elements",
+                offset + len,
+                buf.len,
+                self.view_alignment()
+            )));
+        }
+        Ok(GpuBuf { inner: buf.inner.clone(), offset: buf.offset + offset, len })
+    }
+    fn view_alignment(&self) -> usize {
+        (self.limits.min_storage_buffer_offset_alignment as usize / 4).max(1)
     }
     fn placeholder(&self) -> &GpuBuf {
         &self.placeholder
@@ -432,7 +462,7 @@ impl Backend for GpuBackend {
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
         for (i, b) in bufs.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.raw().as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.binding() });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(spec.entry), layout: &pipeline.layout, entries: &entries });
         Ok(GpuLaunch { pipeline, bind_group, _params: params, _bufs: bufs.iter().map(|b| (*b).clone()).collect(), workgroups })

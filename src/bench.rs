@@ -1,0 +1,129 @@
+//! Benchmarks printed by `ssvae bench`. Each case prints one JSON line; a readable table
+//! follows. Timing: one warm-up launch, then repeated launches recorded into single
+//! submissions until at least `min_seconds` have elapsed, ending with a full device sync, so
+//! the figure is sustained throughput rather than one cold dispatch.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::GpuBackend;
+use crate::backend::{Backend, Gemm, Op};
+use crate::error::Result;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GemmResult {
+    pub bench: &'static str,
+    pub case: String,
+    pub backend: String,
+    pub adapter: String,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub iterations: usize,
+    pub ms_per_gemm: f64,
+    pub gflops: f64,
+}
+
+/// The GEMM cases: square sizes, then the dense model's shapes at batch 128
+/// (forward: batch x in -> out; backward: dX = dY W^T is NT, dW = X^T dY is TN).
+pub fn gemm_cases(squares: &[usize]) -> Vec<(String, Gemm)> {
+    let mut v: Vec<(String, Gemm)> = squares.iter().map(|&s| (format!("square {s}"), Gemm::new(s, s, s))).collect();
+    for (name, m, n, k, ta, tb) in [
+        ("dense fwd 128x784 . 784x1024", 128, 1024, 784, false, false),
+        ("dense fwd 128x1024 . 1024x1024", 128, 1024, 1024, false, false),
+        ("dense fwd 128x1024 . 1024x784", 128, 784, 1024, false, false),
+        ("dense bwd dX 128x1024 . (784x1024)^T", 128, 784, 1024, false, true),
+        ("dense bwd dX 128x1024 . (1024x1024)^T", 128, 1024, 1024, false, true),
+        ("dense bwd dW (128x784)^T . 128x1024", 784, 1024, 128, true, false),
+        ("dense bwd dW (128x1024)^T . 128x1024", 1024, 1024, 128, true, false),
+    ] {
+        v.push((name.to_string(), Gemm::new(m, n, k).trans(ta, tb)));
+    }
+    v
+}
+
+fn time_gemm<B: Backend>(be: &B, g: Gemm, min_seconds: f64) -> Result<(usize, f64)> {
+    let mut r = rand::rngs::StdRng::seed_from_u64(1);
+    let a: Vec<f32> = (0..g.m * g.k).map(|_| r.random_range(-1.0..1.0)).collect();
+    let b: Vec<f32> = (0..g.k * g.n).map(|_| r.random_range(-1.0..1.0)).collect();
+    let (ab, bb) = (be.upload_f32(&a)?, be.upload_f32(&b)?);
+    let cb = be.alloc(g.m * g.n, crate::DType::F32)?;
+    let launch = be.prepare(&Op::Gemm(g), &[&ab, &bb, be.placeholder(), &cb])?;
+    // warm-up (pipeline compilation, first touch)
+    be.run(&[&launch])?;
+    be.sync()?;
+    let mut batch = 1usize;
+    let mut total_iters = 0usize;
+    let start = Instant::now();
+    loop {
+        let list: Vec<_> = std::iter::repeat_n(&launch, batch).collect();
+        be.run(&list)?;
+        be.sync()?;
+        total_iters += batch;
+        let el = start.elapsed().as_secs_f64();
+        if el >= min_seconds {
+            return Ok((total_iters, el / total_iters as f64));
+        }
+        // grow the batch so later submissions amortise launch overhead
+        let per = el / total_iters as f64;
+        batch = (((min_seconds - el) / per.max(1e-9)).ceil() as usize).clamp(1, 256);
+    }
+}
+
+/// Runs the GEMM benchmark on the given backends and returns the results (also printed).
+pub fn gemm_bench(gpu: Option<&GpuBackend>, cpu: Option<&CpuBackend>, squares: &[usize], min_seconds: f64) -> Result<Vec<GemmResult>> {
+    let mut out = Vec::new();
+    for (case, g) in gemm_cases(squares) {
+        let flops = 2.0 * g.m as f64 * g.n as f64 * g.k as f64;
+        let mut record = |backend: &str, adapter: String, iters: usize, secs: f64| {
+            let r = GemmResult {
+                bench: "gemm",
+                case: case.clone(),
+                backend: backend.into(),
+                adapter,
+                m: g.m,
+                n: g.n,
+                k: g.k,
+                trans_a: g.trans_a,
+                trans_b: g.trans_b,
+                iterations: iters,
+                ms_per_gemm: secs * 1e3,
+                gflops: flops / secs / 1e9,
+            };
+            println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            out.push(r);
+        };
+        if let Some(gpu) = gpu {
+            let (iters, secs) = time_gemm(gpu, g, min_seconds)?;
+            record("gpu", gpu.describe(), iters, secs);
+        }
+        if let Some(cpu) = cpu {
+            let (iters, secs) = time_gemm(cpu, g, min_seconds)?;
+            record("cpu", cpu.describe(), iters, secs);
+        }
+    }
+    Ok(out)
+}
+
+/// A markdown table of GEMM results, one row per case, GPU and CPU side by side.
+pub fn gemm_table(results: &[GemmResult]) -> String {
+    let mut s = String::from("| case | M x N x K | GPU GFLOP/s | GPU ms | CPU GFLOP/s | CPU ms |\n|---|---|---:|---:|---:|---:|\n");
+    let mut cases: Vec<&str> = Vec::new();
+    for r in results {
+        if !cases.contains(&r.case.as_str()) {
+            cases.push(&r.case);
+        }
+    }
+    for c in cases {
+        let find = |b: &str| results.iter().find(|r| r.case == c && r.backend == b);
+        let (g, cp) = (find("gpu"), find("cpu"));
+        let any = g.or(cp).expect("case has a result");
+        let f = |r: Option<&GemmResult>, ms: bool| r.map_or("-".to_string(), |r| if ms { format!("{:.3}", r.ms_per_gemm) } else { format!("{:.2}", r.gflops) });
+        s += &format!("| {c} | {}x{}x{} | {} | {} | {} | {} |\n", any.m, any.n, any.k, f(g, false), f(g, true), f(cp, false), f(cp, true));
+    }
+    s
+}
