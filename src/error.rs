@@ -28,6 +28,9 @@ pub enum Error {
 
     #[error("{0}")]
     Invalid(String),
+
+    #[error("training diverged: the loss became {value} between steps {from_step} and {to_step}; stopped, and the last good checkpoint (if any) was kept. Try a lower --lr or --alpha")]
+    Diverged { from_step: u64, to_step: u64, value: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

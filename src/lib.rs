@@ -7,8 +7,12 @@
 
 pub mod backend;
 pub mod bench;
+pub mod data;
 pub mod error;
+pub mod graph;
+pub mod model;
 pub mod rng;
+pub mod train;
 
 pub use backend::{Backend, BufferLike, DType, Kernels, Op};
 pub use error::{Error, Result};

@@ -1,5 +1,7 @@
 //! The `ssvae` command line. Library errors are typed; `anyhow` adds context here only.
 
+mod cli_train;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ssvae::backend::cpu::CpuBackend;
@@ -13,18 +15,18 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct DeviceArgs {
+pub struct DeviceArgs {
     /// Where to compute: `gpu` (best adapter), `cpu` (reference backend), or a GPU API list
     /// such as `vulkan`, `metal`, `dx12`, `gl` (default: `gpu`; WGPU_BACKEND also works).
     #[arg(long, default_value = "gpu")]
-    backend: String,
+    pub backend: String,
     /// Substring of the adapter name to use (default: WGPU_ADAPTER_NAME, else the best one).
     #[arg(long)]
-    adapter: Option<String>,
+    pub adapter: Option<String>,
 }
 
 impl DeviceArgs {
-    fn gpu_options(&self) -> Result<GpuOptions> {
+    pub fn gpu_options(&self) -> Result<GpuOptions> {
         let b = self.backend.to_lowercase();
         let backends = match b.as_str() {
             "gpu" | "cpu" | "both" => None,
@@ -39,13 +41,18 @@ impl DeviceArgs {
         };
         Ok(GpuOptions { backends, adapter_name: self.adapter.clone(), gemm_tiles: None })
     }
-    fn wants_cpu_only(&self) -> bool {
+    pub fn wants_cpu_only(&self) -> bool {
         self.backend.eq_ignore_ascii_case("cpu")
     }
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Train a model (no arguments: SS_D on the built-in synthetic dataset). The last line
+    /// printed is one JSON object with the results.
+    Train(Box<cli_train::TrainArgs>),
+    /// Evaluate a saved run on the test split of its dataset (or another one).
+    Eval(cli_train::EvalArgs),
     /// List the GPU adapters found, with the limits that matter to ssvae.
     Devices {
         #[command(flatten)]
@@ -88,6 +95,8 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Train(a) => cli_train::train(*a),
+        Cmd::Eval(a) => cli_train::eval(a),
         Cmd::Devices { dev, json } => {
             let adapters = list_adapters(&dev.gpu_options()?);
             if adapters.is_empty() {

@@ -135,6 +135,13 @@ pub enum Op {
     Fill { n: usize, value: f32 },
     ConcatCols { rows: usize, cols_a: usize, cols_b: usize },
     SplitCols { rows: usize, cols_a: usize, cols_b: usize },
+    /// out[r, :] = data[idx[r], :] / 255 from a u8 matrix packed 4 bytes per u32 word
+    /// (`src_rows` x `cols` bytes); an index >= src_rows gives a zero row.
+    GatherRowsU8 { rows: usize, cols: usize, src_rows: usize },
+    /// out[r] = one_hot(labels[r]) where the row is labeled (label < classes), else pi[r].
+    LabelMix { rows: usize, classes: usize },
+    /// dpi[r] = 0 where the row is labeled, else dout[r] (the adjoint of `LabelMix`).
+    LabelMixBackward { rows: usize, classes: usize },
     // reduce.wgsl
     ColSum { rows: usize, cols: usize, accumulate: bool },
     SoftmaxRows { rows: usize, cols: usize },
@@ -185,6 +192,9 @@ impl Op {
             Op::Fill { .. } => "fill",
             Op::ConcatCols { .. } => "concat_cols",
             Op::SplitCols { .. } => "split_cols",
+            Op::GatherRowsU8 { .. } => "gather_rows_u8",
+            Op::LabelMix { .. } => "label_mix",
+            Op::LabelMixBackward { .. } => "label_mix_backward",
             Op::ColSum { .. } => "col_sum",
             Op::SoftmaxRows { .. } => "softmax_rows",
             Op::SoftmaxBackward { .. } => "softmax_backward",
@@ -227,6 +237,15 @@ impl Op {
                 f("a", rows * cols_a, W),
                 f("b", rows * cols_b, W),
             ],
+            Op::GatherRowsU8 { rows, cols, src_rows } => {
+                vec![u("data", (src_rows * cols).div_ceil(4), R), u("idx", rows, R), f("out", rows * cols, W)]
+            }
+            Op::LabelMix { rows, classes } => {
+                vec![f("pi", rows * classes, R), u("labels", rows, R), f("out", rows * classes, W)]
+            }
+            Op::LabelMixBackward { rows, classes } => {
+                vec![f("dout", rows * classes, R), u("labels", rows, R), f("dpi", rows * classes, W)]
+            }
             Op::ColSum { rows, cols, accumulate } => {
                 vec![f("x", rows * cols, R), f("out", cols, if accumulate { RW } else { W })]
             }
@@ -315,6 +334,8 @@ impl Op {
             Op::ConcatCols { rows, cols_a, cols_b } | Op::SplitCols { rows, cols_a, cols_b } => {
                 vec![("rows", rows), ("cols_a", cols_a), ("cols_b", cols_b)]
             }
+            Op::GatherRowsU8 { rows, cols, src_rows } => vec![("rows", rows), ("cols", cols), ("src_rows", src_rows)],
+            Op::LabelMix { rows, classes } | Op::LabelMixBackward { rows, classes } => vec![("rows", rows), ("classes", classes)],
             Op::ColSum { rows, cols, .. }
             | Op::SoftmaxRows { rows, cols }
             | Op::SoftmaxBackward { rows, cols }

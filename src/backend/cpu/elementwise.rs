@@ -57,3 +57,40 @@ pub fn split_cols(rows: usize, ca: usize, cb: usize, c: &[f32], a: &mut [f32], b
         b[r * cb..(r + 1) * cb].copy_from_slice(&row[ca..]);
     }
 }
+
+/// out[r, :] = bytes[idx[r], :] / 255, bytes packed little-endian 4 per word.
+pub fn gather_rows_u8(rows: usize, cols: usize, src_rows: usize, data: &[u32], idx: &[u32], out: &mut [f32]) {
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    for r in 0..rows {
+        let o = &mut out[r * cols..(r + 1) * cols];
+        let s = idx[r] as usize;
+        if s >= src_rows {
+            o.fill(0.0);
+            continue;
+        }
+        for (j, v) in o.iter_mut().enumerate() {
+            *v = bytes[s * cols + j] as f32 / 255.0;
+        }
+    }
+}
+
+/// out[r] = one_hot(labels[r]) for labeled rows (label < classes), else pi[r].
+pub fn label_mix(rows: usize, classes: usize, pi: &[f32], labels: &[u32], out: &mut [f32]) {
+    for r in 0..rows {
+        let y = labels[r] as usize;
+        for j in 0..classes {
+            let i = r * classes + j;
+            out[i] = if y < classes { if j == y { 1.0 } else { 0.0 } } else { pi[i] };
+        }
+    }
+}
+
+/// dpi[r] = 0 for labeled rows, else dout[r].
+pub fn label_mix_backward(rows: usize, classes: usize, dout: &[f32], labels: &[u32], dpi: &mut [f32]) {
+    for r in 0..rows {
+        let labeled = (labels[r] as usize) < classes;
+        for i in r * classes..(r + 1) * classes {
+            dpi[i] = if labeled { 0.0 } else { dout[i] };
+        }
+    }
+}

@@ -241,6 +241,18 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; a, b);
             elementwise::split_cols(rows, cols_a, cols_b, fs(ins[0]), a, b);
         }
+        Op::GatherRowsU8 { rows, cols, src_rows } => {
+            outs!(outs; out);
+            elementwise::gather_rows_u8(rows, cols, src_rows, ins[0], ins[1], out);
+        }
+        Op::LabelMix { rows, classes } => {
+            outs!(outs; out);
+            elementwise::label_mix(rows, classes, fs(ins[0]), ins[1], out);
+        }
+        Op::LabelMixBackward { rows, classes } => {
+            outs!(outs; out);
+            elementwise::label_mix_backward(rows, classes, fs(ins[0]), ins[1], out);
+        }
         Op::ColSum { rows, cols, accumulate } => {
             outs!(outs; out);
             reduce::col_sum(rows, cols, accumulate, fs(ins[0]), out);

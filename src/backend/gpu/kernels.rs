@@ -125,6 +125,20 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             params: params(&[0, u(rows), u(cols_a), u(cols_b), 0]),
             grid: flat256(rows * (cols_a + cols_b)),
         },
+        Op::GatherRowsU8 { rows, cols, src_rows } => KernelSpec {
+            file: "elementwise.wgsl",
+            entry: "gather_rows_u8",
+            constants: vec![],
+            params: params(&[u(rows * cols), u(rows), u(cols), u(src_rows), 0]),
+            grid: flat256(rows * cols),
+        },
+        Op::LabelMix { rows, classes } | Op::LabelMixBackward { rows, classes } => KernelSpec {
+            file: "elementwise.wgsl",
+            entry: if matches!(op, Op::LabelMix { .. }) { "label_mix" } else { "label_mix_backward" },
+            constants: vec![],
+            params: params(&[u(rows * classes), u(rows), u(classes), 0, 0]),
+            grid: flat256(rows * classes),
+        },
         Op::ColSum { rows, cols, accumulate } => KernelSpec {
             file: "reduce.wgsl",
             entry: "col_sum",

@@ -1,0 +1,385 @@
+//! `ssvae train` and `ssvae eval`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use ssvae::backend::cpu::CpuBackend;
+use ssvae::backend::gpu::GpuBackend;
+use ssvae::data::{self, IdxDataset, Split};
+use ssvae::graph::exec::{Optimizer, ParamStore};
+use ssvae::model::{build, DecoderInput, Kind, LossNorm, ModelSpec};
+use ssvae::train::checkpoint::{self, CONFIG_FILE, METRICS_FILE};
+use ssvae::train::{EvalReport, Evaluator, LabelSpec, TrainConfig, Trainer};
+use ssvae::Backend;
+
+use crate::DeviceArgs;
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// ss-dense (the paper's model), es-dense (encoder + classifier only) or eu-dense (plain VAE).
+    #[arg(long, default_value = "ss-dense")]
+    model: String,
+    /// synthetic (built in, no download), mnist or fashion-mnist.
+    #[arg(long, default_value = "synthetic")]
+    dataset: String,
+    /// Folder holding the dataset's files (default: $SSVAE_DATA/<dataset>, then ./data/<dataset>).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Number of labeled training samples (class-balanced), or `all`.
+    #[arg(long)]
+    labels: Option<String>,
+    /// Fraction of training samples that keep their label, in (0, 1] (instead of --labels).
+    #[arg(long, conflicts_with = "labels")]
+    label_fraction: Option<f64>,
+    /// Passes over the training set (default 10; with --resume: additional passes).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Rows per step; SS models use half labeled, half unlabeled.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    dev: DeviceArgs,
+    /// Output folder (default: runs/<model>-<dataset>-<labels>-s<seed>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Weight of the classification loss (default 1000, see README).
+    #[arg(long)]
+    alpha: Option<f32>,
+    /// Learning rate (default 5e-4, the paper's).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// rmsprop (the paper's, momentum 0.9) or adam.
+    #[arg(long, default_value = "rmsprop")]
+    optimizer: String,
+    /// Encoder widths (the decoder mirrors them).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    #[arg(long)]
+    latent: Option<usize>,
+    /// What feeds the decoder in training: pi (the paper's) or true-label (one-hot on labeled rows).
+    #[arg(long)]
+    decoder_input: Option<String>,
+    /// Reconstruction and KL as a sum (the usual ELBO) or a mean over features (the blog's).
+    #[arg(long)]
+    loss_norm: Option<String>,
+    /// Continue a saved run (weights and optimizer state), e.g. with more --labels.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Use only the first N training samples (quick experiments).
+    #[arg(long)]
+    max_train: Option<usize>,
+    /// Built-in dataset sizes (train, test).
+    #[arg(long, default_value_t = 10000)]
+    synthetic_train: usize,
+    #[arg(long, default_value_t = 2000)]
+    synthetic_test: usize,
+    /// Read the loss back (and check for divergence) every N steps.
+    #[arg(long, default_value_t = 50)]
+    metrics_every: usize,
+    /// No progress bar or per-epoch lines (the final JSON line is still printed).
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// A folder written by `ssvae train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Evaluate on this dataset's test split instead of the run's.
+    #[arg(long)]
+    dataset: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    dev: DeviceArgs,
+}
+
+/// What config.json holds: the training configuration and where training stands.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunConfig {
+    train: TrainConfig,
+    labels_used: usize,
+    epochs_done: usize,
+    steps_done: u64,
+    max_train: Option<usize>,
+    synthetic: (usize, usize),
+    data_dir: Option<PathBuf>,
+}
+
+fn load_dataset(name: &str, data_dir: Option<&Path>, synthetic: (usize, usize)) -> Result<Split> {
+    if name == "synthetic" {
+        return Ok(data::synthetic(synthetic.0, synthetic.1, 0));
+    }
+    let which = IdxDataset::from_name(name).with_context(|| format!("--dataset: unknown dataset '{name}'; use synthetic, mnist or fashion-mnist"))?;
+    let dir = match data_dir {
+        Some(d) => d.to_path_buf(),
+        None => match data::default_data_dir() {
+            Some(root) => root.join(name),
+            None => bail!(
+                "no data folder for {name}: pass --data-dir DIR or set SSVAE_DATA to a folder containing {name}/ with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz ({})",
+                which.download_hint()
+            ),
+        },
+    };
+    Ok(data::load_idx_dataset(&dir, which)?)
+}
+
+fn parse_labels(labels: &Option<String>, fraction: Option<f64>, default: LabelSpec) -> Result<LabelSpec> {
+    Ok(match (labels.as_deref(), fraction) {
+        (_, Some(f)) => LabelSpec::Fraction(f),
+        (Some("all"), None) => LabelSpec::All,
+        (Some(n), None) => LabelSpec::Count(n.parse().with_context(|| format!("--labels: expected a number or 'all', got '{n}'"))?),
+        (None, None) => default,
+    })
+}
+
+fn labeled_indices(spec: LabelSpec, split: &Split, seed: u64) -> Result<Vec<usize>> {
+    let t = &split.train;
+    Ok(match spec {
+        LabelSpec::All => (0..t.n).collect(),
+        LabelSpec::Count(n) => data::label_subset(&t.labels, t.classes, n, seed)?,
+        LabelSpec::Fraction(f) => data::label_fraction(&t.labels, t.classes, f, seed)?,
+    })
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    if a.dev.wants_cpu_only() {
+        run_train(&CpuBackend::new(), "cpu", a)
+    } else {
+        let gpu = GpuBackend::new(&a.dev.gpu_options()?)?;
+        run_train(&gpu, "gpu", a)
+    }
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    if a.dev.wants_cpu_only() {
+        run_eval(&CpuBackend::new(), "cpu", a)
+    } else {
+        let gpu = GpuBackend::new(&a.dev.gpu_options()?)?;
+        run_eval(&gpu, "gpu", a)
+    }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.4}"))
+}
+
+fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
+    let previous: Option<RunConfig> = match &a.resume {
+        Some(dir) => Some(checkpoint::load_json(&dir.join(CONFIG_FILE)).with_context(|| format!("--resume {}", dir.display()))?),
+        None => None,
+    };
+    let synthetic = previous.as_ref().map_or((a.synthetic_train, a.synthetic_test), |p| p.synthetic);
+    let max_train = a.max_train.or(previous.as_ref().and_then(|p| p.max_train));
+    let data_dir = a.data_dir.clone().or(previous.as_ref().and_then(|p| p.data_dir.clone()));
+    let dataset = previous.as_ref().map_or(a.dataset.clone(), |p| p.train.dataset.clone());
+    if previous.is_some() && a.dataset != "synthetic" && a.dataset != dataset {
+        bail!("--resume: the run was trained on {dataset}, not {}", a.dataset);
+    }
+    let mut split = load_dataset(&dataset, data_dir.as_deref(), synthetic)?;
+    if let Some(m) = max_train {
+        if m == 0 || m > split.train.n {
+            bail!("--max-train {m}: must be between 1 and the {} training samples", split.train.n);
+        }
+        split.train = split.train.subset(&(0..m).collect::<Vec<_>>());
+    }
+
+    let mut cfg = match &previous {
+        Some(p) => p.train.clone(),
+        None => {
+            let (_, kind) = ModelSpec::parse_name(&a.model)?;
+            let mut spec = ModelSpec::dense(kind, split.train.dim(), split.train.classes);
+            if let Some(h) = &a.hidden {
+                spec.hidden = h.clone();
+            }
+            if let Some(l) = a.latent {
+                spec.latent = l;
+            }
+            if let Some(al) = a.alpha {
+                spec.alpha = al;
+            }
+            if let Some(d) = &a.decoder_input {
+                spec.decoder_input = match d.as_str() {
+                    "pi" => DecoderInput::Pi,
+                    "true-label" => DecoderInput::TrueLabel,
+                    _ => bail!("--decoder-input: expected pi or true-label, got '{d}'"),
+                };
+            }
+            if let Some(n) = &a.loss_norm {
+                spec.loss_norm = match n.as_str() {
+                    "sum" => LossNorm::Sum,
+                    "mean" => LossNorm::Mean,
+                    _ => bail!("--loss-norm: expected sum or mean, got '{n}'"),
+                };
+            }
+            let mut c = TrainConfig::new(spec, &dataset);
+            c.batch_size = a.batch_size;
+            c.seed = a.seed;
+            c.metrics_every = a.metrics_every;
+            let lr = a.lr.unwrap_or(5e-4);
+            c.optimizer = match a.optimizer.as_str() {
+                "rmsprop" => Optimizer::rmsprop(lr),
+                "adam" => Optimizer::adam(lr),
+                o => bail!("--optimizer: expected rmsprop or adam, got '{o}'"),
+            };
+            c
+        }
+    };
+    cfg.labels = parse_labels(&a.labels, a.label_fraction, previous.as_ref().map_or(LabelSpec::Count(100), |p| p.train.labels))?;
+    let add_epochs = a.epochs.unwrap_or(10);
+    if add_epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    let labeled = if cfg.model.kind == Kind::Eu { Vec::new() } else { labeled_indices(cfg.labels, &split, cfg.seed)? };
+    let out = a.out.clone().or(a.resume.clone()).unwrap_or_else(|| {
+        let l = match cfg.labels {
+            LabelSpec::All => "all".to_string(),
+            LabelSpec::Count(n) => n.to_string(),
+            LabelSpec::Fraction(f) => format!("f{f}"),
+        };
+        PathBuf::from(format!("runs/{}-{}-{}-s{}", cfg.model.name(), dataset, l, cfg.seed))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
+
+    let mut trainer = Trainer::new(be, cfg.clone(), &split.train, Some(&split.test), labeled.clone())?;
+    if let (Some(dir), Some(p)) = (&a.resume, &previous) {
+        trainer.load(be, dir)?;
+        trainer.step = p.steps_done;
+        trainer.epochs_done = p.epochs_done;
+    }
+    let adapter = be.describe();
+    let quiet = a.quiet;
+    if !quiet {
+        eprintln!(
+            "training {} on {} ({} train / {} test, {} labeled) with {} on {}; output {}",
+            cfg.model.name(),
+            dataset,
+            split.train.n,
+            split.test.n,
+            if cfg.model.kind == Kind::Eu { 0 } else { labeled.len() },
+            match cfg.optimizer {
+                Optimizer::RmsProp { lr, .. } => format!("RMSprop lr {lr}"),
+                Optimizer::Adam { lr, .. } => format!("Adam lr {lr}"),
+            },
+            adapter,
+            out.display()
+        );
+    }
+    let spe = trainer.steps_per_epoch();
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new((spe * add_epochs) as u64);
+        b.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]").expect("valid template"));
+        b
+    };
+    let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(out.join(METRICS_FILE)).with_context(|| format!("{}", out.join(METRICS_FILE).display()))?;
+    let start = Instant::now();
+    let (mut train_seconds, mut samples) = (0f64, 0u64);
+    let mut last_eval = EvalReport::default();
+    for _ in 0..add_epochs {
+        let t0 = Instant::now();
+        let mut losses = ssvae::train::Losses::default();
+        for s in 0..spe {
+            trainer.step(be)?;
+            if (s + 1) % cfg.metrics_every == 0 || s + 1 == spe {
+                losses = trainer.take_losses(be).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let el = t0.elapsed().as_secs_f64();
+                bar.set_message(format!(
+                    "epoch {} rec {} kl {} ce {}  {:.0} samples/s",
+                    trainer.epochs_done + 1,
+                    fmt_opt(losses.rec),
+                    fmt_opt(losses.kl),
+                    fmt_opt(losses.ce),
+                    ((s + 1) * cfg.batch_size) as f64 / el
+                ));
+            }
+            bar.inc(1);
+        }
+        be.sync()?;
+        let epoch_secs = t0.elapsed().as_secs_f64();
+        train_seconds += epoch_secs;
+        samples += (spe * cfg.batch_size) as u64;
+        trainer.epochs_done += 1;
+        last_eval = trainer.evaluate(be)?.unwrap_or_default();
+        trainer.save(be, &out)?;
+        let run = RunConfig {
+            train: cfg.clone(),
+            labels_used: labeled.len(),
+            epochs_done: trainer.epochs_done,
+            steps_done: trainer.step,
+            max_train,
+            synthetic,
+            data_dir: data_dir.clone(),
+        };
+        checkpoint::save_json(&out.join(CONFIG_FILE), &run)?;
+        let line = serde_json::json!({
+            "epoch": trainer.epochs_done, "step": trainer.step,
+            "train_rec": losses.rec, "train_kl": losses.kl, "train_ce": losses.ce, "train_objective": losses.objective,
+            "test_accuracy": last_eval.accuracy, "test_log_loss": last_eval.log_loss, "test_rec": last_eval.rec, "test_kl": last_eval.kl,
+            "epoch_seconds": epoch_secs, "samples_per_s": (spe * cfg.batch_size) as f64 / epoch_secs,
+        });
+        writeln!(metrics_file, "{line}")?;
+        if !quiet {
+            bar.suspend(|| {
+                eprintln!(
+                    "epoch {:>3}: train rec {} kl {} ce {} | test accuracy {} log loss {} rec {} | {:.1}s",
+                    trainer.epochs_done,
+                    fmt_opt(losses.rec),
+                    fmt_opt(losses.kl),
+                    fmt_opt(losses.ce),
+                    fmt_opt(last_eval.accuracy),
+                    fmt_opt(last_eval.log_loss),
+                    fmt_opt(last_eval.rec),
+                    epoch_secs
+                )
+            });
+        }
+    }
+    bar.finish_and_clear();
+    let summary = serde_json::json!({
+        "model": cfg.model.name(), "dataset": dataset, "labels": if cfg.model.kind == Kind::Eu { 0 } else { labeled.len() },
+        "epochs": trainer.epochs_done, "accuracy": last_eval.accuracy, "log_loss": last_eval.log_loss,
+        "test_rec": last_eval.rec, "test_kl": last_eval.kl,
+        "seconds": start.elapsed().as_secs_f64(), "train_seconds": train_seconds, "samples_per_s": samples as f64 / train_seconds.max(1e-9),
+        "backend": backend, "adapter": adapter, "seed": cfg.seed, "alpha": cfg.model.alpha, "out": out,
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+fn run_eval<B: Backend>(be: &B, backend: &str, a: EvalArgs) -> Result<()> {
+    let run: RunConfig = checkpoint::load_json(&a.run.join(CONFIG_FILE)).with_context(|| format!("--run {}", a.run.display()))?;
+    if !a.run.join(checkpoint::MODEL_FILE).exists() {
+        bail!("--run {}: no {} in this folder (was training interrupted before the first epoch ended?)", a.run.display(), checkpoint::MODEL_FILE);
+    }
+    let dataset = a.dataset.clone().unwrap_or(run.train.dataset.clone());
+    let data_dir = a.data_dir.clone().or(run.data_dir.clone());
+    let split = load_dataset(&dataset, data_dir.as_deref(), run.synthetic)?;
+    let spec = &run.train.model;
+    if split.test.dim() != spec.input_dim {
+        bail!("the run's model expects {} input features; {dataset} has {}", spec.input_dim, split.test.dim());
+    }
+    let t0 = Instant::now();
+    let (graph, _) = build(spec, run.train.batch_size, split.train.n.max(1))?;
+    let store = ParamStore::new(be, &graph, 0)?;
+    ssvae::train::load_into(be, &store, &a.run)?;
+    let ev = Evaluator::new(be, spec, &store, &split.test, run.train.eval_batch)?;
+    let r = ev.run(be, run.train.seed)?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "model": spec.name(), "dataset": dataset, "labels": run.labels_used, "epochs": run.epochs_done,
+            "accuracy": r.accuracy, "log_loss": r.log_loss, "test_rec": r.rec, "test_kl": r.kl, "n": r.n,
+            "seconds": secs, "samples_per_s": r.n as f64 / secs, "backend": backend, "adapter": be.describe(),
+        })
+    );
+    Ok(())
+}

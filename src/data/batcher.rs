@@ -1,0 +1,160 @@
+//! Fixed-size training batches for the SS, ES and EU models (semantics: see the module
+//! documentation of [`crate::data`]).
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::backend::UNLABELED;
+use crate::error::{Error, Result};
+
+/// Which rows of a batch carry labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BatchMode {
+    /// `batch_size / 2` labeled rows (with replacement) + the rest from a permutation of all
+    /// samples, unlabeled.
+    SemiSupervised,
+    /// All rows labeled, with replacement from the labeled set.
+    Supervised,
+    /// All rows unlabeled, from a permutation of all samples.
+    Unsupervised,
+}
+
+/// One batch: training-sample indices and, per row, the class or [`UNLABELED`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub indices: Vec<u32>,
+    pub labels: Vec<u32>,
+}
+
+/// Seeded source of fixed-size batches.
+#[derive(Clone, Debug)]
+pub struct Batcher {
+    mode: BatchMode,
+    batch_size: usize,
+    labeled_rows: usize,
+    steps_per_epoch: usize,
+    /// Class of every training sample.
+    train_labels: Vec<u8>,
+    /// Indices whose labels may be used.
+    labeled: Vec<u32>,
+    labeled_rng: StdRng,
+    perm_rng: StdRng,
+    /// Current permutation of all training samples and the position in it.
+    perm: Vec<u32>,
+    pos: usize,
+}
+
+/// Separates the two generator streams derived from one seed.
+const LABELED_STREAM: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Batcher {
+    /// A batcher over `train_labels.len()` training samples of which `labeled` (indices) may
+    /// use their labels. Errors: an empty training set, `batch_size` 0 (or below 2 for
+    /// `SemiSupervised`), an empty `labeled` for `SemiSupervised` / `Supervised`, a labeled
+    /// index out of range. `labeled` is ignored for `Unsupervised`.
+    pub fn new(mode: BatchMode, train_labels: &[u8], labeled: &[usize], batch_size: usize, seed: u64) -> Result<Self> {
+        let n = train_labels.len();
+        if n == 0 {
+            return Err(Error::Invalid("the training set is empty: nothing to batch".into()));
+        }
+        if n > u32::MAX as usize {
+            return Err(Error::Invalid(format!("{n} training samples exceed the u32 index range")));
+        }
+        if batch_size == 0 {
+            return Err(Error::Invalid("--batch-size must be at least 1".into()));
+        }
+        if mode == BatchMode::SemiSupervised && batch_size < 2 {
+            return Err(Error::Invalid(format!(
+                "--batch-size {batch_size} is too small for semi-supervised training: a batch needs at least one labeled and one unlabeled row"
+            )));
+        }
+        let labeled: Vec<u32> = if mode == BatchMode::Unsupervised {
+            Vec::new()
+        } else {
+            if labeled.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{} training needs at least one labeled sample (--labels), got none",
+                    if mode == BatchMode::Supervised { "supervised" } else { "semi-supervised" }
+                )));
+            }
+            if let Some(&bad) = labeled.iter().find(|&&i| i >= n) {
+                return Err(Error::Invalid(format!("labeled index {bad} is out of range for {n} training samples")));
+            }
+            labeled.iter().map(|&i| i as u32).collect()
+        };
+        let (labeled_rows, steps_per_epoch) = match mode {
+            BatchMode::SemiSupervised => {
+                let l = batch_size / 2;
+                (l, n.div_ceil(batch_size - l))
+            }
+            BatchMode::Supervised => (batch_size, n.div_ceil(batch_size)),
+            BatchMode::Unsupervised => (0, n.div_ceil(batch_size)),
+        };
+        let mut perm_rng = StdRng::seed_from_u64(seed);
+        let perm = if mode == BatchMode::Supervised {
+            Vec::new()
+        } else {
+            let mut p: Vec<u32> = (0..n as u32).collect();
+            p.shuffle(&mut perm_rng);
+            p
+        };
+        Ok(Batcher {
+            mode,
+            batch_size,
+            labeled_rows,
+            steps_per_epoch,
+            train_labels: train_labels.to_vec(),
+            labeled,
+            labeled_rng: StdRng::seed_from_u64(seed ^ LABELED_STREAM),
+            perm_rng,
+            perm,
+            pos: 0,
+        })
+    }
+
+    pub fn mode(&self) -> BatchMode {
+        self.mode
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Rows per batch whose label is used (`batch_size / 2`, `batch_size` or 0 by mode).
+    pub fn labeled_per_batch(&self) -> usize {
+        self.labeled_rows
+    }
+
+    /// Steps of one epoch (see the module documentation).
+    pub fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
+
+    /// The next batch: always exactly `batch_size` rows, labeled rows first.
+    pub fn next_batch(&mut self) -> Batch {
+        let mut b = Batch { indices: Vec::with_capacity(self.batch_size), labels: Vec::with_capacity(self.batch_size) };
+        self.next_batch_into(&mut b);
+        b
+    }
+
+    /// [`Batcher::next_batch`] reusing `batch`'s allocations.
+    pub fn next_batch_into(&mut self, batch: &mut Batch) {
+        batch.indices.clear();
+        batch.labels.clear();
+        for _ in 0..self.labeled_rows {
+            let i = self.labeled[self.labeled_rng.random_range(0..self.labeled.len())];
+            batch.indices.push(i);
+            batch.labels.push(self.train_labels[i as usize] as u32);
+        }
+        for _ in self.labeled_rows..self.batch_size {
+            if self.pos == self.perm.len() {
+                self.perm.shuffle(&mut self.perm_rng);
+                self.pos = 0;
+            }
+            batch.indices.push(self.perm[self.pos]);
+            batch.labels.push(UNLABELED);
+            self.pos += 1;
+        }
+    }
+}

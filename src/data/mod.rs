@@ -1,0 +1,139 @@
+//! Datasets: IDX files (MNIST, Fashion-MNIST), built-in synthetic generators, label
+//! subsetting and the batcher.
+//!
+//! - [`Dataset`] holds u8 samples (`n x height x width x channels`, row major, sample after
+//!   sample) with one class label per sample; [`Split`] is a train and a test set.
+//! - [`read_idx`] / [`load_idx_dataset`] read the official MNIST and Fashion-MNIST files, gzipped
+//!   (detected by the magic bytes, not the name) or raw; every malformed file is an
+//!   [`Error::Io`](crate::Error::Io) naming the file and what is wrong with it.
+//! - [`synthetic`] renders a seeded, MNIST-like 10-class glyph dataset in-process (no download);
+//!   [`render_glyph`] draws one glyph from explicit style factors.
+//! - [`label_subset`] picks a class-balanced, seeded set of labeled samples (the "100 labels" of
+//!   the paper); [`label_fraction`] a stratified fraction of the training set.
+//!
+//! # Batcher semantics
+//!
+//! Every batch has exactly `batch_size` rows (the compiled graph has static shapes). A row is a
+//! training-sample index plus a label, which is the sample's class where the loss may use it and
+//! [`UNLABELED`](crate::backend::UNLABELED) (`u32::MAX`) otherwise.
+//!
+//! - [`BatchMode::SemiSupervised`] (the SS models): the first `L = batch_size / 2` rows are
+//!   labeled, drawn uniformly *with replacement* from the labeled set (the paper, section 2.3:
+//!   the few labeled samples are up-sampled so that every batch holds labeled and unlabeled data
+//!   1:1). The other `U = batch_size - L` rows walk through a seeded permutation of *all* training
+//!   samples (the labeled ones included) with their labels hidden. One epoch is
+//!   `ceil(n_train / U)` steps, i.e. one pass over the training set in the unlabeled part; when
+//!   `n_train` is not a multiple of `U` the last chunk of a permutation is completed from the next
+//!   one, which is drawn fresh each time a permutation is used up.
+//! - [`BatchMode::Supervised`] (ES, the encoder trained on labels only): every row is labeled,
+//!   drawn with replacement from the labeled set; `steps_per_epoch = ceil(n_train / batch_size)`,
+//!   so an ES epoch processes as many rows as an epoch of the unsupervised models.
+//! - [`BatchMode::Unsupervised`] (EU): a seeded permutation of all samples, all rows unlabeled,
+//!   `ceil(n_train / batch_size)` steps, continuing into the next permutation like SS.
+//!
+//! The labeled draws and the permutations use two separate generators seeded from the one seed,
+//! so a batcher is a deterministic function of its arguments.
+
+mod batcher;
+mod idx;
+mod subset;
+mod synthetic;
+
+use std::path::PathBuf;
+
+pub use batcher::{Batch, BatchMode, Batcher};
+pub use idx::{load_idx_dataset, read_idx, IdxDataset, IDX_FILES};
+pub use subset::{label_fraction, label_subset};
+pub use synthetic::{
+    render_glyph, render_glyph_into, synthetic, synthetic_factors, GlyphStyle, GLYPH_SIZE, STYLE_FACTORS,
+    SYNTHETIC_CLASSES,
+};
+
+/// A labeled image dataset held as bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub name: String,
+    /// `n * height * width * channels` bytes, row major (channels last), sample after sample.
+    pub pixels: Vec<u8>,
+    /// One class per sample, each `< classes`.
+    pub labels: Vec<u8>,
+    pub n: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub classes: usize,
+    pub class_names: Vec<String>,
+}
+
+impl Dataset {
+    /// Values per sample: `height * width * channels`.
+    pub fn dim(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// The bytes of sample `i` (panics when `i >= n`).
+    pub fn sample(&self, i: usize) -> &[u8] {
+        let d = self.dim();
+        &self.pixels[i * d..(i + 1) * d]
+    }
+
+    /// The samples at `idx`, in that order (repeats allowed; panics on an index `>= n`).
+    pub fn subset(&self, idx: &[usize]) -> Dataset {
+        let d = self.dim();
+        let mut pixels = Vec::with_capacity(idx.len() * d);
+        for &i in idx {
+            pixels.extend_from_slice(self.sample(i));
+        }
+        Dataset {
+            name: self.name.clone(),
+            pixels,
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+            n: idx.len(),
+            height: self.height,
+            width: self.width,
+            channels: self.channels,
+            classes: self.classes,
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// Number of samples of each class.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut c = vec![0usize; self.classes];
+        for &l in &self.labels {
+            c[l as usize] += 1;
+        }
+        c
+    }
+
+    /// Writes the samples at `idx` as f32 in [0, 1] (byte / 255) into `out`, which is resized
+    /// to `idx.len() * dim()`: the input of one batch.
+    pub fn gather_f32(&self, idx: &[u32], out: &mut Vec<f32>) {
+        let d = self.dim();
+        out.clear();
+        out.reserve(idx.len() * d);
+        for &i in idx {
+            out.extend(self.sample(i as usize).iter().map(|&b| b as f32 / 255.0));
+        }
+    }
+}
+
+/// A training and a test set of the same kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+/// Where datasets live by default: `$SSVAE_DATA` when set (and not empty), else `./data` when
+/// that directory exists, else `None`. Each dataset is a sub-directory (`mnist/`,
+/// `fashion-mnist/`).
+pub fn default_data_dir() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os("SSVAE_DATA") {
+        if !v.is_empty() {
+            return Some(PathBuf::from(v));
+        }
+    }
+    let local = PathBuf::from("data");
+    local.is_dir().then_some(local)
+}

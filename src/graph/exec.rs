@@ -1,0 +1,332 @@
+//! Compiler and executor. A graph with static shapes becomes a `Program`: the launch list of
+//! one whole training step (forward, backward, optimizer update, loss accumulation), with
+//! every buffer allocated and every launch prepared once. Temporaries share buffers by
+//! liveness (a greedy best-fit over the launch order). `Program::run` records the whole step
+//! as one submission; losses accumulate on the device and are read back only when asked.
+
+use std::collections::HashMap;
+
+use rand::{Rng, SeedableRng};
+
+use super::{Graph, Init, Launch, Role, TensorId};
+use crate::backend::{Backend, BufferLike, DType, Op, ADAM_HYPER_LEN, RMSPROP_HYPER_LEN};
+use crate::error::{Error, Result};
+
+/// The optimizer and its hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum Optimizer {
+    /// PyTorch's RMSprop (eps outside the square root) with momentum.
+    RmsProp { lr: f32, alpha: f32, momentum: f32, eps: f32 },
+    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32 },
+}
+
+impl Optimizer {
+    /// The paper's optimizer: RMSprop with momentum 0.9; alpha (Keras' rho) 0.9.
+    pub fn rmsprop(lr: f32) -> Self {
+        Optimizer::RmsProp { lr, alpha: 0.9, momentum: 0.9, eps: 1e-7 }
+    }
+    pub fn adam(lr: f32) -> Self {
+        Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+    /// The hyper-parameter buffer contents for 1-based step `t`.
+    pub fn hyper(&self, t: u64) -> Vec<f32> {
+        match *self {
+            Optimizer::RmsProp { lr, alpha, momentum, eps } => vec![lr, alpha, momentum, eps, 0.0],
+            Optimizer::Adam { lr, beta1, beta2, eps } => vec![lr, beta1, beta2, eps, t.max(1) as f32],
+        }
+    }
+}
+
+/// All parameters in one flat buffer (each at an aligned offset), with their gradients and
+/// two optimizer state buffers of the same layout. Shared by the programs of one model
+/// (training step, evaluation) so they see the same weights.
+pub struct ParamStore<B: Backend> {
+    pub names: Vec<String>,
+    pub shapes: Vec<Vec<usize>>,
+    pub offsets: Vec<usize>,
+    pub total: usize,
+    pub params: B::Buf,
+    pub grads: B::Buf,
+    pub state1: B::Buf,
+    pub state2: B::Buf,
+    pub hyper: B::Buf,
+}
+
+impl<B: Backend> ParamStore<B> {
+    /// Lays out and initialises the parameters of `graph` (seeded).
+    pub fn new(be: &B, graph: &Graph, seed: u64) -> Result<Self> {
+        let align = be.view_alignment().max(1);
+        let (mut names, mut shapes, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
+        let mut total = 0usize;
+        for p in &graph.params {
+            let t = &graph.tensors[p.tensor];
+            names.push(t.name.clone());
+            shapes.push(t.shape.clone());
+            offsets.push(total);
+            total += t.len().div_ceil(align) * align;
+        }
+        let total = total.max(1);
+        let mut init = vec![0f32; total];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_0F_9A2A);
+        for (i, p) in graph.params.iter().enumerate() {
+            let n = graph.tensors[p.tensor].len();
+            if let Init::GlorotUniform { fan_in, fan_out } = p.init {
+                let l = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+                for v in &mut init[offsets[i]..offsets[i] + n] {
+                    *v = rng.random_range(-l..l);
+                }
+            }
+        }
+        let params = be.upload_f32(&init)?;
+        let grads = be.alloc(total, DType::F32)?;
+        let state1 = be.alloc(total, DType::F32)?;
+        let state2 = be.alloc(total, DType::F32)?;
+        let hyper = be.alloc(RMSPROP_HYPER_LEN.max(ADAM_HYPER_LEN), DType::F32)?;
+        Ok(ParamStore { names, shapes, offsets, total, params, grads, state1, state2, hyper })
+    }
+
+    fn index(&self, name: &str) -> Result<usize> {
+        self.names.iter().position(|n| n == name).ok_or_else(|| Error::Invalid(format!("no parameter named '{name}' in this model")))
+    }
+
+    fn len_of(&self, i: usize) -> usize {
+        self.shapes[i].iter().product()
+    }
+
+    pub fn view(&self, be: &B, name: &str) -> Result<B::Buf> {
+        let i = self.index(name)?;
+        be.view(&self.params, self.offsets[i], self.len_of(i))
+    }
+
+    pub fn grad_view(&self, be: &B, name: &str) -> Result<B::Buf> {
+        let i = self.index(name)?;
+        be.view(&self.grads, self.offsets[i], self.len_of(i))
+    }
+
+    /// Every parameter's values, by name (for checkpoints and tests).
+    pub fn read(&self, be: &B) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        let flat = be.read_f32(&self.params)?;
+        Ok((0..self.names.len()).map(|i| (self.names[i].clone(), self.shapes[i].clone(), flat[self.offsets[i]..self.offsets[i] + self.len_of(i)].to_vec())).collect())
+    }
+
+    /// The flat buffers (parameters, state1, state2) as host vectors, for checkpoints.
+    pub fn read_flat(&self, be: &B) -> Result<[Vec<f32>; 3]> {
+        Ok([be.read_f32(&self.params)?, be.read_f32(&self.state1)?, be.read_f32(&self.state2)?])
+    }
+
+    /// Sets one parameter's values.
+    pub fn write(&self, be: &B, name: &str, values: &[f32]) -> Result<()> {
+        let i = self.index(name)?;
+        if values.len() != self.len_of(i) {
+            return Err(Error::Invalid(format!("parameter '{name}' has {} values, got {} (shape {:?})", self.len_of(i), values.len(), self.shapes[i])));
+        }
+        be.write_f32(&self.view(be, name)?, values)
+    }
+
+    /// Restores all flat buffers (same layout).
+    pub fn write_flat(&self, be: &B, params: &[f32], state1: &[f32], state2: &[f32]) -> Result<()> {
+        for (what, v) in [("parameters", params), ("optimizer state", state1), ("optimizer state", state2)] {
+            if v.len() != self.total {
+                return Err(Error::Invalid(format!("checkpoint {what} hold {} values, this model needs {}", v.len(), self.total)));
+            }
+        }
+        be.write_f32(&self.params, params)?;
+        be.write_f32(&self.state1, state1)?;
+        be.write_f32(&self.state2, state2)
+    }
+}
+
+/// What to compile.
+pub struct CompileOptions<B: Backend> {
+    /// Append backward and optimizer update (else forward only).
+    pub optimizer: Option<Optimizer>,
+    /// Tensors to keep readable after `run` (never reused by the planner).
+    pub keep: Vec<TensorId>,
+    /// Buffers for input tensors, by tensor name (e.g. the resident dataset). Other inputs get
+    /// fresh buffers the host writes through [`Program::input`].
+    pub bind: HashMap<String, B::Buf>,
+}
+
+impl<B: Backend> Default for CompileOptions<B> {
+    fn default() -> Self {
+        CompileOptions { optimizer: None, keep: Vec::new(), bind: HashMap::new() }
+    }
+}
+
+pub struct Program<B: Backend> {
+    launches: Vec<B::Launch>,
+    inputs: HashMap<String, B::Buf>,
+    kept: HashMap<TensorId, B::Buf>,
+    metrics: B::Buf,
+    metrics_stride: usize,
+    pub loss_names: Vec<String>,
+    pub loss_scales: Vec<f32>,
+    pub optimizer: Option<Optimizer>,
+    /// Number of kernel launches in one run and number of distinct temporary buffers.
+    pub n_launches: usize,
+    pub n_temp_buffers: usize,
+    pub temp_bytes: usize,
+}
+
+/// Compiles `graph` against `store` (parameters are looked up by name).
+pub fn compile<B: Backend>(be: &B, mut graph: Graph, store: &ParamStore<B>, opts: CompileOptions<B>) -> Result<Program<B>> {
+    let mut launches = graph.forward_launches();
+    // Special tensors bound to the store's flat buffers and the metrics accumulator.
+    let n_losses = graph.losses.len();
+    if let Some(opt) = opts.optimizer {
+        let (bwd, _param_grads) = graph.backward_launches();
+        launches.extend(bwd);
+        let flat = |g: &mut Graph, name: &str| g.input(name, &[store.total], DType::F32);
+        let (h, gr, p, s1, s2) = (
+            graph.input("__hyper", &[RMSPROP_HYPER_LEN.max(ADAM_HYPER_LEN)], DType::F32),
+            flat(&mut graph, "__grads"),
+            flat(&mut graph, "__params"),
+            flat(&mut graph, "__state1"),
+            flat(&mut graph, "__state2"),
+        );
+        let op = match opt {
+            Optimizer::RmsProp { .. } => Op::RmsProp { n: store.total },
+            Optimizer::Adam { .. } => Op::Adam { n: store.total },
+        };
+        launches.push(Launch { op, args: vec![Some(h), Some(gr), Some(p), Some(s1), Some(s2)] });
+    }
+    // Loss sums accumulate into the metrics buffer (one slot per loss term).
+    let metric_views: Vec<TensorId> = (0..n_losses).map(|k| graph.tensor(format!("__metric{k}"), &[1], DType::F32, Role::Input)).collect();
+    for (k, l) in graph.losses.iter().enumerate() {
+        let rows = graph.tensors[l.per_row].len();
+        launches.push(Launch { op: Op::ColSum { rows, cols: 1, accumulate: true }, args: vec![Some(l.per_row), Some(metric_views[k])] });
+    }
+
+    // Liveness of temporaries over the launch order.
+    let nt = graph.tensors.len();
+    let (mut first, mut last) = (vec![usize::MAX; nt], vec![0usize; nt]);
+    for (i, l) in launches.iter().enumerate() {
+        for t in l.args.iter().flatten() {
+            first[*t] = first[*t].min(i);
+            last[*t] = i;
+        }
+    }
+    for &t in &opts.keep {
+        last[t] = usize::MAX;
+    }
+
+    // Bind or allocate every tensor's buffer.
+    // one slot per loss, each at an aligned offset so it can be bound as a view
+    let stride = be.view_alignment().max(1);
+    let metrics = be.alloc(n_losses.max(1) * stride, DType::F32)?;
+    let mut bufs: Vec<Option<B::Buf>> = vec![None; nt];
+    let mut inputs = HashMap::new();
+    for (t, d) in graph.tensors.iter().enumerate() {
+        let b = match d.role {
+            Role::Param => Some(store.view(be, &d.name)?),
+            Role::ParamGrad => Some(store.grad_view(be, d.name.trim_end_matches(".grad"))?),
+            Role::Input => Some(match d.name.as_str() {
+                "__hyper" => store.hyper.clone(),
+                "__grads" => store.grads.clone(),
+                "__params" => store.params.clone(),
+                "__state1" => store.state1.clone(),
+                "__state2" => store.state2.clone(),
+                n if n.starts_with("__metric") => {
+                    let k: usize = n["__metric".len()..].parse().map_err(|_| Error::Invalid(format!("bad metric tensor {n}")))?;
+                    be.view(&metrics, k * stride, 1)?
+                }
+                n => {
+                    let b = match opts.bind.get(n) {
+                        Some(b) => {
+                            if b.dtype() != d.dtype || b.len() < d.len() {
+                                return Err(Error::Invalid(format!("input '{n}' needs {} {:?} values, the bound buffer has {} {:?}", d.len(), d.dtype, b.len(), b.dtype())));
+                            }
+                            b.clone()
+                        }
+                        None => be.alloc(d.len(), d.dtype)?,
+                    };
+                    inputs.insert(n.to_string(), b.clone());
+                    b
+                }
+            }),
+            Role::Temp => None,
+        };
+        bufs[t] = b;
+    }
+
+    // Greedy best-fit reuse of temporaries.
+    let mut pool: Vec<(usize, DType, B::Buf)> = Vec::new(); // free buffers: (capacity, dtype, buf)
+    let mut owned: Vec<Option<(usize, B::Buf)>> = vec![None; nt]; // temp -> (capacity, whole buffer)
+    let (mut n_temp, mut temp_bytes) = (0usize, 0usize);
+    for (i, l) in launches.iter().enumerate() {
+        for &t in l.args.iter().flatten() {
+            if graph.tensors[t].role != Role::Temp || bufs[t].is_some() {
+                continue;
+            }
+            let (len, dtype) = (graph.tensors[t].len(), graph.tensors[t].dtype);
+            let pick = pool.iter().enumerate().filter(|(_, (cap, dt, _))| *dt == dtype && *cap >= len).min_by_key(|(_, (cap, _, _))| *cap).map(|(k, _)| k);
+            let (cap, whole) = match pick {
+                Some(k) => {
+                    let (cap, _, b) = pool.swap_remove(k);
+                    (cap, b)
+                }
+                None => {
+                    n_temp += 1;
+                    temp_bytes += len * 4;
+                    (len, be.alloc(len, dtype)?)
+                }
+            };
+            bufs[t] = Some(be.view(&whole, 0, len)?);
+            owned[t] = Some((cap, whole));
+        }
+        for &t in l.args.iter().flatten() {
+            if last[t] == i {
+                if let Some((cap, whole)) = owned[t].take() {
+                    pool.push((cap, graph.tensors[t].dtype, whole));
+                }
+            }
+        }
+    }
+
+    let mut prepared = Vec::with_capacity(launches.len());
+    for l in &launches {
+        let args: Vec<&B::Buf> = l.args.iter().map(|a| a.map_or(be.placeholder(), |t| bufs[t].as_ref().expect("every tensor has a buffer"))).collect();
+        prepared.push(be.prepare(&l.op, &args)?);
+    }
+    let kept = opts.keep.iter().map(|&t| (t, bufs[t].clone().expect("kept tensor has a buffer"))).collect();
+    Ok(Program {
+        n_launches: prepared.len(),
+        launches: prepared,
+        inputs,
+        kept,
+        metrics,
+        metrics_stride: stride,
+        loss_names: graph.losses.iter().map(|l| l.name.clone()).collect(),
+        loss_scales: graph.losses.iter().map(|l| l.scale).collect(),
+        optimizer: opts.optimizer,
+        n_temp_buffers: n_temp,
+        temp_bytes,
+    })
+}
+
+impl<B: Backend> Program<B> {
+    /// Runs the whole program (one submission on the GPU; returns without waiting).
+    pub fn run(&self, be: &B) -> Result<()> {
+        let refs: Vec<&B::Launch> = self.launches.iter().collect();
+        be.run(&refs)
+    }
+
+    /// The buffer of a host-written input, by tensor name.
+    pub fn input(&self, name: &str) -> Result<&B::Buf> {
+        self.inputs.get(name).ok_or_else(|| Error::Invalid(format!("program has no input named '{name}'")))
+    }
+
+    /// A kept tensor's values (waits for the device).
+    pub fn read(&self, be: &B, t: TensorId) -> Result<Vec<f32>> {
+        let b = self.kept.get(&t).ok_or_else(|| Error::Invalid(format!("tensor {t} was not kept at compile time")))?;
+        be.read_f32(b)
+    }
+
+    /// Accumulated loss sums since the last reset (scaled as in the graph), then resets them.
+    pub fn take_metrics(&self, be: &B) -> Result<Vec<f32>> {
+        let v = be.read_f32(&self.metrics)?;
+        be.write_f32(&self.metrics, &vec![0.0; v.len()])?;
+        Ok((0..self.loss_names.len()).map(|k| v[k * self.metrics_stride]).collect())
+    }
+}

@@ -1,0 +1,479 @@
+//! The graph models are written in: symbolic tensors with static shapes, graph-level ops that
+//! each lower to kernels ([`crate::backend::Op`]) and state their backward in kernels, and a
+//! reverse-mode autodiff that appends the backward pass to the launch list.
+//!
+//! Losses are fused kernels that write their gradient in the forward pass (scaled by the
+//! loss's weight), so the backward pass starts from those gradients; the total objective is
+//! the sum of all loss nodes. Gradients of parameters go to a flat gradient buffer (one view
+//! per parameter) that one optimizer dispatch consumes. See `exec` for buffer planning.
+
+pub mod exec;
+
+use crate::backend::{Act, DType, Gemm, Op};
+
+pub type TensorId = usize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Written by the host before each step (data indices, labels, RNG counter, dataset).
+    Input,
+    /// A trainable parameter (a view into the flat parameter buffer).
+    Param,
+    /// The gradient of a parameter (a view into the flat gradient buffer).
+    ParamGrad,
+    /// Everything else: planned by liveness, reused within a step.
+    Temp,
+}
+
+#[derive(Clone, Debug)]
+pub struct TensorDesc {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub role: Role,
+}
+
+impl TensorDesc {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How a parameter is initialised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Zeros,
+    /// Glorot/Xavier uniform (Keras' default for dense kernels): U(-l, l),
+    /// l = sqrt(6 / (fan_in + fan_out)).
+    GlorotUniform { fan_in: usize, fan_out: usize },
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamDesc {
+    pub tensor: TensorId,
+    pub init: Init,
+}
+
+/// Graph-level ops. Inputs and outputs are tensor ids; the comments give their order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GOp {
+    /// [x (rows x in), w (in x out), b (out)] -> [y = act(x w + b)]
+    Linear { act: Act },
+    /// [a, b] -> [c = [a, b]] along features
+    Concat,
+    /// [x] -> [softmax(x)] row-wise
+    Softmax,
+    /// [counter, mu, logvar] -> [z, eps]
+    Reparam { stream: u32 },
+    /// [pi, labels] -> [one-hot where labeled, else pi]
+    LabelMix,
+    /// [data (u8 packed), idx] -> [x / 255]
+    GatherU8 { src_rows: usize },
+    /// [logits, target] -> [loss per row, dlogits]
+    Bce { scale: f32 },
+    /// [mu, logvar] -> [loss per row, dmu, dlogvar]
+    Kl { scale: f32 },
+    /// [logits, labels] -> [loss per row, dlogits]
+    Ce { scale: f32 },
+    /// [mean, var_raw, target] -> [loss per row, dmean, dvar_raw]
+    GaussianNll { scale: f32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: GOp,
+    pub inputs: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+}
+
+/// A loss term: its per-row loss tensor and the factor it was scaled by (to report the
+/// unscaled value).
+#[derive(Clone, Debug)]
+pub struct LossTerm {
+    pub name: String,
+    pub per_row: TensorId,
+    pub scale: f32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub tensors: Vec<TensorDesc>,
+    pub nodes: Vec<Node>,
+    pub params: Vec<ParamDesc>,
+    pub losses: Vec<LossTerm>,
+}
+
+/// A kernel call over tensors: `None` binds the backend's placeholder.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub op: Op,
+    pub args: Vec<Option<TensorId>>,
+}
+
+fn rows_cols(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [r, c] => (*r, *c),
+        [n] => (1, *n),
+        _ => (shape[0], shape[1..].iter().product()),
+    }
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn tensor(&mut self, name: impl Into<String>, shape: &[usize], dtype: DType, role: Role) -> TensorId {
+        self.tensors.push(TensorDesc { name: name.into(), shape: shape.to_vec(), dtype, role });
+        self.tensors.len() - 1
+    }
+
+    pub fn input(&mut self, name: &str, shape: &[usize], dtype: DType) -> TensorId {
+        self.tensor(name, shape, dtype, Role::Input)
+    }
+
+    pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> TensorId {
+        let t = self.tensor(name, shape, DType::F32, Role::Param);
+        self.params.push(ParamDesc { tensor: t, init });
+        t
+    }
+
+    pub fn shape(&self, t: TensorId) -> &[usize] {
+        &self.tensors[t].shape
+    }
+
+    pub fn find(&self, name: &str) -> Option<TensorId> {
+        self.tensors.iter().position(|t| t.name == name)
+    }
+
+    fn temp(&mut self, name: String, shape: &[usize], dtype: DType) -> TensorId {
+        self.tensor(name, shape, dtype, Role::Temp)
+    }
+
+    fn push(&mut self, op: GOp, inputs: Vec<TensorId>, outputs: Vec<TensorId>) {
+        self.nodes.push(Node { op, inputs, outputs });
+    }
+
+    /// y = act(x w + b), w: in x out.
+    pub fn linear(&mut self, name: &str, x: TensorId, w: TensorId, b: TensorId, act: Act) -> TensorId {
+        let (rows, _) = rows_cols(self.shape(x));
+        let out = self.shape(w)[1];
+        let y = self.temp(name.into(), &[rows, out], DType::F32);
+        self.push(GOp::Linear { act }, vec![x, w, b], vec![y]);
+        y
+    }
+
+    /// A dense layer with fresh parameters `{name}.weight` (Glorot) and `{name}.bias` (zeros).
+    pub fn dense(&mut self, name: &str, x: TensorId, out: usize, act: Act) -> TensorId {
+        let (_, inp) = rows_cols(self.shape(x));
+        let w = self.param(&format!("{name}.weight"), &[inp, out], Init::GlorotUniform { fan_in: inp, fan_out: out });
+        let b = self.param(&format!("{name}.bias"), &[out], Init::Zeros);
+        self.linear(name, x, w, b, act)
+    }
+
+    pub fn concat(&mut self, name: &str, a: TensorId, b: TensorId) -> TensorId {
+        let (rows, ca) = rows_cols(self.shape(a));
+        let (_, cb) = rows_cols(self.shape(b));
+        let c = self.temp(name.into(), &[rows, ca + cb], DType::F32);
+        self.push(GOp::Concat, vec![a, b], vec![c]);
+        c
+    }
+
+    pub fn softmax(&mut self, name: &str, x: TensorId) -> TensorId {
+        let shape = self.shape(x).to_vec();
+        let y = self.temp(name.into(), &shape, DType::F32);
+        self.push(GOp::Softmax, vec![x], vec![y]);
+        y
+    }
+
+    /// z = mu + exp(logvar / 2) eps with eps from the shared RNG (stream distinguishes draws).
+    pub fn reparam(&mut self, name: &str, counter: TensorId, mu: TensorId, logvar: TensorId, stream: u32) -> TensorId {
+        let shape = self.shape(mu).to_vec();
+        let z = self.temp(name.into(), &shape, DType::F32);
+        let eps = self.temp(format!("{name}.eps"), &shape, DType::F32);
+        self.push(GOp::Reparam { stream }, vec![counter, mu, logvar], vec![z, eps]);
+        z
+    }
+
+    pub fn label_mix(&mut self, name: &str, pi: TensorId, labels: TensorId) -> TensorId {
+        let shape = self.shape(pi).to_vec();
+        let y = self.temp(name.into(), &shape, DType::F32);
+        self.push(GOp::LabelMix, vec![pi, labels], vec![y]);
+        y
+    }
+
+    /// Rows of a resident u8 dataset (`src_rows` x `cols`) picked by `idx`, scaled to [0, 1].
+    pub fn gather_u8(&mut self, name: &str, data: TensorId, idx: TensorId, src_rows: usize, cols: usize) -> TensorId {
+        let rows = self.shape(idx)[0];
+        let x = self.temp(name.into(), &[rows, cols], DType::F32);
+        self.push(GOp::GatherU8 { src_rows }, vec![data, idx], vec![x]);
+        x
+    }
+
+    fn loss(&mut self, name: &str, op: GOp, inputs: Vec<TensorId>, n_grads: usize, scale: f32) -> TensorId {
+        let rows = rows_cols(self.shape(inputs[0])).0;
+        let per_row = self.temp(format!("{name}.per_row"), &[rows], DType::F32);
+        let mut outputs = vec![per_row];
+        for i in 0..n_grads {
+            let shape = self.shape(inputs[i]).to_vec();
+            let g = self.temp(format!("{name}.grad{i}"), &shape, DType::F32);
+            outputs.push(g);
+        }
+        self.push(op, inputs, outputs);
+        self.losses.push(LossTerm { name: name.into(), per_row, scale });
+        per_row
+    }
+
+    /// Bernoulli NLL of `target` under sigmoid(`logits`), summed over features, times `scale`.
+    pub fn bce_loss(&mut self, name: &str, logits: TensorId, target: TensorId, scale: f32) -> TensorId {
+        self.loss(name, GOp::Bce { scale }, vec![logits, target], 1, scale)
+    }
+    pub fn kl_loss(&mut self, name: &str, mu: TensorId, logvar: TensorId, scale: f32) -> TensorId {
+        self.loss(name, GOp::Kl { scale }, vec![mu, logvar], 2, scale)
+    }
+    /// Softmax cross-entropy over labeled rows, divided by their count, times `scale`.
+    pub fn ce_loss(&mut self, name: &str, logits: TensorId, labels: TensorId, scale: f32) -> TensorId {
+        self.loss(name, GOp::Ce { scale }, vec![logits, labels], 1, scale)
+    }
+    pub fn gaussian_nll_loss(&mut self, name: &str, mean: TensorId, var_raw: TensorId, target: TensorId, scale: f32) -> TensorId {
+        self.loss(name, GOp::GaussianNll { scale }, vec![mean, var_raw, target], 2, scale)
+    }
+
+    /// Kernels of the forward pass, in order.
+    pub fn forward_launches(&self) -> Vec<Launch> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            let (i, o) = (&n.inputs, &n.outputs);
+            let s = |t: TensorId| rows_cols(&self.tensors[t].shape);
+            let op = match n.op {
+                GOp::Linear { act } => {
+                    let (rows, inp) = s(i[0]);
+                    let outc = self.tensors[i[1]].shape[1];
+                    Op::Gemm(Gemm::new(rows, outc, inp).bias(act))
+                }
+                GOp::Concat => Op::ConcatCols { rows: s(i[0]).0, cols_a: s(i[0]).1, cols_b: s(i[1]).1 },
+                GOp::Softmax => Op::SoftmaxRows { rows: s(i[0]).0, cols: s(i[0]).1 },
+                GOp::Reparam { stream } => Op::Reparam { n: self.tensors[i[1]].len(), stream },
+                GOp::LabelMix => Op::LabelMix { rows: s(i[0]).0, classes: s(i[0]).1 },
+                GOp::GatherU8 { src_rows } => Op::GatherRowsU8 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
+                GOp::Bce { scale } => Op::BceLogits { rows: s(i[0]).0, cols: s(i[0]).1, scale },
+                GOp::Kl { scale } => Op::Kl { rows: s(i[0]).0, cols: s(i[0]).1, scale },
+                GOp::Ce { scale } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale },
+                GOp::GaussianNll { scale } => Op::GaussianNll { rows: s(i[0]).0, cols: s(i[0]).1, scale },
+            };
+            out.push(Launch { op, args: i.iter().chain(o.iter()).map(|&t| Some(t)).collect() });
+        }
+        out
+    }
+
+    /// Which tensors depend on a parameter (and so need a gradient).
+    fn needs_grad(&self) -> Vec<bool> {
+        let mut need: Vec<bool> = self.tensors.iter().map(|t| t.role == Role::Param).collect();
+        for n in &self.nodes {
+            let differentiable_inputs: &[usize] = match n.op {
+                GOp::Linear { .. } => &[0, 1, 2],
+                GOp::Concat => &[0, 1],
+                GOp::Softmax => &[0],
+                GOp::Reparam { .. } => &[1, 2],
+                GOp::LabelMix => &[0],
+                _ => &[],
+            };
+            if differentiable_inputs.iter().any(|&k| need[n.inputs[k]]) {
+                for &o in &n.outputs {
+                    need[o] = true;
+                }
+            }
+        }
+        need
+    }
+
+    /// Appends the backward pass: returns its kernels and, for each parameter (in
+    /// `self.params` order), the tensor holding its gradient (role `ParamGrad`).
+    pub fn backward_launches(&mut self) -> (Vec<Launch>, Vec<TensorId>) {
+        let need = self.needs_grad();
+        let mut ad = Autodiff { grad: vec![None; self.tensors.len()], launches: Vec::new() };
+        // Parameter gradients: dedicated tensors, written (not accumulated) by their first
+        // contribution in each step.
+        let mut param_grads = Vec::new();
+        for p in self.params.clone() {
+            let shape = self.tensors[p.tensor].shape.clone();
+            let name = format!("{}.grad", self.tensors[p.tensor].name);
+            let g = self.tensor(name, &shape, DType::F32, Role::ParamGrad);
+            ad.grad.resize(self.tensors.len(), None);
+            ad.grad[p.tensor] = Some(Grad { t: g, written: false });
+            param_grads.push(g);
+        }
+        ad.grad.resize(self.tensors.len(), None);
+
+        for n in self.nodes.clone().iter().rev() {
+            let (i, o) = (&n.inputs, &n.outputs);
+            match n.op {
+                // Losses seed the gradients they computed in the forward pass.
+                GOp::Bce { .. } | GOp::Ce { .. } => {
+                    if need[i[0]] {
+                        ad.contribute(self, i[0], o[1]);
+                    }
+                }
+                GOp::Kl { .. } => {
+                    for k in 0..2 {
+                        if need[i[k]] {
+                            ad.contribute(self, i[k], o[1 + k]);
+                        }
+                    }
+                }
+                GOp::GaussianNll { .. } => {
+                    for k in 0..2 {
+                        if need[i[k]] {
+                            ad.contribute(self, i[k], o[1 + k]);
+                        }
+                    }
+                }
+                GOp::Linear { act } => {
+                    let Some(dy) = ad.grad_of(o[0]) else { continue };
+                    let (rows, inp) = rows_cols(&self.tensors[i[0]].shape);
+                    let out = self.tensors[i[1]].shape[1];
+                    // dz = dy * act'(y)
+                    let dz = if act == Act::Identity {
+                        dy
+                    } else {
+                        let dz = self.temp(format!("{}.dz", self.tensors[o[0]].name), &[rows, out], DType::F32);
+                        ad.launches.push(Launch { op: Op::ActBackward { n: rows * out, act }, args: vec![Some(o[0]), Some(dy), Some(dz)] });
+                        dz
+                    };
+                    // dW = x^T dz, db = colsum(dz): written or accumulated
+                    if need[i[1]] {
+                        let (gw, acc) = ad.target(self, i[1]);
+                        let beta = if acc { 1.0 } else { 0.0 };
+                        ad.launches.push(Launch {
+                            op: Op::Gemm(Gemm::new(inp, out, rows).trans(true, false).scaled(1.0, beta)),
+                            args: vec![Some(i[0]), Some(dz), None, Some(gw)],
+                        });
+                    }
+                    if need[i[2]] {
+                        let (gb, acc) = ad.target(self, i[2]);
+                        ad.launches.push(Launch { op: Op::ColSum { rows, cols: out, accumulate: acc }, args: vec![Some(dz), Some(gb)] });
+                    }
+                    // dx = dz W^T
+                    if need[i[0]] {
+                        let (gx, acc) = ad.target(self, i[0]);
+                        let beta = if acc { 1.0 } else { 0.0 };
+                        ad.launches.push(Launch {
+                            op: Op::Gemm(Gemm::new(rows, inp, out).trans(false, true).scaled(1.0, beta)),
+                            args: vec![Some(dz), Some(i[1]), None, Some(gx)],
+                        });
+                    }
+                }
+                GOp::Concat => {
+                    let Some(dc) = ad.grad_of(o[0]) else { continue };
+                    let (rows, ca) = rows_cols(&self.tensors[i[0]].shape);
+                    let cb = rows_cols(&self.tensors[i[1]].shape).1;
+                    let da = self.temp(format!("{}.grad_a", self.tensors[o[0]].name), &[rows, ca], DType::F32);
+                    let db = self.temp(format!("{}.grad_b", self.tensors[o[0]].name), &[rows, cb], DType::F32);
+                    ad.grad.resize(self.tensors.len(), None);
+                    ad.launches.push(Launch { op: Op::SplitCols { rows, cols_a: ca, cols_b: cb }, args: vec![Some(dc), Some(da), Some(db)] });
+                    if need[i[0]] {
+                        ad.contribute(self, i[0], da);
+                    }
+                    if need[i[1]] {
+                        ad.contribute(self, i[1], db);
+                    }
+                }
+                GOp::Softmax => {
+                    let Some(dy) = ad.grad_of(o[0]) else { continue };
+                    if !need[i[0]] {
+                        continue;
+                    }
+                    let (rows, cols) = rows_cols(&self.tensors[i[0]].shape);
+                    let dx = self.temp(format!("{}.grad_in", self.tensors[o[0]].name), &[rows, cols], DType::F32);
+                    ad.grad.resize(self.tensors.len(), None);
+                    ad.launches.push(Launch { op: Op::SoftmaxBackward { rows, cols }, args: vec![Some(o[0]), Some(dy), Some(dx)] });
+                    ad.contribute(self, i[0], dx);
+                }
+                GOp::Reparam { .. } => {
+                    let Some(dz) = ad.grad_of(o[0]) else { continue };
+                    let shape = self.tensors[i[1]].shape.clone();
+                    let n = self.tensors[i[1]].len();
+                    let dmu = self.temp(format!("{}.grad_mu", self.tensors[o[0]].name), &shape, DType::F32);
+                    let dlv = self.temp(format!("{}.grad_logvar", self.tensors[o[0]].name), &shape, DType::F32);
+                    ad.grad.resize(self.tensors.len(), None);
+                    ad.launches.push(Launch { op: Op::ReparamBackward { n }, args: vec![Some(dz), Some(i[2]), Some(o[1]), Some(dmu), Some(dlv)] });
+                    if need[i[1]] {
+                        ad.contribute(self, i[1], dmu);
+                    }
+                    if need[i[2]] {
+                        ad.contribute(self, i[2], dlv);
+                    }
+                }
+                GOp::LabelMix => {
+                    let Some(dy) = ad.grad_of(o[0]) else { continue };
+                    if !need[i[0]] {
+                        continue;
+                    }
+                    let (rows, classes) = rows_cols(&self.tensors[i[0]].shape);
+                    let dpi = self.temp(format!("{}.grad_pi", self.tensors[o[0]].name), &[rows, classes], DType::F32);
+                    ad.grad.resize(self.tensors.len(), None);
+                    ad.launches.push(Launch { op: Op::LabelMixBackward { rows, classes }, args: vec![Some(dy), Some(i[1]), Some(dpi)] });
+                    ad.contribute(self, i[0], dpi);
+                }
+                GOp::GatherU8 { .. } => {}
+            }
+        }
+        (ad.launches, param_grads)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Grad {
+    t: TensorId,
+    /// Whether this step's kernels have written it yet (else the next write overwrites).
+    written: bool,
+}
+
+struct Autodiff {
+    grad: Vec<Option<Grad>>,
+    launches: Vec<Launch>,
+}
+
+impl Autodiff {
+    fn grad_of(&self, t: TensorId) -> Option<TensorId> {
+        self.grad[t].filter(|g| g.written).map(|g| g.t)
+    }
+
+    /// Where a kernel should write the gradient of `t`, and whether it must accumulate.
+    fn target(&mut self, g: &mut Graph, t: TensorId) -> (TensorId, bool) {
+        self.grad.resize(g.tensors.len(), None);
+        match self.grad[t] {
+            Some(gr) => {
+                self.grad[t] = Some(Grad { t: gr.t, written: true });
+                (gr.t, gr.written)
+            }
+            None => {
+                let shape = g.tensors[t].shape.clone();
+                let name = format!("{}.grad", g.tensors[t].name);
+                let gt = g.temp(name, &shape, DType::F32);
+                self.grad.resize(g.tensors.len(), None);
+                self.grad[t] = Some(Grad { t: gt, written: true });
+                (gt, false)
+            }
+        }
+    }
+
+    /// Adds the tensor `c` (already computed) to the gradient of `t`: the first contribution
+    /// to a non-parameter simply becomes its gradient (no copy); later ones are added.
+    fn contribute(&mut self, g: &mut Graph, t: TensorId, c: TensorId) {
+        self.grad.resize(g.tensors.len(), None);
+        let n = g.tensors[t].len();
+        match self.grad[t] {
+            None => self.grad[t] = Some(Grad { t: c, written: true }),
+            Some(gr) if !gr.written => {
+                // a parameter's gradient buffer, not yet written this step
+                self.launches.push(Launch { op: Op::Scale { n, alpha: 1.0 }, args: vec![Some(c), Some(gr.t)] });
+                self.grad[t] = Some(Grad { t: gr.t, written: true });
+            }
+            Some(gr) => self.launches.push(Launch { op: Op::Axpy { n, alpha: 1.0 }, args: vec![Some(c), Some(gr.t)] }),
+        }
+    }
+}

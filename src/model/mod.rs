@@ -1,0 +1,213 @@
+//! Model specifications and the graphs they build.
+//!
+//! `ModelSpec` = family (Dense now; CNN and RNN in their own issues) x kind (SS, ES, EU). The
+//! defaults are the paper's (appendix A, Table 13): encoder 784-1024-1024, heads mu(2),
+//! logvar(2), pi(10, softmax), decoder fed concat(z, pi), 1024-1024-784 with a Bernoulli
+//! (sigmoid) likelihood.
+//!
+//! Loss (per batch of B rows, all rows get the ELBO, labeled rows also the cross-entropy):
+//!   mean over rows of [rec + kl] + alpha * mean over labeled rows of CE(pi, y)
+//! where rec and kl are SUMS over features (`LossNorm::Sum`, the usual ELBO) or MEANS over
+//! features (`LossNorm::Mean`, what the authors' blog describes). See README for the defaults
+//! and the measurements behind them.
+//!
+//! Decoder input during training (`DecoderInput`): the paper's formal text feeds the
+//! predicted pi (default); `TrueLabel` feeds the one-hot label on labeled rows and pi on the
+//! others. Generation always feeds a chosen one-hot.
+
+use crate::backend::{Act, DType};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, TensorId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The paper's model: VAE + classification head feeding the decoder.
+    Ss,
+    /// Encoder + classification head, cross-entropy only.
+    Es,
+    /// Plain VAE (no classification head).
+    Eu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Dense,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecoderInput {
+    Pi,
+    TrueLabel,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossNorm {
+    Sum,
+    Mean,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelSpec {
+    pub family: Family,
+    pub kind: Kind,
+    /// Input features (pixels).
+    pub input_dim: usize,
+    /// Encoder widths; the decoder mirrors them.
+    pub hidden: Vec<usize>,
+    pub latent: usize,
+    pub classes: usize,
+    pub decoder_input: DecoderInput,
+    /// Weight of the classification loss.
+    pub alpha: f32,
+    pub loss_norm: LossNorm,
+}
+
+impl ModelSpec {
+    /// The paper's dense model of this kind for `input_dim` features and `classes` classes.
+    pub fn dense(kind: Kind, input_dim: usize, classes: usize) -> Self {
+        ModelSpec {
+            family: Family::Dense,
+            kind,
+            input_dim,
+            hidden: vec![1024, 1024],
+            latent: 2,
+            classes,
+            decoder_input: DecoderInput::Pi,
+            alpha: DEFAULT_ALPHA,
+            loss_norm: LossNorm::Sum,
+        }
+    }
+
+    /// CLI name, e.g. "ss-dense".
+    pub fn name(&self) -> String {
+        let k = match self.kind {
+            Kind::Ss => "ss",
+            Kind::Es => "es",
+            Kind::Eu => "eu",
+        };
+        format!("{k}-dense")
+    }
+
+    /// Parses "ss-dense" etc.
+    pub fn parse_name(name: &str) -> Result<(Family, Kind)> {
+        let (k, f) = name.split_once('-').ok_or_else(|| unknown_model(name))?;
+        let kind = match k {
+            "ss" => Kind::Ss,
+            "es" => Kind::Es,
+            "eu" => Kind::Eu,
+            _ => return Err(unknown_model(name)),
+        };
+        let family = match f {
+            "dense" => Family::Dense,
+            _ => return Err(unknown_model(name)),
+        };
+        Ok((family, kind))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return Err(Error::Invalid(format!("--hidden: every layer width must be at least 1 (got {:?})", self.hidden)));
+        }
+        if self.latent == 0 {
+            return Err(Error::Invalid("--latent must be at least 1".into()));
+        }
+        if self.kind != Kind::Eu && self.classes < 2 {
+            return Err(Error::Invalid(format!("a classifier needs at least 2 classes, the dataset has {}", self.classes)));
+        }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(Error::Invalid(format!("--alpha must be a finite number >= 0 (got {})", self.alpha)));
+        }
+        Ok(())
+    }
+
+    pub fn has_classifier(&self) -> bool {
+        self.kind != Kind::Eu
+    }
+    pub fn has_decoder(&self) -> bool {
+        self.kind != Kind::Es
+    }
+}
+
+/// Default weight of the classification loss (see README: chosen by measurement).
+pub const DEFAULT_ALPHA: f32 = 1000.0;
+
+fn unknown_model(name: &str) -> Error {
+    Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense or eu-dense"))
+}
+
+/// Named tensors of a built graph.
+#[derive(Clone, Debug)]
+pub struct Handles {
+    /// Inputs the host writes each step: batch indices into the resident dataset, labels
+    /// (UNLABELED for unlabeled rows), RNG counter.
+    pub idx: TensorId,
+    pub labels: TensorId,
+    pub counter: TensorId,
+    /// The resident dataset (u8 packed 4 per word); bind it by name "data".
+    pub data: TensorId,
+    /// Class probabilities (SS, ES).
+    pub pi: Option<TensorId>,
+    /// Posterior mean (SS, EU).
+    pub mu: Option<TensorId>,
+    /// Decoder output logits (SS, EU).
+    pub recon_logits: Option<TensorId>,
+}
+
+/// Builds the training-step graph (forward with all losses) for a batch of `batch` rows of a
+/// resident dataset of `src_rows` samples.
+pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize) -> Result<(Graph, Handles)> {
+    spec.validate()?;
+    let mut g = Graph::new();
+    let d = spec.input_dim;
+    let data = g.input("data", &[(src_rows * d).div_ceil(4)], DType::U32);
+    let idx = g.input("idx", &[batch], DType::U32);
+    let labels = g.input("labels", &[batch], DType::U32);
+    let counter = g.input("counter", &[crate::backend::COUNTER_LEN], DType::U32);
+    let x = g.gather_u8("x", data, idx, src_rows, d);
+
+    let mut h = x;
+    for (i, &w) in spec.hidden.iter().enumerate() {
+        h = g.dense(&format!("enc{i}"), h, w, Act::Relu);
+    }
+    let rows_scale = 1.0 / batch as f32;
+    let mut pi = None;
+    let mut pi_for_decoder = None;
+    if spec.has_classifier() {
+        let logits = g.dense("pi", h, spec.classes, Act::Identity);
+        // CE over labeled rows (normalised by their count in the kernel), weighted by alpha;
+        // ES trains on it alone.
+        let alpha = if spec.kind == Kind::Es { 1.0 } else { spec.alpha };
+        g.ce_loss("ce", logits, labels, alpha);
+        let p = g.softmax("pi_probs", logits);
+        pi = Some(p);
+        pi_for_decoder = Some(match spec.decoder_input {
+            DecoderInput::Pi => p,
+            DecoderInput::TrueLabel => g.label_mix("pi_or_label", p, labels),
+        });
+    }
+    let (mut mu, mut recon_logits) = (None, None);
+    if spec.has_decoder() {
+        let m = g.dense("mu", h, spec.latent, Act::Identity);
+        let lv = g.dense("logvar", h, spec.latent, Act::Identity);
+        let kl_scale = rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / spec.latent as f32 } else { 1.0 };
+        g.kl_loss("kl", m, lv, kl_scale);
+        let z = g.reparam("z", counter, m, lv, 0);
+        let mut dh = match pi_for_decoder {
+            Some(p) => g.concat("dec_in", z, p),
+            None => z,
+        };
+        for (i, &w) in spec.hidden.iter().rev().enumerate() {
+            dh = g.dense(&format!("dec{i}"), dh, w, Act::Relu);
+        }
+        let out = g.dense("out", dh, d, Act::Identity);
+        let rec_scale = rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / d as f32 } else { 1.0 };
+        g.bce_loss("rec", out, x, rec_scale);
+        mu = Some(m);
+        recon_logits = Some(out);
+    }
+    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits }))
+}

@@ -1,0 +1,89 @@
+//! Checkpoints: DIR/model.safetensors (every parameter by name, plus the optimizer's flat
+//! state buffers) and DIR/config.json (the model spec and training state). Both are written
+//! atomically: to a temporary file in the same directory, flushed, then renamed over the old
+//! one, so an interrupted write never leaves a half checkpoint.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::error::{Error, Result};
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const CONFIG_FILE: &str = "config.json";
+pub const METRICS_FILE: &str = "metrics.jsonl";
+const STATE1: &str = "__optimizer.state1";
+const STATE2: &str = "__optimizer.state2";
+const FLAT: &str = "__optimizer.flat_params";
+
+fn io(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io { path: path.to_path_buf(), msg: e.to_string() }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file + rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let tmp: PathBuf = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| io(&tmp, e))?;
+        f.sync_all().map_err(|e| io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+/// The weights of a model: per-parameter tensors plus the flat buffers used to resume.
+pub struct Weights {
+    pub params: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// Flat parameter buffer and optimizer state (same layout), for exact resumption.
+    pub flat: [Vec<f32>; 3],
+}
+
+pub fn save_weights(path: &Path, w: &Weights) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = w.params.iter().map(|(_, _, v)| bytemuck::cast_slice(v).to_vec()).chain(w.flat.iter().map(|v| bytemuck::cast_slice(v).to_vec())).collect();
+    let mut views = Vec::new();
+    for (i, (name, shape, _)) in w.params.iter().enumerate() {
+        views.push((name.clone(), TensorView::new(Dtype::F32, shape.clone(), &bytes[i]).map_err(|e| io(path, e))?));
+    }
+    let n = w.params.len();
+    for (k, name) in [FLAT, STATE1, STATE2].iter().enumerate() {
+        views.push((name.to_string(), TensorView::new(Dtype::F32, vec![w.flat[k].len()], &bytes[n + k]).map_err(|e| io(path, e))?));
+    }
+    let mut info = HashMap::new();
+    info.insert("format".to_string(), "ssvae".to_string());
+    let data = safetensors::serialize(views, Some(info)).map_err(|e| io(path, e))?;
+    write_atomic(path, &data)
+}
+
+pub fn load_weights(path: &Path) -> Result<Weights> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, format!("cannot read checkpoint: {e}")))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io(path, format!("not a valid safetensors file: {e}")))?;
+    let mut params = Vec::new();
+    let mut flat: [Vec<f32>; 3] = Default::default();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(io(path, format!("tensor '{name}' is {:?}, expected F32", view.dtype())));
+        }
+        let v: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        match name.as_str() {
+            FLAT => flat[0] = v,
+            STATE1 => flat[1] = v,
+            STATE2 => flat[2] = v,
+            _ => params.push((name.clone(), view.shape().to_vec(), v)),
+        }
+    }
+    Ok(Weights { params, flat })
+}
+
+pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let s = serde_json::to_string_pretty(value).map_err(|e| io(path, e))?;
+    write_atomic(path, s.as_bytes())
+}
+
+pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let s = std::fs::read_to_string(path).map_err(|e| io(path, format!("cannot read: {e}")))?;
+    serde_json::from_str(&s).map_err(|e| io(path, format!("invalid run configuration: {e}")))
+}

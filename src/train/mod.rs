@@ -1,0 +1,313 @@
+//! Training and evaluation of a model on a resident dataset.
+//!
+//! One `Trainer` owns the parameters (a [`ParamStore`]), the compiled training step and an
+//! evaluator for the test split, all on one backend. A step writes the batch's indices,
+//! labels and RNG counter (a few hundred bytes), then runs the whole compiled step as one
+//! submission. Losses accumulate on the device and are read back every `metrics_every` steps,
+//! which is also when divergence (a non-finite loss) is detected.
+
+pub mod checkpoint;
+
+use std::path::Path;
+
+use crate::backend::Backend;
+use crate::data::{BatchMode, Batcher, Dataset};
+use crate::error::{Error, Result};
+use crate::graph::exec::{compile, CompileOptions, Optimizer, ParamStore, Program};
+use crate::graph::TensorId;
+use crate::model::{build, Handles, Kind, ModelSpec};
+
+/// How many training labels to use.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelSpec {
+    Count(usize),
+    Fraction(f64),
+    All,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub model: ModelSpec,
+    pub dataset: String,
+    pub labels: LabelSpec,
+    /// Passes over the training set (see `data::Batcher` for what a pass means per kind).
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub optimizer: Optimizer,
+    /// Read the accumulated losses back every this many steps.
+    pub metrics_every: usize,
+    pub eval_batch: usize,
+}
+
+impl TrainConfig {
+    /// The paper's settings for `model`: RMSprop(momentum 0.9, lr 5e-4), batch 128
+    /// (64 labeled + 64 unlabeled for SS), 10 epochs.
+    pub fn new(model: ModelSpec, dataset: &str) -> Self {
+        TrainConfig {
+            model,
+            dataset: dataset.into(),
+            labels: LabelSpec::Count(100),
+            epochs: 10,
+            batch_size: 128,
+            seed: 0,
+            optimizer: Optimizer::rmsprop(5e-4),
+            metrics_every: 50,
+            eval_batch: 500,
+        }
+    }
+
+    pub fn validate(&self, n_train: usize) -> Result<()> {
+        self.model.validate()?;
+        if self.batch_size == 0 {
+            return Err(Error::Invalid("--batch-size must be at least 1".into()));
+        }
+        if self.model.kind == Kind::Ss && self.batch_size < 2 {
+            return Err(Error::Invalid("--batch-size must be at least 2 for SS models (half labeled, half unlabeled)".into()));
+        }
+        if self.eval_batch == 0 || self.metrics_every == 0 {
+            return Err(Error::Invalid("eval batch and metrics interval must be at least 1".into()));
+        }
+        if let LabelSpec::Count(n) = self.labels {
+            if n > n_train {
+                return Err(Error::Invalid(format!("--labels {n} exceeds the {n_train} training samples")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Mean losses per sample over a window of steps (unscaled: rec and kl per sample as the
+/// objective defines them, ce per labeled sample before alpha).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Losses {
+    pub rec: Option<f64>,
+    pub kl: Option<f64>,
+    pub ce: Option<f64>,
+    /// The optimised objective per batch.
+    pub objective: f64,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct EvalReport {
+    pub n: usize,
+    pub accuracy: Option<f64>,
+    pub log_loss: Option<f64>,
+    /// Negative ELBO terms per sample on this split (one sample of z per point).
+    pub rec: Option<f64>,
+    pub kl: Option<f64>,
+}
+
+/// Packs u8 samples 4 per u32 word for a resident dataset buffer.
+pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
+    let mut words = vec![0u32; bytes.len().div_ceil(4)];
+    for (i, &b) in bytes.iter().enumerate() {
+        words[i / 4] |= (b as u32) << ((i % 4) * 8);
+    }
+    words
+}
+
+/// Evaluates a model on one dataset split (forward only, batches of `batch`).
+pub struct Evaluator<B: Backend> {
+    program: Program<B>,
+    handles: Handles,
+    batch: usize,
+    n: usize,
+    classes: usize,
+    labels: Vec<u8>,
+    rec_row: Option<TensorId>,
+    kl_row: Option<TensorId>,
+}
+
+impl<B: Backend> Evaluator<B> {
+    pub fn new(be: &B, spec: &ModelSpec, store: &ParamStore<B>, data: &Dataset, batch: usize) -> Result<Self> {
+        let batch = batch.min(data.n).max(1);
+        let (graph, handles) = build(spec, batch, data.n)?;
+        let find = |name: &str| graph.find(name);
+        let (rec_row, kl_row) = (find("rec.per_row"), find("kl.per_row"));
+        let mut keep: Vec<TensorId> = [handles.pi, rec_row, kl_row].into_iter().flatten().collect();
+        keep.sort();
+        let mut opts = CompileOptions::default();
+        opts.keep = keep;
+        opts.bind.insert("data".into(), be.upload_u32(&pack_u8(&data.pixels))?);
+        let program = compile(be, graph, store, opts)?;
+        Ok(Evaluator { program, handles, batch, n: data.n, classes: data.classes, labels: data.labels.clone(), rec_row, kl_row })
+    }
+
+    /// Accuracy and log loss from pi (classifiers), and the ELBO terms (VAEs), over the split.
+    pub fn run(&self, be: &B, seed: u64) -> Result<EvalReport> {
+        let (n, classes) = (self.n, self.classes);
+        let (mut correct, mut logloss, mut rec, mut kl) = (0usize, 0f64, 0f64, 0f64);
+        for (chunk_i, start) in (0..n).step_by(self.batch).enumerate() {
+            let rows = (n - start).min(self.batch);
+            let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
+            let labels: Vec<u32> = idx.iter().map(|&i| self.labels[i as usize] as u32).collect();
+            be.write_u32(self.program.input("idx")?, &idx)?;
+            be.write_u32(self.program.input("labels")?, &labels)?;
+            be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
+            self.program.run(be)?;
+            if let Some(pi) = self.handles.pi {
+                let p = self.program.read(be, pi)?;
+                for r in 0..rows {
+                    let row = &p[r * classes..(r + 1) * classes];
+                    let y = labels[r] as usize;
+                    let arg = row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best });
+                    correct += (arg == y) as usize;
+                    logloss -= (row[y] as f64).max(1e-15).ln();
+                }
+            }
+            if let (Some(rt), Some(kt)) = (self.rec_row, self.kl_row) {
+                let (rv, kv) = (self.program.read(be, rt)?, self.program.read(be, kt)?);
+                // per-row values were scaled by 1/batch (and 1/features for mean-normalised
+                // losses); undo the batch factor only, so the figures are per sample.
+                rec += rv[..rows].iter().map(|&v| v as f64 * self.batch as f64).sum::<f64>();
+                kl += kv[..rows].iter().map(|&v| v as f64 * self.batch as f64).sum::<f64>();
+            }
+        }
+        self.program.take_metrics(be)?;
+        let nf = n as f64;
+        Ok(EvalReport {
+            n,
+            accuracy: self.handles.pi.map(|_| correct as f64 / nf),
+            log_loss: self.handles.pi.map(|_| logloss / nf),
+            rec: self.rec_row.map(|_| rec / nf),
+            kl: self.kl_row.map(|_| kl / nf),
+        })
+    }
+}
+
+/// A model being trained: parameters, compiled step, batcher and test evaluator.
+pub struct Trainer<B: Backend> {
+    pub cfg: TrainConfig,
+    pub store: ParamStore<B>,
+    program: Program<B>,
+    batcher: Batcher,
+    evaluator: Option<Evaluator<B>>,
+    /// Global step count (also the RNG step and Adam's t).
+    pub step: u64,
+    pub epochs_done: usize,
+    pub labeled: Vec<usize>,
+    window_start: u64,
+    window_steps: u64,
+}
+
+impl<B: Backend> Trainer<B> {
+    /// Compiles the model for `train` (and an evaluator for `test`, if given). `labeled` are
+    /// the indices of training samples whose labels are used.
+    pub fn new(be: &B, cfg: TrainConfig, train: &Dataset, test: Option<&Dataset>, labeled: Vec<usize>) -> Result<Self> {
+        cfg.validate(train.n)?;
+        if train.dim() != cfg.model.input_dim {
+            return Err(Error::Invalid(format!(
+                "the model expects {} input features but dataset '{}' has {} ({}x{}x{})",
+                cfg.model.input_dim,
+                train.name,
+                train.dim(),
+                train.height,
+                train.width,
+                train.channels
+            )));
+        }
+        let (graph, _handles) = build(&cfg.model, cfg.batch_size, train.n)?;
+        let store = ParamStore::new(be, &graph, cfg.seed)?;
+        let mut opts = CompileOptions::default();
+        opts.optimizer = Some(cfg.optimizer);
+        opts.bind.insert("data".into(), be.upload_u32(&pack_u8(&train.pixels))?);
+        let program = compile(be, graph, &store, opts)?;
+        be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
+        let mode = match cfg.model.kind {
+            Kind::Ss => BatchMode::SemiSupervised,
+            Kind::Es => BatchMode::Supervised,
+            Kind::Eu => BatchMode::Unsupervised,
+        };
+        let batcher = Batcher::new(mode, &train.labels, &labeled, cfg.batch_size, cfg.seed)?;
+        let evaluator = match test {
+            Some(t) => Some(Evaluator::new(be, &cfg.model, &store, t, cfg.eval_batch)?),
+            None => None,
+        };
+        Ok(Trainer { cfg, store, program, batcher, evaluator, step: 0, epochs_done: 0, labeled, window_start: 0, window_steps: 0 })
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.batcher.steps_per_epoch()
+    }
+
+    /// One training step (returns once submitted).
+    pub fn step(&mut self, be: &B) -> Result<()> {
+        let b = self.batcher.next_batch();
+        self.step += 1;
+        be.write_u32(self.program.input("idx")?, &b.indices)?;
+        be.write_u32(self.program.input("labels")?, &b.labels)?;
+        be.write_u32(self.program.input("counter")?, &crate::rng::counter(self.cfg.seed, self.step as u32))?;
+        if matches!(self.cfg.optimizer, Optimizer::Adam { .. }) {
+            be.write_f32(&self.store.hyper, &self.cfg.optimizer.hyper(self.step))?;
+        }
+        self.program.run(be)?;
+        self.window_steps += 1;
+        Ok(())
+    }
+
+    /// Mean losses since the last call (waits for the device); a non-finite loss is an error.
+    pub fn take_losses(&mut self, be: &B) -> Result<Losses> {
+        let sums = self.program.take_metrics(be)?;
+        let steps = self.window_steps.max(1) as f64;
+        let (from, to) = (self.window_start + 1, self.step);
+        self.window_start = self.step;
+        self.window_steps = 0;
+        let mut l = Losses::default();
+        for ((name, &scale), &s) in self.program.loss_names.iter().zip(&self.program.loss_scales).zip(&sums) {
+            if !s.is_finite() {
+                return Err(Error::Diverged { from_step: from, to_step: to, value: format!("{s} ({name})") });
+            }
+            l.objective += s as f64 / steps;
+            let per_batch = s as f64 / steps;
+            match name.as_str() {
+                // scaled by 1/rows (and 1/features under mean normalisation): per sample
+                // per-row losses were scaled by 1/rows (x 1/features under mean normalisation),
+                // so the batch sum is already the per-sample value being optimised
+                "rec" => l.rec = Some(per_batch),
+                "kl" => l.kl = Some(per_batch),
+                // normalised by labeled count in the kernel; undo alpha
+                "ce" => l.ce = Some(per_batch / (scale as f64).max(f64::MIN_POSITIVE)),
+                _ => {}
+            }
+        }
+        Ok(l)
+    }
+
+    pub fn evaluate(&self, be: &B) -> Result<Option<EvalReport>> {
+        match &self.evaluator {
+            Some(e) => Ok(Some(e.run(be, self.cfg.seed)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Saves weights (and optimizer state) to `dir` after checking they are finite.
+    pub fn save(&self, be: &B, dir: &Path) -> Result<()> {
+        let flat = self.store.read_flat(be)?;
+        if let Some(i) = flat[0].iter().position(|v| !v.is_finite()) {
+            return Err(Error::Diverged { from_step: self.window_start, to_step: self.step, value: format!("{} (parameter element {i})", flat[0][i]) });
+        }
+        let params = self.store.read(be)?;
+        checkpoint::save_weights(&dir.join(checkpoint::MODEL_FILE), &checkpoint::Weights { params, flat })
+    }
+
+    /// Loads weights saved by `save` for the same model.
+    pub fn load(&self, be: &B, dir: &Path) -> Result<()> {
+        load_into(be, &self.store, dir)
+    }
+}
+
+/// Loads a checkpoint into a parameter store of the same model.
+pub fn load_into<B: Backend>(be: &B, store: &ParamStore<B>, dir: &Path) -> Result<()> {
+    let path = dir.join(checkpoint::MODEL_FILE);
+    let w = checkpoint::load_weights(&path)?;
+    if w.flat[0].len() == store.total && w.flat[1].len() == store.total {
+        return store.write_flat(be, &w.flat[0], &w.flat[1], &w.flat[2]);
+    }
+    for (name, shape, v) in &w.params {
+        store.write(be, name, v).map_err(|e| Error::Io { path: path.clone(), msg: format!("{e} (checkpoint shape {shape:?})") })?;
+    }
+    Ok(())
+}
+
