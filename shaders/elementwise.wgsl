@@ -17,6 +17,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> w1: array<f32>;
 @group(0) @binding(2) var<storage, read_write> w2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> w3: array<f32>;
+@group(0) @binding(1) var<storage, read> r1_u32: array<u32>;
+@group(0) @binding(2) var<storage, read> r2_u32: array<u32>;
 
 override ACT: u32 = 0u;
 const WG: u32 = 256u;
@@ -107,4 +109,38 @@ fn split_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let r = i / w;
     let j = i % w;
     if (j < p.cols_a) { w2[r * p.cols_a + j] = r1[i]; } else { w3[r * p.cols_b + (j - p.cols_a)] = r1[i]; }
+}
+
+// out[r, :] = data[idx[r], :] / 255; data is a u8 matrix (cols_b = source rows, cols_a =
+// cols) packed little-endian 4 bytes per word. Keeps datasets resident on the GPU at 1 byte
+// per pixel; batches are gathered by index.
+@compute @workgroup_size(256)
+fn gather_rows_u8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let r = i / p.cols_a;
+    let j = i % p.cols_a;
+    let src = r2_u32[r];
+    if (src >= p.cols_b) { w3[i] = 0.0; return; }
+    let byte = src * p.cols_a + j;
+    let word = r1_u32[byte / 4u];
+    w3[i] = f32((word >> ((byte % 4u) * 8u)) & 0xFFu) / 255.0;
+}
+
+// out[r] = one_hot(labels[r]) for labeled rows (label < classes = cols_a), else pi[r].
+@compute @workgroup_size(256)
+fn label_mix(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let y = r2_u32[i / p.cols_a];
+    if (y < p.cols_a) { w3[i] = select(0.0, 1.0, i % p.cols_a == y); } else { w3[i] = r1[i]; }
+}
+
+// dpi[r] = 0 for labeled rows, else dout[r].
+@compute @workgroup_size(256)
+fn label_mix_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let y = r2_u32[i / p.cols_a];
+    w3[i] = select(r1[i], 0.0, y < p.cols_a);
 }
