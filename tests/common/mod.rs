@@ -75,3 +75,21 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         got.len()
     );
 }
+
+/// The real MNIST split from $SSVAE_DATA/mnist or ../shared/data/mnist. Missing data fails
+/// under CI=true and is a printed skip elsewhere (`None`).
+pub fn mnist() -> Option<ssvae::data::Split> {
+    let root = match std::env::var_os("SSVAE_DATA") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")),
+    };
+    let dir = root.join("mnist");
+    match ssvae::data::load_idx_dataset(&dir, ssvae::data::IdxDataset::Mnist) {
+        Ok(s) => Some(s),
+        Err(e) if require_gpu() => panic!("MNIST is required under CI=true but could not be loaded from {}: {e}", dir.display()),
+        Err(e) => {
+            eprintln!("SKIPPED: MNIST not available ({e}); set SSVAE_DATA");
+            None
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The whole model objective, differentiated by the graph's autodiff, against central finite
+//! differences on a tiny instance (CPU backend): every parameter tensor of SS (both decoder
+//! inputs, both loss normalisations), ES and EU. The RNG draws are keyed by (seed, step), so
+//! re-running the forward pass with the same counter sees the same eps and the objective is
+//! a deterministic function of the parameters.
+//!
+//! Criterion per parameter tensor: ||num - ana|| <= 0.02 * ||ana|| + 1e-4 (relu kinks and f32
+//! sums make single elements noisy; the norm over a tensor is robust and still fails on any
+//! wrong backward rule: see `a_wrong_rule_is_caught`).
+mod common;
+
+use ssvae::backend::cpu::CpuBackend;
+use ssvae::backend::UNLABELED;
+use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore, Program};
+use ssvae::model::{build, DecoderInput, Kind, LossNorm, ModelSpec};
+use ssvae::train::pack_u8;
+use ssvae::Backend;
+
+struct Setup {
+    be: CpuBackend,
+    store: ParamStore<CpuBackend>,
+    fwd: Program<CpuBackend>,
+    step: Program<CpuBackend>,
+}
+
+fn setup(spec: &ModelSpec, seed: u64) -> Setup {
+    let be = CpuBackend::new();
+    let src_rows = 7;
+    let batch = 4;
+    let mut r = common::rng(seed);
+    let pixels: Vec<u8> = (0..src_rows * spec.input_dim).map(|_| rand::Rng::random(&mut r)).collect();
+    let (g, _) = build(spec, batch, src_rows).unwrap();
+    let store = ParamStore::new(&be, &g, seed).unwrap();
+    // biases start at zero; give them values so their gradients are exercised at a generic point
+    for (name, shape, _) in store.read(&be).unwrap() {
+        if name.ends_with(".bias") {
+            let n: usize = shape.iter().product();
+            store.write(&be, &name, &common::uniform(&mut r, n, -0.3, 0.3)).unwrap();
+        }
+    }
+    let data = be.upload_u32(&pack_u8(&pixels)).unwrap();
+    let mk = |opt: Option<Optimizer>| {
+        let (g, _) = build(spec, batch, src_rows).unwrap();
+        let mut o = CompileOptions::default();
+        o.optimizer = opt;
+        o.bind.insert("data".into(), data.clone());
+        let p = compile(&be, g, &store, o).unwrap();
+        be.write_u32(p.input("idx").unwrap(), &[3, 0, 6, 2]).unwrap();
+        be.write_u32(p.input("labels").unwrap(), &[1, UNLABELED, 0, UNLABELED]).unwrap();
+        be.write_u32(p.input("counter").unwrap(), &ssvae::rng::counter(9, 1)).unwrap();
+        p
+    };
+    let fwd = mk(None);
+    // lr = 0: the step computes gradients and leaves the parameters unchanged
+    let step = mk(Some(Optimizer::RmsProp { lr: 0.0, alpha: 0.9, momentum: 0.9, eps: 1e-7 }));
+    be.write_f32(&store.hyper, &[0.0, 0.9, 0.9, 1e-7, 0.0]).unwrap();
+    Setup { be, store, fwd, step }
+}
+
+fn objective(s: &Setup) -> f64 {
+    s.fwd.run(&s.be).unwrap();
+    s.fwd.take_metrics(&s.be).unwrap().iter().map(|&v| v as f64).sum()
+}
+
+/// Returns, per parameter tensor, (name, ||num - ana||, ||ana||).
+fn check(spec: &ModelSpec, seed: u64, corrupt: Option<&str>) -> Vec<(String, f64, f64)> {
+    let s = setup(spec, seed);
+    s.step.run(&s.be).unwrap();
+    s.step.take_metrics(&s.be).unwrap();
+    let grads = s.be.read_f32(&s.store.grads).unwrap();
+    let mut out = Vec::new();
+    let h = 1e-3f32; // small enough not to cross relu kinks, large enough for f32 noise
+    for (i, name) in s.store.names.iter().enumerate() {
+        let n: usize = s.store.shapes[i].iter().product();
+        let off = s.store.offsets[i];
+        let mut values = s.be.read_f32(&s.store.view(&s.be, name).unwrap()).unwrap();
+        let (mut diff2, mut ana2) = (0f64, 0f64);
+        for j in 0..n {
+            let orig = values[j];
+            values[j] = orig + h;
+            s.store.write(&s.be, name, &values).unwrap();
+            let up = objective(&s);
+            values[j] = orig - h;
+            s.store.write(&s.be, name, &values).unwrap();
+            let down = objective(&s);
+            values[j] = orig;
+            s.store.write(&s.be, name, &values).unwrap();
+            let num = (up - down) / (2.0 * h as f64);
+            let mut ana = grads[off + j] as f64;
+            if corrupt == Some(name.as_str()) {
+                ana *= 1.25;
+            }
+            diff2 += (num - ana).powi(2);
+            ana2 += ana * ana;
+        }
+        out.push((name.clone(), diff2.sqrt(), ana2.sqrt()));
+    }
+    out
+}
+
+fn tiny(kind: Kind) -> ModelSpec {
+    let mut s = ModelSpec::dense(kind, 6, 3);
+    s.hidden = vec![5, 4];
+    s.latent = 2;
+    s.alpha = 3.0;
+    s
+}
+
+fn assert_ok(what: &str, rows: &[(String, f64, f64)]) {
+    for (name, d, a) in rows {
+        eprintln!("{what} {name}: |num-ana| {d:.3e}, |ana| {a:.3e}");
+        assert!(*d <= 0.02 * a + 1e-4, "{what}: gradient of {name} is wrong: ||num - ana|| = {d:.3e}, ||ana|| = {a:.3e}");
+    }
+}
+
+#[test]
+fn ss_dense_objective_gradient_matches_finite_differences() {
+    assert_ok("ss", &check(&tiny(Kind::Ss), 1, None));
+}
+
+#[test]
+fn ss_dense_true_label_and_mean_norm_gradients_match() {
+    let mut s = tiny(Kind::Ss);
+    s.decoder_input = DecoderInput::TrueLabel;
+    s.loss_norm = LossNorm::Mean;
+    assert_ok("ss true-label mean-norm", &check(&s, 2, None));
+}
+
+#[test]
+fn es_and_eu_dense_gradients_match() {
+    assert_ok("es", &check(&tiny(Kind::Es), 3, None));
+    assert_ok("eu", &check(&tiny(Kind::Eu), 4, None));
+}
+
+#[test]
+fn a_wrong_rule_is_caught() {
+    let rows = check(&tiny(Kind::Ss), 1, Some("enc0.weight"));
+    let bad = rows.iter().find(|r| r.0 == "enc0.weight").unwrap();
+    assert!(bad.1 > 0.02 * bad.2 + 1e-4, "a 25% error in a gradient must be detected: {bad:?}");
+}
