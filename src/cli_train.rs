@@ -73,6 +73,10 @@ pub struct TrainArgs {
     /// Use only the first N training samples (quick experiments).
     #[arg(long)]
     max_train: Option<usize>,
+    /// Hold out the last N training samples and evaluate on them instead of the test split
+    /// (for choosing hyper-parameters without looking at the test set).
+    #[arg(long)]
+    validation: Option<usize>,
     /// Built-in dataset sizes (train, test).
     #[arg(long, default_value_t = 10000)]
     synthetic_train: usize,
@@ -189,6 +193,14 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
         }
         split.train = split.train.subset(&(0..m).collect::<Vec<_>>());
     }
+    if let Some(v) = a.validation {
+        if v == 0 || v >= split.train.n {
+            bail!("--validation {v}: must be between 1 and the {} training samples minus one", split.train.n);
+        }
+        let n = split.train.n - v;
+        split.test = split.train.subset(&(n..split.train.n).collect::<Vec<_>>());
+        split.train = split.train.subset(&(0..n).collect::<Vec<_>>());
+    }
 
     let mut cfg = match &previous {
         Some(p) => p.train.clone(),
@@ -231,6 +243,17 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
             c
         }
     };
+    if previous.is_some() {
+        if let Some(lr) = a.lr {
+            cfg.optimizer = match cfg.optimizer {
+                Optimizer::RmsProp { alpha, momentum, eps, .. } => Optimizer::RmsProp { lr, alpha, momentum, eps },
+                Optimizer::Adam { beta1, beta2, eps, .. } => Optimizer::Adam { lr, beta1, beta2, eps },
+            };
+        }
+        if let Some(al) = a.alpha {
+            cfg.model.alpha = al;
+        }
+    }
     cfg.labels = parse_labels(&a.labels, a.label_fraction, previous.as_ref().map_or(LabelSpec::Count(100), |p| p.train.labels))?;
     let add_epochs = a.epochs.unwrap_or(10);
     if add_epochs == 0 {
@@ -245,6 +268,9 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
         };
         PathBuf::from(format!("runs/{}-{}-{}-s{}", cfg.model.name(), dataset, l, cfg.seed))
     });
+    if a.resume.is_none() && out.join(checkpoint::MODEL_FILE).exists() {
+        bail!("--out {}: this folder already holds a trained run; continue it with --resume {} or choose another --out", out.display(), out.display());
+    }
     std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
 
     let mut trainer = Trainer::new(be, cfg.clone(), &split.train, Some(&split.test), labeled.clone())?;
@@ -255,6 +281,9 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
     }
     let adapter = be.describe();
     let quiet = a.quiet;
+    if backend == "gpu" && adapter.contains("Cpu)") && !quiet {
+        eprintln!("note: the only GPU adapter is a software rasterizer ({adapter}); `--backend cpu` is much faster on this machine");
+    }
     if !quiet {
         eprintln!(
             "training {} on {} ({} train / {} test, {} labeled) with {} on {}; output {}",
@@ -349,6 +378,7 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
         "test_rec": last_eval.rec, "test_kl": last_eval.kl,
         "seconds": start.elapsed().as_secs_f64(), "train_seconds": train_seconds, "samples_per_s": samples as f64 / train_seconds.max(1e-9),
         "backend": backend, "adapter": adapter, "seed": cfg.seed, "alpha": cfg.model.alpha, "out": out,
+        "evaluated_on": if a.validation.is_some() { "validation" } else { "test" },
     });
     println!("{summary}");
     Ok(())

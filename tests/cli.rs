@@ -1,0 +1,108 @@
+//! The `ssvae` command line as a user meets it: the last line of train and eval is JSON,
+//! resuming with more labels keeps the weights, bad input gives a clear error and no panic,
+//! divergence stops training and keeps the last good checkpoint. CPU backend, tiny sizes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ssvae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ssvae")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().expect("run ssvae")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ssvae-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+const TINY: &[&str] = &["--backend", "cpu", "--synthetic-train", "256", "--synthetic-test", "64", "--hidden", "32,16", "--batch-size", "32", "--quiet"];
+
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(extra);
+    ssvae(&args)
+}
+
+fn last_json(o: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout.lines().last().unwrap_or_else(|| panic!("no output; stderr: {}", String::from_utf8_lossy(&o.stderr)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn train_eval_resume_with_more_labels() {
+    let out = tmp("resume");
+    let o = train(&out, &["--epochs", "2", "--labels", "20"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    for key in ["model", "dataset", "labels", "epochs", "accuracy", "log_loss", "seconds", "samples_per_s", "backend", "adapter"] {
+        assert!(j.get(key).is_some(), "missing {key} in {j}");
+    }
+    assert_eq!(j["epochs"], 2);
+    assert_eq!(j["labels"], 20);
+    assert!(j["accuracy"].as_f64().unwrap() > 0.0);
+    for f in ["config.json", "model.safetensors", "metrics.jsonl"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 2);
+
+    let e = ssvae(&["eval", "--run", out.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    let je = last_json(&e);
+    assert_eq!(je["accuracy"], j["accuracy"], "eval of the saved run must reproduce the final test accuracy");
+
+    // more labels arrive: continue from the saved weights
+    let r = ssvae(&["train", "--resume", out.to_str().unwrap(), "--labels", "100", "--epochs", "1", "--backend", "cpu", "--quiet"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let jr = last_json(&r);
+    assert_eq!(jr["epochs"], 3);
+    assert_eq!(jr["labels"], 100);
+    assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 3);
+
+    // refusing to overwrite a run without --resume
+    let again = train(&out, &["--epochs", "1"]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already holds a trained run"), "{}", stderr(&again));
+}
+
+#[test]
+fn divergence_stops_and_keeps_the_last_good_checkpoint() {
+    let out = tmp("diverge");
+    assert!(train(&out, &["--epochs", "1"]).status.success());
+    let before = std::fs::read(out.join("model.safetensors")).unwrap();
+    let o = ssvae(&["train", "--resume", out.to_str().unwrap(), "--lr", "1e30", "--epochs", "1", "--backend", "cpu", "--quiet", "--metrics-every", "2"]);
+    assert!(!o.status.success(), "training with lr 1e30 must diverge");
+    let err = stderr(&o);
+    assert!(err.contains("diverged") && err.contains("between steps"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), before, "the last good checkpoint must be kept");
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let out = tmp("bad");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--model", "xx-dense"], "unknown model 'xx-dense'"),
+        (&["--batch-size", "0"], "--batch-size"),
+        (&["--labels", "100000"], "--labels 100000 exceeds"),
+        (&["--labels", "many"], "--labels: expected a number"),
+        (&["--dataset", "cifar"], "unknown dataset 'cifar'"),
+        (&["--dataset", "mnist", "--data-dir", "/nonexistent/ssvae"], "train-images-idx3-ubyte"),
+        (&["--hidden", "0,4"], "--hidden"),
+        (&["--decoder-input", "both"], "--decoder-input"),
+    ];
+    for (args, want) in cases {
+        let o = train(&out, args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+    let o = ssvae(&["eval", "--run", "/nonexistent/run", "--backend", "cpu"]);
+    assert!(!o.status.success() && stderr(&o).contains("/nonexistent/run"), "{}", stderr(&o));
+}
