@@ -301,7 +301,7 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
         );
     }
     let spe = trainer.steps_per_epoch();
-    let bar = if quiet || !std::io::stderr().is_terminal() {
+    let bar = if quiet || !std::io::stdout().is_terminal() {
         ProgressBar::hidden()
     } else {
         let b = ProgressBar::new((spe * add_epochs) as u64);

@@ -13,6 +13,13 @@ use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::gpu::GpuBackend;
 use ssvae::Backend;
 
+/// Writes straight to stderr, past the test harness's output capture, so the adapter used
+/// and any skip show in every test log.
+pub fn notice(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
 pub fn require_gpu() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") || std::env::var("SSVAE_REQUIRE_GPU").is_ok_and(|v| v == "1")
 }
@@ -24,8 +31,8 @@ pub fn gpu() -> Option<&'static GpuBackend> {
     let g = GPU.get_or_init(|| {
         let r = GpuBackend::from_env().map_err(|e| e.to_string());
         match &r {
-            Ok(g) => eprintln!("GPU tests run on adapter: {}", g.describe()),
-            Err(e) => eprintln!("no GPU adapter: {e}"),
+            Ok(g) => notice(&format!("GPU tests run on adapter: {}", g.describe())),
+            Err(e) => notice(&format!("no GPU adapter: {e}")),
         }
         r
     });
@@ -33,7 +40,7 @@ pub fn gpu() -> Option<&'static GpuBackend> {
         Ok(g) => Some(g),
         Err(e) if require_gpu() => panic!("GPU tests are required here (CI=true or SSVAE_REQUIRE_GPU=1) but no adapter opened: {e}"),
         Err(_) => {
-            eprintln!("SKIPPED: GPU test skipped (no adapter; set CI=true to make this a failure)");
+            notice("SKIPPED: GPU test skipped (no adapter; set CI=true to make this a failure)");
             None
         }
     }
@@ -88,7 +95,7 @@ pub fn mnist() -> Option<ssvae::data::Split> {
         Ok(s) => Some(s),
         Err(e) if require_gpu() => panic!("MNIST is required under CI=true but could not be loaded from {}: {e}", dir.display()),
         Err(e) => {
-            eprintln!("SKIPPED: MNIST not available ({e}); set SSVAE_DATA");
+            notice(&format!("SKIPPED: MNIST not available ({e}); set SSVAE_DATA"));
             None
         }
     }
