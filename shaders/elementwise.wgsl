@@ -27,10 +27,16 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid.x;
 }
 
+// exp of a non-positive argument only: no overflow to inf, portable at any |x|.
+fn sigmoid(x: f32) -> f32 {
+    let e = exp(-abs(x));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+
 fn activate(x: f32) -> f32 {
     switch ACT {
         case 1u: { return max(x, 0.0); }
-        case 2u: { return 1.0 / (1.0 + exp(-x)); }
+        case 2u: { return sigmoid(x); }
         case 3u: { return tanh(clamp(x, -15.0, 15.0)); }
         case 4u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
         default: { return x; }

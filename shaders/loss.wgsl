@@ -26,7 +26,11 @@ var<workgroup> partial: array<f32, 64>;
 var<workgroup> labeled_count: array<u32, 64>;
 
 fn softplus(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+// exp of a non-positive argument only: no overflow to inf, portable at any |x|.
+fn sigmoid(x: f32) -> f32 {
+    let e = exp(-abs(x));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
 
 fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.y * nwg.x + wid.x; }
 
