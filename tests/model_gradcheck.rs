@@ -4,9 +4,11 @@
 //! re-running the forward pass with the same counter sees the same eps and the objective is
 //! a deterministic function of the parameters.
 //!
-//! Criterion per parameter tensor: ||num - ana|| <= 0.02 * ||ana|| + 1e-4 (relu kinks and f32
-//! sums make single elements noisy; the norm over a tensor is robust and still fails on any
-//! wrong backward rule: see `a_wrong_rule_is_caught`).
+//! Criterion per parameter tensor: ||num - ana|| <= 0.02 * ||ana|| + noise, where noise =
+//! sqrt(n) * 2 eps_f32 |objective| / (2h) is the finite-difference error that f32 rounding of
+//! the objective alone can cause (relu kinks and f32 sums make single elements noisy; the norm
+//! over a tensor is robust and still fails on any wrong backward rule: see
+//! `a_wrong_rule_is_caught`). h = 1e-3: small enough not to cross relu kinks.
 mod common;
 
 use ssvae::backend::cpu::CpuBackend;
@@ -62,14 +64,15 @@ fn objective(s: &Setup) -> f64 {
     s.fwd.take_metrics(&s.be).unwrap().iter().map(|&v| v as f64).sum()
 }
 
-/// Returns, per parameter tensor, (name, ||num - ana||, ||ana||).
-fn check(spec: &ModelSpec, seed: u64, corrupt: Option<&str>) -> Vec<(String, f64, f64)> {
+/// Returns, per parameter tensor, (name, ||num - ana||, ||ana||, noise floor).
+fn check(spec: &ModelSpec, seed: u64, corrupt: Option<&str>) -> Vec<(String, f64, f64, f64)> {
     let s = setup(spec, seed);
+    let base = objective(&s).abs();
     s.step.run(&s.be).unwrap();
     s.step.take_metrics(&s.be).unwrap();
     let grads = s.be.read_f32(&s.store.grads).unwrap();
     let mut out = Vec::new();
-    let h = 1e-3f32; // small enough not to cross relu kinks, large enough for f32 noise
+    let h = 1e-3f32;
     for (i, name) in s.store.names.iter().enumerate() {
         let n: usize = s.store.shapes[i].iter().product();
         let off = s.store.offsets[i];
@@ -93,7 +96,8 @@ fn check(spec: &ModelSpec, seed: u64, corrupt: Option<&str>) -> Vec<(String, f64
             diff2 += (num - ana).powi(2);
             ana2 += ana * ana;
         }
-        out.push((name.clone(), diff2.sqrt(), ana2.sqrt()));
+        let noise = (n as f64).sqrt() * 2.0 * f32::EPSILON as f64 * base / (2.0 * h as f64);
+        out.push((name.clone(), diff2.sqrt(), ana2.sqrt(), noise));
     }
     out
 }
@@ -106,10 +110,10 @@ fn tiny(kind: Kind) -> ModelSpec {
     s
 }
 
-fn assert_ok(what: &str, rows: &[(String, f64, f64)]) {
-    for (name, d, a) in rows {
-        eprintln!("{what} {name}: |num-ana| {d:.3e}, |ana| {a:.3e}");
-        assert!(*d <= 0.02 * a + 1e-4, "{what}: gradient of {name} is wrong: ||num - ana|| = {d:.3e}, ||ana|| = {a:.3e}");
+fn assert_ok(what: &str, rows: &[(String, f64, f64, f64)]) {
+    for (name, d, a, noise) in rows {
+        eprintln!("{what} {name}: |num-ana| {d:.3e}, |ana| {a:.3e}, noise floor {noise:.1e}");
+        assert!(*d <= 0.02 * a + noise, "{what}: gradient of {name} is wrong: ||num - ana|| = {d:.3e}, ||ana|| = {a:.3e}, noise floor {noise:.1e}");
     }
 }
 
@@ -136,5 +140,5 @@ fn es_and_eu_dense_gradients_match() {
 fn a_wrong_rule_is_caught() {
     let rows = check(&tiny(Kind::Ss), 1, Some("enc0.weight"));
     let bad = rows.iter().find(|r| r.0 == "enc0.weight").unwrap();
-    assert!(bad.1 > 0.02 * bad.2 + 1e-4, "a 25% error in a gradient must be detected: {bad:?}");
+    assert!(bad.1 > 0.02 * bad.2 + bad.3, "a 25% error in a gradient must be detected: {bad:?}");
 }

@@ -68,7 +68,7 @@ impl<B: Backend> ParamStore<B> {
         }
         let total = total.max(1);
         let mut init = vec![0f32; total];
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_0F_9A2A);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_0F9A_2A00);
         for (i, p) in graph.params.iter().enumerate() {
             let n = graph.tensors[p.tensor].len();
             if let Init::GlorotUniform { fan_in, fan_out } = p.init {

@@ -317,14 +317,7 @@ impl Graph {
                         ad.contribute(self, i[0], o[1]);
                     }
                 }
-                GOp::Kl { .. } => {
-                    for k in 0..2 {
-                        if need[i[k]] {
-                            ad.contribute(self, i[k], o[1 + k]);
-                        }
-                    }
-                }
-                GOp::GaussianNll { .. } => {
+                GOp::Kl { .. } | GOp::GaussianNll { .. } => {
                     for k in 0..2 {
                         if need[i[k]] {
                             ad.contribute(self, i[k], o[1 + k]);

@@ -128,9 +128,7 @@ impl<B: Backend> Evaluator<B> {
         let (rec_row, kl_row) = (find("rec.per_row"), find("kl.per_row"));
         let mut keep: Vec<TensorId> = [handles.pi, rec_row, kl_row].into_iter().flatten().collect();
         keep.sort();
-        let mut opts = CompileOptions::default();
-        opts.keep = keep;
-        opts.bind.insert("data".into(), be.upload_u32(&pack_u8(&data.pixels))?);
+        let opts = CompileOptions { keep, bind: [("data".to_string(), be.upload_u32(&pack_u8(&data.pixels))?)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
         Ok(Evaluator { program, handles, batch, n: data.n, classes: data.classes, labels: data.labels.clone(), rec_row, kl_row })
     }
@@ -210,9 +208,7 @@ impl<B: Backend> Trainer<B> {
         }
         let (graph, _handles) = build(&cfg.model, cfg.batch_size, train.n)?;
         let store = ParamStore::new(be, &graph, cfg.seed)?;
-        let mut opts = CompileOptions::default();
-        opts.optimizer = Some(cfg.optimizer);
-        opts.bind.insert("data".into(), be.upload_u32(&pack_u8(&train.pixels))?);
+        let opts = CompileOptions { optimizer: Some(cfg.optimizer), bind: [("data".to_string(), be.upload_u32(&pack_u8(&train.pixels))?)].into(), ..Default::default() };
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
         let mode = match cfg.model.kind {

@@ -58,27 +58,24 @@ pub fn uniform(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
 }
 
-/// Asserts |a - b| <= atol + rtol * |b| everywhere; on failure names the worst element.
+/// Asserts |a - b| <= atol + rtol * |b| everywhere (a NaN anywhere fails); on failure names
+/// the worst element and the largest difference.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
-    let mut worst = (0usize, 0.0f32, 0.0f32);
-    let mut max_diff = 0.0f32;
+    let (mut worst_i, mut worst_excess, mut max_diff) = (0usize, f32::NEG_INFINITY, 0.0f32);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let d = (g - w).abs();
-        let excess = d - (atol + rtol * w.abs());
-        if !(excess <= worst.1) && !(d.is_nan() && worst.1.is_nan()) {
-            worst = (i, if d.is_nan() { f32::NAN } else { excess }, d);
+        let excess = if d.is_nan() { f32::INFINITY } else { d - (atol + rtol * w.abs()) };
+        if excess > worst_excess {
+            (worst_i, worst_excess) = (i, excess);
         }
-        if d > max_diff || d.is_nan() {
-            max_diff = d;
-        }
+        max_diff = max_diff.max(if d.is_nan() { f32::INFINITY } else { d });
     }
-    let (i, excess, d) = worst;
     assert!(
-        !(excess > 0.0) && !excess.is_nan(),
-        "{what}: mismatch at element {i}: got {} want {} (|diff| {d}, tolerance {atol} + {rtol}*|want|); max |diff| over all {} elements: {max_diff}",
-        got[i],
-        want[i],
+        worst_excess <= 0.0,
+        "{what}: mismatch at element {worst_i}: got {} want {} (tolerance {atol} + {rtol}*|want|); max |diff| over all {} elements: {max_diff}",
+        got[worst_i],
+        want[worst_i],
         got.len()
     );
 }

@@ -432,7 +432,7 @@ impl Backend for GpuBackend {
         Ok(w)
     }
     fn view(&self, buf: &GpuBuf, offset: usize, len: usize) -> Result<GpuBuf> {
-        if offset + len > buf.len || offset % self.view_alignment() != 0 {
+        if offset + len > buf.len || !offset.is_multiple_of(self.view_alignment()) {
             return Err(Error::Invalid(format!(
                 "view [{offset}, {}) of a buffer of {} elements: must lie inside it and start at a multiple of {} elements",
                 offset + len,
