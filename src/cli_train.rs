@@ -266,7 +266,12 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
             LabelSpec::Count(n) => n.to_string(),
             LabelSpec::Fraction(f) => format!("f{f}"),
         };
-        PathBuf::from(format!("runs/{}-{}-{}-s{}", cfg.model.name(), dataset, l, cfg.seed))
+        // a fresh folder: runs/<name>, else runs/<name>-2, -3, ...
+        let base = format!("runs/{}-{}-{}-s{}", cfg.model.name(), dataset, l, cfg.seed);
+        (1..)
+            .map(|k| PathBuf::from(if k == 1 { base.clone() } else { format!("{base}-{k}") }))
+            .find(|p| !p.join(checkpoint::MODEL_FILE).exists())
+            .expect("some suffix is free")
     });
     if a.resume.is_none() && out.join(checkpoint::MODEL_FILE).exists() {
         bail!("--out {}: this folder already holds a trained run; continue it with --resume {} or choose another --out", out.display(), out.display());
