@@ -67,6 +67,9 @@ pub struct TrainArgs {
     /// Reconstruction and KL as a sum (the usual ELBO) or a mean over features (the blog's).
     #[arg(long)]
     loss_norm: Option<String>,
+    /// Bound on |log-variance| (logvar = L tanh(raw / L)); 0 disables it.
+    #[arg(long)]
+    logvar_limit: Option<f32>,
     /// Continue a saved run (weights and optimizer state), e.g. with more --labels.
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -222,6 +225,9 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
                     "true-label" => DecoderInput::TrueLabel,
                     _ => bail!("--decoder-input: expected pi or true-label, got '{d}'"),
                 };
+            }
+            if let Some(l) = a.logvar_limit {
+                spec.logvar_limit = if l == 0.0 { None } else { Some(l) };
             }
             if let Some(n) = &a.loss_norm {
                 spec.loss_norm = match n.as_str() {

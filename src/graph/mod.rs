@@ -72,6 +72,9 @@ pub enum GOp {
     LabelMix,
     /// [data (u8 packed), idx] -> [x / 255]
     GatherU8 { src_rows: usize },
+    /// [x] -> [y = limit * tanh(x / limit), u = x / limit, t = tanh(u)]: a smooth bound on a
+    /// value that enters exp(), e.g. a log-variance (identity near 0, |y| < limit).
+    SoftClamp { limit: f32 },
     /// [logits, target] -> [loss per row, dlogits]
     Bce { scale: f32 },
     /// [mu, logvar] -> [loss per row, dmu, dlogvar]
@@ -205,6 +208,16 @@ impl Graph {
         y
     }
 
+    /// limit * tanh(x / limit), elementwise.
+    pub fn soft_clamp(&mut self, name: &str, x: TensorId, limit: f32) -> TensorId {
+        let shape = self.shape(x).to_vec();
+        let y = self.temp(name.into(), &shape, DType::F32);
+        let u = self.temp(format!("{name}.scaled"), &shape, DType::F32);
+        let t = self.temp(format!("{name}.tanh"), &shape, DType::F32);
+        self.push(GOp::SoftClamp { limit }, vec![x], vec![y, u, t]);
+        y
+    }
+
     /// Rows of a resident u8 dataset (`src_rows` x `cols`) picked by `idx`, scaled to [0, 1].
     pub fn gather_u8(&mut self, name: &str, data: TensorId, idx: TensorId, src_rows: usize, cols: usize) -> TensorId {
         let rows = self.shape(idx)[0];
@@ -263,6 +276,13 @@ impl Graph {
                 GOp::Kl { scale } => Op::Kl { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Ce { scale } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale },
                 GOp::GaussianNll { scale } => Op::GaussianNll { rows: s(i[0]).0, cols: s(i[0]).1, scale },
+                GOp::SoftClamp { limit } => {
+                    let n = self.tensors[i[0]].len();
+                    out.push(Launch { op: Op::Scale { n, alpha: 1.0 / limit }, args: vec![Some(i[0]), Some(o[1])] });
+                    out.push(Launch { op: Op::ActForward { n, act: Act::Tanh }, args: vec![Some(o[1]), Some(o[2])] });
+                    out.push(Launch { op: Op::Scale { n, alpha: limit }, args: vec![Some(o[2]), Some(o[0])] });
+                    continue;
+                }
             };
             out.push(Launch { op, args: i.iter().chain(o.iter()).map(|&t| Some(t)).collect() });
         }
@@ -279,6 +299,7 @@ impl Graph {
                 GOp::Softmax => &[0],
                 GOp::Reparam { .. } => &[1, 2],
                 GOp::LabelMix => &[0],
+                GOp::SoftClamp { .. } => &[0],
                 _ => &[],
             };
             if differentiable_inputs.iter().any(|&k| need[n.inputs[k]]) {
@@ -410,6 +431,19 @@ impl Graph {
                     ad.grad.resize(self.tensors.len(), None);
                     ad.launches.push(Launch { op: Op::LabelMixBackward { rows, classes }, args: vec![Some(dy), Some(i[1]), Some(dpi)] });
                     ad.contribute(self, i[0], dpi);
+                }
+                GOp::SoftClamp { .. } => {
+                    // d/dx [L tanh(x / L)] = 1 - tanh^2(x / L): one act_backward on t
+                    let Some(dy) = ad.grad_of(o[0]) else { continue };
+                    if !need[i[0]] {
+                        continue;
+                    }
+                    let shape = self.tensors[i[0]].shape.clone();
+                    let n = self.tensors[i[0]].len();
+                    let dx = self.temp(format!("{}.grad_in", self.tensors[o[0]].name), &shape, DType::F32);
+                    ad.grad.resize(self.tensors.len(), None);
+                    ad.launches.push(Launch { op: Op::ActBackward { n, act: Act::Tanh }, args: vec![Some(o[2]), Some(dy), Some(dx)] });
+                    ad.contribute(self, i[0], dx);
                 }
                 GOp::GatherU8 { .. } => {}
             }

@@ -64,7 +64,19 @@ pub struct ModelSpec {
     /// Weight of the classification loss.
     pub alpha: f32,
     pub loss_norm: LossNorm,
+    /// Bound on the log-variance: logvar = L tanh(raw / L), so exp(logvar) stays finite for
+    /// any input (without it, one outlier with raw > 88 overflows f32 and the run diverges;
+    /// seen on MNIST). `None` uses the raw head output, as the paper's text does.
+    #[serde(default = "default_logvar_limit")]
+    pub logvar_limit: Option<f32>,
 }
+
+fn default_logvar_limit() -> Option<f32> {
+    Some(DEFAULT_LOGVAR_LIMIT)
+}
+
+/// Default bound on |logvar| (variances between e^-20 and e^20).
+pub const DEFAULT_LOGVAR_LIMIT: f32 = 20.0;
 
 impl ModelSpec {
     /// The paper's dense model of this kind for `input_dim` features and `classes` classes.
@@ -79,6 +91,7 @@ impl ModelSpec {
             decoder_input: DecoderInput::Pi,
             alpha: DEFAULT_ALPHA,
             loss_norm: LossNorm::Sum,
+            logvar_limit: Some(DEFAULT_LOGVAR_LIMIT),
         }
     }
 
@@ -117,6 +130,11 @@ impl ModelSpec {
         }
         if self.kind != Kind::Eu && self.classes < 2 {
             return Err(Error::Invalid(format!("a classifier needs at least 2 classes, the dataset has {}", self.classes)));
+        }
+        if let Some(l) = self.logvar_limit {
+            if !(l.is_finite() && l > 0.0 && l <= 80.0) {
+                return Err(Error::Invalid(format!("--logvar-limit must be in (0, 80] (got {l})")));
+            }
         }
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
             return Err(Error::Invalid(format!("--alpha must be a finite number >= 0 (got {})", self.alpha)));
@@ -192,7 +210,10 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize) -> Result<(Graph, 
     let (mut mu, mut recon_logits) = (None, None);
     if spec.has_decoder() {
         let m = g.dense("mu", h, spec.latent, Act::Identity);
-        let lv = g.dense("logvar", h, spec.latent, Act::Identity);
+        let mut lv = g.dense("logvar", h, spec.latent, Act::Identity);
+        if let Some(limit) = spec.logvar_limit {
+            lv = g.soft_clamp("logvar_bounded", lv, limit);
+        }
         let kl_scale = rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / spec.latent as f32 } else { 1.0 };
         g.kl_loss("kl", m, lv, kl_scale);
         let z = g.reparam("z", counter, m, lv, 0);
