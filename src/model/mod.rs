@@ -151,7 +151,7 @@ impl ModelSpec {
 }
 
 /// Default weight of the classification loss (see README: chosen by measurement).
-pub const DEFAULT_ALPHA: f32 = 1000.0;
+pub const DEFAULT_ALPHA: f32 = 100.0;
 
 fn unknown_model(name: &str) -> Error {
     Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense or eu-dense"))
