@@ -12,6 +12,8 @@ use ssvae::data::{self, IdxDataset, Split};
 use ssvae::graph::exec::{Optimizer, ParamStore};
 use ssvae::model::{build, DecoderInput, Kind, LossNorm, ModelSpec};
 use ssvae::train::checkpoint::{self, CONFIG_FILE, METRICS_FILE};
+use ssvae::eval::grid::{class_style_grid, save_png, traverse, Decoder};
+use ssvae::eval::Scorer;
 use ssvae::train::{EvalReport, Evaluator, LabelSpec, TrainConfig, Trainer};
 use ssvae::Backend;
 
@@ -91,6 +93,54 @@ pub struct TrainArgs {
     /// No progress bar or per-epoch lines (the final JSON line is still printed).
     #[arg(long)]
     quiet: bool,
+    /// Anomaly protocol: leave this class out of training, then score the test set and report
+    /// the ROC AUC of detecting it (used by `ssvae anomaly`).
+    #[arg(long)]
+    pub anomaly_class: Option<usize>,
+    /// Draws of z per anomaly score.
+    #[arg(long, default_value_t = ssvae::eval::DEFAULT_SCORE_SAMPLES)]
+    score_samples: usize,
+}
+
+#[derive(clap::Args)]
+pub struct ScoreArgs {
+    /// A folder written by `ssvae train` or `ssvae anomaly` (SS or EU model).
+    #[arg(long)]
+    run: PathBuf,
+    /// Samples to score: an IDX image file (raw or .gz) or a CSV with one sample per line
+    /// (values in [0, 1], or 0..255 if any exceeds 1; an optional header line is skipped).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the CSV of scores.
+    #[arg(long, default_value = "scores.csv")]
+    out: PathBuf,
+    /// Draws of z per score.
+    #[arg(long, default_value_t = ssvae::eval::DEFAULT_SCORE_SAMPLES)]
+    samples: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    dev: DeviceArgs,
+}
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// A folder written by `ssvae train` (SS or EU model).
+    #[arg(long)]
+    run: PathBuf,
+    /// The PNG to write.
+    #[arg(long, default_value = "grid.png")]
+    out: PathBuf,
+    /// Columns (styles); with --traverse, the side of each class's latent walk.
+    #[arg(long, default_value_t = 10)]
+    styles: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Walk the first two latent dimensions at quantiles of N(0, 1), one block per class.
+    #[arg(long)]
+    traverse: bool,
+    #[command(flatten)]
+    dev: DeviceArgs,
 }
 
 #[derive(clap::Args)]
@@ -117,6 +167,8 @@ struct RunConfig {
     max_train: Option<usize>,
     synthetic: (usize, usize),
     data_dir: Option<PathBuf>,
+    #[serde(default)]
+    anomaly_class: Option<usize>,
 }
 
 fn load_dataset(name: &str, data_dir: Option<&Path>, synthetic: (usize, usize)) -> Result<Split> {
@@ -146,12 +198,18 @@ fn parse_labels(labels: &Option<String>, fraction: Option<f64>, default: LabelSp
     })
 }
 
-fn labeled_indices(spec: LabelSpec, split: &Split, seed: u64) -> Result<Vec<usize>> {
+/// Class-balanced labeled subset over the classes present in the training set (all of them,
+/// except the left-out class of the anomaly protocol).
+fn labeled_indices(spec: LabelSpec, split: &Split, seed: u64, absent: Option<usize>) -> Result<Vec<usize>> {
     let t = &split.train;
+    let (labels, classes): (Vec<u8>, usize) = match absent {
+        Some(k) => (t.labels.iter().map(|&y| if y as usize > k { y - 1 } else { y }).collect(), t.classes - 1),
+        None => (t.labels.clone(), t.classes),
+    };
     Ok(match spec {
         LabelSpec::All => (0..t.n).collect(),
-        LabelSpec::Count(n) => data::label_subset(&t.labels, t.classes, n, seed)?,
-        LabelSpec::Fraction(f) => data::label_fraction(&t.labels, t.classes, f, seed)?,
+        LabelSpec::Count(n) => data::label_subset(&labels, classes, n, seed)?,
+        LabelSpec::Fraction(f) => data::label_fraction(&labels, classes, f, seed)?,
     })
 }
 
@@ -205,6 +263,16 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
         split.train = split.train.subset(&(0..n).collect::<Vec<_>>());
     }
 
+    let anomaly_class = a.anomaly_class.or(previous.as_ref().and_then(|p| p.anomaly_class));
+    let full_test = split.test.clone();
+    if let Some(k) = anomaly_class {
+        if k >= split.train.classes {
+            bail!("--anomaly-class {k}: {dataset} has classes 0..{}", split.train.classes - 1);
+        }
+        let keep = |d: &data::Dataset| (0..d.n).filter(|&i| d.labels[i] as usize != k).collect::<Vec<_>>();
+        split.train = split.train.subset(&keep(&split.train));
+        split.test = split.test.subset(&keep(&split.test));
+    }
     let mut cfg = match &previous {
         Some(p) => p.train.clone(),
         None => {
@@ -265,7 +333,7 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
     if add_epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    let labeled = if cfg.model.kind == Kind::Eu { Vec::new() } else { labeled_indices(cfg.labels, &split, cfg.seed)? };
+    let labeled = if cfg.model.kind == Kind::Eu { Vec::new() } else { labeled_indices(cfg.labels, &split, cfg.seed, anomaly_class)? };
     let out = a.out.clone().or(a.resume.clone()).unwrap_or_else(|| {
         let l = match cfg.labels {
             LabelSpec::All => "all".to_string(),
@@ -357,6 +425,7 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
             max_train,
             synthetic,
             data_dir: data_dir.clone(),
+            anomaly_class,
         };
         checkpoint::save_json(&out.join(CONFIG_FILE), &run)?;
         let line = serde_json::json!({
@@ -383,6 +452,21 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    let mut auc = None;
+    if let Some(k) = anomaly_class {
+        let scorer = Scorer::new(be, &cfg.model, &trainer.store, &full_test.pixels, cfg.eval_batch)?;
+        let (scores, _) = scorer.run(be, a.score_samples, cfg.seed)?;
+        let positive: Vec<bool> = full_test.labels.iter().map(|&y| y as usize == k).collect();
+        auc = ssvae::eval::roc_auc(&scores, &positive);
+        let mut csv = String::from("index,label,anomalous,score\n");
+        for (i, s) in scores.iter().enumerate() {
+            csv += &format!("{i},{},{},{s}\n", full_test.labels[i], positive[i] as u8);
+        }
+        checkpoint::write_atomic(&out.join("anomaly_scores.csv"), csv.as_bytes())?;
+        if !quiet {
+            eprintln!("anomaly class {k}: ROC AUC {} over {} test samples ({} anomalous), {} draws of z each", fmt_opt(auc), scores.len(), positive.iter().filter(|&&p| p).count(), a.score_samples);
+        }
+    }
     let summary = serde_json::json!({
         "model": cfg.model.name(), "dataset": dataset, "labels": if cfg.model.kind == Kind::Eu { 0 } else { labeled.len() },
         "epochs": trainer.epochs_done, "accuracy": last_eval.accuracy, "log_loss": last_eval.log_loss,
@@ -390,8 +474,120 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
         "seconds": start.elapsed().as_secs_f64(), "train_seconds": train_seconds, "samples_per_s": samples as f64 / train_seconds.max(1e-9),
         "backend": backend, "adapter": adapter, "seed": cfg.seed, "alpha": cfg.model.alpha, "out": out,
         "evaluated_on": if a.validation.is_some() { "validation" } else { "test" },
+        "anomaly_class": anomaly_class, "auc": auc,
     });
     println!("{summary}");
+    Ok(())
+}
+
+/// A saved run's configuration and its weights in a parameter store on `be`.
+fn load_run<B: Backend>(be: &B, dir: &Path) -> Result<(RunConfig, ParamStore<B>)> {
+    let run: RunConfig = checkpoint::load_json(&dir.join(CONFIG_FILE)).with_context(|| format!("--run {}", dir.display()))?;
+    if !dir.join(checkpoint::MODEL_FILE).exists() {
+        bail!("--run {}: no {} in this folder (was training interrupted before the first epoch ended?)", dir.display(), checkpoint::MODEL_FILE);
+    }
+    let (graph, _) = build(&run.train.model, 1, 1)?;
+    let store = ParamStore::new(be, &graph, 0)?;
+    ssvae::train::load_into(be, &store, dir)?;
+    Ok((run, store))
+}
+
+pub fn score(a: ScoreArgs) -> Result<()> {
+    if a.dev.wants_cpu_only() {
+        run_score(&CpuBackend::new(), a)
+    } else {
+        run_score(&GpuBackend::new(&a.dev.gpu_options()?)?, a)
+    }
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    if a.dev.wants_cpu_only() {
+        run_sample(&CpuBackend::new(), a)
+    } else {
+        run_sample(&GpuBackend::new(&a.dev.gpu_options()?)?, a)
+    }
+}
+
+/// Samples from an IDX image file or a CSV (one sample per line) as bytes.
+fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
+    if let Ok((dims, bytes)) = data::read_idx(path) {
+        let per: usize = dims[1..].iter().product();
+        if per != dim {
+            bail!("{}: samples have {per} values ({:?}), the model expects {dim}", path.display(), &dims[1..]);
+        }
+        return Ok(bytes);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("--input {}", path.display()))?;
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    for (ln, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let vals: std::result::Result<Vec<f64>, _> = line.split(',').map(|c| c.trim().parse::<f64>()).collect();
+        match vals {
+            Ok(v) => {
+                if v.len() != dim {
+                    bail!("{} line {}: {} values, the model expects {dim}", path.display(), ln + 1, v.len());
+                }
+                if let Some(j) = v.iter().position(|x| !x.is_finite() || *x < 0.0) {
+                    bail!("{} line {}, column {}: value {} is not a finite number >= 0", path.display(), ln + 1, j + 1, v[j]);
+                }
+                rows.push(v);
+            }
+            Err(_) if ln == 0 => continue, // header
+            Err(e) => bail!("{} line {}: {e}", path.display(), ln + 1),
+        }
+    }
+    if rows.is_empty() {
+        bail!("{}: no samples", path.display());
+    }
+    let max = rows.iter().flatten().cloned().fold(0.0, f64::max);
+    let scale = if max > 1.0 { 1.0 } else { 255.0 };
+    if max > 255.0 {
+        bail!("{}: values above 255; expected [0, 1] or 0..255", path.display());
+    }
+    Ok(rows.iter().flatten().map(|&v| (v * scale).round() as u8).collect())
+}
+
+fn run_score<B: Backend>(be: &B, a: ScoreArgs) -> Result<()> {
+    let (run, store) = load_run(be, &a.run)?;
+    let spec = &run.train.model;
+    let pixels = read_samples(&a.input, spec.input_dim)?;
+    let t0 = Instant::now();
+    let scorer = Scorer::new(be, spec, &store, &pixels, run.train.eval_batch)?;
+    let (scores, probs) = scorer.run(be, a.samples, a.seed)?;
+    let mut csv = String::from(if probs.is_some() { "index,score,predicted_class\n" } else { "index,score\n" });
+    for (i, s) in scores.iter().enumerate() {
+        match &probs {
+            Some(p) => {
+                let row = &p[i * spec.classes..(i + 1) * spec.classes];
+                let arg = (0..spec.classes).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+                csv += &format!("{i},{s},{arg}\n");
+            }
+            None => csv += &format!("{i},{s}\n"),
+        }
+    }
+    checkpoint::write_atomic(&a.out, csv.as_bytes())?;
+    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    println!(
+        "{}",
+        serde_json::json!({"scored": scores.len(), "out": a.out, "mean_score": mean, "samples": a.samples, "seconds": t0.elapsed().as_secs_f64(), "adapter": be.describe()})
+    );
+    Ok(())
+}
+
+fn run_sample<B: Backend>(be: &B, a: SampleArgs) -> Result<()> {
+    let (run, store) = load_run(be, &a.run)?;
+    let spec = &run.train.model;
+    let side = (spec.input_dim as f64).sqrt() as usize;
+    if side * side != spec.input_dim {
+        bail!("the model's {} features are not a square image; sample grids need image data", spec.input_dim);
+    }
+    let dec = Decoder::new(be, spec, &store, 100)?;
+    let img = if a.traverse { traverse(be, &dec, a.styles, (side, side))? } else { class_style_grid(be, &dec, a.styles, a.seed, (side, side))?.0 };
+    save_png(&img, &a.out)?;
+    println!("{}", serde_json::json!({"out": a.out, "width": img.width(), "height": img.height(), "traverse": a.traverse}));
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod graph;
 pub mod model;
 pub mod rng;

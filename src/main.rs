@@ -53,6 +53,13 @@ enum Cmd {
     Train(Box<cli_train::TrainArgs>),
     /// Evaluate a saved run on the test split of its dataset (or another one).
     Eval(cli_train::EvalArgs),
+    /// Anomaly protocol (paper 3.1.3): train without --anomaly-class K, score the test set
+    /// (negative log reconstruction probability), report the ROC AUC of detecting class K.
+    Anomaly(Box<cli_train::TrainArgs>),
+    /// Score new samples with a saved run (CSV of anomaly scores).
+    Score(cli_train::ScoreArgs),
+    /// Generate a PNG grid: one row per class, one column per style.
+    Sample(cli_train::SampleArgs),
     /// List the GPU adapters found, with the limits that matter to ssvae.
     Devices {
         #[command(flatten)]
@@ -97,6 +104,14 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Train(a) => cli_train::train(*a),
         Cmd::Eval(a) => cli_train::eval(a),
+        Cmd::Anomaly(a) => {
+            if a.anomaly_class.is_none() {
+                bail!("ssvae anomaly needs --anomaly-class K (the class left out of training)");
+            }
+            cli_train::train(*a)
+        }
+        Cmd::Score(a) => cli_train::score(a),
+        Cmd::Sample(a) => cli_train::sample(a),
         Cmd::Devices { dev, json } => {
             let adapters = list_adapters(&dev.gpu_options()?);
             if adapters.is_empty() {

@@ -1,0 +1,175 @@
+//! Anomaly scores, exact ROC AUC, sample grids and the `anomaly` / `score` / `sample` commands.
+mod common;
+
+use std::process::Command;
+
+use ssvae::backend::cpu::CpuBackend;
+use ssvae::data;
+use ssvae::eval::grid::{class_style_grid, normal_quantile, Decoder};
+use ssvae::eval::{roc_auc, roc_curve, Scorer};
+use ssvae::model::{Kind, ModelSpec};
+use ssvae::train::{LabelSpec, TrainConfig, Trainer};
+
+#[test]
+fn roc_auc_hand_computed_cases() {
+    // perfect separation, perfect inversion
+    assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
+    assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
+    // all scores tied: 0.5
+    assert_eq!(roc_auc(&[1.0; 5], &[true, false, true, false, false]), Some(0.5));
+    // positives {0.5, 0.3}, negatives {0.4, 0.3, 0.1}: pairs (pos > neg) = 0.5 beats 3, 0.3 beats
+    // 0.1 and ties 0.3 -> (3 + 1 + 0.5) / 6 = 0.75
+    assert_eq!(roc_auc(&[0.5, 0.3, 0.4, 0.3, 0.1], &[true, true, false, false, false]), Some(0.75));
+    // one class empty
+    assert_eq!(roc_auc(&[0.1, 0.2], &[true, true]), None);
+    // agrees with the brute-force pair count on random data with many ties
+    let mut r = common::rng(7);
+    let scores: Vec<f64> = (0..300).map(|_| (rand::Rng::random_range(&mut r, 0..20)) as f64).collect();
+    let pos: Vec<bool> = (0..300).map(|_| rand::Rng::random_bool(&mut r, 0.3)).collect();
+    let (mut num, mut den) = (0.0, 0.0);
+    for i in 0..300 {
+        for j in 0..300 {
+            if pos[i] && !pos[j] {
+                den += 1.0;
+                num += if scores[i] > scores[j] { 1.0 } else if scores[i] == scores[j] { 0.5 } else { 0.0 };
+            }
+        }
+    }
+    assert!((roc_auc(&scores, &pos).unwrap() - num / den).abs() < 1e-12);
+    // the curve ends at (1, 1) and its trapezoid area is the AUC
+    let c = roc_curve(&scores, &pos);
+    assert_eq!(*c.last().unwrap(), (1.0, 1.0));
+    let area: f64 = c.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
+    assert!((area - num / den).abs() < 1e-12);
+}
+
+#[test]
+fn normal_quantile_matches_known_values() {
+    for (p, z) in [(0.5, 0.0), (0.975, 1.959963984540054), (0.01, -2.326347874040841), (0.8413447460685429, 1.0)] {
+        assert!((normal_quantile(p) - z).abs() < 1e-8, "{p}");
+    }
+}
+
+/// A small SS model trained briefly on the synthetic glyphs (CPU).
+fn trained_small_ss() -> (CpuBackend, Trainer<CpuBackend>, data::Split) {
+    let be = CpuBackend::new();
+    let split = data::synthetic(3000, 500, 1);
+    let mut spec = ModelSpec::dense(Kind::Ss, 784, 10);
+    spec.hidden = vec![256, 128];
+    let mut cfg = TrainConfig::new(spec, "synthetic");
+    cfg.labels = LabelSpec::Count(300);
+    cfg.optimizer = ssvae::graph::exec::Optimizer::adam(1e-3);
+    let labeled = data::label_subset(&split.train.labels, 10, 300, 0).unwrap();
+    let mut t = Trainer::new(&be, cfg, &split.train, Some(&split.test), labeled).unwrap();
+    for _ in 0..600 {
+        t.step(&be).unwrap();
+    }
+    t.take_losses(&be).unwrap();
+    (be, t, split)
+}
+
+#[test]
+fn sample_grid_rows_are_recognised_as_their_class() {
+    let (be, t, _) = trained_small_ss();
+    let spec = t.cfg.model.clone();
+    let dec = Decoder::new(&be, &spec, &t.store, 64).unwrap();
+    let styles = 6;
+    let (img, cells) = class_style_grid(&be, &dec, styles, 3, (28, 28)).unwrap();
+    // stated size: 10 rows x 6 columns of 28 px with 2 px gaps
+    assert_eq!((img.width(), img.height()), (6 * 28 + 7 * 2, 10 * 28 + 11 * 2));
+    let path = std::env::temp_dir().join(format!("ssvae-grid-{}.png", std::process::id()));
+    img.save(&path).unwrap();
+    let back = image::open(&path).unwrap();
+    assert_eq!((back.width(), back.height()), (img.width(), img.height()));
+    // the model's own classifier on the generated cells
+    let pixels: Vec<u8> = cells.iter().map(|&p| (p * 255.0).round() as u8).collect();
+    let (_, probs) = Scorer::new(&be, &spec, &t.store, &pixels, 64).unwrap().run(&be, 1, 0).unwrap();
+    let probs = probs.unwrap();
+    let mut hits = 0;
+    for cell in 0..10 * styles {
+        let row = &probs[cell * 10..(cell + 1) * 10];
+        let arg = (0..10).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+        hits += (arg == cell / styles) as usize;
+    }
+    eprintln!("{hits} of {} generated cells classified as their row's class", 10 * styles);
+    assert!(hits * 10 >= 7 * 10 * styles, "only {hits} of {} cells recognised as their row's class", 10 * styles);
+}
+
+#[test]
+fn anomaly_scores_separate_an_unseen_class() {
+    // train on everything but class 3, then the unseen class should score higher
+    let be = CpuBackend::new();
+    let split = data::synthetic(3000, 600, 2);
+    let keep: Vec<usize> = (0..split.train.n).filter(|&i| split.train.labels[i] != 3).collect();
+    let train = split.train.subset(&keep);
+    let mut spec = ModelSpec::dense(Kind::Eu, 784, 10);
+    spec.hidden = vec![256, 128];
+    let mut cfg = TrainConfig::new(spec.clone(), "synthetic");
+    cfg.optimizer = ssvae::graph::exec::Optimizer::adam(1e-3);
+    let mut t = Trainer::new(&be, cfg, &train, None, vec![]).unwrap();
+    for _ in 0..500 {
+        t.step(&be).unwrap();
+    }
+    let (scores, probs) = Scorer::new(&be, &spec, &t.store, &split.test.pixels, 100).unwrap().run(&be, 4, 0).unwrap();
+    assert!(probs.is_none());
+    let pos: Vec<bool> = split.test.labels.iter().map(|&y| y == 3).collect();
+    let auc = roc_auc(&scores, &pos).unwrap();
+    eprintln!("EU, class 3 unseen: AUC {auc}");
+    assert!(auc > 0.6, "AUC {auc}");
+    assert!(scores.iter().all(|s| s.is_finite() && *s > 0.0));
+}
+
+fn ssvae(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ssvae")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().unwrap()
+}
+
+#[test]
+fn anomaly_score_and_sample_commands() {
+    let dir = std::env::temp_dir().join(format!("ssvae-eval-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.join("run");
+    let o = ssvae(&[
+        "anomaly", "--anomaly-class", "2", "--backend", "cpu", "--synthetic-train", "300", "--synthetic-test", "100", "--hidden", "32,16",
+        "--batch-size", "32", "--epochs", "1", "--labels", "45", "--quiet", "--out", out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let last: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["anomaly_class"], 2);
+    assert!(last["auc"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{last}");
+    assert_eq!(std::fs::read_to_string(out.join("anomaly_scores.csv")).unwrap().lines().count(), 101);
+
+    // anomaly without a class, or out of range
+    let o = ssvae(&["anomaly", "--backend", "cpu"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--anomaly-class"));
+    let o = ssvae(&["anomaly", "--anomaly-class", "10", "--backend", "cpu", "--synthetic-train", "100", "--out", dir.join("x").to_str().unwrap()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--anomaly-class 10"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // score a CSV: right width works, wrong width is a clear error
+    let good = dir.join("good.csv");
+    std::fs::write(&good, format!("{}\n{}\n", vec!["0"; 784].join(","), vec!["255"; 784].join(","))).unwrap();
+    let scores = dir.join("scores.csv");
+    let o = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", good.to_str().unwrap(), "--out", scores.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(&scores).unwrap();
+    assert_eq!(csv.lines().next().unwrap(), "index,score,predicted_class");
+    assert_eq!(csv.lines().count(), 3);
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "1,2,3\n").unwrap();
+    let o = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", bad.to_str().unwrap(), "--backend", "cpu"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("3 values, the model expects 784"), "{e}");
+
+    // sample grid: size as stated; zero styles and runs without a checkpoint are errors
+    let png = dir.join("grid.png");
+    let o = ssvae(&["sample", "--run", out.to_str().unwrap(), "--out", png.to_str().unwrap(), "--styles", "4", "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (4 * 28 + 5 * 2, 10 * 28 + 11 * 2));
+    let o = ssvae(&["sample", "--run", out.to_str().unwrap(), "--styles", "0", "--backend", "cpu"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--styles"));
+    let o = ssvae(&["sample", "--run", out.to_str().unwrap(), "--styles", "100000", "--backend", "cpu"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("pixel limit"));
+    let o = ssvae(&["sample", "--run", dir.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("config.json"));
+}
