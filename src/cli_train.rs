@@ -214,12 +214,25 @@ fn labeled_indices(spec: LabelSpec, split: &Split, seed: u64, absent: Option<usi
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    if a.dev.wants_cpu_only() {
-        run_train(&CpuBackend::new(), "cpu", a)
+    let summary = if a.dev.wants_cpu_only() {
+        run_train(&CpuBackend::new(), "cpu", a)?
     } else {
         let gpu = GpuBackend::new(&a.dev.gpu_options()?)?;
-        run_train(&gpu, "gpu", a)
+        run_train(&gpu, "gpu", a)?
+    };
+    println!("{summary}");
+    Ok(())
+}
+
+/// Parses `ssvae train` arguments (for the reproduction runner).
+pub fn parse_train_args(args: &[String]) -> Result<TrainArgs> {
+    #[derive(clap::Parser)]
+    struct P {
+        #[command(flatten)]
+        a: TrainArgs,
     }
+    let argv = std::iter::once("train".to_string()).chain(args.iter().cloned());
+    Ok(<P as clap::Parser>::try_parse_from(argv)?.a)
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -235,7 +248,8 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.4}"))
 }
 
-fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
+/// Trains as `ssvae train` does and returns the summary (also written to OUT/summary.json).
+pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serde_json::Value> {
     let previous: Option<RunConfig> = match &a.resume {
         Some(dir) => Some(checkpoint::load_json(&dir.join(CONFIG_FILE)).with_context(|| format!("--resume {}", dir.display()))?),
         None => None,
@@ -476,8 +490,8 @@ fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<()> {
         "evaluated_on": if a.validation.is_some() { "validation" } else { "test" },
         "anomaly_class": anomaly_class, "auc": auc,
     });
-    println!("{summary}");
-    Ok(())
+    checkpoint::save_json(&out.join("summary.json"), &summary)?;
+    Ok(summary)
 }
 
 /// A saved run's configuration and its weights in a parameter store on `be`.

@@ -1,6 +1,7 @@
 //! The `ssvae` command line. Library errors are typed; `anyhow` adds context here only.
 
 mod cli_train;
+mod reproduce;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -60,6 +61,9 @@ enum Cmd {
     Score(cli_train::ScoreArgs),
     /// Generate a PNG grid: one row per class, one column per style.
     Sample(cli_train::SampleArgs),
+    /// Run the paper's protocol for a table over several seeds; writes mean ± std next to the
+    /// paper's figures as markdown.
+    Reproduce(reproduce::ReproduceArgs),
     /// List the GPU adapters found, with the limits that matter to ssvae.
     Devices {
         #[command(flatten)]
@@ -112,6 +116,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Score(a) => cli_train::score(a),
         Cmd::Sample(a) => cli_train::sample(a),
+        Cmd::Reproduce(a) => reproduce::reproduce(a),
         Cmd::Devices { dev, json } => {
             let adapters = list_adapters(&dev.gpu_options()?);
             if adapters.is_empty() {
