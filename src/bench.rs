@@ -127,3 +127,84 @@ pub fn gemm_table(results: &[GemmResult]) -> String {
     }
     s
 }
+
+/// One training-throughput measurement.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainResult {
+    pub bench: &'static str,
+    pub implementation: &'static str,
+    pub model: String,
+    pub backend: String,
+    pub adapter: String,
+    pub batch: usize,
+    pub hidden: usize,
+    pub steps: usize,
+    pub ms_per_step: f64,
+    pub samples_per_s: f64,
+    pub device_bytes: usize,
+    pub launches_per_step: usize,
+}
+
+/// A resident dataset of random pixels (the content does not change the cost).
+pub fn random_dataset(n: usize, dim: usize, classes: usize, seed: u64) -> crate::data::Dataset {
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    let side = (dim as f64).sqrt() as usize;
+    crate::data::Dataset {
+        name: "random".into(),
+        pixels: (0..n * dim).map(|_| r.random()).collect(),
+        labels: (0..n).map(|_| r.random_range(0..classes as u8)).collect(),
+        n,
+        height: side,
+        width: dim / side.max(1),
+        channels: 1,
+        classes,
+        class_names: (0..classes).map(|c| c.to_string()).collect(),
+    }
+}
+
+/// SS_D training throughput: the whole training loop as `ssvae train` runs it (host batch
+/// sampling, index/label/counter uploads, one submission per step), after `warmup` steps,
+/// timed until `min_seconds` have passed, ending with a device sync.
+pub fn train_bench<B: Backend>(be: &B, data: &crate::data::Dataset, batch: usize, hidden: usize, min_seconds: f64, warmup: usize) -> Result<TrainResult> {
+    use crate::model::{Kind, ModelSpec};
+    use crate::train::{LabelSpec, TrainConfig, Trainer};
+    let mut spec = ModelSpec::dense(Kind::Ss, data.dim(), data.classes);
+    spec.hidden = vec![hidden, hidden];
+    let mut cfg = TrainConfig::new(spec, &data.name);
+    cfg.batch_size = batch;
+    cfg.labels = LabelSpec::Count(1000);
+    cfg.metrics_every = 100;
+    let labeled = crate::data::label_subset(&data.labels, data.classes, 1000, 0)?;
+    let mut t = Trainer::new(be, cfg, data, None, labeled)?;
+    for _ in 0..warmup {
+        t.step(be)?;
+    }
+    be.sync()?;
+    t.take_losses(be)?;
+    let start = Instant::now();
+    let mut steps = 0usize;
+    while steps == 0 || start.elapsed().as_secs_f64() < min_seconds {
+        t.step(be)?;
+        steps += 1;
+        if steps % 100 == 0 {
+            t.take_losses(be)?; // as the training loop reads losses back
+        }
+    }
+    be.sync()?;
+    let secs = start.elapsed().as_secs_f64();
+    t.take_losses(be)?;
+    Ok(TrainResult {
+        bench: "train",
+        implementation: "ssvae",
+        model: "ss-dense".into(),
+        backend: if be.describe().starts_with("cpu") { "cpu".into() } else { "gpu".into() },
+        adapter: be.describe(),
+        batch,
+        hidden,
+        steps,
+        ms_per_step: secs * 1e3 / steps as f64,
+        samples_per_s: (steps * batch) as f64 / secs,
+        device_bytes: t.device_bytes(),
+        launches_per_step: t.launches_per_step(),
+    })
+}

@@ -81,6 +81,30 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Training throughput of SS_D (samples/s, ms per step, device memory) over batch sizes
+    /// and hidden widths, on the GPU and/or the CPU backend.
+    Train {
+        /// `gpu`, `cpu`, `both` (default), or a GPU API list.
+        #[arg(long, default_value = "both")]
+        backend: String,
+        #[arg(long)]
+        adapter: Option<String>,
+        /// Batch sizes at the paper's width (hidden 1024).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![32usize, 128, 512, 2048])]
+        batch_sizes: Vec<usize>,
+        /// Hidden widths at batch 128 (scaling from overhead to arithmetic).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![256usize, 512, 1024, 2048, 4096])]
+        hidden_sizes: Vec<usize>,
+        /// Minimum seconds of timed steps per case.
+        #[arg(long, default_value_t = 3.0)]
+        min_seconds: f64,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Also print where a CPU step's time goes, kernel by kernel.
+        #[arg(long)]
+        profile: bool,
+    },
     /// GEMM GFLOP/s of the GPU kernel and the CPU path: square sizes and the dense model's shapes.
     Gemm {
         /// `gpu`, `cpu`, `both` (default), or a GPU API list.
@@ -137,6 +161,40 @@ fn run(cli: Cli) -> Result<()> {
                         a.max_compute_workgroups_per_dimension,
                         if a.shader_f16 { "yes" } else { "no" }
                     );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Bench { what: BenchCmd::Train { backend, adapter, batch_sizes, hidden_sizes, min_seconds, warmup, profile } } => {
+            let dev = DeviceArgs { backend: backend.clone(), adapter };
+            let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&dev.gpu_options()?).context("opening the GPU")?) };
+            let cpu = if backend == "both" || backend == "cpu" { Some(if profile { CpuBackend::profiled() } else { CpuBackend::new() }) } else { None };
+            let data = ssvae::bench::random_dataset(60000, 784, 10, 1);
+            let mut cases: Vec<(usize, usize)> = batch_sizes.iter().map(|&b| (b, 1024)).collect();
+            cases.extend(hidden_sizes.iter().filter(|&&h| !(h == 1024 && batch_sizes.contains(&128))).map(|&h| (128, h)));
+            let mut rows = Vec::new();
+            for (batch, hidden) in cases {
+                if let Some(g) = &gpu {
+                    let r = ssvae::bench::train_bench(g, &data, batch, hidden, min_seconds, warmup)?;
+                    println!("{}", serde_json::to_string(&r)?);
+                    rows.push(r);
+                }
+                if let Some(c) = &cpu {
+                    let r = ssvae::bench::train_bench(c, &data, batch, hidden, min_seconds, warmup)?;
+                    println!("{}", serde_json::to_string(&r)?);
+                    rows.push(r);
+                }
+            }
+            println!("\n| backend | batch | hidden | samples/s | ms/step | device MiB | launches/step |\n|---|---:|---:|---:|---:|---:|---:|");
+            for r in &rows {
+                println!("| {} | {} | {} | {:.0} | {:.2} | {:.1} | {} |", r.adapter, r.batch, r.hidden, r.samples_per_s, r.ms_per_step, r.device_bytes as f64 / 1048576.0, r.launches_per_step);
+            }
+            if let Some(c) = cpu.as_ref().filter(|_| profile) {
+                let report = c.profile_report();
+                let total: f64 = report.iter().map(|r| r.2.as_secs_f64()).sum();
+                println!("\nCPU time by kernel, all cases together (total {total:.2} s):\n| kernel | launches | ms | share |\n|---|---:|---:|---:|");
+                for (k, n, t) in report.iter().take(30) {
+                    println!("| {k} | {n} | {:.1} | {:.1}% |", t.as_secs_f64() * 1e3, 100.0 * t.as_secs_f64() / total);
                 }
             }
             Ok(())

@@ -312,6 +312,11 @@ impl<B: Backend> Program<B> {
         be.run(&refs)
     }
 
+    /// Bytes of the input buffers (host-written and bound ones, e.g. a resident dataset).
+    pub fn input_bytes(&self) -> usize {
+        self.inputs.values().map(|b| b.len() * 4).sum()
+    }
+
     /// The buffer of a host-written input, by tensor name.
     pub fn input(&self, name: &str) -> Result<&B::Buf> {
         self.inputs.get(name).ok_or_else(|| Error::Invalid(format!("program has no input named '{name}'")))

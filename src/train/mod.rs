@@ -228,6 +228,18 @@ impl<B: Backend> Trainer<B> {
         self.batcher.steps_per_epoch()
     }
 
+    /// Bytes of device memory this trainer's training step uses: parameters with gradients
+    /// and optimizer state, planned temporaries, inputs and the resident training set (the
+    /// evaluator's buffers are not counted).
+    pub fn device_bytes(&self) -> usize {
+        5 * self.store.total * 4 + self.program.temp_bytes + self.program.input_bytes()
+    }
+
+    /// Kernel launches in one training step (all recorded into one submission).
+    pub fn launches_per_step(&self) -> usize {
+        self.program.n_launches
+    }
+
     /// One training step (returns once submitted).
     pub fn step(&mut self, be: &B) -> Result<()> {
         let b = self.batcher.next_batch();

@@ -59,6 +59,8 @@ impl CpuBuf {
 
 pub struct CpuBackend {
     placeholder: CpuBuf,
+    /// Per-kernel wall time, when profiling is on (see [`CpuBackend::profiled`]).
+    profile: Option<std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Duration)>>>,
 }
 
 impl Default for CpuBackend {
@@ -69,7 +71,21 @@ impl Default for CpuBackend {
 
 impl CpuBackend {
     pub fn new() -> Self {
-        CpuBackend { placeholder: CpuBuf::new(1, DType::F32) }
+        CpuBackend { placeholder: CpuBuf::new(1, DType::F32), profile: None }
+    }
+
+    /// A backend that records the wall time of every kernel launch (for `ssvae bench train
+    /// --profile`); costs one clock read per launch.
+    pub fn profiled() -> Self {
+        CpuBackend { profile: Some(Default::default()), ..Self::new() }
+    }
+
+    /// (kernel, launches, total time), most expensive first; empty unless profiling.
+    pub fn profile_report(&self) -> Vec<(String, u64, std::time::Duration)> {
+        let Some(p) = &self.profile else { return Vec::new() };
+        let mut v: Vec<_> = p.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, (n, t))| (k.clone(), *n, *t)).collect();
+        v.sort_by(|a, b| b.2.cmp(&a.2));
+        v
     }
 }
 
@@ -164,7 +180,18 @@ impl Backend for CpuBackend {
                     }
                 }
             }
+            let t0 = self.profile.as_ref().map(|_| std::time::Instant::now());
             execute(&l.op, &ins, &mut outs);
+            if let (Some(p), Some(t0)) = (&self.profile, t0) {
+                let key = match &l.op {
+                    Op::Gemm(g) => format!("gemm {}x{}x{}{}{}", g.m, g.n, g.k, if g.trans_a { " TN" } else if g.trans_b { " NT" } else { "" }, if g.bias { " +bias" } else { "" }),
+                    op => op.name().to_string(),
+                };
+                let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                let e = p.entry(key).or_default();
+                e.0 += 1;
+                e.1 += t0.elapsed();
+            }
         }
         Ok(())
     }

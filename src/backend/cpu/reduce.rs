@@ -1,11 +1,21 @@
 //! CPU twins of shaders/reduce.wgsl. Sums accumulate in f64 here; the GPU sums in f32 in a
 //! different order, which the comparison tests allow for.
 
-/// out[c] (+)= sum_r x[r, c] (the bias gradient).
+/// out[c] (+)= sum_r x[r, c] (the bias gradient). Walks the rows in memory order, a block of
+/// columns at a time, accumulating in f64 on the stack.
 pub fn col_sum(rows: usize, cols: usize, accumulate: bool, x: &[f32], out: &mut [f32]) {
-    for c in 0..cols {
-        let s: f64 = (0..rows).map(|r| x[r * cols + c] as f64).sum();
-        out[c] = if accumulate { out[c] + s as f32 } else { s as f32 };
+    const BLOCK: usize = 256;
+    for c0 in (0..cols).step_by(BLOCK) {
+        let w = BLOCK.min(cols - c0);
+        let mut acc = [0f64; BLOCK];
+        for r in 0..rows {
+            for (a, &v) in acc[..w].iter_mut().zip(&x[r * cols + c0..r * cols + c0 + w]) {
+                *a += v as f64;
+            }
+        }
+        for (o, &a) in out[c0..c0 + w].iter_mut().zip(&acc[..w]) {
+            *o = if accumulate { *o + a as f32 } else { a as f32 };
+        }
     }
 }
 

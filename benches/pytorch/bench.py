@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""PyTorch reference of ssvae's SS_D training step, timed the way `ssvae bench train` times it.
+
+Same model (encoder 784-H-H relu; heads mu(2), logvar(2) with logvar = 20 tanh(raw / 20),
+pi(10); decoder concat(z, softmax(pi)) -> H-H relu -> 784 logits), same losses (Bernoulli NLL
+summed over pixels and KL, both averaged over the batch; cross-entropy on the labeled half
+averaged over labeled rows, times alpha = 100), same optimizer (RMSprop lr 5e-4, alpha 0.9,
+momentum 0.9, eps 1e-7), same data path (a resident uint8 training set of 60000 random images,
+a batch gathered by index and scaled to [0, 1] each step; half the rows labeled, drawn with
+replacement from 1000 labeled samples, half from a shuffled pass). Eager mode, no compilation.
+
+    python3 benches/pytorch/bench.py --device cpu --batch-sizes 32,128,512,2048 --hidden-sizes 256,512,1024,2048,4096
+
+Prints one JSON line per case. Not a test dependency: install torch in a virtual environment.
+"""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SSDense(nn.Module):
+    def __init__(self, d=784, h=1024, latent=2, classes=10):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
+        self.mu = nn.Linear(h, latent)
+        self.logvar = nn.Linear(h, latent)
+        self.pi = nn.Linear(h, classes)
+        self.dec = nn.Sequential(nn.Linear(latent + classes, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, d))
+
+    def forward(self, x):
+        h = self.enc(x)
+        mu = self.mu(h)
+        lv = 20.0 * torch.tanh(self.logvar(h) / 20.0)
+        logits = self.pi(h)
+        z = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+        out = self.dec(torch.cat([z, F.softmax(logits, dim=1)], dim=1))
+        return out, mu, lv, logits
+
+
+def run_case(device, batch, hidden, min_seconds, warmup, data, labels, labeled):
+    torch.manual_seed(0)
+    model = SSDense(h=hidden).to(device)
+    opt = torch.optim.RMSprop(model.parameters(), lr=5e-4, alpha=0.9, momentum=0.9, eps=1e-7)
+    n = data.shape[0]
+    n_lab = batch // 2
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(n, generator=gen)
+    pos = 0
+    alpha = 100.0
+
+    def step():
+        nonlocal perm, pos
+        if pos + (batch - n_lab) > n:
+            perm = torch.randperm(n, generator=gen)
+            pos = 0
+        unl = perm[pos:pos + batch - n_lab]
+        pos += batch - n_lab
+        lab = labeled[torch.randint(len(labeled), (n_lab,), generator=gen)]
+        idx = torch.cat([lab, unl]).to(device)
+        x = data[idx].float() / 255.0
+        y = labels[idx[:n_lab]]
+        out, mu, lv, logits = model(x)
+        rec = F.binary_cross_entropy_with_logits(out, x, reduction="sum") / batch
+        kl = -0.5 * torch.sum(1 + lv - mu * mu - lv.exp()) / batch
+        ce = F.cross_entropy(logits[:n_lab], y)
+        loss = rec + kl + alpha * ce
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        step()
+    sync()
+    start = time.perf_counter()
+    steps = 0
+    while steps == 0 or time.perf_counter() - start < min_seconds:
+        loss = step()
+        steps += 1
+        if steps % 100 == 0:
+            loss.item()  # read the loss back as the training loop does
+    sync()
+    secs = time.perf_counter() - start
+    return {
+        "bench": "train", "implementation": "pytorch", "model": "ss-dense", "backend": device,
+        "adapter": torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)",
+        "torch": torch.__version__, "batch": batch, "hidden": hidden, "steps": steps,
+        "ms_per_step": secs * 1e3 / steps, "samples_per_s": steps * batch / secs,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-sizes", default="32,128,512,2048")
+    p.add_argument("--hidden-sizes", default="256,512,1024,2048,4096")
+    p.add_argument("--min-seconds", type=float, default=3.0)
+    p.add_argument("--warmup", type=int, default=3)
+    a = p.parse_args()
+    g = torch.Generator().manual_seed(1)
+    data = torch.randint(0, 256, (60000, 784), dtype=torch.uint8, generator=g).to(a.device)
+    labels = torch.randint(0, 10, (60000,), generator=g).to(a.device)
+    labeled = torch.randperm(60000, generator=g)[:1000]
+    batches = [int(b) for b in a.batch_sizes.split(",") if b]
+    hiddens = [int(h) for h in a.hidden_sizes.split(",") if h]
+    cases = [(b, 1024) for b in batches] + [(128, h) for h in hiddens if not (h == 1024 and 128 in batches)]
+    for b, h in cases:
+        print(json.dumps(run_case(a.device, b, h, a.min_seconds, a.warmup, data, labels, labeled)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
