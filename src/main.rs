@@ -61,6 +61,8 @@ enum Cmd {
     Score(cli_train::ScoreArgs),
     /// Generate a PNG grid: one row per class, one column per style.
     Sample(cli_train::SampleArgs),
+    /// PNG plots of a saved run: training curves, ROC curve (anomaly runs), latent scatter.
+    Plot(cli_train::PlotArgs),
     /// Run the paper's protocol for a table over several seeds; writes mean ± std next to the
     /// paper's figures as markdown.
     Reproduce(reproduce::ReproduceArgs),
@@ -141,6 +143,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Score(a) => cli_train::score(a),
         Cmd::Sample(a) => cli_train::sample(a),
         Cmd::Reproduce(a) => reproduce::reproduce(a),
+        Cmd::Plot(a) => cli_train::plot(a),
         Cmd::Devices { dev, json } => {
             let adapters = list_adapters(&dev.gpu_options()?);
             if adapters.is_empty() {

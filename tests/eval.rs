@@ -160,6 +160,14 @@ fn anomaly_score_and_sample_commands() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("3 values, the model expects 784"), "{e}");
 
+    // plots of the run: training curves, ROC curve, latent scatter, all decodable PNGs
+    let o = ssvae(&["plot", "--run", out.to_str().unwrap(), "--backend", "cpu", "--points", "100"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["curves_classification.png", "curves_elbo.png", "roc.png", "latent.png"] {
+        let img = image::open(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(img.width() >= 400 && img.height() >= 400, "{f}");
+    }
+
     // sample grid: size as stated; zero styles and runs without a checkpoint are errors
     let png = dir.join("grid.png");
     let o = ssvae(&["sample", "--run", out.to_str().unwrap(), "--out", png.to_str().unwrap(), "--styles", "4", "--backend", "cpu"]);

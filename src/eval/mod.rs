@@ -8,6 +8,7 @@
 //! label.
 
 pub mod grid;
+pub mod plot;
 
 use crate::backend::{Backend, UNLABELED};
 use crate::error::{Error, Result};
@@ -77,6 +78,7 @@ pub struct Scorer<B: Backend> {
     program: Program<B>,
     rec_row: TensorId,
     pi: Option<TensorId>,
+    mu: Option<TensorId>,
     batch: usize,
     n: usize,
     dim: usize,
@@ -98,10 +100,11 @@ impl<B: Backend> Scorer<B> {
         let rec_row = graph.find("rec.per_row").ok_or_else(|| Error::Invalid("model has no reconstruction loss".into()))?;
         let mut keep = vec![rec_row];
         keep.extend(handles.pi);
+        keep.extend(handles.mu);
         keep.sort();
         let opts = CompileOptions { keep, bind: [("data".to_string(), be.upload_u32(&pack_u8(pixels))?)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
-        Ok(Scorer { program, rec_row, pi: handles.pi, batch, n, dim })
+        Ok(Scorer { program, rec_row, pi: handles.pi, mu: handles.mu, batch, n, dim })
     }
 
     /// Anomaly score per sample (mean over `samples` draws of z) and, for classifiers, the
@@ -139,6 +142,25 @@ impl<B: Backend> Scorer<B> {
         }
         self.program.take_metrics(be)?;
         Ok((scores, probs))
+    }
+
+    /// Posterior means (n x latent) of every sample.
+    pub fn latent_means(&self, be: &B) -> Result<Vec<f32>> {
+        let mu = self.mu.ok_or_else(|| Error::Invalid("model has no latent space".into()))?;
+        let mut out = Vec::new();
+        for start in (0..self.n).step_by(self.batch) {
+            let rows = (self.n - start).min(self.batch);
+            let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
+            be.write_u32(self.program.input("idx")?, &idx)?;
+            be.write_u32(self.program.input("labels")?, &vec![UNLABELED; self.batch])?;
+            be.write_u32(self.program.input("counter")?, &crate::rng::counter(0, 0))?;
+            self.program.run(be)?;
+            let v = self.program.read(be, mu)?;
+            let latent = v.len() / self.batch;
+            out.extend_from_slice(&v[..rows * latent]);
+        }
+        self.program.take_metrics(be)?;
+        Ok(out)
     }
 
     fn rec_scale(&self) -> f64 {
