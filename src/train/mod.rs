@@ -108,6 +108,22 @@ pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
     words
 }
 
+/// The dataset resident on the device at one byte per value, with an error that says what to
+/// do when it does not fit one binding.
+pub fn upload_dataset<B: Backend>(be: &B, data: &Dataset) -> Result<B::Buf> {
+    be.upload_u32(&pack_u8(&data.pixels)).map_err(|e| match e {
+        Error::BufferTooLarge { limit, adapter, .. } => Error::Invalid(format!(
+            "dataset '{}' ({} samples x {} bytes = {:.0} MiB) does not fit the adapter's {:.0} MiB per buffer ({adapter}); train on fewer samples (--max-train) or use --backend cpu",
+            data.name,
+            data.n,
+            data.dim(),
+            data.pixels.len() as f64 / 1048576.0,
+            limit as f64 / 1048576.0
+        )),
+        e => e,
+    })
+}
+
 /// Evaluates a model on one dataset split (forward only, batches of `batch`).
 pub struct Evaluator<B: Backend> {
     program: Program<B>,
@@ -128,7 +144,7 @@ impl<B: Backend> Evaluator<B> {
         let (rec_row, kl_row) = (find("rec.per_row"), find("kl.per_row"));
         let mut keep: Vec<TensorId> = [handles.pi, rec_row, kl_row].into_iter().flatten().collect();
         keep.sort();
-        let opts = CompileOptions { keep, bind: [("data".to_string(), be.upload_u32(&pack_u8(&data.pixels))?)].into(), ..Default::default() };
+        let opts = CompileOptions { keep, bind: [("data".to_string(), upload_dataset(be, data)?)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
         Ok(Evaluator { program, handles, batch, n: data.n, classes: data.classes, labels: data.labels.clone(), rec_row, kl_row })
     }
@@ -208,7 +224,8 @@ impl<B: Backend> Trainer<B> {
         }
         let (graph, _handles) = build(&cfg.model, cfg.batch_size, train.n)?;
         let store = ParamStore::new(be, &graph, cfg.seed)?;
-        let opts = CompileOptions { optimizer: Some(cfg.optimizer), bind: [("data".to_string(), be.upload_u32(&pack_u8(&train.pixels))?)].into(), ..Default::default() };
+        let resident = upload_dataset(be, train)?;
+        let opts = CompileOptions { optimizer: Some(cfg.optimizer), bind: [("data".to_string(), resident)].into(), ..Default::default() };
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
         let mode = match cfg.model.kind {
