@@ -7,7 +7,6 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ssvae::backend::cpu::CpuBackend;
-use ssvae::backend::gpu::GpuBackend;
 use ssvae::data::{self, IdxDataset, Split};
 use ssvae::graph::exec::{Optimizer, ParamStore};
 use ssvae::model::{build, DecoderInput, Kind, LossNorm, ModelSpec};
@@ -226,11 +225,9 @@ fn labeled_indices(spec: LabelSpec, split: &Split, seed: u64, absent: Option<usi
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    let summary = if a.dev.wants_cpu_only() {
-        run_train(&CpuBackend::new(), "cpu", a)?
-    } else {
-        let gpu = GpuBackend::new(&a.dev.gpu_options()?)?;
-        run_train(&gpu, "gpu", a)?
+    let summary = match a.dev.open()? {
+        Some(gpu) => run_train(&gpu, "gpu", a)?,
+        None => run_train(&CpuBackend::new(), "cpu", a)?,
     };
     println!("{summary}");
     Ok(())
@@ -248,11 +245,9 @@ pub fn parse_train_args(args: &[String]) -> Result<TrainArgs> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    if a.dev.wants_cpu_only() {
-        run_eval(&CpuBackend::new(), "cpu", a)
-    } else {
-        let gpu = GpuBackend::new(&a.dev.gpu_options()?)?;
-        run_eval(&gpu, "gpu", a)
+    match a.dev.open()? {
+        Some(gpu) => run_eval(&gpu, "gpu", a),
+        None => run_eval(&CpuBackend::new(), "cpu", a),
     }
 }
 
@@ -387,7 +382,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     let adapter = be.describe();
     let quiet = a.quiet;
     if backend == "gpu" && adapter.contains("Cpu)") && !quiet {
-        eprintln!("note: the only GPU adapter is a software rasterizer ({adapter}); `--backend cpu` is much faster on this machine");
+        eprintln!("note: {adapter} is a software rasterizer; the CPU backend (--backend cpu or auto) is much faster on this machine");
     }
     if !quiet {
         eprintln!(
@@ -519,26 +514,23 @@ fn load_run<B: Backend>(be: &B, dir: &Path) -> Result<(RunConfig, ParamStore<B>)
 }
 
 pub fn score(a: ScoreArgs) -> Result<()> {
-    if a.dev.wants_cpu_only() {
-        run_score(&CpuBackend::new(), a)
-    } else {
-        run_score(&GpuBackend::new(&a.dev.gpu_options()?)?, a)
+    match a.dev.open()? {
+        Some(gpu) => run_score(&gpu, a),
+        None => run_score(&CpuBackend::new(), a),
     }
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {
-    if a.dev.wants_cpu_only() {
-        run_sample(&CpuBackend::new(), a)
-    } else {
-        run_sample(&GpuBackend::new(&a.dev.gpu_options()?)?, a)
+    match a.dev.open()? {
+        Some(gpu) => run_sample(&gpu, a),
+        None => run_sample(&CpuBackend::new(), a),
     }
 }
 
 pub fn plot(a: PlotArgs) -> Result<()> {
-    if a.dev.wants_cpu_only() {
-        run_plot(&CpuBackend::new(), a)
-    } else {
-        run_plot(&GpuBackend::new(&a.dev.gpu_options()?)?, a)
+    match a.dev.open()? {
+        Some(gpu) => run_plot(&gpu, a),
+        None => run_plot(&CpuBackend::new(), a),
     }
 }
 

@@ -17,9 +17,10 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub struct DeviceArgs {
-    /// Where to compute: `gpu` (best adapter), `cpu` (reference backend), or a GPU API list
-    /// such as `vulkan`, `metal`, `dx12`, `gl` (default: `gpu`; WGPU_BACKEND also works).
-    #[arg(long, default_value = "gpu")]
+    /// Where to compute: `auto` (a hardware GPU if there is one, else the CPU backend), `gpu`
+    /// (the best adapter, software rasterizers included), `cpu` (the reference backend), or a
+    /// GPU API list such as `vulkan`, `metal`, `dx12`, `gl` (WGPU_BACKEND also works).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
     /// Substring of the adapter name to use (default: WGPU_ADAPTER_NAME, else the best one).
     #[arg(long)]
@@ -30,7 +31,7 @@ impl DeviceArgs {
     pub fn gpu_options(&self) -> Result<GpuOptions> {
         let b = self.backend.to_lowercase();
         let backends = match b.as_str() {
-            "gpu" | "cpu" | "both" => None,
+            "auto" | "gpu" | "cpu" | "both" => None,
             list => {
                 for api in list.split(',') {
                     if !["vulkan", "vk", "metal", "mtl", "dx12", "d3d12", "gl", "gles", "opengl"].contains(&api.trim()) {
@@ -44,6 +45,30 @@ impl DeviceArgs {
     }
     pub fn wants_cpu_only(&self) -> bool {
         self.backend.eq_ignore_ascii_case("cpu")
+    }
+
+    /// The GPU to use, or `None` for the CPU backend. `auto` falls back to the CPU backend, with
+    /// a note, when there is no adapter or only a software one (lavapipe and the like are far
+    /// slower than the CPU backend).
+    pub fn open(&self) -> Result<Option<GpuBackend>> {
+        if self.wants_cpu_only() {
+            return Ok(None);
+        }
+        let opened = GpuBackend::new(&self.gpu_options()?);
+        if !self.backend.eq_ignore_ascii_case("auto") {
+            return Ok(Some(opened?));
+        }
+        match opened {
+            Ok(g) if g.adapter().device_type != "Cpu" => Ok(Some(g)),
+            Ok(g) => {
+                eprintln!("note: the only GPU adapter is a software one ({}); using the faster CPU backend (--backend gpu forces the adapter)", ssvae::Backend::describe(&g));
+                Ok(None)
+            }
+            Err(e) => {
+                eprintln!("note: {e}; using the CPU backend");
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use ssvae::backend::cpu::CpuBackend;
-use ssvae::backend::gpu::GpuBackend;
 use ssvae::Backend;
 
 use crate::cli_train::{parse_train_args, run_train};
@@ -133,11 +132,9 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 }
 
 pub fn reproduce(r: ReproduceArgs) -> Result<()> {
-    if r.dev.wants_cpu_only() {
-        run(&CpuBackend::new(), "cpu", r)
-    } else {
-        let gpu = GpuBackend::new(&r.dev.gpu_options()?)?;
-        run(&gpu, "gpu", r)
+    match r.dev.open()? {
+        Some(gpu) => run(&gpu, "gpu", r),
+        None => run(&CpuBackend::new(), "cpu", r),
     }
 }
 
