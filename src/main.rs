@@ -1,5 +1,6 @@
 //! The `ssvae` command line. Library errors are typed; `anyhow` adds context here only.
 
+mod cli_eval;
 mod cli_train;
 mod reproduce;
 
@@ -78,16 +79,16 @@ enum Cmd {
     /// printed is one JSON object with the results.
     Train(Box<cli_train::TrainArgs>),
     /// Evaluate a saved run on the test split of its dataset (or another one).
-    Eval(cli_train::EvalArgs),
+    Eval(cli_eval::EvalArgs),
     /// Anomaly protocol (paper 3.1.3): train without --anomaly-class K, score the test set
     /// (negative log reconstruction probability), report the ROC AUC of detecting class K.
     Anomaly(Box<cli_train::TrainArgs>),
     /// Score new samples with a saved run (CSV of anomaly scores).
-    Score(cli_train::ScoreArgs),
+    Score(cli_eval::ScoreArgs),
     /// Generate a PNG grid: one row per class, one column per style.
-    Sample(cli_train::SampleArgs),
+    Sample(cli_eval::SampleArgs),
     /// PNG plots of a saved run: training curves, ROC curve (anomaly runs), latent scatter.
-    Plot(cli_train::PlotArgs),
+    Plot(cli_eval::PlotArgs),
     /// Run the paper's protocol for a table over several seeds; writes mean ± std next to the
     /// paper's figures as markdown.
     Reproduce(reproduce::ReproduceArgs),
@@ -158,17 +159,17 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Train(a) => cli_train::train(*a),
-        Cmd::Eval(a) => cli_train::eval(a),
+        Cmd::Eval(a) => cli_eval::eval(a),
         Cmd::Anomaly(a) => {
             if a.anomaly_class.is_none() {
                 bail!("ssvae anomaly needs --anomaly-class K (the class left out of training)");
             }
             cli_train::train(*a)
         }
-        Cmd::Score(a) => cli_train::score(a),
-        Cmd::Sample(a) => cli_train::sample(a),
+        Cmd::Score(a) => cli_eval::score(a),
+        Cmd::Sample(a) => cli_eval::sample(a),
         Cmd::Reproduce(a) => reproduce::reproduce(a),
-        Cmd::Plot(a) => cli_train::plot(a),
+        Cmd::Plot(a) => cli_eval::plot(a),
         Cmd::Devices { dev, json } => {
             let adapters = list_adapters(&dev.gpu_options()?);
             if adapters.is_empty() {
