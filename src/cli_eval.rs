@@ -167,13 +167,15 @@ fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
         return Ok(bytes);
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("--input {}", path.display()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text); // a byte-order mark
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (ln, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        let vals: std::result::Result<Vec<f64>, _> = line.split(',').map(|c| c.trim().parse::<f64>()).collect();
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let vals: std::result::Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
         match vals {
             Ok(v) => {
                 if v.len() != dim {
@@ -184,18 +186,23 @@ fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
                 }
                 rows.push(v);
             }
-            Err(_) if ln == 0 => continue, // header
+            // a header: only on the first line, and only if no cell is a number
+            Err(_) if ln == 0 && cells.iter().all(|c| c.parse::<f64>().is_err()) => continue,
             Err(e) => bail!("{} line {}: {e}", path.display(), ln + 1),
         }
     }
     if rows.is_empty() {
         bail!("{}: no samples", path.display());
     }
-    let max = rows.iter().flatten().cloned().fold(0.0, f64::max);
-    let scale = if max > 1.0 { 1.0 } else { 255.0 };
-    if max > 255.0 {
-        bail!("{}: values above 255; expected [0, 1] or 0..255", path.display());
-    }
+    // values in [0, 1], or whole numbers 0..255 (as image files store them)
+    let all = || rows.iter().flatten();
+    let scale = if all().all(|&v| v <= 1.0) {
+        255.0
+    } else if all().all(|&v| v <= 255.0 && v.fract() == 0.0) {
+        1.0
+    } else {
+        bail!("{}: values must be all in [0, 1] or all whole numbers 0..255", path.display());
+    };
     Ok(rows.iter().flatten().map(|&v| (v * scale).round() as u8).collect())
 }
 

@@ -108,6 +108,8 @@ pub(crate) struct RunConfig {
     pub(crate) epochs_done: usize,
     steps_done: u64,
     max_train: Option<usize>,
+    #[serde(default)]
+    validation: Option<usize>,
     pub(crate) synthetic: (usize, usize),
     pub(crate) data_dir: Option<PathBuf>,
     #[serde(default)]
@@ -188,6 +190,8 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     };
     let synthetic = previous.as_ref().map_or((a.synthetic_train, a.synthetic_test), |p| p.synthetic);
     let max_train = a.max_train.or(previous.as_ref().and_then(|p| p.max_train));
+    // a resumed run keeps its validation hold-out (else held-out samples would become training data)
+    let validation = a.validation.or(previous.as_ref().and_then(|p| p.validation));
     let data_dir = a.data_dir.clone().or(previous.as_ref().and_then(|p| p.data_dir.clone()));
     let dataset = previous.as_ref().map_or(a.dataset.clone(), |p| p.train.dataset.clone());
     if previous.is_some() && a.dataset != "synthetic" && a.dataset != dataset {
@@ -200,7 +204,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         }
         split.train = split.train.subset(&(0..m).collect::<Vec<_>>());
     }
-    if let Some(v) = a.validation {
+    if let Some(v) = validation {
         if v == 0 || v >= split.train.n {
             bail!("--validation {v}: must be between 1 and the {} training samples minus one", split.train.n);
         }
@@ -218,6 +222,9 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         let keep = |d: &data::Dataset| (0..d.n).filter(|&i| d.labels[i] as usize != k).collect::<Vec<_>>();
         split.train = split.train.subset(&keep(&split.train));
         split.test = split.test.subset(&keep(&split.test));
+    }
+    if anomaly_class.is_some() && split.test.n == 0 {
+        bail!("--anomaly-class: no normal samples are left to evaluate on (check --validation)");
     }
     let mut cfg = match &previous {
         Some(p) => p.train.clone(),
@@ -275,6 +282,9 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         }
     }
     cfg.labels = parse_labels(&a.labels, a.label_fraction, previous.as_ref().map_or(LabelSpec::Count(100), |p| p.train.labels))?;
+    if anomaly_class.is_some() && !cfg.model.has_decoder() {
+        bail!("--anomaly-class needs a model with a decoder to score reconstructions (ss-dense or eu-dense), not {}", cfg.model.name());
+    }
     let add_epochs = a.epochs.unwrap_or(10);
     if add_epochs == 0 {
         bail!("--epochs must be at least 1");
@@ -293,7 +303,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             .find(|p| !p.join(checkpoint::MODEL_FILE).exists())
             .expect("some suffix is free")
     });
-    if a.resume.is_none() && out.join(checkpoint::MODEL_FILE).exists() {
+    if a.resume.as_ref() != Some(&out) && out.join(checkpoint::MODEL_FILE).exists() {
         bail!("--out {}: this folder already holds a trained run; continue it with --resume {} or choose another --out", out.display(), out.display());
     }
     std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
@@ -369,6 +379,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             epochs_done: trainer.epochs_done,
             steps_done: trainer.step,
             max_train,
+            validation,
             synthetic,
             data_dir: data_dir.clone(),
             anomaly_class,
@@ -419,7 +430,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         "test_rec": last_eval.rec, "test_kl": last_eval.kl,
         "seconds": start.elapsed().as_secs_f64(), "train_seconds": train_seconds, "samples_per_s": samples as f64 / train_seconds.max(1e-9),
         "backend": backend, "adapter": adapter, "seed": cfg.seed, "alpha": cfg.model.alpha, "out": out,
-        "evaluated_on": if a.validation.is_some() { "validation" } else { "test" },
+        "evaluated_on": if validation.is_some() { "validation" } else { "test" },
         "anomaly_class": anomaly_class, "auc": auc,
     });
     checkpoint::save_json(&out.join("summary.json"), &summary)?;

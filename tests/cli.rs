@@ -64,6 +64,15 @@ fn train_eval_resume_with_more_labels() {
     assert_eq!(jr["labels"], 100);
     assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 3);
 
+    // a validation hold-out survives --resume
+    let v = tmp("validation");
+    let o = train(&v, &["--epochs", "1", "--labels", "20", "--validation", "56"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["evaluated_on"], "validation");
+    let r = ssvae(&["train", "--resume", v.to_str().unwrap(), "--epochs", "1", "--backend", "cpu", "--quiet"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(last_json(&r)["evaluated_on"], "validation");
+
     // refusing to overwrite a run without --resume
     let again = train(&out, &["--epochs", "1"]);
     assert!(!again.status.success());
@@ -95,6 +104,7 @@ fn bad_input_gives_clear_errors() {
         (&["--dataset", "mnist", "--data-dir", "/nonexistent/ssvae"], "train-images-idx3-ubyte"),
         (&["--hidden", "0,4"], "--hidden"),
         (&["--decoder-input", "both"], "--decoder-input"),
+        (&["--model", "es-dense", "--anomaly-class", "3"], "needs a model with a decoder"),
     ];
     for (args, want) in cases {
         let o = train(&out, args);

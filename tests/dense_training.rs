@@ -90,3 +90,43 @@ fn ss_dense_learns_mnist_with_100_labels() {
     assert!(last.rec.unwrap() < first.unwrap().rec.unwrap() * 0.8, "reconstruction loss did not fall");
     assert!(after.log_loss.unwrap() < before.log_loss.unwrap());
 }
+
+#[test]
+fn checkpoints_restore_parameters_and_optimizer_state_on_any_backend() {
+    use ssvae::graph::exec::{ParamStore, StoreBuffer};
+    let split = ssvae::data::synthetic(300, 10, 4);
+    let cpu = CpuBackend::new();
+    let cfg = small_cfg(Kind::Ss, &split.train);
+    let labeled = ssvae::data::label_subset(&split.train.labels, 10, 50, 3).unwrap();
+    let mut t = Trainer::new(&cpu, cfg.clone(), &split.train, None, labeled).unwrap();
+    for _ in 0..3 {
+        t.step(&cpu).unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("ssvae-ckpt-{}", std::process::id()));
+    t.save(&cpu, &dir).unwrap();
+    let (graph, _) = ssvae::model::build(&cfg.model, 8, 1).unwrap();
+    let check = |be_name: &str, got: Vec<Vec<(String, Vec<usize>, Vec<f32>)>>| {
+        for (k, which) in [StoreBuffer::Params, StoreBuffer::State1, StoreBuffer::State2].into_iter().enumerate() {
+            let want = t.store.read_buffer(&cpu, which).unwrap();
+            assert!(want.iter().any(|(_, _, v)| v.iter().any(|&x| x != 0.0)), "{which:?} is all zero: nothing checked");
+            assert_eq!(got[k], want, "{be_name}: {which:?} differs after loading the checkpoint");
+        }
+    };
+    let read_all = |s: &dyn Fn(StoreBuffer) -> Vec<(String, Vec<usize>, Vec<f32>)>| vec![s(StoreBuffer::Params), s(StoreBuffer::State1), s(StoreBuffer::State2)];
+    let store = ParamStore::new(&cpu, &graph, 99).unwrap();
+    ssvae::train::load_into(&cpu, &store, &dir).unwrap();
+    check("cpu", read_all(&|w| store.read_buffer(&cpu, w).unwrap()));
+    if let Some(gpu) = common::gpu() {
+        // a different buffer alignment, so a different flat layout
+        let store = ParamStore::new(gpu, &graph, 99).unwrap();
+        ssvae::train::load_into(gpu, &store, &dir).unwrap();
+        check("gpu", read_all(&|w| store.read_buffer(gpu, w).unwrap()));
+    }
+    // a checkpoint of another model is refused by name
+    let mut small = cfg.model.clone();
+    small.hidden = vec![64, 32];
+    let (g3, _) = ssvae::model::build(&small, 8, 1).unwrap();
+    let s3 = ParamStore::new(&cpu, &g3, 0).unwrap();
+    let e = ssvae::train::load_into(&cpu, &s3, &dir).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("checkpoint shape"), "{e}");
+}

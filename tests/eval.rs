@@ -154,6 +154,16 @@ fn anomaly_score_and_sample_commands() {
     let csv = std::fs::read_to_string(&scores).unwrap();
     assert_eq!(csv.lines().next().unwrap(), "index,score,predicted_class");
     assert_eq!(csv.lines().count(), 3);
+    // a byte-order mark and a header are skipped; a mix of scales is refused
+    let bom = dir.join("bom.csv");
+    std::fs::write(&bom, format!("\u{feff}{}\n{}\n", vec!["0.5"; 784].join(","), vec!["1"; 784].join(","))).unwrap();
+    let o = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", bom.to_str().unwrap(), "--out", scores.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&scores).unwrap().lines().count(), 3, "both rows of the BOM file are scored");
+    let mixed = dir.join("mixed.csv");
+    std::fs::write(&mixed, format!("{},1.5\n", vec!["0.5"; 783].join(","))).unwrap();
+    let o = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", mixed.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("whole numbers 0..255"), "{}", String::from_utf8_lossy(&o.stderr));
     let bad = dir.join("bad.csv");
     std::fs::write(&bad, "1,2,3\n").unwrap();
     let o = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", bad.to_str().unwrap(), "--backend", "cpu"]);
@@ -178,6 +188,8 @@ fn anomaly_score_and_sample_commands() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--styles"));
     let o = ssvae(&["sample", "--run", out.to_str().unwrap(), "--styles", "100000", "--backend", "cpu"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("pixel limit"));
+    let o = ssvae(&["sample", "--run", out.to_str().unwrap(), "--styles", "20000", "--traverse", "--backend", "cpu"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("pixel limit"), "{}", String::from_utf8_lossy(&o.stderr));
     let o = ssvae(&["sample", "--run", dir.to_str().unwrap(), "--backend", "cpu"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("config.json"));
 }

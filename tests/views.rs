@@ -70,6 +70,10 @@ fn views_of_one_storage_read_and_written_together_are_rejected() {
     // two written, disjoint views are fine
     cpu.split_cols(2, &src, &a, &b).unwrap();
     assert!(cpu.view(&flat, 60, 8).is_err());
+    // an optional slot's buffer counts as read: binding the output there is aliasing too
+    let (a2, b2, c2) = (cpu.alloc(4, DType::F32).unwrap(), cpu.alloc(4, DType::F32).unwrap(), cpu.alloc(4, DType::F32).unwrap());
+    let e = cpu.prepare(&ssvae::Op::Gemm(Gemm::new(2, 2, 2)), &[&a2, &b2, &c2, &c2]).err().expect("aliased optional slot").to_string();
+    assert!(e.contains("'bias' and 'c'"), "{e}");
     if let Some(gpu) = gpu() {
         let flat = gpu.alloc(1024, DType::F32).unwrap();
         assert!(gpu.view(&flat, 1, 4).is_err() || gpu.view_alignment() == 1);

@@ -364,27 +364,29 @@ impl Op {
             let names: Vec<_> = slots.iter().map(|s| s.name).collect();
             return Err(Error::shape(op, format!("expected {} buffers ({}), got {}", slots.len(), names.join(", "), bufs.len())));
         }
+        // An optional slot (len 0) is not read, but its buffer is still bound: it counts as a
+        // read for the aliasing rules.
+        let access = |s: &Slot| if s.len == 0 { Access::Read } else { s.access };
         for (i, (slot, buf)) in slots.iter().zip(bufs).enumerate() {
-            if slot.len == 0 {
-                continue;
-            }
-            if buf.dtype() != slot.dtype {
-                return Err(Error::shape(op, format!("buffer '{}' must be {:?}, got {:?}", slot.name, slot.dtype, buf.dtype())));
-            }
-            if buf.len() < slot.len {
-                return Err(Error::shape(
-                    op,
-                    format!("buffer '{}' has {} elements, the kernel needs {} ({:?})", slot.name, buf.len(), slot.len, self),
-                ));
+            if slot.len != 0 {
+                if buf.dtype() != slot.dtype {
+                    return Err(Error::shape(op, format!("buffer '{}' must be {:?}, got {:?}", slot.name, slot.dtype, buf.dtype())));
+                }
+                if buf.len() < slot.len {
+                    return Err(Error::shape(
+                        op,
+                        format!("buffer '{}' has {} elements, the kernel needs {} ({:?})", slot.name, buf.len(), slot.len, self),
+                    ));
+                }
             }
             for (j, other) in bufs.iter().enumerate().skip(i + 1) {
-                if slots[j].len == 0 || other.id() != buf.id() {
+                if other.id() != buf.id() {
                     continue;
                 }
                 // Views of one storage may be bound together only if all are read, or all are
                 // written and disjoint (a GPU cannot bind one buffer read-only and writable
                 // in the same dispatch).
-                let (wi, wj) = (slot.access != Access::Read, slots[j].access != Access::Read);
+                let (wi, wj) = (access(slot) != Access::Read, access(&slots[j]) != Access::Read);
                 let overlap = buf.offset() < other.offset() + other.len() && other.offset() < buf.offset() + buf.len();
                 if wi != wj || (wi && overlap) {
                     return Err(Error::shape(

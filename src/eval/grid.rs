@@ -97,13 +97,21 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
+/// Pixel size of a `rows` x `cols` grid of h x w cells with 2-pixel gaps, or an error if it is
+/// over [`MAX_SIDE`] (checked without overflow, before anything is allocated).
+pub fn grid_size(rows: usize, cols: usize, h: usize, w: usize) -> Result<(usize, usize)> {
+    let gap = 2;
+    let side = |n: usize, s: usize| n.checked_mul(s + gap).and_then(|v| v.checked_add(gap)).filter(|&v| v <= MAX_SIDE);
+    match (side(cols, w), side(rows, h)) {
+        (Some(width), Some(height)) => Ok((width, height)),
+        _ => Err(Error::Invalid(format!("a {rows} x {cols} grid of {h} x {w} images is over the {MAX_SIDE} pixel limit; ask for fewer styles"))),
+    }
+}
+
 /// Lays out `cells` (each h x w probabilities in [0, 1]) as `rows` x `cols` with a 2-pixel gap.
 pub fn tile(cells: &[f32], rows: usize, cols: usize, h: usize, w: usize) -> Result<GrayImage> {
     let gap = 2;
-    let (width, height) = (cols * w + (cols + 1) * gap, rows * h + (rows + 1) * gap);
-    if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(Error::Invalid(format!("a {rows} x {cols} grid of {h} x {w} images is {width} x {height} pixels, over the {MAX_SIDE} pixel limit; ask for fewer styles")));
-    }
+    let (width, height) = grid_size(rows, cols, h, w)?;
     let mut img = GrayImage::from_pixel(width as u32, height as u32, Luma([64]));
     for r in 0..rows {
         for c in 0..cols {
@@ -131,7 +139,7 @@ pub fn class_style_grid<B: Backend>(be: &B, dec: &Decoder<B>, styles: usize, see
         return Err(Error::Invalid(format!("image shape {h} x {w} does not match the model's {} features", spec.input_dim)));
     }
     // check the size before decoding anything
-    tile(&vec![0.0; rows * styles * h * w], rows, styles, h, w)?;
+    grid_size(rows, styles, h, w)?;
     let mut zs = Vec::new();
     let mut classes = Vec::new();
     for r in 0..rows {
@@ -157,7 +165,7 @@ pub fn traverse<B: Backend>(be: &B, dec: &Decoder<B>, n: usize, hw: (usize, usiz
     let (h, w) = hw;
     let classes = if spec.has_classifier() { spec.classes } else { 1 };
     let q: Vec<f32> = (0..n).map(|i| normal_quantile((i as f64 + 0.5) / n as f64) as f32).collect();
-    tile(&vec![0.0; n * n * classes * h * w], n, n * classes, h, w)?;
+    grid_size(n, n.saturating_mul(classes), h, w)?;
     let (mut zs, mut cls) = (Vec::new(), Vec::new());
     for row in 0..n {
         for k in 0..classes {

@@ -106,35 +106,46 @@ impl<B: Backend> ParamStore<B> {
 
     /// Every parameter's values, by name (for checkpoints and tests).
     pub fn read(&self, be: &B) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
-        let flat = be.read_f32(&self.params)?;
+        self.read_buffer(be, StoreBuffer::Params)
+    }
+
+    /// One of the store's buffers split into per-parameter tensors, by name.
+    pub fn read_buffer(&self, be: &B, which: StoreBuffer) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        let flat = be.read_f32(self.buffer(which))?;
         Ok((0..self.names.len()).map(|i| (self.names[i].clone(), self.shapes[i].clone(), flat[self.offsets[i]..self.offsets[i] + self.len_of(i)].to_vec())).collect())
     }
 
-    /// The flat buffers (parameters, state1, state2) as host vectors, for checkpoints.
-    pub fn read_flat(&self, be: &B) -> Result<[Vec<f32>; 3]> {
-        Ok([be.read_f32(&self.params)?, be.read_f32(&self.state1)?, be.read_f32(&self.state2)?])
+    fn buffer(&self, which: StoreBuffer) -> &B::Buf {
+        match which {
+            StoreBuffer::Params => &self.params,
+            StoreBuffer::State1 => &self.state1,
+            StoreBuffer::State2 => &self.state2,
+        }
     }
 
     /// Sets one parameter's values.
     pub fn write(&self, be: &B, name: &str, values: &[f32]) -> Result<()> {
+        self.write_buffer(be, StoreBuffer::Params, name, values)
+    }
+
+    /// Sets one parameter's slice of one of the store's buffers (values or optimizer state).
+    pub fn write_buffer(&self, be: &B, which: StoreBuffer, name: &str, values: &[f32]) -> Result<()> {
         let i = self.index(name)?;
         if values.len() != self.len_of(i) {
             return Err(Error::Invalid(format!("parameter '{name}' has {} values, got {} (shape {:?})", self.len_of(i), values.len(), self.shapes[i])));
         }
-        be.write_f32(&self.view(be, name)?, values)
+        be.write_f32(&be.view(self.buffer(which), self.offsets[i], self.len_of(i))?, values)
     }
+}
 
-    /// Restores all flat buffers (same layout).
-    pub fn write_flat(&self, be: &B, params: &[f32], state1: &[f32], state2: &[f32]) -> Result<()> {
-        for (what, v) in [("parameters", params), ("optimizer state", state1), ("optimizer state", state2)] {
-            if v.len() != self.total {
-                return Err(Error::Invalid(format!("checkpoint {what} hold {} values, this model needs {}", v.len(), self.total)));
-            }
-        }
-        be.write_f32(&self.params, params)?;
-        be.write_f32(&self.state1, state1)?;
-        be.write_f32(&self.state2, state2)
-    }
+/// The per-parameter buffers a checkpoint holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreBuffer {
+    Params,
+    /// Optimizer state: RMSprop's square average or Adam's first moment.
+    State1,
+    /// RMSprop's momentum buffer or Adam's second moment.
+    State2,
 }
 
 /// What to compile.

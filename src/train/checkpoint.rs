@@ -1,5 +1,5 @@
-//! Checkpoints: DIR/model.safetensors (every parameter by name, plus the optimizer's flat
-//! state buffers) and DIR/config.json (the model spec and training state). Both are written
+//! Checkpoints: DIR/model.safetensors (every parameter by name, plus the optimizer's state
+//! per parameter) and DIR/config.json (the model spec and training state). Both are written
 //! atomically: to a temporary file in the same directory, flushed, then renamed over the old
 //! one, so an interrupted write never leaves a half checkpoint.
 
@@ -14,9 +14,10 @@ use crate::error::{Error, Result};
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const CONFIG_FILE: &str = "config.json";
 pub const METRICS_FILE: &str = "metrics.jsonl";
-const STATE1: &str = "__optimizer.state1";
-const STATE2: &str = "__optimizer.state2";
-const FLAT: &str = "__optimizer.flat_params";
+/// Prefixes of the optimizer-state tensors (one per parameter, by name), so a checkpoint
+/// resumes exactly on any backend whatever its buffer alignment.
+pub const STATE1: &str = "__optimizer.state1.";
+pub const STATE2: &str = "__optimizer.state2.";
 
 fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io { path: path.to_path_buf(), msg: e.to_string() }
@@ -35,22 +36,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
-/// The weights of a model: per-parameter tensors plus the flat buffers used to resume.
+/// A model's tensors: parameters and the optimizer's state, each by parameter name.
 pub struct Weights {
     pub params: Vec<(String, Vec<usize>, Vec<f32>)>,
-    /// Flat parameter buffer and optimizer state (same layout), for exact resumption.
-    pub flat: [Vec<f32>; 3],
+    pub state1: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub state2: Vec<(String, Vec<usize>, Vec<f32>)>,
 }
 
 pub fn save_weights(path: &Path, w: &Weights) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = w.params.iter().map(|(_, _, v)| bytemuck::cast_slice(v).to_vec()).chain(w.flat.iter().map(|v| bytemuck::cast_slice(v).to_vec())).collect();
+    let named: Vec<(String, &Vec<usize>, &Vec<f32>)> = w
+        .params
+        .iter()
+        .map(|(n, s, v)| (n.clone(), s, v))
+        .chain(w.state1.iter().map(|(n, s, v)| (format!("{STATE1}{n}"), s, v)))
+        .chain(w.state2.iter().map(|(n, s, v)| (format!("{STATE2}{n}"), s, v)))
+        .collect();
     let mut views = Vec::new();
-    for (i, (name, shape, _)) in w.params.iter().enumerate() {
-        views.push((name.clone(), TensorView::new(Dtype::F32, shape.clone(), &bytes[i]).map_err(|e| io(path, e))?));
-    }
-    let n = w.params.len();
-    for (k, name) in [FLAT, STATE1, STATE2].iter().enumerate() {
-        views.push((name.to_string(), TensorView::new(Dtype::F32, vec![w.flat[k].len()], &bytes[n + k]).map_err(|e| io(path, e))?));
+    for (name, shape, v) in &named {
+        views.push((name.clone(), TensorView::new(Dtype::F32, (*shape).clone(), bytemuck::cast_slice(v)).map_err(|e| io(path, e))?));
     }
     let mut info = HashMap::new();
     info.insert("format".to_string(), "ssvae".to_string());
@@ -61,21 +64,22 @@ pub fn save_weights(path: &Path, w: &Weights) -> Result<()> {
 pub fn load_weights(path: &Path) -> Result<Weights> {
     let bytes = std::fs::read(path).map_err(|e| io(path, format!("cannot read checkpoint: {e}")))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io(path, format!("not a valid safetensors file: {e}")))?;
-    let mut params = Vec::new();
-    let mut flat: [Vec<f32>; 3] = Default::default();
+    let mut w = Weights { params: Vec::new(), state1: Vec::new(), state2: Vec::new() };
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
             return Err(io(path, format!("tensor '{name}' is {:?}, expected F32", view.dtype())));
         }
         let v: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        match name.as_str() {
-            FLAT => flat[0] = v,
-            STATE1 => flat[1] = v,
-            STATE2 => flat[2] = v,
-            _ => params.push((name.clone(), view.shape().to_vec(), v)),
+        let shape = view.shape().to_vec();
+        if let Some(n) = name.strip_prefix(STATE1) {
+            w.state1.push((n.to_string(), shape, v));
+        } else if let Some(n) = name.strip_prefix(STATE2) {
+            w.state2.push((n.to_string(), shape, v));
+        } else {
+            w.params.push((name.clone(), shape, v));
         }
     }
-    Ok(Weights { params, flat })
+    Ok(w)
 }
 
 pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {

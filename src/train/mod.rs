@@ -158,7 +158,9 @@ impl<B: Backend> Evaluator<B> {
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
             let labels: Vec<u32> = idx.iter().map(|&i| self.labels[i as usize] as u32).collect();
             be.write_u32(self.program.input("idx")?, &idx)?;
-            be.write_u32(self.program.input("labels")?, &labels)?;
+            // the graph sees no labels: the decoder gets the predicted pi (also for
+            // --decoder-input true-label), accuracy and log loss are computed here from pi
+            be.write_u32(self.program.input("labels")?, &vec![crate::backend::UNLABELED; self.batch])?;
             be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
             self.program.run(be)?;
             if let Some(pi) = self.handles.pi {
@@ -309,12 +311,15 @@ impl<B: Backend> Trainer<B> {
 
     /// Saves weights (and optimizer state) to `dir` after checking they are finite.
     pub fn save(&self, be: &B, dir: &Path) -> Result<()> {
-        let flat = self.store.read_flat(be)?;
-        if let Some(i) = flat[0].iter().position(|v| !v.is_finite()) {
-            return Err(Error::Diverged { from_step: self.window_start, to_step: self.step, value: format!("{} (parameter element {i})", flat[0][i]) });
-        }
+        use crate::graph::exec::StoreBuffer;
         let params = self.store.read(be)?;
-        checkpoint::save_weights(&dir.join(checkpoint::MODEL_FILE), &checkpoint::Weights { params, flat })
+        for (name, _, v) in &params {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::Diverged { from_step: self.window_start, to_step: self.step, value: format!("{} (parameter {name}, element {i})", v[i]) });
+            }
+        }
+        let w = checkpoint::Weights { params, state1: self.store.read_buffer(be, StoreBuffer::State1)?, state2: self.store.read_buffer(be, StoreBuffer::State2)? };
+        checkpoint::save_weights(&dir.join(checkpoint::MODEL_FILE), &w)
     }
 
     /// Loads weights saved by `save` for the same model.
@@ -323,15 +328,21 @@ impl<B: Backend> Trainer<B> {
     }
 }
 
-/// Loads a checkpoint into a parameter store of the same model.
+/// Loads a checkpoint into a parameter store of the same model: every parameter by name
+/// (missing or misshapen ones are errors) and the optimizer state where present.
 pub fn load_into<B: Backend>(be: &B, store: &ParamStore<B>, dir: &Path) -> Result<()> {
+    use crate::graph::exec::StoreBuffer;
     let path = dir.join(checkpoint::MODEL_FILE);
     let w = checkpoint::load_weights(&path)?;
-    if w.flat[0].len() == store.total && w.flat[1].len() == store.total {
-        return store.write_flat(be, &w.flat[0], &w.flat[1], &w.flat[2]);
+    for name in &store.names {
+        if !w.params.iter().any(|(n, _, _)| n == name) {
+            return Err(Error::Io { path: path.clone(), msg: format!("the checkpoint has no parameter '{name}': it was saved from another model") });
+        }
     }
-    for (name, shape, v) in &w.params {
-        store.write(be, name, v).map_err(|e| Error::Io { path: path.clone(), msg: format!("{e} (checkpoint shape {shape:?})") })?;
+    for (which, tensors) in [(StoreBuffer::Params, &w.params), (StoreBuffer::State1, &w.state1), (StoreBuffer::State2, &w.state2)] {
+        for (name, shape, v) in tensors {
+            store.write_buffer(be, which, name, v).map_err(|e| Error::Io { path: path.clone(), msg: format!("{e} (checkpoint shape {shape:?})") })?;
+        }
     }
     Ok(())
 }
