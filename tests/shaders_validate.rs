@@ -2,7 +2,7 @@
 //! point exists in the file the GPU backend loads it from (works on any machine, no GPU).
 
 use ssvae::backend::gpu::kernels::{spec, SHADERS};
-use ssvae::backend::{Act, Gemm, Op};
+use ssvae::backend::{Act, Conv2d, Gemm, Op};
 
 fn validate(name: &str, src: &str) -> naga::Module {
     let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
@@ -30,6 +30,8 @@ fn every_wgsl_file_on_disk_validates_and_is_embedded() {
     }
     assert_eq!(n, SHADERS.len(), "shaders/ and kernels::SHADERS disagree");
 }
+
+const CONV: Conv2d = Conv2d { batch: 2, in_h: 5, in_w: 5, in_c: 3, out_h: 3, out_w: 3, out_c: 4, kh: 3, kw: 3, stride: 2, pad_h: 1, pad_w: 1 };
 
 #[test]
 fn every_op_entry_point_exists() {
@@ -62,6 +64,14 @@ fn every_op_entry_point_exists() {
         Op::SoftmaxCe { rows: 2, classes: 3, scale: 1.0 },
         Op::RmsProp { n: 3 },
         Op::Adam { n: 3 },
+        Op::Conv2dForward { conv: CONV, bias: true },
+        Op::Conv2dBackwardInput { conv: CONV, bias: true },
+        Op::Conv2dBackwardWeight { conv: CONV, accumulate: true },
+        Op::BatchNormStats { rows: 2, cols: 3, momentum: 0.1, eps: 1e-5 },
+        Op::BatchNormRunning { cols: 3, eps: 1e-5 },
+        Op::BatchNormForward { rows: 2, cols: 3, act: Act::Relu },
+        Op::BatchNormBackward { rows: 2, cols: 3, act: Act::Relu },
+        Op::Dropout { n: 3, rate: 0.5, stream: 1 },
     ];
     for op in &ops {
         let s = spec(op, None);

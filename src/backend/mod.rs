@@ -10,7 +10,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod ops;
 
-pub use ops::{Access, Act, DType, Gemm, Op, Slot, ADAM_HYPER_LEN, COUNTER_LEN, RMSPROP_HYPER_LEN, UNLABELED};
+pub use ops::{Access, Act, Conv2d, DType, Gemm, Op, Padding, Slot, ADAM_HYPER_LEN, COUNTER_LEN, MAX_KERNEL, MAX_STRIDE, RMSPROP_HYPER_LEN, UNLABELED};
 
 use crate::error::Result;
 

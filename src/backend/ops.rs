@@ -119,6 +119,101 @@ impl Gemm {
     }
 }
 
+/// Geometry of a 2-D convolution over NHWC tensors: input `batch x in_h x in_w x in_c`,
+/// weights `kh x kw x in_c x out_c` (row-major, i.e. a `(kh*kw*in_c) x out_c` matrix), output
+/// `batch x out_h x out_w x out_c`. Output pixel (oy, ox) reads input rows
+/// `oy * stride - pad_h + ky` (ky < kh), zero outside the image. A transposed convolution is
+/// the adjoint of one of these (its input is this output and vice versa).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2d {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub out_c: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad_h: usize,
+    pub pad_w: usize,
+}
+
+/// How a layer pads: `Same` gives `ceil(in / stride)` outputs (TensorFlow's convention: the
+/// total padding `max((out - 1) * stride + k - in, 0)` is split with the odd pixel after),
+/// `Valid` uses no padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    Same,
+    Valid,
+}
+
+/// The convolutions this crate supports: kernels 1..=MAX_KERNEL on each axis, strides
+/// 1..=MAX_STRIDE (the same on both axes), `Same` or `Valid` padding.
+pub const MAX_KERNEL: usize = 11;
+pub const MAX_STRIDE: usize = 4;
+
+impl Conv2d {
+    /// The convolution of a `batch x in_h x in_w x in_c` input with `out_c` filters of
+    /// `k x k`; errors (naming the layer) on unsupported parameters or an empty output.
+    pub fn new(layer: &str, batch: usize, (in_h, in_w, in_c): (usize, usize, usize), out_c: usize, k: usize, stride: usize, padding: Padding) -> Result<Conv2d> {
+        if !(1..=MAX_KERNEL).contains(&k) {
+            return Err(Error::Invalid(format!("layer '{layer}': kernel size {k} is not supported (1..={MAX_KERNEL})")));
+        }
+        if !(1..=MAX_STRIDE).contains(&stride) {
+            return Err(Error::Invalid(format!("layer '{layer}': stride {stride} is not supported (1..={MAX_STRIDE})")));
+        }
+        if in_h == 0 || in_w == 0 || in_c == 0 || out_c == 0 || batch == 0 {
+            return Err(Error::Invalid(format!("layer '{layer}': empty input {in_h}x{in_w}x{in_c} or no filters ({out_c})")));
+        }
+        let axis = |n: usize| -> Option<(usize, usize)> {
+            match padding {
+                Padding::Same => {
+                    let out = n.div_ceil(stride);
+                    let total = ((out - 1) * stride + k).saturating_sub(n);
+                    Some((out, total / 2))
+                }
+                Padding::Valid => (n >= k).then(|| ((n - k) / stride + 1, 0)),
+            }
+        };
+        let (Some((out_h, pad_h)), Some((out_w, pad_w))) = (axis(in_h), axis(in_w)) else {
+            return Err(Error::Invalid(format!("layer '{layer}': a {k}x{k} kernel does not fit a {in_h}x{in_w} input without padding")));
+        };
+        Ok(Conv2d { batch, in_h, in_w, in_c, out_h, out_w, out_c, kh: k, kw: k, stride, pad_h, pad_w })
+    }
+    pub fn in_len(&self) -> usize {
+        self.batch * self.in_h * self.in_w * self.in_c
+    }
+    pub fn out_len(&self) -> usize {
+        self.batch * self.out_h * self.out_w * self.out_c
+    }
+    pub fn w_len(&self) -> usize {
+        self.kh * self.kw * self.in_c * self.out_c
+    }
+
+    /// The geometry is one this crate supports and consistent (every output pixel's window
+    /// starts inside the padded input).
+    pub fn check(&self, op: &'static str) -> Result<()> {
+        if self.kh > MAX_KERNEL || self.kw > MAX_KERNEL || self.stride > MAX_STRIDE {
+            return Err(Error::shape(op, format!("kernel {}x{} / stride {} outside the supported set (kernels up to {MAX_KERNEL}, strides up to {MAX_STRIDE})", self.kh, self.kw, self.stride)));
+        }
+        if self.pad_h >= self.kh || self.pad_w >= self.kw {
+            return Err(Error::shape(op, format!("padding {}x{} must be smaller than the kernel {}x{}", self.pad_h, self.pad_w, self.kh, self.kw)));
+        }
+        let last = |out: usize, pad: usize, inp: usize| (out - 1) * self.stride < inp + pad;
+        if self.out_h == 0 || self.out_w == 0 || !last(self.out_h, self.pad_h, self.in_h) || !last(self.out_w, self.pad_w, self.in_w) {
+            return Err(Error::shape(op, format!("output {}x{} does not fit input {}x{} with stride {} and padding {}x{}", self.out_h, self.out_w, self.in_h, self.in_w, self.stride, self.pad_h, self.pad_w)));
+        }
+        let k = self.kh * self.kw * self.in_c.max(self.out_c);
+        if k > u32::MAX as usize / 2 {
+            return Err(Error::shape(op, "reduction too large for 32-bit indexing"));
+        }
+        Ok(())
+    }
+}
+
 /// Every kernel of the compute core. Field names: `n` element count, `rows` x `cols` a
 /// row-major matrix, `scale` a factor applied to a loss and its gradient alike.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,6 +252,29 @@ pub enum Op {
     GaussianNll { rows: usize, cols: usize, scale: f32 },
     Kl { rows: usize, cols: usize, scale: f32 },
     SoftmaxCe { rows: usize, classes: usize, scale: f32 },
+    // conv.wgsl (implicit GEMM; a transposed convolution runs these with roles swapped)
+    /// y = conv(x, w) + bias (bias optional, per output channel).
+    Conv2dForward { conv: Conv2d, bias: bool },
+    /// dx = the adjoint of the convolution applied to dy (+ bias per input channel, optional:
+    /// this is also the forward pass of a transposed convolution).
+    Conv2dBackwardInput { conv: Conv2d, bias: bool },
+    /// dw = sum over the batch of x (x) dy (written, or added to dw when `accumulate`).
+    Conv2dBackwardWeight { conv: Conv2d, accumulate: bool },
+    // batchnorm.wgsl (over the columns of a rows x cols matrix: a conv feature map is
+    // (batch*h*w) x channels)
+    /// Batch statistics `stats = [mean; 1/sqrt(var + eps)]` (2 x cols, biased var), and the
+    /// running averages updated with weight `momentum` on the batch (unbiased var, as PyTorch).
+    BatchNormStats { rows: usize, cols: usize, momentum: f32, eps: f32 },
+    /// `stats = [mean; 1/sqrt(var + eps)]` from the running averages (inference mode).
+    BatchNormRunning { cols: usize, eps: f32 },
+    /// y = act(gamma * (x - mean) * invstd + beta).
+    BatchNormForward { rows: usize, cols: usize, act: Act },
+    /// dx, dgamma, dbeta from dy (through the fused activation, from its output y).
+    BatchNormBackward { rows: usize, cols: usize, act: Act },
+    // sample.wgsl
+    /// y = x * mask, mask = (u >= rate) / (1 - rate) with u uniform from the shared RNG; the
+    /// mask is kept for the backward pass (dx = dy * mask).
+    Dropout { n: usize, rate: f32, stream: u32 },
     // optim.wgsl (hyper-parameters live in a small buffer so a schedule needs no recompile)
     RmsProp { n: usize },
     Adam { n: usize },
@@ -207,6 +325,14 @@ impl Op {
             Op::GaussianNll { .. } => "gaussian_nll",
             Op::Kl { .. } => "kl_normal",
             Op::SoftmaxCe { .. } => "softmax_ce",
+            Op::Conv2dForward { .. } => "conv2d_forward",
+            Op::Conv2dBackwardInput { .. } => "conv2d_backward_input",
+            Op::Conv2dBackwardWeight { .. } => "conv2d_backward_weight",
+            Op::BatchNormStats { .. } => "batch_norm_stats",
+            Op::BatchNormRunning { .. } => "batch_norm_running",
+            Op::BatchNormForward { .. } => "batch_norm_forward",
+            Op::BatchNormBackward { .. } => "batch_norm_backward",
+            Op::Dropout { .. } => "dropout",
             Op::RmsProp { .. } => "rmsprop",
             Op::Adam { .. } => "adam",
         }
@@ -297,6 +423,49 @@ impl Op {
                 f("loss", rows, W),
                 f("dlogits", rows * classes, W),
             ],
+            Op::Conv2dForward { conv: c, bias } => vec![
+                f("x", c.in_len(), R),
+                f("w", c.w_len(), R),
+                f("bias", if bias { c.out_c } else { 0 }, R),
+                f("y", c.out_len(), W),
+            ],
+            Op::Conv2dBackwardInput { conv: c, bias } => vec![
+                f("dy", c.out_len(), R),
+                f("w", c.w_len(), R),
+                f("bias", if bias { c.in_c } else { 0 }, R),
+                f("dx", c.in_len(), W),
+            ],
+            Op::Conv2dBackwardWeight { conv: c, accumulate } => vec![
+                f("x", c.in_len(), R),
+                f("dy", c.out_len(), R),
+                f("unused", 0, R),
+                f("dw", c.w_len(), if accumulate { RW } else { W }),
+            ],
+            Op::BatchNormStats { rows, cols, .. } => vec![
+                f("x", rows * cols, R),
+                f("running_mean", cols, RW),
+                f("running_var", cols, RW),
+                f("stats", 2 * cols, W),
+            ],
+            Op::BatchNormRunning { cols, .. } => vec![f("running_mean", cols, R), f("running_var", cols, R), f("stats", 2 * cols, W)],
+            Op::BatchNormForward { rows, cols, .. } => vec![
+                f("x", rows * cols, R),
+                f("stats", 2 * cols, R),
+                f("gamma", cols, R),
+                f("beta", cols, R),
+                f("y", rows * cols, W),
+            ],
+            Op::BatchNormBackward { rows, cols, .. } => vec![
+                f("x", rows * cols, R),
+                f("stats", 2 * cols, R),
+                f("gamma", cols, R),
+                f("y", rows * cols, R),
+                f("dy", rows * cols, R),
+                f("dx", rows * cols, W),
+                f("dgamma", cols, W),
+                f("dbeta", cols, W),
+            ],
+            Op::Dropout { n, .. } => vec![u("counter", COUNTER_LEN, R), f("x", n, R), f("y", n, W), f("mask", n, W)],
             Op::RmsProp { n } => vec![
                 f("hyper", RMSPROP_HYPER_LEN, R),
                 f("grad", n, R),
@@ -330,7 +499,26 @@ impl Op {
             | Op::Reparam { n, .. }
             | Op::ReparamBackward { n }
             | Op::RmsProp { n }
-            | Op::Adam { n } => vec![("n", n)],
+            | Op::Adam { n }
+            | Op::Dropout { n, .. } => vec![("n", n)],
+            Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } => vec![
+                ("batch", c.batch),
+                ("in_h", c.in_h),
+                ("in_w", c.in_w),
+                ("in_c", c.in_c),
+                ("out_h", c.out_h),
+                ("out_w", c.out_w),
+                ("out_c", c.out_c),
+                ("kh", c.kh),
+                ("kw", c.kw),
+                ("stride", c.stride),
+                ("input elements", c.in_len()),
+                ("output elements", c.out_len()),
+            ],
+            Op::BatchNormStats { rows, cols, .. } | Op::BatchNormForward { rows, cols, .. } | Op::BatchNormBackward { rows, cols, .. } => {
+                vec![("rows", rows), ("cols", cols)]
+            }
+            Op::BatchNormRunning { cols, .. } => vec![("cols", cols)],
             Op::ConcatCols { rows, cols_a, cols_b } | Op::SplitCols { rows, cols_a, cols_b } => {
                 vec![("rows", rows), ("cols_a", cols_a), ("cols_b", cols_b)]
             }
@@ -357,6 +545,14 @@ impl Op {
             }
             if v > u32::MAX as usize / 2 {
                 return Err(Error::shape(op, format!("dimension {dim} = {v} is too large for 32-bit indexing")));
+            }
+        }
+        if let Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } = self {
+            c.check(op)?;
+        }
+        if let Op::Dropout { rate, .. } = self {
+            if !(0.0..1.0).contains(rate) {
+                return Err(Error::shape(op, format!("dropout rate {rate} must be in [0, 1)")));
             }
         }
         let slots = self.slots();

@@ -5,6 +5,8 @@
 //! print that they were skipped.
 #![allow(dead_code)]
 
+pub mod fd;
+
 use std::sync::OnceLock;
 
 use rand::rngs::StdRng;

@@ -3,6 +3,8 @@
 //! so a reader can check it against the maths; GEMM uses `matrixmultiply` (a well-kept, fast
 //! crate) for the product and a plain loop for the epilogue.
 
+pub mod batchnorm;
+pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod loss;
@@ -324,6 +326,38 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
         Op::SoftmaxCe { rows, classes, scale } => {
             outs!(outs; l, d);
             loss::softmax_ce(rows, classes, scale, fs(ins[0]), ins[1], l, d);
+        }
+        Op::Conv2dForward { conv: c, bias } => {
+            outs!(outs; y);
+            conv::conv2d_forward(&c, fs(ins[0]), fs(ins[1]), if bias { Some(fs(ins[2])) } else { None }, y);
+        }
+        Op::Conv2dBackwardInput { conv: c, bias } => {
+            outs!(outs; dx);
+            conv::conv2d_backward_input(&c, fs(ins[0]), fs(ins[1]), if bias { Some(fs(ins[2])) } else { None }, dx);
+        }
+        Op::Conv2dBackwardWeight { conv: c, accumulate } => {
+            outs!(outs; dw);
+            conv::conv2d_backward_weight(&c, fs(ins[0]), fs(ins[1]), accumulate, dw);
+        }
+        Op::BatchNormStats { rows, cols, momentum, eps } => {
+            outs!(outs; rm, rv, stats);
+            batchnorm::batch_norm_stats(rows, cols, momentum, eps, fs(ins[0]), rm, rv, stats);
+        }
+        Op::BatchNormRunning { cols, eps } => {
+            outs!(outs; stats);
+            batchnorm::batch_norm_running(cols, eps, fs(ins[0]), fs(ins[1]), stats);
+        }
+        Op::BatchNormForward { rows, cols, act } => {
+            outs!(outs; y);
+            batchnorm::batch_norm_forward(rows, cols, act, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), y);
+        }
+        Op::BatchNormBackward { rows, cols, act } => {
+            outs!(outs; dx, dgamma, dbeta);
+            batchnorm::batch_norm_backward(rows, cols, act, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), fs(ins[4]), dx, dgamma, dbeta);
+        }
+        Op::Dropout { n, rate, stream } => {
+            outs!(outs; y, mask);
+            sample::dropout(ins[0], stream, rate, &fs(ins[1])[..n], &mut y[..n], &mut mask[..n]);
         }
         Op::RmsProp { n } => {
             outs!(outs; p, sq, mom);

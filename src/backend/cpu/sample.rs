@@ -31,3 +31,15 @@ pub fn reparam_backward(dz: &[f32], logvar: &[f32], eps: &[f32], dmu: &mut [f32]
         dlogvar[i] = dz[i] * eps[i] * 0.5 * (0.5 * logvar[i]).exp();
     }
 }
+
+/// y = x * mask with mask = (u >= rate) / (1 - rate), u uniform in [0, 1) from the element's
+/// first Philox word (the same bits as the GPU), so both backends drop the same units.
+pub fn dropout(ctr: &[u32], stream: u32, rate: f32, x: &[f32], y: &mut [f32], mask: &mut [f32]) {
+    use rayon::prelude::*;
+    let keep = 1.0 / (1.0 - rate);
+    y.par_iter_mut().zip(mask.par_iter_mut()).enumerate().for_each(|(i, (yi, mi))| {
+        let u = rng::uniform(rng::draw(ctr, stream, i as u32)[0]);
+        *mi = if u >= rate { keep } else { 0.0 };
+        *yi = x[i] * *mi;
+    });
+}

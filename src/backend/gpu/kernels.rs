@@ -10,9 +10,13 @@ pub const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 pub const SAMPLE: &str = include_str!("../../../shaders/sample.wgsl");
 pub const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
 pub const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
+pub const CONV: &str = include_str!("../../../shaders/conv.wgsl");
+pub const BATCHNORM: &str = include_str!("../../../shaders/batchnorm.wgsl");
 
 /// Every shader file, by name, for validation and the pipeline cache.
-pub const SHADERS: [(&str, &str); 6] = [
+pub const SHADERS: [(&str, &str); 8] = [
+    ("conv.wgsl", CONV),
+    ("batchnorm.wgsl", BATCHNORM),
     ("gemm.wgsl", GEMM),
     ("elementwise.wgsl", ELEMENTWISE),
     ("reduce.wgsl", REDUCE),
@@ -49,7 +53,7 @@ pub struct KernelSpec {
     pub file: &'static str,
     pub entry: &'static str,
     pub constants: Vec<(&'static str, f64)>,
-    pub params: [u32; 8],
+    pub params: [u32; PARAM_WORDS],
     /// Number of workgroups needed (laid out as a 2-D grid by the caller) or an explicit grid.
     pub grid: Grid,
 }
@@ -61,8 +65,11 @@ pub enum Grid {
     Xy(u32, u32),
 }
 
-fn params(words: &[u32]) -> [u32; 8] {
-    let mut p = [0u32; 8];
+/// Words of the uniform parameter block every kernel gets at binding 0.
+pub const PARAM_WORDS: usize = 16;
+
+fn params(words: &[u32]) -> [u32; PARAM_WORDS] {
+    let mut p = [0u32; PARAM_WORDS];
     p[..words.len()].copy_from_slice(words);
     p
 }
@@ -199,6 +206,70 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             constants: vec![],
             params: params(&[u(rows), u(classes), fl(scale)]),
             grid: Grid::Flat(rows.div_ceil(64)),
+        },
+        Op::Conv2dForward { conv: c, bias } | Op::Conv2dBackwardInput { conv: c, bias } | Op::Conv2dBackwardWeight { conv: c, accumulate: bias } => {
+            // the implicit GEMM's m x n x k
+            let taps = c.kh * c.kw;
+            let (entry, m, n, k, has_bias, acc) = match op {
+                Op::Conv2dForward { .. } => ("conv2d_forward", c.batch * c.out_h * c.out_w, c.out_c, taps * c.in_c, bias, false),
+                Op::Conv2dBackwardInput { .. } => ("conv2d_backward_input", c.batch * c.in_h * c.in_w, c.in_c, taps * c.out_c, bias, false),
+                _ => ("conv2d_backward_weight", taps * c.in_c, c.out_c, c.batch * c.out_h * c.out_w, false, bias),
+            };
+            let t = tiles_override.unwrap_or_else(|| GemmTiles::choose(m, n));
+            let (tm, tn) = (t.threads_m as usize * 4, t.threads_n as usize * 4);
+            KernelSpec {
+                file: "conv.wgsl",
+                entry,
+                constants: vec![
+                    ("HAS_BIAS", bool_c(has_bias)),
+                    ("ACCUMULATE", bool_c(acc)),
+                    ("THREADS_M", t.threads_m as f64),
+                    ("THREADS_N", t.threads_n as f64),
+                    ("TILE_K", t.tile_k as f64),
+                ],
+                params: params(&[
+                    u(c.batch), u(c.in_h), u(c.in_w), u(c.in_c),
+                    u(c.out_h), u(c.out_w), u(c.out_c), u(c.kh),
+                    u(c.kw), u(c.stride), u(c.pad_h), u(c.pad_w),
+                    u(m), u(n), u(k), 0,
+                ]),
+                grid: Grid::Xy(n.div_ceil(tn) as u32, m.div_ceil(tm) as u32),
+            }
+        }
+        Op::BatchNormStats { rows, cols, momentum, eps } => KernelSpec {
+            file: "batchnorm.wgsl",
+            entry: "batch_norm_stats",
+            constants: vec![],
+            params: params(&[u(rows), u(cols), fl(momentum), fl(eps)]),
+            grid: Grid::Flat(cols.div_ceil(32)),
+        },
+        Op::BatchNormRunning { cols, eps } => KernelSpec {
+            file: "batchnorm.wgsl",
+            entry: "batch_norm_running",
+            constants: vec![],
+            params: params(&[0, u(cols), 0, fl(eps)]),
+            grid: flat256(cols),
+        },
+        Op::BatchNormForward { rows, cols, act } => KernelSpec {
+            file: "batchnorm.wgsl",
+            entry: "batch_norm_forward",
+            constants: act_const(act),
+            params: params(&[u(rows), u(cols)]),
+            grid: flat256(rows * cols),
+        },
+        Op::BatchNormBackward { rows, cols, act } => KernelSpec {
+            file: "batchnorm.wgsl",
+            entry: "batch_norm_backward",
+            constants: act_const(act),
+            params: params(&[u(rows), u(cols)]),
+            grid: Grid::Flat(cols.div_ceil(32)),
+        },
+        Op::Dropout { n, rate, stream } => KernelSpec {
+            file: "sample.wgsl",
+            entry: "dropout",
+            constants: vec![],
+            params: params(&[u(n), stream, fl(rate)]),
+            grid: flat256(n),
         },
         Op::RmsProp { n } | Op::Adam { n } => KernelSpec {
             file: "optim.wgsl",

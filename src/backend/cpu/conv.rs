@@ -1,0 +1,154 @@
+//! CPU twins of shaders/conv.wgsl: 2-D convolution over NHWC tensors and its two adjoints.
+//!
+//! Each is "im2col + GEMM": a chunk of samples is unfolded into a matrix whose row is one
+//! output pixel and whose columns are the `kh * kw * in_c` input values under the kernel
+//! (zero outside the image), then one `matrixmultiply` GEMM does the arithmetic. Chunks keep
+//! the unfolded matrix near 16 MB whatever the batch. The GPU kernels compute the same sums
+//! without materialising the matrix (implicit GEMM); `tests/kernels_conv.rs` also checks these
+//! against direct loops.
+
+use rayon::prelude::*;
+
+use crate::backend::Conv2d;
+
+/// Rows (output pixels) per sample and columns (kernel taps x input channels) of the unfolded
+/// matrix.
+fn dims(c: &Conv2d) -> (usize, usize) {
+    (c.out_h * c.out_w, c.kh * c.kw * c.in_c)
+}
+
+/// A 1x1, stride 1, unpadded convolution is a plain GEMM on the input.
+fn is_pointwise(c: &Conv2d) -> bool {
+    c.kh == 1 && c.kw == 1 && c.stride == 1 && c.pad_h == 0 && c.pad_w == 0 && c.in_h == c.out_h && c.in_w == c.out_w
+}
+
+fn chunk_samples(c: &Conv2d) -> usize {
+    let (p, k) = dims(c);
+    ((4 << 20) / (p * k).max(1)).clamp(1, c.batch)
+}
+
+/// Unfolds samples `b0..b0 + nb` of `x` into `col` (nb * out_h * out_w rows of kh*kw*in_c).
+fn im2col(c: &Conv2d, x: &[f32], b0: usize, nb: usize, col: &mut [f32]) {
+    let (p, k) = dims(c);
+    let img = c.in_h * c.in_w * c.in_c;
+    col[..nb * p * k].par_chunks_mut(k).enumerate().for_each(|(row, out)| {
+        let (b, pix) = (b0 + row / p, row % p);
+        let (oy, ox) = (pix / c.out_w, pix % c.out_w);
+        let xb = &x[b * img..(b + 1) * img];
+        for ky in 0..c.kh {
+            let iy = (oy * c.stride + ky) as isize - c.pad_h as isize;
+            for kx in 0..c.kw {
+                let ix = (ox * c.stride + kx) as isize - c.pad_w as isize;
+                let dst = &mut out[(ky * c.kw + kx) * c.in_c..(ky * c.kw + kx + 1) * c.in_c];
+                if iy < 0 || ix < 0 || iy >= c.in_h as isize || ix >= c.in_w as isize {
+                    dst.fill(0.0);
+                } else {
+                    let s = (iy as usize * c.in_w + ix as usize) * c.in_c;
+                    dst.copy_from_slice(&xb[s..s + c.in_c]);
+                }
+            }
+        }
+    });
+}
+
+/// Adds the unfolded gradient `col` of samples `b0..b0 + nb` back onto `dx` (the adjoint of
+/// `im2col`); samples are independent, so they run in parallel.
+fn col2im_add(c: &Conv2d, col: &[f32], b0: usize, nb: usize, dx: &mut [f32]) {
+    let (p, k) = dims(c);
+    let img = c.in_h * c.in_w * c.in_c;
+    dx[b0 * img..(b0 + nb) * img].par_chunks_mut(img).enumerate().for_each(|(bi, dxb)| {
+        for pix in 0..p {
+            let (oy, ox) = (pix / c.out_w, pix % c.out_w);
+            let row = &col[(bi * p + pix) * k..(bi * p + pix + 1) * k];
+            for ky in 0..c.kh {
+                let iy = (oy * c.stride + ky) as isize - c.pad_h as isize;
+                if iy < 0 || iy >= c.in_h as isize {
+                    continue;
+                }
+                for kx in 0..c.kw {
+                    let ix = (ox * c.stride + kx) as isize - c.pad_w as isize;
+                    if ix < 0 || ix >= c.in_w as isize {
+                        continue;
+                    }
+                    let s = (iy as usize * c.in_w + ix as usize) * c.in_c;
+                    let src = &row[(ky * c.kw + kx) * c.in_c..(ky * c.kw + kx + 1) * c.in_c];
+                    for (d, v) in dxb[s..s + c.in_c].iter_mut().zip(src) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `c (m x n) = alpha * A B + beta * c` with explicit strides (row, column) for A and B.
+#[allow(clippy::too_many_arguments)]
+fn sgemm(m: usize, n: usize, k: usize, a: &[f32], (rsa, csa): (usize, usize), b: &[f32], (rsb, csb): (usize, usize), beta: f32, c: &mut [f32]) {
+    // SAFETY: callers pass slices covering the addressed m x k, k x n and m x n elements.
+    unsafe {
+        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, csa as isize, b.as_ptr(), rsb as isize, csb as isize, beta, c.as_mut_ptr(), n as isize, 1);
+    }
+}
+
+/// y = conv(x, w) + bias.
+pub fn conv2d_forward(c: &Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let (p, k) = dims(c);
+    let oc = c.out_c;
+    if is_pointwise(c) {
+        sgemm(c.batch * p, oc, k, x, (k, 1), w, (oc, 1), 0.0, &mut y[..c.out_len()]);
+    } else {
+        let chunk = chunk_samples(c);
+        let mut col = vec![0f32; chunk * p * k];
+        for b0 in (0..c.batch).step_by(chunk) {
+            let nb = chunk.min(c.batch - b0);
+            im2col(c, x, b0, nb, &mut col);
+            sgemm(nb * p, oc, k, &col, (k, 1), w, (oc, 1), 0.0, &mut y[b0 * p * oc..(b0 + nb) * p * oc]);
+        }
+    }
+    if let Some(bias) = bias {
+        y[..c.out_len()].par_chunks_mut(oc).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+    }
+}
+
+/// dx = the adjoint of the convolution applied to dy, plus `bias` per input channel.
+pub fn conv2d_backward_input(c: &Conv2d, dy: &[f32], w: &[f32], bias: Option<&[f32]>, dx: &mut [f32]) {
+    let (p, k) = dims(c);
+    let oc = c.out_c;
+    let dx = &mut dx[..c.in_len()];
+    if is_pointwise(c) {
+        // dx (rows x in_c) = dy (rows x oc) W^T, W stored in_c x oc
+        sgemm(c.batch * p, k, oc, dy, (oc, 1), w, (1, oc), 0.0, dx);
+    } else {
+        dx.fill(0.0);
+        let chunk = chunk_samples(c);
+        let mut col = vec![0f32; chunk * p * k];
+        for b0 in (0..c.batch).step_by(chunk) {
+            let nb = chunk.min(c.batch - b0);
+            sgemm(nb * p, k, oc, &dy[b0 * p * oc..(b0 + nb) * p * oc], (oc, 1), w, (1, oc), 0.0, &mut col[..nb * p * k]);
+            col2im_add(c, &col, b0, nb, dx);
+        }
+    }
+    if let Some(bias) = bias {
+        dx.par_chunks_mut(c.in_c).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+    }
+}
+
+/// dw (kh*kw*in_c x out_c) = sum over samples of im2col(x)^T dy, written or accumulated.
+pub fn conv2d_backward_weight(c: &Conv2d, x: &[f32], dy: &[f32], accumulate: bool, dw: &mut [f32]) {
+    let (p, k) = dims(c);
+    let oc = c.out_c;
+    let dw = &mut dw[..c.w_len()];
+    if is_pointwise(c) {
+        // dw (in_c x oc) = x^T (in_c x rows) dy (rows x oc)
+        sgemm(k, oc, c.batch * p, x, (1, k), dy, (oc, 1), if accumulate { 1.0 } else { 0.0 }, dw);
+        return;
+    }
+    let chunk = chunk_samples(c);
+    let mut col = vec![0f32; chunk * p * k];
+    for (i, b0) in (0..c.batch).step_by(chunk).enumerate() {
+        let nb = chunk.min(c.batch - b0);
+        im2col(c, x, b0, nb, &mut col);
+        let beta = if i > 0 || accumulate { 1.0 } else { 0.0 };
+        sgemm(k, oc, nb * p, &col, (1, k), &dy[b0 * p * oc..(b0 + nb) * p * oc], (oc, 1), beta, dw);
+    }
+}
