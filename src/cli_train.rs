@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::data::{self, IdxDataset, Split};
 use ssvae::graph::exec::{Optimizer, ParamStore};
-use ssvae::model::{build, DecoderInput, Kind, LossNorm, ModelSpec};
+use ssvae::model::{build, ConvLayer, DecoderInput, Family, Kind, LossNorm, ModelSpec};
 use ssvae::train::checkpoint::{self, CONFIG_FILE, METRICS_FILE};
 use ssvae::eval::Scorer;
 use ssvae::train::{EvalReport, LabelSpec, TrainConfig, Trainer};
@@ -19,7 +19,8 @@ use crate::DeviceArgs;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// ss-dense (the paper's model), es-dense (encoder + classifier only) or eu-dense (plain VAE).
+    /// ss-dense (the paper's model), es-dense (encoder + classifier only), eu-dense (plain VAE),
+    /// or the convolutional ss-cnn, es-cnn, eu-cnn (the paper's Table 14).
     #[arg(long, default_value = "ss-dense")]
     model: String,
     /// synthetic (built in, no download), mnist or fashion-mnist.
@@ -56,9 +57,15 @@ pub struct TrainArgs {
     /// rmsprop (the paper's, momentum 0.9) or adam.
     #[arg(long, default_value = "rmsprop")]
     optimizer: String,
-    /// Encoder widths (the decoder mirrors them).
+    /// Encoder widths (the decoder mirrors them); for a CNN, its dense layers (default 512).
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
+    /// CNN convolutions as channels:kernel:stride, e.g. 64:3:1,64:3:1,64:3:2 (the default).
+    #[arg(long, value_delimiter = ',')]
+    conv: Option<Vec<String>>,
+    /// CNN dropout rate after its dense layers (default 0.5).
+    #[arg(long)]
+    dropout: Option<f32>,
     #[arg(long)]
     latent: Option<usize>,
     /// What feeds the decoder in training: pi (the paper's) or true-label (one-hot on labeled rows).
@@ -229,8 +236,21 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     let mut cfg = match &previous {
         Some(p) => p.train.clone(),
         None => {
-            let (_, kind) = ModelSpec::parse_name(&a.model)?;
-            let mut spec = ModelSpec::dense(kind, split.train.dim(), split.train.classes);
+            let (family, kind) = ModelSpec::parse_name(&a.model)?;
+            let t = &split.train;
+            let mut spec = match family {
+                Family::Dense => ModelSpec::dense(kind, t.dim(), t.classes),
+                Family::Cnn => ModelSpec::cnn(kind, [t.height, t.width, t.channels], t.classes),
+            };
+            if let Some(c) = &a.conv {
+                if family != Family::Cnn {
+                    bail!("--conv applies to the CNN models (ss-cnn, es-cnn, eu-cnn), not {}", a.model);
+                }
+                spec.conv = c.iter().map(|l| parse_conv(l)).collect::<Result<_>>()?;
+            }
+            if let Some(d) = a.dropout {
+                spec.dropout = d;
+            }
             if let Some(h) = &a.hidden {
                 spec.hidden = h.clone();
             }
@@ -449,3 +469,12 @@ pub(crate) fn load_run<B: Backend>(be: &B, dir: &Path) -> Result<(RunConfig, Par
     Ok((run, store))
 }
 
+
+/// Parses one `--conv` layer, "channels:kernel:stride".
+fn parse_conv(s: &str) -> Result<ConvLayer> {
+    let v: Vec<usize> = s.split(':').map(|p| p.trim().parse::<usize>()).collect::<std::result::Result<_, _>>().map_err(|_| anyhow::anyhow!("--conv: '{s}' is not channels:kernel:stride (three whole numbers)"))?;
+    match v[..] {
+        [channels, kernel, stride] => Ok(ConvLayer { channels, kernel, stride }),
+        _ => bail!("--conv: '{s}' is not channels:kernel:stride"),
+    }
+}

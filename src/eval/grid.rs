@@ -7,7 +7,7 @@ use std::path::Path;
 
 use image::{GrayImage, Luma};
 
-use crate::backend::{Act, Backend, DType};
+use crate::backend::{Backend, DType};
 use crate::error::{Error, Result};
 use crate::graph::exec::{compile, CompileOptions, ParamStore, Program};
 use crate::graph::{Graph, TensorId};
@@ -32,16 +32,13 @@ impl<B: Backend> Decoder<B> {
         }
         let mut g = Graph::new();
         let z = g.input("z", &[batch, spec.latent], DType::F32);
-        let mut h = if spec.has_classifier() {
+        let dec_in = if spec.has_classifier() {
             let y = g.input("onehot", &[batch, spec.classes], DType::F32);
             g.concat("dec_in", z, y)
         } else {
             z
         };
-        for (i, &w) in spec.hidden.iter().rev().enumerate() {
-            h = g.dense(&format!("dec{i}"), h, w, Act::Relu);
-        }
-        let out = g.dense("out", h, spec.input_dim, Act::Sigmoid);
+        let out = crate::model::decoder(&mut g, spec, dec_in, None, false)?;
         let program = compile(be, g, store, CompileOptions { keep: vec![out], ..Default::default() })?;
         Ok(Decoder { program, out, batch, spec: spec.clone() })
     }
@@ -65,7 +62,8 @@ impl<B: Backend> Decoder<B> {
                 be.write_f32(self.program.input("onehot")?, &oh)?;
             }
             self.program.run(be)?;
-            out.extend_from_slice(&self.program.read(be, self.out)?[..rows * d]);
+            // the decoder gives Bernoulli logits; the image is their probabilities
+            out.extend(self.program.read(be, self.out)?[..rows * d].iter().map(|&l| crate::backend::Act::Sigmoid.apply(l)));
         }
         Ok(out)
     }

@@ -14,7 +14,7 @@ use crate::backend::{Backend, UNLABELED};
 use crate::error::{Error, Result};
 use crate::graph::exec::{compile, CompileOptions, ParamStore, Program};
 use crate::graph::TensorId;
-use crate::model::{build, ModelSpec};
+use crate::model::{build_mode, ModelSpec};
 use crate::train::pack_u8;
 
 /// Default number of z draws per anomaly score.
@@ -96,7 +96,7 @@ impl<B: Backend> Scorer<B> {
         }
         let n = pixels.len() / dim;
         let batch = batch.min(n).max(1);
-        let (graph, handles) = build(spec, batch, n)?;
+        let (graph, handles) = build_mode(spec, batch, n, false)?;
         let rec_row = graph.find("rec.per_row").ok_or_else(|| Error::Invalid("model has no reconstruction loss".into()))?;
         let mut keep = vec![rec_row];
         keep.extend(handles.pi);

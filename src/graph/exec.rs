@@ -71,11 +71,15 @@ impl<B: Backend> ParamStore<B> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_0F9A_2A00);
         for (i, p) in graph.params.iter().enumerate() {
             let n = graph.tensors[p.tensor].len();
-            if let Init::GlorotUniform { fan_in, fan_out } = p.init {
-                let l = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-                for v in &mut init[offsets[i]..offsets[i] + n] {
-                    *v = rng.random_range(-l..l);
+            match p.init {
+                Init::GlorotUniform { fan_in, fan_out } => {
+                    let l = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+                    for v in &mut init[offsets[i]..offsets[i] + n] {
+                        *v = rng.random_range(-l..l);
+                    }
                 }
+                Init::Ones => init[offsets[i]..offsets[i] + n].fill(1.0),
+                Init::Zeros => {}
             }
         }
         let params = be.upload_f32(&init)?;

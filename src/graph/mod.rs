@@ -7,9 +7,12 @@
 //! the sum of all loss nodes. Gradients of parameters go to a flat gradient buffer (one view
 //! per parameter) that one optimizer dispatch consumes. See `exec` for buffer planning.
 
+mod cnn;
 pub mod exec;
 
-use crate::backend::{Act, DType, Gemm, Op};
+pub use cnn::{Hwc, BN_EPS, BN_MOMENTUM};
+
+use crate::backend::{Act, Conv2d, DType, Gemm, Op};
 
 pub type TensorId = usize;
 
@@ -46,6 +49,7 @@ impl TensorDesc {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     Zeros,
+    Ones,
     /// Glorot/Xavier uniform (Keras' default for dense kernels): U(-l, l),
     /// l = sqrt(6 / (fan_in + fan_out)).
     GlorotUniform { fan_in: usize, fan_out: usize },
@@ -60,7 +64,8 @@ pub struct ParamDesc {
 /// Graph-level ops. Inputs and outputs are tensor ids; the comments give their order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GOp {
-    /// [x (rows x in), w (in x out), b (out)] -> [y = act(x w + b)]
+    /// [x (rows x in), w (in x out), b (out)] -> [y = act(x w + b)]; without b when the
+    /// layer has no bias
     Linear { act: Act },
     /// [a, b] -> [c = [a, b]] along features
     Concat,
@@ -83,6 +88,15 @@ pub enum GOp {
     Ce { scale: f32 },
     /// [mean, var_raw, target] -> [loss per row, dmean, dvar_raw]
     GaussianNll { scale: f32 },
+    // The convolutional family (see `cnn`).
+    /// [x, w, b] -> [y]
+    Conv2d { conv: Conv2d },
+    /// [x, w, b] -> [y]; `conv` is the convolution from y back to x (this op's adjoint)
+    ConvTranspose2d { conv: Conv2d },
+    /// [x, gamma, beta, running_mean, running_var] -> [y, stats]
+    BatchNorm { channels: usize, act: Act, momentum: f32, eps: f32, training: bool },
+    /// [counter, x] -> [y, mask]
+    Dropout { rate: f32, stream: u32 },
 }
 
 #[derive(Clone, Debug)]
@@ -166,6 +180,16 @@ impl Graph {
         let out = self.shape(w)[1];
         let y = self.temp(name.into(), &[rows, out], DType::F32);
         self.push(GOp::Linear { act }, vec![x, w, b], vec![y]);
+        y
+    }
+
+    /// A dense layer without a bias (`{name}.weight` only), e.g. before a batch norm, whose
+    /// shift would cancel it.
+    pub fn dense_no_bias(&mut self, name: &str, x: TensorId, out: usize) -> TensorId {
+        let (rows, inp) = rows_cols(self.shape(x));
+        let w = self.param(&format!("{name}.weight"), &[inp, out], Init::GlorotUniform { fan_in: inp, fan_out: out });
+        let y = self.temp(name.into(), &[rows, out], DType::F32);
+        self.push(GOp::Linear { act: Act::Identity }, vec![x, w], vec![y]);
         y
     }
 
@@ -265,6 +289,10 @@ impl Graph {
                 GOp::Linear { act } => {
                     let (rows, inp) = s(i[0]);
                     let outc = self.tensors[i[1]].shape[1];
+                    if i.len() == 2 {
+                        out.push(Launch { op: Op::Gemm(Gemm::new(rows, outc, inp).act(act)), args: vec![Some(i[0]), Some(i[1]), None, Some(o[0])] });
+                        continue;
+                    }
                     Op::Gemm(Gemm::new(rows, outc, inp).bias(act))
                 }
                 GOp::Concat => Op::ConcatCols { rows: s(i[0]).0, cols_a: s(i[0]).1, cols_b: s(i[1]).1 },
@@ -281,6 +309,10 @@ impl Graph {
                     out.push(Launch { op: Op::Scale { n, alpha: 1.0 / limit }, args: vec![Some(i[0]), Some(o[1])] });
                     out.push(Launch { op: Op::ActForward { n, act: Act::Tanh }, args: vec![Some(o[1]), Some(o[2])] });
                     out.push(Launch { op: Op::Scale { n, alpha: limit }, args: vec![Some(o[2]), Some(o[0])] });
+                    continue;
+                }
+                GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. } => {
+                    cnn::forward(self, n, &mut out);
                     continue;
                 }
             };
@@ -300,9 +332,10 @@ impl Graph {
                 GOp::Reparam { .. } => &[1, 2],
                 GOp::LabelMix => &[0],
                 GOp::SoftClamp { .. } => &[0],
+                ref op @ (GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. }) => cnn::differentiable(op),
                 _ => &[],
             };
-            if differentiable_inputs.iter().any(|&k| need[n.inputs[k]]) {
+            if differentiable_inputs.iter().any(|&k| n.inputs.get(k).is_some_and(|&t| need[t])) {
                 for &o in &n.outputs {
                     need[o] = true;
                 }
@@ -366,7 +399,7 @@ impl Graph {
                             args: vec![Some(i[0]), Some(dz), None, Some(gw)],
                         });
                     }
-                    if need[i[2]] {
+                    if i.len() > 2 && need[i[2]] {
                         let (gb, acc) = ad.target(self, i[2]);
                         ad.launches.push(Launch { op: Op::ColSum { rows, cols: out, accumulate: acc }, args: vec![Some(dz), Some(gb)] });
                     }
@@ -446,6 +479,7 @@ impl Graph {
                     ad.contribute(self, i[0], dx);
                 }
                 GOp::GatherU8 { .. } => {}
+                GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. } => cnn::backward(self, &mut ad, &need, n),
             }
         }
         (ad.launches, param_grads)

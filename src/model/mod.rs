@@ -1,9 +1,15 @@
 //! Model specifications and the graphs they build.
 //!
-//! `ModelSpec` = family (Dense now; CNN and RNN in their own issues) x kind (SS, ES, EU). The
-//! defaults are the paper's (appendix A, Table 13): encoder 784-1024-1024, heads mu(2),
+//! `ModelSpec` = family (Dense, CNN; RNN in its own issue) x kind (SS, ES, EU). The defaults
+//! are the paper's (appendix A). Dense (Table 13): encoder 784-1024-1024, heads mu(2),
 //! logvar(2), pi(10, softmax), decoder fed concat(z, pi), 1024-1024-784 with a Bernoulli
-//! (sigmoid) likelihood.
+//! (sigmoid) likelihood. CNN (Table 14, see `cnn`): three 3x3 convolutions (64 channels,
+//! strides 1, 1, 2) each with batch norm + relu, dense 512 + batch norm + relu + dropout 0.5,
+//! the same heads; decoder dense to the last feature map + batch norm + relu + dropout,
+//! transposed convolutions mirroring the encoder, a 1x1 transposed convolution to the image.
+//!
+//! A graph is built in training mode (batch statistics, dropout on) or inference mode
+//! (running statistics, no dropout) for evaluation, scoring and generation.
 //!
 //! Loss (per batch of B rows, all rows get the ELBO, labeled rows also the cross-entropy):
 //!   mean over rows of [rec + kl] + alpha * mean over labeled rows of CE(pi, y)
@@ -18,6 +24,8 @@
 use crate::backend::{Act, DType};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, TensorId};
+
+mod cnn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +42,15 @@ pub enum Kind {
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Dense,
+    Cnn,
+}
+
+/// One convolution of a CNN encoder (the decoder mirrors it with a transposed convolution).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConvLayer {
+    pub channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,6 +86,15 @@ pub struct ModelSpec {
     /// seen on MNIST). `None` uses the raw head output, as the paper's text does.
     #[serde(default = "default_logvar_limit")]
     pub logvar_limit: Option<f32>,
+    /// Image shape (height, width, channels) for the CNN family.
+    #[serde(default)]
+    pub input_shape: Option<[usize; 3]>,
+    /// CNN encoder convolutions ('same' padding); `hidden` then gives its dense widths.
+    #[serde(default)]
+    pub conv: Vec<ConvLayer>,
+    /// Dropout rate after the CNN's dense layers (0 = none).
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 fn default_logvar_limit() -> Option<f32> {
@@ -92,6 +118,22 @@ impl ModelSpec {
             alpha: DEFAULT_ALPHA,
             loss_norm: LossNorm::Sum,
             logvar_limit: Some(DEFAULT_LOGVAR_LIMIT),
+            input_shape: None,
+            conv: Vec::new(),
+            dropout: 0.0,
+        }
+    }
+
+    /// The paper's CNN of this kind (Table 14) for images of `shape` (height, width, channels).
+    pub fn cnn(kind: Kind, shape: [usize; 3], classes: usize) -> Self {
+        let c = |stride| ConvLayer { channels: 64, kernel: 3, stride };
+        ModelSpec {
+            family: Family::Cnn,
+            hidden: vec![512],
+            input_shape: Some(shape),
+            conv: vec![c(1), c(1), c(2)],
+            dropout: 0.5,
+            ..Self::dense(kind, shape.iter().product(), classes)
         }
     }
 
@@ -102,7 +144,11 @@ impl ModelSpec {
             Kind::Es => "es",
             Kind::Eu => "eu",
         };
-        format!("{k}-dense")
+        let f = match self.family {
+            Family::Dense => "dense",
+            Family::Cnn => "cnn",
+        };
+        format!("{k}-{f}")
     }
 
     /// Parses "ss-dense" etc.
@@ -116,6 +162,7 @@ impl ModelSpec {
         };
         let family = match f {
             "dense" => Family::Dense,
+            "cnn" => Family::Cnn,
             _ => return Err(unknown_model(name)),
         };
         Ok((family, kind))
@@ -136,6 +183,20 @@ impl ModelSpec {
                 return Err(Error::Invalid(format!("--logvar-limit must be in (0, 80] (got {l})")));
             }
         }
+        if self.family == Family::Cnn {
+            let Some(shape) = self.input_shape else {
+                return Err(Error::Invalid("a CNN needs the image shape (height, width, channels)".into()));
+            };
+            if shape.iter().product::<usize>() != self.input_dim || shape.contains(&0) {
+                return Err(Error::Invalid(format!("image shape {shape:?} does not match {} input features", self.input_dim)));
+            }
+            if self.conv.is_empty() || self.conv.iter().any(|c| c.channels == 0) {
+                return Err(Error::Invalid(format!("--conv: a CNN needs at least one convolution with at least one channel (got {:?})", self.conv)));
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Invalid(format!("--dropout must be in [0, 1) (got {})", self.dropout)));
+        }
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
             return Err(Error::Invalid(format!("--alpha must be a finite number >= 0 (got {})", self.alpha)));
         }
@@ -154,7 +215,7 @@ impl ModelSpec {
 pub const DEFAULT_ALPHA: f32 = 100.0;
 
 fn unknown_model(name: &str) -> Error {
-    Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense or eu-dense"))
+    Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense, eu-dense, ss-cnn, es-cnn or eu-cnn"))
 }
 
 /// Named tensors of a built graph.
@@ -178,6 +239,12 @@ pub struct Handles {
 /// Builds the training-step graph (forward with all losses) for a batch of `batch` rows of a
 /// resident dataset of `src_rows` samples.
 pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize) -> Result<(Graph, Handles)> {
+    build_mode(spec, batch, src_rows, true)
+}
+
+/// As [`build`], in training mode (batch statistics, dropout) or inference mode (running
+/// statistics, no dropout: evaluation and scoring).
+pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: bool) -> Result<(Graph, Handles)> {
     spec.validate()?;
     let mut g = Graph::new();
     let d = spec.input_dim;
@@ -187,10 +254,16 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize) -> Result<(Graph, 
     let counter = g.input("counter", &[crate::backend::COUNTER_LEN], DType::U32);
     let x = g.gather_u8("x", data, idx, src_rows, d);
 
-    let mut h = x;
-    for (i, &w) in spec.hidden.iter().enumerate() {
-        h = g.dense(&format!("enc{i}"), h, w, Act::Relu);
-    }
+    let h = match spec.family {
+        Family::Dense => {
+            let mut h = x;
+            for (i, &w) in spec.hidden.iter().enumerate() {
+                h = g.dense(&format!("enc{i}"), h, w, Act::Relu);
+            }
+            h
+        }
+        Family::Cnn => cnn::encoder(&mut g, spec, x, counter, training)?,
+    };
     let rows_scale = 1.0 / batch as f32;
     let mut pi = None;
     let mut pi_for_decoder = None;
@@ -217,18 +290,30 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize) -> Result<(Graph, 
         let kl_scale = rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / spec.latent as f32 } else { 1.0 };
         g.kl_loss("kl", m, lv, kl_scale);
         let z = g.reparam("z", counter, m, lv, 0);
-        let mut dh = match pi_for_decoder {
+        let dec_in = match pi_for_decoder {
             Some(p) => g.concat("dec_in", z, p),
             None => z,
         };
-        for (i, &w) in spec.hidden.iter().rev().enumerate() {
-            dh = g.dense(&format!("dec{i}"), dh, w, Act::Relu);
-        }
-        let out = g.dense("out", dh, d, Act::Identity);
+        let out = decoder(&mut g, spec, dec_in, Some(counter), training)?;
         let rec_scale = rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / d as f32 } else { 1.0 };
         g.bce_loss("rec", out, x, rec_scale);
         mu = Some(m);
         recon_logits = Some(out);
     }
     Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits }))
+}
+
+/// The decoder from its input (z, or concat(z, pi)) to the output logits (batch x features).
+/// `counter` feeds dropout in training mode; generation passes `None` with `training` false.
+pub fn decoder(g: &mut Graph, spec: &ModelSpec, dec_in: TensorId, counter: Option<TensorId>, training: bool) -> Result<TensorId> {
+    match spec.family {
+        Family::Dense => {
+            let mut dh = dec_in;
+            for (i, &w) in spec.hidden.iter().rev().enumerate() {
+                dh = g.dense(&format!("dec{i}"), dh, w, Act::Relu);
+            }
+            Ok(g.dense("out", dh, spec.input_dim, Act::Identity))
+        }
+        Family::Cnn => cnn::decoder(g, spec, dec_in, counter, training),
+    }
 }

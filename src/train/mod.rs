@@ -15,7 +15,7 @@ use crate::data::{BatchMode, Batcher, Dataset};
 use crate::error::{Error, Result};
 use crate::graph::exec::{compile, CompileOptions, Optimizer, ParamStore, Program};
 use crate::graph::TensorId;
-use crate::model::{build, Handles, Kind, ModelSpec};
+use crate::model::{build, build_mode, Handles, Kind, ModelSpec};
 
 /// How many training labels to use.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -139,7 +139,7 @@ pub struct Evaluator<B: Backend> {
 impl<B: Backend> Evaluator<B> {
     pub fn new(be: &B, spec: &ModelSpec, store: &ParamStore<B>, data: &Dataset, batch: usize) -> Result<Self> {
         let batch = batch.min(data.n).max(1);
-        let (graph, handles) = build(spec, batch, data.n)?;
+        let (graph, handles) = build_mode(spec, batch, data.n, false)?;
         let find = |name: &str| graph.find(name);
         let (rec_row, kl_row) = (find("rec.per_row"), find("kl.per_row"));
         let mut keep: Vec<TensorId> = [handles.pi, rec_row, kl_row].into_iter().flatten().collect();
