@@ -21,7 +21,10 @@
 //! The metric is generic: [`beta_vae_score`] takes any encoder closure (images to latent means)
 //! and any pair source (e.g. [`crate::data::sprites::sprite_pair_images`]);
 //! [`beta_vae_score_of_code`] scores a representation given directly as a function of the factor
-//! values, which is how the metric itself is tested on codes whose answer is known.
+//! values, which is how the metric itself is tested on codes whose answer is known;
+//! [`beta_vae_score_of_latents`] scores precomputed latent means of a finite dataset with known
+//! factors (e.g. [`crate::data::sprites::sprites`]), drawing each pair's partner from the samples
+//! that share the factor's value.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
