@@ -264,6 +264,7 @@ fn beta_vae_rejects_bad_settings_and_encoders() {
     assert!(beta_vae_score_of_code(code, &sizes, &ok).is_ok());
     assert!(beta_vae_score_of_code(code, &[3], &ok).is_err());
     assert!(beta_vae_score_of_code(code, &[3, 0], &ok).is_err());
+    assert!(beta_vae_score_of_code(code, &[3, (1 << 24) + 1], &ok).is_err());
     for bad in [BetaVaeConfig { pairs_per_vote: 0, ..ok }, BetaVaeConfig { test_votes: 0, ..ok }, BetaVaeConfig { votes_per_encode: 0, ..ok }] {
         assert!(beta_vae_score_of_code(code, &sizes, &bad).is_err());
     }

@@ -365,6 +365,9 @@ where
     if let Some(k) = factor_sizes.iter().position(|&s| s == 0) {
         return Err(Error::Invalid(format!("factor {k} has no values")));
     }
+    if let Some(k) = factor_sizes.iter().position(|&s| s > 1 << 24) {
+        return Err(Error::Invalid(format!("factor {k} has {} values: at most 2^24 are supported", factor_sizes[k])));
+    }
     let f = factor_sizes.len();
     // the "samples" are the factor vectors themselves, as f32 rows (exact for any real size)
     let draw_pairs = |k: usize, pairs: usize, rng: &mut StdRng| -> Result<(Vec<f32>, Vec<f32>)> {
