@@ -8,6 +8,8 @@
 //!   [`Error::Io`](crate::Error::Io) naming the file and what is wrong with it.
 //! - [`synthetic`] renders a seeded, MNIST-like 10-class glyph dataset in-process (no download);
 //!   [`render_glyph`] draws one glyph from explicit style factors.
+//! - [`sprites`] renders a dSprites-like set with five known, independent generating factors
+//!   (for disentanglement metrics).
 //! - [`label_subset`] picks a class-balanced, seeded set of labeled samples (the "100 labels" of
 //!   the paper); [`label_fraction`] a stratified fraction of the training set.
 //!
@@ -37,12 +39,14 @@
 mod batcher;
 mod idx;
 mod subset;
+pub mod sprites;
 mod synthetic;
 
 use std::path::PathBuf;
 
 pub use batcher::{Batch, BatchMode, Batcher};
 pub use idx::{load_idx_dataset, read_idx, IdxDataset, IDX_FILES};
+pub use sprites::{render_sprite, sprites, SpriteDataset, SPRITE_FACTORS, SPRITE_SIZE};
 pub use subset::{label_fraction, label_subset};
 pub use synthetic::{
     render_glyph, render_glyph_into, synthetic, synthetic_factors, GlyphStyle, GLYPH_SIZE, STYLE_FACTORS,

@@ -1,5 +1,6 @@
-//! Evaluation beyond accuracy: anomaly scores (paper 3.1.3), exact ROC AUC, and generation of
-//! class-by-style sample grids.
+//! Evaluation beyond accuracy: anomaly scores (paper 3.1.3), exact ROC AUC, generation of
+//! class-by-style sample grids, the betaVAE disentanglement score ([`disentangle`], paper
+//! section 4) and cluster-and-label accuracy ([`cluster`], semi-unsupervised models).
 //!
 //! Anomaly score of x: the negative log reconstruction probability -log p(x | z, pi), averaged
 //! over L draws of z ~ q(z|x) (the Bernoulli NLL summed over pixels, i.e. in nats per sample,
@@ -7,8 +8,13 @@
 //! predicted pi, also when trained with `--decoder-input true-label`, since a new point has no
 //! label.
 
+pub mod cluster;
+pub mod disentangle;
 pub mod grid;
 pub mod plot;
+
+pub use cluster::{argmax_rows, cluster_and_label, ClusterLabel};
+pub use disentangle::{beta_vae_score, beta_vae_score_of_code, beta_vae_score_of_latents, BetaVaeConfig, BetaVaeScore};
 
 use crate::backend::{Backend, UNLABELED};
 use crate::error::{Error, Result};

@@ -1,0 +1,130 @@
+//! Cluster-and-label accuracy, the score of semi-unsupervised models (Willetts et al., GM-DGM):
+//! a model with K discrete slots (the argmax of its pi head) learns some classes from labels and
+//! others without any, so a slot's meaning is not known in advance. Each slot is attributed the
+//! class most common among the points assigned to it, and accuracy is computed through that map.
+//!
+//! Decisions the paper leaves open:
+//! - The map is built from the *training* points' assignments and labels, then applied to the
+//!   test points. The GM-DGM paper attributes slots "at test time"; mapping with the test labels
+//!   lets them leak into the score (with many slots it approaches a nearest-cluster oracle), so
+//!   we do not. To reproduce the paper's variant, pass the test set as the training set too.
+//! - A slot that no training point was assigned to maps to no class: test points landing there
+//!   count as wrong.
+//! - Ties in a slot's majority go to the smallest class id, so the map is deterministic.
+//! - Reported as in the paper's Table 1: overall accuracy, per-class accuracy (over the test
+//!   points of each true class), and the accuracy over a group of classes (e.g. the classes that
+//!   had labels vs those that had none), again over the test points whose true class is in it.
+
+use crate::error::{Error, Result};
+
+/// The slot-to-class map and the test scores of cluster-and-label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterLabel {
+    /// The class each slot stands for; `None` for a slot no training point was assigned to.
+    pub slot_class: Vec<Option<usize>>,
+    /// Per true class: test points correctly labeled through the map.
+    pub correct: Vec<usize>,
+    /// Per true class: test points.
+    pub total: Vec<usize>,
+}
+
+impl ClusterLabel {
+    /// Fraction of all test points labeled correctly.
+    pub fn accuracy(&self) -> f64 {
+        self.correct.iter().sum::<usize>() as f64 / self.total.iter().sum::<usize>().max(1) as f64
+    }
+
+    /// Accuracy among the test points of each true class (`None` for a class absent from the
+    /// test set).
+    pub fn per_class_accuracy(&self) -> Vec<Option<f64>> {
+        self.correct.iter().zip(&self.total).map(|(&c, &t)| (t > 0).then(|| c as f64 / t as f64)).collect()
+    }
+
+    /// Accuracy among the test points whose true class is in `classes` (repeats count once);
+    /// `None` when there are no such points. An error for a class id out of range.
+    pub fn accuracy_on(&self, classes: &[usize]) -> Result<Option<f64>> {
+        let mut chosen = vec![false; self.total.len()];
+        for &c in classes {
+            *chosen.get_mut(c).ok_or_else(|| Error::Invalid(format!("class {c} is out of range ({} classes)", self.total.len())))? = true;
+        }
+        let (hit, all) = chosen
+            .iter()
+            .enumerate()
+            .filter(|(_, &on)| on)
+            .fold((0, 0), |(h, a), (c, _)| (h + self.correct[c], a + self.total[c]));
+        Ok((all > 0).then(|| hit as f64 / all as f64))
+    }
+
+    /// The class predicted for a point assigned to `slot` (`None` for an unmapped slot or one
+    /// out of range).
+    pub fn predict(&self, slot: usize) -> Option<usize> {
+        self.slot_class.get(slot).copied().flatten()
+    }
+}
+
+fn check(slots: &[usize], labels: &[usize], num_slots: usize, classes: usize, what: &str) -> Result<()> {
+    if slots.len() != labels.len() {
+        return Err(Error::Invalid(format!("{what}: {} slot assignments but {} labels", slots.len(), labels.len())));
+    }
+    if slots.is_empty() {
+        return Err(Error::Invalid(format!("{what}: no points")));
+    }
+    if let Some(&s) = slots.iter().find(|&&s| s >= num_slots) {
+        return Err(Error::Invalid(format!("{what}: slot {s} is out of range ({num_slots} slots)")));
+    }
+    if let Some(&c) = labels.iter().find(|&&c| c >= classes) {
+        return Err(Error::Invalid(format!("{what}: class {c} is out of range ({classes} classes)")));
+    }
+    Ok(())
+}
+
+/// The class of each slot: the majority true class among the training points assigned to it
+/// (ties to the smallest class), `None` for a slot without training points.
+pub fn slot_majority(train_slots: &[usize], train_labels: &[usize], num_slots: usize, classes: usize) -> Result<Vec<Option<usize>>> {
+    check(train_slots, train_labels, num_slots, classes, "cluster-and-label training set")?;
+    let mut counts = vec![0usize; num_slots * classes];
+    for (&s, &c) in train_slots.iter().zip(train_labels) {
+        counts[s * classes + c] += 1;
+    }
+    Ok(counts
+        .chunks(classes)
+        .map(|row| {
+            // strict > keeps the first (smallest) class among equal counts
+            let best = (0..classes).fold(0, |b, c| if row[c] > row[b] { c } else { b });
+            (row[best] > 0).then_some(best)
+        })
+        .collect())
+}
+
+/// Cluster-and-label: maps slots to classes with the training points ([`slot_majority`]) and
+/// scores the test points' assignments. `*_slots` are slot ids `< num_slots` (e.g. from
+/// [`argmax_rows`]), `*_labels` true classes `< classes`.
+pub fn cluster_and_label(
+    train_slots: &[usize],
+    train_labels: &[usize],
+    test_slots: &[usize],
+    test_labels: &[usize],
+    num_slots: usize,
+    classes: usize,
+) -> Result<ClusterLabel> {
+    let slot_class = slot_majority(train_slots, train_labels, num_slots, classes)?;
+    check(test_slots, test_labels, num_slots, classes, "cluster-and-label test set")?;
+    let (mut correct, mut total) = (vec![0usize; classes], vec![0usize; classes]);
+    for (&s, &c) in test_slots.iter().zip(test_labels) {
+        total[c] += 1;
+        correct[c] += usize::from(slot_class[s] == Some(c));
+    }
+    Ok(ClusterLabel { slot_class, correct, total })
+}
+
+/// The index of the largest value in each row of `values` (`rows x width`, row major): the
+/// slot a model assigns each point to. Ties go to the smallest index; NaN never wins.
+pub fn argmax_rows(values: &[f32], width: usize) -> Result<Vec<usize>> {
+    if width == 0 || values.len() % width != 0 {
+        return Err(Error::Invalid(format!("{} values are not rows of {width} slots", values.len())));
+    }
+    Ok(values
+        .chunks(width)
+        .map(|row| (0..width).fold(0, |b, i| if row[i] > row[b] || row[b].is_nan() && !row[i].is_nan() { i } else { b }))
+        .collect())
+}
