@@ -162,15 +162,13 @@ pub fn random_dataset(n: usize, dim: usize, classes: usize, seed: u64) -> crate:
     }
 }
 
-/// SS_D training throughput: the whole training loop as `ssvae train` runs it (host batch
-/// sampling, index/label/counter uploads, one submission per step), after `warmup` steps,
-/// timed until `min_seconds` have passed, ending with a device sync.
-pub fn train_bench<B: Backend>(be: &B, data: &crate::data::Dataset, batch: usize, hidden: usize, min_seconds: f64, warmup: usize) -> Result<TrainResult> {
-    use crate::model::{Kind, ModelSpec};
+/// Training throughput of a model: the whole training loop as `ssvae train` runs it (host
+/// batch sampling, index/label/counter uploads, one submission per step), after `warmup`
+/// steps, timed until `min_seconds` have passed, ending with a device sync.
+pub fn train_bench<B: Backend>(be: &B, data: &crate::data::Dataset, spec: &crate::model::ModelSpec, batch: usize, min_seconds: f64, warmup: usize) -> Result<TrainResult> {
     use crate::train::{LabelSpec, TrainConfig, Trainer};
-    let mut spec = ModelSpec::dense(Kind::Ss, data.dim(), data.classes);
-    spec.hidden = vec![hidden, hidden];
-    let mut cfg = TrainConfig::new(spec, &data.name);
+    let (model, hidden) = (spec.name(), spec.hidden.first().copied().unwrap_or(0));
+    let mut cfg = TrainConfig::new(spec.clone(), &data.name);
     cfg.batch_size = batch;
     cfg.labels = LabelSpec::Count(1000);
     cfg.metrics_every = 100;
@@ -196,7 +194,7 @@ pub fn train_bench<B: Backend>(be: &B, data: &crate::data::Dataset, batch: usize
     Ok(TrainResult {
         bench: "train",
         implementation: "ssvae",
-        model: "ss-dense".into(),
+        model,
         backend: if be.describe().starts_with("cpu") { "cpu".into() } else { "gpu".into() },
         adapter: be.describe(),
         batch,

@@ -109,9 +109,12 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
-    /// Training throughput of SS_D (samples/s, ms per step, device memory) over batch sizes
-    /// and hidden widths, on the GPU and/or the CPU backend.
+    /// Training throughput of SS_D or SS_CNN (samples/s, ms per step, device memory) over
+    /// batch sizes (and hidden widths for the dense model), on the GPU and/or the CPU backend.
     Train {
+        /// ss-dense or ss-cnn (the paper's architectures; any model name of `train` works).
+        #[arg(long, default_value = "ss-dense")]
+        model: String,
         /// `gpu`, `cpu`, `both` (default), or a GPU API list.
         #[arg(long, default_value = "both")]
         backend: String,
@@ -194,29 +197,37 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { what: BenchCmd::Train { backend, adapter, batch_sizes, hidden_sizes, min_seconds, warmup, profile } } => {
+        Cmd::Bench { what: BenchCmd::Train { model, backend, adapter, batch_sizes, hidden_sizes, min_seconds, warmup, profile } } => {
+            let (family, kind) = ssvae::model::ModelSpec::parse_name(&model)?;
             let dev = DeviceArgs { backend: backend.clone(), adapter };
             let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&dev.gpu_options()?).context("opening the GPU")?) };
             let cpu = if backend == "both" || backend == "cpu" { Some(if profile { CpuBackend::profiled() } else { CpuBackend::new() }) } else { None };
             let data = ssvae::bench::random_dataset(60000, 784, 10, 1);
-            let mut cases: Vec<(usize, usize)> = batch_sizes.iter().map(|&b| (b, 1024)).collect();
-            cases.extend(hidden_sizes.iter().filter(|&&h| !(h == 1024 && batch_sizes.contains(&128))).map(|&h| (128, h)));
+            let paper = match family {
+                ssvae::model::Family::Dense => ssvae::model::ModelSpec::dense(kind, 784, 10),
+                ssvae::model::Family::Cnn => ssvae::model::ModelSpec::cnn(kind, [28, 28, 1], 10),
+            };
+            let mut cases: Vec<(usize, ssvae::model::ModelSpec)> = batch_sizes.iter().map(|&b| (b, paper.clone())).collect();
+            // width scaling: the dense model only (the CNN's cost is in its convolutions)
+            if family == ssvae::model::Family::Dense {
+                cases.extend(hidden_sizes.iter().filter(|&&h| !(h == 1024 && batch_sizes.contains(&128))).map(|&h| (128, ssvae::model::ModelSpec { hidden: vec![h, h], ..paper.clone() })));
+            }
             let mut rows = Vec::new();
-            for (batch, hidden) in cases {
+            for (batch, spec) in cases {
                 if let Some(g) = &gpu {
-                    let r = ssvae::bench::train_bench(g, &data, batch, hidden, min_seconds, warmup)?;
+                    let r = ssvae::bench::train_bench(g, &data, &spec, batch, min_seconds, warmup)?;
                     println!("{}", serde_json::to_string(&r)?);
                     rows.push(r);
                 }
                 if let Some(c) = &cpu {
-                    let r = ssvae::bench::train_bench(c, &data, batch, hidden, min_seconds, warmup)?;
+                    let r = ssvae::bench::train_bench(c, &data, &spec, batch, min_seconds, warmup)?;
                     println!("{}", serde_json::to_string(&r)?);
                     rows.push(r);
                 }
             }
-            println!("\n| backend | batch | hidden | samples/s | ms/step | device MiB | launches/step |\n|---|---:|---:|---:|---:|---:|---:|");
+            println!("\n| model | backend | batch | hidden | samples/s | ms/step | device MiB | launches/step |\n|---|---|---:|---:|---:|---:|---:|---:|");
             for r in &rows {
-                println!("| {} | {} | {} | {:.0} | {:.2} | {:.1} | {} |", r.adapter, r.batch, r.hidden, r.samples_per_s, r.ms_per_step, r.device_bytes as f64 / 1048576.0, r.launches_per_step);
+                println!("| {} | {} | {} | {} | {:.0} | {:.2} | {:.1} | {} |", r.model, r.adapter, r.batch, r.hidden, r.samples_per_s, r.ms_per_step, r.device_bytes as f64 / 1048576.0, r.launches_per_step);
             }
             if let Some(c) = cpu.as_ref().filter(|_| profile) {
                 let report = c.profile_report();
