@@ -62,6 +62,8 @@ fn every_op_entry_point_exists() {
         Op::SoftmaxCe { rows: 2, classes: 3, scale: 1.0 },
         Op::RmsProp { n: 3 },
         Op::Adam { n: 3 },
+        Op::LstmForward { batch: 2, steps: 3, hidden: 5 },
+        Op::LstmBackward { batch: 2, steps: 3, hidden: 5 },
     ];
     for op in &ops {
         let s = spec(op, None);
