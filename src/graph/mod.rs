@@ -6,6 +6,14 @@
 //! loss's weight), so the backward pass starts from those gradients; the total objective is
 //! the sum of all loss nodes. Gradients of parameters go to a flat gradient buffer (one view
 //! per parameter) that one optimizer dispatch consumes. See `exec` for buffer planning.
+//!
+//! Sequences are row-major [batch, steps, features]. A dense layer ([`Graph::linear`]) acts on
+//! the LAST axis of its input and treats every leading index as a row, so a time-distributed
+//! dense layer is the same single GEMM over batch * steps rows, with no reshape op and no
+//! aliased buffers (which the liveness planner would have to know about). [`Graph::dense`] keeps
+//! Keras' flatten semantics (its weight takes all trailing features of a row);
+//! [`Graph::time_distributed_dense`] and [`Graph::lstm`] use the last axis only. Per-row losses
+//! on a [batch, steps, features] tensor sum over steps and features (one value per sequence).
 
 pub mod exec;
 
@@ -49,6 +57,14 @@ pub enum Init {
     /// Glorot/Xavier uniform (Keras' default for dense kernels): U(-l, l),
     /// l = sqrt(6 / (fan_in + fan_out)).
     GlorotUniform { fan_in: usize, fan_out: usize },
+    /// A random matrix with orthonormal rows (or columns, whichever are fewer): Keras' default
+    /// for recurrent kernels, so repeated multiplication by W_hh neither explodes nor vanishes
+    /// at the start of training.
+    Orthogonal,
+    /// An LSTM bias [4H] in gate order i, f, g, o: zeros except the forget gate, which starts at
+    /// 1 (Keras' `unit_forget_bias`, Jozefowicz et al. 2015): the cell remembers by default, so
+    /// gradients reach early steps from the first update on.
+    LstmBias { hidden: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -83,6 +99,11 @@ pub enum GOp {
     Ce { scale: f32 },
     /// [mean, var_raw, target] -> [loss per row, dmean, dvar_raw]
     GaussianNll { scale: f32 },
+    /// [] -> [y filled with `value`] (e.g. an LSTM's zero initial state; no gradient)
+    Fill { value: f32 },
+    /// [xproj [B,T,4H] = x W_ih + b, w_hh [H,4H], h0 [B,H], c0 [B,H]] ->
+    /// [h_seq [B,T,H], c_seq [B,T,H], gates [B,T,4H], hprev [B,T,H]]
+    Lstm,
 }
 
 #[derive(Clone, Debug)]
@@ -116,7 +137,7 @@ pub struct Launch {
     pub args: Vec<Option<TensorId>>,
 }
 
-fn rows_cols(shape: &[usize]) -> (usize, usize) {
+pub(crate) fn rows_cols(shape: &[usize]) -> (usize, usize) {
     match shape {
         [r, c] => (*r, *c),
         [n] => (1, *n),
@@ -160,13 +181,24 @@ impl Graph {
         self.nodes.push(Node { op, inputs, outputs });
     }
 
-    /// y = act(x w + b), w: in x out.
+    /// y = act(x w + b), w: in x out, over every run of `in` consecutive features of x as a
+    /// row (see the module comment). A 3-D or higher x whose last axis is `in` gives
+    /// [leading..., out]; otherwise y is [rows, out].
     pub fn linear(&mut self, name: &str, x: TensorId, w: TensorId, b: TensorId, act: Act) -> TensorId {
-        let (rows, _) = rows_cols(self.shape(x));
+        let (rows, inp) = self.linear_rows(x, w);
         let out = self.shape(w)[1];
-        let y = self.temp(name.into(), &[rows, out], DType::F32);
+        let xs = self.shape(x);
+        let shape = if xs.len() >= 3 && xs[xs.len() - 1] == inp { [&xs[..xs.len() - 1], &[out]].concat() } else { vec![rows, out] };
+        let y = self.temp(name.into(), &shape, DType::F32);
         self.push(GOp::Linear { act }, vec![x, w, b], vec![y]);
         y
+    }
+
+    /// (rows, in) of a `Linear` on x with weight w: rows = len(x) / in.
+    fn linear_rows(&self, x: TensorId, w: TensorId) -> (usize, usize) {
+        let (n, inp) = (self.tensors[x].len(), self.tensors[w].shape[0]);
+        assert!(inp > 0 && n % inp == 0, "linear '{}': input of shape {:?} is not a whole number of rows of {inp} features", self.tensors[x].name, self.tensors[x].shape);
+        (n / inp, inp)
     }
 
     /// A dense layer with fresh parameters `{name}.weight` (Glorot) and `{name}.bias` (zeros).
@@ -175,6 +207,56 @@ impl Graph {
         let w = self.param(&format!("{name}.weight"), &[inp, out], Init::GlorotUniform { fan_in: inp, fan_out: out });
         let b = self.param(&format!("{name}.bias"), &[out], Init::Zeros);
         self.linear(name, x, w, b, act)
+    }
+
+    /// A dense layer applied to every step of x [batch, steps, in] (the same weights each step):
+    /// `{name}.weight` [in, out] (Glorot) and `{name}.bias` (zeros); one GEMM over batch * steps
+    /// rows giving [batch, steps, out].
+    pub fn time_distributed_dense(&mut self, name: &str, x: TensorId, out: usize, act: Act) -> TensorId {
+        let inp = *self.shape(x).last().expect("a tensor has at least one axis");
+        let w = self.param(&format!("{name}.weight"), &[inp, out], Init::GlorotUniform { fan_in: inp, fan_out: out });
+        let b = self.param(&format!("{name}.bias"), &[out], Init::Zeros);
+        self.linear(name, x, w, b, act)
+    }
+
+    /// An LSTM over x [batch, steps, in] from a zero state, returning h for every step
+    /// [batch, steps, hidden]. Parameters: `{name}.w_ih` [in, 4H] (Glorot), `{name}.w_hh`
+    /// [H, 4H] (orthogonal), `{name}.bias` [4H] (forget gate 1, others 0), gate order i, f, g, o.
+    /// Lowers to one GEMM (x W_ih + b over batch * steps rows) and one `LstmForward` dispatch;
+    /// h0 = c0 = 0 are temporaries filled each step (not trainable).
+    pub fn lstm(&mut self, name: &str, x: TensorId, hidden: usize) -> TensorId {
+        let xs = self.shape(x).to_vec();
+        assert!(xs.len() == 3, "lstm '{name}': input must be [batch, steps, features], got {xs:?}");
+        let (batch, inp, g4) = (xs[0], xs[2], 4 * hidden);
+        let w_ih = self.param(&format!("{name}.w_ih"), &[inp, g4], Init::GlorotUniform { fan_in: inp, fan_out: g4 });
+        let w_hh = self.param(&format!("{name}.w_hh"), &[hidden, g4], Init::Orthogonal);
+        let b = self.param(&format!("{name}.bias"), &[g4], Init::LstmBias { hidden });
+        let xproj = self.linear(&format!("{name}.xproj"), x, w_ih, b, Act::Identity);
+        let h0 = self.fill(&format!("{name}.h0"), &[batch, hidden], 0.0);
+        let c0 = self.fill(&format!("{name}.c0"), &[batch, hidden], 0.0);
+        self.lstm_with_state(name, xproj, w_hh, h0, c0)
+    }
+
+    /// The recurrence alone, from a precomputed projection xproj [B,T,4H] and a given initial
+    /// state (h0, c0 [B,H], which get gradients if they depend on parameters).
+    pub fn lstm_with_state(&mut self, name: &str, xproj: TensorId, w_hh: TensorId, h0: TensorId, c0: TensorId) -> TensorId {
+        let xs = self.shape(xproj).to_vec();
+        let hidden = self.shape(w_hh)[0];
+        assert!(xs.len() == 3 && xs[2] == 4 * hidden, "lstm '{name}': xproj must be [batch, steps, 4 * {hidden}], got {xs:?}");
+        let (b, t) = (xs[0], xs[1]);
+        let h_seq = self.temp(name.into(), &[b, t, hidden], DType::F32);
+        let c_seq = self.temp(format!("{name}.c_seq"), &[b, t, hidden], DType::F32);
+        let gates = self.temp(format!("{name}.gates"), &[b, t, 4 * hidden], DType::F32);
+        let hprev = self.temp(format!("{name}.hprev"), &[b, t, hidden], DType::F32);
+        self.push(GOp::Lstm, vec![xproj, w_hh, h0, c0], vec![h_seq, c_seq, gates, hprev]);
+        h_seq
+    }
+
+    /// A tensor filled with a constant each step.
+    pub fn fill(&mut self, name: &str, shape: &[usize], value: f32) -> TensorId {
+        let y = self.temp(name.into(), shape, DType::F32);
+        self.push(GOp::Fill { value }, vec![], vec![y]);
+        y
     }
 
     pub fn concat(&mut self, name: &str, a: TensorId, b: TensorId) -> TensorId {
@@ -263,9 +345,14 @@ impl Graph {
             let s = |t: TensorId| rows_cols(&self.tensors[t].shape);
             let op = match n.op {
                 GOp::Linear { act } => {
-                    let (rows, inp) = s(i[0]);
+                    let (rows, inp) = self.linear_rows(i[0], i[1]);
                     let outc = self.tensors[i[1]].shape[1];
                     Op::Gemm(Gemm::new(rows, outc, inp).bias(act))
+                }
+                GOp::Fill { value } => Op::Fill { n: self.tensors[o[0]].len(), value },
+                GOp::Lstm => {
+                    let sh = &self.tensors[o[0]].shape;
+                    Op::LstmForward { batch: sh[0], steps: sh[1], hidden: sh[2] }
                 }
                 GOp::Concat => Op::ConcatCols { rows: s(i[0]).0, cols_a: s(i[0]).1, cols_b: s(i[1]).1 },
                 GOp::Softmax => Op::SoftmaxRows { rows: s(i[0]).0, cols: s(i[0]).1 },
@@ -300,6 +387,7 @@ impl Graph {
                 GOp::Reparam { .. } => &[1, 2],
                 GOp::LabelMix => &[0],
                 GOp::SoftClamp { .. } => &[0],
+                GOp::Lstm => &[0, 1, 2, 3],
                 _ => &[],
             };
             if differentiable_inputs.iter().any(|&k| need[n.inputs[k]]) {
@@ -347,7 +435,7 @@ impl Graph {
                 }
                 GOp::Linear { act } => {
                     let Some(dy) = ad.grad_of(o[0]) else { continue };
-                    let (rows, inp) = rows_cols(&self.tensors[i[0]].shape);
+                    let (rows, inp) = self.linear_rows(i[0], i[1]);
                     let out = self.tensors[i[1]].shape[1];
                     // dz = dy * act'(y)
                     let dz = if act == Act::Identity {
@@ -445,7 +533,36 @@ impl Graph {
                     ad.launches.push(Launch { op: Op::ActBackward { n, act: Act::Tanh }, args: vec![Some(o[2]), Some(dy), Some(dx)] });
                     ad.contribute(self, i[0], dx);
                 }
-                GOp::GatherU8 { .. } => {}
+                GOp::Lstm => {
+                    // BPTT gives the pre-activation gate gradients (= d xproj, which the Linear
+                    // before this node turns into dW_ih, db and dx); dW_hh = hprev^T dgates.
+                    let Some(dh_seq) = ad.grad_of(o[0]) else { continue };
+                    let sh = self.tensors[o[0]].shape.clone();
+                    let (b, t, hid) = (sh[0], sh[1], sh[2]);
+                    let name = self.tensors[o[0]].name.clone();
+                    let dgates = self.temp(format!("{name}.dgates"), &[b, t, 4 * hid], DType::F32);
+                    let dh0 = self.temp(format!("{name}.grad_h0"), &[b, hid], DType::F32);
+                    let dc0 = self.temp(format!("{name}.grad_c0"), &[b, hid], DType::F32);
+                    ad.grad.resize(self.tensors.len(), None);
+                    ad.launches.push(Launch {
+                        op: Op::LstmBackward { batch: b, steps: t, hidden: hid },
+                        args: vec![Some(o[2]), Some(o[1]), Some(i[3]), Some(i[1]), Some(dh_seq), Some(dgates), Some(dh0), Some(dc0)],
+                    });
+                    if need[i[1]] {
+                        let (gw, acc) = ad.target(self, i[1]);
+                        let beta = if acc { 1.0 } else { 0.0 };
+                        ad.launches.push(Launch {
+                            op: Op::Gemm(Gemm::new(hid, 4 * hid, b * t).trans(true, false).scaled(1.0, beta)),
+                            args: vec![Some(o[3]), Some(dgates), None, Some(gw)],
+                        });
+                    }
+                    for (k, d) in [(0, dgates), (2, dh0), (3, dc0)] {
+                        if need[i[k]] {
+                            ad.contribute(self, i[k], d);
+                        }
+                    }
+                }
+                GOp::GatherU8 { .. } | GOp::Fill { .. } => {}
             }
         }
         (ad.launches, param_grads)
