@@ -21,7 +21,7 @@
 struct Params {
     batch: u32,
     steps: u32,
-    hidden: u32,
+    hidden: u32, // = HIDDEN; kept so the block reads like Op::LstmForward's fields
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
