@@ -72,6 +72,8 @@ fn every_op_entry_point_exists() {
         Op::BatchNormForward { rows: 2, cols: 3, act: Act::Relu },
         Op::BatchNormBackward { rows: 2, cols: 3, act: Act::Relu },
         Op::Dropout { n: 3, rate: 0.5, stream: 1 },
+        Op::LstmForward { batch: 2, steps: 3, hidden: 5 },
+        Op::LstmBackward { batch: 2, steps: 3, hidden: 5 },
     ];
     for op in &ops {
         let s = spec(op, None);

@@ -10,7 +10,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod ops;
 
-pub use ops::{Access, Act, Conv2d, DType, Gemm, Op, Padding, Slot, ADAM_HYPER_LEN, COUNTER_LEN, MAX_KERNEL, MAX_STRIDE, RMSPROP_HYPER_LEN, UNLABELED};
+pub use ops::{Access, Act, Conv2d, DType, Gemm, Op, Padding, Slot, ADAM_HYPER_LEN, COUNTER_LEN, LSTM_MAX_HIDDEN, MAX_KERNEL, MAX_STRIDE, RMSPROP_HYPER_LEN, UNLABELED};
 
 use crate::error::Result;
 
@@ -171,6 +171,42 @@ pub trait Kernels: Backend {
     }
     fn adam(&self, hyper: &Self::Buf, grad: &Self::Buf, param: &Self::Buf, m: &Self::Buf, v: &Self::Buf) -> Result<()> {
         self.launch(Op::Adam { n: param.len() }, &[hyper, grad, param, m, v])
+    }
+    /// The LSTM recurrence over [batch, steps] (see [`Op::LstmForward`]); `xproj` = x W_ih + b.
+    #[allow(clippy::too_many_arguments)]
+    fn lstm_forward(
+        &self,
+        batch: usize,
+        steps: usize,
+        hidden: usize,
+        xproj: &Self::Buf,
+        w_hh: &Self::Buf,
+        h0: &Self::Buf,
+        c0: &Self::Buf,
+        h_seq: &Self::Buf,
+        c_seq: &Self::Buf,
+        gates: &Self::Buf,
+        hprev: &Self::Buf,
+    ) -> Result<()> {
+        self.launch(Op::LstmForward { batch, steps, hidden }, &[xproj, w_hh, h0, c0, h_seq, c_seq, gates, hprev])
+    }
+    /// Backprop through time (see [`Op::LstmBackward`]).
+    #[allow(clippy::too_many_arguments)]
+    fn lstm_backward(
+        &self,
+        batch: usize,
+        steps: usize,
+        hidden: usize,
+        gates: &Self::Buf,
+        c_seq: &Self::Buf,
+        c0: &Self::Buf,
+        w_hh: &Self::Buf,
+        dh_seq: &Self::Buf,
+        dgates: &Self::Buf,
+        dh0: &Self::Buf,
+        dc0: &Self::Buf,
+    ) -> Result<()> {
+        self.launch(Op::LstmBackward { batch, steps, hidden }, &[gates, c_seq, c0, w_hh, dh_seq, dgates, dh0, dc0])
     }
 }
 

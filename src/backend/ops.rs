@@ -278,6 +278,15 @@ pub enum Op {
     // optim.wgsl (hyper-parameters live in a small buffer so a schedule needs no recompile)
     RmsProp { n: usize },
     Adam { n: usize },
+    // lstm.wgsl (sequences are row-major [batch, steps, features]; gate order i, f, g, o)
+    /// The whole recurrence in one dispatch, one workgroup per batch row. `xproj` = x W_ih + b
+    /// (one GEMM over batch * steps rows, done beforehand); also writes the activated gates and
+    /// h_{t-1} per step (`hprev`, h0 at t = 0) for the backward pass and the W_hh gradient GEMM.
+    LstmForward { batch: usize, steps: usize, hidden: usize },
+    /// Backprop through time (t = steps-1 .. 0) from the gradient of every h_t: pre-activation
+    /// gate gradients (so dW_ih, db, dx and dW_hh are plain GEMMs / column sums) and the
+    /// gradients of the initial state.
+    LstmBackward { batch: usize, steps: usize, hidden: usize },
 }
 
 /// Label value that marks a row as unlabeled (any value >= the class count is treated so).
@@ -288,6 +297,11 @@ pub const COUNTER_LEN: usize = 3;
 pub const RMSPROP_HYPER_LEN: usize = 4;
 /// Adam hyper-parameter buffer: `[lr, beta1, beta2, eps, t]` (t = 1-based step, as f32).
 pub const ADAM_HYPER_LEN: usize = 5;
+/// Largest LSTM hidden size. The forward kernel keeps h_{t-1} (H) and the step's activated
+/// gates (4H) of its batch row in workgroup memory, 5H floats; 768 units use 15 KiB, inside the
+/// 16 KiB every WebGPU adapter guarantees (`max_compute_workgroup_storage_size`). The
+/// backward kernel needs 4H floats.
+pub const LSTM_MAX_HIDDEN: usize = 768;
 
 fn f(name: &'static str, len: usize, access: Access) -> Slot {
     Slot { name, dtype: DType::F32, len, access }
@@ -335,6 +349,8 @@ impl Op {
             Op::Dropout { .. } => "dropout",
             Op::RmsProp { .. } => "rmsprop",
             Op::Adam { .. } => "adam",
+            Op::LstmForward { .. } => "lstm_forward",
+            Op::LstmBackward { .. } => "lstm_backward",
         }
     }
 
@@ -480,6 +496,32 @@ impl Op {
                 f("m", n, RW),
                 f("v", n, RW),
             ],
+            Op::LstmForward { batch, steps, hidden } => {
+                let (bt, bh) = (batch * steps, batch * hidden);
+                vec![
+                    f("xproj", bt * 4 * hidden, R),
+                    f("w_hh", hidden * 4 * hidden, R),
+                    f("h0", bh, R),
+                    f("c0", bh, R),
+                    f("h_seq", bt * hidden, W),
+                    f("c_seq", bt * hidden, W),
+                    f("gates", bt * 4 * hidden, W),
+                    f("hprev", bt * hidden, W),
+                ]
+            }
+            Op::LstmBackward { batch, steps, hidden } => {
+                let (bt, bh) = (batch * steps, batch * hidden);
+                vec![
+                    f("gates", bt * 4 * hidden, R),
+                    f("c_seq", bt * hidden, R),
+                    f("c0", bh, R),
+                    f("w_hh", hidden * 4 * hidden, R),
+                    f("dh_seq", bt * hidden, R),
+                    f("dgates", bt * 4 * hidden, W),
+                    f("dh0", bh, W),
+                    f("dc0", bh, W),
+                ]
+            }
         }
     }
 
@@ -532,6 +574,9 @@ impl Op {
             | Op::GaussianNll { rows, cols, .. }
             | Op::Kl { rows, cols, .. } => vec![("rows", rows), ("cols", cols)],
             Op::SoftmaxCe { rows, classes, .. } => vec![("rows", rows), ("classes", classes)],
+            Op::LstmForward { batch, steps, hidden } | Op::LstmBackward { batch, steps, hidden } => {
+                vec![("batch", batch), ("steps", steps), ("hidden", hidden), ("batch * steps * 4 * hidden", batch * steps * 4 * hidden)]
+            }
         }
     }
 
@@ -553,6 +598,14 @@ impl Op {
         if let Op::Dropout { rate, .. } = self {
             if !(0.0..1.0).contains(rate) {
                 return Err(Error::shape(op, format!("dropout rate {rate} must be in [0, 1)")));
+            }
+        }
+        if let Op::LstmForward { hidden, .. } | Op::LstmBackward { hidden, .. } = *self {
+            if hidden > LSTM_MAX_HIDDEN {
+                return Err(Error::shape(
+                    op,
+                    format!("hidden size {hidden} exceeds {LSTM_MAX_HIDDEN}: the kernel keeps one batch row's state and gates in 16 KiB of workgroup memory"),
+                ));
             }
         }
         let slots = self.slots();

@@ -71,15 +71,21 @@ impl<B: Backend> ParamStore<B> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_0F9A_2A00);
         for (i, p) in graph.params.iter().enumerate() {
             let n = graph.tensors[p.tensor].len();
+            let dst = &mut init[offsets[i]..offsets[i] + n];
             match p.init {
+                Init::Zeros => {}
+                Init::Ones => dst.fill(1.0),
                 Init::GlorotUniform { fan_in, fan_out } => {
                     let l = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-                    for v in &mut init[offsets[i]..offsets[i] + n] {
+                    for v in dst {
                         *v = rng.random_range(-l..l);
                     }
                 }
-                Init::Ones => init[offsets[i]..offsets[i] + n].fill(1.0),
-                Init::Zeros => {}
+                Init::Orthogonal => {
+                    let (r, c) = super::rows_cols(&graph.tensors[p.tensor].shape);
+                    dst.copy_from_slice(&orthogonal(&mut rng, r, c));
+                }
+                Init::LstmBias { hidden } => dst[hidden..2 * hidden].fill(1.0),
             }
         }
         let params = be.upload_f32(&init)?;
@@ -140,6 +146,40 @@ impl<B: Backend> ParamStore<B> {
         }
         be.write_f32(&be.view(self.buffer(which), self.offsets[i], self.len_of(i))?, values)
     }
+}
+
+/// A rows x cols matrix with orthonormal rows (rows <= cols) or columns (rows > cols): modified
+/// Gram-Schmidt in f64 on a standard normal matrix (Box-Muller), which gives the same
+/// distribution as Keras' QR-based `Orthogonal` initializer (gain 1).
+fn orthogonal(rng: &mut rand::rngs::StdRng, rows: usize, cols: usize) -> Vec<f32> {
+    let (m, n) = (rows.min(cols), rows.max(cols)); // m vectors of length n
+    let normal = |rng: &mut rand::rngs::StdRng| {
+        let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    };
+    let mut q: Vec<Vec<f64>> = Vec::with_capacity(m);
+    while q.len() < m {
+        let mut v: Vec<f64> = (0..n).map(|_| normal(rng)).collect();
+        for _ in 0..2 {
+            // twice, so rounding leaves no component along earlier vectors
+            for u in &q {
+                let d: f64 = u.iter().zip(&v).map(|(a, b)| a * b).sum();
+                v.iter_mut().zip(u).for_each(|(x, a)| *x -= d * a);
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm > 1e-6 {
+            q.push(v.into_iter().map(|x| x / norm).collect());
+        }
+    }
+    let mut out = vec![0f32; rows * cols];
+    for (k, u) in q.iter().enumerate() {
+        for (j, &x) in u.iter().enumerate() {
+            let (r, c) = if rows <= cols { (k, j) } else { (j, k) };
+            out[r * cols + c] = x as f32;
+        }
+    }
+    out
 }
 
 /// The per-parameter buffers a checkpoint holds.

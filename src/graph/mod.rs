@@ -6,9 +6,18 @@
 //! loss's weight), so the backward pass starts from those gradients; the total objective is
 //! the sum of all loss nodes. Gradients of parameters go to a flat gradient buffer (one view
 //! per parameter) that one optimizer dispatch consumes. See `exec` for buffer planning.
+//!
+//! Sequences are row-major [batch, steps, features]. A dense layer ([`Graph::linear`]) acts on
+//! the LAST axis of its input and treats every leading index as a row, so a time-distributed
+//! dense layer is the same single GEMM over batch * steps rows, with no reshape op and no
+//! aliased buffers (which the liveness planner would have to know about). [`Graph::dense`] keeps
+//! Keras' flatten semantics (its weight takes all trailing features of a row);
+//! [`Graph::time_distributed_dense`] and [`Graph::lstm`] use the last axis only. Per-row losses
+//! on a [batch, steps, features] tensor sum over steps and features (one value per sequence).
 
 mod cnn;
 pub mod exec;
+mod recurrent;
 
 pub use cnn::{Hwc, BN_EPS, BN_MOMENTUM};
 
@@ -53,6 +62,14 @@ pub enum Init {
     /// Glorot/Xavier uniform (Keras' default for dense kernels): U(-l, l),
     /// l = sqrt(6 / (fan_in + fan_out)).
     GlorotUniform { fan_in: usize, fan_out: usize },
+    /// A random matrix with orthonormal rows (or columns, whichever are fewer): Keras' default
+    /// for recurrent kernels, so repeated multiplication by W_hh neither explodes nor vanishes
+    /// at the start of training.
+    Orthogonal,
+    /// An LSTM bias [4H] in gate order i, f, g, o: zeros except the forget gate, which starts at
+    /// 1 (Keras' `unit_forget_bias`, Jozefowicz et al. 2015): the cell remembers by default, so
+    /// gradients reach early steps from the first update on.
+    LstmBias { hidden: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -97,6 +114,11 @@ pub enum GOp {
     BatchNorm { channels: usize, act: Act, momentum: f32, eps: f32, training: bool },
     /// [counter, x] -> [y, mask]
     Dropout { rate: f32, stream: u32 },
+    /// [] -> [y filled with `value`] (e.g. an LSTM's zero initial state; no gradient)
+    Fill { value: f32 },
+    /// [xproj [B,T,4H] = x W_ih + b, w_hh [H,4H], h0 [B,H], c0 [B,H]] ->
+    /// [h_seq [B,T,H], c_seq [B,T,H], gates [B,T,4H], hprev [B,T,H]]
+    Lstm,
 }
 
 #[derive(Clone, Debug)]
@@ -130,7 +152,7 @@ pub struct Launch {
     pub args: Vec<Option<TensorId>>,
 }
 
-fn rows_cols(shape: &[usize]) -> (usize, usize) {
+pub(crate) fn rows_cols(shape: &[usize]) -> (usize, usize) {
     match shape {
         [r, c] => (*r, *c),
         [n] => (1, *n),
@@ -174,11 +196,15 @@ impl Graph {
         self.nodes.push(Node { op, inputs, outputs });
     }
 
-    /// y = act(x w + b), w: in x out.
+    /// y = act(x w + b), w: in x out, over every run of `in` consecutive features of x as a
+    /// row (see the module comment). A 3-D or higher x whose last axis is `in` gives
+    /// [leading..., out]; otherwise y is [rows, out].
     pub fn linear(&mut self, name: &str, x: TensorId, w: TensorId, b: TensorId, act: Act) -> TensorId {
-        let (rows, _) = rows_cols(self.shape(x));
+        let (rows, inp) = self.linear_rows(x, w);
         let out = self.shape(w)[1];
-        let y = self.temp(name.into(), &[rows, out], DType::F32);
+        let xs = self.shape(x);
+        let shape = if xs.len() >= 3 && xs[xs.len() - 1] == inp { [&xs[..xs.len() - 1], &[out]].concat() } else { vec![rows, out] };
+        let y = self.temp(name.into(), &shape, DType::F32);
         self.push(GOp::Linear { act }, vec![x, w, b], vec![y]);
         y
     }
@@ -191,6 +217,13 @@ impl Graph {
         let y = self.temp(name.into(), &[rows, out], DType::F32);
         self.push(GOp::Linear { act: Act::Identity }, vec![x, w], vec![y]);
         y
+    }
+
+    /// (rows, in) of a `Linear` on x with weight w: rows = len(x) / in.
+    fn linear_rows(&self, x: TensorId, w: TensorId) -> (usize, usize) {
+        let (n, inp) = (self.tensors[x].len(), self.tensors[w].shape[0]);
+        assert!(inp > 0 && n % inp == 0, "linear '{}': input of shape {:?} is not a whole number of rows of {inp} features", self.tensors[x].name, self.tensors[x].shape);
+        (n / inp, inp)
     }
 
     /// A dense layer with fresh parameters `{name}.weight` (Glorot) and `{name}.bias` (zeros).
@@ -287,13 +320,18 @@ impl Graph {
             let s = |t: TensorId| rows_cols(&self.tensors[t].shape);
             let op = match n.op {
                 GOp::Linear { act } => {
-                    let (rows, inp) = s(i[0]);
+                    let (rows, inp) = self.linear_rows(i[0], i[1]);
                     let outc = self.tensors[i[1]].shape[1];
                     if i.len() == 2 {
                         out.push(Launch { op: Op::Gemm(Gemm::new(rows, outc, inp).act(act)), args: vec![Some(i[0]), Some(i[1]), None, Some(o[0])] });
                         continue;
                     }
                     Op::Gemm(Gemm::new(rows, outc, inp).bias(act))
+                }
+                GOp::Fill { value } => Op::Fill { n: self.tensors[o[0]].len(), value },
+                GOp::Lstm => {
+                    let sh = &self.tensors[o[0]].shape;
+                    Op::LstmForward { batch: sh[0], steps: sh[1], hidden: sh[2] }
                 }
                 GOp::Concat => Op::ConcatCols { rows: s(i[0]).0, cols_a: s(i[0]).1, cols_b: s(i[1]).1 },
                 GOp::Softmax => Op::SoftmaxRows { rows: s(i[0]).0, cols: s(i[0]).1 },
@@ -333,6 +371,7 @@ impl Graph {
                 GOp::LabelMix => &[0],
                 GOp::SoftClamp { .. } => &[0],
                 ref op @ (GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. }) => cnn::differentiable(op),
+                GOp::Lstm => &[0, 1, 2, 3],
                 _ => &[],
             };
             if differentiable_inputs.iter().any(|&k| n.inputs.get(k).is_some_and(|&t| need[t])) {
@@ -380,7 +419,7 @@ impl Graph {
                 }
                 GOp::Linear { act } => {
                     let Some(dy) = ad.grad_of(o[0]) else { continue };
-                    let (rows, inp) = rows_cols(&self.tensors[i[0]].shape);
+                    let (rows, inp) = self.linear_rows(i[0], i[1]);
                     let out = self.tensors[i[1]].shape[1];
                     // dz = dy * act'(y)
                     let dz = if act == Act::Identity {
@@ -478,8 +517,37 @@ impl Graph {
                     ad.launches.push(Launch { op: Op::ActBackward { n, act: Act::Tanh }, args: vec![Some(o[2]), Some(dy), Some(dx)] });
                     ad.contribute(self, i[0], dx);
                 }
-                GOp::GatherU8 { .. } => {}
                 GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. } => cnn::backward(self, &mut ad, &need, n),
+                GOp::Lstm => {
+                    // BPTT gives the pre-activation gate gradients (= d xproj, which the Linear
+                    // before this node turns into dW_ih, db and dx); dW_hh = hprev^T dgates.
+                    let Some(dh_seq) = ad.grad_of(o[0]) else { continue };
+                    let sh = self.tensors[o[0]].shape.clone();
+                    let (b, t, hid) = (sh[0], sh[1], sh[2]);
+                    let name = self.tensors[o[0]].name.clone();
+                    let dgates = self.temp(format!("{name}.dgates"), &[b, t, 4 * hid], DType::F32);
+                    let dh0 = self.temp(format!("{name}.grad_h0"), &[b, hid], DType::F32);
+                    let dc0 = self.temp(format!("{name}.grad_c0"), &[b, hid], DType::F32);
+                    ad.grad.resize(self.tensors.len(), None);
+                    ad.launches.push(Launch {
+                        op: Op::LstmBackward { batch: b, steps: t, hidden: hid },
+                        args: vec![Some(o[2]), Some(o[1]), Some(i[3]), Some(i[1]), Some(dh_seq), Some(dgates), Some(dh0), Some(dc0)],
+                    });
+                    if need[i[1]] {
+                        let (gw, acc) = ad.target(self, i[1]);
+                        let beta = if acc { 1.0 } else { 0.0 };
+                        ad.launches.push(Launch {
+                            op: Op::Gemm(Gemm::new(hid, 4 * hid, b * t).trans(true, false).scaled(1.0, beta)),
+                            args: vec![Some(o[3]), Some(dgates), None, Some(gw)],
+                        });
+                    }
+                    for (k, d) in [(0, dgates), (2, dh0), (3, dc0)] {
+                        if need[i[k]] {
+                            ad.contribute(self, i[k], d);
+                        }
+                    }
+                }
+                GOp::GatherU8 { .. } | GOp::Fill { .. } => {}
             }
         }
         (ad.launches, param_grads)

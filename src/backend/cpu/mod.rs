@@ -1,5 +1,5 @@
 //! The CPU reference backend. Every kernel is a plain function over slices in the submodules
-//! (`gemm`, `elementwise`, `reduce`, `sample`, `loss`, `optim`, named as the WGSL files), written
+//! (`gemm`, `elementwise`, `reduce`, `sample`, `loss`, `optim`, `lstm`, named as the WGSL files), written
 //! so a reader can check it against the maths; GEMM uses `matrixmultiply` (a well-kept, fast
 //! crate) for the product and a plain loop for the epilogue.
 
@@ -8,6 +8,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod loss;
+pub mod lstm;
 pub mod optim;
 pub mod reduce;
 pub mod sample;
@@ -366,6 +367,14 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
         Op::Adam { n } => {
             outs!(outs; p, m, v);
             optim::adam(fs(ins[0]), &fs(ins[1])[..n], &mut p[..n], &mut m[..n], &mut v[..n]);
+        }
+        Op::LstmForward { batch, steps, hidden } => {
+            outs!(outs; h_seq, c_seq, gates, hprev);
+            lstm::lstm_forward(batch, steps, hidden, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), h_seq, c_seq, gates, hprev);
+        }
+        Op::LstmBackward { batch, steps, hidden } => {
+            outs!(outs; dgates, dh0, dc0);
+            lstm::lstm_backward(batch, steps, hidden, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), fs(ins[4]), dgates, dh0, dc0);
         }
     }
 }

@@ -12,9 +12,10 @@ pub const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
 pub const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
 pub const CONV: &str = include_str!("../../../shaders/conv.wgsl");
 pub const BATCHNORM: &str = include_str!("../../../shaders/batchnorm.wgsl");
+pub const LSTM: &str = include_str!("../../../shaders/lstm.wgsl");
 
 /// Every shader file, by name, for validation and the pipeline cache.
-pub const SHADERS: [(&str, &str); 8] = [
+pub const SHADERS: [(&str, &str); 9] = [
     ("conv.wgsl", CONV),
     ("batchnorm.wgsl", BATCHNORM),
     ("gemm.wgsl", GEMM),
@@ -23,6 +24,7 @@ pub const SHADERS: [(&str, &str); 8] = [
     ("sample.wgsl", SAMPLE),
     ("loss.wgsl", LOSS),
     ("optim.wgsl", OPTIM),
+    ("lstm.wgsl", LSTM),
 ];
 
 /// GEMM tiling: threads per workgroup along M and N (each thread computes 4 x 4 outputs) and
@@ -277,6 +279,14 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             constants: vec![],
             params: params(&[u(n)]),
             grid: flat256(n),
+        },
+        // One workgroup per batch row; HIDDEN sizes the workgroup memory (a pipeline per size).
+        Op::LstmForward { batch, steps, hidden } | Op::LstmBackward { batch, steps, hidden } => KernelSpec {
+            file: "lstm.wgsl",
+            entry: if matches!(op, Op::LstmForward { .. }) { "lstm_forward" } else { "lstm_backward" },
+            constants: vec![("HIDDEN", hidden as f64)],
+            params: params(&[u(batch), u(steps), u(hidden)]),
+            grid: Grid::Flat(batch),
         },
     }
 }
