@@ -35,14 +35,22 @@
 //! so a batcher is a deterministic function of its arguments.
 
 mod batcher;
+mod csv_series;
+mod har;
 mod idx;
+mod sensor_synth;
+mod series;
 mod subset;
 mod synthetic;
 
 use std::path::PathBuf;
 
 pub use batcher::{Batch, BatchMode, Batcher};
+pub use csv_series::{load_csv_series, CsvLayout, CsvReport, CsvSeriesOptions, FlatOrder, MAX_CLASSES};
+pub use har::{load_har, HAR_CHANNELS, HAR_CLASSES, HAR_DEFAULT_CHANNELS, HAR_STEPS};
 pub use idx::{load_idx_dataset, read_idx, IdxDataset, IDX_FILES};
+pub use sensor_synth::{sensor_synth, sensor_synth_with, SensorSynthConfig, SENSOR_CLASSES};
+pub use series::{SeriesDataset, SeriesSplit, Standardizer};
 pub use subset::{label_fraction, label_subset};
 pub use synthetic::{
     render_glyph, render_glyph_into, synthetic, synthetic_factors, GlyphStyle, GLYPH_SIZE, STYLE_FACTORS,
