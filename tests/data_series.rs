@@ -286,6 +286,11 @@ fn har_channels_chosen_by_name_in_order() {
     assert_err(load_har(&root, &["body_acc_w"]), &["unknown UCI-HAR channel 'body_acc_w'", "total_acc_z"]);
     assert_err(load_har(&root, &["body_acc_x", "BODY_ACC_X"]), &["chosen twice"]);
     assert_err(load_har(&root, &[]), &["no UCI-HAR channels"]);
+    // a data directory holding the folder as uci-har/ works too
+    let parent = tmpdir("har-parent");
+    write_fake_har(&parent.join("uci-har"), [3, 2], false);
+    assert_eq!(load_har(&parent, &HAR_CHANNELS).unwrap(), all);
+    let _ = std::fs::remove_dir_all(parent);
     // without activity_labels.txt the official names are used
     std::fs::remove_file(root.join("activity_labels.txt")).unwrap();
     assert_eq!(load_har(&root, &["body_acc_x"]).unwrap().train.class_names[5], "LAYING");

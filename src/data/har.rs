@@ -57,11 +57,18 @@ pub const HAR_CLASSES: [&str; 6] = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWN
 
 /// Loads the training and test windows of the given `channels` (names from [`HAR_CHANNELS`],
 /// case-insensitive, in the order wanted; pass [`HAR_DEFAULT_CHANNELS`] for the paper's six).
+/// `root` is the dataset folder (holding `train/` and `test/`) or a data directory holding it as
+/// `uci-har/` or `UCI HAR Dataset/`.
 /// Every window is labeled. Fails with an [`Error::Io`] naming the file (and line) on a missing
 /// file, a line without exactly 128 values, a value that is not a finite number, a label outside
 /// 1..6, or a signal file whose number of windows differs from its `y_*.txt`.
 pub fn load_har(root: &Path, channels: &[&str]) -> Result<SeriesSplit> {
     let channels = resolve_channels(channels)?;
+    // The folder itself, or a data directory holding it as uci-har/ or under the zip's name.
+    let found = [root.to_path_buf(), root.join("uci-har"), root.join("UCI HAR Dataset")]
+        .into_iter()
+        .find(|r| r.join("train").is_dir());
+    let root = found.as_deref().unwrap_or(root);
     if !root.is_dir() {
         let state = if root.exists() { "not a directory" } else { "the directory does not exist" };
         return Err(io_err(

@@ -177,9 +177,9 @@ impl Standardizer {
     pub fn fit(train: &SeriesDataset) -> Result<Self> {
         let c = train.channels;
         let count = train.n * train.steps;
-        if count == 0 {
+        if count == 0 || c == 0 || train.values.len() != count * c {
             return Err(Error::Invalid(format!(
-                "cannot fit a standardizer on '{}': it has no windows",
+                "cannot fit a standardizer on '{}': it has no windows (or its shape does not match its values)",
                 train.name
             )));
         }
@@ -218,6 +218,9 @@ impl Standardizer {
     /// Standardises raw `steps x channels` rows in place (`values.len()` a multiple of the
     /// channel count; a trailing partial step is left alone).
     pub fn apply_values(&self, values: &mut [f32]) {
+        if self.channels() == 0 {
+            return;
+        }
         let inv: Vec<f32> = self.std.iter().map(|s| 1.0 / s).collect();
         for step in values.chunks_exact_mut(self.channels()) {
             for ((v, m), i) in step.iter_mut().zip(&self.mean).zip(&inv) {
@@ -229,6 +232,9 @@ impl Standardizer {
     /// The inverse of [`Standardizer::apply_values`]: back to the original units (e.g. to plot
     /// reconstructions).
     pub fn invert_values(&self, values: &mut [f32]) {
+        if self.channels() == 0 {
+            return;
+        }
         for step in values.chunks_exact_mut(self.channels()) {
             for ((v, m), s) in step.iter_mut().zip(&self.mean).zip(&self.std) {
                 *v = *v * s + m;
@@ -237,10 +243,11 @@ impl Standardizer {
     }
 
     fn check(&self, channels: usize, name: &str) -> Result<()> {
-        if channels != self.channels() {
+        if channels != self.channels() || self.std.len() != self.mean.len() {
             return Err(Error::Invalid(format!(
-                "standardizer was fitted on {} channels but '{name}' has {channels}",
-                self.channels()
+                "standardizer was fitted on {} channels ({} standard deviations) but '{name}' has {channels}",
+                self.channels(),
+                self.std.len()
             )));
         }
         Ok(())
