@@ -65,12 +65,12 @@ impl IdxDataset {
     }
 }
 
-fn io_err(path: &Path, msg: impl Into<String>) -> Error {
+pub(super) fn io_err(path: &Path, msg: impl Into<String>) -> Error {
     Error::Io { path: path.to_path_buf(), msg: msg.into() }
 }
 
 /// The file's bytes, gunzipped when they start with the gzip magic.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+pub(super) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| io_err(path, format!("cannot read: {e}")))?;
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         // The gzip trailer holds the uncompressed size mod 2^32: a good capacity hint.

@@ -7,7 +7,13 @@
 //!   (detected by the magic bytes, not the name) or raw; every malformed file is an
 //!   [`Error::Io`](crate::Error::Io) naming the file and what is wrong with it.
 //! - [`synthetic`] renders a seeded, MNIST-like 10-class glyph dataset in-process (no download);
-//!   [`render_glyph`] draws one glyph from explicit style factors.
+//!   [`render_glyph`] draws one glyph from explicit style factors. [`sprites`] renders 64x64
+//!   images with known independent factors (shape, scale, rotation, x, y) for the betaVAE score.
+//! - Time series ([`SeriesDataset`]: f32 windows x steps x channels, labels optional per
+//!   window): [`load_har`] reads UCI-HAR's own folder layout (`.txt` or `.txt.gz`),
+//!   [`load_csv_series`] users' CSV files (a row per window, or a row per time step cut into
+//!   windows per sequence), [`sensor_synth`] generates a rotating machine's vibration with fault
+//!   modes in-process; [`Standardizer`] holds per-channel statistics of the training split.
 //! - [`sprites`] renders a dSprites-like set with five known, independent generating factors
 //!   (for disentanglement metrics).
 //! - [`label_subset`] picks a class-balanced, seeded set of labeled samples (the "100 labels" of
@@ -37,7 +43,11 @@
 //! so a batcher is a deterministic function of its arguments.
 
 mod batcher;
+mod csv_series;
+mod har;
 mod idx;
+mod sensor_synth;
+mod series;
 mod subset;
 pub mod sprites;
 mod synthetic;
@@ -45,7 +55,11 @@ mod synthetic;
 use std::path::PathBuf;
 
 pub use batcher::{Batch, BatchMode, Batcher};
+pub use csv_series::{load_csv_series, CsvLayout, CsvReport, CsvSeriesOptions, FlatOrder, MAX_CLASSES};
+pub use har::{load_har, HAR_CHANNELS, HAR_CLASSES, HAR_DEFAULT_CHANNELS, HAR_STEPS};
 pub use idx::{load_idx_dataset, read_idx, IdxDataset, IDX_FILES};
+pub use sensor_synth::{sensor_synth, sensor_synth_with, SensorSynthConfig, SENSOR_CLASSES};
+pub use series::{SeriesDataset, SeriesSplit, Standardizer};
 pub use sprites::{render_sprite, sprites, SpriteDataset, SPRITE_FACTORS, SPRITE_SIZE};
 pub use subset::{label_fraction, label_subset};
 pub use synthetic::{

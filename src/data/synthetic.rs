@@ -193,10 +193,10 @@ pub fn render_glyph(class: usize, style: &GlyphStyle) -> Vec<u8> {
 
 /// SplitMix64 (Steele et al. 2014): a tiny generator whose output never changes with library
 /// versions, so the synthetic data stays the same everywhere.
-struct SplitMix64(u64);
+pub(super) struct SplitMix64(pub(super) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -205,7 +205,7 @@ impl SplitMix64 {
     }
 
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f32 {
+    pub(super) fn unit(&mut self) -> f32 {
         (self.next() >> 40) as f32 * (1.0 / 16_777_216.0)
     }
 }
