@@ -106,8 +106,8 @@ fn reparam_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     b_dlogvar[i] = b_dz[i] * b_eps[i] * 0.5 * exp(0.5 * b_logvar[i]);
 }
 
-// dropout: counter, x -> y, mask. mask = (u >= rate) / (1 - rate) from the element's first
-// Philox word (as random_bits), so both backends drop the same units.
+// dropout: counter, x -> y, mask. mask = (u >= rate) / (1 - rate) with u from word i % 4 of
+// Philox draw i / 4 (as the CPU twin, which uses each draw for four elements).
 @group(0) @binding(2) var<storage, read> d_x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> d_y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> d_mask: array<f32>;
@@ -116,7 +116,7 @@ fn reparam_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat(wid, nwg, lid);
     if (i >= p.n) { return; }
-    let u = uniform01(draw(i).x);
+    let u = uniform01(draw(i / 4u)[i % 4u]);
     let m = select(0.0, 1.0 / (1.0 - p.rate), u >= p.rate);
     d_mask[i] = m;
     d_y[i] = d_x[i] * m;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch reference of ssvae's SS_D training step, timed the way `ssvae bench train` times it.
+"""PyTorch reference of ssvae's SS_D and SS_CNN training steps, timed the way `ssvae bench train`
+times them.
 
 Same model (encoder 784-H-H relu; heads mu(2), logvar(2) with logvar = 20 tanh(raw / 20),
 pi(10); decoder concat(z, softmax(pi)) -> H-H relu -> 784 logits), same losses (Bernoulli NLL
@@ -10,6 +11,13 @@ a batch gathered by index and scaled to [0, 1] each step; half the rows labeled,
 replacement from 1000 labeled samples, half from a shuffled pass). Eager mode, no compilation.
 
     python3 benches/pytorch/bench.py --device cpu --batch-sizes 32,128,512,2048 --hidden-sizes 256,512,1024,2048,4096
+    python3 benches/pytorch/bench.py --model ss-cnn --device cpu --batch-sizes 128
+
+SS_CNN is ssvae's (the paper's Table 14): three 3x3 convolutions (64 channels, strides 1, 1, 2)
+without bias, each + batch norm (momentum 0.1, eps 1e-3) + relu; dense 512 without bias + batch
+norm + relu + dropout 0.5; heads as above; decoder dense 12544 + batch norm + relu + dropout,
+three 3x3 transposed convolutions (strides 1, 1, 2) + batch norm + relu, a 1x1 transposed
+convolution to one channel. PyTorch runs it NCHW (its native layout), ssvae NHWC.
 
 Prints one JSON line per case. Not a test dependency: install torch in a virtual environment.
 """
@@ -41,9 +49,39 @@ class SSDense(nn.Module):
         return out, mu, lv, logits
 
 
-def run_case(device, batch, hidden, min_seconds, warmup, data, labels, labeled):
+def conv_bn(cin, cout, stride, transposed=False):
+    if transposed:
+        conv = nn.ConvTranspose2d(cin, cout, 3, stride, padding=1, output_padding=stride - 1, bias=False)
+    else:
+        conv = nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
+    return [conv, nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1), nn.ReLU()]
+
+
+class SSCnn(nn.Module):
+    def __init__(self, ch=64, h=512, latent=2, classes=10):
+        super().__init__()
+        self.ch = ch
+        self.enc = nn.Sequential(*conv_bn(1, ch, 1), *conv_bn(ch, ch, 1), *conv_bn(ch, ch, 2), nn.Flatten(),
+                                 nn.Linear(14 * 14 * ch, h, bias=False), nn.BatchNorm1d(h, eps=1e-3, momentum=0.1), nn.ReLU(), nn.Dropout(0.5))
+        self.mu = nn.Linear(h, latent)
+        self.logvar = nn.Linear(h, latent)
+        self.pi = nn.Linear(h, classes)
+        self.dec_map = nn.Sequential(nn.Linear(latent + classes, 14 * 14 * ch, bias=False), nn.BatchNorm1d(14 * 14 * ch, eps=1e-3, momentum=0.1), nn.ReLU(), nn.Dropout(0.5))
+        self.dec = nn.Sequential(*conv_bn(ch, ch, 1, True), *conv_bn(ch, ch, 1, True), *conv_bn(ch, ch, 2, True), nn.ConvTranspose2d(ch, 1, 1))
+
+    def forward(self, x):
+        h = self.enc(x.view(-1, 1, 28, 28))
+        mu = self.mu(h)
+        lv = 20.0 * torch.tanh(self.logvar(h) / 20.0)
+        logits = self.pi(h)
+        z = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+        m = self.dec_map(torch.cat([z, F.softmax(logits, dim=1)], dim=1)).view(-1, self.ch, 14, 14)
+        return self.dec(m).view(x.shape[0], -1), mu, lv, logits
+
+
+def run_case(device, model_name, batch, hidden, min_seconds, warmup, data, labels, labeled):
     torch.manual_seed(0)
-    model = SSDense(h=hidden).to(device)
+    model = (SSDense(h=hidden) if model_name == "ss-dense" else SSCnn(h=hidden)).to(device)
     opt = torch.optim.RMSprop(model.parameters(), lr=5e-4, alpha=0.9, momentum=0.9, eps=1e-7)
     n = data.shape[0]
     n_lab = batch // 2
@@ -90,7 +128,7 @@ def run_case(device, batch, hidden, min_seconds, warmup, data, labels, labeled):
     sync()
     secs = time.perf_counter() - start
     return {
-        "bench": "train", "implementation": "pytorch", "model": "ss-dense", "backend": device,
+        "bench": "train", "implementation": "pytorch", "model": model_name, "backend": device,
         "adapter": torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__, "batch": batch, "hidden": hidden, "steps": steps,
         "ms_per_step": secs * 1e3 / steps, "samples_per_s": steps * batch / secs,
@@ -100,6 +138,7 @@ def run_case(device, batch, hidden, min_seconds, warmup, data, labels, labeled):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--model", default="ss-dense", choices=["ss-dense", "ss-cnn"])
     p.add_argument("--batch-sizes", default="32,128,512,2048")
     p.add_argument("--hidden-sizes", default="256,512,1024,2048,4096")
     p.add_argument("--min-seconds", type=float, default=3.0)
@@ -111,9 +150,12 @@ def main():
     labeled = torch.randperm(60000, generator=g)[:1000]
     batches = [int(b) for b in a.batch_sizes.split(",") if b]
     hiddens = [int(h) for h in a.hidden_sizes.split(",") if h]
-    cases = [(b, 1024) for b in batches] + [(128, h) for h in hiddens if not (h == 1024 and 128 in batches)]
+    if a.model == "ss-dense":
+        cases = [(b, 1024) for b in batches] + [(128, h) for h in hiddens if not (h == 1024 and 128 in batches)]
+    else:
+        cases = [(b, 512) for b in batches]  # the CNN's cost is in its convolutions: no width scaling
     for b, h in cases:
-        print(json.dumps(run_case(a.device, b, h, a.min_seconds, a.warmup, data, labels, labeled)), flush=True)
+        print(json.dumps(run_case(a.device, a.model, b, h, a.min_seconds, a.warmup, data, labels, labeled)), flush=True)
 
 
 if __name__ == "__main__":

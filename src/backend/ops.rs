@@ -272,8 +272,8 @@ pub enum Op {
     /// dx, dgamma, dbeta from dy (through the fused activation, from its output y).
     BatchNormBackward { rows: usize, cols: usize, act: Act },
     // sample.wgsl
-    /// y = x * mask, mask = (u >= rate) / (1 - rate) with u uniform from the shared RNG; the
-    /// mask is kept for the backward pass (dx = dy * mask).
+    /// y = x * mask, mask = (u >= rate) / (1 - rate) with u uniform from the shared RNG (word
+    /// i % 4 of draw i / 4); the mask is kept for the backward pass (dx = dy * mask).
     Dropout { n: usize, rate: f32, stream: u32 },
     // optim.wgsl (hyper-parameters live in a small buffer so a schedule needs no recompile)
     RmsProp { n: usize },

@@ -32,14 +32,18 @@ pub fn reparam_backward(dz: &[f32], logvar: &[f32], eps: &[f32], dmu: &mut [f32]
     }
 }
 
-/// y = x * mask with mask = (u >= rate) / (1 - rate), u uniform in [0, 1) from the element's
-/// first Philox word (the same bits as the GPU), so both backends drop the same units.
+/// y = x * mask with mask = (u >= rate) / (1 - rate), u uniform in [0, 1) from word `i % 4` of
+/// Philox draw `i / 4` (the GPU reads the same words), so both backends drop the same units;
+/// one draw serves four elements (a feature map's mask is millions of them).
 pub fn dropout(ctr: &[u32], stream: u32, rate: f32, x: &[f32], y: &mut [f32], mask: &mut [f32]) {
     use rayon::prelude::*;
     let keep = 1.0 / (1.0 - rate);
-    y.par_iter_mut().zip(mask.par_iter_mut()).enumerate().for_each(|(i, (yi, mi))| {
-        let u = rng::uniform(rng::draw(ctr, stream, i as u32)[0]);
-        *mi = if u >= rate { keep } else { 0.0 };
-        *yi = x[i] * *mi;
+    y.par_chunks_mut(4).zip(mask.par_chunks_mut(4)).enumerate().for_each(|(k, (yk, mk))| {
+        let w = rng::draw(ctr, stream, k as u32);
+        for j in 0..yk.len() {
+            let u = rng::uniform(w[j]);
+            mk[j] = if u >= rate { keep } else { 0.0 };
+            yk[j] = x[4 * k + j] * mk[j];
+        }
     });
 }
