@@ -1,21 +1,27 @@
-//! Train and evaluate the paper's SS_D through the library API (no CLI).
+//! Train and evaluate the paper's SS_D (or any other image model) through the library API.
 //!
 //!     cargo run --release --example train_ss_dense            # built-in synthetic glyphs
 //!     cargo run --release --example train_ss_dense -- mnist   # $SSVAE_DATA/mnist
+//!     cargo run --release --example train_ss_dense -- fashion-mnist ss-cnn   # the paper's CNN
 //!
 //! Uses a hardware GPU when one opens, else the CPU reference backend.
 
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::gpu::GpuBackend;
 use ssvae::data::{self, IdxDataset, Split};
-use ssvae::model::{Kind, ModelSpec};
+use ssvae::model::{Family, ModelSpec};
 use ssvae::train::{LabelSpec, TrainConfig, Trainer};
 use ssvae::Backend;
 
-fn run<B: Backend>(be: &B, split: &Split, epochs: usize) -> ssvae::Result<()> {
+fn run<B: Backend>(be: &B, split: &Split, model: &str, epochs: usize) -> ssvae::Result<()> {
     let (train, test) = (&split.train, &split.test);
-    // The paper's dense SS model for this data; 100 labels, class-balanced.
-    let spec = ModelSpec::dense(Kind::Ss, train.dim(), train.classes);
+    // The paper's architecture of this family and kind for this data; 100 labels,
+    // class-balanced.
+    let (family, kind) = ModelSpec::parse_name(model)?;
+    let spec = match family {
+        Family::Dense => ModelSpec::dense(kind, train.dim(), train.classes),
+        Family::Cnn => ModelSpec::cnn(kind, [train.height, train.width, train.channels], train.classes),
+    };
     let mut cfg = TrainConfig::new(spec, &train.name);
     cfg.labels = LabelSpec::Count(100);
     let labeled = data::label_subset(&train.labels, train.classes, 100, cfg.seed)?;
@@ -35,13 +41,15 @@ fn run<B: Backend>(be: &B, split: &Split, epochs: usize) -> ssvae::Result<()> {
             report.log_loss.unwrap_or(f64::NAN)
         );
     }
-    trainer.save(be, std::path::Path::new("runs/example-ss-dense"))?;
-    println!("saved runs/example-ss-dense/model.safetensors");
+    let out = std::path::PathBuf::from(format!("runs/example-{model}"));
+    trainer.save(be, &out)?;
+    println!("saved {}", out.join("model.safetensors").display());
     Ok(())
 }
 
 fn main() -> ssvae::Result<()> {
     let which = std::env::args().nth(1).unwrap_or_else(|| "synthetic".into());
+    let model = std::env::args().nth(2).unwrap_or_else(|| "ss-dense".into());
     let split = match IdxDataset::from_name(&which) {
         Some(ds) => {
             let root = data::default_data_dir().ok_or_else(|| ssvae::Error::Invalid("set SSVAE_DATA to the folder holding mnist/".into()))?;
@@ -51,11 +59,11 @@ fn main() -> ssvae::Result<()> {
     };
     match GpuBackend::from_env() {
         // a software rasterizer (lavapipe, llvmpipe) is far slower than the CPU backend
-        Ok(gpu) if gpu.adapter().device_type != "Cpu" => run(&gpu, &split, 3),
-        Ok(_) => run(&CpuBackend::new(), &split, 3),
+        Ok(gpu) if gpu.adapter().device_type != "Cpu" => run(&gpu, &split, &model, 3),
+        Ok(_) => run(&CpuBackend::new(), &split, &model, 3),
         Err(e) => {
             eprintln!("{e}\nfalling back to the CPU backend");
-            run(&CpuBackend::new(), &split, 3)
+            run(&CpuBackend::new(), &split, &model, 3)
         }
     }
 }
