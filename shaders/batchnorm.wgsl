@@ -38,39 +38,12 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> b_dgamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> b_dbeta: array<f32>;
 
-// 0 identity, 1 relu, 2 sigmoid, 3 tanh, 4 softplus (as backend::Act).
-override ACT: u32 = 0u;
+// ACT, activate() and activate_grad() come from activation.wgsl, prepended.
 const COLS_PER_WG: u32 = 32u;
 const LANES: u32 = 8u;
 
 var<workgroup> part1: array<f32, 256>; // LANES x COLS_PER_WG
 var<workgroup> part2: array<f32, 256>;
-
-fn sigmoid(x: f32) -> f32 {
-    let e = exp(-abs(x));
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
-}
-
-fn activate(x: f32) -> f32 {
-    switch ACT {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return sigmoid(x); }
-        case 3u: { return tanh(clamp(x, -15.0, 15.0)); }
-        case 4u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-        default: { return x; }
-    }
-}
-
-// The activation's derivative from its output (as Act::grad_from_output).
-fn act_grad(y: f32) -> f32 {
-    switch ACT {
-        case 1u: { return select(0.0, 1.0, y > 0.0); }
-        case 2u: { return y * (1.0 - y); }
-        case 3u: { return 1.0 - y * y; }
-        case 4u: { return 1.0 - exp(-y); }
-        default: { return 1.0; }
-    }
-}
 
 fn column(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * COLS_PER_WG + lid.x;
@@ -138,7 +111,7 @@ fn batch_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     if (ok) {
         for (var r = lid.y; r < p.rows; r += LANES) {
             let i = r * p.cols + c;
-            let dz = b_dy[i] * act_grad(b_y[i]);
+            let dz = b_dy[i] * activate_grad(b_y[i]);
             sdz += dz;
             sdzx += dz * (b_x[i] - mean) * invstd;
         }
@@ -153,7 +126,7 @@ fn batch_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     let g = b_gamma[c] * invstd;
     for (var r = lid.y; r < p.rows; r += LANES) {
         let i = r * p.cols + c;
-        let dz = b_dy[i] * act_grad(b_y[i]);
+        let dz = b_dy[i] * activate_grad(b_y[i]);
         b_dx[i] = g * (dz - mdz - (b_x[i] - mean) * invstd * mdzx);
     }
     if (lid.y == 0u) {

@@ -1,6 +1,7 @@
 // Elementwise kernels: activations and their backward, add, mul, scale, axpy, fill, and
 // concat / split along the feature axis. CPU twins: src/backend/cpu/elementwise.rs.
-// One invocation per element; the grid is 2-D so more than 65535 workgroups fit.
+// One invocation per element; the grid is 2-D so more than 65535 workgroups fit. ACT,
+// activate() and activate_grad() come from activation.wgsl, prepended by the loader.
 // Binding i is the op's slot i - 1 (see backend::Op::slots): rN read-only, wN read-write.
 
 struct Params {
@@ -20,38 +21,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> r1_u32: array<u32>;
 @group(0) @binding(2) var<storage, read> r2_u32: array<u32>;
 
-override ACT: u32 = 0u;
 const WG: u32 = 256u;
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
-
-// exp of a non-positive argument only: no overflow to inf, portable at any |x|.
-fn sigmoid(x: f32) -> f32 {
-    let e = exp(-abs(x));
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
-}
-
-fn activate(x: f32) -> f32 {
-    switch ACT {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return sigmoid(x); }
-        case 3u: { return tanh(clamp(x, -15.0, 15.0)); }
-        case 4u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-        default: { return x; }
-    }
-}
-
-// f'(x) written in terms of the output y = f(x).
-fn activate_grad(y: f32) -> f32 {
-    switch ACT {
-        case 1u: { return select(0.0, 1.0, y > 0.0); }
-        case 2u: { return y * (1.0 - y); }
-        case 3u: { return 1.0 - y * y; }
-        case 4u: { return 1.0 - exp(-y); }
-        default: { return 1.0; }
-    }
 }
 
 @compute @workgroup_size(256)

@@ -26,8 +26,7 @@ override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
-// 0 identity, 1 relu, 2 sigmoid, 3 tanh, 4 softplus (same numbering as backend::Act).
-override ACT: u32 = 0u;
+// ACT (the epilogue's activation) and activate() come from activation.wgsl, prepended.
 override THREADS_M: u32 = 16u;
 override THREADS_N: u32 = 16u;
 override TILE_K: u32 = 16u;
@@ -38,22 +37,6 @@ override TILE_N: u32 = THREADS_N * REG_N;
 
 var<workgroup> tile_a: array<f32, TILE_K * TILE_M>; // [kk][row]
 var<workgroup> tile_b: array<f32, TILE_K * TILE_N>; // [kk][col]
-
-// exp of a non-positive argument only: no overflow to inf, portable at any |x|.
-fn sigmoid(x: f32) -> f32 {
-    let e = exp(-abs(x));
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
-}
-
-fn activate(x: f32) -> f32 {
-    switch ACT {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return sigmoid(x); }
-        case 3u: { return tanh(clamp(x, -15.0, 15.0)); }
-        case 4u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-        default: { return x; }
-    }
-}
 
 @compute @workgroup_size(THREADS_N, THREADS_M, 1)
 fn gemm(

@@ -4,17 +4,20 @@
 
 use crate::backend::{Act, Op};
 
-pub const GEMM: &str = include_str!("../../../shaders/gemm.wgsl");
-pub const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
+/// Shared activation functions, prepended to the files of the kernels with a fused activation.
+pub const ACTIVATION: &str = include_str!("../../../shaders/activation.wgsl");
+pub const GEMM: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/gemm.wgsl"));
+pub const ELEMENTWISE: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/elementwise.wgsl"));
 pub const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 pub const SAMPLE: &str = include_str!("../../../shaders/sample.wgsl");
 pub const LOSS: &str = include_str!("../../../shaders/loss.wgsl");
 pub const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
 pub const CONV: &str = include_str!("../../../shaders/conv.wgsl");
-pub const BATCHNORM: &str = include_str!("../../../shaders/batchnorm.wgsl");
+pub const BATCHNORM: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/batchnorm.wgsl"));
 pub const LSTM: &str = include_str!("../../../shaders/lstm.wgsl");
 
-/// Every shader file, by name, for validation and the pipeline cache.
+/// Every shader module, by file name, as compiled (with its prelude), for validation and the
+/// pipeline cache.
 pub const SHADERS: [(&str, &str); 9] = [
     ("conv.wgsl", CONV),
     ("batchnorm.wgsl", BATCHNORM),
