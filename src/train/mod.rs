@@ -7,6 +7,7 @@
 //! which is also when divergence (a non-finite loss) is detected.
 
 pub mod checkpoint;
+pub mod semi;
 
 use std::path::Path;
 
@@ -39,6 +40,9 @@ pub struct TrainConfig {
     /// Read the accumulated losses back every this many steps.
     pub metrics_every: usize,
     pub eval_batch: usize,
+    /// Semi-unsupervised mode: only these classes keep labels (see `semi`); `None`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labeled_classes: Option<Vec<usize>>,
 }
 
 impl TrainConfig {
@@ -55,6 +59,7 @@ impl TrainConfig {
             optimizer: Optimizer::rmsprop(5e-4),
             metrics_every: 50,
             eval_batch: 500,
+            labeled_classes: None,
         }
     }
 
