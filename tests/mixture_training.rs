@@ -114,3 +114,25 @@ fn m2_learns_mnist_with_100_labels() {
     assert!(acc > 0.5, "M2 with 100 labels after 300 steps: test accuracy {acc} (chance 0.1)");
     assert!(last.rec.unwrap() < first.unwrap().rec.unwrap() * 0.8, "reconstruction loss did not fall");
 }
+
+#[test]
+fn configs_saved_before_m2_still_load() {
+    // a ModelSpec and TrainConfig as written before class_prior / labeled_classes existed
+    let old = r#"{"family":"dense","kind":"ss","input_dim":784,"hidden":[1024,1024],"latent":2,"classes":10,
+        "decoder_input":"pi","alpha":100.0,"loss_norm":"sum"}"#;
+    let spec: ModelSpec = serde_json::from_str(old).unwrap();
+    assert!(spec.class_prior.is_empty() && spec.prior() == vec![0.1; 10]);
+    let cfg = TrainConfig::new(spec, "mnist");
+    let mut v = serde_json::to_value(&cfg).unwrap();
+    assert!(v.get("labeled_classes").is_none(), "written only when set");
+    v.as_object_mut().unwrap().remove("labeled_classes");
+    let back: TrainConfig = serde_json::from_value(v).unwrap();
+    assert_eq!(back.labeled_classes, None);
+    // the new kinds round-trip by name
+    let (_, kind) = ModelSpec::parse_name("gmdgm-dense").unwrap();
+    assert_eq!(serde_json::to_string(&kind).unwrap(), "\"gmdgm\"");
+    assert!(ModelSpec::parse_name("m2-cnn").is_ok() && ModelSpec::dense(Kind::M2, 4, 3).validate().is_ok());
+    let mut cnn = ModelSpec::cnn(Kind::M2, [6, 6, 1], 3);
+    cnn.classes = 3;
+    assert!(cnn.validate().unwrap_err().to_string().contains("dense family only"));
+}
