@@ -20,7 +20,8 @@ use crate::DeviceArgs;
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// ss-dense (the paper's model), es-dense (encoder + classifier only), eu-dense (plain VAE),
-    /// or the convolutional ss-cnn, es-cnn, eu-cnn (the paper's Table 14).
+    /// the convolutional ss-cnn, es-cnn, eu-cnn (the paper's Table 14), or m2-dense (Kingma's
+    /// M2) and gmdgm-dense (Gaussian-mixture DGM, semi-unsupervised).
     #[arg(long, default_value = "ss-dense")]
     model: String,
     /// synthetic (built in, no download), mnist or fashion-mnist.
@@ -29,6 +30,14 @@ pub struct TrainArgs {
     /// Folder holding the dataset's files (default: $SSVAE_DATA/<dataset>, then ./data/<dataset>).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Semi-unsupervised mode: only these classes keep labels (e.g. 0,1,2,8,9); --labels then
+    /// counts labels over these classes. Scored by cluster-and-label.
+    #[arg(long, value_delimiter = ',')]
+    labeled_classes: Option<Vec<usize>>,
+    /// M2 / GM-DGM: classifier slots beyond the dataset's classes, for classes learned without
+    /// labels (prior mass: see README).
+    #[arg(long)]
+    extra_slots: Option<usize>,
     /// Number of labeled training samples (class-balanced), or `all`.
     #[arg(long)]
     labels: Option<String>,
@@ -267,6 +276,15 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
                     _ => bail!("--decoder-input: expected pi or true-label, got '{d}'"),
                 };
             }
+            let extra = a.extra_slots.unwrap_or(0);
+            if extra > 0 && !spec.sums_over_classes() {
+                bail!("--extra-slots applies to m2-dense and gmdgm-dense, not {}", a.model);
+            }
+            if spec.sums_over_classes() && (extra > 0 || a.labeled_classes.is_some()) {
+                let all: Vec<usize> = (0..t.classes).collect();
+                spec.class_prior = ssvae::model::semi_unsupervised_prior(t.classes, a.labeled_classes.as_deref().unwrap_or(&all), extra)?;
+                spec.classes = t.classes + extra;
+            }
             if let Some(l) = a.logvar_limit {
                 spec.logvar_limit = if l == 0.0 { None } else { Some(l) };
             }
@@ -281,6 +299,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             c.batch_size = a.batch_size;
             c.seed = a.seed;
             c.metrics_every = a.metrics_every;
+            c.labeled_classes = a.labeled_classes.clone();
             let lr = a.lr.unwrap_or(5e-4);
             c.optimizer = match a.optimizer.as_str() {
                 "rmsprop" => Optimizer::rmsprop(lr),
@@ -309,7 +328,12 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     if add_epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    let labeled = if cfg.model.kind == Kind::Eu { Vec::new() } else { labeled_indices(cfg.labels, &split, cfg.seed, anomaly_class)? };
+    let labeled = match (&cfg.labeled_classes, cfg.labels) {
+        _ if cfg.model.kind == Kind::Eu => Vec::new(),
+        (Some(lc), LabelSpec::Count(n)) if anomaly_class.is_none() => ssvae::train::semi::labeled_subset_in_classes(&split.train.labels, split.train.classes, lc, n, cfg.seed)?,
+        (Some(_), _) => bail!("--labeled-classes needs --labels N (a count) and no --anomaly-class"),
+        (None, _) => labeled_indices(cfg.labels, &split, cfg.seed, anomaly_class)?,
+    };
     let out = a.out.clone().or(a.resume.clone()).unwrap_or_else(|| {
         let l = match cfg.labels {
             LabelSpec::All => "all".to_string(),
@@ -444,6 +468,17 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             eprintln!("anomaly class {k}: ROC AUC {} over {} test samples ({} anomalous), {} draws of z each", fmt_opt(auc), scores.len(), positive.iter().filter(|&&p| p).count(), a.score_samples);
         }
     }
+    // cluster-and-label for semi-unsupervised runs and every M2 / GM-DGM
+    let cluster = if cfg.model.has_classifier() && (cfg.labeled_classes.is_some() || cfg.model.sums_over_classes()) {
+        let lc = cfg.labeled_classes.clone().unwrap_or_default();
+        let c = ssvae::train::semi::cluster_scores(be, &cfg.model, &trainer.store, &split.train, &split.test, &lc, cfg.eval_batch, cfg.seed)?;
+        if !quiet {
+            eprintln!("cluster-and-label: accuracy {:.4}, labeled classes {}, unlabeled classes {}", c.accuracy, fmt_opt(c.labeled_class_accuracy), fmt_opt(c.unlabeled_class_accuracy));
+        }
+        Some(c)
+    } else {
+        None
+    };
     let summary = serde_json::json!({
         "model": cfg.model.name(), "dataset": dataset, "labels": if cfg.model.kind == Kind::Eu { 0 } else { labeled.len() },
         "epochs": trainer.epochs_done, "accuracy": last_eval.accuracy, "log_loss": last_eval.log_loss,
@@ -452,6 +487,11 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         "backend": backend, "adapter": adapter, "seed": cfg.seed, "alpha": cfg.model.alpha, "out": out,
         "evaluated_on": if validation.is_some() { "validation" } else { "test" },
         "anomaly_class": anomaly_class, "auc": auc,
+        "labeled_classes": cfg.labeled_classes, "slots": cfg.model.classes,
+        "cluster_accuracy": cluster.as_ref().map(|c| c.accuracy),
+        "labeled_class_accuracy": cluster.as_ref().and_then(|c| c.labeled_class_accuracy),
+        "unlabeled_class_accuracy": cluster.as_ref().and_then(|c| c.unlabeled_class_accuracy),
+        "slot_class": cluster.as_ref().map(|c| c.slot_class.clone()),
     });
     checkpoint::save_json(&out.join("summary.json"), &summary)?;
     Ok(summary)

@@ -166,6 +166,41 @@ pub trait Kernels: Backend {
     fn softmax_ce(&self, rows: usize, classes: usize, scale: f32, logits: &Self::Buf, labels: &Self::Buf, loss: &Self::Buf, dlogits: &Self::Buf) -> Result<()> {
         self.launch(Op::SoftmaxCe { rows, classes, scale }, &[logits, labels, loss, dlogits])
     }
+    fn repeat_rows(&self, rows: usize, cols: usize, copies: usize, x: &Self::Buf, out: &Self::Buf) -> Result<()> {
+        self.launch(Op::RepeatRows { rows, cols, copies }, &[x, out])
+    }
+    fn repeat_rows_backward(&self, rows: usize, cols: usize, copies: usize, dout: &Self::Buf, dx: &Self::Buf) -> Result<()> {
+        self.launch(Op::RepeatRowsBackward { rows, cols, copies }, &[dout, dx])
+    }
+    fn row_scale(&self, rows: usize, cols: usize, alpha: f32, x: &Self::Buf, w: &Self::Buf, y: &Self::Buf) -> Result<()> {
+        self.launch(Op::RowScale { rows, cols, alpha }, &[x, w, y])
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn weighted_row_sum(&self, rows: usize, classes: usize, scale: f32, loss: &Self::Buf, w: &Self::Buf, out: &Self::Buf, dw: &Self::Buf) -> Result<()> {
+        self.launch(Op::WeightedRowSum { rows, classes, scale }, &[loss, w, out, dw])
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn categorical_kl(&self, rows: usize, classes: usize, scale: f32, logits: &Self::Buf, log_prior: &Self::Buf, labels: &Self::Buf, loss: &Self::Buf, dlogits: &Self::Buf) -> Result<()> {
+        self.launch(Op::CategoricalKl { rows, classes, scale }, &[logits, log_prior, labels, loss, dlogits])
+    }
+    /// KL between diagonal Gaussians (see [`Op::KlGaussians`]).
+    #[allow(clippy::too_many_arguments)]
+    fn kl_gaussians(
+        &self,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+        mu_q: &Self::Buf,
+        logvar_q: &Self::Buf,
+        mu_p: &Self::Buf,
+        logvar_p: &Self::Buf,
+        loss: &Self::Buf,
+        dmu_q: &Self::Buf,
+        dlogvar_q: &Self::Buf,
+        dlogvar_p: &Self::Buf,
+    ) -> Result<()> {
+        self.launch(Op::KlGaussians { rows, cols, scale }, &[mu_q, logvar_q, mu_p, logvar_p, loss, dmu_q, dlogvar_q, dlogvar_p])
+    }
     fn rmsprop(&self, hyper: &Self::Buf, grad: &Self::Buf, param: &Self::Buf, square_avg: &Self::Buf, momentum_buf: &Self::Buf) -> Result<()> {
         self.launch(Op::RmsProp { n: param.len() }, &[hyper, grad, param, square_avg, momentum_buf])
     }

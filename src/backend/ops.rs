@@ -252,6 +252,25 @@ pub enum Op {
     GaussianNll { rows: usize, cols: usize, scale: f32 },
     Kl { rows: usize, cols: usize, scale: f32 },
     SoftmaxCe { rows: usize, classes: usize, scale: f32 },
+    // mixture.wgsl: sums over a discrete latent y (M2, GM-DGM). A batch is expanded to one row
+    // per (sample, class) and the per-row losses are weighted by q(y|x) (see graph::mixture).
+    /// out[r * copies + k, :] = x[r, :] for k < copies.
+    RepeatRows { rows: usize, cols: usize, copies: usize },
+    /// dx[r, :] = sum_k dout[r * copies + k, :] (the adjoint of `RepeatRows`).
+    RepeatRowsBackward { rows: usize, cols: usize, copies: usize },
+    /// y[r, :] = alpha * w[r] * x[r, :]: a per-row loss's gradient weighted per row.
+    RowScale { rows: usize, cols: usize, alpha: f32 },
+    /// out[r] = scale * sum_k w[r, k] loss[r * classes + k] and dw = scale * loss: a weighted
+    /// sum of per-(row, class) losses with a data-dependent, differentiable weight.
+    WeightedRowSum { rows: usize, classes: usize, scale: f32 },
+    /// KL(softmax(logits) || p) per row on unlabeled rows (label >= classes) and -log p(y) on
+    /// labeled ones (a constant: zero gradient), times `scale`; `log_prior` has one entry per
+    /// class. The unlabeled value is -H(q) - E_q log p(y), the discrete part of the M2 ELBO.
+    CategoricalKl { rows: usize, classes: usize, scale: f32 },
+    /// KL(N(mu_q, e^lv_q) || N(mu_p, e^lv_p)) summed over the row, with the gradients for
+    /// both sides (d/dmu_p = -d/dmu_q is left to the caller: 8 buffers is WebGPU's minimum
+    /// guarantee of storage bindings per stage).
+    KlGaussians { rows: usize, cols: usize, scale: f32 },
     // conv.wgsl (implicit GEMM; a transposed convolution runs these with roles swapped)
     /// y = conv(x, w) + bias (bias optional, per output channel).
     Conv2dForward { conv: Conv2d, bias: bool },
@@ -339,6 +358,12 @@ impl Op {
             Op::GaussianNll { .. } => "gaussian_nll",
             Op::Kl { .. } => "kl_normal",
             Op::SoftmaxCe { .. } => "softmax_ce",
+            Op::RepeatRows { .. } => "repeat_rows",
+            Op::RepeatRowsBackward { .. } => "repeat_rows_backward",
+            Op::RowScale { .. } => "row_scale",
+            Op::WeightedRowSum { .. } => "weighted_row_sum",
+            Op::CategoricalKl { .. } => "categorical_kl",
+            Op::KlGaussians { .. } => "kl_gaussians",
             Op::Conv2dForward { .. } => "conv2d_forward",
             Op::Conv2dBackwardInput { .. } => "conv2d_backward_input",
             Op::Conv2dBackwardWeight { .. } => "conv2d_backward_weight",
@@ -438,6 +463,32 @@ impl Op {
                 u("labels", rows, R),
                 f("loss", rows, W),
                 f("dlogits", rows * classes, W),
+            ],
+            Op::RepeatRows { rows, cols, copies } => vec![f("x", rows * cols, R), f("out", rows * copies * cols, W)],
+            Op::RepeatRowsBackward { rows, cols, copies } => vec![f("dout", rows * copies * cols, R), f("dx", rows * cols, W)],
+            Op::RowScale { rows, cols, .. } => vec![f("x", rows * cols, R), f("w", rows, R), f("y", rows * cols, W)],
+            Op::WeightedRowSum { rows, classes, .. } => vec![
+                f("loss", rows * classes, R),
+                f("w", rows * classes, R),
+                f("out", rows, W),
+                f("dw", rows * classes, W),
+            ],
+            Op::CategoricalKl { rows, classes, .. } => vec![
+                f("logits", rows * classes, R),
+                f("log_prior", classes, R),
+                u("labels", rows, R),
+                f("loss", rows, W),
+                f("dlogits", rows * classes, W),
+            ],
+            Op::KlGaussians { rows, cols, .. } => vec![
+                f("mu_q", rows * cols, R),
+                f("logvar_q", rows * cols, R),
+                f("mu_p", rows * cols, R),
+                f("logvar_p", rows * cols, R),
+                f("loss", rows, W),
+                f("dmu_q", rows * cols, W),
+                f("dlogvar_q", rows * cols, W),
+                f("dlogvar_p", rows * cols, W),
             ],
             Op::Conv2dForward { conv: c, bias } => vec![
                 f("x", c.in_len(), R),
@@ -573,7 +624,13 @@ impl Op {
             | Op::BceLogits { rows, cols, .. }
             | Op::GaussianNll { rows, cols, .. }
             | Op::Kl { rows, cols, .. } => vec![("rows", rows), ("cols", cols)],
-            Op::SoftmaxCe { rows, classes, .. } => vec![("rows", rows), ("classes", classes)],
+            Op::SoftmaxCe { rows, classes, .. } | Op::WeightedRowSum { rows, classes, .. } | Op::CategoricalKl { rows, classes, .. } => {
+                vec![("rows", rows), ("classes", classes)]
+            }
+            Op::RepeatRows { rows, cols, copies } | Op::RepeatRowsBackward { rows, cols, copies } => {
+                vec![("rows", rows), ("cols", cols), ("copies", copies), ("rows * copies * cols", rows * copies * cols)]
+            }
+            Op::RowScale { rows, cols, .. } | Op::KlGaussians { rows, cols, .. } => vec![("rows", rows), ("cols", cols)],
             Op::LstmForward { batch, steps, hidden } | Op::LstmBackward { batch, steps, hidden } => {
                 vec![("batch", batch), ("steps", steps), ("hidden", hidden), ("batch * steps * 4 * hidden", batch * steps * 4 * hidden)]
             }

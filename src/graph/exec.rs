@@ -276,6 +276,10 @@ pub fn compile<B: Backend>(be: &B, mut graph: Graph, store: &ParamStore<B>, opts
         let b = match d.role {
             Role::Param => Some(store.view(be, &d.name)?),
             Role::ParamGrad => Some(store.grad_view(be, d.name.trim_end_matches(".grad"))?),
+            Role::Input if graph.constants.iter().any(|(c, _)| *c == t) => {
+                let values = &graph.constants.iter().find(|(c, _)| *c == t).expect("checked").1;
+                Some(be.upload_f32(values)?)
+            }
             Role::Input => Some(match d.name.as_str() {
                 "__hyper" => store.hyper.clone(),
                 "__grads" => store.grads.clone(),

@@ -17,6 +17,7 @@
 
 mod cnn;
 pub mod exec;
+mod mixture;
 mod recurrent;
 
 pub use cnn::{Hwc, BN_EPS, BN_MOMENTUM};
@@ -119,6 +120,15 @@ pub enum GOp {
     /// [xproj [B,T,4H] = x W_ih + b, w_hh [H,4H], h0 [B,H], c0 [B,H]] ->
     /// [h_seq [B,T,H], c_seq [B,T,H], gates [B,T,4H], hprev [B,T,H]]
     Lstm,
+    // Sums over a discrete latent (see `mixture`).
+    /// [x [R, C]] -> [y [R * copies, C]]
+    RepeatRows { copies: usize },
+    /// [loss per (row, class) [R * K], weights [R, K]] -> [loss per row, dweights]
+    WeightedSum { scale: f32 },
+    /// [logits, log_prior [K], labels] -> [loss per row, dlogits]
+    CategoricalKl { scale: f32 },
+    /// [mu_q, logvar_q, mu_p, logvar_p] -> [loss per row, dmu_q, dlogvar_q, dlogvar_p]
+    KlGaussians { scale: f32 },
 }
 
 #[derive(Clone, Debug)]
@@ -143,6 +153,8 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub params: Vec<ParamDesc>,
     pub losses: Vec<LossTerm>,
+    /// Values of constant input tensors (uploaded at compile time, see [`Graph::constant`]).
+    pub constants: Vec<(TensorId, Vec<f32>)>,
 }
 
 /// A kernel call over tensors: `None` binds the backend's placeholder.
@@ -353,6 +365,7 @@ impl Graph {
                     cnn::forward(self, n, &mut out);
                     continue;
                 }
+                GOp::RepeatRows { .. } | GOp::WeightedSum { .. } | GOp::CategoricalKl { .. } | GOp::KlGaussians { .. } => mixture::forward_op(self, n),
             };
             out.push(Launch { op, args: i.iter().chain(o.iter()).map(|&t| Some(t)).collect() });
         }
@@ -371,7 +384,10 @@ impl Graph {
                 GOp::LabelMix => &[0],
                 GOp::SoftClamp { .. } => &[0],
                 ref op @ (GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. }) => cnn::differentiable(op),
-                GOp::Lstm => &[0, 1, 2, 3],
+                GOp::Lstm | GOp::KlGaussians { .. } => &[0, 1, 2, 3],
+                // a loss's per-row output depends on its inputs (weighted sums consume it)
+                GOp::RepeatRows { .. } | GOp::Bce { .. } | GOp::Ce { .. } | GOp::CategoricalKl { .. } => &[0],
+                GOp::Kl { .. } | GOp::GaussianNll { .. } | GOp::WeightedSum { .. } => &[0, 1],
                 _ => &[],
             };
             if differentiable_inputs.iter().any(|&k| n.inputs.get(k).is_some_and(|&t| need[t])) {
@@ -404,19 +420,12 @@ impl Graph {
         for n in self.nodes.clone().iter().rev() {
             let (i, o) = (&n.inputs, &n.outputs);
             match n.op {
-                // Losses seed the gradients they computed in the forward pass.
-                GOp::Bce { .. } | GOp::Ce { .. } => {
-                    if need[i[0]] {
-                        ad.contribute(self, i[0], o[1]);
-                    }
+                // Losses seed the gradients they computed in the forward pass (weighted by a
+                // per-row gradient when they feed a weighted sum, see `mixture`).
+                GOp::Bce { .. } | GOp::Ce { .. } | GOp::Kl { .. } | GOp::GaussianNll { .. } | GOp::CategoricalKl { .. } | GOp::KlGaussians { .. } => {
+                    mixture::loss_backward(self, &mut ad, &need, n)
                 }
-                GOp::Kl { .. } | GOp::GaussianNll { .. } => {
-                    for k in 0..2 {
-                        if need[i[k]] {
-                            ad.contribute(self, i[k], o[1 + k]);
-                        }
-                    }
-                }
+                GOp::RepeatRows { .. } | GOp::WeightedSum { .. } => mixture::backward(self, &mut ad, &need, n),
                 GOp::Linear { act } => {
                     let Some(dy) = ad.grad_of(o[0]) else { continue };
                     let (rows, inp) = self.linear_rows(i[0], i[1]);

@@ -26,6 +26,9 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, TensorId};
 
 mod cnn;
+mod m2;
+
+pub use m2::semi_unsupervised_prior;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,6 +39,10 @@ pub enum Kind {
     Es,
     /// Plain VAE (no classification head).
     Eu,
+    /// Kingma et al.'s M2: y summed out of the ELBO, decoder p(x|y,z) (see `m2`).
+    M2,
+    /// Gaussian-mixture DGM: p(y) p(z|y) p(x|z), learned Gaussian per class (see `m2`).
+    Gmdgm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -95,6 +102,10 @@ pub struct ModelSpec {
     /// Dropout rate after the CNN's dense layers (0 = none).
     #[serde(default)]
     pub dropout: f32,
+    /// p(y) over the `classes` slots of M2 / GM-DGM (empty: uniform). See
+    /// [`semi_unsupervised_prior`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_prior: Vec<f32>,
 }
 
 fn default_logvar_limit() -> Option<f32> {
@@ -121,6 +132,7 @@ impl ModelSpec {
             input_shape: None,
             conv: Vec::new(),
             dropout: 0.0,
+            class_prior: Vec::new(),
         }
     }
 
@@ -143,6 +155,8 @@ impl ModelSpec {
             Kind::Ss => "ss",
             Kind::Es => "es",
             Kind::Eu => "eu",
+            Kind::M2 => "m2",
+            Kind::Gmdgm => "gmdgm",
         };
         let f = match self.family {
             Family::Dense => "dense",
@@ -158,6 +172,8 @@ impl ModelSpec {
             "ss" => Kind::Ss,
             "es" => Kind::Es,
             "eu" => Kind::Eu,
+            "m2" => Kind::M2,
+            "gmdgm" => Kind::Gmdgm,
             _ => return Err(unknown_model(name)),
         };
         let family = match f {
@@ -197,6 +213,18 @@ impl ModelSpec {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Invalid(format!("--dropout must be in [0, 1) (got {})", self.dropout)));
         }
+        if self.sums_over_classes() && self.family != Family::Dense {
+            return Err(Error::Invalid(format!("--model {}: M2 and GM-DGM are implemented for the dense family only", self.name())));
+        }
+        if !self.class_prior.is_empty() {
+            let sum: f32 = self.class_prior.iter().sum();
+            if self.class_prior.len() != self.classes || self.class_prior.iter().any(|&p| !(p > 0.0 && p.is_finite())) || (sum - 1.0).abs() > 1e-3 {
+                return Err(Error::Invalid(format!(
+                    "class_prior must hold {} positive probabilities summing to 1 (got {:?}, sum {sum})",
+                    self.classes, self.class_prior
+                )));
+            }
+        }
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
             return Err(Error::Invalid(format!("--alpha must be a finite number >= 0 (got {})", self.alpha)));
         }
@@ -209,13 +237,25 @@ impl ModelSpec {
     pub fn has_decoder(&self) -> bool {
         self.kind != Kind::Es
     }
+    /// M2 and GM-DGM: the ELBO is summed over the classes (graph::mixture).
+    pub fn sums_over_classes(&self) -> bool {
+        matches!(self.kind, Kind::M2 | Kind::Gmdgm)
+    }
+    /// p(y) over the classifier's slots: `class_prior`, or uniform when it is empty.
+    pub fn prior(&self) -> Vec<f32> {
+        if self.class_prior.is_empty() {
+            vec![1.0 / self.classes as f32; self.classes]
+        } else {
+            self.class_prior.clone()
+        }
+    }
 }
 
 /// Default weight of the classification loss (see README: chosen by measurement).
 pub const DEFAULT_ALPHA: f32 = 100.0;
 
 fn unknown_model(name: &str) -> Error {
-    Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense, eu-dense, ss-cnn, es-cnn or eu-cnn"))
+    Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense, eu-dense, ss-cnn, es-cnn, eu-cnn, m2-dense or gmdgm-dense"))
 }
 
 /// Named tensors of a built graph.
@@ -253,6 +293,10 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
     let labels = g.input("labels", &[batch], DType::U32);
     let counter = g.input("counter", &[crate::backend::COUNTER_LEN], DType::U32);
     let x = g.gather_u8("x", data, idx, src_rows, d);
+    if spec.sums_over_classes() {
+        let (pi, _) = m2::build(spec, &mut g, x, labels, counter, training)?;
+        return Ok((g, m2::handles(idx, labels, counter, data, pi)));
+    }
 
     let h = match spec.family {
         Family::Dense => {

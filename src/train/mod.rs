@@ -7,6 +7,7 @@
 //! which is also when divergence (a non-finite loss) is detected.
 
 pub mod checkpoint;
+pub mod semi;
 
 use std::path::Path;
 
@@ -39,6 +40,9 @@ pub struct TrainConfig {
     /// Read the accumulated losses back every this many steps.
     pub metrics_every: usize,
     pub eval_batch: usize,
+    /// Semi-unsupervised mode: only these classes keep labels (see `semi`); `None`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labeled_classes: Option<Vec<usize>>,
 }
 
 impl TrainConfig {
@@ -55,6 +59,7 @@ impl TrainConfig {
             optimizer: Optimizer::rmsprop(5e-4),
             metrics_every: 50,
             eval_batch: 500,
+            labeled_classes: None,
         }
     }
 
@@ -63,8 +68,8 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(Error::Invalid("--batch-size must be at least 1".into()));
         }
-        if self.model.kind == Kind::Ss && self.batch_size < 2 {
-            return Err(Error::Invalid("--batch-size must be at least 2 for SS models (half labeled, half unlabeled)".into()));
+        if matches!(self.model.kind, Kind::Ss | Kind::M2 | Kind::Gmdgm) && self.batch_size < 2 {
+            return Err(Error::Invalid("--batch-size must be at least 2 for SS, M2 and GM-DGM models (half labeled, half unlabeled)".into()));
         }
         if self.eval_batch == 0 || self.metrics_every == 0 {
             return Err(Error::Invalid("eval batch and metrics interval must be at least 1".into()));
@@ -131,6 +136,9 @@ pub struct Evaluator<B: Backend> {
     batch: usize,
     n: usize,
     classes: usize,
+    /// Width of pi: the classes, or more slots for a semi-unsupervised GM-DGM (then accuracy
+    /// and log loss need cluster-and-label, see [`Evaluator::assignments`]).
+    slots: usize,
     labels: Vec<u8>,
     rec_row: Option<TensorId>,
     kl_row: Option<TensorId>,
@@ -146,12 +154,13 @@ impl<B: Backend> Evaluator<B> {
         keep.sort();
         let opts = CompileOptions { keep, bind: [("data".to_string(), upload_dataset(be, data)?)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
-        Ok(Evaluator { program, handles, batch, n: data.n, classes: data.classes, labels: data.labels.clone(), rec_row, kl_row })
+        Ok(Evaluator { program, handles, batch, n: data.n, classes: data.classes, slots: spec.classes, labels: data.labels.clone(), rec_row, kl_row })
     }
 
     /// Accuracy and log loss from pi (classifiers), and the ELBO terms (VAEs), over the split.
     pub fn run(&self, be: &B, seed: u64) -> Result<EvalReport> {
         let (n, classes) = (self.n, self.classes);
+        let scored = self.handles.pi.filter(|_| self.slots == classes);
         let (mut correct, mut logloss, mut rec, mut kl) = (0usize, 0f64, 0f64, 0f64);
         for (chunk_i, start) in (0..n).step_by(self.batch).enumerate() {
             let rows = (n - start).min(self.batch);
@@ -163,7 +172,7 @@ impl<B: Backend> Evaluator<B> {
             be.write_u32(self.program.input("labels")?, &vec![crate::backend::UNLABELED; self.batch])?;
             be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
             self.program.run(be)?;
-            if let Some(pi) = self.handles.pi {
+            if let Some(pi) = scored {
                 let p = self.program.read(be, pi)?;
                 for r in 0..rows {
                     let row = &p[r * classes..(r + 1) * classes];
@@ -185,11 +194,37 @@ impl<B: Backend> Evaluator<B> {
         let nf = n as f64;
         Ok(EvalReport {
             n,
-            accuracy: self.handles.pi.map(|_| correct as f64 / nf),
-            log_loss: self.handles.pi.map(|_| logloss / nf),
+            accuracy: scored.map(|_| correct as f64 / nf),
+            log_loss: scored.map(|_| logloss / nf),
             rec: self.rec_row.map(|_| rec / nf),
             kl: self.kl_row.map(|_| kl / nf),
         })
+    }
+}
+
+impl<B: Backend> Evaluator<B> {
+    /// The slot each point of the split is assigned to (argmax of q(y|x)), for
+    /// cluster-and-label scoring (`eval::cluster`); `None` without a classifier.
+    pub fn assignments(&self, be: &B, seed: u64) -> Result<Option<Vec<usize>>> {
+        let Some(pi) = self.handles.pi else { return Ok(None) };
+        let mut out = Vec::with_capacity(self.n);
+        for (chunk_i, start) in (0..self.n).step_by(self.batch).enumerate() {
+            let rows = (self.n - start).min(self.batch);
+            let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
+            be.write_u32(self.program.input("idx")?, &idx)?;
+            be.write_u32(self.program.input("labels")?, &vec![crate::backend::UNLABELED; self.batch])?;
+            be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
+            self.program.run(be)?;
+            let p = self.program.read(be, pi)?;
+            out.extend(crate::eval::cluster::argmax_rows(&p[..rows * self.slots], self.slots)?);
+        }
+        self.program.take_metrics(be)?;
+        Ok(Some(out))
+    }
+
+    /// The true class of every point of the split.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels
     }
 }
 
@@ -231,7 +266,7 @@ impl<B: Backend> Trainer<B> {
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
         let mode = match cfg.model.kind {
-            Kind::Ss => BatchMode::SemiSupervised,
+            Kind::Ss | Kind::M2 | Kind::Gmdgm => BatchMode::SemiSupervised,
             Kind::Es => BatchMode::Supervised,
             Kind::Eu => BatchMode::Unsupervised,
         };

@@ -1,5 +1,5 @@
 //! The CPU reference backend. Every kernel is a plain function over slices in the submodules
-//! (`gemm`, `elementwise`, `reduce`, `sample`, `loss`, `optim`, `lstm`, named as the WGSL files), written
+//! (`gemm`, `elementwise`, `reduce`, `sample`, `loss`, `mixture`, `optim`, `lstm`, named as the WGSL files), written
 //! so a reader can check it against the maths; GEMM uses `matrixmultiply` (a well-kept, fast
 //! crate) for the product and a plain loop for the epilogue.
 
@@ -9,6 +9,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod loss;
 pub mod lstm;
+pub mod mixture;
 pub mod optim;
 pub mod reduce;
 pub mod sample;
@@ -327,6 +328,30 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
         Op::SoftmaxCe { rows, classes, scale } => {
             outs!(outs; l, d);
             loss::softmax_ce(rows, classes, scale, fs(ins[0]), ins[1], l, d);
+        }
+        Op::RepeatRows { rows, cols, copies } => {
+            outs!(outs; out);
+            mixture::repeat_rows(rows, cols, copies, fs(ins[0]), out);
+        }
+        Op::RepeatRowsBackward { rows, cols, copies } => {
+            outs!(outs; dx);
+            mixture::repeat_rows_backward(rows, cols, copies, fs(ins[0]), dx);
+        }
+        Op::RowScale { rows, cols, alpha } => {
+            outs!(outs; y);
+            mixture::row_scale(rows, cols, alpha, fs(ins[0]), fs(ins[1]), y);
+        }
+        Op::WeightedRowSum { rows, classes, scale } => {
+            outs!(outs; out, dw);
+            mixture::weighted_row_sum(rows, classes, scale, fs(ins[0]), fs(ins[1]), out, dw);
+        }
+        Op::CategoricalKl { rows, classes, scale } => {
+            outs!(outs; l, d);
+            mixture::categorical_kl(rows, classes, scale, fs(ins[0]), fs(ins[1]), ins[2], l, d);
+        }
+        Op::KlGaussians { rows, cols, scale } => {
+            outs!(outs; l, dmq, dlq, dlp);
+            mixture::kl_gaussians(rows, cols, scale, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), l, dmq, dlq, dlp);
         }
         Op::Conv2dForward { conv: c, bias } => {
             outs!(outs; y);

@@ -15,10 +15,11 @@ pub const OPTIM: &str = include_str!("../../../shaders/optim.wgsl");
 pub const CONV: &str = include_str!("../../../shaders/conv.wgsl");
 pub const BATCHNORM: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/batchnorm.wgsl"));
 pub const LSTM: &str = include_str!("../../../shaders/lstm.wgsl");
+pub const MIXTURE: &str = include_str!("../../../shaders/mixture.wgsl");
 
 /// Every shader module, by file name, as compiled (with its prelude), for validation and the
 /// pipeline cache.
-pub const SHADERS: [(&str, &str); 9] = [
+pub const SHADERS: [(&str, &str); 10] = [
     ("conv.wgsl", CONV),
     ("batchnorm.wgsl", BATCHNORM),
     ("gemm.wgsl", GEMM),
@@ -28,6 +29,7 @@ pub const SHADERS: [(&str, &str); 9] = [
     ("loss.wgsl", LOSS),
     ("optim.wgsl", OPTIM),
     ("lstm.wgsl", LSTM),
+    ("mixture.wgsl", MIXTURE),
 ];
 
 /// GEMM tiling: threads per workgroup along M and N (each thread computes 4 x 4 outputs) and
@@ -211,6 +213,34 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             constants: vec![],
             params: params(&[u(rows), u(classes), fl(scale)]),
             grid: Grid::Flat(rows.div_ceil(64)),
+        },
+        Op::RepeatRows { rows, cols, copies } | Op::RepeatRowsBackward { rows, cols, copies } => KernelSpec {
+            file: "mixture.wgsl",
+            entry: if matches!(op, Op::RepeatRows { .. }) { "repeat_rows" } else { "repeat_rows_backward" },
+            constants: vec![],
+            params: params(&[u(rows), u(cols), u(copies), 0]),
+            grid: flat256(if matches!(op, Op::RepeatRows { .. }) { rows * copies * cols } else { rows * cols }),
+        },
+        Op::RowScale { rows, cols, alpha } => KernelSpec {
+            file: "mixture.wgsl",
+            entry: "row_scale",
+            constants: vec![],
+            params: params(&[u(rows), u(cols), 0, fl(alpha)]),
+            grid: flat256(rows * cols),
+        },
+        Op::WeightedRowSum { rows, classes, scale } | Op::CategoricalKl { rows, classes, scale } => KernelSpec {
+            file: "mixture.wgsl",
+            entry: if matches!(op, Op::WeightedRowSum { .. }) { "weighted_row_sum" } else { "categorical_kl" },
+            constants: vec![],
+            params: params(&[u(rows), u(classes), 0, fl(scale)]),
+            grid: Grid::Flat(rows.div_ceil(64)),
+        },
+        Op::KlGaussians { rows, cols, scale } => KernelSpec {
+            file: "mixture.wgsl",
+            entry: "kl_gaussians",
+            constants: vec![],
+            params: params(&[u(rows), u(cols), 0, fl(scale)]),
+            grid: Grid::Flat(rows),
         },
         Op::Conv2dForward { conv: c, bias } | Op::Conv2dBackwardInput { conv: c, bias } | Op::Conv2dBackwardWeight { conv: c, accumulate: bias } => {
             // the implicit GEMM's m x n x k
