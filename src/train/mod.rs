@@ -226,8 +226,8 @@ impl<B: Backend> Trainer<B> {
     /// As [`Trainer::new`] for image or series data (the model family must match: see
     /// [`TrainData::check`]). `labeled` must hold labeled samples only.
     pub fn with_data(be: &B, cfg: TrainConfig, train: TrainData<'_>, test: Option<TrainData<'_>>, labeled: Vec<usize>) -> Result<Self> {
-        cfg.validate(train.n())?;
         train.check(&cfg.model)?;
+        cfg.validate(train.n())?;
         if let Some(&i) = labeled.iter().find(|&&i| i < train.n() && train.label(i).is_none()) {
             return Err(Error::Invalid(format!("training window {i} of '{}' has no label but is in the labeled set", train.name())));
         }
