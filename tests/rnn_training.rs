@@ -1,11 +1,12 @@
 //! The recurrent models (SS_RNN, ES_RNN, EU_RNN; the paper's Table 15) end to end on real
 //! UCI-HAR windows (128 steps x 6 channels), and through the CLI on a small CSV.
 //!
-//! Parity. GPU and CPU run the same compiled step on the same batches and RNG draws. The
-//! first-step gradients agree per tensor in relative L2 norm to 1e-3 (measured: see the
-//! printed figures; the LSTM's backprop through 128 steps sums its products in another order on
-//! each backend, and a relu input within round-off of 0 can fall either side, so bit equality
-//! is not expected; a wrong formula gives O(1)). After 3 RMSprop steps no parameter differs
+//! Parity. GPU and CPU run the same compiled step on the same batches and RNG draws (batch 8,
+//! 128 steps). The first-step gradients agree per tensor in relative L2 norm to 1e-4 (measured
+//! on lavapipe: at most 6.5e-6; the LSTM's backprop through 128 steps sums its products in
+//! another order on each backend, and a relu input within round-off of 0 can fall either side,
+//! so bit equality is not expected; a wrong formula gives O(1)). Parameters after 3 steps
+//! differed by at most 2.3e-8 (measured). After 3 RMSprop steps no parameter differs
 //! by more than twice the largest distance RMSprop (alpha 0.9, momentum 0.9) can move an
 //! element in 3 steps, (3.16 + 5.13 + 6.54) lr: a gradient that is ~0 in exact arithmetic
 //! (e.g. a bias behind a dead relu) turns its round-off into a full-size step of either sign.
@@ -70,7 +71,7 @@ fn rnn_variants_gpu_and_cpu_agree_after_three_steps() {
             let max = a_cpu[i].2.iter().zip(&a_gpu[i].2).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             eprintln!("{kind:?} {name}: first-step gradient |CPU-GPU| {err:.3e} of {norm:.3e} (rel {:.1e}); after {steps} steps max |CPU-GPU| {max:.2e}", err / norm.max(1e-30));
             assert!(norm > 0.0, "{kind:?} {name}: no gradient");
-            assert!(err <= 1e-3 * norm, "{kind:?} {name}: GPU and CPU gradients differ: relative L2 {:.3e}", err / norm);
+            assert!(err <= 1e-4 * norm, "{kind:?} {name}: GPU and CPU gradients differ: relative L2 {:.3e}", err / norm);
             assert!(max <= 2.0 * (3.16 + 5.13 + 6.54) * lr, "{kind:?} {name}: an element differs by {max} after {steps} steps");
         }
         eprintln!("{kind:?}: {:.1} s", t0.elapsed().as_secs_f64());

@@ -18,6 +18,7 @@
 //! the row-wise behaviour), so per-step class probabilities and the per-step decoder input
 //! concat(z_t, pi_t) need no reshape either.
 
+mod autodiff;
 mod cnn;
 pub mod exec;
 mod recurrent;
@@ -25,6 +26,7 @@ mod recurrent;
 pub use cnn::{Hwc, BN_EPS, BN_MOMENTUM};
 
 use crate::backend::{Act, Conv2d, DType, Gemm, Op};
+use autodiff::{Autodiff, Grad};
 
 pub type TensorId = usize;
 
@@ -585,58 +587,5 @@ impl Graph {
             }
         }
         (ad.launches, param_grads)
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Grad {
-    t: TensorId,
-    /// Whether this step's kernels have written it yet (else the next write overwrites).
-    written: bool,
-}
-
-struct Autodiff {
-    grad: Vec<Option<Grad>>,
-    launches: Vec<Launch>,
-}
-
-impl Autodiff {
-    fn grad_of(&self, t: TensorId) -> Option<TensorId> {
-        self.grad[t].filter(|g| g.written).map(|g| g.t)
-    }
-
-    /// Where a kernel should write the gradient of `t`, and whether it must accumulate.
-    fn target(&mut self, g: &mut Graph, t: TensorId) -> (TensorId, bool) {
-        self.grad.resize(g.tensors.len(), None);
-        match self.grad[t] {
-            Some(gr) => {
-                self.grad[t] = Some(Grad { t: gr.t, written: true });
-                (gr.t, gr.written)
-            }
-            None => {
-                let shape = g.tensors[t].shape.clone();
-                let name = format!("{}.grad", g.tensors[t].name);
-                let gt = g.temp(name, &shape, DType::F32);
-                self.grad.resize(g.tensors.len(), None);
-                self.grad[t] = Some(Grad { t: gt, written: true });
-                (gt, false)
-            }
-        }
-    }
-
-    /// Adds the tensor `c` (already computed) to the gradient of `t`: the first contribution
-    /// to a non-parameter simply becomes its gradient (no copy); later ones are added.
-    fn contribute(&mut self, g: &mut Graph, t: TensorId, c: TensorId) {
-        self.grad.resize(g.tensors.len(), None);
-        let n = g.tensors[t].len();
-        match self.grad[t] {
-            None => self.grad[t] = Some(Grad { t: c, written: true }),
-            Some(gr) if !gr.written => {
-                // a parameter's gradient buffer, not yet written this step
-                self.launches.push(Launch { op: Op::Scale { n, alpha: 1.0 }, args: vec![Some(c), Some(gr.t)] });
-                self.grad[t] = Some(Grad { t: gr.t, written: true });
-            }
-            Some(gr) => self.launches.push(Launch { op: Op::Axpy { n, alpha: 1.0 }, args: vec![Some(c), Some(gr.t)] }),
-        }
     }
 }
