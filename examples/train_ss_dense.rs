@@ -21,6 +21,7 @@ fn run<B: Backend>(be: &B, split: &Split, model: &str, epochs: usize) -> ssvae::
     let spec = match family {
         Family::Dense => ModelSpec::dense(kind, train.dim(), train.classes),
         Family::Cnn => ModelSpec::cnn(kind, [train.height, train.width, train.channels], train.classes),
+        Family::Rnn => return Err(ssvae::Error::Invalid(format!("{model} trains on time series; this example trains image models"))),
     };
     let mut cfg = TrainConfig::new(spec, &train.name);
     cfg.labels = LabelSpec::Count(100);

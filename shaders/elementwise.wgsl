@@ -106,6 +106,19 @@ fn gather_rows_u8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     w3[i] = f32((word >> ((byte % 4u) * 8u)) & 0xFFu) / 255.0;
 }
 
+// out[r, :] = data[idx[r], :] from a resident f32 dataset of cols_b rows of cols_a values
+// (e.g. standardised sensor windows, steps x channels per row); an index past it gives zeros.
+@compute @workgroup_size(256)
+fn gather_rows_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let r = i / p.cols_a;
+    let j = i % p.cols_a;
+    let src = r2_u32[r];
+    if (src >= p.cols_b) { w3[i] = 0.0; return; }
+    w3[i] = r1[src * p.cols_a + j];
+}
+
 // out[r] = one_hot(labels[r]) for labeled rows (label < classes = cols_a), else pi[r].
 @compute @workgroup_size(256)
 fn label_mix(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

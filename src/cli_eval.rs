@@ -22,6 +22,9 @@ pub struct ScoreArgs {
     run: PathBuf,
     /// Samples to score: an IDX image file (raw or .gz) or a CSV with one sample per line
     /// (values in [0, 1], or 0..255 if any exceeds 1; an optional header line is skipped).
+    /// For an RNN run: a CSV read like the run's --train-csv (its layout and columns), or, for
+    /// a run on uci-har or synthetic-sensor, one window per line (steps x channels values,
+    /// step-major, raw units: the run's standardisation is applied).
     #[arg(long)]
     input: PathBuf,
     /// Where to write the CSV of scores.
@@ -144,7 +147,8 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
         let img = line_chart(&title, "false positive rate", "true positive rate", &[("model".into(), curve), ("chance".into(), vec![(0.0, 0.0), (1.0, 1.0)])], (520, 480));
         save(&img, "roc.png", &mut written)?;
     }
-    if spec.has_decoder() && spec.latent >= 2 {
+    // the latent scatter plots one z per sample: image models only (an RNN has one per step)
+    if spec.has_decoder() && spec.latent >= 2 && spec.family != ssvae::model::Family::Rnn {
         let split = load_dataset(&run.train.dataset, run.data_dir.as_deref(), run.synthetic)?;
         let n = a.points.min(split.test.n).max(1);
         let test = split.test.subset(&(0..n).collect::<Vec<_>>());
@@ -209,9 +213,14 @@ fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
 fn run_score<B: Backend>(be: &B, a: ScoreArgs) -> Result<()> {
     let (run, store) = load_run(be, &a.run)?;
     let spec = &run.train.model;
-    let pixels = read_samples(&a.input, spec.input_dim)?;
     let t0 = Instant::now();
-    let scorer = Scorer::new(be, spec, &store, &pixels, run.train.eval_batch)?;
+    let scorer = match spec.series_shape.filter(|_| spec.family == ssvae::model::Family::Rnn) {
+        Some(shape) => {
+            let ds = crate::cli_data::read_series_input(&a.input, &run.series, run.train.dataset == "csv", shape, run.standardizer.as_deref())?;
+            Scorer::with_data(be, spec, &store, ssvae::train::TrainData::Series(&ds), run.train.eval_batch)?
+        }
+        None => Scorer::new(be, spec, &store, &read_samples(&a.input, spec.input_dim)?, run.train.eval_batch)?,
+    };
     let (scores, probs) = scorer.run(be, a.samples, a.seed)?;
     let mut csv = String::from(if probs.is_some() { "index,score,predicted_class\n" } else { "index,score\n" });
     for (i, s) in scores.iter().enumerate() {
@@ -236,6 +245,9 @@ fn run_score<B: Backend>(be: &B, a: ScoreArgs) -> Result<()> {
 fn run_sample<B: Backend>(be: &B, a: SampleArgs) -> Result<()> {
     let (run, store) = load_run(be, &a.run)?;
     let spec = &run.train.model;
+    if spec.family == ssvae::model::Family::Rnn {
+        bail!("--run {}: {} is a recurrent model of sensor windows; sample grids are for image models (dense, cnn)", a.run.display(), spec.name());
+    }
     let side = (spec.input_dim as f64).sqrt() as usize;
     if side * side != spec.input_dim {
         bail!("the model's {} features are not a square image; sample grids need image data", spec.input_dim);
@@ -260,12 +272,9 @@ fn run_eval<B: Backend>(be: &B, backend: &str, a: EvalArgs) -> Result<()> {
     let (run, store) = load_run(be, &a.run)?;
     let dataset = a.dataset.clone().unwrap_or(run.train.dataset.clone());
     let data_dir = a.data_dir.clone().or(run.data_dir.clone());
-    let split = load_dataset(&dataset, data_dir.as_deref(), run.synthetic)?;
+    let split = run.load_data(&dataset, data_dir.as_deref())?;
     let spec = &run.train.model;
-    if split.test.dim() != spec.input_dim {
-        bail!("the run's model expects {} input features; {dataset} has {}", spec.input_dim, split.test.dim());
-    }
-    let ev = Evaluator::new(be, spec, &store, &split.test, run.train.eval_batch)?;
+    let ev = Evaluator::with_data(be, spec, &store, split.test(), run.train.eval_batch)?;
     let r = ev.run(be, run.train.seed)?;
     let secs = t0.elapsed().as_secs_f64();
     println!(

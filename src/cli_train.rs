@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ssvae::backend::cpu::CpuBackend;
-use ssvae::data::{self, IdxDataset, Split};
+use ssvae::data::{self, Split};
 use ssvae::graph::exec::{Optimizer, ParamStore};
 use ssvae::model::{build, ConvLayer, DecoderInput, Family, Kind, LossNorm, ModelSpec};
 use ssvae::train::checkpoint::{self, CONFIG_FILE, METRICS_FILE};
@@ -15,18 +15,23 @@ use ssvae::eval::Scorer;
 use ssvae::train::{EvalReport, LabelSpec, TrainConfig, Trainer};
 use ssvae::Backend;
 
+use crate::cli_data::{self, labels_of, Loaded, SeriesArgs};
 use crate::DeviceArgs;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// ss-dense (the paper's model), es-dense (encoder + classifier only), eu-dense (plain VAE),
-    /// the convolutional ss-cnn, es-cnn, eu-cnn (the paper's Table 14), or m2-dense (Kingma's
-    /// M2) and gmdgm-dense (Gaussian-mixture DGM, semi-unsupervised).
+    /// the convolutional ss-cnn, es-cnn, eu-cnn (the paper's Table 14), the recurrent ss-rnn,
+    /// es-rnn, eu-rnn for time series (Table 15), or m2-dense (Kingma's M2) and gmdgm-dense
+    /// (Gaussian-mixture DGM, semi-unsupervised).
     #[arg(long, default_value = "ss-dense")]
     model: String,
-    /// synthetic (built in, no download), mnist or fashion-mnist.
+    /// Images: synthetic (built in, no download), mnist or fashion-mnist. Time series (for the
+    /// rnn models): uci-har, synthetic-sensor (built in) or csv (--train-csv ...).
     #[arg(long, default_value = "synthetic")]
     dataset: String,
+    #[command(flatten)]
+    series: SeriesArgs,
     /// Folder holding the dataset's files (default: $SSVAE_DATA/<dataset>, then ./data/<dataset>).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -60,13 +65,14 @@ pub struct TrainArgs {
     /// Weight of the classification loss (default 1000, see README).
     #[arg(long)]
     alpha: Option<f32>,
-    /// Learning rate (default 5e-4, the paper's).
+    /// Learning rate (default: the paper's, 5e-4 for dense and CNN models, 1e-3 for RNN ones).
     #[arg(long)]
     lr: Option<f32>,
     /// rmsprop (the paper's, momentum 0.9) or adam.
     #[arg(long, default_value = "rmsprop")]
     optimizer: String,
-    /// Encoder widths (the decoder mirrors them); for a CNN, its dense layers (default 512).
+    /// Encoder widths (the decoder mirrors them); for a CNN, its dense layers (default 512); for
+    /// an RNN dense,lstm,dense (default 40,40,30).
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
     /// CNN convolutions as channels:kernel:stride, e.g. 64:3:1,64:3:1,64:3:2 (the default).
@@ -96,7 +102,7 @@ pub struct TrainArgs {
     /// (for choosing hyper-parameters without looking at the test set).
     #[arg(long)]
     validation: Option<usize>,
-    /// Built-in dataset sizes (train, test).
+    /// Built-in dataset sizes (train, test), for synthetic and synthetic-sensor.
     #[arg(long, default_value_t = 10000)]
     synthetic_train: usize,
     #[arg(long, default_value_t = 2000)]
@@ -130,24 +136,27 @@ pub(crate) struct RunConfig {
     pub(crate) data_dir: Option<PathBuf>,
     #[serde(default)]
     pub(crate) anomaly_class: Option<usize>,
+    /// How a series dataset was read (channels, CSV layout).
+    #[serde(default)]
+    pub(crate) series: SeriesArgs,
+    /// Per-channel means then standard deviations of the training windows (series runs).
+    #[serde(default)]
+    pub(crate) standardizer: Option<Vec<f32>>,
+}
+
+impl RunConfig {
+    /// The run's dataset as it was trained on (series standardised with the stored statistics).
+    pub(crate) fn load_data(&self, dataset: &str, data_dir: Option<&Path>) -> Result<Loaded> {
+        let mut l = cli_data::load_any(dataset, data_dir, self.synthetic, &self.series)?;
+        if let Loaded::Series(s) = &mut l {
+            cli_data::standardize(s, self.standardizer.as_deref())?;
+        }
+        Ok(l)
+    }
 }
 
 pub(crate) fn load_dataset(name: &str, data_dir: Option<&Path>, synthetic: (usize, usize)) -> Result<Split> {
-    if name == "synthetic" {
-        return Ok(data::synthetic(synthetic.0, synthetic.1, 0));
-    }
-    let which = IdxDataset::from_name(name).with_context(|| format!("--dataset: unknown dataset '{name}'; use synthetic, mnist or fashion-mnist"))?;
-    let dir = match data_dir {
-        Some(d) => d.to_path_buf(),
-        None => match data::default_data_dir() {
-            Some(root) => root.join(name),
-            None => bail!(
-                "no data folder for {name}: pass --data-dir DIR or set SSVAE_DATA to a folder containing {name}/ with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz ({})",
-                which.download_hint()
-            ),
-        },
-    };
-    Ok(data::load_idx_dataset(&dir, which)?)
+    cli_data::load_images(name, data_dir, synthetic)
 }
 
 fn parse_labels(labels: &Option<String>, fraction: Option<f64>, default: LabelSpec) -> Result<LabelSpec> {
@@ -161,17 +170,19 @@ fn parse_labels(labels: &Option<String>, fraction: Option<f64>, default: LabelSp
 
 /// Class-balanced labeled subset over the classes present in the training set (all of them,
 /// except the left-out class of the anomaly protocol).
-fn labeled_indices(spec: LabelSpec, split: &Split, seed: u64, absent: Option<usize>) -> Result<Vec<usize>> {
-    let t = &split.train;
+/// Unlabeled samples (series windows without a label) are never picked.
+fn labeled_indices(spec: LabelSpec, labels: &[Option<u8>], classes: usize, seed: u64, absent: Option<usize>) -> Result<Vec<usize>> {
+    let have: Vec<usize> = (0..labels.len()).filter(|&i| labels[i].is_some()).collect();
     let (labels, classes): (Vec<u8>, usize) = match absent {
-        Some(k) => (t.labels.iter().map(|&y| if y as usize > k { y - 1 } else { y }).collect(), t.classes - 1),
-        None => (t.labels.clone(), t.classes),
+        Some(k) => (have.iter().map(|&i| labels[i].unwrap()).map(|y| if y as usize > k { y - 1 } else { y }).collect(), classes - 1),
+        None => (have.iter().map(|&i| labels[i].unwrap()).collect(), classes),
     };
-    Ok(match spec {
-        LabelSpec::All => (0..t.n).collect(),
+    let picked = match spec {
+        LabelSpec::All => (0..have.len()).collect(),
         LabelSpec::Count(n) => data::label_subset(&labels, classes, n, seed)?,
         LabelSpec::Fraction(f) => data::label_fraction(&labels, classes, f, seed)?,
-    })
+    };
+    Ok(picked.into_iter().map(|i| have[i]).collect())
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -213,43 +224,73 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     if previous.is_some() && a.dataset != "synthetic" && a.dataset != dataset {
         bail!("--resume: the run was trained on {dataset}, not {}", a.dataset);
     }
-    let mut split = load_dataset(&dataset, data_dir.as_deref(), synthetic)?;
+    let series_args = previous.as_ref().map_or(a.series.clone(), |p| p.series.clone());
+    let mut split = cli_data::load_any(&dataset, data_dir.as_deref(), synthetic, &series_args)?;
+    let n_train = split.train().n();
     if let Some(m) = max_train {
-        if m == 0 || m > split.train.n {
-            bail!("--max-train {m}: must be between 1 and the {} training samples", split.train.n);
+        if m == 0 || m > n_train {
+            bail!("--max-train {m}: must be between 1 and the {n_train} training samples");
         }
-        split.train = split.train.subset(&(0..m).collect::<Vec<_>>());
+        split.subset_train(&(0..m).collect::<Vec<_>>());
     }
     if let Some(v) = validation {
-        if v == 0 || v >= split.train.n {
-            bail!("--validation {v}: must be between 1 and the {} training samples minus one", split.train.n);
+        let n_train = split.train().n();
+        if v == 0 || v >= n_train {
+            bail!("--validation {v}: must be between 1 and the {n_train} training samples minus one");
         }
-        let n = split.train.n - v;
-        split.test = split.train.subset(&(n..split.train.n).collect::<Vec<_>>());
-        split.train = split.train.subset(&(0..n).collect::<Vec<_>>());
+        let n = n_train - v;
+        split.test_from_train(&(n..n_train).collect::<Vec<_>>());
+        split.subset_train(&(0..n).collect::<Vec<_>>());
     }
 
     let anomaly_class = a.anomaly_class.or(previous.as_ref().and_then(|p| p.anomaly_class));
-    let full_test = split.test.clone();
     if let Some(k) = anomaly_class {
-        if k >= split.train.classes {
-            bail!("--anomaly-class {k}: {dataset} has classes 0..{}", split.train.classes - 1);
+        let classes = split.train().classes();
+        if k >= classes {
+            bail!("--anomaly-class {k}: {dataset} has classes 0..{}", classes - 1);
         }
-        let keep = |d: &data::Dataset| (0..d.n).filter(|&i| d.labels[i] as usize != k).collect::<Vec<_>>();
-        split.train = split.train.subset(&keep(&split.train));
-        split.test = split.test.subset(&keep(&split.test));
     }
-    if anomaly_class.is_some() && split.test.n == 0 {
+    // series: standardise with statistics of the windows trained on (the anomaly class left
+    // out), or the resumed run's
+    let mut standardizer = None;
+    if let Loaded::Series(s) = &mut split {
+        let stored = previous.as_ref().and_then(|p| p.standardizer.clone());
+        let mut fit_on = s.clone();
+        if let Some(k) = anomaly_class {
+            fit_on.train = s.train.subset(&(0..s.train.n).filter(|&i| s.train.labels[i] != Some(k as u8)).collect::<Vec<_>>());
+        }
+        let v = cli_data::standardize(&mut fit_on, stored.as_deref())?;
+        cli_data::standardize(s, Some(&v))?;
+        standardizer = Some(v);
+    }
+    let full_test = split.clone();
+    if let Some(k) = anomaly_class {
+        let keep = |d: ssvae::train::TrainData<'_>| (0..d.n()).filter(|&i| d.label(i) != Some(k as u8)).collect::<Vec<_>>();
+        let (tr, te) = (keep(split.train()), keep(split.test()));
+        split.subset_train(&tr);
+        split.subset_test(&te);
+    }
+    if anomaly_class.is_some() && split.test().n() == 0 {
         bail!("--anomaly-class: no normal samples are left to evaluate on (check --validation)");
     }
     let mut cfg = match &previous {
         Some(p) => p.train.clone(),
         None => {
             let (family, kind) = ModelSpec::parse_name(&a.model)?;
-            let t = &split.train;
-            let mut spec = match family {
-                Family::Dense => ModelSpec::dense(kind, t.dim(), t.classes),
-                Family::Cnn => ModelSpec::cnn(kind, [t.height, t.width, t.channels], t.classes),
+            let mut spec = match (family, &split) {
+                (Family::Dense, Loaded::Images(s)) => ModelSpec::dense(kind, s.train.dim(), s.train.classes),
+                (Family::Cnn, Loaded::Images(s)) => ModelSpec::cnn(kind, [s.train.height, s.train.width, s.train.channels], s.train.classes),
+                (Family::Rnn, Loaded::Series(s)) => ModelSpec::rnn(kind, s.train.steps, s.train.channels, s.train.classes),
+                (Family::Rnn, Loaded::Images(_)) => bail!(
+                    "--model {}: a recurrent model takes time series, but --dataset {dataset} holds {}; use --dataset uci-har, synthetic-sensor or csv, or a dense/cnn model",
+                    a.model,
+                    split.train().describe()
+                ),
+                (_, Loaded::Series(_)) => bail!(
+                    "--model {}: dense and CNN models take images, but --dataset {dataset} holds {}; use --model ss-rnn, es-rnn or eu-rnn",
+                    a.model,
+                    split.train().describe()
+                ),
             };
             if let Some(c) = &a.conv {
                 if family != Family::Cnn {
@@ -281,9 +322,10 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
                 bail!("--extra-slots applies to m2-dense and gmdgm-dense, not {}", a.model);
             }
             if spec.sums_over_classes() && (extra > 0 || a.labeled_classes.is_some()) {
-                let all: Vec<usize> = (0..t.classes).collect();
-                spec.class_prior = ssvae::model::semi_unsupervised_prior(t.classes, a.labeled_classes.as_deref().unwrap_or(&all), extra)?;
-                spec.classes = t.classes + extra;
+                let classes = split.train().classes();
+                let all: Vec<usize> = (0..classes).collect();
+                spec.class_prior = ssvae::model::semi_unsupervised_prior(classes, a.labeled_classes.as_deref().unwrap_or(&all), extra)?;
+                spec.classes = classes + extra;
             }
             if let Some(l) = a.logvar_limit {
                 spec.logvar_limit = if l == 0.0 { None } else { Some(l) };
@@ -300,7 +342,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             c.seed = a.seed;
             c.metrics_every = a.metrics_every;
             c.labeled_classes = a.labeled_classes.clone();
-            let lr = a.lr.unwrap_or(5e-4);
+            let lr = a.lr.unwrap_or(if family == Family::Rnn { 1e-3 } else { 5e-4 });
             c.optimizer = match a.optimizer.as_str() {
                 "rmsprop" => Optimizer::rmsprop(lr),
                 "adam" => Optimizer::adam(lr),
@@ -322,7 +364,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     }
     cfg.labels = parse_labels(&a.labels, a.label_fraction, previous.as_ref().map_or(LabelSpec::Count(100), |p| p.train.labels))?;
     if anomaly_class.is_some() && !cfg.model.has_decoder() {
-        bail!("--anomaly-class needs a model with a decoder to score reconstructions (ss-dense or eu-dense), not {}", cfg.model.name());
+        bail!("--anomaly-class needs a model with a decoder to score reconstructions (an ss- or eu- model), not {}", cfg.model.name());
     }
     let add_epochs = a.epochs.unwrap_or(10);
     if add_epochs == 0 {
@@ -330,9 +372,14 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     }
     let labeled = match (&cfg.labeled_classes, cfg.labels) {
         _ if cfg.model.kind == Kind::Eu => Vec::new(),
-        (Some(lc), LabelSpec::Count(n)) if anomaly_class.is_none() => ssvae::train::semi::labeled_subset_in_classes(&split.train.labels, split.train.classes, lc, n, cfg.seed)?,
+        (Some(lc), LabelSpec::Count(n)) if anomaly_class.is_none() => {
+            let Some(labels) = labels_of(split.train()).into_iter().collect::<Option<Vec<u8>>>() else {
+                bail!("--labeled-classes needs a dataset where every training sample has a label");
+            };
+            ssvae::train::semi::labeled_subset_in_classes(&labels, split.train().classes(), lc, n, cfg.seed)?
+        }
         (Some(_), _) => bail!("--labeled-classes needs --labels N (a count) and no --anomaly-class"),
-        (None, _) => labeled_indices(cfg.labels, &split, cfg.seed, anomaly_class)?,
+        (None, _) => labeled_indices(cfg.labels, &labels_of(split.train()), split.train().classes(), cfg.seed, anomaly_class)?,
     };
     let out = a.out.clone().or(a.resume.clone()).unwrap_or_else(|| {
         let l = match cfg.labels {
@@ -352,7 +399,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     }
     std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
 
-    let mut trainer = Trainer::new(be, cfg.clone(), &split.train, Some(&split.test), labeled.clone())?;
+    let mut trainer = Trainer::with_data(be, cfg.clone(), split.train(), Some(split.test()), labeled.clone())?;
     if let (Some(dir), Some(p)) = (&a.resume, &previous) {
         trainer.load(be, dir)?;
         trainer.step = p.steps_done;
@@ -368,8 +415,8 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             "training {} on {} ({} train / {} test, {} labeled) with {} on {}; output {}",
             cfg.model.name(),
             dataset,
-            split.train.n,
-            split.test.n,
+            split.train().n(),
+            split.test().n(),
             if cfg.model.kind == Kind::Eu { 0 } else { labeled.len() },
             match cfg.optimizer {
                 Optimizer::RmsProp { lr, .. } => format!("RMSprop lr {lr}"),
@@ -427,6 +474,8 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             synthetic,
             data_dir: data_dir.clone(),
             anomaly_class,
+            series: series_args.clone(),
+            standardizer: standardizer.clone(),
         };
         checkpoint::save_json(&out.join(CONFIG_FILE), &run)?;
         let line = serde_json::json!({
@@ -455,13 +504,17 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     bar.finish_and_clear();
     let mut auc = None;
     if let Some(k) = anomaly_class {
-        let scorer = Scorer::new(be, &cfg.model, &trainer.store, &full_test.pixels, cfg.eval_batch)?;
+        let test = full_test.test();
+        let scorer = Scorer::with_data(be, &cfg.model, &trainer.store, test, cfg.eval_batch)?;
         let (scores, _) = scorer.run(be, a.score_samples, cfg.seed)?;
-        let positive: Vec<bool> = full_test.labels.iter().map(|&y| y as usize == k).collect();
-        auc = ssvae::eval::roc_auc(&scores, &positive);
+        // unlabeled test windows are neither anomalous nor normal: scored, not in the AUC
+        let known: Vec<usize> = (0..test.n()).filter(|&i| test.label(i).is_some()).collect();
+        let positive: Vec<bool> = (0..test.n()).map(|i| test.label(i) == Some(k as u8)).collect();
+        auc = ssvae::eval::roc_auc(&known.iter().map(|&i| scores[i]).collect::<Vec<_>>(), &known.iter().map(|&i| positive[i]).collect::<Vec<_>>());
         let mut csv = String::from("index,label,anomalous,score\n");
         for (i, s) in scores.iter().enumerate() {
-            csv += &format!("{i},{},{},{s}\n", full_test.labels[i], positive[i] as u8);
+            let label = test.label(i).map_or(String::new(), |l| l.to_string());
+            csv += &format!("{i},{label},{},{s}\n", positive[i] as u8);
         }
         checkpoint::write_atomic(&out.join("anomaly_scores.csv"), csv.as_bytes())?;
         if !quiet {
@@ -471,7 +524,10 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     // cluster-and-label for semi-unsupervised runs and every M2 / GM-DGM
     let cluster = if cfg.model.has_classifier() && (cfg.labeled_classes.is_some() || cfg.model.sums_over_classes()) {
         let lc = cfg.labeled_classes.clone().unwrap_or_default();
-        let c = ssvae::train::semi::cluster_scores(be, &cfg.model, &trainer.store, &split.train, &split.test, &lc, cfg.eval_batch, cfg.seed)?;
+        let crate::cli_data::Loaded::Images(images) = &split else {
+            bail!("cluster-and-label scoring (--labeled-classes, m2-dense, gmdgm-dense) needs an image dataset");
+        };
+        let c = ssvae::train::semi::cluster_scores(be, &cfg.model, &trainer.store, &images.train, &images.test, &lc, cfg.eval_batch, cfg.seed)?;
         if !quiet {
             eprintln!("cluster-and-label: accuracy {:.4}, labeled classes {}, unlabeled classes {}", c.accuracy, fmt_opt(c.labeled_class_accuracy), fmt_opt(c.unlabeled_class_accuracy));
         }

@@ -1,5 +1,6 @@
 //! The `ssvae` command line. Library errors are typed; `anyhow` adds context here only.
 
+mod cli_data;
 mod cli_eval;
 mod cli_train;
 mod reproduce;
@@ -206,6 +207,7 @@ fn run(cli: Cli) -> Result<()> {
             let paper = match family {
                 ssvae::model::Family::Dense => ssvae::model::ModelSpec::dense(kind, 784, 10),
                 ssvae::model::Family::Cnn => ssvae::model::ModelSpec::cnn(kind, [28, 28, 1], 10),
+                ssvae::model::Family::Rnn => bail!("bench train: --model {model}: the benchmark times image models (dense, cnn); time an RNN with `ssvae train` (its epoch seconds)"),
             };
             let mut cases: Vec<(usize, ssvae::model::ModelSpec)> = batch_sizes.iter().map(|&b| (b, paper.clone())).collect();
             // width scaling: the dense model only (the CNN's cost is in its convolutions)

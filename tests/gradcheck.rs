@@ -12,7 +12,7 @@
 //!
 //! Acceptance, per element: |g_num - g_ana| <= atol + rtol * max(|g_num|, |g_ana|).
 //!
-//! Step sizes and tolerances (see the `Tol` constants below):
+//! Step sizes and tolerances (see `Tol` in tests/common/fd.rs):
 //! * The error of a central difference is truncation h^2 |L'''| / 6 plus round-off
 //!   ~ ulp(L) / h, where ulp(L) is the f32 rounding of the kernel outputs that change with x_i
 //!   (a per-row loss, one activation, one GEMM row). h = 1e-2 balances the two for every
@@ -40,7 +40,7 @@ use ssvae::{Backend, DType, Kernels};
 
 type Be = CpuBackend;
 
-use common::fd::{fd_check, numeric_grad, Report, Tol, TOL};
+use common::fd::{fd_check, numeric_grad, Report, TOL};
 
 // ---------------------------------------------------------------------------------------------
 // Backend helpers

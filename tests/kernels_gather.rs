@@ -1,4 +1,4 @@
-//! gather_rows_u8, label_mix and label_mix_backward: GPU vs CPU twin (exact: no arithmetic
+//! gather_rows_u8, gather_rows_f32, label_mix and label_mix_backward: GPU vs CPU twin (exact: no arithmetic
 //! beyond /255), and hand-computed cases on the CPU.
 mod common;
 
@@ -19,6 +19,37 @@ fn gather<B: Backend>(be: &B, src_rows: usize, cols: usize, bytes: &[u8], idx: &
     let out = be.alloc(idx.len() * cols, DType::F32).unwrap();
     be.launch(Op::GatherRowsU8 { rows: idx.len(), cols, src_rows }, &[&data, &ib, &out]).unwrap();
     be.read_f32(&out).unwrap()
+}
+
+fn gather_f32<B: Backend>(be: &B, src_rows: usize, cols: usize, values: &[f32], idx: &[u32]) -> Vec<f32> {
+    let data = be.upload_f32(values).unwrap();
+    let ib = be.upload_u32(idx).unwrap();
+    let out = be.alloc(idx.len() * cols, DType::F32).unwrap();
+    be.launch(Op::GatherRowsF32 { rows: idx.len(), cols, src_rows }, &[&data, &ib, &out]).unwrap();
+    be.read_f32(&out).unwrap()
+}
+
+#[test]
+fn gather_rows_f32_hand_computed() {
+    let cpu = cpu();
+    let values = [0.5f32, -1.0, 2.0, 3.0, -4.5, 6.25];
+    let out = gather_f32(&cpu, 3, 2, &values, &[2, 0, 3, 2]);
+    assert_close("gather f32", &out, &[-4.5, 6.25, 0.5, -1.0, 0.0, 0.0, -4.5, 6.25], 0.0, 0.0);
+}
+
+#[test]
+fn gather_rows_f32_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = cpu();
+    let mut r = rng(4);
+    // (src_rows, cols, rows): UCI-HAR's 128 x 6 windows among them
+    for &(src_rows, cols, rows) in &[(1, 1, 1), (5, 3, 7), (37, 29, 64), (300, 768, 129)] {
+        let values = uniform(&mut r, src_rows * cols, -5.0, 5.0);
+        let idx: Vec<u32> = (0..rows).map(|_| r.random_range(0..src_rows as u32 + 1)).collect();
+        let want = gather_f32(&cpu, src_rows, cols, &values, &idx);
+        let got = gather_f32(gpu, src_rows, cols, &values, &idx);
+        assert_close(&format!("gather f32 {src_rows}x{cols} -> {rows}"), &got, &want, 0.0, 0.0);
+    }
 }
 
 fn mix<B: Backend>(be: &B, backward: bool, rows: usize, classes: usize, pi: &[f32], labels: &[u32]) -> Vec<f32> {

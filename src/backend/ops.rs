@@ -233,6 +233,9 @@ pub enum Op {
     /// out[r, :] = data[idx[r], :] / 255 from a u8 matrix packed 4 bytes per u32 word
     /// (`src_rows` x `cols` bytes); an index >= src_rows gives a zero row.
     GatherRowsU8 { rows: usize, cols: usize, src_rows: usize },
+    /// out[r, :] = data[idx[r], :] from a resident f32 dataset (`src_rows` x `cols`); an index
+    /// `>= src_rows` gives a row of zeros (as `GatherRowsU8`).
+    GatherRowsF32 { rows: usize, cols: usize, src_rows: usize },
     /// out[r] = one_hot(labels[r]) where the row is labeled (label < classes), else pi[r].
     LabelMix { rows: usize, classes: usize },
     /// dpi[r] = 0 where the row is labeled, else dout[r] (the adjoint of `LabelMix`).
@@ -344,6 +347,7 @@ impl Op {
             Op::ConcatCols { .. } => "concat_cols",
             Op::SplitCols { .. } => "split_cols",
             Op::GatherRowsU8 { .. } => "gather_rows_u8",
+            Op::GatherRowsF32 { .. } => "gather_rows_f32",
             Op::LabelMix { .. } => "label_mix",
             Op::LabelMixBackward { .. } => "label_mix_backward",
             Op::ColSum { .. } => "col_sum",
@@ -406,6 +410,9 @@ impl Op {
             ],
             Op::GatherRowsU8 { rows, cols, src_rows } => {
                 vec![u("data", (src_rows * cols).div_ceil(4), R), u("idx", rows, R), f("out", rows * cols, W)]
+            }
+            Op::GatherRowsF32 { rows, cols, src_rows } => {
+                vec![f("data", src_rows * cols, R), u("idx", rows, R), f("out", rows * cols, W)]
             }
             Op::LabelMix { rows, classes } => {
                 vec![f("pi", rows * classes, R), u("labels", rows, R), f("out", rows * classes, W)]
@@ -615,7 +622,7 @@ impl Op {
             Op::ConcatCols { rows, cols_a, cols_b } | Op::SplitCols { rows, cols_a, cols_b } => {
                 vec![("rows", rows), ("cols_a", cols_a), ("cols_b", cols_b)]
             }
-            Op::GatherRowsU8 { rows, cols, src_rows } => vec![("rows", rows), ("cols", cols), ("src_rows", src_rows)],
+            Op::GatherRowsU8 { rows, cols, src_rows } | Op::GatherRowsF32 { rows, cols, src_rows } => vec![("rows", rows), ("cols", cols), ("src_rows", src_rows)],
             Op::LabelMix { rows, classes } | Op::LabelMixBackward { rows, classes } => vec![("rows", rows), ("classes", classes)],
             Op::ColSum { rows, cols, .. }
             | Op::SoftmaxRows { rows, cols }

@@ -6,7 +6,9 @@
 //! over L draws of z ~ q(z|x) (the Bernoulli NLL summed over pixels, i.e. in nats per sample,
 //! whatever loss normalisation was used in training). SS models feed the decoder their own
 //! predicted pi, also when trained with `--decoder-input true-label`, since a new point has no
-//! label.
+//! label. For the recurrent models the NLL is the per-step Gaussian's, summed over steps and
+//! channels (in standardised units), and the class probabilities are pooled per window
+//! ([`crate::model::window_probs`]).
 
 pub mod cluster;
 pub mod disentangle;
@@ -21,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::graph::exec::{compile, CompileOptions, ParamStore, Program};
 use crate::graph::TensorId;
 use crate::model::{build_mode, ModelSpec};
-use crate::train::pack_u8;
+use crate::train::{pack_u8, TrainData};
 
 /// Default number of z draws per anomaly score.
 pub const DEFAULT_SCORE_SAMPLES: usize = 10;
@@ -88,6 +90,8 @@ pub struct Scorer<B: Backend> {
     batch: usize,
     n: usize,
     dim: usize,
+    label_repeat: usize,
+    classes: usize,
 }
 
 impl<B: Backend> Scorer<B> {
@@ -101,6 +105,19 @@ impl<B: Backend> Scorer<B> {
             return Err(Error::Invalid(format!("input has {} values, not a whole number of samples of {dim} features", pixels.len())));
         }
         let n = pixels.len() / dim;
+        Self::resident(be, spec, store, be.upload_u32(&pack_u8(pixels))?, n, batch)
+    }
+
+    /// Scores image or series data (the model family must match it).
+    pub fn with_data(be: &B, spec: &ModelSpec, store: &ParamStore<B>, data: TrainData<'_>, batch: usize) -> Result<Self> {
+        if !spec.has_decoder() {
+            return Err(Error::Invalid(format!("{} has no decoder, so it cannot score anomalies (use an ss- or eu- model)", spec.name())));
+        }
+        data.check(spec)?;
+        Self::resident(be, spec, store, data.upload(be)?, data.n(), batch)
+    }
+
+    fn resident(be: &B, spec: &ModelSpec, store: &ParamStore<B>, resident: B::Buf, n: usize, batch: usize) -> Result<Self> {
         let batch = batch.min(n).max(1);
         let (graph, handles) = build_mode(spec, batch, n, false)?;
         let rec_row = graph.find("rec.per_row").ok_or_else(|| Error::Invalid("model has no reconstruction loss".into()))?;
@@ -108,9 +125,9 @@ impl<B: Backend> Scorer<B> {
         keep.extend(handles.pi);
         keep.extend(handles.mu);
         keep.sort();
-        let opts = CompileOptions { keep, bind: [("data".to_string(), be.upload_u32(&pack_u8(pixels))?)].into(), ..Default::default() };
+        let opts = CompileOptions { keep, bind: [("data".to_string(), resident)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
-        Ok(Scorer { program, rec_row, pi: handles.pi, mu: handles.mu, batch, n, dim })
+        Ok(Scorer { program, rec_row, pi: handles.pi, mu: handles.mu, batch, n, dim: spec.input_dim, label_repeat: handles.label_repeat, classes: spec.classes })
     }
 
     /// Anomaly score per sample (mean over `samples` draws of z) and, for classifiers, the
@@ -125,7 +142,7 @@ impl<B: Backend> Scorer<B> {
             let rows = (self.n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
             be.write_u32(self.program.input("idx")?, &idx)?;
-            be.write_u32(self.program.input("labels")?, &vec![UNLABELED; self.batch])?;
+            be.write_u32(self.program.input("labels")?, &vec![UNLABELED; self.batch * self.label_repeat])?;
             for l in 0..samples {
                 let step = (chunk * samples + l) as u32;
                 be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xA70A_11E5, step))?;
@@ -139,8 +156,8 @@ impl<B: Backend> Scorer<B> {
                 }
                 if l == 0 {
                     if let (Some(t), Some(p)) = (self.pi, probs.as_mut()) {
-                        let v = self.program.read(be, t)?;
-                        let classes = v.len() / self.batch;
+                        let v = crate::model::window_probs(&self.program.read(be, t)?, self.label_repeat, self.classes);
+                        let classes = self.classes;
                         p.extend_from_slice(&v[..rows * classes]);
                     }
                 }
@@ -158,9 +175,10 @@ impl<B: Backend> Scorer<B> {
             let rows = (self.n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
             be.write_u32(self.program.input("idx")?, &idx)?;
-            be.write_u32(self.program.input("labels")?, &vec![UNLABELED; self.batch])?;
+            be.write_u32(self.program.input("labels")?, &vec![UNLABELED; self.batch * self.label_repeat])?;
             be.write_u32(self.program.input("counter")?, &crate::rng::counter(0, 0))?;
             self.program.run(be)?;
+            // per-step latents (RNN): one row of steps x latent per window
             let v = self.program.read(be, mu)?;
             let latent = v.len() / self.batch;
             out.extend_from_slice(&v[..rows * latent]);

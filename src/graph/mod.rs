@@ -14,7 +14,11 @@
 //! Keras' flatten semantics (its weight takes all trailing features of a row);
 //! [`Graph::time_distributed_dense`] and [`Graph::lstm`] use the last axis only. Per-row losses
 //! on a [batch, steps, features] tensor sum over steps and features (one value per sequence).
+//! [`Graph::softmax`] and [`Graph::concat`] also act on the last axis (for 2-D tensors that is
+//! the row-wise behaviour), so per-step class probabilities and the per-step decoder input
+//! concat(z_t, pi_t) need no reshape either.
 
+mod autodiff;
 mod cnn;
 pub mod exec;
 mod mixture;
@@ -23,6 +27,7 @@ mod recurrent;
 pub use cnn::{Hwc, BN_EPS, BN_MOMENTUM};
 
 use crate::backend::{Act, Conv2d, DType, Gemm, Op};
+use autodiff::{Autodiff, Grad};
 
 pub type TensorId = usize;
 
@@ -85,9 +90,9 @@ pub enum GOp {
     /// [x (rows x in), w (in x out), b (out)] -> [y = act(x w + b)]; without b when the
     /// layer has no bias
     Linear { act: Act },
-    /// [a, b] -> [c = [a, b]] along features
+    /// [a, b] -> [c = [a, b]] along the last axis
     Concat,
-    /// [x] -> [softmax(x)] row-wise
+    /// [x] -> [softmax(x)] over the last axis
     Softmax,
     /// [counter, mu, logvar] -> [z, eps]
     Reparam { stream: u32 },
@@ -95,6 +100,8 @@ pub enum GOp {
     LabelMix,
     /// [data (u8 packed), idx] -> [x / 255]
     GatherU8 { src_rows: usize },
+    /// [data (f32), idx] -> [x]: rows of a resident f32 dataset, e.g. sensor windows
+    GatherF32 { src_rows: usize },
     /// [x] -> [y = limit * tanh(x / limit), u = x / limit, t = tanh(u)]: a smooth bound on a
     /// value that enters exp(), e.g. a log-variance (identity near 0, |y| < limit).
     SoftClamp { limit: f32 },
@@ -162,6 +169,12 @@ pub struct Graph {
 pub struct Launch {
     pub op: Op,
     pub args: Vec<Option<TensorId>>,
+}
+
+/// (rows, last axis): the view of ops that act on the last axis (softmax, concat).
+pub(crate) fn last_axis(shape: &[usize]) -> (usize, usize) {
+    let cols = shape.last().copied().unwrap_or(1).max(1);
+    (shape.iter().product::<usize>() / cols, cols)
 }
 
 pub(crate) fn rows_cols(shape: &[usize]) -> (usize, usize) {
@@ -246,10 +259,15 @@ impl Graph {
         self.linear(name, x, w, b, act)
     }
 
+    /// [a, b] along the last axis; both must have the same number of rows (product of the
+    /// leading axes), the result takes a's leading axes.
     pub fn concat(&mut self, name: &str, a: TensorId, b: TensorId) -> TensorId {
-        let (rows, ca) = rows_cols(self.shape(a));
-        let (_, cb) = rows_cols(self.shape(b));
-        let c = self.temp(name.into(), &[rows, ca + cb], DType::F32);
+        let (rows, ca) = last_axis(self.shape(a));
+        let (rows_b, cb) = last_axis(self.shape(b));
+        assert_eq!(rows, rows_b, "concat '{name}': {:?} and {:?} have different numbers of rows", self.shape(a), self.shape(b));
+        let sa = self.shape(a);
+        let shape = [&sa[..sa.len() - 1], &[ca + cb]].concat();
+        let c = self.temp(name.into(), &shape, DType::F32);
         self.push(GOp::Concat, vec![a, b], vec![c]);
         c
     }
@@ -285,6 +303,15 @@ impl Graph {
         let t = self.temp(format!("{name}.tanh"), &shape, DType::F32);
         self.push(GOp::SoftClamp { limit }, vec![x], vec![y, u, t]);
         y
+    }
+
+    /// Rows of a resident f32 dataset (`src_rows` rows of `row_shape` values) picked by
+    /// `idx`: [idx.len(), row_shape...], e.g. [batch, steps, channels] for sensor windows.
+    pub fn gather_f32(&mut self, name: &str, data: TensorId, idx: TensorId, src_rows: usize, row_shape: &[usize]) -> TensorId {
+        let rows = self.shape(idx)[0];
+        let x = self.temp(name.into(), &[&[rows], row_shape].concat(), DType::F32);
+        self.push(GOp::GatherF32 { src_rows }, vec![data, idx], vec![x]);
+        x
     }
 
     /// Rows of a resident u8 dataset (`src_rows` x `cols`) picked by `idx`, scaled to [0, 1].
@@ -345,11 +372,18 @@ impl Graph {
                     let sh = &self.tensors[o[0]].shape;
                     Op::LstmForward { batch: sh[0], steps: sh[1], hidden: sh[2] }
                 }
-                GOp::Concat => Op::ConcatCols { rows: s(i[0]).0, cols_a: s(i[0]).1, cols_b: s(i[1]).1 },
-                GOp::Softmax => Op::SoftmaxRows { rows: s(i[0]).0, cols: s(i[0]).1 },
+                GOp::Concat => {
+                    let (la, lb) = (last_axis(&self.tensors[i[0]].shape), last_axis(&self.tensors[i[1]].shape));
+                    Op::ConcatCols { rows: la.0, cols_a: la.1, cols_b: lb.1 }
+                }
+                GOp::Softmax => {
+                    let (rows, cols) = last_axis(&self.tensors[i[0]].shape);
+                    Op::SoftmaxRows { rows, cols }
+                }
                 GOp::Reparam { stream } => Op::Reparam { n: self.tensors[i[1]].len(), stream },
                 GOp::LabelMix => Op::LabelMix { rows: s(i[0]).0, classes: s(i[0]).1 },
                 GOp::GatherU8 { src_rows } => Op::GatherRowsU8 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
+                GOp::GatherF32 { src_rows } => Op::GatherRowsF32 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
                 GOp::Bce { scale } => Op::BceLogits { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Kl { scale } => Op::Kl { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Ce { scale } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale },
@@ -463,10 +497,11 @@ impl Graph {
                 }
                 GOp::Concat => {
                     let Some(dc) = ad.grad_of(o[0]) else { continue };
-                    let (rows, ca) = rows_cols(&self.tensors[i[0]].shape);
-                    let cb = rows_cols(&self.tensors[i[1]].shape).1;
-                    let da = self.temp(format!("{}.grad_a", self.tensors[o[0]].name), &[rows, ca], DType::F32);
-                    let db = self.temp(format!("{}.grad_b", self.tensors[o[0]].name), &[rows, cb], DType::F32);
+                    let (rows, ca) = last_axis(&self.tensors[i[0]].shape);
+                    let cb = last_axis(&self.tensors[i[1]].shape).1;
+                    let (sa, sb) = (self.tensors[i[0]].shape.clone(), self.tensors[i[1]].shape.clone());
+                    let da = self.temp(format!("{}.grad_a", self.tensors[o[0]].name), &sa, DType::F32);
+                    let db = self.temp(format!("{}.grad_b", self.tensors[o[0]].name), &sb, DType::F32);
                     ad.grad.resize(self.tensors.len(), None);
                     ad.launches.push(Launch { op: Op::SplitCols { rows, cols_a: ca, cols_b: cb }, args: vec![Some(dc), Some(da), Some(db)] });
                     if need[i[0]] {
@@ -481,8 +516,9 @@ impl Graph {
                     if !need[i[0]] {
                         continue;
                     }
-                    let (rows, cols) = rows_cols(&self.tensors[i[0]].shape);
-                    let dx = self.temp(format!("{}.grad_in", self.tensors[o[0]].name), &[rows, cols], DType::F32);
+                    let (rows, cols) = last_axis(&self.tensors[i[0]].shape);
+                    let shape = self.tensors[i[0]].shape.clone();
+                    let dx = self.temp(format!("{}.grad_in", self.tensors[o[0]].name), &shape, DType::F32);
                     ad.grad.resize(self.tensors.len(), None);
                     ad.launches.push(Launch { op: Op::SoftmaxBackward { rows, cols }, args: vec![Some(o[0]), Some(dy), Some(dx)] });
                     ad.contribute(self, i[0], dx);
@@ -556,62 +592,9 @@ impl Graph {
                         }
                     }
                 }
-                GOp::GatherU8 { .. } | GOp::Fill { .. } => {}
+                GOp::GatherU8 { .. } | GOp::GatherF32 { .. } | GOp::Fill { .. } => {}
             }
         }
         (ad.launches, param_grads)
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Grad {
-    t: TensorId,
-    /// Whether this step's kernels have written it yet (else the next write overwrites).
-    written: bool,
-}
-
-struct Autodiff {
-    grad: Vec<Option<Grad>>,
-    launches: Vec<Launch>,
-}
-
-impl Autodiff {
-    fn grad_of(&self, t: TensorId) -> Option<TensorId> {
-        self.grad[t].filter(|g| g.written).map(|g| g.t)
-    }
-
-    /// Where a kernel should write the gradient of `t`, and whether it must accumulate.
-    fn target(&mut self, g: &mut Graph, t: TensorId) -> (TensorId, bool) {
-        self.grad.resize(g.tensors.len(), None);
-        match self.grad[t] {
-            Some(gr) => {
-                self.grad[t] = Some(Grad { t: gr.t, written: true });
-                (gr.t, gr.written)
-            }
-            None => {
-                let shape = g.tensors[t].shape.clone();
-                let name = format!("{}.grad", g.tensors[t].name);
-                let gt = g.temp(name, &shape, DType::F32);
-                self.grad.resize(g.tensors.len(), None);
-                self.grad[t] = Some(Grad { t: gt, written: true });
-                (gt, false)
-            }
-        }
-    }
-
-    /// Adds the tensor `c` (already computed) to the gradient of `t`: the first contribution
-    /// to a non-parameter simply becomes its gradient (no copy); later ones are added.
-    fn contribute(&mut self, g: &mut Graph, t: TensorId, c: TensorId) {
-        self.grad.resize(g.tensors.len(), None);
-        let n = g.tensors[t].len();
-        match self.grad[t] {
-            None => self.grad[t] = Some(Grad { t: c, written: true }),
-            Some(gr) if !gr.written => {
-                // a parameter's gradient buffer, not yet written this step
-                self.launches.push(Launch { op: Op::Scale { n, alpha: 1.0 }, args: vec![Some(c), Some(gr.t)] });
-                self.grad[t] = Some(Grad { t: gr.t, written: true });
-            }
-            Some(gr) => self.launches.push(Launch { op: Op::Axpy { n, alpha: 1.0 }, args: vec![Some(c), Some(gr.t)] }),
-        }
     }
 }

@@ -21,6 +21,19 @@ impl Graph {
         self.linear(name, x, w, b, act)
     }
 
+    /// As [`Graph::time_distributed_dense`], with the result viewed as [batch * steps, out]:
+    /// one row per (window, step), the shape per-step heads need to feed row-wise kernels
+    /// (softmax cross-entropy with one label per step, label mixing) without a reshape op.
+    pub fn per_step_dense(&mut self, name: &str, x: TensorId, out: usize, act: Act) -> TensorId {
+        let inp = *self.shape(x).last().expect("a tensor has at least one axis");
+        let rows = self.tensors[x].len() / inp;
+        let w = self.param(&format!("{name}.weight"), &[inp, out], Init::GlorotUniform { fan_in: inp, fan_out: out });
+        let b = self.param(&format!("{name}.bias"), &[out], Init::Zeros);
+        let y = self.temp(name.into(), &[rows, out], DType::F32);
+        self.push(GOp::Linear { act }, vec![x, w, b], vec![y]);
+        y
+    }
+
     /// An LSTM over x [batch, steps, in] from a zero state, returning h for every step
     /// [batch, steps, hidden]. Parameters: `{name}.w_ih` [in, 4H] (Glorot), `{name}.w_hh`
     /// [H, 4H] (orthogonal), `{name}.bias` [4H] (forget gate 1, others 0), gate order i, f, g, o.

@@ -1,12 +1,14 @@
 //! Model specifications and the graphs they build.
 //!
-//! `ModelSpec` = family (Dense, CNN; RNN in its own issue) x kind (SS, ES, EU). The defaults
+//! `ModelSpec` = family (Dense, CNN, RNN) x kind (SS, ES, EU). The defaults
 //! are the paper's (appendix A). Dense (Table 13): encoder 784-1024-1024, heads mu(2),
 //! logvar(2), pi(10, softmax), decoder fed concat(z, pi), 1024-1024-784 with a Bernoulli
 //! (sigmoid) likelihood. CNN (Table 14, see `cnn`): three 3x3 convolutions (64 channels,
 //! strides 1, 1, 2) each with batch norm + relu, dense 512 + batch norm + relu + dropout 0.5,
 //! the same heads; decoder dense to the last feature map + batch norm + relu + dropout,
 //! transposed convolutions mirroring the encoder, a 1x1 transposed convolution to the image.
+//! RNN (Table 15, see `rnn` for the per-step decisions): time-distributed dense, LSTM,
+//! time-distributed dense, per-step heads; decoder mirrored with a per-step Gaussian output.
 //!
 //! A graph is built in training mode (batch statistics, dropout on) or inference mode
 //! (running statistics, no dropout) for evaluation, scoring and generation.
@@ -27,8 +29,10 @@ use crate::graph::{Graph, TensorId};
 
 mod cnn;
 mod m2;
+mod rnn;
 
 pub use m2::semi_unsupervised_prior;
+pub use rnn::window_probs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +54,7 @@ pub enum Kind {
 pub enum Family {
     Dense,
     Cnn,
+    Rnn,
 }
 
 /// One convolution of a CNN encoder (the decoder mirrors it with a transposed convolution).
@@ -106,6 +111,10 @@ pub struct ModelSpec {
     /// [`semi_unsupervised_prior`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub class_prior: Vec<f32>,
+    /// Window shape (steps, channels) for the RNN family; `hidden` then gives the widths of
+    /// the time-distributed dense layer, the LSTM and the second dense layer (decoder mirrored).
+    #[serde(default)]
+    pub series_shape: Option<[usize; 2]>,
 }
 
 fn default_logvar_limit() -> Option<f32> {
@@ -133,6 +142,23 @@ impl ModelSpec {
             conv: Vec::new(),
             dropout: 0.0,
             class_prior: Vec::new(),
+            series_shape: None,
+        }
+    }
+
+    /// The paper's recurrent model of this kind (Table 15) for windows of `steps` x `channels`:
+    /// hidden = [40 (dense), 40 (LSTM), 30 (dense)].
+    pub fn rnn(kind: Kind, steps: usize, channels: usize, classes: usize) -> Self {
+        ModelSpec { family: Family::Rnn, hidden: vec![40, 40, 30], series_shape: Some([steps, channels]), ..Self::dense(kind, steps * channels, classes) }
+    }
+
+    /// What input the family takes, for error messages: "images of 28x28x1", "series windows
+    /// of 128 steps x 6 channels", "784 features".
+    pub fn input_description(&self) -> String {
+        match (self.family, self.input_shape, self.series_shape) {
+            (Family::Rnn, _, Some([t, c])) => format!("series windows of {t} steps x {c} channels"),
+            (Family::Cnn, Some([h, w, c]), _) => format!("images of {h}x{w}x{c}"),
+            _ => format!("samples of {} features (images, flattened)", self.input_dim),
         }
     }
 
@@ -161,6 +187,7 @@ impl ModelSpec {
         let f = match self.family {
             Family::Dense => "dense",
             Family::Cnn => "cnn",
+            Family::Rnn => "rnn",
         };
         format!("{k}-{f}")
     }
@@ -179,6 +206,7 @@ impl ModelSpec {
         let family = match f {
             "dense" => Family::Dense,
             "cnn" => Family::Cnn,
+            "rnn" => Family::Rnn,
             _ => return Err(unknown_model(name)),
         };
         Ok((family, kind))
@@ -208,6 +236,20 @@ impl ModelSpec {
             }
             if self.conv.is_empty() || self.conv.iter().any(|c| c.channels == 0) {
                 return Err(Error::Invalid(format!("--conv: a CNN needs at least one convolution with at least one channel (got {:?})", self.conv)));
+            }
+        }
+        if self.family == Family::Rnn {
+            let Some([t, c]) = self.series_shape else {
+                return Err(Error::Invalid("an RNN needs the window shape (steps, channels)".into()));
+            };
+            if t == 0 || c == 0 || t * c != self.input_dim {
+                return Err(Error::Invalid(format!("window shape {t} steps x {c} channels does not match {} input values", self.input_dim)));
+            }
+            if self.hidden.len() != 3 {
+                return Err(Error::Invalid(format!(
+                    "--hidden: an RNN takes three widths, dense,lstm,dense (the paper's 40,40,30), got {:?}",
+                    self.hidden
+                )));
             }
         }
         if !(0.0..1.0).contains(&self.dropout) {
@@ -255,7 +297,7 @@ impl ModelSpec {
 pub const DEFAULT_ALPHA: f32 = 100.0;
 
 fn unknown_model(name: &str) -> Error {
-    Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense, eu-dense, ss-cnn, es-cnn, eu-cnn, m2-dense or gmdgm-dense"))
+    Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense, eu-dense, ss-cnn, es-cnn, eu-cnn, ss-rnn, es-rnn, eu-rnn, m2-dense or gmdgm-dense"))
 }
 
 /// Named tensors of a built graph.
@@ -272,8 +314,21 @@ pub struct Handles {
     pub pi: Option<TensorId>,
     /// Posterior mean (SS, EU).
     pub mu: Option<TensorId>,
-    /// Decoder output logits (SS, EU).
+    /// Decoder output logits (SS, EU); for the RNN the Gaussian means.
     pub recon_logits: Option<TensorId>,
+    /// The "labels" input holds this many entries per row: 1, or the window's steps for the
+    /// RNN's per-step heads (see [`Handles::expand_labels`]).
+    pub label_repeat: usize,
+}
+
+impl Handles {
+    /// The "labels" input for one label per batch row: each repeated `label_repeat` times.
+    pub fn expand_labels(&self, labels: &[u32]) -> Vec<u32> {
+        if self.label_repeat == 1 {
+            return labels.to_vec();
+        }
+        labels.iter().flat_map(|&l| std::iter::repeat_n(l, self.label_repeat)).collect()
+    }
 }
 
 /// Builds the training-step graph (forward with all losses) for a batch of `batch` rows of a
@@ -286,6 +341,9 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize) -> Result<(Graph, 
 /// statistics, no dropout: evaluation and scoring).
 pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: bool) -> Result<(Graph, Handles)> {
     spec.validate()?;
+    if spec.family == Family::Rnn {
+        return rnn::build(spec, batch, src_rows, training);
+    }
     let mut g = Graph::new();
     let d = spec.input_dim;
     let data = g.input("data", &[(src_rows * d).div_ceil(4)], DType::U32);
@@ -307,6 +365,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
             h
         }
         Family::Cnn => cnn::encoder(&mut g, spec, x, counter, training)?,
+        Family::Rnn => unreachable!("built by rnn::build"),
     };
     let rows_scale = 1.0 / batch as f32;
     let mut pi = None;
@@ -344,7 +403,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         mu = Some(m);
         recon_logits = Some(out);
     }
-    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits }))
+    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits, label_repeat: 1 }))
 }
 
 /// The decoder from its input (z, or concat(z, pi)) to the output logits (batch x features).
@@ -359,5 +418,9 @@ pub fn decoder(g: &mut Graph, spec: &ModelSpec, dec_in: TensorId, counter: Optio
             Ok(g.dense("out", dh, spec.input_dim, Act::Identity))
         }
         Family::Cnn => cnn::decoder(g, spec, dec_in, counter, training),
+        Family::Rnn => Err(Error::Invalid(format!(
+            "{}: generating from a recurrent model is not supported (sample grids are for image models)",
+            spec.name()
+        ))),
     }
 }

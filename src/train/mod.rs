@@ -4,10 +4,14 @@
 //! evaluator for the test split, all on one backend. A step writes the batch's indices,
 //! labels and RNG counter (a few hundred bytes), then runs the whole compiled step as one
 //! submission. Losses accumulate on the device and are read back every `metrics_every` steps,
-//! which is also when divergence (a non-finite loss) is detected.
+//! which is also when divergence (a non-finite loss) is detected. Image and series data go
+//! through the same code via [`TrainData`].
 
 pub mod checkpoint;
 pub mod semi;
+mod data;
+
+pub use data::TrainData;
 
 use std::path::Path;
 
@@ -116,17 +120,7 @@ pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
 /// The dataset resident on the device at one byte per value, with an error that says what to
 /// do when it does not fit one binding.
 pub fn upload_dataset<B: Backend>(be: &B, data: &Dataset) -> Result<B::Buf> {
-    be.upload_u32(&pack_u8(&data.pixels)).map_err(|e| match e {
-        Error::BufferTooLarge { limit, adapter, .. } => Error::Invalid(format!(
-            "dataset '{}' ({} samples x {} bytes = {:.0} MiB) does not fit the adapter's {:.0} MiB per buffer ({adapter}); train on fewer samples (--max-train) or use --backend cpu",
-            data.name,
-            data.n,
-            data.dim(),
-            data.pixels.len() as f64 / 1048576.0,
-            limit as f64 / 1048576.0
-        )),
-        e => e,
-    })
+    TrainData::Images(data).upload(be)
 }
 
 /// Evaluates a model on one dataset split (forward only, batches of `batch`).
@@ -139,44 +133,57 @@ pub struct Evaluator<B: Backend> {
     /// Width of pi: the classes, or more slots for a semi-unsupervised GM-DGM (then accuracy
     /// and log loss need cluster-and-label, see [`Evaluator::assignments`]).
     slots: usize,
-    labels: Vec<u8>,
+    labels: Vec<u32>,
     rec_row: Option<TensorId>,
     kl_row: Option<TensorId>,
 }
 
 impl<B: Backend> Evaluator<B> {
     pub fn new(be: &B, spec: &ModelSpec, store: &ParamStore<B>, data: &Dataset, batch: usize) -> Result<Self> {
-        let batch = batch.min(data.n).max(1);
-        let (graph, handles) = build_mode(spec, batch, data.n, false)?;
+        Self::with_data(be, spec, store, TrainData::Images(data), batch)
+    }
+
+    /// As [`Evaluator::new`] for image or series data. Unlabeled windows are left out of
+    /// accuracy and log loss (`EvalReport::n` counts every window, the ELBO terms use all).
+    pub fn with_data(be: &B, spec: &ModelSpec, store: &ParamStore<B>, data: TrainData<'_>, batch: usize) -> Result<Self> {
+        data.check(spec)?;
+        let n = data.n();
+        let batch = batch.min(n).max(1);
+        let (graph, handles) = build_mode(spec, batch, n, false)?;
         let find = |name: &str| graph.find(name);
         let (rec_row, kl_row) = (find("rec.per_row"), find("kl.per_row"));
         let mut keep: Vec<TensorId> = [handles.pi, rec_row, kl_row].into_iter().flatten().collect();
         keep.sort();
-        let opts = CompileOptions { keep, bind: [("data".to_string(), upload_dataset(be, data)?)].into(), ..Default::default() };
+        let opts = CompileOptions { keep, bind: [("data".to_string(), data.upload(be)?)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
-        Ok(Evaluator { program, handles, batch, n: data.n, classes: data.classes, slots: spec.classes, labels: data.labels.clone(), rec_row, kl_row })
+        Ok(Evaluator { program, handles, batch, n, classes: data.classes(), slots: spec.classes, labels: data.labels_u32(), rec_row, kl_row })
     }
 
     /// Accuracy and log loss from pi (classifiers), and the ELBO terms (VAEs), over the split.
     pub fn run(&self, be: &B, seed: u64) -> Result<EvalReport> {
         let (n, classes) = (self.n, self.classes);
         let scored = self.handles.pi.filter(|_| self.slots == classes);
-        let (mut correct, mut logloss, mut rec, mut kl) = (0usize, 0f64, 0f64, 0f64);
+        let (mut correct, mut logloss, mut rec, mut kl, mut labeled) = (0usize, 0f64, 0f64, 0f64, 0usize);
         for (chunk_i, start) in (0..n).step_by(self.batch).enumerate() {
             let rows = (n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
-            let labels: Vec<u32> = idx.iter().map(|&i| self.labels[i as usize] as u32).collect();
+            let labels: Vec<u32> = idx.iter().map(|&i| self.labels[i as usize]).collect();
             be.write_u32(self.program.input("idx")?, &idx)?;
             // the graph sees no labels: the decoder gets the predicted pi (also for
             // --decoder-input true-label), accuracy and log loss are computed here from pi
-            be.write_u32(self.program.input("labels")?, &vec![crate::backend::UNLABELED; self.batch])?;
+            be.write_u32(self.program.input("labels")?, &vec![crate::backend::UNLABELED; self.batch * self.handles.label_repeat])?;
             be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
             self.program.run(be)?;
             if let Some(pi) = scored {
-                let p = self.program.read(be, pi)?;
+                // per-step heads (RNN): pooled into one distribution per window
+                let p = crate::model::window_probs(&self.program.read(be, pi)?, self.handles.label_repeat, classes);
                 for r in 0..rows {
                     let row = &p[r * classes..(r + 1) * classes];
                     let y = labels[r] as usize;
+                    if y >= classes {
+                        continue; // an unlabeled window
+                    }
+                    labeled += 1;
                     let arg = row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best });
                     correct += (arg == y) as usize;
                     logloss -= (row[y] as f64).max(1e-15).ln();
@@ -194,8 +201,8 @@ impl<B: Backend> Evaluator<B> {
         let nf = n as f64;
         Ok(EvalReport {
             n,
-            accuracy: scored.map(|_| correct as f64 / nf),
-            log_loss: scored.map(|_| logloss / nf),
+            accuracy: scored.filter(|_| labeled > 0).map(|_| correct as f64 / labeled as f64),
+            log_loss: scored.filter(|_| labeled > 0).map(|_| logloss / labeled as f64),
             rec: self.rec_row.map(|_| rec / nf),
             kl: self.kl_row.map(|_| kl / nf),
         })
@@ -212,7 +219,7 @@ impl<B: Backend> Evaluator<B> {
             let rows = (self.n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
             be.write_u32(self.program.input("idx")?, &idx)?;
-            be.write_u32(self.program.input("labels")?, &vec![crate::backend::UNLABELED; self.batch])?;
+            be.write_u32(self.program.input("labels")?, &vec![crate::backend::UNLABELED; self.batch * self.handles.label_repeat])?;
             be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
             self.program.run(be)?;
             let p = self.program.read(be, pi)?;
@@ -222,8 +229,8 @@ impl<B: Backend> Evaluator<B> {
         Ok(Some(out))
     }
 
-    /// The true class of every point of the split.
-    pub fn labels(&self) -> &[u8] {
+    /// The true class of every point of the split (`UNLABELED` where a series window has none).
+    pub fn labels(&self) -> &[u32] {
         &self.labels
     }
 }
@@ -241,27 +248,27 @@ pub struct Trainer<B: Backend> {
     pub labeled: Vec<usize>,
     window_start: u64,
     window_steps: u64,
+    label_repeat: usize,
 }
 
 impl<B: Backend> Trainer<B> {
     /// Compiles the model for `train` (and an evaluator for `test`, if given). `labeled` are
     /// the indices of training samples whose labels are used.
     pub fn new(be: &B, cfg: TrainConfig, train: &Dataset, test: Option<&Dataset>, labeled: Vec<usize>) -> Result<Self> {
-        cfg.validate(train.n)?;
-        if train.dim() != cfg.model.input_dim {
-            return Err(Error::Invalid(format!(
-                "the model expects {} input features but dataset '{}' has {} ({}x{}x{})",
-                cfg.model.input_dim,
-                train.name,
-                train.dim(),
-                train.height,
-                train.width,
-                train.channels
-            )));
+        Self::with_data(be, cfg, TrainData::Images(train), test.map(TrainData::Images), labeled)
+    }
+
+    /// As [`Trainer::new`] for image or series data (the model family must match: see
+    /// [`TrainData::check`]). `labeled` must hold labeled samples only.
+    pub fn with_data(be: &B, cfg: TrainConfig, train: TrainData<'_>, test: Option<TrainData<'_>>, labeled: Vec<usize>) -> Result<Self> {
+        train.check(&cfg.model)?;
+        cfg.validate(train.n())?;
+        if let Some(&i) = labeled.iter().find(|&&i| i < train.n() && train.label(i).is_none()) {
+            return Err(Error::Invalid(format!("training window {i} of '{}' has no label but is in the labeled set", train.name())));
         }
-        let (graph, _handles) = build(&cfg.model, cfg.batch_size, train.n)?;
+        let (graph, handles) = build(&cfg.model, cfg.batch_size, train.n())?;
         let store = ParamStore::new(be, &graph, cfg.seed)?;
-        let resident = upload_dataset(be, train)?;
+        let resident = train.upload(be)?;
         let opts = CompileOptions { optimizer: Some(cfg.optimizer), bind: [("data".to_string(), resident)].into(), ..Default::default() };
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
@@ -270,12 +277,13 @@ impl<B: Backend> Trainer<B> {
             Kind::Es => BatchMode::Supervised,
             Kind::Eu => BatchMode::Unsupervised,
         };
-        let batcher = Batcher::new(mode, &train.labels, &labeled, cfg.batch_size, cfg.seed)?;
+        let batcher = Batcher::new(mode, &train.labels_u8(), &labeled, cfg.batch_size, cfg.seed)?;
         let evaluator = match test {
-            Some(t) => Some(Evaluator::new(be, &cfg.model, &store, t, cfg.eval_batch)?),
+            Some(t) => Some(Evaluator::with_data(be, &cfg.model, &store, t, cfg.eval_batch)?),
             None => None,
         };
-        Ok(Trainer { cfg, store, program, batcher, evaluator, step: 0, epochs_done: 0, labeled, window_start: 0, window_steps: 0 })
+        let label_repeat = handles.label_repeat;
+        Ok(Trainer { cfg, store, program, batcher, evaluator, step: 0, epochs_done: 0, labeled, window_start: 0, window_steps: 0, label_repeat })
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -299,7 +307,12 @@ impl<B: Backend> Trainer<B> {
         let b = self.batcher.next_batch();
         self.step += 1;
         be.write_u32(self.program.input("idx")?, &b.indices)?;
-        be.write_u32(self.program.input("labels")?, &b.labels)?;
+        if self.label_repeat == 1 {
+            be.write_u32(self.program.input("labels")?, &b.labels)?;
+        } else {
+            let per_step: Vec<u32> = b.labels.iter().flat_map(|&l| std::iter::repeat_n(l, self.label_repeat)).collect();
+            be.write_u32(self.program.input("labels")?, &per_step)?;
+        }
         be.write_u32(self.program.input("counter")?, &crate::rng::counter(self.cfg.seed, self.step as u32))?;
         if matches!(self.cfg.optimizer, Optimizer::Adam { .. }) {
             be.write_f32(&self.store.hyper, &self.cfg.optimizer.hyper(self.step))?;

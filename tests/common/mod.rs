@@ -99,3 +99,25 @@ pub fn mnist() -> Option<ssvae::data::Split> {
         }
     }
 }
+
+/// The real UCI-HAR split (the paper's six channels, standardised on the training windows)
+/// from $SSVAE_DATA/uci-har or ../shared/data/uci-har. Missing data fails under CI=true and is a
+/// printed skip elsewhere (`None`).
+pub fn har() -> Option<ssvae::data::SeriesSplit> {
+    let root = match std::env::var_os("SSVAE_DATA") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")),
+    };
+    let dir = root.join("uci-har");
+    match ssvae::data::load_har(&dir, &ssvae::data::HAR_DEFAULT_CHANNELS) {
+        Ok(mut s) => {
+            s.standardize().expect("UCI-HAR has training windows");
+            Some(s)
+        }
+        Err(e) if require_gpu() => panic!("UCI-HAR is required under CI=true but could not be loaded from {}: {e}", dir.display()),
+        Err(e) => {
+            notice(&format!("SKIPPED: UCI-HAR not available ({e}); set SSVAE_DATA"));
+            None
+        }
+    }
+}

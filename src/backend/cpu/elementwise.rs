@@ -74,6 +74,20 @@ pub fn gather_rows_u8(rows: usize, cols: usize, src_rows: usize, data: &[u32], i
     }
 }
 
+/// out[r, :] = data[idx[r], :] (f32 rows, e.g. standardised sensor windows); an index past
+/// the source gives zeros.
+pub fn gather_rows_f32(rows: usize, cols: usize, src_rows: usize, data: &[f32], idx: &[u32], out: &mut [f32]) {
+    for r in 0..rows {
+        let o = &mut out[r * cols..(r + 1) * cols];
+        let s = idx[r] as usize;
+        if s >= src_rows {
+            o.fill(0.0);
+        } else {
+            o.copy_from_slice(&data[s * cols..(s + 1) * cols]);
+        }
+    }
+}
+
 /// out[r] = one_hot(labels[r]) for labeled rows (label < classes), else pi[r].
 pub fn label_mix(rows: usize, classes: usize, pi: &[f32], labels: &[u32], out: &mut [f32]) {
     for r in 0..rows {
