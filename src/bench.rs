@@ -145,6 +145,15 @@ pub struct TrainResult {
     pub launches_per_step: usize,
 }
 
+/// Random windows of `steps` x `channels` (standard normal values, as standardised sensor data)
+/// with random labels: the RNN benchmark's data (the content does not change the cost).
+pub fn random_series(n: usize, steps: usize, channels: usize, classes: usize, seed: u64) -> Result<crate::data::SeriesDataset> {
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    let values = (0..n * steps * channels).map(|_| r.random_range(-1.7f32..1.7)).collect();
+    let labels = (0..n).map(|_| Some(r.random_range(0..classes as u8))).collect();
+    crate::data::SeriesDataset::new("random", values, labels, steps, (0..classes).map(|c| c.to_string()).collect(), (0..channels).map(|c| format!("ch{c}")).collect())
+}
+
 /// A resident dataset of random pixels (the content does not change the cost).
 pub fn random_dataset(n: usize, dim: usize, classes: usize, seed: u64) -> crate::data::Dataset {
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
@@ -165,15 +174,16 @@ pub fn random_dataset(n: usize, dim: usize, classes: usize, seed: u64) -> crate:
 /// Training throughput of a model: the whole training loop as `ssvae train` runs it (host
 /// batch sampling, index/label/counter uploads, one submission per step), after `warmup`
 /// steps, timed until `min_seconds` have passed, ending with a device sync.
-pub fn train_bench<B: Backend>(be: &B, data: &crate::data::Dataset, spec: &crate::model::ModelSpec, batch: usize, min_seconds: f64, warmup: usize) -> Result<TrainResult> {
+pub fn train_bench<B: Backend>(be: &B, data: crate::train::TrainData<'_>, spec: &crate::model::ModelSpec, batch: usize, min_seconds: f64, warmup: usize) -> Result<TrainResult> {
     use crate::train::{LabelSpec, TrainConfig, Trainer};
     let (model, hidden) = (spec.name(), spec.hidden.first().copied().unwrap_or(0));
-    let mut cfg = TrainConfig::new(spec.clone(), &data.name);
+    let mut cfg = TrainConfig::new(spec.clone(), "random");
     cfg.batch_size = batch;
     cfg.labels = LabelSpec::Count(1000);
     cfg.metrics_every = 100;
-    let labeled = crate::data::label_subset(&data.labels, data.classes, 1000, 0)?;
-    let mut t = Trainer::new(be, cfg, data, None, labeled)?;
+    let labels: Vec<u8> = (0..data.n()).map(|i| data.label(i).unwrap_or(0)).collect();
+    let labeled = crate::data::label_subset(&labels, data.classes(), 1000, 0)?;
+    let mut t = Trainer::with_data(be, cfg, data, None, labeled)?;
     for _ in 0..warmup {
         t.step(be)?;
     }

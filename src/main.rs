@@ -113,7 +113,8 @@ enum BenchCmd {
     /// Training throughput of SS_D or SS_CNN (samples/s, ms per step, device memory) over
     /// batch sizes (and hidden widths for the dense model), on the GPU and/or the CPU backend.
     Train {
-        /// ss-dense or ss-cnn (the paper's architectures; any model name of `train` works).
+        /// ss-dense, ss-cnn or ss-rnn (the paper's architectures on random data of MNIST's or
+        /// UCI-HAR's size; any model name of `train` works).
         #[arg(long, default_value = "ss-dense")]
         model: String,
         /// `gpu`, `cpu`, `both` (default), or a GPU API list.
@@ -203,11 +204,17 @@ fn run(cli: Cli) -> Result<()> {
             let dev = DeviceArgs { backend: backend.clone(), adapter };
             let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&dev.gpu_options()?).context("opening the GPU")?) };
             let cpu = if backend == "both" || backend == "cpu" { Some(if profile { CpuBackend::profiled() } else { CpuBackend::new() }) } else { None };
-            let data = ssvae::bench::random_dataset(60000, 784, 10, 1);
+            // MNIST-sized random images, or UCI-HAR-sized random windows (7352 x 128 steps x 6)
+            let images = ssvae::bench::random_dataset(60000, 784, 10, 1);
+            let series = if family == ssvae::model::Family::Rnn { Some(ssvae::bench::random_series(7352, 128, 6, 6, 1)?) } else { None };
+            let data = match &series {
+                Some(s) => ssvae::train::TrainData::Series(s),
+                None => ssvae::train::TrainData::Images(&images),
+            };
             let paper = match family {
                 ssvae::model::Family::Dense => ssvae::model::ModelSpec::dense(kind, 784, 10),
                 ssvae::model::Family::Cnn => ssvae::model::ModelSpec::cnn(kind, [28, 28, 1], 10),
-                ssvae::model::Family::Rnn => bail!("bench train: --model {model}: the benchmark times image models (dense, cnn); time an RNN with `ssvae train` (its epoch seconds)"),
+                ssvae::model::Family::Rnn => ssvae::model::ModelSpec::rnn(kind, 128, 6, 6),
             };
             let mut cases: Vec<(usize, ssvae::model::ModelSpec)> = batch_sizes.iter().map(|&b| (b, paper.clone())).collect();
             // width scaling: the dense model only (the CNN's cost is in its convolutions)
@@ -217,12 +224,12 @@ fn run(cli: Cli) -> Result<()> {
             let mut rows = Vec::new();
             for (batch, spec) in cases {
                 if let Some(g) = &gpu {
-                    let r = ssvae::bench::train_bench(g, &data, &spec, batch, min_seconds, warmup)?;
+                    let r = ssvae::bench::train_bench(g, data, &spec, batch, min_seconds, warmup)?;
                     println!("{}", serde_json::to_string(&r)?);
                     rows.push(r);
                 }
                 if let Some(c) = &cpu {
-                    let r = ssvae::bench::train_bench(c, &data, &spec, batch, min_seconds, warmup)?;
+                    let r = ssvae::bench::train_bench(c, data, &spec, batch, min_seconds, warmup)?;
                     println!("{}", serde_json::to_string(&r)?);
                     rows.push(r);
                 }
