@@ -12,12 +12,19 @@ replacement from 1000 labeled samples, half from a shuffled pass). Eager mode, n
 
     python3 benches/pytorch/bench.py --device cpu --batch-sizes 32,128,512,2048 --hidden-sizes 256,512,1024,2048,4096
     python3 benches/pytorch/bench.py --model ss-cnn --device cpu --batch-sizes 128
+    python3 benches/pytorch/bench.py --model ss-rnn --device cpu --batch-sizes 128
 
 SS_CNN is ssvae's (the paper's Table 14): three 3x3 convolutions (64 channels, strides 1, 1, 2)
 without bias, each + batch norm (momentum 0.1, eps 1e-3) + relu; dense 512 without bias + batch
 norm + relu + dropout 0.5; heads as above; decoder dense 12544 + batch norm + relu + dropout,
 three 3x3 transposed convolutions (strides 1, 1, 2) + batch norm + relu, a 1x1 transposed
 convolution to one channel. PyTorch runs it NCHW (its native layout), ssvae NHWC.
+
+SS_RNN is ssvae's (the paper's Table 15) on random UCI-HAR-sized windows (7352 x 128 steps x 6
+channels, 6 classes): time-distributed dense 40 relu, LSTM 40, time-distributed dense 30 relu,
+per-step heads mu(2), logvar(2), pi(6); decoder per step concat(z_t, pi_t) -> dense 30 relu,
+LSTM 40, dense 40 relu, Gaussian mean and variance (softplus + 1e-4) per channel; Gaussian NLL
+and KL summed over steps, averaged over windows; CE per step on the labeled windows.
 
 Prints one JSON line per case. Not a test dependency: install torch in a virtual environment.
 """
@@ -79,9 +86,31 @@ class SSCnn(nn.Module):
         return self.dec(m).view(x.shape[0], -1), mu, lv, logits
 
 
+class SSRnn(nn.Module):
+    def __init__(self, channels=6, classes=6, latent=2):
+        super().__init__()
+        self.d1 = nn.Linear(channels, 40)
+        self.lstm = nn.LSTM(40, 40, batch_first=True)
+        self.d2 = nn.Linear(40, 30)
+        self.mu, self.logvar, self.pi = nn.Linear(30, latent), nn.Linear(30, latent), nn.Linear(30, classes)
+        self.e1 = nn.Linear(latent + classes, 30)
+        self.dlstm = nn.LSTM(30, 40, batch_first=True)
+        self.e2 = nn.Linear(40, 40)
+        self.mean, self.var = nn.Linear(40, channels), nn.Linear(40, channels)
+
+    def forward(self, x):
+        h = F.relu(self.d2(self.lstm(F.relu(self.d1(x)))[0]))
+        mu = self.mu(h)
+        lv = 20.0 * torch.tanh(self.logvar(h) / 20.0)
+        logits = self.pi(h)
+        z = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+        g = F.relu(self.e2(self.dlstm(F.relu(self.e1(torch.cat([z, F.softmax(logits, dim=-1)], dim=-1))))[0]))
+        return self.mean(g), F.softplus(self.var(g)) + 1e-4, mu, lv, logits
+
+
 def run_case(device, model_name, batch, hidden, min_seconds, warmup, data, labels, labeled):
     torch.manual_seed(0)
-    model = (SSDense(h=hidden) if model_name == "ss-dense" else SSCnn(h=hidden)).to(device)
+    model = {"ss-dense": lambda: SSDense(h=hidden), "ss-cnn": lambda: SSCnn(h=hidden), "ss-rnn": SSRnn}[model_name]().to(device)
     opt = torch.optim.RMSprop(model.parameters(), lr=5e-4, alpha=0.9, momentum=0.9, eps=1e-7)
     n = data.shape[0]
     n_lab = batch // 2
@@ -99,12 +128,18 @@ def run_case(device, model_name, batch, hidden, min_seconds, warmup, data, label
         pos += batch - n_lab
         lab = labeled[torch.randint(len(labeled), (n_lab,), generator=gen)]
         idx = torch.cat([lab, unl]).to(device)
-        x = data[idx].float() / 255.0
         y = labels[idx[:n_lab]]
-        out, mu, lv, logits = model(x)
-        rec = F.binary_cross_entropy_with_logits(out, x, reduction="sum") / batch
+        if model_name == "ss-rnn":
+            x = data[idx]
+            mean, var, mu, lv, logits = model(x)
+            rec = F.gaussian_nll_loss(mean, x, var, full=True, reduction="sum") / batch
+            ce = F.cross_entropy(logits[:n_lab].reshape(-1, logits.shape[-1]), y.repeat_interleave(logits.shape[1]))
+        else:
+            x = data[idx].float() / 255.0
+            out, mu, lv, logits = model(x)
+            rec = F.binary_cross_entropy_with_logits(out, x, reduction="sum") / batch
+            ce = F.cross_entropy(logits[:n_lab], y)
         kl = -0.5 * torch.sum(1 + lv - mu * mu - lv.exp()) / batch
-        ce = F.cross_entropy(logits[:n_lab], y)
         loss = rec + kl + alpha * ce
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -138,22 +173,26 @@ def run_case(device, model_name, batch, hidden, min_seconds, warmup, data, label
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--model", default="ss-dense", choices=["ss-dense", "ss-cnn"])
+    p.add_argument("--model", default="ss-dense", choices=["ss-dense", "ss-cnn", "ss-rnn"])
     p.add_argument("--batch-sizes", default="32,128,512,2048")
     p.add_argument("--hidden-sizes", default="256,512,1024,2048,4096")
     p.add_argument("--min-seconds", type=float, default=3.0)
     p.add_argument("--warmup", type=int, default=3)
     a = p.parse_args()
     g = torch.Generator().manual_seed(1)
-    data = torch.randint(0, 256, (60000, 784), dtype=torch.uint8, generator=g).to(a.device)
-    labels = torch.randint(0, 10, (60000,), generator=g).to(a.device)
-    labeled = torch.randperm(60000, generator=g)[:1000]
+    if a.model == "ss-rnn":
+        data = (torch.rand((7352, 128, 6), generator=g) * 3.4 - 1.7).to(a.device)
+        labels = torch.randint(0, 6, (7352,), generator=g).to(a.device)
+    else:
+        data = torch.randint(0, 256, (60000, 784), dtype=torch.uint8, generator=g).to(a.device)
+        labels = torch.randint(0, 10, (60000,), generator=g).to(a.device)
+    labeled = torch.randperm(data.shape[0], generator=g)[:1000]
     batches = [int(b) for b in a.batch_sizes.split(",") if b]
     hiddens = [int(h) for h in a.hidden_sizes.split(",") if h]
     if a.model == "ss-dense":
         cases = [(b, 1024) for b in batches] + [(128, h) for h in hiddens if not (h == 1024 and 128 in batches)]
     else:
-        cases = [(b, 512) for b in batches]  # the CNN's cost is in its convolutions: no width scaling
+        cases = [(b, 512 if a.model == "ss-cnn" else 40) for b in batches]  # no width scaling
     for b, h in cases:
         print(json.dumps(run_case(a.device, a.model, b, h, a.min_seconds, a.warmup, data, labels, labeled)), flush=True)
 
