@@ -101,3 +101,28 @@ fn gemm_rejects_bad_shapes() {
         assert!(e.contains("gemm"), "{e}");
     }
 }
+
+/// The CPU path for A^T B with a long K and a small output (weight gradients over batch x
+/// steps rows) against a direct f64 sum, with bias, accumulation and an activation.
+#[test]
+fn cpu_long_k_transposed_gemm_matches_direct_sums() {
+    let cpu = common::cpu();
+    for &(m, n, k) in &[(1usize, 1usize, 4096usize), (7, 5, 5000), (40, 6, 16384), (3, 200, 9000)] {
+        let mut r = common::rng((m * n + k) as u64);
+        let mut a = common::uniform(&mut r, k * m, -1.0, 1.0);
+        for v in a.iter_mut().step_by(3) {
+            *v = 0.0; // relu-like zeros take the skip path
+        }
+        let (b, bias, c0) = (common::uniform(&mut r, k * n, -1.0, 1.0), common::uniform(&mut r, n, -1.0, 1.0), common::uniform(&mut r, m * n, -1.0, 1.0));
+        let g = Gemm::new(m, n, k).trans(true, false).bias(Act::Tanh).scaled(0.5, 1.0);
+        let got = run(&cpu, g, &a, &b, Some(&bias), &c0);
+        let want: Vec<f32> = (0..m * n)
+            .map(|i| {
+                let (row, col) = (i / n, i % n);
+                let s: f64 = (0..k).map(|kk| a[kk * m + row] as f64 * b[kk * n + col] as f64).sum();
+                Act::Tanh.apply((0.5 * s + bias[col] as f64 + c0[i] as f64) as f32)
+            })
+            .collect();
+        common::assert_close(&format!("{m}x{n}x{k} TN"), &got, &want, 2e-4, 1e-3);
+    }
+}
