@@ -162,7 +162,7 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
 }
 
 /// Samples from an IDX image file or a CSV (one sample per line) as bytes.
-fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
+pub(crate) fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
     if let Ok((dims, bytes)) = data::read_idx(path) {
         let per: usize = dims[1..].iter().product();
         if per != dim {
