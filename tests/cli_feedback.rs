@@ -117,6 +117,12 @@ fn feedback_extends_retrains_and_adjusts_scores() {
     // a marked test sample cannot switch sides in a later round
     refused(&feedback(&run, &["--false-negatives", &fp_file]), "marked both");
 
+    // `score` of a feedback run adds the adjusted score
+    let out = dir.join("scores.csv");
+    let o = ssvae(&["score", "--run", run.to_str().unwrap(), "--input", img.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().next().unwrap(), "index,score,predicted_class,adjusted_score");
+
     // plain resume keeps the feedback classes and samples
     let o = ssvae(&["train", "--resume", run.to_str().unwrap(), "--epochs", "1", "--backend", "cpu", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
