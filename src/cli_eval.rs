@@ -162,7 +162,7 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
 }
 
 /// Samples from an IDX image file or a CSV (one sample per line) as bytes.
-fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
+pub(crate) fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
     if let Ok((dims, bytes)) = data::read_idx(path) {
         let per: usize = dims[1..].iter().product();
         if per != dim {
@@ -222,13 +222,25 @@ fn run_score<B: Backend>(be: &B, a: ScoreArgs) -> Result<()> {
         None => Scorer::new(be, spec, &store, &read_samples(&a.input, spec.input_dim)?, run.train.eval_batch)?,
     };
     let (scores, probs) = scorer.run(be, a.samples, a.seed)?;
-    let mut csv = String::from(if probs.is_some() { "index,score,predicted_class\n" } else { "index,score\n" });
+    // runs with anomaly feedback also get the eq. 6 score (see `cli_feedback`)
+    let adjusted = match (&run.feedback, &probs) {
+        (Some(fb), Some(p)) => Some(ssvae::eval::feedback::adjusted_scores(&scores, p, fb.classes, fb.score_offset)?),
+        _ => None,
+    };
+    let mut csv = String::from(match (&probs, &adjusted) {
+        (Some(_), Some(_)) => "index,score,predicted_class,adjusted_score\n",
+        (Some(_), None) => "index,score,predicted_class\n",
+        _ => "index,score\n",
+    });
     for (i, s) in scores.iter().enumerate() {
         match &probs {
             Some(p) => {
                 let row = &p[i * spec.classes..(i + 1) * spec.classes];
                 let arg = (0..spec.classes).fold(0, |b, j| if row[j] > row[b] { j } else { b });
-                csv += &format!("{i},{s},{arg}\n");
+                match &adjusted {
+                    Some(adj) => csv += &format!("{i},{s},{arg},{}\n", adj[i]),
+                    None => csv += &format!("{i},{s},{arg}\n"),
+                }
             }
             None => csv += &format!("{i},{s}\n"),
         }

@@ -129,9 +129,9 @@ pub(crate) struct RunConfig {
     pub(crate) labels_used: usize,
     pub(crate) epochs_done: usize,
     steps_done: u64,
-    max_train: Option<usize>,
+    pub(crate) max_train: Option<usize>,
     #[serde(default)]
-    validation: Option<usize>,
+    pub(crate) validation: Option<usize>,
     pub(crate) synthetic: (usize, usize),
     pub(crate) data_dir: Option<PathBuf>,
     #[serde(default)]
@@ -142,6 +142,9 @@ pub(crate) struct RunConfig {
     /// Per-channel means then standard deviations of the training windows (series runs).
     #[serde(default)]
     pub(crate) standardizer: Option<Vec<f32>>,
+    /// Anomaly feedback (false positives / negatives as extra classes), see `cli_feedback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) feedback: Option<crate::cli_feedback::FeedbackRecord>,
 }
 
 impl RunConfig {
@@ -370,7 +373,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     if add_epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    let labeled = match (&cfg.labeled_classes, cfg.labels) {
+    let mut labeled = match (&cfg.labeled_classes, cfg.labels) {
         _ if cfg.model.kind == Kind::Eu => Vec::new(),
         (Some(lc), LabelSpec::Count(n)) if anomaly_class.is_none() => {
             let Some(labels) = labels_of(split.train()).into_iter().collect::<Option<Vec<u8>>>() else {
@@ -381,6 +384,12 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         (Some(_), _) => bail!("--labeled-classes needs --labels N (a count) and no --anomaly-class"),
         (None, _) => labeled_indices(cfg.labels, &labels_of(split.train()), split.train().classes(), cfg.seed, anomaly_class)?,
     };
+    // dataset labels used; feedback samples (resumed feedback runs) join the pool after them
+    let n_labels = labeled.len();
+    let feedback = previous.as_ref().and_then(|p| p.feedback.clone());
+    if let (Some(fb), Some(dir)) = (&feedback, &a.resume) {
+        labeled.extend(crate::cli_feedback::append_to_training(&mut split, fb, dir, n_labels)?);
+    }
     let out = a.out.clone().or(a.resume.clone()).unwrap_or_else(|| {
         let l = match cfg.labels {
             LabelSpec::All => "all".to_string(),
@@ -417,7 +426,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             dataset,
             split.train().n(),
             split.test().n(),
-            if cfg.model.kind == Kind::Eu { 0 } else { labeled.len() },
+            if cfg.model.kind == Kind::Eu { 0 } else { n_labels },
             match cfg.optimizer {
                 Optimizer::RmsProp { lr, .. } => format!("RMSprop lr {lr}"),
                 Optimizer::Adam { lr, .. } => format!("Adam lr {lr}"),
@@ -466,7 +475,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         trainer.save(be, &out)?;
         let run = RunConfig {
             train: cfg.clone(),
-            labels_used: labeled.len(),
+            labels_used: n_labels,
             epochs_done: trainer.epochs_done,
             steps_done: trainer.step,
             max_train,
@@ -476,6 +485,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             anomaly_class,
             series: series_args.clone(),
             standardizer: standardizer.clone(),
+            feedback: feedback.clone(),
         };
         checkpoint::save_json(&out.join(CONFIG_FILE), &run)?;
         let line = serde_json::json!({
@@ -503,22 +513,38 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     }
     bar.finish_and_clear();
     let mut auc = None;
+    let mut adjusted = crate::cli_feedback::AdjustedAuc::default();
     if let Some(k) = anomaly_class {
         let test = full_test.test();
         let scorer = Scorer::with_data(be, &cfg.model, &trainer.store, test, cfg.eval_batch)?;
-        let (scores, _) = scorer.run(be, a.score_samples, cfg.seed)?;
+        let (scores, probs) = scorer.run(be, a.score_samples, cfg.seed)?;
         // unlabeled test windows are neither anomalous nor normal: scored, not in the AUC
         let known: Vec<usize> = (0..test.n()).filter(|&i| test.label(i).is_some()).collect();
         let positive: Vec<bool> = (0..test.n()).map(|i| test.label(i) == Some(k as u8)).collect();
         auc = ssvae::eval::roc_auc(&known.iter().map(|&i| scores[i]).collect::<Vec<_>>(), &known.iter().map(|&i| positive[i]).collect::<Vec<_>>());
-        let mut csv = String::from("index,label,anomalous,score\n");
+        let mut csv = String::from("index,label,anomalous,score");
+        let adj = match (&feedback, &probs) {
+            (Some(fb), Some(p)) => {
+                csv += ",p_false_positive,p_false_negative,adjusted_score";
+                Some(crate::cli_feedback::adjust(fb, &scores, p, &known, &positive, &mut adjusted)?)
+            }
+            _ => None,
+        };
+        csv += "\n";
         for (i, s) in scores.iter().enumerate() {
             let label = test.label(i).map_or(String::new(), |l| l.to_string());
-            csv += &format!("{i},{label},{},{s}\n", positive[i] as u8);
+            csv += &format!("{i},{label},{},{s}", positive[i] as u8);
+            if let Some((p_fp, p_fn, adj)) = &adj {
+                csv += &format!(",{},{},{}", p_fp[i], p_fn[i], adj[i]);
+            }
+            csv += "\n";
         }
         checkpoint::write_atomic(&out.join("anomaly_scores.csv"), csv.as_bytes())?;
         if !quiet {
             eprintln!("anomaly class {k}: ROC AUC {} over {} test samples ({} anomalous), {} draws of z each", fmt_opt(auc), scores.len(), positive.iter().filter(|&&p| p).count(), a.score_samples);
+            if adj.is_some() {
+                eprintln!("with feedback (eq. 6): ROC AUC {}", fmt_opt(adjusted.auc_adjusted));
+            }
         }
     }
     // cluster-and-label for semi-unsupervised runs and every M2 / GM-DGM
@@ -536,13 +562,14 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         None
     };
     let summary = serde_json::json!({
-        "model": cfg.model.name(), "dataset": dataset, "labels": if cfg.model.kind == Kind::Eu { 0 } else { labeled.len() },
+        "model": cfg.model.name(), "dataset": dataset, "labels": if cfg.model.kind == Kind::Eu { 0 } else { n_labels },
         "epochs": trainer.epochs_done, "accuracy": last_eval.accuracy, "log_loss": last_eval.log_loss,
         "test_rec": last_eval.rec, "test_kl": last_eval.kl,
         "seconds": start.elapsed().as_secs_f64(), "train_seconds": train_seconds, "samples_per_s": samples as f64 / train_seconds.max(1e-9),
         "backend": backend, "adapter": adapter, "seed": cfg.seed, "alpha": cfg.model.alpha, "out": out,
         "evaluated_on": if validation.is_some() { "validation" } else { "test" },
-        "anomaly_class": anomaly_class, "auc": auc,
+        "anomaly_class": anomaly_class, "auc": auc, "auc_adjusted": adjusted.auc_adjusted,
+        "auc_unmarked": adjusted.auc_unmarked, "auc_adjusted_unmarked": adjusted.auc_adjusted_unmarked,
         "labeled_classes": cfg.labeled_classes, "slots": cfg.model.classes,
         "cluster_accuracy": cluster.as_ref().map(|c| c.accuracy),
         "labeled_class_accuracy": cluster.as_ref().and_then(|c| c.labeled_class_accuracy),

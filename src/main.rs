@@ -2,6 +2,7 @@
 
 mod cli_data;
 mod cli_eval;
+mod cli_feedback;
 mod cli_train;
 mod reproduce;
 
@@ -86,6 +87,9 @@ enum Cmd {
     Anomaly(Box<cli_train::TrainArgs>),
     /// Score new samples with a saved run (CSV of anomaly scores).
     Score(cli_eval::ScoreArgs),
+    /// Correct an anomaly run: marked false positives / negatives become two extra classes,
+    /// the model is extended and retrained, scores are adjusted (the paper's equation 6).
+    Feedback(cli_feedback::FeedbackArgs),
     /// Generate a PNG grid: one row per class, one column per style.
     Sample(cli_eval::SampleArgs),
     /// PNG plots of a saved run: training curves, ROC curve (anomaly runs), latent scatter.
@@ -172,6 +176,7 @@ fn run(cli: Cli) -> Result<()> {
             cli_train::train(*a)
         }
         Cmd::Score(a) => cli_eval::score(a),
+        Cmd::Feedback(a) => cli_feedback::feedback(a),
         Cmd::Sample(a) => cli_eval::sample(a),
         Cmd::Reproduce(a) => reproduce::reproduce(a),
         Cmd::Plot(a) => cli_eval::plot(a),

@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod disentangle;
+pub mod feedback;
 pub mod grid;
 pub mod plot;
 

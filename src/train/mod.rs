@@ -8,6 +8,7 @@
 //! through the same code via [`TrainData`].
 
 pub mod checkpoint;
+pub mod migrate;
 pub mod semi;
 mod data;
 
