@@ -4,6 +4,7 @@ mod cli_data;
 mod cli_eval;
 mod cli_train;
 mod reproduce;
+mod table12;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
