@@ -68,7 +68,7 @@ pub fn run<B: Backend>(be: &B, seeds: usize, quick: bool, epochs: Option<usize>,
     let dir = out.join(format!("table12-{}{}ep", if quick { "quick-" } else { "" }, p.epochs));
     std::fs::create_dir_all(&dir).with_context(|| format!("--out {}", dir.display()))?;
     let mut md = format!(
-        "### Table 12 (sprites, shape only): betaVAE score (%) vs labeled samples\n\nours: mean ± std over {seeds} seed(s), {} training sprites, {} held-out, dense 4096-512-256, latent 10, heads for all 5 factors (not into the decoder), alpha {ALPHA}, KL weight {KL_WEIGHT} (summed ELBO), batch 128 (64 labeled + 64 unlabeled; N = 0: 128 unlabeled), RMSprop 5e-4, {} steps ({} SS epochs){}. Backend: {}. Paper (Small-NORB, 38,000 unlabeled) in parentheses.\n\n| # labeled | betaVAE score | head accuracy (shape, scale, rotation, x, y) | train s |\n|---|---|---|---|\n",
+        "### Table 12 (built-in sprites, not Small-NORB): betaVAE score (%) vs labeled samples\n\nours: mean ± std over {seeds} seed(s), {} training sprites, {} held-out, dense 4096-512-256, latent 10, heads for all 5 factors (not into the decoder), alpha {ALPHA}, KL weight {KL_WEIGHT} (summed ELBO), batch 128 (64 labeled + 64 unlabeled; N = 0: 128 unlabeled), RMSprop 5e-4, {} steps ({} SS epochs){}. Backend: {}. Paper (Small-NORB, 38,000 unlabeled) in parentheses.\n\n| # labeled | betaVAE score | head accuracy (shape, scale, rotation, x, y) | train s |\n|---|---|---|---|\n",
         p.train_size,
         p.test_size,
         p.epochs * p.train_size.div_ceil(64),
