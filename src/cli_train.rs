@@ -65,6 +65,9 @@ pub struct TrainArgs {
     /// Weight of the classification loss (default 1000, see README).
     #[arg(long)]
     alpha: Option<f32>,
+    /// Weight of the KL term (beta of a beta-VAE; default 1, the ELBO).
+    #[arg(long)]
+    kl_weight: Option<f32>,
     /// Learning rate (default: the paper's, 5e-4 for dense and CNN models, 1e-3 for RNN ones).
     #[arg(long)]
     lr: Option<f32>,
@@ -312,6 +315,9 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             }
             if let Some(al) = a.alpha {
                 spec.alpha = al;
+            }
+            if let Some(w) = a.kl_weight {
+                spec.kl_weight = w;
             }
             if let Some(d) = &a.decoder_input {
                 spec.decoder_input = match d.as_str() {

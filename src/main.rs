@@ -5,6 +5,7 @@ mod cli_eval;
 mod cli_feedback;
 mod cli_train;
 mod reproduce;
+mod table12;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};

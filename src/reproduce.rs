@@ -16,7 +16,8 @@ use crate::DeviceArgs;
 #[derive(clap::Args)]
 pub struct ReproduceArgs {
     /// table3 .. table9 (MNIST, Fashion-MNIST: dense and CNN rows), table10 and table11
-    /// (UCI-HAR: the recurrent models), or semi-unsupervised (M2, GM-DGM and SS_D with labels on
+    /// (UCI-HAR: the recurrent models), table12 (betaVAE score vs labels on sprites, multi-factor
+    /// heads; --rows takes numbers of labels, e.g. 0,1000), or semi-unsupervised (M2, GM-DGM and SS_D with labels on
     /// half the MNIST digits).
     table: String,
     /// Seeds per cell (the paper used 10 for tables 3-4 and 5 for table 9).
@@ -201,12 +202,12 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
                 v.push(Cell { row: row.into(), col: "walking".into(), args: a(&format!("--model {model} --dataset uci-har {labels} --anomaly-class 0 --epochs 40")), metrics: vec![("auc", paper)] });
             }
         }
-        t => bail!("unknown table '{t}': expected table3 .. table11 or semi-unsupervised"),
+        t => bail!("unknown table '{t}': expected table3 .. table12 or semi-unsupervised"),
     }
     Ok((title, v))
 }
 
-fn mean_std(xs: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let m = xs.iter().sum::<f64>() / n;
     let var = if xs.len() > 1 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
@@ -214,6 +215,13 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 }
 
 pub fn reproduce(r: ReproduceArgs) -> Result<()> {
+    if r.table == "table12" {
+        let rows = r.rows.as_deref();
+        return match r.dev.open()? {
+            Some(gpu) => crate::table12::run(&gpu, r.seeds, r.quick, r.epochs, rows, &r.out),
+            None => crate::table12::run(&CpuBackend::new(), r.seeds, r.quick, r.epochs, rows, &r.out),
+        };
+    }
     match r.dev.open()? {
         Some(gpu) => run(&gpu, "gpu", r),
         None => run(&CpuBackend::new(), "cpu", r),

@@ -32,7 +32,7 @@ impl<B: Backend> Decoder<B> {
         }
         let mut g = Graph::new();
         let z = g.input("z", &[batch, spec.latent], DType::F32);
-        let dec_in = if spec.has_classifier() {
+        let dec_in = if spec.decoder_takes_pi() {
             let y = g.input("onehot", &[batch, spec.classes], DType::F32);
             g.concat("dec_in", z, y)
         } else {
@@ -54,7 +54,7 @@ impl<B: Backend> Decoder<B> {
                 zb[r * self.spec.latent..(r + 1) * self.spec.latent].copy_from_slice(&zs[start + r]);
             }
             be.write_f32(self.program.input("z")?, &zb)?;
-            if self.spec.has_classifier() {
+            if self.spec.decoder_takes_pi() {
                 let mut oh = vec![0f32; self.batch * self.spec.classes];
                 for r in 0..rows {
                     oh[r * self.spec.classes + classes[start + r]] = 1.0;
@@ -131,7 +131,7 @@ pub fn class_style_grid<B: Backend>(be: &B, dec: &Decoder<B>, styles: usize, see
         return Err(Error::Invalid("--styles must be at least 1".into()));
     }
     let spec = &dec.spec;
-    let rows = if spec.has_classifier() { spec.classes } else { 1 };
+    let rows = if spec.decoder_takes_pi() { spec.classes } else { 1 };
     let (h, w) = hw;
     if h * w != spec.input_dim {
         return Err(Error::Invalid(format!("image shape {h} x {w} does not match the model's {} features", spec.input_dim)));
@@ -161,7 +161,7 @@ pub fn traverse<B: Backend>(be: &B, dec: &Decoder<B>, n: usize, hw: (usize, usiz
         return Err(Error::Invalid("--styles must be at least 1".into()));
     }
     let (h, w) = hw;
-    let classes = if spec.has_classifier() { spec.classes } else { 1 };
+    let classes = if spec.decoder_takes_pi() { spec.classes } else { 1 };
     let q: Vec<f32> = (0..n).map(|i| normal_quantile((i as f64 + 0.5) / n as f64) as f32).collect();
     grid_size(n, n.saturating_mul(classes), h, w)?;
     let (mut zs, mut cls) = (Vec::new(), Vec::new());

@@ -19,7 +19,7 @@ pub mod plot;
 pub use cluster::{argmax_rows, cluster_and_label, ClusterLabel};
 pub use disentangle::{beta_vae_score, beta_vae_score_of_code, beta_vae_score_of_latents, BetaVaeConfig, BetaVaeScore};
 
-use crate::backend::{Backend, UNLABELED};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::exec::{compile, CompileOptions, ParamStore, Program};
 use crate::graph::TensorId;
@@ -93,6 +93,7 @@ pub struct Scorer<B: Backend> {
     dim: usize,
     label_repeat: usize,
     classes: usize,
+    handles: crate::model::Handles,
 }
 
 impl<B: Backend> Scorer<B> {
@@ -128,7 +129,7 @@ impl<B: Backend> Scorer<B> {
         keep.sort();
         let opts = CompileOptions { keep, bind: [("data".to_string(), resident)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
-        Ok(Scorer { program, rec_row, pi: handles.pi, mu: handles.mu, batch, n, dim: spec.input_dim, label_repeat: handles.label_repeat, classes: spec.classes })
+        Ok(Scorer { program, rec_row, pi: handles.pi, mu: handles.mu, batch, n, dim: spec.input_dim, label_repeat: handles.label_repeat, classes: spec.classes, handles })
     }
 
     /// Anomaly score per sample (mean over `samples` draws of z) and, for classifiers, the
@@ -143,7 +144,7 @@ impl<B: Backend> Scorer<B> {
             let rows = (self.n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
             be.write_u32(self.program.input("idx")?, &idx)?;
-            be.write_u32(self.program.input("labels")?, &vec![UNLABELED; self.batch * self.label_repeat])?;
+            crate::train::write_unlabeled(be, &self.program, &self.handles, self.batch)?;
             for l in 0..samples {
                 let step = (chunk * samples + l) as u32;
                 be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xA70A_11E5, step))?;
@@ -176,7 +177,7 @@ impl<B: Backend> Scorer<B> {
             let rows = (self.n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
             be.write_u32(self.program.input("idx")?, &idx)?;
-            be.write_u32(self.program.input("labels")?, &vec![UNLABELED; self.batch * self.label_repeat])?;
+            crate::train::write_unlabeled(be, &self.program, &self.handles, self.batch)?;
             be.write_u32(self.program.input("counter")?, &crate::rng::counter(0, 0))?;
             self.program.run(be)?;
             // per-step latents (RNN): one row of steps x latent per window

@@ -101,5 +101,5 @@ pub(super) fn build(spec: &ModelSpec, g: &mut Graph, x: TensorId, labels: Tensor
 /// The handles of an M2 / GM-DGM graph: pi is q(y|x); mu and the reconstruction are per (row,
 /// class) pair, so they are not exposed as per-row tensors.
 pub(super) fn handles(idx: TensorId, labels: TensorId, counter: TensorId, data: TensorId, pi: Option<TensorId>) -> Handles {
-    Handles { idx, labels, counter, data, pi, mu: None, recon_logits: None, label_repeat: 1 }
+    Handles { idx, labels, counter, data, pi, mu: None, recon_logits: None, label_repeat: 1, factor_pi: Vec::new() }
 }

@@ -22,6 +22,16 @@
 //! Decoder input during training (`DecoderInput`): the paper's formal text feeds the
 //! predicted pi (default); `TrueLabel` feeds the one-hot label on labeled rows and pi on the
 //! others. Generation always feeds a chosen one-hot.
+//!
+//! Multi-factor heads (paper section 4, Table 16; `factor_heads` non-empty on an SS model):
+//! one classification head per labeled generating factor, each a softmax CE (the paper writes
+//! "one-hot sigmoid pi layers"; softmax CE is the same one-of-K target with normalised
+//! outputs) on the rows where that factor is labeled, weighted alpha. The heads do NOT feed
+//! the decoder, which sees z only: otherwise the model could route the factors around the
+//! latent layer, and the point is to shape z. Head k reads its own labels input ("labels" for
+//! head 0, "labels.k" for the others, one u32 per row, `UNLABELED` where not labeled), so each
+//! head's CE is the unchanged masked-CE kernel and single-head models keep one [batch] input.
+//! `kl_weight` (the paper's beta_norm, 0.25 there) scales the KL term of every model.
 
 use crate::backend::{Act, DType};
 use crate::error::{Error, Result};
@@ -115,6 +125,17 @@ pub struct ModelSpec {
     /// the time-distributed dense layer, the LSTM and the second dense layer (decoder mirrored).
     #[serde(default)]
     pub series_shape: Option<[usize; 2]>,
+    /// Classes of each multi-factor head (SS only; empty: the ordinary single pi head). The
+    /// first head's classes must equal `classes` (it is the `pi` that evaluators score).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub factor_heads: Vec<usize>,
+    /// Weight of the KL term (the paper's beta_norm; 1 = the ELBO).
+    #[serde(default = "default_kl_weight")]
+    pub kl_weight: f32,
+}
+
+fn default_kl_weight() -> f32 {
+    1.0
 }
 
 fn default_logvar_limit() -> Option<f32> {
@@ -143,7 +164,20 @@ impl ModelSpec {
             dropout: 0.0,
             class_prior: Vec::new(),
             series_shape: None,
+            factor_heads: Vec::new(),
+            kl_weight: 1.0,
         }
+    }
+
+    /// A dense SS model with one head per factor of `factor_heads` classes that does not feed
+    /// the decoder (see the module comment); `classes` is the first head's.
+    pub fn multi_factor(input_dim: usize, factor_heads: &[usize]) -> Self {
+        ModelSpec { factor_heads: factor_heads.to_vec(), ..Self::dense(Kind::Ss, input_dim, factor_heads.first().copied().unwrap_or(0)) }
+    }
+
+    /// Whether this is a multi-factor model (heads beside the decoder, not into it).
+    pub fn has_factor_heads(&self) -> bool {
+        !self.factor_heads.is_empty()
     }
 
     /// The paper's recurrent model of this kind (Table 15) for windows of `steps` x `channels`:
@@ -270,11 +304,35 @@ impl ModelSpec {
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
             return Err(Error::Invalid(format!("--alpha must be a finite number >= 0 (got {})", self.alpha)));
         }
+        if !(self.kl_weight.is_finite() && self.kl_weight >= 0.0) {
+            return Err(Error::Invalid(format!("--kl-weight must be a finite number >= 0 (got {})", self.kl_weight)));
+        }
+        if self.kl_weight != 1.0 && self.sums_over_classes() {
+            return Err(Error::Invalid(format!("--kl-weight: {} sums the ELBO over classes and takes no KL weight (got {})", self.name(), self.kl_weight)));
+        }
+        if self.has_factor_heads() {
+            if self.kind != Kind::Ss || self.family == Family::Rnn {
+                return Err(Error::Invalid(format!("--factor-heads: multi-factor heads need an SS dense or CNN model, not {}", self.name())));
+            }
+            if self.factor_heads.iter().any(|&c| c < 2) {
+                return Err(Error::Invalid(format!("--factor-heads: every head needs at least 2 classes (got {:?})", self.factor_heads)));
+            }
+            if self.factor_heads[0] != self.classes {
+                return Err(Error::Invalid(format!(
+                    "factor_heads: the first head has {} classes but classes is {} (they must agree: the first head is the scored pi)",
+                    self.factor_heads[0], self.classes
+                )));
+            }
+        }
         Ok(())
     }
 
     pub fn has_classifier(&self) -> bool {
         self.kind != Kind::Eu
+    }
+    /// Whether the decoder's input is concat(z, pi) (SS), not z alone (EU, multi-factor).
+    pub fn decoder_takes_pi(&self) -> bool {
+        self.has_classifier() && !self.has_factor_heads()
     }
     pub fn has_decoder(&self) -> bool {
         self.kind != Kind::Es
@@ -319,6 +377,18 @@ pub struct Handles {
     /// The "labels" input holds this many entries per row: 1, or the window's steps for the
     /// RNN's per-step heads (see [`Handles::expand_labels`]).
     pub label_repeat: usize,
+    /// Multi-factor models: each head's class probabilities (the first is `pi`).
+    pub factor_pi: Vec<TensorId>,
+}
+
+/// The name of head `k`'s labels input: "labels" for the first (and only single) head,
+/// "labels.k" for the others of a multi-factor model.
+pub fn labels_input_name(k: usize) -> String {
+    if k == 0 {
+        "labels".into()
+    } else {
+        format!("labels.{k}")
+    }
 }
 
 impl Handles {
@@ -328,6 +398,11 @@ impl Handles {
             return labels.to_vec();
         }
         labels.iter().flat_map(|&l| std::iter::repeat_n(l, self.label_repeat)).collect()
+    }
+
+    /// Names of every labels input (one per head; one for single-head models).
+    pub fn label_inputs(&self) -> Vec<String> {
+        (0..self.factor_pi.len().max(1)).map(labels_input_name).collect()
     }
 }
 
@@ -370,7 +445,19 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
     let rows_scale = 1.0 / batch as f32;
     let mut pi = None;
     let mut pi_for_decoder = None;
-    if spec.has_classifier() {
+    let mut factor_pi = Vec::new();
+    if spec.has_factor_heads() {
+        // heads beside the decoder (module comment): pi_for_decoder stays None
+        let mut probs = Vec::new();
+        for (k, &classes) in spec.factor_heads.iter().enumerate() {
+            let head_labels = if k == 0 { labels } else { g.input(&labels_input_name(k), &[batch], DType::U32) };
+            let logits = g.dense(&format!("head{k}"), h, classes, Act::Identity);
+            g.ce_loss(&format!("ce{k}"), logits, head_labels, spec.alpha);
+            probs.push(g.softmax(&format!("head{k}_probs"), logits));
+        }
+        pi = probs.first().copied();
+        factor_pi = probs;
+    } else if spec.has_classifier() {
         let logits = g.dense("pi", h, spec.classes, Act::Identity);
         // CE over labeled rows (normalised by their count in the kernel), weighted by alpha;
         // ES trains on it alone.
@@ -390,7 +477,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         if let Some(limit) = spec.logvar_limit {
             lv = g.soft_clamp("logvar_bounded", lv, limit);
         }
-        let kl_scale = rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / spec.latent as f32 } else { 1.0 };
+        let kl_scale = spec.kl_weight * rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / spec.latent as f32 } else { 1.0 };
         g.kl_loss("kl", m, lv, kl_scale);
         let z = g.reparam("z", counter, m, lv, 0);
         let dec_in = match pi_for_decoder {
@@ -403,7 +490,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         mu = Some(m);
         recon_logits = Some(out);
     }
-    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits, label_repeat: 1 }))
+    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits, label_repeat: 1, factor_pi }))
 }
 
 /// The decoder from its input (z, or concat(z, pi)) to the output logits (batch x features).

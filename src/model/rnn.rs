@@ -71,7 +71,7 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -
         if let Some(limit) = spec.logvar_limit {
             lv = g.soft_clamp("logvar_bounded", lv, limit);
         }
-        let kl_scale = rows_scale * if mean_norm { 1.0 / (steps * spec.latent) as f32 } else { 1.0 };
+        let kl_scale = spec.kl_weight * rows_scale * if mean_norm { 1.0 / (steps * spec.latent) as f32 } else { 1.0 };
         g.kl_loss("kl", m, lv, kl_scale);
         let z = g.reparam("z", counter, m, lv, 0);
         let dec_in = match pi_for_decoder {
@@ -84,7 +84,7 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -
         mu = Some(m);
         recon = Some(mean);
     }
-    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits: recon, label_repeat: steps }))
+    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits: recon, label_repeat: steps, factor_pi: Vec::new() }))
 }
 
 /// Decoder from [batch, steps, latent (+ classes)] to the per-step Gaussian (mean, raw variance),

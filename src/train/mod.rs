@@ -8,6 +8,7 @@
 //! through the same code via [`TrainData`].
 
 pub mod checkpoint;
+pub mod factors;
 pub mod migrate;
 pub mod semi;
 mod data;
@@ -109,6 +110,16 @@ pub struct EvalReport {
     pub kl: Option<f64>,
 }
 
+/// The divisor that turns a KL term weighted by `w` back into the KL (a zero weight leaves the
+/// zero it produced).
+fn unweight(w: f32) -> f64 {
+    if w > 0.0 {
+        w as f64
+    } else {
+        1.0
+    }
+}
+
 /// Packs u8 samples 4 per u32 word for a resident dataset buffer.
 pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
     let mut words = vec![0u32; bytes.len().div_ceil(4)];
@@ -124,6 +135,16 @@ pub fn upload_dataset<B: Backend>(be: &B, data: &Dataset) -> Result<B::Buf> {
     TrainData::Images(data).upload(be)
 }
 
+/// Writes `UNLABELED` to every labels input (each head's, see [`Handles::label_inputs`]) of a
+/// program for `batch` rows: evaluation and scoring never show the graph a label.
+pub fn write_unlabeled<B: Backend>(be: &B, program: &Program<B>, handles: &Handles, batch: usize) -> Result<()> {
+    let unlabeled = vec![crate::backend::UNLABELED; batch * handles.label_repeat];
+    for name in handles.label_inputs() {
+        be.write_u32(program.input(&name)?, &unlabeled)?;
+    }
+    Ok(())
+}
+
 /// Evaluates a model on one dataset split (forward only, batches of `batch`).
 pub struct Evaluator<B: Backend> {
     program: Program<B>,
@@ -137,6 +158,8 @@ pub struct Evaluator<B: Backend> {
     labels: Vec<u32>,
     rec_row: Option<TensorId>,
     kl_row: Option<TensorId>,
+    /// The KL per row carries `kl_weight`; reports give the unweighted KL.
+    kl_weight: f32,
 }
 
 impl<B: Backend> Evaluator<B> {
@@ -157,7 +180,7 @@ impl<B: Backend> Evaluator<B> {
         keep.sort();
         let opts = CompileOptions { keep, bind: [("data".to_string(), data.upload(be)?)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
-        Ok(Evaluator { program, handles, batch, n, classes: data.classes(), slots: spec.classes, labels: data.labels_u32(), rec_row, kl_row })
+        Ok(Evaluator { program, handles, batch, n, classes: data.classes(), slots: spec.classes, labels: data.labels_u32(), rec_row, kl_row, kl_weight: spec.kl_weight })
     }
 
     /// Accuracy and log loss from pi (classifiers), and the ELBO terms (VAEs), over the split.
@@ -172,7 +195,7 @@ impl<B: Backend> Evaluator<B> {
             be.write_u32(self.program.input("idx")?, &idx)?;
             // the graph sees no labels: the decoder gets the predicted pi (also for
             // --decoder-input true-label), accuracy and log loss are computed here from pi
-            be.write_u32(self.program.input("labels")?, &vec![crate::backend::UNLABELED; self.batch * self.handles.label_repeat])?;
+            write_unlabeled(be, &self.program, &self.handles, self.batch)?;
             be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
             self.program.run(be)?;
             if let Some(pi) = scored {
@@ -195,7 +218,7 @@ impl<B: Backend> Evaluator<B> {
                 // per-row values were scaled by 1/batch (and 1/features for mean-normalised
                 // losses); undo the batch factor only, so the figures are per sample.
                 rec += rv[..rows].iter().map(|&v| v as f64 * self.batch as f64).sum::<f64>();
-                kl += kv[..rows].iter().map(|&v| v as f64 * self.batch as f64).sum::<f64>();
+                kl += kv[..rows].iter().map(|&v| v as f64 * self.batch as f64).sum::<f64>() / unweight(self.kl_weight);
             }
         }
         self.program.take_metrics(be)?;
@@ -220,7 +243,7 @@ impl<B: Backend> Evaluator<B> {
             let rows = (self.n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
             be.write_u32(self.program.input("idx")?, &idx)?;
-            be.write_u32(self.program.input("labels")?, &vec![crate::backend::UNLABELED; self.batch * self.handles.label_repeat])?;
+            write_unlabeled(be, &self.program, &self.handles, self.batch)?;
             be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
             self.program.run(be)?;
             let p = self.program.read(be, pi)?;
@@ -250,6 +273,8 @@ pub struct Trainer<B: Backend> {
     window_start: u64,
     window_steps: u64,
     label_repeat: usize,
+    /// Multi-factor models: every head's label of every training sample (see `factors`).
+    factor_labels: Vec<Vec<u8>>,
 }
 
 impl<B: Backend> Trainer<B> {
@@ -262,6 +287,16 @@ impl<B: Backend> Trainer<B> {
     /// As [`Trainer::new`] for image or series data (the model family must match: see
     /// [`TrainData::check`]). `labeled` must hold labeled samples only.
     pub fn with_data(be: &B, cfg: TrainConfig, train: TrainData<'_>, test: Option<TrainData<'_>>, labeled: Vec<usize>) -> Result<Self> {
+        if cfg.model.has_factor_heads() {
+            return Err(Error::Invalid(format!(
+                "model with factor_heads {:?} needs one label per head per sample: build it with Trainer::with_factor_labels",
+                cfg.model.factor_heads
+            )));
+        }
+        Self::build(be, cfg, train, test, labeled, Vec::new())
+    }
+
+    fn build(be: &B, cfg: TrainConfig, train: TrainData<'_>, test: Option<TrainData<'_>>, labeled: Vec<usize>, factor_labels: Vec<Vec<u8>>) -> Result<Self> {
         train.check(&cfg.model)?;
         cfg.validate(train.n())?;
         if let Some(&i) = labeled.iter().find(|&&i| i < train.n() && train.label(i).is_none()) {
@@ -274,6 +309,8 @@ impl<B: Backend> Trainer<B> {
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
         let mode = match cfg.model.kind {
+            // a multi-factor model without labels is a plain (beta-)VAE
+            Kind::Ss if cfg.model.has_factor_heads() && labeled.is_empty() => BatchMode::Unsupervised,
             Kind::Ss | Kind::M2 | Kind::Gmdgm => BatchMode::SemiSupervised,
             Kind::Es => BatchMode::Supervised,
             Kind::Eu => BatchMode::Unsupervised,
@@ -284,7 +321,7 @@ impl<B: Backend> Trainer<B> {
             None => None,
         };
         let label_repeat = handles.label_repeat;
-        Ok(Trainer { cfg, store, program, batcher, evaluator, step: 0, epochs_done: 0, labeled, window_start: 0, window_steps: 0, label_repeat })
+        Ok(Trainer { cfg, store, program, batcher, evaluator, step: 0, epochs_done: 0, labeled, window_start: 0, window_steps: 0, label_repeat, factor_labels })
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -308,7 +345,9 @@ impl<B: Backend> Trainer<B> {
         let b = self.batcher.next_batch();
         self.step += 1;
         be.write_u32(self.program.input("idx")?, &b.indices)?;
-        if self.label_repeat == 1 {
+        if !self.factor_labels.is_empty() {
+            self.write_factor_labels(be, &b)?;
+        } else if self.label_repeat == 1 {
             be.write_u32(self.program.input("labels")?, &b.labels)?;
         } else {
             let per_step: Vec<u32> = b.labels.iter().flat_map(|&l| std::iter::repeat_n(l, self.label_repeat)).collect();
@@ -342,9 +381,12 @@ impl<B: Backend> Trainer<B> {
                 // per-row losses were scaled by 1/rows (x 1/features under mean normalisation),
                 // so the batch sum is already the per-sample value being optimised
                 "rec" => l.rec = Some(per_batch),
-                "kl" => l.kl = Some(per_batch),
-                // normalised by labeled count in the kernel; undo alpha
-                "ce" => l.ce = Some(per_batch / (scale as f64).max(f64::MIN_POSITIVE)),
+                "kl" => l.kl = Some(per_batch / unweight(self.cfg.model.kl_weight)),
+                // normalised by labeled count in the kernel; undo alpha. Multi-factor heads
+                // ("ce0", "ce1", ...): the sum of the heads' CEs
+                n if n == "ce" || (n.starts_with("ce") && n[2..].parse::<usize>().is_ok()) => {
+                    *l.ce.get_or_insert(0.0) += per_batch / (scale as f64).max(f64::MIN_POSITIVE)
+                }
                 _ => {}
             }
         }
