@@ -14,17 +14,11 @@ mod common;
 
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::UNLABELED;
-use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore, Program};
+use common::model_fd::{tensor_errors, Setup};
+use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore};
 use ssvae::model::{build, DecoderInput, Kind, LossNorm, ModelSpec};
 use ssvae::train::pack_u8;
 use ssvae::Backend;
-
-struct Setup {
-    be: CpuBackend,
-    store: ParamStore<CpuBackend>,
-    fwd: Program<CpuBackend>,
-    step: Program<CpuBackend>,
-}
 
 fn setup(spec: &ModelSpec, seed: u64) -> Setup {
     let be = CpuBackend::new();
@@ -60,51 +54,15 @@ fn setup(spec: &ModelSpec, seed: u64) -> Setup {
     Setup { be, store, fwd, step }
 }
 
-fn objective(s: &Setup) -> f64 {
-    s.fwd.run(&s.be).unwrap();
-    s.fwd.take_metrics(&s.be).unwrap().iter().map(|&v| v as f64).sum()
-}
-
 /// Returns, per parameter tensor, (name, ||num - ana||, ||ana||, noise floor).
 fn check(spec: &ModelSpec, seed: u64, corrupt: Option<&str>) -> Vec<(String, f64, f64, f64)> {
     let s = setup(spec, seed);
-    let base = objective(&s).abs();
-    s.step.run(&s.be).unwrap();
-    s.step.take_metrics(&s.be).unwrap();
-    let grads = s.be.read_f32(&s.store.grads).unwrap();
-    let mut out = Vec::new();
     // Batch norm over a batch of 4 makes the CNN objective strongly curved and puts relu kinks
     // within a small step of the point: its central differences need a smaller step (for
     // conv0.weight the error was 15%, 9% and 0.13% of the gradient's norm at h = 1e-3, 3e-4,
     // 1e-4; the noise floor below accounts for the larger f32 round-off).
     let h: f32 = if spec.family == ssvae::model::Family::Cnn { 1e-4 } else { 1e-3 };
-    for (i, name) in s.store.names.iter().enumerate() {
-        let n: usize = s.store.shapes[i].iter().product();
-        let off = s.store.offsets[i];
-        let mut values = s.be.read_f32(&s.store.view(&s.be, name).unwrap()).unwrap();
-        let (mut diff2, mut ana2) = (0f64, 0f64);
-        for j in 0..n {
-            let orig = values[j];
-            values[j] = orig + h;
-            s.store.write(&s.be, name, &values).unwrap();
-            let up = objective(&s);
-            values[j] = orig - h;
-            s.store.write(&s.be, name, &values).unwrap();
-            let down = objective(&s);
-            values[j] = orig;
-            s.store.write(&s.be, name, &values).unwrap();
-            let num = (up - down) / (2.0 * h as f64);
-            let mut ana = grads[off + j] as f64;
-            if corrupt == Some(name.as_str()) {
-                ana *= 1.25;
-            }
-            diff2 += (num - ana).powi(2);
-            ana2 += ana * ana;
-        }
-        let noise = (n as f64).sqrt() * 2.0 * f32::EPSILON as f64 * base / (2.0 * h as f64);
-        out.push((name.clone(), diff2.sqrt(), ana2.sqrt(), noise));
-    }
-    out
+    tensor_errors(&s, h, corrupt)
 }
 
 fn tiny(kind: Kind) -> ModelSpec {

@@ -14,7 +14,8 @@ mod common;
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::UNLABELED;
 use ssvae::data::sprites::{sprites, POS_X, SCALE, SHAPE, SPRITE_FACTORS};
-use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore, Program};
+use common::model_fd::{gradients, tensor_errors, Setup};
+use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore};
 use ssvae::model::{build, labels_input_name, ModelSpec};
 use ssvae::train::factors::{factor_head_accuracy, sprite_factor_labels};
 use ssvae::train::{pack_u8, LabelSpec, TrainConfig, TrainData, Trainer};
@@ -34,12 +35,6 @@ fn tiny() -> ModelSpec {
 /// Head k's labels for the 4 rows: row 0 all labeled, rows 1-2 some heads, row 3 none.
 const LABELS: [[u32; 4]; 3] = [[1, U, 0, U], [0, 1, U, U], [3, 2, U, U]];
 
-struct Setup {
-    be: CpuBackend,
-    store: ParamStore<CpuBackend>,
-    fwd: Program<CpuBackend>,
-    step: Program<CpuBackend>,
-}
 
 fn setup(spec: &ModelSpec, seed: u64) -> Setup {
     let be = CpuBackend::new();
@@ -73,47 +68,12 @@ fn setup(spec: &ModelSpec, seed: u64) -> Setup {
     Setup { be, store, fwd, step }
 }
 
-fn objective(s: &Setup) -> f64 {
-    s.fwd.run(&s.be).unwrap();
-    s.fwd.take_metrics(&s.be).unwrap().iter().map(|&v| v as f64).sum()
-}
-
-fn gradients(s: &Setup) -> Vec<f32> {
-    s.step.run(&s.be).unwrap();
-    s.step.take_metrics(&s.be).unwrap();
-    s.be.read_f32(&s.store.grads).unwrap()
-}
-
 #[test]
 fn multi_factor_objective_gradient_matches_finite_differences() {
     let spec = tiny();
     let s = setup(&spec, 4);
-    let base = objective(&s).abs();
-    let grads = gradients(&s);
-    let h = 1e-3f32;
     assert!(s.store.names.iter().any(|n| n == "head2.weight"), "params: {:?}", s.store.names);
-    for (i, name) in s.store.names.iter().enumerate() {
-        let n: usize = s.store.shapes[i].iter().product();
-        let off = s.store.offsets[i];
-        let mut values = s.be.read_f32(&s.store.view(&s.be, name).unwrap()).unwrap();
-        let (mut diff2, mut ana2) = (0f64, 0f64);
-        for j in 0..n {
-            let orig = values[j];
-            values[j] = orig + h;
-            s.store.write(&s.be, name, &values).unwrap();
-            let up = objective(&s);
-            values[j] = orig - h;
-            s.store.write(&s.be, name, &values).unwrap();
-            let down = objective(&s);
-            values[j] = orig;
-            s.store.write(&s.be, name, &values).unwrap();
-            let num = (up - down) / (2.0 * h as f64);
-            let ana = grads[off + j] as f64;
-            diff2 += (num - ana).powi(2);
-            ana2 += ana * ana;
-        }
-        let (d, a) = (diff2.sqrt(), ana2.sqrt());
-        let noise = (n as f64).sqrt() * 2.0 * f32::EPSILON as f64 * base / (2.0 * h as f64);
+    for (name, d, a, noise) in tensor_errors(&s, 1e-3, None) {
         eprintln!("{name}: |num-ana| {d:.3e}, |ana| {a:.3e}, noise floor {noise:.1e}");
         assert!(a > 0.0, "{name}: zero gradient (every tensor should get one here)");
         assert!(d <= 0.02 * a + noise, "gradient of {name} is wrong: ||num - ana|| = {d:.3e}, ||ana|| = {a:.3e}, noise {noise:.1e}");

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod fd;
+pub mod model_fd;
 
 use std::sync::OnceLock;
 
