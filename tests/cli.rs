@@ -2,12 +2,12 @@
 //! resuming with more labels keeps the weights, bad input gives a clear error and no panic,
 //! divergence stops training and keeps the last good checkpoint. CPU backend, tiny sizes.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn ssvae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ssvae")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().expect("run ssvae")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::cli::{last_json, ssvae, stderr};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ssvae-cli-{}-{name}", std::process::id()));
@@ -24,15 +24,7 @@ fn train(out: &Path, extra: &[&str]) -> Output {
     ssvae(&args)
 }
 
-fn last_json(o: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let line = stdout.lines().last().unwrap_or_else(|| panic!("no output; stderr: {}", String::from_utf8_lossy(&o.stderr)));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
-}
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 #[test]
 fn train_eval_resume_with_more_labels() {

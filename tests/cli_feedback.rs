@@ -2,12 +2,12 @@
 //! marks given as test indices, anomaly_scores.csv rows or image files extend and retrain an
 //! anomaly run and write adjusted scores; bad marks are refused before anything is changed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn ssvae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ssvae")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().expect("run ssvae")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::cli::{last_json, ssvae, stderr};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ssvae-clifb-{}-{name}", std::process::id()));
@@ -30,15 +30,7 @@ fn feedback(run: &Path, extra: &[&str]) -> Output {
     ssvae(&args)
 }
 
-fn last_json(o: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let line = stdout.lines().last().unwrap_or_else(|| panic!("no output; stderr: {}", String::from_utf8_lossy(&o.stderr)));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
-}
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);

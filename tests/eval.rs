@@ -1,7 +1,8 @@
 //! Anomaly scores, exact ROC AUC, sample grids and the `anomaly` / `score` / `sample` commands.
 mod common;
 
-use std::process::Command;
+use common::cli::{ssvae};
+
 
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::data;
@@ -119,9 +120,6 @@ fn anomaly_scores_separate_an_unseen_class() {
     assert!(scores.iter().all(|s| s.is_finite() && *s > 0.0));
 }
 
-fn ssvae(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ssvae")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().unwrap()
-}
 
 #[test]
 fn anomaly_score_and_sample_commands() {

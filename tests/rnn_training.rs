@@ -12,8 +12,9 @@
 //! (e.g. a bias behind a dead relu) turns its round-off into a full-size step of either sign.
 mod common;
 
+use common::cli::{ssvae, last_json};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::data::SeriesDataset;
@@ -147,9 +148,6 @@ fn wrong_data_for_the_model_family_names_both_shapes() {
 
 // ---- the CLI on a user's CSV ----
 
-fn ssvae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ssvae")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().expect("run ssvae")
-}
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ssvae-rnn-{}-{name}", std::process::id()));
@@ -158,11 +156,6 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-fn last_json(o: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let line = stdout.lines().last().unwrap_or_else(|| panic!("no output; stderr: {}", String::from_utf8_lossy(&o.stderr)));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
-}
 
 /// A machine log, one row per time step: machine id, three sensors in raw units (offsets and
 /// scales differ per channel, as real sensors do), and a state label that is empty on part of

@@ -7,6 +7,7 @@
 
 pub mod fd;
 pub mod model_fd;
+pub mod cli;
 
 use std::sync::OnceLock;
 
