@@ -470,16 +470,8 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         factor_pi = probs;
     } else if spec.has_classifier() {
         let logits = g.dense("pi", h, spec.classes, Act::Identity);
-        // CE over labeled rows (normalised by their count in the kernel), weighted by alpha;
-        // ES trains on it alone.
-        let alpha = if spec.kind == Kind::Es { 1.0 } else { spec.alpha };
-        g.ce_loss("ce", logits, labels, alpha);
-        let p = g.softmax("pi_probs", logits);
-        pi = Some(p);
-        pi_for_decoder = Some(match spec.decoder_input {
-            DecoderInput::Pi => p,
-            DecoderInput::TrueLabel => g.label_mix("pi_or_label", p, labels),
-        });
+        let (p, p_dec) = classifier_head(&mut g, spec, logits, labels);
+        (pi, pi_for_decoder) = (Some(p), Some(p_dec));
     }
     let (mut mu, mut recon_logits) = (None, None);
     if spec.has_decoder() {
@@ -502,6 +494,20 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         recon_logits = Some(out);
     }
     Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits, label_repeat: 1, factor_pi }))
+}
+
+/// The classification head on its logits: the CE over labeled rows (normalised by their count
+/// in the kernel) weighted by alpha (ES trains on it alone), the probabilities pi, and what the
+/// decoder gets (pi, or the one-hot label on labeled rows).
+fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: TensorId) -> (TensorId, TensorId) {
+    let alpha = if spec.kind == Kind::Es { 1.0 } else { spec.alpha };
+    g.ce_loss("ce", logits, labels, alpha);
+    let p = g.softmax("pi_probs", logits);
+    let for_decoder = match spec.decoder_input {
+        DecoderInput::Pi => p,
+        DecoderInput::TrueLabel => g.label_mix("pi_or_label", p, labels),
+    };
+    (p, for_decoder)
 }
 
 /// The decoder from its input (z, or concat(z, pi)) to the output logits (batch x features).

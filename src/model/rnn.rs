@@ -30,7 +30,7 @@
 //! [batch * steps, classes]; mu, logvar, z and the decoder are [batch, steps, features], so
 //! per-window losses (KL, reconstruction) see one row per window.
 
-use super::{DecoderInput, Handles, Kind, LossNorm, ModelSpec};
+use super::{Handles, LossNorm, ModelSpec};
 use crate::backend::{Act, DType};
 use crate::error::Result;
 use crate::graph::{Graph, TensorId};
@@ -55,14 +55,8 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -
     let (mut pi, mut pi_for_decoder) = (None, None);
     if spec.has_classifier() {
         let logits = g.per_step_dense("pi", e, spec.classes, Act::Identity);
-        let alpha = if spec.kind == Kind::Es { 1.0 } else { spec.alpha };
-        g.ce_loss("ce", logits, labels, alpha);
-        let p = g.softmax("pi_probs", logits);
-        pi = Some(p);
-        pi_for_decoder = Some(match spec.decoder_input {
-            DecoderInput::Pi => p,
-            DecoderInput::TrueLabel => g.label_mix("pi_or_label", p, labels),
-        });
+        let (p, p_dec) = super::classifier_head(&mut g, spec, logits, labels);
+        (pi, pi_for_decoder) = (Some(p), Some(p_dec));
     }
     let (mut mu, mut recon) = (None, None);
     if spec.has_decoder() {
