@@ -171,19 +171,26 @@ pub fn random_dataset(n: usize, dim: usize, classes: usize, seed: u64) -> crate:
     }
 }
 
+/// The benchmark's trainer: `spec` on `data` with up to 1000 labeled samples (class-balanced),
+/// compiled for `batch` (also what `ssvae bench tune` compiles to find a step's GEMM shapes).
+pub fn bench_trainer<'a, B: Backend>(be: &B, data: crate::train::TrainData<'a>, spec: &crate::model::ModelSpec, batch: usize) -> Result<crate::train::Trainer<B>> {
+    use crate::train::{LabelSpec, TrainConfig, Trainer};
+    let mut cfg = TrainConfig::new(spec.clone(), "random");
+    cfg.batch_size = batch;
+    let n_labels = 1000.min(data.n());
+    cfg.labels = LabelSpec::Count(n_labels);
+    cfg.metrics_every = 100;
+    let labels: Vec<u8> = (0..data.n()).map(|i| data.label(i).unwrap_or(0)).collect();
+    let labeled = crate::data::label_subset(&labels, data.classes(), n_labels, 0)?;
+    Trainer::with_data(be, cfg, data, None, labeled)
+}
+
 /// Training throughput of a model: the whole training loop as `ssvae train` runs it (host
 /// batch sampling, index/label/counter uploads, one submission per step), after `warmup`
 /// steps, timed until `min_seconds` have passed, ending with a device sync.
 pub fn train_bench<B: Backend>(be: &B, data: crate::train::TrainData<'_>, spec: &crate::model::ModelSpec, batch: usize, min_seconds: f64, warmup: usize) -> Result<TrainResult> {
-    use crate::train::{LabelSpec, TrainConfig, Trainer};
     let (model, hidden) = (spec.name(), spec.hidden.first().copied().unwrap_or(0));
-    let mut cfg = TrainConfig::new(spec.clone(), "random");
-    cfg.batch_size = batch;
-    cfg.labels = LabelSpec::Count(1000);
-    cfg.metrics_every = 100;
-    let labels: Vec<u8> = (0..data.n()).map(|i| data.label(i).unwrap_or(0)).collect();
-    let labeled = crate::data::label_subset(&labels, data.classes(), 1000, 0)?;
-    let mut t = Trainer::with_data(be, cfg, data, None, labeled)?;
+    let mut t = bench_trainer(be, data, spec, batch)?;
     for _ in 0..warmup {
         t.step(be)?;
     }

@@ -45,7 +45,7 @@ impl DeviceArgs {
                 Some(list.to_string())
             }
         };
-        Ok(GpuOptions { backends, adapter_name: self.adapter.clone(), gemm_tiles: None })
+        Ok(GpuOptions { backends, adapter_name: self.adapter.clone(), ..Default::default() })
     }
     pub fn wants_cpu_only(&self) -> bool {
         self.backend.eq_ignore_ascii_case("cpu")
@@ -142,6 +142,33 @@ enum BenchCmd {
         /// Also print where a CPU step's time goes, kernel by kernel.
         #[arg(long)]
         profile: bool,
+    },
+    /// Tune the GPU's GEMM tiles for this adapter: times every candidate tiling on each GEMM
+    /// shape of the given model steps (and square sizes) and saves the fastest per shape in the
+    /// tuning file, which later runs on this adapter read (BENCHMARKS.md, "Tuning").
+    Tune {
+        /// Models whose training-step GEMMs are tuned (any `train` model name).
+        #[arg(long, value_delimiter = ',', default_values_t = vec!["ss-dense".to_string()])]
+        models: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_values_t = vec![128usize])]
+        batch_sizes: Vec<usize>,
+        /// Hidden widths of the dense model (other families use the paper's sizes).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1024usize])]
+        hidden_sizes: Vec<usize>,
+        /// Square sizes to tune as well.
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Minimum seconds of timed launches per candidate tiling.
+        #[arg(long, default_value_t = 0.2)]
+        min_seconds: f64,
+        /// Tuning file (default: SSVAE_TUNING_FILE, else ~/.cache/ssvae/gemm-tuning.json).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// `gpu` (default) or a GPU API list.
+        #[arg(long, default_value = "gpu")]
+        backend: String,
+        #[arg(long)]
+        adapter: Option<String>,
     },
     /// GEMM GFLOP/s of the GPU kernel and the CPU path: square sizes and the dense model's shapes.
     Gemm {
@@ -252,6 +279,57 @@ fn run(cli: Cli) -> Result<()> {
                     println!("| {k} | {n} | {:.1} | {:.1}% |", t.as_secs_f64() * 1e3, 100.0 * t.as_secs_f64() / total);
                 }
             }
+            Ok(())
+        }
+        Cmd::Bench { what: BenchCmd::Tune { models, batch_sizes, hidden_sizes, sizes, min_seconds, out, backend, adapter } } => {
+            if backend == "cpu" || backend == "both" {
+                anyhow::bail!("--backend {backend}: tuning is for the GPU backend (give `gpu` or a GPU API list)");
+            }
+            if !(min_seconds > 0.0 && min_seconds.is_finite()) {
+                anyhow::bail!("--min-seconds must be a positive number (got {min_seconds})");
+            }
+            let dev = DeviceArgs { backend, adapter };
+            let gpu = GpuBackend::new(&GpuOptions { no_tuning: true, ..dev.gpu_options()? }).context("opening the GPU")?;
+            let path = out.or_else(ssvae::backend::gpu::tune::default_path).context("no tuning file: give --out (HOME is not set)")?;
+            eprintln!("GPU adapter: {}; tuning file {}", ssvae::Backend::describe(&gpu), path.display());
+            // compile each model step once: the GEMMs it prepares are the shapes to tune
+            let images = ssvae::bench::random_dataset(2048, 784, 10, 1);
+            let series = ssvae::bench::random_series(512, 128, 6, 6, 1)?;
+            for name in &models {
+                let (family, kind) = ssvae::model::ModelSpec::parse_name(name)?;
+                let (data, paper) = match family {
+                    ssvae::model::Family::Dense => (ssvae::train::TrainData::Images(&images), ssvae::model::ModelSpec::dense(kind, 784, 10)),
+                    ssvae::model::Family::Cnn => (ssvae::train::TrainData::Images(&images), ssvae::model::ModelSpec::cnn(kind, [28, 28, 1], 10)),
+                    ssvae::model::Family::Rnn => (ssvae::train::TrainData::Series(&series), ssvae::model::ModelSpec::rnn(kind, 128, 6, 6)),
+                };
+                let widths: Vec<Option<usize>> = if family == ssvae::model::Family::Dense { hidden_sizes.iter().map(|&h| Some(h)).collect() } else { vec![None] };
+                for &b in &batch_sizes {
+                    for w in &widths {
+                        let spec = match w {
+                            Some(h) => ssvae::model::ModelSpec { hidden: vec![*h, *h], ..paper.clone() },
+                            None => paper.clone(),
+                        };
+                        ssvae::bench::bench_trainer(&gpu, data, &spec, b)?;
+                    }
+                }
+            }
+            let mut shapes = gpu.gemms_prepared();
+            shapes.extend(sizes.iter().map(|&s| ssvae::backend::Gemm::new(s, s, s)));
+            eprintln!("{} GEMM shapes, {} candidate tilings each", shapes.len(), ssvae::backend::gpu::GemmTiles::candidates().len());
+            let entries = ssvae::backend::gpu::tune::tune(&gpu, &shapes, min_seconds, |e| {
+                println!("{}", serde_json::to_string(e).unwrap_or_default());
+            })?;
+            println!("\n| M x N x K | op(A) op(B) | tiles (threads m x n, k, vec4) | GFLOP/s | untuned GFLOP/s | speed-up |\n|---|---|---|---:|---:|---:|");
+            for e in &entries {
+                let t = e.tiles;
+                println!(
+                    "| {}x{}x{} | {}{} | {}x{}, {}, {} | {:.2} | {:.2} | {:.2}x |",
+                    e.m, e.n, e.k, if e.trans_a { "T" } else { "N" }, if e.trans_b { "T" } else { "N" },
+                    t.threads_m, t.threads_n, t.tile_k, if t.vec4 { "vec4" } else { "scalar" }, e.gflops, e.default_gflops, e.gflops / e.default_gflops
+                );
+            }
+            ssvae::backend::gpu::tune::save(&path, gpu.adapter(), &entries)?;
+            eprintln!("saved {} shapes for {} in {}", entries.len(), gpu.adapter().name, path.display());
             Ok(())
         }
         Cmd::Bench { what: BenchCmd::Gemm { backend, adapter, sizes, min_seconds } } => {

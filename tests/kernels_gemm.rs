@@ -72,7 +72,7 @@ fn gemm_every_tile_configuration_matches_cpu() {
         return;
     }
     let cpu = CpuBackend::new();
-    for tiles in [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8 }] {
+    for tiles in [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: false }] {
         let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), ..Default::default() }).unwrap();
         for &(m, n, k) in &[(1, 1, 1), (65, 67, 33), (130, 70, 257)] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
@@ -125,4 +125,90 @@ fn cpu_long_k_transposed_gemm_matches_direct_sums() {
             .collect();
         common::assert_close(&format!("{m}x{n}x{k} TN"), &got, &want, 2e-4, 1e-3);
     }
+}
+
+/// The vec4 kernel (gemm_vec4.wgsl): shapes whose contiguous dimensions are multiples of 4, in
+/// every transpose case and epilogue, with every tile depth, including shapes smaller than a
+/// tile and not a multiple of it; the spec must really pick the vec4 file for each of them.
+#[test]
+fn gemm_vec4_kernel_matches_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let cpu = CpuBackend::new();
+    let shapes = [(4usize, 4usize, 4usize), (1, 4, 8), (4, 8, 4), (12, 20, 28), (68, 132, 36), (132, 68, 260)];
+    for tiles in [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: true }, GemmTiles { threads_m: 16, threads_n: 8, tile_k: 32, vec4: true }] {
+        let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), no_tuning: true, ..Default::default() }).unwrap();
+        for (s, &(m, n, k)) in shapes.iter().enumerate() {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                // m = 1 cannot be transposed-A vec4 (M must be a multiple of 4)
+                let g = Gemm::new(m, n, k).trans(ta, tb);
+                for g in [g, g.bias(Act::Sigmoid).scaled(0.5, 0.75)] {
+                    let file = ssvae::backend::gpu::kernels::spec(&ssvae::backend::Op::Gemm(g), Some(tiles)).file;
+                    assert_eq!(file == "gemm_vec4.wgsl", ssvae::backend::gpu::kernels::vec4_fits(&g), "{g:?}: {file}");
+                    check(&gpu, &cpu, g, 20 + s as u64);
+                }
+            }
+        }
+    }
+}
+
+/// Shapes where only some dimensions are multiples of 4 fall back to the scalar kernel and
+/// stay correct (the vec4 kernel would read across row ends there).
+#[test]
+fn gemm_vec4_falls_back_on_unaligned_shapes() {
+    if gpu().is_none() {
+        return;
+    }
+    let cpu = CpuBackend::new();
+    let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(GemmTiles::SMALL), no_tuning: true, ..Default::default() }).unwrap();
+    for (m, n, k, ta, tb) in [(4, 6, 8, false, false), (6, 8, 8, true, false), (8, 8, 6, false, false), (8, 8, 6, false, true), (5, 8, 8, true, true)] {
+        let g = Gemm::new(m, n, k).trans(ta, tb).bias(Act::Relu);
+        assert!(!ssvae::backend::gpu::kernels::vec4_fits(&g), "{g:?}");
+        assert_eq!(ssvae::backend::gpu::kernels::spec(&ssvae::backend::Op::Gemm(g), None).file, "gemm.wgsl");
+        check(&gpu, &cpu, g, 31);
+    }
+}
+
+/// `ssvae bench tune`'s machinery: tuning two shapes writes them to the file, a backend opened
+/// with the file uses the tuned tiles for those shapes (and computes correctly with them),
+/// other shapes keep the default, and a damaged file is reported by name and ignored.
+#[test]
+fn gemm_tuning_file_round_trip() {
+    use ssvae::backend::gpu::tune;
+    let Some(base) = gpu() else { return };
+    let dir = std::env::temp_dir().join(format!("ssvae-tune-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gemm-tuning.json");
+    let shapes = [Gemm::new(36, 20, 12), Gemm::new(8, 12, 16).trans(true, true)];
+    let entries = tune::tune(base, &shapes, 0.001, |_| {}).unwrap();
+    assert_eq!(entries.len(), 2);
+    assert!(entries.iter().all(|e| e.gflops > 0.0 && e.default_gflops > 0.0));
+    tune::save(&path, base.adapter(), &entries).unwrap();
+    // saving again merges instead of duplicating
+    tune::save(&path, base.adapter(), &entries[..1]).unwrap();
+    let f = tune::read_file(&path).unwrap();
+    assert_eq!(f.adapters.len(), 1);
+    assert_eq!(f.adapters[0].entries.len(), 2);
+
+    let gpu = GpuBackend::new(&GpuOptions { tuning_file: Some(path.clone()), ..Default::default() }).unwrap();
+    assert_eq!(gpu.tuned_shapes(), 2);
+    for (g, e) in shapes.iter().zip(&entries) {
+        assert_eq!(gpu.gemm_tiles_for(g), e.tiles);
+        check(&gpu, &CpuBackend::new(), g.bias(Act::Tanh), 41);
+    }
+    let other = Gemm::new(36, 20, 13);
+    assert_eq!(gpu.gemm_tiles_for(&other), GemmTiles::choose(36, 20));
+    // another adapter's section is not used
+    let mut foreign = f.clone();
+    foreign.adapters[0].adapter = "some other GPU".into();
+    std::fs::write(&path, serde_json::to_string(&foreign).unwrap()).unwrap();
+    assert_eq!(GpuBackend::new(&GpuOptions { tuning_file: Some(path.clone()), ..Default::default() }).unwrap().tuned_shapes(), 0);
+
+    std::fs::write(&path, "{ not json").unwrap();
+    let e = tune::read_file(&path).unwrap_err().to_string();
+    assert!(e.contains("gemm-tuning.json") && e.contains("not a GEMM tuning file"), "{e}");
+    let gpu = GpuBackend::new(&GpuOptions { tuning_file: Some(path.clone()), ..Default::default() }).unwrap();
+    assert_eq!(gpu.tuned_shapes(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,6 +7,7 @@ use crate::backend::{Act, Op};
 /// Shared activation functions, prepended to the files of the kernels with a fused activation.
 pub const ACTIVATION: &str = include_str!("../../../shaders/activation.wgsl");
 pub const GEMM: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/gemm.wgsl"));
+pub const GEMM_VEC4: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/gemm_vec4.wgsl"));
 pub const ELEMENTWISE: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/elementwise.wgsl"));
 pub const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 pub const SAMPLE: &str = include_str!("../../../shaders/sample.wgsl");
@@ -19,10 +20,11 @@ pub const MIXTURE: &str = include_str!("../../../shaders/mixture.wgsl");
 
 /// Every shader module, by file name, as compiled (with its prelude), for validation and the
 /// pipeline cache.
-pub const SHADERS: [(&str, &str); 10] = [
+pub const SHADERS: [(&str, &str); 11] = [
     ("conv.wgsl", CONV),
     ("batchnorm.wgsl", BATCHNORM),
     ("gemm.wgsl", GEMM),
+    ("gemm_vec4.wgsl", GEMM_VEC4),
     ("elementwise.wgsl", ELEMENTWISE),
     ("reduce.wgsl", REDUCE),
     ("sample.wgsl", SAMPLE),
@@ -32,20 +34,24 @@ pub const SHADERS: [(&str, &str); 10] = [
     ("mixture.wgsl", MIXTURE),
 ];
 
-/// GEMM tiling: threads per workgroup along M and N (each thread computes 4 x 4 outputs) and
-/// the depth of the K slab staged through workgroup memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// GEMM tiling: threads per workgroup along M and N (each thread computes 4 x 4 outputs), the
+/// depth of the K slab staged through workgroup memory, and whether the vec4 kernel
+/// (gemm_vec4.wgsl) may be used when the shape allows it (see [`vec4_fits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct GemmTiles {
     pub threads_m: u32,
     pub threads_n: u32,
     pub tile_k: u32,
+    #[serde(default)]
+    pub vec4: bool,
 }
 
 impl GemmTiles {
-    pub const LARGE: GemmTiles = GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16 };
-    pub const SMALL: GemmTiles = GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16 };
+    pub const LARGE: GemmTiles = GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true };
+    pub const SMALL: GemmTiles = GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16, vec4: true };
 
     /// Large tiles unless the output is too small to fill a few dozen workgroups with them.
+    /// Used when no tuning of the adapter ([`crate::backend::gpu::tune`]) covers the shape.
     pub fn choose(m: usize, n: usize) -> GemmTiles {
         let large_blocks = m.div_ceil(64) * n.div_ceil(64);
         if large_blocks >= 32 {
@@ -54,6 +60,32 @@ impl GemmTiles {
             Self::SMALL
         }
     }
+
+    /// The configurations the tuner tries: every one fits WebGPU's default limits (256
+    /// invocations, 16 KiB of workgroup memory).
+    pub fn candidates() -> Vec<GemmTiles> {
+        let mut v = Vec::new();
+        for (threads_m, threads_n) in [(16, 16), (8, 8), (8, 16), (16, 8), (4, 16)] {
+            for tile_k in [8, 16, 32] {
+                for vec4 in [false, true] {
+                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4 });
+                }
+            }
+        }
+        v
+    }
+
+    /// Workgroup memory the kernel stages (tiles of A and B), bytes.
+    pub fn workgroup_bytes(&self) -> u32 {
+        4 * self.tile_k * 4 * (self.threads_m + self.threads_n)
+    }
+}
+
+/// Whether a GEMM of this shape can run the vec4 kernel: every contiguous dimension a multiple
+/// of 4 (C and a non-transposed B along N; A along K, or along M when transposed; a
+/// transposed B along K).
+pub fn vec4_fits(g: &crate::backend::Gemm) -> bool {
+    g.n % 4 == 0 && if g.trans_a { g.m % 4 == 0 } else { g.k % 4 == 0 } && (!g.trans_b || g.k % 4 == 0)
 }
 
 pub struct KernelSpec {
@@ -108,8 +140,9 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
         Op::Gemm(g) => {
             let t = tiles_override.unwrap_or_else(|| GemmTiles::choose(g.m, g.n));
             let (tm, tn) = (t.threads_m as usize * 4, t.threads_n as usize * 4);
+            let vec4 = t.vec4 && t.tile_k % 4 == 0 && vec4_fits(&g);
             KernelSpec {
-                file: "gemm.wgsl",
+                file: if vec4 { "gemm_vec4.wgsl" } else { "gemm.wgsl" },
                 entry: "gemm",
                 constants: vec![
                     ("TRANS_A", bool_c(g.trans_a)),

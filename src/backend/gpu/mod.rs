@@ -10,6 +10,7 @@
 //! otherwise, and surface as typed errors, never panics.
 
 pub mod kernels;
+pub mod tune;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,8 +30,13 @@ pub struct GpuOptions {
     pub backends: Option<String>,
     /// Substring of the adapter name; `None` reads `WGPU_ADAPTER_NAME`.
     pub adapter_name: Option<String>,
-    /// Force GEMM tile sizes (benchmarks and tests); `None` picks per shape.
+    /// Force GEMM tile sizes (benchmarks and tests); `None` picks per shape: the adapter's
+    /// tuning (`ssvae bench tune`) where it covers the shape, else [`GemmTiles::choose`].
     pub gemm_tiles: Option<GemmTiles>,
+    /// The tuning file to read; `None` reads [`tune::default_path`].
+    pub tuning_file: Option<std::path::PathBuf>,
+    /// Ignore any tuning file.
+    pub no_tuning: bool,
 }
 
 /// What `ssvae devices` prints for an adapter.
@@ -172,6 +178,8 @@ pub struct GpuBackend {
     placeholder: GpuBuf,
     lost_or_failed: Arc<Mutex<Option<String>>>,
     tiles: Option<GemmTiles>,
+    tuned: HashMap<tune::ShapeKey, GemmTiles>,
+    gemm_log: Mutex<Vec<super::Gemm>>,
 }
 
 impl GpuBackend {
@@ -221,7 +229,16 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let placeholder = GpuBuf::new(placeholder_buf, 1, DType::F32);
+        // 4 elements: a vec4 kernel (gemm_vec4.wgsl) binds it as one 16-byte element
+        let placeholder = GpuBuf::new(placeholder_buf, 4, DType::F32);
+        // A damaged tuning file must not stop training: it is reported and ignored.
+        let tuned = match opts.tuning_file.clone().or_else(tune::default_path).filter(|_| !opts.no_tuning) {
+            Some(path) => tune::load_for(&path, &report).unwrap_or_else(|e| {
+                eprintln!("warning: {e}; using the default GEMM tiles");
+                HashMap::new()
+            }),
+            None => HashMap::new(),
+        };
         Ok(GpuBackend {
             device,
             queue,
@@ -232,6 +249,8 @@ impl GpuBackend {
             placeholder,
             lost_or_failed,
             tiles: opts.gemm_tiles,
+            tuned,
+            gemm_log: Mutex::new(Vec::new()),
         })
     }
 
@@ -246,6 +265,52 @@ impl GpuBackend {
 
     pub fn device(&self) -> &wgpu::Device {
         &self.device
+    }
+
+    /// How many GEMM shapes the adapter's tuning covers.
+    pub fn tuned_shapes(&self) -> usize {
+        self.tuned.len()
+    }
+
+    /// The tiles a GEMM of this shape runs with.
+    pub fn gemm_tiles_for(&self, g: &super::Gemm) -> GemmTiles {
+        self.tiles.or_else(|| self.tuned.get(&tune::key(g)).copied()).unwrap_or_else(|| GemmTiles::choose(g.m, g.n))
+    }
+
+    /// Every GEMM prepared so far (the shapes of a compiled model step, for the tuner).
+    pub fn gemms_prepared(&self) -> Vec<super::Gemm> {
+        self.gemm_log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// `prepare` with explicit GEMM / convolution tiles (`None`: the usual choice).
+    pub fn prepare_with_tiles(&self, op: &Op, bufs: &[&GpuBuf], tiles: Option<GemmTiles>) -> Result<GpuLaunch> {
+        op.check(bufs)?;
+        let tiles = tiles.or(self.tiles).or_else(|| match op {
+            Op::Gemm(g) => {
+                let mut log = self.gemm_log.lock().unwrap_or_else(|p| p.into_inner());
+                if !log.iter().any(|x| tune::key(x) == tune::key(g)) {
+                    log.push(*g);
+                }
+                drop(log);
+                self.tuned.get(&tune::key(g)).copied()
+            }
+            _ => None,
+        });
+        let spec = kernels::spec(op, tiles);
+        let access: Vec<Access> = op.slots().iter().map(|s| if s.len == 0 { Access::Read } else { s.access }).collect();
+        let pipeline = self.pipeline(&spec, &access)?;
+        let workgroups = self.grid(&spec.grid)?;
+        let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&spec.params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
+        for (i, b) in bufs.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.binding() });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(spec.entry), layout: &pipeline.layout, entries: &entries });
+        Ok(GpuLaunch { pipeline, bind_group, _params: params, _bufs: bufs.iter().map(|b| (*b).clone()).collect(), workgroups })
     }
 
     fn check_failed(&self) -> Result<()> {
@@ -450,22 +515,7 @@ impl Backend for GpuBackend {
     }
 
     fn prepare(&self, op: &Op, bufs: &[&GpuBuf]) -> Result<GpuLaunch> {
-        op.check(bufs)?;
-        let spec = kernels::spec(op, self.tiles);
-        let access: Vec<Access> = op.slots().iter().map(|s| if s.len == 0 { Access::Read } else { s.access }).collect();
-        let pipeline = self.pipeline(&spec, &access)?;
-        let workgroups = self.grid(&spec.grid)?;
-        let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&spec.params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
-        for (i, b) in bufs.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.binding() });
-        }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(spec.entry), layout: &pipeline.layout, entries: &entries });
-        Ok(GpuLaunch { pipeline, bind_group, _params: params, _bufs: bufs.iter().map(|b| (*b).clone()).collect(), workgroups })
+        self.prepare_with_tiles(op, bufs, None)
     }
 
     fn run(&self, launches: &[&GpuLaunch]) -> Result<()> {
