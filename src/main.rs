@@ -142,6 +142,12 @@ enum BenchCmd {
         /// Also print where a CPU step's time goes, kernel by kernel.
         #[arg(long)]
         profile: bool,
+        /// GPU: ignore the adapter's GEMM tuning file (`bench tune`), use the built-in tile choice.
+        #[arg(long)]
+        no_tuning: bool,
+        /// GPU: the scalar GEMM kernel only (no vec4 kernel), to measure what vec4 brings.
+        #[arg(long)]
+        no_vec4: bool,
     },
     /// Tune the GPU's GEMM tiles for this adapter: times every candidate tiling on each GEMM
     /// shape of the given model steps (and square sizes) and saves the fastest per shape in the
@@ -183,6 +189,12 @@ enum BenchCmd {
         /// Minimum seconds of timed work per case and backend.
         #[arg(long, default_value_t = 1.0)]
         min_seconds: f64,
+        /// GPU: ignore the adapter's GEMM tuning file (`bench tune`), use the built-in tile choice.
+        #[arg(long)]
+        no_tuning: bool,
+        /// GPU: the scalar GEMM kernel only (no vec4 kernel), to measure what vec4 brings.
+        #[arg(long)]
+        no_vec4: bool,
     },
 }
 
@@ -232,10 +244,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { what: BenchCmd::Train { model, backend, adapter, batch_sizes, hidden_sizes, min_seconds, warmup, profile } } => {
+        Cmd::Bench { what: BenchCmd::Train { model, backend, adapter, batch_sizes, hidden_sizes, min_seconds, warmup, profile, no_tuning, no_vec4 } } => {
             let (family, kind) = ssvae::model::ModelSpec::parse_name(&model)?;
             let dev = DeviceArgs { backend: backend.clone(), adapter };
-            let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&dev.gpu_options()?).context("opening the GPU")?) };
+            let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&GpuOptions { no_tuning, no_vec4, ..dev.gpu_options()? }).context("opening the GPU")?) };
             let cpu = if backend == "both" || backend == "cpu" { Some(if profile { CpuBackend::profiled() } else { CpuBackend::new() }) } else { None };
             // MNIST-sized random images, or UCI-HAR-sized random windows (7352 x 128 steps x 6)
             let images = ssvae::bench::random_dataset(60000, 784, 10, 1);
@@ -332,9 +344,9 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("saved {} shapes for {} in {}", entries.len(), gpu.adapter().name, path.display());
             Ok(())
         }
-        Cmd::Bench { what: BenchCmd::Gemm { backend, adapter, sizes, min_seconds } } => {
+        Cmd::Bench { what: BenchCmd::Gemm { backend, adapter, sizes, min_seconds, no_tuning, no_vec4 } } => {
             let dev = DeviceArgs { backend: backend.clone(), adapter };
-            let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&dev.gpu_options()?).context("opening the GPU")?) };
+            let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&GpuOptions { no_tuning, no_vec4, ..dev.gpu_options()? }).context("opening the GPU")?) };
             let cpu = if backend == "both" || backend == "cpu" { Some(CpuBackend::new()) } else { None };
             if let Some(g) = &gpu {
                 eprintln!("GPU adapter: {}", ssvae::Backend::describe(g));

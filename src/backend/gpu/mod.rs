@@ -37,6 +37,8 @@ pub struct GpuOptions {
     pub tuning_file: Option<std::path::PathBuf>,
     /// Ignore any tuning file.
     pub no_tuning: bool,
+    /// Never use the vec4 GEMM kernel (benchmarks: what vec4 brings).
+    pub no_vec4: bool,
 }
 
 /// What `ssvae devices` prints for an adapter.
@@ -179,6 +181,7 @@ pub struct GpuBackend {
     lost_or_failed: Arc<Mutex<Option<String>>>,
     tiles: Option<GemmTiles>,
     tuned: HashMap<tune::ShapeKey, GemmTiles>,
+    no_vec4: bool,
     gemm_log: Mutex<Vec<super::Gemm>>,
 }
 
@@ -250,6 +253,7 @@ impl GpuBackend {
             lost_or_failed,
             tiles: opts.gemm_tiles,
             tuned,
+            no_vec4: opts.no_vec4,
             gemm_log: Mutex::new(Vec::new()),
         })
     }
@@ -296,6 +300,10 @@ impl GpuBackend {
             }
             _ => None,
         });
+        let tiles = match (self.no_vec4, op) {
+            (true, Op::Gemm(g)) => Some(GemmTiles { vec4: false, ..tiles.unwrap_or_else(|| GemmTiles::choose(g.m, g.n)) }),
+            _ => tiles,
+        };
         let spec = kernels::spec(op, tiles);
         let access: Vec<Access> = op.slots().iter().map(|s| if s.len == 0 { Access::Read } else { s.access }).collect();
         let pipeline = self.pipeline(&spec, &access)?;
