@@ -331,13 +331,13 @@ fn run(cli: Cli) -> Result<()> {
             let entries = ssvae::backend::gpu::tune::tune(&gpu, &shapes, min_seconds, |e| {
                 println!("{}", serde_json::to_string(e).unwrap_or_default());
             })?;
-            println!("\n| M x N x K | op(A) op(B) | tiles (threads m x n, k, vec4) | GFLOP/s | untuned GFLOP/s | speed-up |\n|---|---|---|---:|---:|---:|");
+            println!("\n| M x N x K | op(A) op(B) | tiles (threads m x n, k, kernel) | GFLOP/s | untuned GFLOP/s | speed-up |\n|---|---|---|---:|---:|---:|");
             for e in &entries {
                 let t = e.tiles;
                 println!(
                     "| {}x{}x{} | {}{} | {}x{}, {}, {} | {:.2} | {:.2} | {:.2}x |",
                     e.m, e.n, e.k, if e.trans_a { "T" } else { "N" }, if e.trans_b { "T" } else { "N" },
-                    t.threads_m, t.threads_n, t.tile_k, if t.vec4 { "vec4" } else { "scalar" }, e.gflops, e.default_gflops, e.gflops / e.default_gflops
+                    t.threads_m, t.threads_n, t.tile_k, if t.vec4 && t.wide { "vec4 8x8" } else if t.vec4 { "vec4" } else { "scalar" }, e.gflops, e.default_gflops, e.gflops / e.default_gflops
                 );
             }
             ssvae::backend::gpu::tune::save(&path, gpu.adapter(), &entries)?;

@@ -72,7 +72,7 @@ fn gemm_every_tile_configuration_matches_cpu() {
         return;
     }
     let cpu = CpuBackend::new();
-    for tiles in [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: false }] {
+    for tiles in [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: false, wide: false }] {
         let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), ..Default::default() }).unwrap();
         for &(m, n, k) in &[(1, 1, 1), (65, 67, 33), (130, 70, 257)] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
@@ -136,8 +136,15 @@ fn gemm_vec4_kernel_matches_cpu() {
         return;
     }
     let cpu = CpuBackend::new();
-    let shapes = [(4usize, 4usize, 4usize), (1, 4, 8), (4, 8, 4), (12, 20, 28), (68, 132, 36), (132, 68, 260)];
-    for tiles in [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: true }, GemmTiles { threads_m: 16, threads_n: 8, tile_k: 32, vec4: true }] {
+    let shapes = [(4usize, 4usize, 4usize), (1, 4, 8), (4, 8, 4), (12, 20, 28), (68, 132, 36), (132, 68, 260), (136, 200, 44)];
+    for tiles in [
+        GemmTiles::LARGE,
+        GemmTiles::SMALL,
+        GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: true, wide: false },
+        GemmTiles { threads_m: 16, threads_n: 8, tile_k: 32, vec4: true, wide: false },
+        GemmTiles { threads_m: 8, threads_n: 16, tile_k: 16, vec4: true, wide: true },
+        GemmTiles { threads_m: 4, threads_n: 4, tile_k: 8, vec4: true, wide: true },
+    ] {
         let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), no_tuning: true, ..Default::default() }).unwrap();
         for (s, &(m, n, k)) in shapes.iter().enumerate() {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {

@@ -44,11 +44,15 @@ pub struct GemmTiles {
     pub tile_k: u32,
     #[serde(default)]
     pub vec4: bool,
+    /// With the vec4 kernel: 8 x 8 outputs per thread instead of 4 x 4 (tiles twice as large
+    /// along M and N, twice the FMAs per workgroup-memory read).
+    #[serde(default)]
+    pub wide: bool,
 }
 
 impl GemmTiles {
-    pub const LARGE: GemmTiles = GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true };
-    pub const SMALL: GemmTiles = GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16, vec4: true };
+    pub const LARGE: GemmTiles = GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true, wide: false };
+    pub const SMALL: GemmTiles = GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16, vec4: true, wide: false };
 
     /// Large tiles unless the output is too small to fill a few dozen workgroups with them.
     /// Used when no tuning of the adapter ([`crate::backend::gpu::tune`]) covers the shape.
@@ -68,7 +72,10 @@ impl GemmTiles {
         for (threads_m, threads_n) in [(16, 16), (8, 8), (8, 16), (16, 8), (4, 16)] {
             for tile_k in [8, 16, 32] {
                 for vec4 in [false, true] {
-                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4 });
+                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4, wide: false });
+                }
+                if (threads_m, threads_n) != (4, 16) {
+                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4: true, wide: true });
                 }
             }
         }
@@ -77,7 +84,16 @@ impl GemmTiles {
 
     /// Workgroup memory the kernel stages (tiles of A and B), bytes.
     pub fn workgroup_bytes(&self) -> u32 {
-        4 * self.tile_k * 4 * (self.threads_m + self.threads_n)
+        4 * self.tile_k * 4 * (self.threads_m + self.threads_n) * self.rb()
+    }
+
+    /// Register blocks per thread and dimension of the vec4 kernel (1: 4x4 outputs, 2: 8x8).
+    pub fn rb(&self) -> u32 {
+        if self.vec4 && self.wide {
+            2
+        } else {
+            1
+        }
     }
 }
 
@@ -139,21 +155,26 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
     match *op {
         Op::Gemm(g) => {
             let t = tiles_override.unwrap_or_else(|| GemmTiles::choose(g.m, g.n));
-            let (tm, tn) = (t.threads_m as usize * 4, t.threads_n as usize * 4);
             let vec4 = t.vec4 && t.tile_k % 4 == 0 && vec4_fits(&g);
+            let rb = if vec4 { t.rb() } else { 1 };
+            let (tm, tn) = ((t.threads_m * 4 * rb) as usize, (t.threads_n * 4 * rb) as usize);
+            let mut constants = vec![
+                ("TRANS_A", bool_c(g.trans_a)),
+                ("TRANS_B", bool_c(g.trans_b)),
+                ("HAS_BIAS", bool_c(g.bias)),
+                ("ACCUMULATE", bool_c(g.beta != 0.0)),
+                ("ACT", g.act as u32 as f64),
+                ("THREADS_M", t.threads_m as f64),
+                ("THREADS_N", t.threads_n as f64),
+                ("TILE_K", t.tile_k as f64),
+            ];
+            if vec4 {
+                constants.push(("RB", rb as f64));
+            }
             KernelSpec {
                 file: if vec4 { "gemm_vec4.wgsl" } else { "gemm.wgsl" },
                 entry: "gemm",
-                constants: vec![
-                    ("TRANS_A", bool_c(g.trans_a)),
-                    ("TRANS_B", bool_c(g.trans_b)),
-                    ("HAS_BIAS", bool_c(g.bias)),
-                    ("ACCUMULATE", bool_c(g.beta != 0.0)),
-                    ("ACT", g.act as u32 as f64),
-                    ("THREADS_M", t.threads_m as f64),
-                    ("THREADS_N", t.threads_n as f64),
-                    ("TILE_K", t.tile_k as f64),
-                ],
+                constants,
                 params: params(&[u(g.m), u(g.n), u(g.k), fl(g.alpha), fl(g.beta)]),
                 grid: Grid::Xy(g.n.div_ceil(tn) as u32, g.m.div_ceil(tm) as u32),
             }
