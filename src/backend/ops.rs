@@ -214,6 +214,17 @@ impl Conv2d {
     }
 }
 
+/// Rows per chunk of the batch-norm reductions ([`Op::BatchNormPartial`]): at least 256, and
+/// at most 256 chunks.
+pub fn bn_chunk_rows(rows: usize) -> usize {
+    rows.div_ceil(256).max(256)
+}
+
+/// Number of chunks of a batch-norm reduction over `rows` rows.
+pub fn bn_chunks(rows: usize) -> usize {
+    rows.div_ceil(bn_chunk_rows(rows)).max(1)
+}
+
 /// Every kernel of the compute core. Field names: `n` element count, `rows` x `cols` a
 /// row-major matrix, `scale` a factor applied to a loss and its gradient alike.
 #[derive(Clone, Debug, PartialEq)]
@@ -284,14 +295,27 @@ pub enum Op {
     Conv2dBackwardWeight { conv: Conv2d, accumulate: bool },
     // batchnorm.wgsl (over the columns of a rows x cols matrix: a conv feature map is
     // (batch*h*w) x channels)
-    /// Batch statistics `stats = [mean; 1/sqrt(var + eps)]` (2 x cols, biased var), and the
-    /// running averages updated with weight `momentum` on the batch (unbiased var, as PyTorch).
-    BatchNormStats { rows: usize, cols: usize, momentum: f32, eps: f32 },
+    /// Per-chunk column statistics of x: the rows are cut into `chunks` runs of
+    /// [`bn_chunk_rows`] rows (the last one shorter); `part[ch][0][c]` = the chunk's mean,
+    /// `part[ch][1][c]` = its sum of squared deviations from that mean. Chunks run in parallel,
+    /// so a feature map of 10^5 rows and a few dozen channels fills a GPU.
+    BatchNormPartial { rows: usize, cols: usize, chunks: usize },
+    /// Batch statistics `stats = [mean; 1/sqrt(var + eps)]` (2 x cols, biased var) from the
+    /// chunks' statistics (Chan et al.'s pairwise combination), and the running averages
+    /// updated with weight `momentum` on the batch (unbiased var, as PyTorch).
+    BatchNormStats { rows: usize, cols: usize, chunks: usize, momentum: f32, eps: f32 },
     /// `stats = [mean; 1/sqrt(var + eps)]` from the running averages (inference mode).
     BatchNormRunning { cols: usize, eps: f32 },
     /// y = act(gamma * (x - mean) * invstd + beta).
     BatchNormForward { rows: usize, cols: usize, act: Act },
-    /// dx, dgamma, dbeta from dy (through the fused activation, from its output y).
+    /// Per-chunk sums (chunks as [`Op::BatchNormPartial`]) for the backward pass:
+    /// `part[ch][0][c]` = sum of dz, `part[ch][1][c]` = sum of dz * xhat over the chunk's rows,
+    /// with dz = dy * act'(y) and xhat = (x - mean) * invstd.
+    BatchNormBackwardPartial { rows: usize, cols: usize, chunks: usize, act: Act },
+    /// dbeta = sum of dz, dgamma = sum of dz * xhat: the chunks' sums added in chunk order.
+    BatchNormBackwardReduce { cols: usize, chunks: usize },
+    /// dx from dy (through the fused activation, from its output y) and the column sums
+    /// dgamma, dbeta: dx = gamma invstd (dz - dbeta / rows - xhat dgamma / rows).
     BatchNormBackward { rows: usize, cols: usize, act: Act },
     // sample.wgsl
     /// y = x * mask, mask = (u >= rate) / (1 - rate) with u uniform from the shared RNG (word
@@ -371,7 +395,10 @@ impl Op {
             Op::Conv2dForward { .. } => "conv2d_forward",
             Op::Conv2dBackwardInput { .. } => "conv2d_backward_input",
             Op::Conv2dBackwardWeight { .. } => "conv2d_backward_weight",
+            Op::BatchNormPartial { .. } => "batch_norm_partial",
             Op::BatchNormStats { .. } => "batch_norm_stats",
+            Op::BatchNormBackwardPartial { .. } => "batch_norm_backward_partial",
+            Op::BatchNormBackwardReduce { .. } => "batch_norm_backward_reduce",
             Op::BatchNormRunning { .. } => "batch_norm_running",
             Op::BatchNormForward { .. } => "batch_norm_forward",
             Op::BatchNormBackward { .. } => "batch_norm_backward",
@@ -515,8 +542,9 @@ impl Op {
                 f("unused", 0, R),
                 f("dw", c.w_len(), if accumulate { RW } else { W }),
             ],
-            Op::BatchNormStats { rows, cols, .. } => vec![
-                f("x", rows * cols, R),
+            Op::BatchNormPartial { rows, cols, chunks } => vec![f("x", rows * cols, R), f("part", chunks * 2 * cols, W)],
+            Op::BatchNormStats { cols, chunks, .. } => vec![
+                f("part", chunks * 2 * cols, R),
                 f("running_mean", cols, RW),
                 f("running_var", cols, RW),
                 f("stats", 2 * cols, W),
@@ -529,15 +557,23 @@ impl Op {
                 f("beta", cols, R),
                 f("y", rows * cols, W),
             ],
+            Op::BatchNormBackwardPartial { rows, cols, chunks, .. } => vec![
+                f("x", rows * cols, R),
+                f("stats", 2 * cols, R),
+                f("y", rows * cols, R),
+                f("dy", rows * cols, R),
+                f("part", chunks * 2 * cols, W),
+            ],
+            Op::BatchNormBackwardReduce { cols, chunks } => vec![f("part", chunks * 2 * cols, R), f("dgamma", cols, W), f("dbeta", cols, W)],
             Op::BatchNormBackward { rows, cols, .. } => vec![
                 f("x", rows * cols, R),
                 f("stats", 2 * cols, R),
                 f("gamma", cols, R),
                 f("y", rows * cols, R),
                 f("dy", rows * cols, R),
+                f("dgamma", cols, R),
+                f("dbeta", cols, R),
                 f("dx", rows * cols, W),
-                f("dgamma", cols, W),
-                f("dbeta", cols, W),
             ],
             Op::Dropout { n, .. } => vec![u("counter", COUNTER_LEN, R), f("x", n, R), f("y", n, W), f("mask", n, W)],
             Op::RmsProp { n } => vec![
@@ -615,9 +651,11 @@ impl Op {
                 ("input elements", c.in_len()),
                 ("output elements", c.out_len()),
             ],
-            Op::BatchNormStats { rows, cols, .. } | Op::BatchNormForward { rows, cols, .. } | Op::BatchNormBackward { rows, cols, .. } => {
-                vec![("rows", rows), ("cols", cols)]
+            Op::BatchNormForward { rows, cols, .. } | Op::BatchNormBackward { rows, cols, .. } => vec![("rows", rows), ("cols", cols)],
+            Op::BatchNormPartial { rows, cols, chunks } | Op::BatchNormStats { rows, cols, chunks, .. } | Op::BatchNormBackwardPartial { rows, cols, chunks, .. } => {
+                vec![("rows", rows), ("cols", cols), ("chunks", chunks)]
             }
+            Op::BatchNormBackwardReduce { cols, chunks } => vec![("cols", cols), ("chunks", chunks)],
             Op::BatchNormRunning { cols, .. } => vec![("cols", cols)],
             Op::ConcatCols { rows, cols_a, cols_b } | Op::SplitCols { rows, cols_a, cols_b } => {
                 vec![("rows", rows), ("cols_a", cols_a), ("cols_b", cols_b)]
@@ -658,6 +696,11 @@ impl Op {
         }
         if let Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } = self {
             c.check(op)?;
+        }
+        if let Op::BatchNormPartial { rows, chunks, .. } | Op::BatchNormStats { rows, chunks, .. } | Op::BatchNormBackwardPartial { rows, chunks, .. } = *self {
+            if chunks != bn_chunks(rows) {
+                return Err(Error::shape(op, format!("{rows} rows make {} chunks of {} rows (bn_chunks), not {chunks}", bn_chunks(rows), bn_chunk_rows(rows))));
+            }
         }
         if let Op::Dropout { rate, .. } = self {
             if !(0.0..1.0).contains(rate) {

@@ -96,7 +96,13 @@ impl Graph {
         let shape = self.shape(x).to_vec();
         let y = self.temp(name.into(), &shape, DType::F32);
         let stats = self.temp(format!("{name}.stats"), &[2, channels], DType::F32);
-        self.push(GOp::BatchNorm { channels, act, momentum: BN_MOMENTUM, eps: BN_EPS, training }, vec![x, gamma, beta, rm, rv], vec![y, stats]);
+        let mut outs = vec![y, stats];
+        if training {
+            // the chunks' statistics (Op::BatchNormPartial)
+            let chunks = crate::backend::ops::bn_chunks(self.tensors[x].len() / channels);
+            outs.push(self.temp(format!("{name}.partial"), &[chunks, 2, channels], DType::F32));
+        }
+        self.push(GOp::BatchNorm { channels, act, momentum: BN_MOMENTUM, eps: BN_EPS, training }, vec![x, gamma, beta, rm, rv], outs);
         y
     }
 
@@ -138,12 +144,13 @@ pub(super) fn forward(g: &Graph, n: &Node, out: &mut Vec<Launch>) {
         }
         GOp::BatchNorm { channels, act, momentum, eps, training } => {
             let rows = g.tensors[i[0]].len() / channels;
-            let stats = if training {
-                Launch { op: Op::BatchNormStats { rows, cols: channels, momentum, eps }, args: vec![Some(i[0]), Some(i[3]), Some(i[4]), Some(o[1])] }
+            if training {
+                let chunks = crate::backend::ops::bn_chunks(rows);
+                out.push(Launch { op: Op::BatchNormPartial { rows, cols: channels, chunks }, args: vec![Some(i[0]), Some(o[2])] });
+                out.push(Launch { op: Op::BatchNormStats { rows, cols: channels, chunks, momentum, eps }, args: vec![Some(o[2]), Some(i[3]), Some(i[4]), Some(o[1])] });
             } else {
-                Launch { op: Op::BatchNormRunning { cols: channels, eps }, args: vec![Some(i[3]), Some(i[4]), Some(o[1])] }
-            };
-            out.push(stats);
+                out.push(Launch { op: Op::BatchNormRunning { cols: channels, eps }, args: vec![Some(i[3]), Some(i[4]), Some(o[1])] });
+            }
             out.push(Launch { op: Op::BatchNormForward { rows, cols: channels, act }, args: vec![Some(i[0]), Some(o[1]), Some(i[1]), Some(i[2]), Some(o[0])] });
         }
         GOp::Dropout { rate, stream } => out.push(Launch { op: Op::Dropout { n: g.tensors[i[1]].len(), rate, stream }, args: all(n) }),
@@ -203,9 +210,17 @@ pub(super) fn backward(g: &mut Graph, ad: &mut Autodiff, need: &[bool], n: &Node
             let dx = ad.fresh(g, i[0], o[0], "grad_in");
             let dgamma = ad.fresh(g, i[1], o[0], "grad_gamma");
             let dbeta = ad.fresh(g, i[2], o[0], "grad_beta");
+            let chunks = crate::backend::ops::bn_chunks(rows);
+            let part = g.temp(format!("{}.grad_partial", g.tensors[o[0]].name), &[chunks, 2, channels], DType::F32);
+            ad.grad.resize(g.tensors.len(), None);
+            ad.launches.push(Launch {
+                op: Op::BatchNormBackwardPartial { rows, cols: channels, chunks, act },
+                args: vec![Some(i[0]), Some(o[1]), Some(o[0]), Some(dy), Some(part)],
+            });
+            ad.launches.push(Launch { op: Op::BatchNormBackwardReduce { cols: channels, chunks }, args: vec![Some(part), Some(dgamma), Some(dbeta)] });
             ad.launches.push(Launch {
                 op: Op::BatchNormBackward { rows, cols: channels, act },
-                args: vec![Some(i[0]), Some(o[1]), Some(i[1]), Some(o[0]), Some(dy), Some(dx), Some(dgamma), Some(dbeta)],
+                args: vec![Some(i[0]), Some(o[1]), Some(i[1]), Some(o[0]), Some(dy), Some(dgamma), Some(dbeta), Some(dx)],
             });
             for (k, d) in [(1, dgamma), (2, dbeta)] {
                 if need[i[k]] {

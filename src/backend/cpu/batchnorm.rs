@@ -6,54 +6,65 @@
 //! (`running = (1 - momentum) running + momentum batch`, unbiased variance, as PyTorch) are
 //! kept for inference. The backward pass is the usual closed form:
 //! dx = invstd * (dz - mean(dz) - xhat * mean(dz * xhat)) * gamma, with dz = dy * act'(y).
+//!
+//! The column reductions go in chunks of rows (`bn_chunk_rows`), reduced in parallel and then
+//! combined, exactly as the GPU kernels do it (there, so that a 10^5-row feature map with a
+//! few dozen channels gives hundreds of workgroups instead of two).
 
 use rayon::prelude::*;
 
+use crate::backend::ops::bn_chunk_rows;
 use crate::backend::Act;
 
-/// Two per-column sums over the rows: `add(row, a, b)` adds row `row`'s contributions to the
-/// accumulators `a` and `b` (cols each). Rows go in chunks of 256 accumulated in f32 (a
-/// vectorisable inner loop over columns), chunks are combined in f64: rows can be ~10^5 for a
-/// feature map.
-fn col_sums2(rows: usize, cols: usize, add: impl Fn(usize, &mut [f32], &mut [f32]) + Sync) -> (Vec<f64>, Vec<f64>) {
-    const CHUNK: usize = 256;
-    let chunks: Vec<(Vec<f32>, Vec<f32>)> = (0..rows.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|k| {
-            let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
-            for r in k * CHUNK..((k + 1) * CHUNK).min(rows) {
-                add(r, &mut a, &mut b);
-            }
-            (a, b)
-        })
-        .collect();
-    let (mut a, mut b) = (vec![0f64; cols], vec![0f64; cols]);
-    for (ca, cb) in chunks {
-        for c in 0..cols {
-            a[c] += ca[c] as f64;
-            b[c] += cb[c] as f64;
-        }
-    }
-    (a, b)
+/// The rows of chunk `ch` (see [`Op::BatchNormPartial`](crate::backend::Op)).
+fn chunk_range(rows: usize, ch: usize) -> std::ops::Range<usize> {
+    let cr = bn_chunk_rows(rows);
+    ch * cr..((ch + 1) * cr).min(rows)
 }
 
-/// `stats = [mean; invstd]` of the batch; running averages updated in place.
-pub fn batch_norm_stats(rows: usize, cols: usize, momentum: f32, eps: f32, x: &[f32], running_mean: &mut [f32], running_var: &mut [f32], stats: &mut [f32]) {
-    let (mean, invstd) = stats[..2 * cols].split_at_mut(cols);
-    let (sums, _) = col_sums2(rows, cols, |r, a, _| a.iter_mut().zip(&x[r * cols..(r + 1) * cols]).for_each(|(a, v)| *a += v));
-    let m: Vec<f64> = sums.iter().map(|s| s / rows as f64).collect();
-    let mf: Vec<f32> = m.iter().map(|&v| v as f32).collect();
-    let (sq, _) = col_sums2(rows, cols, |r, a, _| {
-        for ((a, v), mu) in a.iter_mut().zip(&x[r * cols..(r + 1) * cols]).zip(&mf) {
-            *a += (v - mu) * (v - mu);
+/// Per-chunk mean and sum of squared deviations of each column (two passes over the chunk's
+/// rows, f32 as the GPU kernel), into `part[ch][0..2][cols]`; chunks in parallel.
+pub fn batch_norm_partial(rows: usize, cols: usize, chunks: usize, x: &[f32], part: &mut [f32]) {
+    part[..chunks * 2 * cols].par_chunks_mut(2 * cols).enumerate().for_each(|(ch, p)| {
+        let r = chunk_range(rows, ch);
+        let n = r.len() as f32;
+        let (mean, m2) = p.split_at_mut(cols);
+        mean.fill(0.0);
+        m2.fill(0.0);
+        for row in r.clone() {
+            mean.iter_mut().zip(&x[row * cols..(row + 1) * cols]).for_each(|(a, v)| *a += v);
+        }
+        mean.iter_mut().for_each(|m| *m /= n);
+        for row in r {
+            for ((a, v), mu) in m2.iter_mut().zip(&x[row * cols..(row + 1) * cols]).zip(mean.iter()) {
+                *a += (v - mu) * (v - mu);
+            }
         }
     });
+}
+
+/// `stats = [mean; invstd]` of the batch from the chunks' statistics (Chan et al.: the sum of
+/// squared deviations is the chunks' own plus n_ch (mean_ch - mean)^2 each); running averages
+/// updated in place.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_stats(rows: usize, cols: usize, chunks: usize, momentum: f32, eps: f32, part: &[f32], running_mean: &mut [f32], running_var: &mut [f32], stats: &mut [f32]) {
+    let (mean, invstd) = stats[..2 * cols].split_at_mut(cols);
     for c in 0..cols {
-        let var = sq[c] / rows as f64;
-        let unbiased = if rows > 1 { sq[c] / (rows - 1) as f64 } else { var };
-        mean[c] = m[c] as f32;
+        let mut m = 0f64;
+        for ch in 0..chunks {
+            m += chunk_range(rows, ch).len() as f64 * part[ch * 2 * cols + c] as f64;
+        }
+        m /= rows as f64;
+        let mut sq = 0f64;
+        for ch in 0..chunks {
+            let d = part[ch * 2 * cols + c] as f64 - m;
+            sq += part[(ch * 2 + 1) * cols + c] as f64 + chunk_range(rows, ch).len() as f64 * d * d;
+        }
+        let var = sq / rows as f64;
+        let unbiased = if rows > 1 { sq / (rows - 1) as f64 } else { var };
+        mean[c] = m as f32;
         invstd[c] = (1.0 / (var + eps as f64).sqrt()) as f32;
-        running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * m[c] as f32;
+        running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * m as f32;
         running_var[c] = (1.0 - momentum) * running_var[c] + momentum * unbiased as f32;
     }
 }
@@ -76,41 +87,49 @@ pub fn batch_norm_forward(rows: usize, cols: usize, act: Act, x: &[f32], stats: 
     });
 }
 
+/// Per-chunk sums of dz and dz * xhat into `part[ch][0..2][cols]`; chunks in parallel.
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_backward(
-    rows: usize,
-    cols: usize,
-    act: Act,
-    x: &[f32],
-    stats: &[f32],
-    gamma: &[f32],
-    y: &[f32],
-    dy: &[f32],
-    dx: &mut [f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-) {
+pub fn batch_norm_backward_partial(rows: usize, cols: usize, chunks: usize, act: Act, x: &[f32], stats: &[f32], y: &[f32], dy: &[f32], part: &mut [f32]) {
     let (mean, invstd) = stats[..2 * cols].split_at(cols);
-    let dz = |i: usize| dy[i] * act.grad_from_output(y[i]);
-    let xhat = |i: usize, c: usize| (x[i] - mean[c]) * invstd[c];
-    let (sum_dz, sum_dzx) = col_sums2(rows, cols, |r, a, b| {
-        for c in 0..cols {
-            let i = r * cols + c;
-            let d = dz(i);
-            a[c] += d;
-            b[c] += d * xhat(i, c);
+    part[..chunks * 2 * cols].par_chunks_mut(2 * cols).enumerate().for_each(|(ch, p)| {
+        let (sdz, sdzx) = p.split_at_mut(cols);
+        sdz.fill(0.0);
+        sdzx.fill(0.0);
+        for r in chunk_range(rows, ch) {
+            for c in 0..cols {
+                let i = r * cols + c;
+                let d = dy[i] * act.grad_from_output(y[i]);
+                sdz[c] += d;
+                sdzx[c] += d * (x[i] - mean[c]) * invstd[c];
+            }
         }
     });
-    let n = rows as f64;
-    let (mdz, mdzx): (Vec<f32>, Vec<f32>) = (0..cols).map(|c| ((sum_dz[c] / n) as f32, (sum_dzx[c] / n) as f32)).unzip();
+}
+
+/// dbeta, dgamma: the chunks' sums, added in chunk order.
+pub fn batch_norm_backward_reduce(cols: usize, chunks: usize, part: &[f32], dgamma: &mut [f32], dbeta: &mut [f32]) {
+    for c in 0..cols {
+        let (mut a, mut b) = (0f32, 0f32);
+        for ch in 0..chunks {
+            a += part[ch * 2 * cols + c];
+            b += part[(ch * 2 + 1) * cols + c];
+        }
+        dbeta[c] = a;
+        dgamma[c] = b;
+    }
+}
+
+/// dx = gamma invstd (dz - dbeta / rows - xhat dgamma / rows), elementwise.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(rows: usize, cols: usize, act: Act, x: &[f32], stats: &[f32], gamma: &[f32], y: &[f32], dy: &[f32], dgamma: &[f32], dbeta: &[f32], dx: &mut [f32]) {
+    let (mean, invstd) = stats[..2 * cols].split_at(cols);
+    let n = rows as f32;
     dx[..rows * cols].par_chunks_mut(cols).enumerate().for_each(|(r, dxr)| {
         for c in 0..cols {
             let i = r * cols + c;
-            dxr[c] = gamma[c] * invstd[c] * (dz(i) - mdz[c] - xhat(i, c) * mdzx[c]);
+            let dz = dy[i] * act.grad_from_output(y[i]);
+            let xhat = (x[i] - mean[c]) * invstd[c];
+            dxr[c] = gamma[c] * invstd[c] * (dz - dbeta[c] / n - xhat * dgamma[c] / n);
         }
     });
-    for c in 0..cols {
-        dgamma[c] = sum_dzx[c] as f32;
-        dbeta[c] = sum_dz[c] as f32;
-    }
 }

@@ -369,9 +369,21 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; dw);
             conv::conv2d_backward_weight(&c, fs(ins[0]), fs(ins[1]), accumulate, dw);
         }
-        Op::BatchNormStats { rows, cols, momentum, eps } => {
+        Op::BatchNormPartial { rows, cols, chunks } => {
+            outs!(outs; part);
+            batchnorm::batch_norm_partial(rows, cols, chunks, fs(ins[0]), part);
+        }
+        Op::BatchNormStats { rows, cols, chunks, momentum, eps } => {
             outs!(outs; rm, rv, stats);
-            batchnorm::batch_norm_stats(rows, cols, momentum, eps, fs(ins[0]), rm, rv, stats);
+            batchnorm::batch_norm_stats(rows, cols, chunks, momentum, eps, fs(ins[0]), rm, rv, stats);
+        }
+        Op::BatchNormBackwardPartial { rows, cols, chunks, act } => {
+            outs!(outs; part);
+            batchnorm::batch_norm_backward_partial(rows, cols, chunks, act, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), part);
+        }
+        Op::BatchNormBackwardReduce { cols, chunks } => {
+            outs!(outs; dgamma, dbeta);
+            batchnorm::batch_norm_backward_reduce(cols, chunks, fs(ins[0]), dgamma, dbeta);
         }
         Op::BatchNormRunning { cols, eps } => {
             outs!(outs; stats);
@@ -382,8 +394,8 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             batchnorm::batch_norm_forward(rows, cols, act, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), y);
         }
         Op::BatchNormBackward { rows, cols, act } => {
-            outs!(outs; dx, dgamma, dbeta);
-            batchnorm::batch_norm_backward(rows, cols, act, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), fs(ins[4]), dx, dgamma, dbeta);
+            outs!(outs; dx);
+            batchnorm::batch_norm_backward(rows, cols, act, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), fs(ins[4]), fs(ins[5]), fs(ins[6]), dx);
         }
         Op::Dropout { n, rate, stream } => {
             outs!(outs; y, mask);

@@ -325,12 +325,33 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
                 grid: Grid::Xy(n.div_ceil(tn) as u32, m.div_ceil(tm) as u32),
             }
         }
-        Op::BatchNormStats { rows, cols, momentum, eps } => KernelSpec {
+        Op::BatchNormPartial { rows, cols, chunks } => KernelSpec {
+            file: "batchnorm.wgsl",
+            entry: "batch_norm_partial",
+            constants: vec![],
+            params: params(&[u(rows), u(cols), 0, 0, u(chunks), u(crate::backend::ops::bn_chunk_rows(rows))]),
+            grid: Grid::Xy(cols.div_ceil(32) as u32, chunks as u32),
+        },
+        Op::BatchNormStats { rows, cols, chunks, momentum, eps } => KernelSpec {
             file: "batchnorm.wgsl",
             entry: "batch_norm_stats",
             constants: vec![],
-            params: params(&[u(rows), u(cols), fl(momentum), fl(eps)]),
-            grid: Grid::Flat(cols.div_ceil(32)),
+            params: params(&[u(rows), u(cols), fl(momentum), fl(eps), u(chunks), u(crate::backend::ops::bn_chunk_rows(rows))]),
+            grid: flat256(cols),
+        },
+        Op::BatchNormBackwardPartial { rows, cols, chunks, act } => KernelSpec {
+            file: "batchnorm.wgsl",
+            entry: "batch_norm_backward_partial",
+            constants: act_const(act),
+            params: params(&[u(rows), u(cols), 0, 0, u(chunks), u(crate::backend::ops::bn_chunk_rows(rows))]),
+            grid: Grid::Xy(cols.div_ceil(32) as u32, chunks as u32),
+        },
+        Op::BatchNormBackwardReduce { cols, chunks } => KernelSpec {
+            file: "batchnorm.wgsl",
+            entry: "batch_norm_backward_reduce",
+            constants: vec![],
+            params: params(&[0, u(cols), 0, 0, u(chunks), 0]),
+            grid: flat256(cols),
         },
         Op::BatchNormRunning { cols, eps } => KernelSpec {
             file: "batchnorm.wgsl",
@@ -351,7 +372,7 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             entry: "batch_norm_backward",
             constants: act_const(act),
             params: params(&[u(rows), u(cols)]),
-            grid: Grid::Flat(cols.div_ceil(32)),
+            grid: flat256(rows * cols),
         },
         Op::Dropout { n, rate, stream } => KernelSpec {
             file: "sample.wgsl",
