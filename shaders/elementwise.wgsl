@@ -119,6 +119,36 @@ fn gather_rows_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     w3[i] = r1[src * p.cols_a + j];
 }
 
+// An IEEE half (low 16 bits of h) as f32, exactly, with integer operations only
+// (unpack2x16float needs a capability some downlevel adapters lack).
+fn half_to_f32(h: u32) -> f32 {
+    let e = (h >> 10u) & 0x1Fu;
+    let m = h & 0x3FFu;
+    var v: f32;
+    if (e == 0u) {
+        v = f32(m) * exp2(-24.0); // zero and subnormals
+    } else if (e == 31u) {
+        v = bitcast<f32>(0x7F800000u | (m << 13u)); // inf, nan
+    } else {
+        v = bitcast<f32>(((e + 112u) << 23u) | (m << 13u));
+    }
+    return select(v, -v, (h & 0x8000u) != 0u);
+}
+
+// As gather_rows_f32 from a resident f16 dataset: value k of the flat matrix is half k % 2 (low
+// half first) of word k / 2.
+@compute @workgroup_size(256)
+fn gather_rows_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let r = i / p.cols_a;
+    let j = i % p.cols_a;
+    let src = r2_u32[r];
+    if (src >= p.cols_b) { w3[i] = 0.0; return; }
+    let k = src * p.cols_a + j;
+    w3[i] = half_to_f32(r1_u32[k / 2u] >> ((k % 2u) * 16u));
+}
+
 // out[r] = one_hot(labels[r]) for labeled rows (label < classes = cols_a), else pi[r].
 @compute @workgroup_size(256)
 fn label_mix(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

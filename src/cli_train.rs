@@ -95,6 +95,11 @@ pub struct TrainArgs {
     /// Bound on |log-variance| (logvar = L tanh(raw / L)); 0 disables it.
     #[arg(long)]
     logvar_limit: Option<f32>,
+    /// RNN models: keep the training windows on the device as f16 (half the memory: twice
+    /// the windows fit the adapter's per-binding limit); values are rounded to 3 significant
+    /// digits. Images are already stored at one byte per pixel.
+    #[arg(long)]
+    data_f16: bool,
     /// Continue a saved run (weights and optimizer state), e.g. with more --labels.
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -338,6 +343,12 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             }
             if let Some(l) = a.logvar_limit {
                 spec.logvar_limit = if l == 0.0 { None } else { Some(l) };
+            }
+            if a.data_f16 {
+                if family != Family::Rnn {
+                    bail!("--data-f16 applies to the recurrent models (their windows are f32 on the device); {} stores images at one byte per pixel already", a.model);
+                }
+                spec.series_f16 = true;
             }
             if let Some(n) = &a.loss_norm {
                 spec.loss_norm = match n.as_str() {

@@ -1,4 +1,4 @@
-//! gather_rows_u8, gather_rows_f32, label_mix and label_mix_backward: GPU vs CPU twin (exact: no arithmetic
+//! gather_rows_u8, gather_rows_f32, gather_rows_f16, label_mix and label_mix_backward: GPU vs CPU twin (exact: no arithmetic
 //! beyond /255), and hand-computed cases on the CPU.
 mod common;
 
@@ -49,6 +49,71 @@ fn gather_rows_f32_matches_cpu() {
         let want = gather_f32(&cpu, src_rows, cols, &values, &idx);
         let got = gather_f32(gpu, src_rows, cols, &values, &idx);
         assert_close(&format!("gather f32 {src_rows}x{cols} -> {rows}"), &got, &want, 0.0, 0.0);
+    }
+}
+
+fn gather_f16<B: Backend>(be: &B, src_rows: usize, cols: usize, values: &[f32], idx: &[u32]) -> Vec<f32> {
+    let words = ssvae::train::pack_f16(values, "test", cols).unwrap();
+    let data = be.upload_u32(&words).unwrap();
+    let ib = be.upload_u32(idx).unwrap();
+    let out = be.alloc(idx.len() * cols, DType::F32).unwrap();
+    be.launch(Op::GatherRowsF16 { rows: idx.len(), cols, src_rows }, &[&data, &ib, &out]).unwrap();
+    be.read_f32(&out).unwrap()
+}
+
+/// f16 storage: exactly representable values come back exactly (odd row length, so rows
+/// straddle words), an index past the data gives zeros.
+#[test]
+fn gather_rows_f16_hand_computed() {
+    let cpu = cpu();
+    let values = [0.5f32, -1.0, 2.0, 3.0, -4.5, 6.25, 1024.0, -0.125, 7.0];
+    let out = gather_f16(&cpu, 3, 3, &values, &[2, 0, 3, 1]);
+    assert_close("gather f16", &out, &[1024.0, -0.125, 7.0, 0.5, -1.0, 2.0, 0.0, 0.0, 0.0, 3.0, -4.5, 6.25], 0.0, 0.0);
+}
+
+/// GPU (unpack2x16float) vs CPU (half crate), exact; and both within f16 rounding (2^-11
+/// relative) of the f32 values.
+#[test]
+fn gather_rows_f16_matches_cpu_and_rounds_to_half_precision() {
+    let cpu = cpu();
+    let gpu = gpu();
+    let mut r = rng(5);
+    for &(src_rows, cols, rows) in &[(1, 1, 1), (5, 3, 7), (37, 29, 64), (300, 768, 129)] {
+        let values = uniform(&mut r, src_rows * cols, -5.0, 5.0);
+        let idx: Vec<u32> = (0..rows).map(|_| r.random_range(0..src_rows as u32 + 1)).collect();
+        let want = gather_f16(&cpu, src_rows, cols, &values, &idx);
+        let exact = gather_f32(&cpu, src_rows, cols, &values, &idx);
+        assert_close(&format!("f16 rounding {src_rows}x{cols}"), &want, &exact, 1e-7, 1.0 / 2048.0);
+        assert!(want.iter().zip(&exact).any(|(a, b)| a != b), "f16 storage should round some values");
+        if let Some(gpu) = gpu {
+            let got = gather_f16(gpu, src_rows, cols, &values, &idx);
+            assert_close(&format!("gather f16 {src_rows}x{cols} -> {rows}"), &got, &want, 0.0, 0.0);
+        }
+    }
+}
+
+#[test]
+fn f16_packing_rejects_values_beyond_its_range() {
+    let e = ssvae::train::pack_f16(&[1.0, 2.0, 3.0, 70000.0], "sensors.csv", 2).unwrap_err().to_string();
+    assert!(e.contains("sensors.csv") && e.contains("70000") && e.contains("window 1, value 1") && e.contains("--data-f16"), "{e}");
+}
+
+/// The shader's integer f16 decoder on every special case: zeros of both signs, the smallest
+/// and largest subnormals, the smallest normal, 1, the largest finite, infinities (NaN checked
+/// as NaN), GPU vs the half crate.
+#[test]
+fn gather_rows_f16_decodes_special_values_exactly() {
+    let Some(gpu) = gpu() else { return };
+    let bits: [u16; 12] = [0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x3C00, 0xBC00, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00, 0x7E00];
+    let words: Vec<u32> = bits.chunks(2).map(|c| c[0] as u32 | ((c[1] as u32) << 16)).collect();
+    let data = gpu.upload_u32(&words).unwrap();
+    let ib = gpu.upload_u32(&[0]).unwrap();
+    let out = gpu.alloc(bits.len(), DType::F32).unwrap();
+    gpu.launch(Op::GatherRowsF16 { rows: 1, cols: bits.len(), src_rows: 1 }, &[&data, &ib, &out]).unwrap();
+    let got = gpu.read_f32(&out).unwrap();
+    for (b, g) in bits.iter().zip(&got) {
+        let want = half::f16::from_bits(*b).to_f32();
+        assert!(want.to_bits() == g.to_bits() || (want.is_nan() && g.is_nan()), "half {b:#06x}: got {g:e} ({:#010x}) want {want:e}", g.to_bits());
     }
 }
 

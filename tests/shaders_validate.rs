@@ -56,6 +56,7 @@ fn every_op_entry_point_exists() {
         Op::SplitCols { rows: 2, cols_a: 1, cols_b: 2 },
         Op::GatherRowsU8 { rows: 2, cols: 3, src_rows: 4 },
         Op::GatherRowsF32 { rows: 2, cols: 3, src_rows: 4 },
+        Op::GatherRowsF16 { rows: 2, cols: 3, src_rows: 4 },
         Op::LabelMix { rows: 2, classes: 3 },
         Op::LabelMixBackward { rows: 2, classes: 3 },
         Op::ColSum { rows: 2, cols: 3, accumulate: true },

@@ -247,6 +247,9 @@ pub enum Op {
     /// out[r, :] = data[idx[r], :] from a resident f32 dataset (`src_rows` x `cols`); an index
     /// `>= src_rows` gives a row of zeros (as `GatherRowsU8`).
     GatherRowsF32 { rows: usize, cols: usize, src_rows: usize },
+    /// As `GatherRowsF32` from a resident f16 dataset: value k of the flat `src_rows` x `cols`
+    /// matrix is half k % 2 (low half first) of u32 word k / 2 (half the device memory).
+    GatherRowsF16 { rows: usize, cols: usize, src_rows: usize },
     /// out[r] = one_hot(labels[r]) where the row is labeled (label < classes), else pi[r].
     LabelMix { rows: usize, classes: usize },
     /// dpi[r] = 0 where the row is labeled, else dout[r] (the adjoint of `LabelMix`).
@@ -372,6 +375,7 @@ impl Op {
             Op::SplitCols { .. } => "split_cols",
             Op::GatherRowsU8 { .. } => "gather_rows_u8",
             Op::GatherRowsF32 { .. } => "gather_rows_f32",
+            Op::GatherRowsF16 { .. } => "gather_rows_f16",
             Op::LabelMix { .. } => "label_mix",
             Op::LabelMixBackward { .. } => "label_mix_backward",
             Op::ColSum { .. } => "col_sum",
@@ -440,6 +444,9 @@ impl Op {
             }
             Op::GatherRowsF32 { rows, cols, src_rows } => {
                 vec![f("data", src_rows * cols, R), u("idx", rows, R), f("out", rows * cols, W)]
+            }
+            Op::GatherRowsF16 { rows, cols, src_rows } => {
+                vec![u("data", (src_rows * cols).div_ceil(2), R), u("idx", rows, R), f("out", rows * cols, W)]
             }
             Op::LabelMix { rows, classes } => {
                 vec![f("pi", rows * classes, R), u("labels", rows, R), f("out", rows * classes, W)]
@@ -660,7 +667,9 @@ impl Op {
             Op::ConcatCols { rows, cols_a, cols_b } | Op::SplitCols { rows, cols_a, cols_b } => {
                 vec![("rows", rows), ("cols_a", cols_a), ("cols_b", cols_b)]
             }
-            Op::GatherRowsU8 { rows, cols, src_rows } | Op::GatherRowsF32 { rows, cols, src_rows } => vec![("rows", rows), ("cols", cols), ("src_rows", src_rows)],
+            Op::GatherRowsU8 { rows, cols, src_rows } | Op::GatherRowsF32 { rows, cols, src_rows } | Op::GatherRowsF16 { rows, cols, src_rows } => {
+                vec![("rows", rows), ("cols", cols), ("src_rows", src_rows)]
+            }
             Op::LabelMix { rows, classes } | Op::LabelMixBackward { rows, classes } => vec![("rows", rows), ("classes", classes)],
             Op::ColSum { rows, cols, .. }
             | Op::SoftmaxRows { rows, cols }

@@ -116,7 +116,7 @@ impl<B: Backend> Scorer<B> {
             return Err(Error::Invalid(format!("{} has no decoder, so it cannot score anomalies (use an ss- or eu- model)", spec.name())));
         }
         data.check(spec)?;
-        Self::resident(be, spec, store, data.upload(be)?, data.n(), batch)
+        Self::resident(be, spec, store, data.upload(be, spec)?, data.n(), batch)
     }
 
     fn resident(be: &B, spec: &ModelSpec, store: &ParamStore<B>, resident: B::Buf, n: usize, batch: usize) -> Result<Self> {

@@ -102,6 +102,7 @@ pub enum GOp {
     GatherU8 { src_rows: usize },
     /// [data (f32), idx] -> [x]: rows of a resident f32 dataset, e.g. sensor windows
     GatherF32 { src_rows: usize },
+    GatherF16 { src_rows: usize },
     /// [x] -> [y = limit * tanh(x / limit), u = x / limit, t = tanh(u)]: a smooth bound on a
     /// value that enters exp(), e.g. a log-variance (identity near 0, |y| < limit).
     SoftClamp { limit: f32 },
@@ -314,6 +315,14 @@ impl Graph {
         x
     }
 
+    /// As [`Graph::gather_f32`] from a resident f16 dataset (two values per u32 word).
+    pub fn gather_f16(&mut self, name: &str, data: TensorId, idx: TensorId, src_rows: usize, row_shape: &[usize]) -> TensorId {
+        let rows = self.shape(idx)[0];
+        let x = self.temp(name.into(), &[&[rows], row_shape].concat(), DType::F32);
+        self.push(GOp::GatherF16 { src_rows }, vec![data, idx], vec![x]);
+        x
+    }
+
     /// Rows of a resident u8 dataset (`src_rows` x `cols`) picked by `idx`, scaled to [0, 1].
     pub fn gather_u8(&mut self, name: &str, data: TensorId, idx: TensorId, src_rows: usize, cols: usize) -> TensorId {
         let rows = self.shape(idx)[0];
@@ -384,6 +393,7 @@ impl Graph {
                 GOp::LabelMix => Op::LabelMix { rows: s(i[0]).0, classes: s(i[0]).1 },
                 GOp::GatherU8 { src_rows } => Op::GatherRowsU8 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
                 GOp::GatherF32 { src_rows } => Op::GatherRowsF32 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
+                GOp::GatherF16 { src_rows } => Op::GatherRowsF16 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
                 GOp::Bce { scale } => Op::BceLogits { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Kl { scale } => Op::Kl { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Ce { scale } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale },
@@ -592,7 +602,7 @@ impl Graph {
                         }
                     }
                 }
-                GOp::GatherU8 { .. } | GOp::GatherF32 { .. } | GOp::Fill { .. } => {}
+                GOp::GatherU8 { .. } | GOp::GatherF32 { .. } | GOp::GatherF16 { .. } | GOp::Fill { .. } => {}
             }
         }
         (ad.launches, param_grads)

@@ -132,6 +132,11 @@ pub struct ModelSpec {
     /// Weight of the KL term (the paper's beta_norm; 1 = the ELBO).
     #[serde(default = "default_kl_weight")]
     pub kl_weight: f32,
+    /// RNN family: keep the resident windows in f16 on the device (`--data-f16`): half the
+    /// memory, so twice the windows fit one binding; values are rounded to f16 (3 significant
+    /// digits), which standardised sensor data tolerates (RESULTS.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub series_f16: bool,
 }
 
 fn default_kl_weight() -> f32 {
@@ -166,6 +171,7 @@ impl ModelSpec {
             series_shape: None,
             factor_heads: Vec::new(),
             kl_weight: 1.0,
+            series_f16: false,
         }
     }
 

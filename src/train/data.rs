@@ -119,10 +119,12 @@ impl TrainData<'_> {
         )))
     }
 
-    /// The samples resident on the device: u8 packed 4 per word, or f32.
-    pub fn upload<B: Backend>(&self, be: &B) -> Result<B::Buf> {
+    /// The samples resident on the device for `spec`: u8 packed 4 per word, f32, or f16
+    /// packed 2 per word (`spec.series_f16`; a value beyond f16's range is an error).
+    pub fn upload<B: Backend>(&self, be: &B, spec: &ModelSpec) -> Result<B::Buf> {
         let (r, bytes) = match self {
             TrainData::Images(d) => (be.upload_u32(&pack_u8(&d.pixels)), d.pixels.len()),
+            TrainData::Series(d) if spec.series_f16 => (be.upload_u32(&pack_f16(&d.values, &d.name, d.steps * d.channels)?), d.values.len() * 2),
             TrainData::Series(d) => (be.upload_f32(&d.values), d.values.len() * 4),
         };
         r.map_err(|e| match e {
@@ -136,4 +138,24 @@ impl TrainData<'_> {
             e => e,
         })
     }
+}
+
+/// f32 values as f16, two per u32 word (low half first), for a resident series dataset of
+/// rows of `row_len` values; a value that f16 cannot hold (|v| > 65504) is an error naming the
+/// window and position.
+pub fn pack_f16(values: &[f32], name: &str, row_len: usize) -> Result<Vec<u32>> {
+    let mut words = vec![0u32; values.len().div_ceil(2)];
+    for (k, &v) in values.iter().enumerate() {
+        let h = half::f16::from_f32(v);
+        if !h.is_finite() && v.is_finite() {
+            let row_len = row_len.max(1);
+            return Err(Error::Invalid(format!(
+                "dataset '{name}': value {v} (window {}, value {}) is beyond f16's range (65504); train without --data-f16 or rescale the data",
+                k / row_len,
+                k % row_len
+            )));
+        }
+        words[k / 2] |= (h.to_bits() as u32) << ((k % 2) * 16);
+    }
+    Ok(words)
 }

@@ -13,7 +13,7 @@ pub mod migrate;
 pub mod semi;
 mod data;
 
-pub use data::TrainData;
+pub use data::{pack_f16, TrainData};
 
 use std::path::Path;
 
@@ -132,7 +132,8 @@ pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
 /// The dataset resident on the device at one byte per value, with an error that says what to
 /// do when it does not fit one binding.
 pub fn upload_dataset<B: Backend>(be: &B, data: &Dataset) -> Result<B::Buf> {
-    TrainData::Images(data).upload(be)
+    let spec = crate::model::ModelSpec::dense(crate::model::Kind::Ss, data.dim(), data.classes);
+    TrainData::Images(data).upload(be, &spec)
 }
 
 /// Writes `UNLABELED` to every labels input (each head's, see [`Handles::label_inputs`]) of a
@@ -178,7 +179,7 @@ impl<B: Backend> Evaluator<B> {
         let (rec_row, kl_row) = (find("rec.per_row"), find("kl.per_row"));
         let mut keep: Vec<TensorId> = [handles.pi, rec_row, kl_row].into_iter().flatten().collect();
         keep.sort();
-        let opts = CompileOptions { keep, bind: [("data".to_string(), data.upload(be)?)].into(), ..Default::default() };
+        let opts = CompileOptions { keep, bind: [("data".to_string(), data.upload(be, spec)?)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
         Ok(Evaluator { program, handles, batch, n, classes: data.classes(), slots: spec.classes, labels: data.labels_u32(), rec_row, kl_row, kl_weight: spec.kl_weight })
     }
@@ -304,7 +305,7 @@ impl<B: Backend> Trainer<B> {
         }
         let (graph, handles) = build(&cfg.model, cfg.batch_size, train.n())?;
         let store = ParamStore::new(be, &graph, cfg.seed)?;
-        let resident = train.upload(be)?;
+        let resident = train.upload(be, &cfg.model)?;
         let opts = CompileOptions { optimizer: Some(cfg.optimizer), bind: [("data".to_string(), resident)].into(), ..Default::default() };
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;

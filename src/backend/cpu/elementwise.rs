@@ -88,6 +88,22 @@ pub fn gather_rows_f32(rows: usize, cols: usize, src_rows: usize, data: &[f32], 
     }
 }
 
+/// As [`gather_rows_f32`] from f16 values packed two per word, low half first.
+pub fn gather_rows_f16(rows: usize, cols: usize, src_rows: usize, data: &[u32], idx: &[u32], out: &mut [f32]) {
+    for r in 0..rows {
+        let o = &mut out[r * cols..(r + 1) * cols];
+        let s = idx[r] as usize;
+        if s >= src_rows {
+            o.fill(0.0);
+            continue;
+        }
+        for (j, v) in o.iter_mut().enumerate() {
+            let k = s * cols + j;
+            *v = half::f16::from_bits((data[k / 2] >> ((k % 2) * 16)) as u16).to_f32();
+        }
+    }
+}
+
 /// out[r] = one_hot(labels[r]) for labeled rows (label < classes), else pi[r].
 pub fn label_mix(rows: usize, classes: usize, pi: &[f32], labels: &[u32], out: &mut [f32]) {
     for r in 0..rows {

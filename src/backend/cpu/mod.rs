@@ -280,6 +280,10 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; out);
             elementwise::gather_rows_f32(rows, cols, src_rows, fs(ins[0]), ins[1], out);
         }
+        Op::GatherRowsF16 { rows, cols, src_rows } => {
+            outs!(outs; out);
+            elementwise::gather_rows_f16(rows, cols, src_rows, ins[0], ins[1], out);
+        }
         Op::LabelMix { rows, classes } => {
             outs!(outs; out);
             elementwise::label_mix(rows, classes, fs(ins[0]), ins[1], out);

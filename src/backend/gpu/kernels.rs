@@ -193,9 +193,13 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             params: params(&[0, u(rows), u(cols_a), u(cols_b), 0]),
             grid: flat256(rows * (cols_a + cols_b)),
         },
-        Op::GatherRowsU8 { rows, cols, src_rows } | Op::GatherRowsF32 { rows, cols, src_rows } => KernelSpec {
+        Op::GatherRowsU8 { rows, cols, src_rows } | Op::GatherRowsF32 { rows, cols, src_rows } | Op::GatherRowsF16 { rows, cols, src_rows } => KernelSpec {
             file: "elementwise.wgsl",
-            entry: if matches!(op, Op::GatherRowsU8 { .. }) { "gather_rows_u8" } else { "gather_rows_f32" },
+            entry: match op {
+                Op::GatherRowsU8 { .. } => "gather_rows_u8",
+                Op::GatherRowsF32 { .. } => "gather_rows_f32",
+                _ => "gather_rows_f16",
+            },
             constants: vec![],
             params: params(&[u(rows * cols), u(rows), u(cols), u(src_rows), 0]),
             grid: flat256(rows * cols),
