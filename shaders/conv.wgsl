@@ -5,6 +5,10 @@
 //   conv2d_forward:         y  [B*OH*OW, OC]     = unfold(x) [.., KH*KW*IC] * w [KH*KW*IC, OC] (+ bias)
 //   conv2d_backward_input:  dx [B*IH*IW, IC]     = gather(dy) [.., KH*KW*OC] * w^T        (+ bias)
 //   conv2d_backward_weight: dw [KH*KW*IC, OC]    = unfold(x)^T [.., B*OH*OW] * dy [B*OH*OW, OC]
+//   conv2d_backward_weight_split: the same product with its K = B*OH*OW axis cut into runs of
+//     `unused` (= samples per run x OH*OW) values; run s (grid rows s * m_tiles ..) writes its
+//     partial dw to part[s] (sum_slices in elementwise.wgsl adds them). The long reduction then
+//     runs on runs x tiles workgroups instead of a few dozen.
 // The backward-input kernel is also a transposed convolution's forward pass.
 //
 // Tiling as in gemm.wgsl: a workgroup computes a TILE_M x TILE_N block, staging TILE_K-deep
@@ -37,6 +41,7 @@ override TILE_N: u32 = THREADS_N * REG;
 const FORWARD: u32 = 0u;
 const BACKWARD_INPUT: u32 = 1u;
 const BACKWARD_WEIGHT: u32 = 2u;
+const BACKWARD_WEIGHT_SPLIT: u32 = 3u;
 
 var<workgroup> tile_a: array<f32, TILE_K * TILE_M>; // [kk][row]
 var<workgroup> tile_b: array<f32, TILE_K * TILE_N>; // [kk][col]
@@ -88,22 +93,34 @@ fn load_b(mode: u32, kk: u32, col: u32) -> f32 {
 }
 
 fn run(mode: u32, wid: vec3<u32>, lid: vec3<u32>, li: u32) {
-    let row0 = wid.y * TILE_M;
+    var row_tile = wid.y;
+    var k_begin = 0u;
+    var k_end = p.k;
+    var out_base = 0u;
+    if (mode == BACKWARD_WEIGHT_SPLIT) {
+        let m_tiles = (p.m + TILE_M - 1u) / TILE_M;
+        let s = wid.y / m_tiles;
+        row_tile = wid.y % m_tiles;
+        k_begin = s * p.unused;
+        k_end = min(p.k, k_begin + p.unused);
+        out_base = s * p.m * p.n;
+    }
+    let row0 = row_tile * TILE_M;
     let col0 = wid.x * TILE_N;
     let nthreads = THREADS_M * THREADS_N;
     // which index runs fastest across threads in each operand's tile load
-    let a_k_fast = mode != BACKWARD_WEIGHT;
+    let a_k_fast = mode != BACKWARD_WEIGHT && mode != BACKWARD_WEIGHT_SPLIT;
     let b_k_fast = mode == BACKWARD_INPUT;
     var acc: array<f32, 16>;
     var ar: array<f32, 4>;
     var br: array<f32, 4>;
-    for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
+    for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
         for (var e = li; e < TILE_M * TILE_K; e += nthreads) {
             var r: u32;
             var kk: u32;
             if (a_k_fast) { kk = e % TILE_K; r = e / TILE_K; } else { r = e % TILE_M; kk = e / TILE_M; }
             var v = 0.0;
-            if (row0 + r < p.m && k0 + kk < p.k) { v = load_a(mode, row0 + r, k0 + kk); }
+            if (row0 + r < p.m && k0 + kk < k_end) { v = load_a(mode, row0 + r, k0 + kk); }
             tile_a[kk * TILE_M + r] = v;
         }
         for (var e = li; e < TILE_N * TILE_K; e += nthreads) {
@@ -111,7 +128,7 @@ fn run(mode: u32, wid: vec3<u32>, lid: vec3<u32>, li: u32) {
             var kk: u32;
             if (b_k_fast) { kk = e % TILE_K; cc = e / TILE_K; } else { cc = e % TILE_N; kk = e / TILE_N; }
             var v = 0.0;
-            if (col0 + cc < p.n && k0 + kk < p.k) { v = load_b(mode, k0 + kk, col0 + cc); }
+            if (col0 + cc < p.n && k0 + kk < k_end) { v = load_b(mode, k0 + kk, col0 + cc); }
             tile_b[kk * TILE_N + cc] = v;
         }
         workgroupBarrier();
@@ -134,8 +151,8 @@ fn run(mode: u32, wid: vec3<u32>, lid: vec3<u32>, li: u32) {
             if (col >= p.n) { continue; }
             var v = acc[i * REG + j];
             if (HAS_BIAS) { v += bias[col]; }
-            if (ACCUMULATE) { v += out[r * p.n + col]; }
-            out[r * p.n + col] = v;
+            if (ACCUMULATE) { v += out[out_base + r * p.n + col]; }
+            out[out_base + r * p.n + col] = v;
         }
     }
 }
@@ -153,4 +170,9 @@ fn conv2d_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 @compute @workgroup_size(THREADS_N, THREADS_M, 1)
 fn conv2d_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     run(BACKWARD_WEIGHT, wid, lid, li);
+}
+
+@compute @workgroup_size(THREADS_N, THREADS_M, 1)
+fn conv2d_backward_weight_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    run(BACKWARD_WEIGHT_SPLIT, wid, lid, li);
 }

@@ -119,6 +119,18 @@ fn gather_rows_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     w3[i] = r1[src * p.cols_a + j];
 }
 
+// out[i] (+)= sum over cols_a slices s of part[s * n + i], in slice order (cols_b = 1: add to
+// out). Reduces split-K partial products (conv2d_backward_weight_split).
+@compute @workgroup_size(256)
+fn sum_slices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    var v = 0.0;
+    if (p.cols_b == 1u) { v = w2[i]; }
+    for (var s = 0u; s < p.cols_a; s++) { v += r1[s * p.n + i]; }
+    w2[i] = v;
+}
+
 // An IEEE half (low 16 bits of h) as f32, exactly, with integer operations only
 // (unpack2x16float needs a capability some downlevel adapters lack).
 fn half_to_f32(h: u32) -> f32 {

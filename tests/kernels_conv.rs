@@ -157,6 +157,48 @@ fn gpu_conv_matches_cpu() {
     }
 }
 
+/// Split-K weight gradient: runs of `samples` samples into part, then sum_slices (plain and
+/// accumulated onto dw0).
+fn run_split<B: Backend>(be: &B, c: &Conv2d, samples: usize, x: &[f32], dy: &[f32], dw0: &[f32]) -> [Vec<f32>; 2] {
+    let runs = c.batch.div_ceil(samples);
+    let (xb, dyb) = (be.upload_f32(x).unwrap(), be.upload_f32(dy).unwrap());
+    let part = be.alloc(runs * c.w_len(), DType::F32).unwrap();
+    let (dw, dwacc) = (be.alloc(c.w_len(), DType::F32).unwrap(), be.upload_f32(dw0).unwrap());
+    be.launch(Op::Conv2dBackwardWeightSplit { conv: *c, samples }, &[&xb, &dyb, be.placeholder(), &part]).unwrap();
+    be.launch(Op::SumSlices { n: c.w_len(), slices: runs, accumulate: false }, &[&part, &dw]).unwrap();
+    be.launch(Op::SumSlices { n: c.w_len(), slices: runs, accumulate: true }, &[&part, &dwacc]).unwrap();
+    [&dw, &dwacc].map(|b| be.read_f32(b).unwrap())
+}
+
+/// The split-K weight gradient (runs of 1 and 2 samples, so the last run is shorter for odd
+/// batches, and runs spanning more than one tile row) equals the unsplit one, on the CPU and
+/// on the GPU; the graph picks it for long reductions (`conv_weight_split_samples`).
+#[test]
+fn split_k_weight_gradient_matches_unsplit() {
+    let be = cpu();
+    let g = gpu();
+    let mut shapes = geometries();
+    shapes.push(geom(3, (12, 12), 8, 70, 3, 1, Padding::Same));
+    for (i, c) in shapes.into_iter().enumerate().filter(|(_, c)| c.batch > 1) {
+        let k = case(c, 300 + i as u64);
+        let [_, _, _, dw, dwacc] = run_conv(&be, &c, &k.x, &k.w, &k.bias, &k.dy, &k.dw0);
+        for samples in [1, 2] {
+            let tag = format!("{c:?} in runs of {samples}");
+            let [a, b] = run_split(&be, &c, samples, &k.x, &k.dy, &k.dw0);
+            assert_close(&format!("cpu split {tag}"), &a, &dw, 1e-4, 1e-4);
+            assert_close(&format!("cpu split accumulate {tag}"), &b, &dwacc, 1e-4, 1e-4);
+            if let Some(g) = g {
+                let [a, b] = run_split(g, &c, samples, &k.x, &k.dy, &k.dw0);
+                assert_close(&format!("gpu split {tag}"), &a, &dw, 1e-4, 1e-4);
+                assert_close(&format!("gpu split accumulate {tag}"), &b, &dwacc, 1e-4, 1e-4);
+            }
+        }
+    }
+    // the paper's first layer at batch 128: 13 runs of 10 images
+    let c = geom(128, (28, 28), 1, 64, 3, 1, Padding::Same);
+    assert_eq!(ssvae::backend::ops::conv_weight_split_samples(&c), 10);
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
 }

@@ -82,6 +82,8 @@ fn every_op_entry_point_exists() {
         Op::Conv2dForward { conv: CONV, bias: true },
         Op::Conv2dBackwardInput { conv: CONV, bias: true },
         Op::Conv2dBackwardWeight { conv: CONV, accumulate: true },
+        Op::Conv2dBackwardWeightSplit { conv: CONV, samples: 1 },
+        Op::SumSlices { n: 3, slices: 2, accumulate: true },
         Op::BatchNormPartial { rows: 2, cols: 3, chunks: 1 },
         Op::BatchNormStats { rows: 2, cols: 3, chunks: 1, momentum: 0.1, eps: 1e-5 },
         Op::BatchNormBackwardPartial { rows: 2, cols: 3, chunks: 1, act: Act::Relu },

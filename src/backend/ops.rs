@@ -214,6 +214,12 @@ impl Conv2d {
     }
 }
 
+/// Samples per run of a split-K convolution weight gradient ([`Op::Conv2dBackwardWeightSplit`]):
+/// about 8192 reduction terms (samples x output pixels) per run, at most 64 runs.
+pub fn conv_weight_split_samples(c: &Conv2d) -> usize {
+    (8192 / (c.out_h * c.out_w).max(1)).max(1).max(c.batch.div_ceil(64))
+}
+
 /// Rows per chunk of the batch-norm reductions ([`Op::BatchNormPartial`]): at least 256, and
 /// at most 256 chunks.
 pub fn bn_chunk_rows(rows: usize) -> usize {
@@ -296,6 +302,13 @@ pub enum Op {
     Conv2dBackwardInput { conv: Conv2d, bias: bool },
     /// dw = sum over the batch of x (x) dy (written, or added to dw when `accumulate`).
     Conv2dBackwardWeight { conv: Conv2d, accumulate: bool },
+    /// Split-K weight gradient: the batch is cut into runs of `samples` samples (the last one
+    /// shorter), and `part[s]` (w_len values each) is the weight gradient of run s alone, so
+    /// the long batch x pixels reduction runs on many workgroups; [`Op::SumSlices`] adds them.
+    Conv2dBackwardWeightSplit { conv: Conv2d, samples: usize },
+    /// out = sum of `slices` consecutive slices of `n` values of part, in slice order (added to
+    /// out when `accumulate`).
+    SumSlices { n: usize, slices: usize, accumulate: bool },
     // batchnorm.wgsl (over the columns of a rows x cols matrix: a conv feature map is
     // (batch*h*w) x channels)
     /// Per-chunk column statistics of x: the rows are cut into `chunks` runs of
@@ -399,6 +412,8 @@ impl Op {
             Op::Conv2dForward { .. } => "conv2d_forward",
             Op::Conv2dBackwardInput { .. } => "conv2d_backward_input",
             Op::Conv2dBackwardWeight { .. } => "conv2d_backward_weight",
+            Op::Conv2dBackwardWeightSplit { .. } => "conv2d_backward_weight_split",
+            Op::SumSlices { .. } => "sum_slices",
             Op::BatchNormPartial { .. } => "batch_norm_partial",
             Op::BatchNormStats { .. } => "batch_norm_stats",
             Op::BatchNormBackwardPartial { .. } => "batch_norm_backward_partial",
@@ -549,6 +564,13 @@ impl Op {
                 f("unused", 0, R),
                 f("dw", c.w_len(), if accumulate { RW } else { W }),
             ],
+            Op::Conv2dBackwardWeightSplit { conv: c, samples } => vec![
+                f("x", c.in_len(), R),
+                f("dy", c.out_len(), R),
+                f("unused", 0, R),
+                f("part", c.batch.div_ceil(samples) * c.w_len(), W),
+            ],
+            Op::SumSlices { n, slices, accumulate } => vec![f("part", slices * n, R), f("out", n, if accumulate { RW } else { W })],
             Op::BatchNormPartial { rows, cols, chunks } => vec![f("x", rows * cols, R), f("part", chunks * 2 * cols, W)],
             Op::BatchNormStats { cols, chunks, .. } => vec![
                 f("part", chunks * 2 * cols, R),
@@ -644,6 +666,8 @@ impl Op {
             | Op::RmsProp { n }
             | Op::Adam { n }
             | Op::Dropout { n, .. } => vec![("n", n)],
+            Op::SumSlices { n, slices, .. } => vec![("n", n), ("slices", slices)],
+            Op::Conv2dBackwardWeightSplit { conv: c, samples } => vec![("batch", c.batch), ("samples", samples), ("kernel taps x channels", c.w_len()), ("input elements", c.in_len()), ("output elements", c.out_len())],
             Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } => vec![
                 ("batch", c.batch),
                 ("in_h", c.in_h),
@@ -703,7 +727,7 @@ impl Op {
                 return Err(Error::shape(op, format!("dimension {dim} = {v} is too large for 32-bit indexing")));
             }
         }
-        if let Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } = self {
+        if let Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } | Op::Conv2dBackwardWeightSplit { conv: c, .. } = self {
             c.check(op)?;
         }
         if let Op::BatchNormPartial { rows, chunks, .. } | Op::BatchNormStats { rows, chunks, .. } | Op::BatchNormBackwardPartial { rows, chunks, .. } = *self {

@@ -189,7 +189,17 @@ pub(super) fn backward(g: &mut Graph, ad: &mut Autodiff, need: &[bool], n: &Node
             let (big, small) = if transposed { (dy, i[0]) } else { (i[0], dy) };
             if need[i[1]] {
                 let (gw, acc) = ad.target(g, i[1]);
-                ad.launches.push(Launch { op: Op::Conv2dBackwardWeight { conv, accumulate: acc }, args: vec![Some(big), Some(small), None, Some(gw)] });
+                // split-K over runs of samples when the batch x pixels reduction is long
+                let samples = crate::backend::ops::conv_weight_split_samples(&conv);
+                let runs = conv.batch.div_ceil(samples);
+                if runs > 1 {
+                    let part = g.temp(format!("{}.grad_weight_runs", g.tensors[o[0]].name), &[runs, conv.w_len()], DType::F32);
+                    ad.grad.resize(g.tensors.len(), None);
+                    ad.launches.push(Launch { op: Op::Conv2dBackwardWeightSplit { conv, samples }, args: vec![Some(big), Some(small), None, Some(part)] });
+                    ad.launches.push(Launch { op: Op::SumSlices { n: conv.w_len(), slices: runs, accumulate: acc }, args: vec![Some(part), Some(gw)] });
+                } else {
+                    ad.launches.push(Launch { op: Op::Conv2dBackwardWeight { conv, accumulate: acc }, args: vec![Some(big), Some(small), None, Some(gw)] });
+                }
             }
             if i.len() > 2 && need[i[2]] {
                 let (gb, acc) = ad.target(g, i[2]);

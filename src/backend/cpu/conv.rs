@@ -152,3 +152,14 @@ pub fn conv2d_backward_weight(c: &Conv2d, x: &[f32], dy: &[f32], accumulate: boo
         sgemm(k, oc, nb * p, &col, (1, k), &dy[b0 * p * oc..(b0 + nb) * p * oc], (oc, 1), beta, dw);
     }
 }
+
+/// Split-K twin: `part[s]` = the weight gradient of samples `s * samples ..` (at most
+/// `samples` of them), each computed as [`conv2d_backward_weight`] on that sub-batch.
+pub fn conv2d_backward_weight_split(c: &Conv2d, samples: usize, x: &[f32], dy: &[f32], part: &mut [f32]) {
+    let (wl, inl, outl) = (c.w_len(), c.in_h * c.in_w * c.in_c, c.out_h * c.out_w * c.out_c);
+    for (s, b0) in (0..c.batch).step_by(samples).enumerate() {
+        let nb = samples.min(c.batch - b0);
+        let sub = Conv2d { batch: nb, ..*c };
+        conv2d_backward_weight(&sub, &x[b0 * inl..(b0 + nb) * inl], &dy[b0 * outl..(b0 + nb) * outl], false, &mut part[s * wl..(s + 1) * wl]);
+    }
+}

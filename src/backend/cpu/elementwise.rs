@@ -124,3 +124,14 @@ pub fn label_mix_backward(rows: usize, classes: usize, dout: &[f32], labels: &[u
         }
     }
 }
+
+/// out (+)= the sum of `slices` slices of `n` values of part, added in slice order.
+pub fn sum_slices(n: usize, slices: usize, accumulate: bool, part: &[f32], out: &mut [f32]) {
+    for (i, o) in out[..n].iter_mut().enumerate() {
+        let mut v = if accumulate { *o } else { 0.0 };
+        for s in 0..slices {
+            v += part[s * n + i];
+        }
+        *o = v;
+    }
+}

@@ -373,6 +373,14 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; dw);
             conv::conv2d_backward_weight(&c, fs(ins[0]), fs(ins[1]), accumulate, dw);
         }
+        Op::Conv2dBackwardWeightSplit { conv: c, samples } => {
+            outs!(outs; part);
+            conv::conv2d_backward_weight_split(&c, samples, fs(ins[0]), fs(ins[1]), part);
+        }
+        Op::SumSlices { n, slices, accumulate } => {
+            outs!(outs; out);
+            elementwise::sum_slices(n, slices, accumulate, fs(ins[0]), out);
+        }
         Op::BatchNormPartial { rows, cols, chunks } => {
             outs!(outs; part);
             batchnorm::batch_norm_partial(rows, cols, chunks, fs(ins[0]), part);

@@ -211,6 +211,13 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             params: params(&[u(rows * classes), u(rows), u(classes), 0, 0]),
             grid: flat256(rows * classes),
         },
+        Op::SumSlices { n, slices, accumulate } => KernelSpec {
+            file: "elementwise.wgsl",
+            entry: "sum_slices",
+            constants: vec![],
+            params: params(&[u(n), 0, u(slices), accumulate as u32, 0]),
+            grid: flat256(n),
+        },
         Op::ColSum { rows, cols, accumulate } => KernelSpec {
             file: "reduce.wgsl",
             entry: "col_sum",
@@ -300,13 +307,20 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             params: params(&[u(rows), u(cols), 0, fl(scale)]),
             grid: Grid::Flat(rows),
         },
-        Op::Conv2dForward { conv: c, bias } | Op::Conv2dBackwardInput { conv: c, bias } | Op::Conv2dBackwardWeight { conv: c, accumulate: bias } => {
-            // the implicit GEMM's m x n x k
+        Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } | Op::Conv2dBackwardWeightSplit { conv: c, .. } => {
+            // the implicit GEMM's m x n x k (split: k values per run in the last word, one row
+            // of tiles per run)
             let taps = c.kh * c.kw;
-            let (entry, m, n, k, has_bias, acc) = match op {
-                Op::Conv2dForward { .. } => ("conv2d_forward", c.batch * c.out_h * c.out_w, c.out_c, taps * c.in_c, bias, false),
-                Op::Conv2dBackwardInput { .. } => ("conv2d_backward_input", c.batch * c.in_h * c.in_w, c.in_c, taps * c.out_c, bias, false),
-                _ => ("conv2d_backward_weight", taps * c.in_c, c.out_c, c.batch * c.out_h * c.out_w, false, bias),
+            let (mut runs, mut k_run) = (1, 0);
+            let (entry, m, n, k, has_bias, acc) = match *op {
+                Op::Conv2dForward { bias, .. } => ("conv2d_forward", c.batch * c.out_h * c.out_w, c.out_c, taps * c.in_c, bias, false),
+                Op::Conv2dBackwardInput { bias, .. } => ("conv2d_backward_input", c.batch * c.in_h * c.in_w, c.in_c, taps * c.out_c, bias, false),
+                Op::Conv2dBackwardWeightSplit { samples, .. } => {
+                    (runs, k_run) = (c.batch.div_ceil(samples), samples * c.out_h * c.out_w);
+                    ("conv2d_backward_weight_split", taps * c.in_c, c.out_c, c.batch * c.out_h * c.out_w, false, false)
+                }
+                Op::Conv2dBackwardWeight { accumulate, .. } => ("conv2d_backward_weight", taps * c.in_c, c.out_c, c.batch * c.out_h * c.out_w, false, accumulate),
+                _ => unreachable!(),
             };
             let t = tiles_override.unwrap_or_else(|| GemmTiles::choose(m, n));
             let (tm, tn) = (t.threads_m as usize * 4, t.threads_n as usize * 4);
@@ -324,9 +338,9 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
                     u(c.batch), u(c.in_h), u(c.in_w), u(c.in_c),
                     u(c.out_h), u(c.out_w), u(c.out_c), u(c.kh),
                     u(c.kw), u(c.stride), u(c.pad_h), u(c.pad_w),
-                    u(m), u(n), u(k), 0,
+                    u(m), u(n), u(k), u(k_run),
                 ]),
-                grid: Grid::Xy(n.div_ceil(tn) as u32, m.div_ceil(tm) as u32),
+                grid: Grid::Xy(n.div_ceil(tn) as u32, (m.div_ceil(tm) * runs) as u32),
             }
         }
         Op::BatchNormPartial { rows, cols, chunks } => KernelSpec {
