@@ -240,6 +240,13 @@ fn run(cli: Cli) -> Result<()> {
                         a.max_compute_workgroups_per_dimension,
                         if a.shader_f16 { "yes" } else { "no" }
                     );
+                    if let Some(path) = ssvae::backend::gpu::tune::default_path() {
+                        match ssvae::backend::gpu::tune::load_for(&path, a) {
+                            Ok(t) if !t.is_empty() => println!("    GEMM tuning: {} shapes in {}", t.len(), path.display()),
+                            Ok(_) => println!("    GEMM tuning: none (built-in tiles; `ssvae bench tune` measures this adapter's)"),
+                            Err(e) => println!("    GEMM tuning: unreadable ({e})"),
+                        }
+                    }
                 }
             }
             Ok(())
