@@ -129,4 +129,14 @@ fn checkpoints_restore_parameters_and_optimizer_state_on_any_backend() {
     let s3 = ParamStore::new(&cpu, &g3, 0).unwrap();
     let e = ssvae::train::load_into(&cpu, &s3, &dir).unwrap_err().to_string();
     assert!(e.contains("model.safetensors") && e.contains("checkpoint shape"), "{e}");
+    // an older checkpoint layout (optimizer state as one flat tensor) still loads its weights
+    use ssvae::train::checkpoint::{load_weights, save_weights, Weights};
+    let path = dir.join(ssvae::train::checkpoint::MODEL_FILE);
+    let w = load_weights(&path).unwrap();
+    let mut params = w.params.clone();
+    params.push(("__optimizer.flat_params".into(), vec![3], vec![1.0, 2.0, 3.0]));
+    save_weights(&path, &Weights { params, state1: vec![], state2: vec![] }).unwrap();
+    let store = ParamStore::new(&cpu, &graph, 99).unwrap();
+    ssvae::train::load_into(&cpu, &store, &dir).unwrap();
+    assert_eq!(store.read_buffer(&cpu, StoreBuffer::Params).unwrap(), t.store.read_buffer(&cpu, StoreBuffer::Params).unwrap());
 }

@@ -433,6 +433,12 @@ pub fn load_into<B: Backend>(be: &B, store: &ParamStore<B>, dir: &Path) -> Resul
     }
     for (which, tensors) in [(StoreBuffer::Params, &w.params), (StoreBuffer::State1, &w.state1), (StoreBuffer::State2, &w.state2)] {
         for (name, shape, v) in tensors {
+            // Optimizer state as one flat buffer: the layout of checkpoints written before the
+            // state was stored per parameter. The weights are still good; the state is dropped.
+            if name.starts_with("__optimizer.") {
+                eprintln!("note: {}: optimizer state '{name}' is in an older layout and is ignored (weights load; resumed training restarts RMSprop's averages)", path.display());
+                continue;
+            }
             store.write_buffer(be, which, name, v).map_err(|e| Error::Io { path: path.clone(), msg: format!("{e} (checkpoint shape {shape:?})") })?;
         }
     }
