@@ -53,14 +53,20 @@ fn time_gemm<B: Backend>(be: &B, g: Gemm, min_seconds: f64) -> Result<(usize, f6
     let (ab, bb) = (be.upload_f32(&a)?, be.upload_f32(&b)?);
     let cb = be.alloc(g.m * g.n, crate::DType::F32)?;
     let launch = be.prepare(&Op::Gemm(g), &[&ab, &bb, be.placeholder(), &cb])?;
-    // warm-up (pipeline compilation, first touch)
-    be.run(&[&launch])?;
+    time_launch(be, &launch, min_seconds)
+}
+
+/// Sustained time of one prepared launch: a warm-up launch (pipeline compilation, first
+/// touch), then repeated launches recorded into single submissions until `min_seconds` have
+/// passed, each ending with a device sync. Returns (launches, seconds per launch).
+pub fn time_launch<B: Backend>(be: &B, launch: &B::Launch, min_seconds: f64) -> Result<(usize, f64)> {
+    be.run(&[launch])?;
     be.sync()?;
     let mut batch = 1usize;
     let mut total_iters = 0usize;
     let start = Instant::now();
     loop {
-        let list: Vec<_> = std::iter::repeat_n(&launch, batch).collect();
+        let list: Vec<_> = std::iter::repeat_n(launch, batch).collect();
         be.run(&list)?;
         be.sync()?;
         total_iters += batch;

@@ -142,6 +142,9 @@ enum BenchCmd {
         /// Also print where a CPU step's time goes, kernel by kernel.
         #[arg(long)]
         profile: bool,
+        /// RNN models: the resident windows in f16 (`train --data-f16`).
+        #[arg(long)]
+        data_f16: bool,
         /// GPU: ignore the adapter's GEMM tuning file (`bench tune`), use the built-in tile choice.
         #[arg(long)]
         no_tuning: bool,
@@ -251,7 +254,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { what: BenchCmd::Train { model, backend, adapter, batch_sizes, hidden_sizes, min_seconds, warmup, profile, no_tuning, no_vec4 } } => {
+        Cmd::Bench { what: BenchCmd::Train { model, backend, adapter, batch_sizes, hidden_sizes, min_seconds, warmup, profile, no_tuning, no_vec4, data_f16 } } => {
             let (family, kind) = ssvae::model::ModelSpec::parse_name(&model)?;
             let dev = DeviceArgs { backend: backend.clone(), adapter };
             let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&GpuOptions { no_tuning, no_vec4, ..dev.gpu_options()? }).context("opening the GPU")?) };
@@ -266,8 +269,11 @@ fn run(cli: Cli) -> Result<()> {
             let paper = match family {
                 ssvae::model::Family::Dense => ssvae::model::ModelSpec::dense(kind, 784, 10),
                 ssvae::model::Family::Cnn => ssvae::model::ModelSpec::cnn(kind, [28, 28, 1], 10),
-                ssvae::model::Family::Rnn => ssvae::model::ModelSpec::rnn(kind, 128, 6, 6),
+                ssvae::model::Family::Rnn => ssvae::model::ModelSpec { series_f16: data_f16, ..ssvae::model::ModelSpec::rnn(kind, 128, 6, 6) },
             };
+            if data_f16 && family != ssvae::model::Family::Rnn {
+                anyhow::bail!("--data-f16 applies to the recurrent models");
+            }
             let mut cases: Vec<(usize, ssvae::model::ModelSpec)> = batch_sizes.iter().map(|&b| (b, paper.clone())).collect();
             // width scaling: the dense model only (the CNN's cost is in its convolutions)
             if family == ssvae::model::Family::Dense {

@@ -101,22 +101,7 @@ pub fn time_tiles(gpu: &GpuBackend, g: Gemm, tiles: Option<GemmTiles>, min_secon
     let b = gpu.alloc(g.k * g.n, crate::DType::F32)?;
     let c = gpu.alloc(g.m * g.n, crate::DType::F32)?;
     let launch = gpu.prepare_with_tiles(&Op::Gemm(g), &[&a, &b, gpu.placeholder(), &c], tiles)?;
-    gpu.run(&[&launch])?;
-    gpu.sync()?;
-    let (mut batch, mut total) = (1usize, 0usize);
-    let start = std::time::Instant::now();
-    loop {
-        let list: Vec<_> = std::iter::repeat_n(&launch, batch).collect();
-        gpu.run(&list)?;
-        gpu.sync()?;
-        total += batch;
-        let el = start.elapsed().as_secs_f64();
-        if el >= min_seconds {
-            return Ok(el / total as f64);
-        }
-        let per = el / total as f64;
-        batch = (((min_seconds - el) / per.max(1e-9)).ceil() as usize).clamp(1, 256);
-    }
+    Ok(crate::bench::time_launch(gpu, &launch, min_seconds)?.1)
 }
 
 /// Tunes each distinct shape of `shapes` (bias, activation and scaling do not change the
