@@ -218,8 +218,8 @@ pub fn reproduce(r: ReproduceArgs) -> Result<()> {
     if r.table == "table12" {
         let rows = r.rows.as_deref();
         return match r.dev.open()? {
-            Some(gpu) => crate::table12::run(&gpu, r.seeds, r.quick, r.epochs, rows, &r.out),
-            None => crate::table12::run(&CpuBackend::new(), r.seeds, r.quick, r.epochs, rows, &r.out),
+            Some(gpu) => crate::table12::run(&gpu, r.seeds, r.quick, r.epochs, rows, r.extra.as_deref(), r.tag.as_deref(), &r.out),
+            None => crate::table12::run(&CpuBackend::new(), r.seeds, r.quick, r.epochs, rows, r.extra.as_deref(), r.tag.as_deref(), &r.out),
         };
     }
     match r.dev.open()? {

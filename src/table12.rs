@@ -24,14 +24,54 @@ pub struct Protocol {
     pub epochs: usize,
 }
 
-pub fn experiment(p: &Protocol, labeled: usize, seed: u64) -> FactorExperiment {
+/// The hyper-parameters fixed across a table's cells: the defaults below, or those given with
+/// `--extra "--alpha A --kl-weight B --latent L"` (the paper tuned alpha and beta on N = 0 and
+/// used beta 0.25 and a 32-dimensional latent).
+#[derive(Clone, Copy, Debug)]
+pub struct Hyper {
+    pub alpha: f32,
+    pub kl_weight: f32,
+    pub latent: usize,
+}
+
+impl Default for Hyper {
+    fn default() -> Self {
+        Hyper { alpha: ALPHA, kl_weight: KL_WEIGHT, latent: 10 }
+    }
+}
+
+impl Hyper {
+    /// The defaults overridden by `--alpha`, `--kl-weight` and `--latent` in `extra`; any other
+    /// argument is an error naming it.
+    pub fn parse(extra: Option<&str>) -> Result<Hyper> {
+        let mut h = Hyper::default();
+        let words: Vec<&str> = extra.unwrap_or("").split_whitespace().collect();
+        let mut it = words.iter();
+        while let Some(&flag) = it.next() {
+            let value = it.next().with_context(|| format!("--extra: {flag} needs a value"))?;
+            let bad = || format!("--extra: {flag} {value} is not a valid value");
+            match flag {
+                "--alpha" => h.alpha = value.parse().with_context(bad)?,
+                "--kl-weight" => h.kl_weight = value.parse().with_context(bad)?,
+                "--latent" => h.latent = value.parse().with_context(bad)?,
+                _ => bail!("--extra: table12 takes --alpha, --kl-weight and --latent, not {flag}"),
+            }
+        }
+        if !(h.alpha >= 0.0 && h.kl_weight > 0.0 && h.latent > 0 && h.alpha.is_finite() && h.kl_weight.is_finite()) {
+            bail!("--extra: alpha must be >= 0, the KL weight > 0 and the latent size > 0 (got {h:?})");
+        }
+        Ok(h)
+    }
+}
+
+pub fn experiment(p: &Protocol, h: Hyper, labeled: usize, seed: u64) -> FactorExperiment {
     let factors: Vec<usize> = (0..SPRITE_FACTORS.len()).collect();
     let mut model = ModelSpec::multi_factor(64 * 64, &SPRITE_FACTORS.map(|f| f.1));
     model.hidden = vec![512, 256];
-    model.latent = 10;
+    model.latent = h.latent;
     model.loss_norm = LossNorm::Sum;
-    model.alpha = ALPHA;
-    model.kl_weight = KL_WEIGHT;
+    model.alpha = h.alpha;
+    model.kl_weight = h.kl_weight;
     FactorExperiment {
         model,
         factors,
@@ -52,10 +92,12 @@ pub const ALPHA: f32 = 100.0;
 /// beta of the KL term (summed ELBO).
 pub const KL_WEIGHT: f32 = 4.0;
 
-pub fn run<B: Backend>(be: &B, seeds: usize, quick: bool, epochs: Option<usize>, rows: Option<&[String]>, out: &std::path::Path) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+pub fn run<B: Backend>(be: &B, seeds: usize, quick: bool, epochs: Option<usize>, rows: Option<&[String]>, extra: Option<&str>, tag: Option<&str>, out: &std::path::Path) -> Result<()> {
     if seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    let h = Hyper::parse(extra)?;
     let p = if quick { Protocol { train_size: 5000, test_size: 2000, epochs: 1 } } else { Protocol { train_size: 20000, test_size: 5000, epochs: epochs.unwrap_or(3) } };
     let mut ns: Vec<usize> = PAPER.iter().map(|r| r.0).collect();
     if let Some(rows) = rows {
@@ -65,12 +107,15 @@ pub fn run<B: Backend>(be: &B, seeds: usize, quick: bool, epochs: Option<usize>,
             bail!("--rows {}: table12 has rows 0, 100, 300, 1000, 3000", rows.join(","));
         }
     }
-    let dir = out.join(format!("table12-{}{}ep", if quick { "quick-" } else { "" }, p.epochs));
+    let dir = out.join(format!("table12-{}{}ep{}", if quick { "quick-" } else { "" }, p.epochs, tag.map_or(String::new(), |t| format!("-{t}"))));
     std::fs::create_dir_all(&dir).with_context(|| format!("--out {}", dir.display()))?;
     let mut md = format!(
-        "### Table 12 (built-in sprites, not Small-NORB): betaVAE score (%) vs labeled samples\n\nours: mean ± std over {seeds} seed(s), {} training sprites, {} held-out, dense 4096-512-256, latent 10, heads for all 5 factors (not into the decoder), alpha {ALPHA}, KL weight {KL_WEIGHT} (summed ELBO), batch 128 (64 labeled + 64 unlabeled; N = 0: 128 unlabeled), RMSprop 5e-4, {} steps ({} SS epochs){}. Backend: {}. Paper (Small-NORB, 38,000 unlabeled) in parentheses.\n\n| # labeled | betaVAE score | head accuracy (shape, scale, rotation, x, y) | train s |\n|---|---|---|---|\n",
+        "### Table 12 (built-in sprites, not Small-NORB): betaVAE score (%) vs labeled samples\n\nours: mean ± std over {seeds} seed(s), {} training sprites, {} held-out, dense 4096-512-256, latent {}, heads for all 5 factors (not into the decoder), alpha {}, KL weight {} (summed ELBO), batch 128 (64 labeled + 64 unlabeled; N = 0: 128 unlabeled), RMSprop 5e-4, {} steps ({} SS epochs){}. Backend: {}. Paper (Small-NORB, 38,000 unlabeled) in parentheses.\n\n| # labeled | betaVAE score | head accuracy (shape, scale, rotation, x, y) | train s |\n|---|---|---|---|\n",
         p.train_size,
         p.test_size,
+        h.latent,
+        h.alpha,
+        h.kl_weight,
         p.epochs * p.train_size.div_ceil(64),
         p.epochs,
         if quick { ", QUICK protocol" } else { "" },
@@ -84,7 +129,7 @@ pub fn run<B: Backend>(be: &B, seeds: usize, quick: bool, epochs: Option<usize>,
                 Ok(s) => serde_json::from_str(&s).with_context(|| path.display().to_string())?,
                 Err(_) => {
                     eprintln!("table12: N = {n}, seed {seed}");
-                    let o = run_factor_experiment(be, &experiment(&p, n, seed))?;
+                    let o = run_factor_experiment(be, &experiment(&p, h, n, seed))?;
                     let v = serde_json::json!({
                         "labeled": n, "seed": seed, "beta_vae_score": o.score.test_accuracy, "beta_vae_train": o.score.train_accuracy,
                         "per_factor": o.score.per_factor_test_accuracy, "head_accuracy": o.head_accuracy, "final_losses": o.final_losses,

@@ -213,4 +213,10 @@ fn reproduce_quick_writes_a_markdown_table_next_to_the_paper() {
     eprintln!("second pass {:?}", t.elapsed());
     let o = ssvae(&["reproduce", "table99", "--backend", "cpu"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown table"));
+    // table12 takes only its own hyper-parameters in --extra, named when wrong
+    for (extra, want) in [("--conv 3:3:1", "not --conv"), ("--kl-weight", "needs a value"), ("--latent x", "--latent x is not a valid value"), ("--kl-weight 0", "KL weight > 0")] {
+        let o = ssvae(&["reproduce", "table12", "--quick", "--extra", extra, "--backend", "cpu", "--out", dir.to_str().unwrap()]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains(want), "--extra {extra}: {e}");
+    }
 }
