@@ -90,6 +90,15 @@ fn split_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (j < p.cols_a) { w2[r * p.cols_a + j] = r1[i]; } else { w3[r * p.cols_b + (j - p.cols_a)] = r1[i]; }
 }
 
+// The flat source index of output element i of a row gather (cols_a values per row, cols_b
+// source rows, the row's index in r2_u32), or NO_ROW when that index is past the source.
+const NO_ROW: u32 = 0xFFFFFFFFu;
+fn gather_source(i: u32) -> u32 {
+    let src = r2_u32[i / p.cols_a];
+    if (src >= p.cols_b) { return NO_ROW; }
+    return src * p.cols_a + i % p.cols_a;
+}
+
 // out[r, :] = data[idx[r], :] / 255; data is a u8 matrix (cols_b = source rows, cols_a =
 // cols) packed little-endian 4 bytes per word. Keeps datasets resident on the GPU at 1 byte
 // per pixel; batches are gathered by index.
@@ -97,11 +106,8 @@ fn split_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 fn gather_rows_u8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat(wid, nwg, lid);
     if (i >= p.n) { return; }
-    let r = i / p.cols_a;
-    let j = i % p.cols_a;
-    let src = r2_u32[r];
-    if (src >= p.cols_b) { w3[i] = 0.0; return; }
-    let byte = src * p.cols_a + j;
+    let byte = gather_source(i);
+    if (byte == NO_ROW) { w3[i] = 0.0; return; }
     let word = r1_u32[byte / 4u];
     w3[i] = f32((word >> ((byte % 4u) * 8u)) & 0xFFu) / 255.0;
 }
@@ -112,11 +118,9 @@ fn gather_rows_u8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 fn gather_rows_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat(wid, nwg, lid);
     if (i >= p.n) { return; }
-    let r = i / p.cols_a;
-    let j = i % p.cols_a;
-    let src = r2_u32[r];
-    if (src >= p.cols_b) { w3[i] = 0.0; return; }
-    w3[i] = r1[src * p.cols_a + j];
+    let k = gather_source(i);
+    if (k == NO_ROW) { w3[i] = 0.0; return; }
+    w3[i] = r1[k];
 }
 
 // out[i] (+)= sum over cols_a slices s of part[s * n + i], in slice order (cols_b = 1: add to
@@ -153,11 +157,8 @@ fn half_to_f32(h: u32) -> f32 {
 fn gather_rows_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat(wid, nwg, lid);
     if (i >= p.n) { return; }
-    let r = i / p.cols_a;
-    let j = i % p.cols_a;
-    let src = r2_u32[r];
-    if (src >= p.cols_b) { w3[i] = 0.0; return; }
-    let k = src * p.cols_a + j;
+    let k = gather_source(i);
+    if (k == NO_ROW) { w3[i] = 0.0; return; }
     w3[i] = half_to_f32(r1_u32[k / 2u] >> ((k % 2u) * 16u));
 }
 

@@ -172,7 +172,12 @@ impl Autodiff {
     fn fresh(&mut self, g: &mut Graph, t: TensorId, node_out: TensorId, suffix: &str) -> TensorId {
         let shape = g.tensors[t].shape.clone();
         let name = format!("{}.{suffix}", g.tensors[node_out].name);
-        let d = g.temp(name, &shape, DType::F32);
+        self.scratch(g, name, &shape)
+    }
+
+    /// A fresh f32 temporary of the backward pass (gradients, partial sums).
+    fn scratch(&mut self, g: &mut Graph, name: String, shape: &[usize]) -> TensorId {
+        let d = g.temp(name, shape, DType::F32);
         self.grad.resize(g.tensors.len(), None);
         d
     }
@@ -193,8 +198,7 @@ pub(super) fn backward(g: &mut Graph, ad: &mut Autodiff, need: &[bool], n: &Node
                 let samples = crate::backend::ops::conv_weight_split_samples(&conv);
                 let runs = conv.batch.div_ceil(samples);
                 if runs > 1 {
-                    let part = g.temp(format!("{}.grad_weight_runs", g.tensors[o[0]].name), &[runs, conv.w_len()], DType::F32);
-                    ad.grad.resize(g.tensors.len(), None);
+                    let part = ad.scratch(g, format!("{}.grad_weight_runs", g.tensors[o[0]].name), &[runs, conv.w_len()]);
                     ad.launches.push(Launch { op: Op::Conv2dBackwardWeightSplit { conv, samples }, args: vec![Some(big), Some(small), None, Some(part)] });
                     ad.launches.push(Launch { op: Op::SumSlices { n: conv.w_len(), slices: runs, accumulate: acc }, args: vec![Some(part), Some(gw)] });
                 } else {
@@ -221,8 +225,7 @@ pub(super) fn backward(g: &mut Graph, ad: &mut Autodiff, need: &[bool], n: &Node
             let dgamma = ad.fresh(g, i[1], o[0], "grad_gamma");
             let dbeta = ad.fresh(g, i[2], o[0], "grad_beta");
             let chunks = crate::backend::ops::bn_chunks(rows);
-            let part = g.temp(format!("{}.grad_partial", g.tensors[o[0]].name), &[chunks, 2, channels], DType::F32);
-            ad.grad.resize(g.tensors.len(), None);
+            let part = ad.scratch(g, format!("{}.grad_partial", g.tensors[o[0]].name), &[chunks, 2, channels]);
             ad.launches.push(Launch {
                 op: Op::BatchNormBackwardPartial { rows, cols: channels, chunks, act },
                 args: vec![Some(i[0]), Some(o[1]), Some(o[0]), Some(dy), Some(part)],

@@ -289,20 +289,17 @@ impl GpuBackend {
     /// `prepare` with explicit GEMM / convolution tiles (`None`: the usual choice).
     pub fn prepare_with_tiles(&self, op: &Op, bufs: &[&GpuBuf], tiles: Option<GemmTiles>) -> Result<GpuLaunch> {
         op.check(bufs)?;
-        let tiles = tiles.or(self.tiles).or_else(|| match op {
+        let tiles = match op {
             Op::Gemm(g) => {
                 let mut log = self.gemm_log.lock().unwrap_or_else(|p| p.into_inner());
                 if !log.iter().any(|x| tune::key(x) == tune::key(g)) {
                     log.push(*g);
                 }
                 drop(log);
-                self.tuned.get(&tune::key(g)).copied()
+                let t = tiles.unwrap_or_else(|| self.gemm_tiles_for(g));
+                Some(GemmTiles { vec4: t.vec4 && !self.no_vec4, ..t })
             }
-            _ => None,
-        });
-        let tiles = match (self.no_vec4, op) {
-            (true, Op::Gemm(g)) => Some(GemmTiles { vec4: false, ..tiles.unwrap_or_else(|| GemmTiles::choose(g.m, g.n)) }),
-            _ => tiles,
+            _ => tiles.or(self.tiles),
         };
         let spec = kernels::spec(op, tiles);
         let access: Vec<Access> = op.slots().iter().map(|s| if s.len == 0 { Access::Read } else { s.access }).collect();
