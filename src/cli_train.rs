@@ -22,8 +22,8 @@ use crate::DeviceArgs;
 pub struct TrainArgs {
     /// ss-dense (the paper's model), es-dense (encoder + classifier only), eu-dense (plain VAE),
     /// the convolutional ss-cnn, es-cnn, eu-cnn (the paper's Table 14), the recurrent ss-rnn,
-    /// es-rnn, eu-rnn for time series (Table 15), or m2-dense (Kingma's M2) and gmdgm-dense
-    /// (Gaussian-mixture DGM, semi-unsupervised).
+    /// es-rnn, eu-rnn for time series (Table 15), or m2-dense / m2-cnn (Kingma's M2) and
+    /// gmdgm-dense / gmdgm-cnn (Gaussian-mixture DGM, semi-unsupervised).
     #[arg(long, default_value = "ss-dense")]
     model: String,
     /// Images: synthetic (built in, no download), mnist or fashion-mnist. Time series (for the
@@ -333,7 +333,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             }
             let extra = a.extra_slots.unwrap_or(0);
             if extra > 0 && !spec.sums_over_classes() {
-                bail!("--extra-slots applies to m2-dense and gmdgm-dense, not {}", a.model);
+                bail!("--extra-slots applies to the M2 and GM-DGM models (m2-dense, m2-cnn, gmdgm-dense, gmdgm-cnn), not {}", a.model);
             }
             if spec.sums_over_classes() && (extra > 0 || a.labeled_classes.is_some()) {
                 let classes = split.train().classes();
@@ -568,7 +568,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
     let cluster = if cfg.model.has_classifier() && (cfg.labeled_classes.is_some() || cfg.model.sums_over_classes()) {
         let lc = cfg.labeled_classes.clone().unwrap_or_default();
         let crate::cli_data::Loaded::Images(images) = &split else {
-            bail!("cluster-and-label scoring (--labeled-classes, m2-dense, gmdgm-dense) needs an image dataset");
+            bail!("cluster-and-label scoring (--labeled-classes, M2, GM-DGM) needs an image dataset");
         };
         let c = ssvae::train::semi::cluster_scores(be, &cfg.model, &trainer.store, &images.train, &images.test, &lc, cfg.eval_batch, cfg.seed)?;
         if !quiet {

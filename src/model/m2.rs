@@ -1,7 +1,8 @@
 //! Models with a discrete latent class y summed out of the ELBO: Kingma et al.'s M2 and the
 //! Gaussian-mixture DGM of Willetts et al. (semi-unsupervised learning).
 //!
-//! Both share the inference network: q(y|x) = softmax head on the encoder trunk, and
+//! Both share the inference network: q(y|x) = softmax head on the encoder trunk (the dense
+//! layers, or the CNN family's convolutions + dense block: `m2-cnn`, `gmdgm-cnn`), and
 //! q(z|x,y) = one relu layer (width of the last encoder layer) on concat(trunk(x), one-hot(y))
 //! followed by the mu and log-variance heads, so y shapes the posterior of z beyond a shift.
 //! Generative models:
@@ -22,7 +23,7 @@
 //! The prior p(y) is `ModelSpec::class_prior` (uniform when empty); see
 //! [`semi_unsupervised_prior`] for the semi-unsupervised setting.
 
-use super::{decoder, Handles, Kind, LossNorm, ModelSpec};
+use super::{decoder, Family, Handles, Kind, LossNorm, ModelSpec};
 use crate::backend::Act;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Init, TensorId};
@@ -48,15 +49,24 @@ pub fn semi_unsupervised_prior(classes: usize, labeled: &[usize], extra: usize) 
     Ok((0..slots).map(|s| if s < classes && is_labeled[s] { 1.0 / classes as f32 } else { rest as f32 }).collect())
 }
 
-/// The training graph of an M2 or GM-DGM dense model (see the module comment).
+/// The training graph of an M2 or GM-DGM model, dense or convolutional (see the module comment).
 pub(super) fn build(spec: &ModelSpec, g: &mut Graph, x: TensorId, labels: TensorId, counter: TensorId, training: bool) -> Result<(Option<TensorId>, Option<TensorId>)> {
     let k = spec.classes;
     let batch = g.shape(x)[0];
     let d = spec.input_dim;
-    let mut h = x;
-    for (i, &w) in spec.hidden.iter().enumerate() {
-        h = g.dense(&format!("enc{i}"), h, w, Act::Relu);
-    }
+    let h = match spec.family {
+        Family::Dense => {
+            let mut h = x;
+            for (i, &w) in spec.hidden.iter().enumerate() {
+                h = g.dense(&format!("enc{i}"), h, w, Act::Relu);
+            }
+            h
+        }
+        // the convolutional trunk of Table 14 (batch norm, dropout) on the B rows; q(z|x,y) and
+        // the mirrored decoder (its batch norms see the B * K expanded rows) as below
+        Family::Cnn => super::cnn::encoder(g, spec, x, counter, training)?,
+        Family::Rnn => return Err(Error::Invalid(format!("--model {}: M2 and GM-DGM take images (dense or CNN), not series", spec.name()))),
+    };
     let logits = g.dense("pi", h, k, Act::Identity);
     g.ce_loss("ce", logits, labels, spec.alpha);
     let q = g.softmax("pi_probs", logits);

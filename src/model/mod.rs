@@ -306,8 +306,8 @@ impl ModelSpec {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Invalid(format!("--dropout must be in [0, 1) (got {})", self.dropout)));
         }
-        if self.sums_over_classes() && self.family != Family::Dense {
-            return Err(Error::Invalid(format!("--model {}: M2 and GM-DGM are implemented for the dense family only", self.name())));
+        if self.sums_over_classes() && self.family == Family::Rnn {
+            return Err(Error::Invalid(format!("--model {}: M2 and GM-DGM are implemented for images (dense and CNN families), not series", self.name())));
         }
         if !self.class_prior.is_empty() {
             let sum: f32 = self.class_prior.iter().sum();
@@ -372,7 +372,7 @@ impl ModelSpec {
 pub const DEFAULT_ALPHA: f32 = 100.0;
 
 fn unknown_model(name: &str) -> Error {
-    Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense, eu-dense, ss-cnn, es-cnn, eu-cnn, ss-rnn, es-rnn, eu-rnn, m2-dense or gmdgm-dense"))
+    Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense, eu-dense, ss-cnn, es-cnn, eu-cnn, ss-rnn, es-rnn, eu-rnn, m2-dense, m2-cnn, gmdgm-dense or gmdgm-cnn"))
 }
 
 /// Named tensors of a built graph.
