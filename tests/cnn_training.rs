@@ -109,25 +109,15 @@ fn ss_cnn_learns_mnist_with_100_labels_and_evaluates_in_inference_mode() {
     c.labels = LabelSpec::Count(100);
     let labeled = ssvae::data::label_subset(&train.labels, 10, 100, 0).unwrap();
     let mut t = Trainer::new(&cpu, c, &train, Some(&test), labeled).unwrap();
-    let before = t.evaluate(&cpu).unwrap().unwrap();
-    let mut first = None;
-    for s in 0..150 {
-        t.step(&cpu).unwrap();
-        if s == 9 {
-            first = Some(t.take_losses(&cpu).unwrap());
-        }
-    }
-    let last = t.take_losses(&cpu).unwrap();
-    let params = t.store.read(&cpu).unwrap();
-    let after = t.evaluate(&cpu).unwrap().unwrap();
-    eprintln!("before: {before:?}\nafter 150 steps: {after:?}\nlosses first 10 steps {first:?}, last 140 {last:?}");
+    let (first, last, after) = common::train_and_evaluate(&cpu, &mut t, 150, 10);
     let acc = after.accuracy.unwrap();
     assert!(acc > 0.5, "SS_CNN with 100 labels after 150 steps: test accuracy {acc} (chance 0.1)");
-    assert!(last.rec.unwrap() < first.unwrap().rec.unwrap() * 0.8, "reconstruction loss did not fall");
+    assert!(last.rec.unwrap() < first.rec.unwrap() * 0.8, "reconstruction loss did not fall");
     // evaluation runs in inference mode: it leaves the running statistics alone, and is
     // deterministic (no dropout, no batch statistics)
-    assert_eq!(t.store.read(&cpu).unwrap(), params, "evaluation changed parameters or running statistics");
+    let params = t.store.read(&cpu).unwrap();
     let again = t.evaluate(&cpu).unwrap().unwrap();
+    assert_eq!(t.store.read(&cpu).unwrap(), params, "evaluation changed parameters or running statistics");
     assert_eq!(again.accuracy, after.accuracy);
     assert_eq!(again.log_loss, after.log_loss);
 }

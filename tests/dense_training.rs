@@ -75,19 +75,10 @@ fn ss_dense_learns_mnist_with_100_labels() {
     let labeled = ssvae::data::label_subset(&split.train.labels, 10, 100, 0).unwrap();
     let mut t = Trainer::new(&cpu, cfg, &split.train, Some(&test), labeled).unwrap();
     let before = t.evaluate(&cpu).unwrap().unwrap();
-    let mut first = None;
-    for s in 0..300 {
-        t.step(&cpu).unwrap();
-        if s == 9 {
-            first = Some(t.take_losses(&cpu).unwrap());
-        }
-    }
-    let last = t.take_losses(&cpu).unwrap();
-    let after = t.evaluate(&cpu).unwrap().unwrap();
-    eprintln!("before: {before:?}\nafter 300 steps: {after:?}\nlosses first 10 steps {first:?}, last 290 {last:?}");
+    let (first, last, after) = common::train_and_evaluate(&cpu, &mut t, 300, 10);
     let acc = after.accuracy.unwrap();
     assert!(acc > 0.5, "SS_D with 100 labels after 300 steps: test accuracy {acc} (chance 0.1)");
-    assert!(last.rec.unwrap() < first.unwrap().rec.unwrap() * 0.8, "reconstruction loss did not fall");
+    assert!(last.rec.unwrap() < first.rec.unwrap() * 0.8, "reconstruction loss did not fall");
     assert!(after.log_loss.unwrap() < before.log_loss.unwrap());
 }
 

@@ -168,19 +168,10 @@ fn m2_cnn_learns_mnist_with_100_labels() {
     cfg.labels = LabelSpec::Count(100);
     let labeled = ssvae::data::label_subset(&train.labels, 10, 100, 0).unwrap();
     let mut t = Trainer::new(&cpu, cfg, &train, Some(&test), labeled).unwrap();
-    let mut first = None;
-    for s in 0..150 {
-        t.step(&cpu).unwrap();
-        if s == 9 {
-            first = Some(t.take_losses(&cpu).unwrap());
-        }
-    }
-    let last = t.take_losses(&cpu).unwrap();
-    let after = t.evaluate(&cpu).unwrap().unwrap();
-    eprintln!("M2 CNN after 150 steps: {after:?}\nlosses first 10 steps {first:?}, last 140 {last:?}");
+    let (first, last, after) = common::train_and_evaluate(&cpu, &mut t, 150, 10);
     let acc = after.accuracy.unwrap();
     assert!(acc > 0.5, "M2 CNN with 100 labels after 150 steps: test accuracy {acc} (chance 0.1)");
-    assert!(last.rec.unwrap() < first.unwrap().rec.unwrap() * 0.8, "reconstruction loss did not fall");
+    assert!(last.rec.unwrap() < first.rec.unwrap() * 0.8, "reconstruction loss did not fall");
 }
 
 #[test]
@@ -196,20 +187,10 @@ fn m2_learns_mnist_with_100_labels() {
     cfg.labels = LabelSpec::Count(100);
     let labeled = ssvae::data::label_subset(&split.train.labels, 10, 100, 0).unwrap();
     let mut t = Trainer::new(&cpu, cfg, &split.train, Some(&test), labeled).unwrap();
-    let before = t.evaluate(&cpu).unwrap().unwrap();
-    let mut first = None;
-    for s in 0..300 {
-        t.step(&cpu).unwrap();
-        if s == 9 {
-            first = Some(t.take_losses(&cpu).unwrap());
-        }
-    }
-    let last = t.take_losses(&cpu).unwrap();
-    let after = t.evaluate(&cpu).unwrap().unwrap();
-    eprintln!("before: {before:?}\nafter 300 steps: {after:?}\nlosses first 10 steps {first:?}, last 290 {last:?}");
+    let (first, last, after) = common::train_and_evaluate(&cpu, &mut t, 300, 10);
     let acc = after.accuracy.unwrap();
     assert!(acc > 0.5, "M2 with 100 labels after 300 steps: test accuracy {acc} (chance 0.1)");
-    assert!(last.rec.unwrap() < first.unwrap().rec.unwrap() * 0.8, "reconstruction loss did not fall");
+    assert!(last.rec.unwrap() < first.rec.unwrap() * 0.8, "reconstruction loss did not fall");
 }
 
 #[test]

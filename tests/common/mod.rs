@@ -123,3 +123,19 @@ pub fn har() -> Option<ssvae::data::SeriesSplit> {
         }
     }
 }
+
+/// Trains `steps` steps and evaluates: the mean losses of the first `head` steps, of the rest,
+/// and the test report after training (for the "it learns" tests).
+pub fn train_and_evaluate<B: Backend>(be: &B, t: &mut ssvae::train::Trainer<B>, steps: usize, head: usize) -> (ssvae::train::Losses, ssvae::train::Losses, ssvae::train::EvalReport) {
+    let mut first = None;
+    for s in 0..steps {
+        t.step(be).unwrap();
+        if s + 1 == head {
+            first = Some(t.take_losses(be).unwrap());
+        }
+    }
+    let last = t.take_losses(be).unwrap();
+    let after = t.evaluate(be).unwrap().expect("a test set was given");
+    eprintln!("after {steps} steps: {after:?}\nlosses first {head} steps {first:?}, last {} {last:?}", steps - head);
+    (first.expect("head < steps"), last, after)
+}
