@@ -17,7 +17,7 @@ use crate::DeviceArgs;
 pub struct ReproduceArgs {
     /// table3 .. table9 (MNIST, Fashion-MNIST: dense and CNN rows), table10 and table11
     /// (UCI-HAR: the recurrent models), table12 (betaVAE score vs labels on sprites, multi-factor
-    /// heads; --rows takes numbers of labels, e.g. 0,1000), or semi-unsupervised (M2, GM-DGM and SS_D with labels on
+    /// heads; --rows takes numbers of labels, e.g. 0,1000, and 1000-only for 1000 labeled samples without unlabeled ones), or semi-unsupervised (M2, GM-DGM and SS_D with labels on
     /// half the MNIST digits).
     table: String,
     /// Seeds per cell (the paper used 10 for tables 3-4 and 5 for table 9).

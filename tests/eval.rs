@@ -219,4 +219,14 @@ fn reproduce_quick_writes_a_markdown_table_next_to_the_paper() {
         let e = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && e.contains(want), "--extra {extra}: {e}");
     }
+    let o = ssvae(&["reproduce", "table12", "--quick", "--rows", "0,5", "--backend", "cpu", "--out", dir.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("'5' is not a row of table12"), "{e}");
+    // the paper's last row: the labeled samples alone, no unlabeled ones
+    let o = ssvae(&["reproduce", "table12", "--quick", "--seeds", "1", "--rows", "1000-only", "--backend", "cpu", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(dir.join("table12-quick-1ep/table12.md")).unwrap();
+    assert!(md.contains("| 1000, no unlabeled |") && md.contains("(87 ± 0.8)") && !md.contains("| 0 |"), "{md}");
+    let cell: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("table12-quick-1ep/N1000only-s0.json")).unwrap()).unwrap();
+    assert_eq!((cell["labeled"].as_u64(), cell["unlabeled"].as_u64()), (Some(1000), Some(0)), "{cell}");
 }
