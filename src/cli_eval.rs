@@ -288,12 +288,22 @@ fn run_eval<B: Backend>(be: &B, backend: &str, a: EvalArgs) -> Result<()> {
     let spec = &run.train.model;
     let ev = Evaluator::with_data(be, spec, &store, split.test(), run.train.eval_batch)?;
     let r = ev.run(be, run.train.seed)?;
+    // cluster-and-label as at the end of training (semi-unsupervised runs, M2, GM-DGM), with
+    // the slots mapped on the dataset's whole training split
+    let cluster = match &split {
+        crate::cli_data::Loaded::Images(images) if spec.has_classifier() && (run.train.labeled_classes.is_some() || spec.sums_over_classes()) => {
+            let lc = run.train.labeled_classes.clone().unwrap_or_default();
+            Some(ssvae::train::semi::cluster_scores(be, spec, &store, &images.train, &images.test, &lc, run.train.eval_batch, run.train.seed)?)
+        }
+        _ => None,
+    };
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "{}",
         serde_json::json!({
             "model": spec.name(), "dataset": dataset, "labels": run.labels_used, "epochs": run.epochs_done,
             "accuracy": r.accuracy, "log_loss": r.log_loss, "test_rec": r.rec, "test_kl": r.kl, "n": r.n,
+            "cluster": cluster,
             "seconds": secs, "samples_per_s": r.n as f64 / secs, "backend": backend, "adapter": be.describe(),
         })
     );

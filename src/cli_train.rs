@@ -592,6 +592,7 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         "labeled_class_accuracy": cluster.as_ref().and_then(|c| c.labeled_class_accuracy),
         "unlabeled_class_accuracy": cluster.as_ref().and_then(|c| c.unlabeled_class_accuracy),
         "slot_class": cluster.as_ref().map(|c| c.slot_class.clone()),
+        "cluster_labeled_slots_kept": cluster.as_ref().and_then(|c| c.labeled_slots_kept.clone()),
     });
     checkpoint::save_json(&out.join("summary.json"), &summary)?;
     Ok(summary)

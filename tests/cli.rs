@@ -27,6 +27,28 @@ fn train(out: &Path, extra: &[&str]) -> Output {
 
 
 #[test]
+fn semi_unsupervised_gmdgm_reports_cluster_and_label_in_train_and_eval() {
+    let out = tmp("gmdgm");
+    let o = train(&out, &["--model", "gmdgm-dense", "--latent", "4", "--epochs", "1", "--labels", "30", "--labeled-classes", "0,1,2", "--extra-slots", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    let acc = j["cluster_accuracy"].as_f64().unwrap_or_else(|| panic!("no cluster_accuracy: {j}"));
+    assert!((0.0..=1.0).contains(&acc), "{j}");
+    assert!(j["labeled_class_accuracy"].is_number() && j["unlabeled_class_accuracy"].is_number(), "{j}");
+    assert_eq!(j["slot_class"].as_array().map(|a| a.len()), Some(j["slots"].as_u64().unwrap() as usize), "{j}");
+    // the GM-DGM paper's rule: the labeled classes' slots keep their class
+    let kept = &j["cluster_labeled_slots_kept"];
+    assert!(kept["accuracy"].is_number() && kept["labeled_class_accuracy"].is_number(), "{j}");
+    // eval of the saved run maps the slots on the same training split: the same scores
+    let e = ssvae(&["eval", "--run", out.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    let je = last_json(&e);
+    assert_eq!(je["cluster"]["accuracy"], j["cluster_accuracy"], "{je}");
+    assert_eq!(je["cluster"]["slot_class"], j["slot_class"], "{je}");
+    assert_eq!(je["cluster"]["labeled_slots_kept"], j["cluster_labeled_slots_kept"], "{je}");
+}
+
+#[test]
 fn train_eval_resume_with_more_labels() {
     let out = tmp("resume");
     let o = train(&out, &["--epochs", "2", "--labels", "20"]);

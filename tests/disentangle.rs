@@ -7,7 +7,7 @@ use ssvae::data::sprites::{
     render_sprite, render_sprite_into, sample_factors, sample_pair_factors, sprite_factor_sizes, sprite_pair_images, sprites,
     SpriteFactors, NUM_SPRITE_FACTORS, POS_X, POS_Y, ROTATION, SCALE, SHAPE, SPRITE_FACTORS, SPRITE_SIZE,
 };
-use ssvae::eval::cluster::{argmax_rows, cluster_and_label, slot_majority};
+use ssvae::eval::cluster::{argmax_rows, cluster_and_label, cluster_and_label_keeping, slot_majority};
 use ssvae::eval::disentangle::{
     beta_vae_score, beta_vae_score_of_code, beta_vae_score_of_latents, BetaVaeConfig, LinearClassifier, LogisticConfig,
 };
@@ -342,6 +342,30 @@ fn cluster_and_label_hand_built() {
     assert_eq!(r.per_class_accuracy(), [Some(1.0), Some(1.0), None]);
     assert_eq!(r.accuracy_on(&[2]).unwrap(), None);
     assert_eq!(r.accuracy(), 1.0);
+}
+
+#[test]
+fn cluster_and_label_keeping_labeled_slots() {
+    // 4 slots, 3 classes; class 1 had labels (slot 1), classes 0 and 2 none. Training: slot 1
+    // is taken over by class 2 ({2, 2, 1}), slot 0 holds class 0, slots 2 and 3 hold {1, 1} and
+    // {2}. By majority slot 1 -> 2 and slot 2 -> 1; keeping the labeled slot, slot 1 -> 1.
+    let train_slots = [0, 1, 1, 1, 2, 2, 3];
+    let train_labels = [0, 2, 2, 1, 1, 1, 2];
+    // test (slot, class): (0,0), (1,2), (1,2), (1,1), (2,1), (3,2)
+    let test_slots = [0, 1, 1, 1, 2, 3];
+    let test_labels = [0, 2, 2, 1, 1, 2];
+    let majority = cluster_and_label(&train_slots, &train_labels, &test_slots, &test_labels, 4, 3).unwrap();
+    assert_eq!(majority.slot_class, [Some(0), Some(2), Some(1), Some(2)]);
+    assert_eq!(majority.correct, [1, 1, 3]);
+    let kept = cluster_and_label_keeping(&train_slots, &train_labels, &test_slots, &test_labels, 4, 3, &[1]).unwrap();
+    assert_eq!(kept.slot_class, [Some(0), Some(1), Some(1), Some(2)]);
+    assert_eq!(kept.correct, [1, 2, 1], "the labeled class is credited, the class that filled its slot debited");
+    assert_eq!(kept.accuracy_on(&[1]).unwrap(), Some(1.0));
+    assert_eq!(majority.accuracy_on(&[1]).unwrap(), Some(0.5));
+    // keeping nothing is the majority rule; a kept class needs a slot of its own
+    assert_eq!(cluster_and_label_keeping(&train_slots, &train_labels, &test_slots, &test_labels, 4, 3, &[]).unwrap(), majority);
+    let err = cluster_and_label_keeping(&[0, 1], &[0, 1], &[0], &[0], 2, 3, &[2]).unwrap_err().to_string();
+    assert!(err.contains("kept class 2"), "{err}");
 }
 
 #[test]

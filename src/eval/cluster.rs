@@ -11,6 +11,10 @@
 //! - A slot that no training point was assigned to maps to no class: test points landing there
 //!   count as wrong.
 //! - Ties in a slot's majority go to the smallest class id, so the map is deterministic.
+//! - Every slot is mapped by majority, the slots of labeled classes included (the rule).
+//!   The GM-DGM paper attributes only "the learnt, unsupervised classes" by majority, so a
+//!   labeled class's slot keeps its class even when another class fills it:
+//!   [`cluster_and_label_keeping`] scores that variant, given the classes whose slot is kept.
 //! - Reported as in the paper's Table 1: overall accuracy, per-class accuracy (over the test
 //!   points of each true class), and the accuracy over a group of classes (e.g. the classes that
 //!   had labels vs those that had none), again over the test points whose true class is in it.
@@ -107,7 +111,28 @@ pub fn cluster_and_label(
     num_slots: usize,
     classes: usize,
 ) -> Result<ClusterLabel> {
-    let slot_class = slot_majority(train_slots, train_labels, num_slots, classes)?;
+    cluster_and_label_keeping(train_slots, train_labels, test_slots, test_labels, num_slots, classes, &[])
+}
+
+/// As [`cluster_and_label`], except that slot `c` of each class `c` in `kept` (a class that had
+/// labels, whose slot the labels defined) stands for `c` whatever the training points in it;
+/// the other slots are mapped by majority (the GM-DGM paper's rule).
+pub fn cluster_and_label_keeping(
+    train_slots: &[usize],
+    train_labels: &[usize],
+    test_slots: &[usize],
+    test_labels: &[usize],
+    num_slots: usize,
+    classes: usize,
+    kept: &[usize],
+) -> Result<ClusterLabel> {
+    let mut slot_class = slot_majority(train_slots, train_labels, num_slots, classes)?;
+    for &c in kept {
+        if c >= classes.min(num_slots) {
+            return Err(Error::Invalid(format!("cluster-and-label: kept class {c} has no slot of its own ({classes} classes, {num_slots} slots)")));
+        }
+        slot_class[c] = Some(c);
+    }
     check(test_slots, test_labels, num_slots, classes, "cluster-and-label test set")?;
     let (mut correct, mut total) = (vec![0usize; classes], vec![0usize; classes]);
     for (&s, &c) in test_slots.iter().zip(test_labels) {

@@ -16,7 +16,7 @@ pub mod feedback;
 pub mod grid;
 pub mod plot;
 
-pub use cluster::{argmax_rows, cluster_and_label, ClusterLabel};
+pub use cluster::{argmax_rows, cluster_and_label, cluster_and_label_keeping, ClusterLabel};
 pub use disentangle::{beta_vae_score, beta_vae_score_of_code, beta_vae_score_of_latents, BetaVaeConfig, BetaVaeScore};
 
 use crate::backend::Backend;

@@ -13,7 +13,7 @@ use super::Evaluator;
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::cluster::cluster_and_label;
+use crate::eval::cluster::{cluster_and_label_keeping, ClusterLabel};
 use crate::graph::exec::ParamStore;
 use crate::model::{Kind, ModelSpec};
 
@@ -49,6 +49,28 @@ pub struct ClusterScores {
     pub unlabeled_class_accuracy: Option<f64>,
     /// The class each slot was mapped to.
     pub slot_class: Vec<Option<usize>>,
+    /// The GM-DGM paper's rule (`eval::cluster::cluster_and_label_keeping`): the labeled
+    /// classes' slots keep their class, only the others are mapped by majority. `None` when
+    /// every class had labels.
+    pub labeled_slots_kept: Option<GroupAccuracy>,
+}
+
+/// Accuracy overall and over the labeled / unlabeled classes' test points.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GroupAccuracy {
+    pub accuracy: f64,
+    pub labeled_class_accuracy: Option<f64>,
+    pub unlabeled_class_accuracy: Option<f64>,
+}
+
+impl GroupAccuracy {
+    fn of(c: &ClusterLabel, labeled_classes: &[usize], classes: usize) -> Result<Self> {
+        if labeled_classes.is_empty() {
+            return Ok(GroupAccuracy { accuracy: c.accuracy(), labeled_class_accuracy: Some(c.accuracy()), unlabeled_class_accuracy: None });
+        }
+        let unlabeled: Vec<usize> = (0..classes).filter(|k| !labeled_classes.contains(k)).collect();
+        Ok(GroupAccuracy { accuracy: c.accuracy(), labeled_class_accuracy: c.accuracy_on(labeled_classes)?, unlabeled_class_accuracy: c.accuracy_on(&unlabeled)? })
+    }
 }
 
 /// Scores the classifier of `spec` (weights in `store`) by cluster-and-label: slots mapped with
@@ -65,12 +87,9 @@ pub fn cluster_scores<B: Backend>(be: &B, spec: &ModelSpec, store: &ParamStore<B
     };
     let (tr, te) = (assign(train)?, assign(test)?);
     let lab = |d: &Dataset| d.labels.iter().map(|&y| y as usize).collect::<Vec<_>>();
-    let c = cluster_and_label(&tr, &lab(train), &te, &lab(test), spec.classes, train.classes)?;
-    let unlabeled: Vec<usize> = (0..train.classes).filter(|k| !labeled_classes.contains(k)).collect();
-    let (labeled_acc, unlabeled_acc) = if labeled_classes.is_empty() {
-        (Some(c.accuracy()), None)
-    } else {
-        (c.accuracy_on(labeled_classes)?, c.accuracy_on(&unlabeled)?)
-    };
-    Ok(ClusterScores { accuracy: c.accuracy(), labeled_class_accuracy: labeled_acc, unlabeled_class_accuracy: unlabeled_acc, slot_class: c.slot_class })
+    let score = |kept: &[usize]| cluster_and_label_keeping(&tr, &lab(train), &te, &lab(test), spec.classes, train.classes, kept);
+    let c = score(&[])?;
+    let g = GroupAccuracy::of(&c, labeled_classes, train.classes)?;
+    let kept = if labeled_classes.is_empty() { None } else { Some(GroupAccuracy::of(&score(labeled_classes)?, labeled_classes, train.classes)?) };
+    Ok(ClusterScores { accuracy: g.accuracy, labeled_class_accuracy: g.labeled_class_accuracy, unlabeled_class_accuracy: g.unlabeled_class_accuracy, slot_class: c.slot_class, labeled_slots_kept: kept })
 }
