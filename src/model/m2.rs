@@ -54,19 +54,12 @@ pub(super) fn build(spec: &ModelSpec, g: &mut Graph, x: TensorId, labels: Tensor
     let k = spec.classes;
     let batch = g.shape(x)[0];
     let d = spec.input_dim;
-    let h = match spec.family {
-        Family::Dense => {
-            let mut h = x;
-            for (i, &w) in spec.hidden.iter().enumerate() {
-                h = g.dense(&format!("enc{i}"), h, w, Act::Relu);
-            }
-            h
-        }
-        // the convolutional trunk of Table 14 (batch norm, dropout) on the B rows; q(z|x,y) and
-        // the mirrored decoder (its batch norms see the B * K expanded rows) as below
-        Family::Cnn => super::cnn::encoder(g, spec, x, counter, training)?,
-        Family::Rnn => return Err(Error::Invalid(format!("--model {}: M2 and GM-DGM take images (dense or CNN), not series", spec.name()))),
-    };
+    if spec.family == Family::Rnn {
+        return Err(Error::Invalid(format!("--model {}: M2 and GM-DGM take images (dense or CNN), not series", spec.name())));
+    }
+    // the dense layers or the convolutional trunk of Table 14 on the B rows; q(z|x,y) and the
+    // decoder (a CNN decoder's batch norms see the B * K expanded rows) as below
+    let h = super::encoder_trunk(g, spec, x, counter, training)?;
     let logits = g.dense("pi", h, k, Act::Identity);
     g.ce_loss("ce", logits, labels, spec.alpha);
     let q = g.softmax("pi_probs", logits);

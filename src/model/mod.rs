@@ -448,17 +448,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         return Ok((g, m2::handles(idx, labels, counter, data, pi)));
     }
 
-    let h = match spec.family {
-        Family::Dense => {
-            let mut h = x;
-            for (i, &w) in spec.hidden.iter().enumerate() {
-                h = g.dense(&format!("enc{i}"), h, w, Act::Relu);
-            }
-            h
-        }
-        Family::Cnn => cnn::encoder(&mut g, spec, x, counter, training)?,
-        Family::Rnn => unreachable!("built by rnn::build"),
-    };
+    let h = encoder_trunk(&mut g, spec, x, counter, training)?;
     let rows_scale = 1.0 / batch as f32;
     let mut pi = None;
     let mut pi_for_decoder = None;
@@ -500,6 +490,22 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         recon_logits = Some(out);
     }
     Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits, label_repeat: 1, factor_pi }))
+}
+
+/// The encoder's trunk of an image model: the dense layers, or the CNN family's convolutions
+/// and dense block (the recurrent family is built by `rnn::build`).
+fn encoder_trunk(g: &mut Graph, spec: &ModelSpec, x: TensorId, counter: TensorId, training: bool) -> Result<TensorId> {
+    match spec.family {
+        Family::Dense => {
+            let mut h = x;
+            for (i, &w) in spec.hidden.iter().enumerate() {
+                h = g.dense(&format!("enc{i}"), h, w, Act::Relu);
+            }
+            Ok(h)
+        }
+        Family::Cnn => cnn::encoder(g, spec, x, counter, training),
+        Family::Rnn => unreachable!("built by rnn::build"),
+    }
 }
 
 /// The classification head on its logits: the CE over labeled rows (normalised by their count
