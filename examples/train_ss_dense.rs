@@ -53,7 +53,8 @@ fn main() -> ssvae::Result<()> {
     let model = std::env::args().nth(2).unwrap_or_else(|| "ss-dense".into());
     let split = match IdxDataset::from_name(&which) {
         Some(ds) => {
-            let root = data::default_data_dir().ok_or_else(|| ssvae::Error::Invalid("set SSVAE_DATA to the folder holding mnist/".into()))?;
+            let root =
+                data::default_data_dir().ok_or_else(|| ssvae::Error::Invalid("set SSVAE_DATA to the folder holding mnist/".into()))?;
             data::load_idx_dataset(&root.join(ds.name()), ds)?
         }
         None => data::synthetic(5000, 1000, 0),

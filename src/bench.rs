@@ -128,7 +128,9 @@ pub fn gemm_table(results: &[GemmResult]) -> String {
         let find = |b: &str| results.iter().find(|r| r.case == c && r.backend == b);
         let (g, cp) = (find("gpu"), find("cpu"));
         let any = g.or(cp).expect("case has a result");
-        let f = |r: Option<&GemmResult>, ms: bool| r.map_or("-".to_string(), |r| if ms { format!("{:.3}", r.ms_per_gemm) } else { format!("{:.2}", r.gflops) });
+        let f = |r: Option<&GemmResult>, ms: bool| {
+            r.map_or("-".to_string(), |r| if ms { format!("{:.3}", r.ms_per_gemm) } else { format!("{:.2}", r.gflops) })
+        };
         s += &format!("| {c} | {}x{}x{} | {} | {} | {} | {} |\n", any.m, any.n, any.k, f(g, false), f(g, true), f(cp, false), f(cp, true));
     }
     s
@@ -157,7 +159,14 @@ pub fn random_series(n: usize, steps: usize, channels: usize, classes: usize, se
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
     let values = (0..n * steps * channels).map(|_| r.random_range(-1.7f32..1.7)).collect();
     let labels = (0..n).map(|_| Some(r.random_range(0..classes as u8))).collect();
-    crate::data::SeriesDataset::new("random", values, labels, steps, (0..classes).map(|c| c.to_string()).collect(), (0..channels).map(|c| format!("ch{c}")).collect())
+    crate::data::SeriesDataset::new(
+        "random",
+        values,
+        labels,
+        steps,
+        (0..classes).map(|c| c.to_string()).collect(),
+        (0..channels).map(|c| format!("ch{c}")).collect(),
+    )
 }
 
 /// A resident dataset of random pixels (the content does not change the cost).
@@ -179,7 +188,12 @@ pub fn random_dataset(n: usize, dim: usize, classes: usize, seed: u64) -> crate:
 
 /// The benchmark's trainer: `spec` on `data` with up to 1000 labeled samples (class-balanced),
 /// compiled for `batch` (also what `ssvae bench tune` compiles to find a step's GEMM shapes).
-pub fn bench_trainer<'a, B: Backend>(be: &B, data: crate::train::TrainData<'a>, spec: &crate::model::ModelSpec, batch: usize) -> Result<crate::train::Trainer<B>> {
+pub fn bench_trainer<'a, B: Backend>(
+    be: &B,
+    data: crate::train::TrainData<'a>,
+    spec: &crate::model::ModelSpec,
+    batch: usize,
+) -> Result<crate::train::Trainer<B>> {
     use crate::train::{LabelSpec, TrainConfig, Trainer};
     let mut cfg = TrainConfig::new(spec.clone(), "random");
     cfg.batch_size = batch;
@@ -194,7 +208,14 @@ pub fn bench_trainer<'a, B: Backend>(be: &B, data: crate::train::TrainData<'a>, 
 /// Training throughput of a model: the whole training loop as `ssvae train` runs it (host
 /// batch sampling, index/label/counter uploads, one submission per step), after `warmup`
 /// steps, timed until `min_seconds` have passed, ending with a device sync.
-pub fn train_bench<B: Backend>(be: &B, data: crate::train::TrainData<'_>, spec: &crate::model::ModelSpec, batch: usize, min_seconds: f64, warmup: usize) -> Result<TrainResult> {
+pub fn train_bench<B: Backend>(
+    be: &B,
+    data: crate::train::TrainData<'_>,
+    spec: &crate::model::ModelSpec,
+    batch: usize,
+    min_seconds: f64,
+    warmup: usize,
+) -> Result<TrainResult> {
     let (model, hidden) = (spec.name(), spec.hidden.first().copied().unwrap_or(0));
     let mut t = bench_trainer(be, data, spec, batch)?;
     for _ in 0..warmup {

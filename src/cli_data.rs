@@ -197,7 +197,14 @@ fn csv_options(a: &SeriesArgs) -> Result<CsvSeriesOptions> {
         Some(c) if c.is_ascii() => c as u8,
         Some(c) => bail!("--delimiter: '{c}' is not a single ASCII character"),
     };
-    Ok(CsvSeriesOptions { layout, header: !a.no_header, delimiter, label_column: a.label_column.clone(), columns: a.columns.clone(), class_names: None })
+    Ok(CsvSeriesOptions {
+        layout,
+        header: !a.no_header,
+        delimiter,
+        label_column: a.label_column.clone(),
+        columns: a.columns.clone(),
+        class_names: None,
+    })
 }
 
 fn load_csv(a: &SeriesArgs) -> Result<SeriesSplit> {
@@ -218,7 +225,14 @@ fn load_csv(a: &SeriesArgs) -> Result<SeriesSplit> {
         let topts = CsvSeriesOptions { class_names: Some(train.class_names.clone()), ..opts };
         let (test, _) = data::load_csv_series(tp, &topts).with_context(|| format!("--test-csv {}", tp.display()))?;
         if (test.steps, test.channels) != (train.steps, train.channels) {
-            bail!("--test-csv {}: windows of {} steps x {} channels, the training file has {} x {}", tp.display(), test.steps, test.channels, train.steps, train.channels);
+            bail!(
+                "--test-csv {}: windows of {} steps x {} channels, the training file has {} x {}",
+                tp.display(),
+                test.steps,
+                test.channels,
+                train.steps,
+                train.channels
+            );
         }
         return Ok(SeriesSplit { train, test });
     }
@@ -250,7 +264,13 @@ pub fn standardize(split: &mut SeriesSplit, stored: Option<&[f32]>) -> Result<Ve
 /// (its label column only if the file has one), else one row per window of the model's
 /// steps x channels, step-major, with or without a header. Standardised with the run's
 /// statistics.
-pub fn read_series_input(path: &Path, series: &SeriesArgs, trained_on_csv: bool, shape: [usize; 2], stored: Option<&[f32]>) -> Result<SeriesDataset> {
+pub fn read_series_input(
+    path: &Path,
+    series: &SeriesArgs,
+    trained_on_csv: bool,
+    shape: [usize; 2],
+    stored: Option<&[f32]>,
+) -> Result<SeriesDataset> {
     let text_head = first_line(path)?;
     let looks_like_header = text_head.split([',', ';', '\t']).any(|c| !c.trim().is_empty() && c.trim().parse::<f64>().is_err());
     let opts = if trained_on_csv {
@@ -268,7 +288,14 @@ pub fn read_series_input(path: &Path, series: &SeriesArgs, trained_on_csv: bool,
     };
     let (mut ds, _) = data::load_csv_series(path, &opts).with_context(|| format!("--input {}", path.display()))?;
     if [ds.steps, ds.channels] != shape {
-        bail!("--input {}: windows of {} steps x {} channels, the model expects {} x {}", path.display(), ds.steps, ds.channels, shape[0], shape[1]);
+        bail!(
+            "--input {}: windows of {} steps x {} channels, the model expects {} x {}",
+            path.display(),
+            ds.steps,
+            ds.channels,
+            shape[0],
+            shape[1]
+        );
     }
     if let Some(v) = stored {
         Standardizer::from_vec(v)?.apply(&mut ds)?;

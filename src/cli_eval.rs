@@ -8,8 +8,8 @@ use ssvae::backend::cpu::CpuBackend;
 use ssvae::data;
 use ssvae::eval::grid::{class_style_grid, save_png, traverse, Decoder};
 use ssvae::eval::Scorer;
-use ssvae::train::Evaluator;
 use ssvae::train::checkpoint::{self, METRICS_FILE};
+use ssvae::train::Evaluator;
 use ssvae::Backend;
 
 use crate::cli_train::{load_dataset, load_run};
@@ -125,11 +125,23 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
         (key.replace('_', " "), lines.iter().filter_map(|l| Some((l["epoch"].as_f64()?, l[key].as_f64()?))).collect())
     };
     if spec.has_classifier() {
-        let img = line_chart("test classification", "epoch", "accuracy / log loss", &[series("test_accuracy"), series("test_log_loss")], (640, 400));
+        let img = line_chart(
+            "test classification",
+            "epoch",
+            "accuracy / log loss",
+            &[series("test_accuracy"), series("test_log_loss")],
+            (640, 400),
+        );
         save(&img, "curves_classification.png", &mut written)?;
     }
     if spec.has_decoder() {
-        let img = line_chart("negative ELBO terms per sample", "epoch", "nats", &[series("train_rec"), series("test_rec"), series("train_kl"), series("test_kl")], (640, 400));
+        let img = line_chart(
+            "negative ELBO terms per sample",
+            "epoch",
+            "nats",
+            &[series("train_rec"), series("test_rec"), series("train_kl"), series("test_kl")],
+            (640, 400),
+        );
         save(&img, "curves_elbo.png", &mut written)?;
     }
     if let Ok(csv) = std::fs::read_to_string(a.run.join("anomaly_scores.csv")) {
@@ -144,7 +156,13 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
         let auc = ssvae::eval::roc_auc(&scores, &pos).unwrap_or(f64::NAN);
         let curve = ssvae::eval::roc_curve(&scores, &pos);
         let title = format!("ROC, anomaly class {}: AUC {auc:.3}", run.anomaly_class.map_or("?".into(), |k| k.to_string()));
-        let img = line_chart(&title, "false positive rate", "true positive rate", &[("model".into(), curve), ("chance".into(), vec![(0.0, 0.0), (1.0, 1.0)])], (520, 480));
+        let img = line_chart(
+            &title,
+            "false positive rate",
+            "true positive rate",
+            &[("model".into(), curve), ("chance".into(), vec![(0.0, 0.0), (1.0, 1.0)])],
+            (520, 480),
+        );
         save(&img, "roc.png", &mut written)?;
     }
     // the latent scatter plots one z per sample: image models only (an RNN has one per step)
@@ -153,7 +171,8 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
         let n = a.points.min(split.test.n).max(1);
         let test = split.test.subset(&(0..n).collect::<Vec<_>>());
         let mus = Scorer::new(be, spec, &store, &test.pixels, run.train.eval_batch)?.latent_means(be)?;
-        let pts: Vec<(f64, f64, usize)> = (0..n).map(|i| (mus[i * spec.latent] as f64, mus[i * spec.latent + 1] as f64, test.labels[i] as usize)).collect();
+        let pts: Vec<(f64, f64, usize)> =
+            (0..n).map(|i| (mus[i * spec.latent] as f64, mus[i * spec.latent + 1] as f64, test.labels[i] as usize)).collect();
         let img = scatter(&format!("latent means of {n} test samples"), "z1", "z2", &pts, &test.class_names, (640, 560));
         save(&img, "latent.png", &mut written)?;
     }
@@ -216,7 +235,8 @@ fn run_score<B: Backend>(be: &B, a: ScoreArgs) -> Result<()> {
     let t0 = Instant::now();
     let scorer = match spec.series_shape.filter(|_| spec.family == ssvae::model::Family::Rnn) {
         Some(shape) => {
-            let ds = crate::cli_data::read_series_input(&a.input, &run.series, run.train.dataset == "csv", shape, run.standardizer.as_deref())?;
+            let ds =
+                crate::cli_data::read_series_input(&a.input, &run.series, run.train.dataset == "csv", shape, run.standardizer.as_deref())?;
             Scorer::with_data(be, spec, &store, ssvae::train::TrainData::Series(&ds), run.train.eval_batch)?
         }
         None => Scorer::new(be, spec, &store, &read_samples(&a.input, spec.input_dim)?, run.train.eval_batch)?,
@@ -258,19 +278,26 @@ fn run_sample<B: Backend>(be: &B, a: SampleArgs) -> Result<()> {
     let (run, store) = load_run(be, &a.run)?;
     let spec = &run.train.model;
     if spec.family == ssvae::model::Family::Rnn {
-        bail!("--run {}: {} is a recurrent model of sensor windows; sample grids are for image models (dense, cnn)", a.run.display(), spec.name());
+        bail!(
+            "--run {}: {} is a recurrent model of sensor windows; sample grids are for image models (dense, cnn)",
+            a.run.display(),
+            spec.name()
+        );
     }
     let side = (spec.input_dim as f64).sqrt() as usize;
     if side * side != spec.input_dim {
         bail!("the model's {} features are not a square image; sample grids need image data", spec.input_dim);
     }
     let dec = Decoder::new(be, spec, &store, 100)?;
-    let img = if a.traverse { traverse(be, &dec, a.styles, (side, side))? } else { class_style_grid(be, &dec, a.styles, a.seed, (side, side))?.0 };
+    let img = if a.traverse {
+        traverse(be, &dec, a.styles, (side, side))?
+    } else {
+        class_style_grid(be, &dec, a.styles, a.seed, (side, side))?.0
+    };
     save_png(&img, &a.out)?;
     println!("{}", serde_json::json!({"out": a.out, "width": img.width(), "height": img.height(), "traverse": a.traverse}));
     Ok(())
 }
-
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     match a.dev.open()? {
@@ -291,9 +318,20 @@ fn run_eval<B: Backend>(be: &B, backend: &str, a: EvalArgs) -> Result<()> {
     // cluster-and-label as at the end of training (semi-unsupervised runs, M2, GM-DGM), with
     // the slots mapped on the dataset's whole training split
     let cluster = match &split {
-        crate::cli_data::Loaded::Images(images) if spec.has_classifier() && (run.train.labeled_classes.is_some() || spec.sums_over_classes()) => {
+        crate::cli_data::Loaded::Images(images)
+            if spec.has_classifier() && (run.train.labeled_classes.is_some() || spec.sums_over_classes()) =>
+        {
             let lc = run.train.labeled_classes.clone().unwrap_or_default();
-            Some(ssvae::train::semi::cluster_scores(be, spec, &store, &images.train, &images.test, &lc, run.train.eval_batch, run.train.seed)?)
+            Some(ssvae::train::semi::cluster_scores(
+                be,
+                spec,
+                &store,
+                &images.train,
+                &images.test,
+                &lc,
+                run.train.eval_batch,
+                run.train.seed,
+            )?)
         }
         _ => None,
     };

@@ -126,7 +126,12 @@ fn run_test_set(run: &RunConfig) -> Result<Dataset> {
 /// Reads one --false-positives / --false-negatives file into (source, sample bytes).
 fn read_marks(flag: &str, path: &Path, test: &Dataset) -> Result<Vec<(String, Vec<u8>)>> {
     let bytes = std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))?;
-    let empty = || anyhow::anyhow!("{flag} {}: the file is empty; list indices of the run's test set (one per line), rows of anomaly_scores.csv, or images", path.display());
+    let empty = || {
+        anyhow::anyhow!(
+            "{flag} {}: the file is empty; list indices of the run's test set (one per line), rows of anomaly_scores.csv, or images",
+            path.display()
+        )
+    };
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(empty());
     }
@@ -144,12 +149,15 @@ fn read_marks(flag: &str, path: &Path, test: &Dataset) -> Result<Vec<(String, Ve
         return Ok(images(px));
     }
     let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{flag} {}: neither an IDX file nor text", path.display()))?;
-    let lines: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim().trim_start_matches('\u{feff}'))).filter(|(_, l)| !l.is_empty()).collect();
+    let lines: Vec<(usize, &str)> =
+        text.lines().enumerate().map(|(i, l)| (i + 1, l.trim().trim_start_matches('\u{feff}'))).filter(|(_, l)| !l.is_empty()).collect();
     let first_cell = |l: &str| l.split(',').next().unwrap_or("").trim().to_string();
     let with_header = first_cell(lines[0].1).eq_ignore_ascii_case("index");
     let is_index_list = with_header || lines.iter().all(|(_, l)| l.parse::<usize>().is_ok());
     if !is_index_list {
-        return Ok(images(crate::cli_eval::read_samples(path, dim).with_context(|| format!("{flag}: not a list of test indices, so read as images"))?));
+        return Ok(images(
+            crate::cli_eval::read_samples(path, dim).with_context(|| format!("{flag}: not a list of test indices, so read as images"))?,
+        ));
     }
     let rows = if with_header { &lines[1..] } else { &lines[..] };
     if rows.is_empty() {
@@ -158,9 +166,15 @@ fn read_marks(flag: &str, path: &Path, test: &Dataset) -> Result<Vec<(String, Ve
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     for &(ln, l) in rows {
         let cell = first_cell(l);
-        let i: usize = cell.parse().map_err(|_| anyhow::anyhow!("{flag} {} line {ln}: '{cell}' is not a test-set index", path.display()))?;
+        let i: usize =
+            cell.parse().map_err(|_| anyhow::anyhow!("{flag} {} line {ln}: '{cell}' is not a test-set index", path.display()))?;
         if i >= test.n {
-            bail!("{flag} {} line {ln}: index {i} is out of range: the run's test set has {} samples (0..{})", path.display(), test.n, test.n - 1);
+            bail!(
+                "{flag} {} line {ln}: index {i} is out of range: the run's test set has {} samples (0..{})",
+                path.display(),
+                test.n,
+                test.n - 1
+            );
         }
         let source = format!("test:{i}");
         if !out.iter().any(|(s, _)| *s == source) {
@@ -246,9 +260,15 @@ fn run_feedback<B: Backend>(be: &B, backend: &str, a: FeedbackArgs) -> Result<se
     let (fp, fnn) = (read("--false-positives", &a.false_positives)?, read("--false-negatives", &a.false_negatives)?);
 
     let first = run.feedback.is_none();
-    let mut record = run.feedback.clone().unwrap_or(FeedbackRecord { classes: FeedbackClasses { base: spec.classes }, samples: Vec::new(), repeat: None, score_offset: 0.0 });
+    let mut record = run.feedback.clone().unwrap_or(FeedbackRecord {
+        classes: FeedbackClasses { base: spec.classes },
+        samples: Vec::new(),
+        repeat: None,
+        score_offset: 0.0,
+    });
     let mut rows = if first { Vec::new() } else { load_samples(dir, &record, test.dim())? };
-    let mut existing: Vec<(Mark, String, Vec<u8>)> = record.samples.iter().zip(&rows).map(|(s, r)| (s.mark, s.source.clone(), r.clone())).collect();
+    let mut existing: Vec<(Mark, String, Vec<u8>)> =
+        record.samples.iter().zip(&rows).map(|(s, r)| (s.mark, s.source.clone(), r.clone())).collect();
     for (mark, marks) in [(Mark::FalsePositive, fp), (Mark::FalseNegative, fnn)] {
         for (source, px) in marks {
             if let Some((m, s, _)) = existing.iter().find(|(_, s, p)| *s == source || *p == px) {
@@ -276,7 +296,8 @@ fn run_feedback<B: Backend>(be: &B, backend: &str, a: FeedbackArgs) -> Result<se
         new_spec.classes = record.classes.total();
         let weights = checkpoint::load_weights(&dir.join(MODEL_FILE))?;
         let grown = ssvae::train::migrate::extend_classes(&weights, &spec, &new_spec)?;
-        std::fs::copy(dir.join(MODEL_FILE), dir.join(MODEL_BEFORE)).with_context(|| format!("keeping {}", dir.join(MODEL_BEFORE).display()))?;
+        std::fs::copy(dir.join(MODEL_FILE), dir.join(MODEL_BEFORE))
+            .with_context(|| format!("keeping {}", dir.join(MODEL_BEFORE).display()))?;
         if let Some(s) = &prev_summary {
             checkpoint::save_json(&dir.join(SUMMARY_BEFORE), s)?;
         }
@@ -284,14 +305,25 @@ fn run_feedback<B: Backend>(be: &B, backend: &str, a: FeedbackArgs) -> Result<se
         run.train.model = new_spec;
     }
     write_idx(&dir.join(SAMPLES_FILE), &rows, test.dim())?;
-    let (n_fp, n_fn) = (record.samples.iter().filter(|s| s.mark == Mark::FalsePositive).count(), record.samples.iter().filter(|s| s.mark == Mark::FalseNegative).count());
+    let (n_fp, n_fn) = (
+        record.samples.iter().filter(|s| s.mark == Mark::FalsePositive).count(),
+        record.samples.iter().filter(|s| s.mark == Mark::FalseNegative).count(),
+    );
     run.feedback = Some(record);
     checkpoint::save_json(&dir.join(CONFIG_FILE), &run)?;
     if !a.quiet {
-        eprintln!("feedback: {n_fp} false positives, {n_fn} false negatives recorded in {}; retraining for {} epochs", dir.display(), a.epochs);
+        eprintln!(
+            "feedback: {n_fp} false positives, {n_fn} false negatives recorded in {}; retraining for {} epochs",
+            dir.display(),
+            a.epochs
+        );
     }
 
-    let mut args: Vec<String> = ["--resume", &dir.to_string_lossy(), "--epochs", &a.epochs.to_string(), "--score-samples", &a.score_samples.to_string()].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> =
+        ["--resume", &dir.to_string_lossy(), "--epochs", &a.epochs.to_string(), "--score-samples", &a.score_samples.to_string()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     if a.quiet {
         args.push("--quiet".into());
     }
@@ -313,12 +345,21 @@ pub(crate) struct AdjustedAuc {
 }
 
 /// (p_fp, p_fn, adjusted score) per test sample; fills `auc` over the `known` samples.
-pub(crate) fn adjust(fb: &FeedbackRecord, scores: &[f64], probs: &[f32], known: &[usize], positive: &[bool], auc: &mut AdjustedAuc) -> Result<(Vec<f32>, Vec<f32>, Vec<f64>)> {
+pub(crate) fn adjust(
+    fb: &FeedbackRecord,
+    scores: &[f64],
+    probs: &[f32],
+    known: &[usize],
+    positive: &[bool],
+    auc: &mut AdjustedAuc,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f64>)> {
     let adj = ssvae::eval::feedback::adjusted_scores(scores, probs, fb.classes, fb.score_offset)?;
     let k = fb.classes.total();
     let p_fp: Vec<f32> = (0..scores.len()).map(|i| probs[i * k + fb.classes.false_positive()]).collect();
     let p_fn: Vec<f32> = (0..scores.len()).map(|i| probs[i * k + fb.classes.false_negative()]).collect();
-    let auc_of = |s: &[f64], idx: &[usize]| ssvae::eval::roc_auc(&idx.iter().map(|&i| s[i]).collect::<Vec<_>>(), &idx.iter().map(|&i| positive[i]).collect::<Vec<_>>());
+    let auc_of = |s: &[f64], idx: &[usize]| {
+        ssvae::eval::roc_auc(&idx.iter().map(|&i| s[i]).collect::<Vec<_>>(), &idx.iter().map(|&i| positive[i]).collect::<Vec<_>>())
+    };
     let marked = fb.marked_test_indices();
     let unmarked: Vec<usize> = known.iter().copied().filter(|i| !marked.contains(i)).collect();
     auc.auc_adjusted = auc_of(&adj, known);

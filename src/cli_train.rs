@@ -8,10 +8,10 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::data::{self, Split};
+use ssvae::eval::Scorer;
 use ssvae::graph::exec::{Optimizer, ParamStore};
 use ssvae::model::{build, ConvLayer, DecoderInput, Family, Kind, LossNorm, ModelSpec};
 use ssvae::train::checkpoint::{self, CONFIG_FILE, METRICS_FILE};
-use ssvae::eval::Scorer;
 use ssvae::train::{EvalReport, LabelSpec, TrainConfig, Trainer};
 use ssvae::Backend;
 
@@ -421,7 +421,11 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
             .expect("some suffix is free")
     });
     if a.resume.as_ref() != Some(&out) && out.join(checkpoint::MODEL_FILE).exists() {
-        bail!("--out {}: this folder already holds a trained run; continue it with --resume {} or choose another --out", out.display(), out.display());
+        bail!(
+            "--out {}: this folder already holds a trained run; continue it with --resume {} or choose another --out",
+            out.display(),
+            out.display()
+        );
     }
     std::fs::create_dir_all(&out).with_context(|| format!("--out {}", out.display()))?;
 
@@ -457,10 +461,16 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         ProgressBar::hidden()
     } else {
         let b = ProgressBar::new((spe * add_epochs) as u64);
-        b.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]").expect("valid template"));
+        b.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]").expect("valid template"),
+        );
         b
     };
-    let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(out.join(METRICS_FILE)).with_context(|| format!("{}", out.join(METRICS_FILE).display()))?;
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out.join(METRICS_FILE))
+        .with_context(|| format!("{}", out.join(METRICS_FILE).display()))?;
     let start = Instant::now();
     let (mut train_seconds, mut samples) = (0f64, 0u64);
     let mut last_eval = EvalReport::default();
@@ -538,7 +548,10 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         // unlabeled test windows are neither anomalous nor normal: scored, not in the AUC
         let known: Vec<usize> = (0..test.n()).filter(|&i| test.label(i).is_some()).collect();
         let positive: Vec<bool> = (0..test.n()).map(|i| test.label(i) == Some(k as u8)).collect();
-        auc = ssvae::eval::roc_auc(&known.iter().map(|&i| scores[i]).collect::<Vec<_>>(), &known.iter().map(|&i| positive[i]).collect::<Vec<_>>());
+        auc = ssvae::eval::roc_auc(
+            &known.iter().map(|&i| scores[i]).collect::<Vec<_>>(),
+            &known.iter().map(|&i| positive[i]).collect::<Vec<_>>(),
+        );
         let mut csv = String::from("index,label,anomalous,score");
         let adj = match (&feedback, &probs) {
             (Some(fb), Some(p)) => {
@@ -558,7 +571,13 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         }
         checkpoint::write_atomic(&out.join("anomaly_scores.csv"), csv.as_bytes())?;
         if !quiet {
-            eprintln!("anomaly class {k}: ROC AUC {} over {} test samples ({} anomalous), {} draws of z each", fmt_opt(auc), scores.len(), positive.iter().filter(|&&p| p).count(), a.score_samples);
+            eprintln!(
+                "anomaly class {k}: ROC AUC {} over {} test samples ({} anomalous), {} draws of z each",
+                fmt_opt(auc),
+                scores.len(),
+                positive.iter().filter(|&&p| p).count(),
+                a.score_samples
+            );
             if adj.is_some() {
                 eprintln!("with feedback (eq. 6): ROC AUC {}", fmt_opt(adjusted.auc_adjusted));
             }
@@ -570,9 +589,15 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
         let crate::cli_data::Loaded::Images(images) = &split else {
             bail!("cluster-and-label scoring (--labeled-classes, M2, GM-DGM) needs an image dataset");
         };
-        let c = ssvae::train::semi::cluster_scores(be, &cfg.model, &trainer.store, &images.train, &images.test, &lc, cfg.eval_batch, cfg.seed)?;
+        let c =
+            ssvae::train::semi::cluster_scores(be, &cfg.model, &trainer.store, &images.train, &images.test, &lc, cfg.eval_batch, cfg.seed)?;
         if !quiet {
-            eprintln!("cluster-and-label: accuracy {:.4}, labeled classes {}, unlabeled classes {}", c.accuracy, fmt_opt(c.labeled_class_accuracy), fmt_opt(c.unlabeled_class_accuracy));
+            eprintln!(
+                "cluster-and-label: accuracy {:.4}, labeled classes {}, unlabeled classes {}",
+                c.accuracy,
+                fmt_opt(c.labeled_class_accuracy),
+                fmt_opt(c.unlabeled_class_accuracy)
+            );
         }
         Some(c)
     } else {
@@ -602,7 +627,11 @@ pub fn run_train<B: Backend>(be: &B, backend: &str, a: TrainArgs) -> Result<serd
 pub(crate) fn load_run<B: Backend>(be: &B, dir: &Path) -> Result<(RunConfig, ParamStore<B>)> {
     let run: RunConfig = checkpoint::load_json(&dir.join(CONFIG_FILE)).with_context(|| format!("--run {}", dir.display()))?;
     if !dir.join(checkpoint::MODEL_FILE).exists() {
-        bail!("--run {}: no {} in this folder (was training interrupted before the first epoch ended?)", dir.display(), checkpoint::MODEL_FILE);
+        bail!(
+            "--run {}: no {} in this folder (was training interrupted before the first epoch ended?)",
+            dir.display(),
+            checkpoint::MODEL_FILE
+        );
     }
     let (graph, _) = build(&run.train.model, 1, 1)?;
     let store = ParamStore::new(be, &graph, 0)?;
@@ -610,10 +639,13 @@ pub(crate) fn load_run<B: Backend>(be: &B, dir: &Path) -> Result<(RunConfig, Par
     Ok((run, store))
 }
 
-
 /// Parses one `--conv` layer, "channels:kernel:stride".
 fn parse_conv(s: &str) -> Result<ConvLayer> {
-    let v: Vec<usize> = s.split(':').map(|p| p.trim().parse::<usize>()).collect::<std::result::Result<_, _>>().map_err(|_| anyhow::anyhow!("--conv: '{s}' is not channels:kernel:stride (three whole numbers)"))?;
+    let v: Vec<usize> = s
+        .split(':')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("--conv: '{s}' is not channels:kernel:stride (three whole numbers)"))?;
     match v[..] {
         [channels, kernel, stride] => Ok(ConvLayer { channels, kernel, stride }),
         _ => bail!("--conv: '{s}' is not channels:kernel:stride"),

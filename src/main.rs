@@ -65,7 +65,10 @@ impl DeviceArgs {
         match opened {
             Ok(g) if g.adapter().device_type != "Cpu" => Ok(Some(g)),
             Ok(g) => {
-                eprintln!("note: the only GPU adapter is a software one ({}); using the faster CPU backend (--backend gpu forces the adapter)", ssvae::Backend::describe(&g));
+                eprintln!(
+                    "note: the only GPU adapter is a software one ({}); using the faster CPU backend (--backend gpu forces the adapter)",
+                    ssvae::Backend::describe(&g)
+                );
                 Ok(None)
             }
             Err(e) => {
@@ -254,11 +257,34 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { what: BenchCmd::Train { model, backend, adapter, batch_sizes, hidden_sizes, min_seconds, warmup, profile, no_tuning, no_vec4, data_f16 } } => {
+        Cmd::Bench {
+            what:
+                BenchCmd::Train {
+                    model,
+                    backend,
+                    adapter,
+                    batch_sizes,
+                    hidden_sizes,
+                    min_seconds,
+                    warmup,
+                    profile,
+                    no_tuning,
+                    no_vec4,
+                    data_f16,
+                },
+        } => {
             let (family, kind) = ssvae::model::ModelSpec::parse_name(&model)?;
             let dev = DeviceArgs { backend: backend.clone(), adapter };
-            let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&GpuOptions { no_tuning, no_vec4, ..dev.gpu_options()? }).context("opening the GPU")?) };
-            let cpu = if backend == "both" || backend == "cpu" { Some(if profile { CpuBackend::profiled() } else { CpuBackend::new() }) } else { None };
+            let gpu = if dev.wants_cpu_only() {
+                None
+            } else {
+                Some(GpuBackend::new(&GpuOptions { no_tuning, no_vec4, ..dev.gpu_options()? }).context("opening the GPU")?)
+            };
+            let cpu = if backend == "both" || backend == "cpu" {
+                Some(if profile { CpuBackend::profiled() } else { CpuBackend::new() })
+            } else {
+                None
+            };
             // MNIST-sized random images, or UCI-HAR-sized random windows (7352 x 128 steps x 6)
             let images = ssvae::bench::random_dataset(60000, 784, 10, 1);
             let series = if family == ssvae::model::Family::Rnn { Some(ssvae::bench::random_series(7352, 128, 6, 6, 1)?) } else { None };
@@ -269,7 +295,9 @@ fn run(cli: Cli) -> Result<()> {
             let paper = match family {
                 ssvae::model::Family::Dense => ssvae::model::ModelSpec::dense(kind, 784, 10),
                 ssvae::model::Family::Cnn => ssvae::model::ModelSpec::cnn(kind, [28, 28, 1], 10),
-                ssvae::model::Family::Rnn => ssvae::model::ModelSpec { series_f16: data_f16, ..ssvae::model::ModelSpec::rnn(kind, 128, 6, 6) },
+                ssvae::model::Family::Rnn => {
+                    ssvae::model::ModelSpec { series_f16: data_f16, ..ssvae::model::ModelSpec::rnn(kind, 128, 6, 6) }
+                }
             };
             if data_f16 && family != ssvae::model::Family::Rnn {
                 anyhow::bail!("--data-f16 applies to the recurrent models");
@@ -277,7 +305,12 @@ fn run(cli: Cli) -> Result<()> {
             let mut cases: Vec<(usize, ssvae::model::ModelSpec)> = batch_sizes.iter().map(|&b| (b, paper.clone())).collect();
             // width scaling: the dense model only (the CNN's cost is in its convolutions)
             if family == ssvae::model::Family::Dense {
-                cases.extend(hidden_sizes.iter().filter(|&&h| !(h == 1024 && batch_sizes.contains(&128))).map(|&h| (128, ssvae::model::ModelSpec { hidden: vec![h, h], ..paper.clone() })));
+                cases.extend(
+                    hidden_sizes
+                        .iter()
+                        .filter(|&&h| !(h == 1024 && batch_sizes.contains(&128)))
+                        .map(|&h| (128, ssvae::model::ModelSpec { hidden: vec![h, h], ..paper.clone() })),
+                );
             }
             let mut rows = Vec::new();
             for (batch, spec) in cases {
@@ -294,7 +327,17 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("\n| model | backend | batch | hidden | samples/s | ms/step | device MiB | launches/step |\n|---|---|---:|---:|---:|---:|---:|---:|");
             for r in &rows {
-                println!("| {} | {} | {} | {} | {:.0} | {:.2} | {:.1} | {} |", r.model, r.adapter, r.batch, r.hidden, r.samples_per_s, r.ms_per_step, r.device_bytes as f64 / 1048576.0, r.launches_per_step);
+                println!(
+                    "| {} | {} | {} | {} | {:.0} | {:.2} | {:.1} | {} |",
+                    r.model,
+                    r.adapter,
+                    r.batch,
+                    r.hidden,
+                    r.samples_per_s,
+                    r.ms_per_step,
+                    r.device_bytes as f64 / 1048576.0,
+                    r.launches_per_step
+                );
             }
             if let Some(c) = cpu.as_ref().filter(|_| profile) {
                 let report = c.profile_report();
@@ -323,11 +366,16 @@ fn run(cli: Cli) -> Result<()> {
             for name in &models {
                 let (family, kind) = ssvae::model::ModelSpec::parse_name(name)?;
                 let (data, paper) = match family {
-                    ssvae::model::Family::Dense => (ssvae::train::TrainData::Images(&images), ssvae::model::ModelSpec::dense(kind, 784, 10)),
-                    ssvae::model::Family::Cnn => (ssvae::train::TrainData::Images(&images), ssvae::model::ModelSpec::cnn(kind, [28, 28, 1], 10)),
+                    ssvae::model::Family::Dense => {
+                        (ssvae::train::TrainData::Images(&images), ssvae::model::ModelSpec::dense(kind, 784, 10))
+                    }
+                    ssvae::model::Family::Cnn => {
+                        (ssvae::train::TrainData::Images(&images), ssvae::model::ModelSpec::cnn(kind, [28, 28, 1], 10))
+                    }
                     ssvae::model::Family::Rnn => (ssvae::train::TrainData::Series(&series), ssvae::model::ModelSpec::rnn(kind, 128, 6, 6)),
                 };
-                let widths: Vec<Option<usize>> = if family == ssvae::model::Family::Dense { hidden_sizes.iter().map(|&h| Some(h)).collect() } else { vec![None] };
+                let widths: Vec<Option<usize>> =
+                    if family == ssvae::model::Family::Dense { hidden_sizes.iter().map(|&h| Some(h)).collect() } else { vec![None] };
                 for &b in &batch_sizes {
                     for w in &widths {
                         let spec = match w {
@@ -349,8 +397,24 @@ fn run(cli: Cli) -> Result<()> {
                 let t = e.tiles;
                 println!(
                     "| {}x{}x{} | {}{} | {}x{}, {}, {} | {:.2} | {:.2} | {:.2}x |",
-                    e.m, e.n, e.k, if e.trans_a { "T" } else { "N" }, if e.trans_b { "T" } else { "N" },
-                    t.threads_m, t.threads_n, t.tile_k, if t.vec4 && t.wide { "vec4 8x8" } else if t.vec4 { "vec4" } else { "scalar" }, e.gflops, e.default_gflops, e.gflops / e.default_gflops
+                    e.m,
+                    e.n,
+                    e.k,
+                    if e.trans_a { "T" } else { "N" },
+                    if e.trans_b { "T" } else { "N" },
+                    t.threads_m,
+                    t.threads_n,
+                    t.tile_k,
+                    if t.vec4 && t.wide {
+                        "vec4 8x8"
+                    } else if t.vec4 {
+                        "vec4"
+                    } else {
+                        "scalar"
+                    },
+                    e.gflops,
+                    e.default_gflops,
+                    e.gflops / e.default_gflops
                 );
             }
             ssvae::backend::gpu::tune::save(&path, gpu.adapter(), &entries)?;
@@ -359,7 +423,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Bench { what: BenchCmd::Gemm { backend, adapter, sizes, min_seconds, no_tuning, no_vec4 } } => {
             let dev = DeviceArgs { backend: backend.clone(), adapter };
-            let gpu = if dev.wants_cpu_only() { None } else { Some(GpuBackend::new(&GpuOptions { no_tuning, no_vec4, ..dev.gpu_options()? }).context("opening the GPU")?) };
+            let gpu = if dev.wants_cpu_only() {
+                None
+            } else {
+                Some(GpuBackend::new(&GpuOptions { no_tuning, no_vec4, ..dev.gpu_options()? }).context("opening the GPU")?)
+            };
             let cpu = if backend == "both" || backend == "cpu" { Some(CpuBackend::new()) } else { None };
             if let Some(g) = &gpu {
                 eprintln!("GPU adapter: {}", ssvae::Backend::describe(g));

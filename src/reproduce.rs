@@ -96,7 +96,11 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
                 )
             };
             title = format!("{} ({ds}): semi-supervised classification", if table == "table3" { "Table 3" } else { "Table 7" });
-            for (r, (row, model, epochs)) in [("SS_D", "ss-dense", 10), ("ES_D", "es-dense", 20), ("SS_CNN", "ss-cnn", 10), ("ES_CNN", "es-cnn", 20)].into_iter().enumerate() {
+            for (r, (row, model, epochs)) in
+                [("SS_D", "ss-dense", 10), ("ES_D", "es-dense", 20), ("SS_CNN", "ss-cnn", 10), ("ES_CNN", "es-cnn", 20)]
+                    .into_iter()
+                    .enumerate()
+            {
                 for (c, labels) in ["100", "1000"].into_iter().enumerate() {
                     v.push(Cell {
                         row: row.into(),
@@ -109,12 +113,32 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
         }
         "table4" | "table8" => {
             let (ds, paper) = if table == "table4" {
-                ("mnist", [("0.9855 ± 0.0003", "0.062 ± 0.001"), ("0.9814 ± 0.0003", "0.131 ± 0.003"), ("0.9916 ± 0.0003", "0.036 ± 0.002"), ("0.9904 ± 0.0009", "0.055 ± 0.009")])
+                (
+                    "mnist",
+                    [
+                        ("0.9855 ± 0.0003", "0.062 ± 0.001"),
+                        ("0.9814 ± 0.0003", "0.131 ± 0.003"),
+                        ("0.9916 ± 0.0003", "0.036 ± 0.002"),
+                        ("0.9904 ± 0.0009", "0.055 ± 0.009"),
+                    ],
+                )
             } else {
-                ("fashion-mnist", [("0.877 ± 0.004", "0.4 ± 0.02"), ("0.79 ± 0.01", "4.8 ± 0.4"), ("0.925 ± 0.001", "0.33 ± 0.025"), ("0.922 ± 0.0015", "0.33 ± 0.015")])
+                (
+                    "fashion-mnist",
+                    [
+                        ("0.877 ± 0.004", "0.4 ± 0.02"),
+                        ("0.79 ± 0.01", "4.8 ± 0.4"),
+                        ("0.925 ± 0.001", "0.33 ± 0.025"),
+                        ("0.922 ± 0.0015", "0.33 ± 0.015"),
+                    ],
+                )
             };
             title = format!("{} ({ds}): all labels", if table == "table4" { "Table 4" } else { "Table 8" });
-            for (r, (row, model, epochs)) in [("SS_D", "ss-dense", 10), ("ES_D", "es-dense", 20), ("SS_CNN", "ss-cnn", 10), ("ES_CNN", "es-cnn", 20)].into_iter().enumerate() {
+            for (r, (row, model, epochs)) in
+                [("SS_D", "ss-dense", 10), ("ES_D", "es-dense", 20), ("SS_CNN", "ss-cnn", 10), ("ES_CNN", "es-cnn", 20)]
+                    .into_iter()
+                    .enumerate()
+            {
                 v.push(Cell {
                     row: row.into(),
                     col: "all labels".into(),
@@ -125,22 +149,81 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
         }
         "table5" | "table9" => {
             let mnist = table == "table5";
-            let eu = ["0.949 ± 0.001", "0.47 ± 0.03", "0.9610 ± 0.0009", "0.848 ± 0.003", "0.708 ± 0.004", "0.860 ± 0.003", "0.9295 ± 0.0008", "0.669 ± 0.002", "0.891 ± 0.004", "0.62 ± 0.02"];
-            let ss = ["0.969 ± 0.001", "0.095 ± 0.006", "0.9719 ± 0.0004", "0.902 ± 0.002", "0.751 ± 0.003", "0.894 ± 0.001", "0.960 ± 0.002", "0.755 ± 0.005", "0.922 ± 0.002", "0.677 ± 0.005"];
-            let eu_f = ["0.695 ± 0.002", "0.347 ± 0.002", "0.8 ± 0.001", "0.416 ± 0.004", "0.681 ± 0.001", "0.34 ± 0.002", "0.762 ± 0.001", "0.21 ± 0.002", "0.871 ± 0.004", "0.547 ± 0.004"];
-            let ss_f = ["0.712 ± 0.002", "0.371 ± 0.005", "0.826 ± 0.005", "0.462 ± 0.003", "0.719 ± 0.007", "0.413 ± 0.007", "0.76 ± 0.002", "0.191 ± 0.006", "0.899 ± 0.009", "0.525 ± 0.006"];
+            let eu = [
+                "0.949 ± 0.001",
+                "0.47 ± 0.03",
+                "0.9610 ± 0.0009",
+                "0.848 ± 0.003",
+                "0.708 ± 0.004",
+                "0.860 ± 0.003",
+                "0.9295 ± 0.0008",
+                "0.669 ± 0.002",
+                "0.891 ± 0.004",
+                "0.62 ± 0.02",
+            ];
+            let ss = [
+                "0.969 ± 0.001",
+                "0.095 ± 0.006",
+                "0.9719 ± 0.0004",
+                "0.902 ± 0.002",
+                "0.751 ± 0.003",
+                "0.894 ± 0.001",
+                "0.960 ± 0.002",
+                "0.755 ± 0.005",
+                "0.922 ± 0.002",
+                "0.677 ± 0.005",
+            ];
+            let eu_f = [
+                "0.695 ± 0.002",
+                "0.347 ± 0.002",
+                "0.8 ± 0.001",
+                "0.416 ± 0.004",
+                "0.681 ± 0.001",
+                "0.34 ± 0.002",
+                "0.762 ± 0.001",
+                "0.21 ± 0.002",
+                "0.871 ± 0.004",
+                "0.547 ± 0.004",
+            ];
+            let ss_f = [
+                "0.712 ± 0.002",
+                "0.371 ± 0.005",
+                "0.826 ± 0.005",
+                "0.462 ± 0.003",
+                "0.719 ± 0.007",
+                "0.413 ± 0.007",
+                "0.76 ± 0.002",
+                "0.191 ± 0.006",
+                "0.899 ± 0.009",
+                "0.525 ± 0.006",
+            ];
             let ds = if mnist { "mnist" } else { "fashion-mnist" };
             title = format!("{} ({ds}): anomaly detection AUC, one class left out of training", if mnist { "Table 5" } else { "Table 9" });
             for k in 0..10 {
                 let row = if mnist { k.to_string() } else { FASHION[k].to_string() };
-                for (col, model, labels, paper) in [("EU_D", "eu-dense", "", if mnist { eu[k] } else { eu_f[k] }), ("SS_D", "ss-dense", "--labels all", if mnist { ss[k] } else { ss_f[k] })] {
-                    v.push(Cell { row: row.clone(), col: col.into(), args: a(&format!("--model {model} --dataset {ds} {labels} --anomaly-class {k} --epochs 10")), metrics: vec![("auc", paper)] });
+                for (col, model, labels, paper) in [
+                    ("EU_D", "eu-dense", "", if mnist { eu[k] } else { eu_f[k] }),
+                    ("SS_D", "ss-dense", "--labels all", if mnist { ss[k] } else { ss_f[k] }),
+                ] {
+                    v.push(Cell {
+                        row: row.clone(),
+                        col: col.into(),
+                        args: a(&format!("--model {model} --dataset {ds} {labels} --anomaly-class {k} --epochs 10")),
+                        metrics: vec![("auc", paper)],
+                    });
                 }
             }
         }
         "table6" => {
             title = "Table 6 (mnist): anomaly AUC of SS_D with respect to the labeled fraction".into();
-            let paper = [("1%", 0.01, "0.751 ± 0.006", "0.670 ± 0.004"), ("10%", 0.10, "0.736 ± 0.009", "0.679 ± 0.003"), ("25%", 0.25, "0.744 ± 0.008", "0.680 ± 0.004"), ("50%", 0.50, "0.752 ± 0.004", "0.677 ± 0.004"), ("75%", 0.75, "0.744 ± 0.004", "0.673 ± 0.004"), ("99%", 0.99, "0.745 ± 0.009", "0.652 ± 0.004")];
+            let paper = [
+                ("1%", 0.01, "0.751 ± 0.006", "0.670 ± 0.004"),
+                ("10%", 0.10, "0.736 ± 0.009", "0.679 ± 0.003"),
+                ("25%", 0.25, "0.744 ± 0.008", "0.680 ± 0.004"),
+                ("50%", 0.50, "0.752 ± 0.004", "0.677 ± 0.004"),
+                ("75%", 0.75, "0.744 ± 0.004", "0.673 ± 0.004"),
+                ("99%", 0.99, "0.745 ± 0.009", "0.652 ± 0.004"),
+            ];
             for (row, f, p7, p9) in paper {
                 for (k, p) in [(7, p7), (9, p9)] {
                     v.push(Cell {
@@ -175,7 +258,11 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
                     row: row.into(),
                     col: "5 labeled digits".into(),
                     args: a(&args),
-                    metrics: vec![("cluster_accuracy", paper[0]), ("labeled_class_accuracy", paper[1]), ("unlabeled_class_accuracy", paper[2])],
+                    metrics: vec![
+                        ("cluster_accuracy", paper[0]),
+                        ("labeled_class_accuracy", paper[1]),
+                        ("unlabeled_class_accuracy", paper[2]),
+                    ],
                 });
             }
         }
@@ -202,7 +289,12 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
             // score reconstructions: the unsupervised VAE (EU_RNN) is the comparison that exists
             title = "Table 11 (uci-har): anomaly AUC with 'walking' (class 0) left out of training".into();
             for (row, model, labels, paper) in [("SS_RNN", "ss-rnn", "--labels all", "0.682"), ("EU_RNN", "eu-rnn", "", "0.641")] {
-                v.push(Cell { row: row.into(), col: "walking".into(), args: a(&format!("--model {model} --dataset uci-har {labels} --anomaly-class 0 --epochs 40")), metrics: vec![("auc", paper)] });
+                v.push(Cell {
+                    row: row.into(),
+                    col: "walking".into(),
+                    args: a(&format!("--model {model} --dataset uci-har {labels} --anomaly-class 0 --epochs 40")),
+                    metrics: vec![("auc", paper)],
+                });
             }
         }
         t => bail!("unknown table '{t}': expected table3 .. table12 or semi-unsupervised"),
@@ -314,7 +406,10 @@ fn run<B: Backend>(be: &B, backend: &str, r: ReproduceArgs) -> Result<()> {
         }
     }
     let mut reduced = match (r.quick, r.epochs, r.epoch_scale) {
-        (true, _, _) => format!(", QUICK protocol ({} training samples, 1 epoch): not comparable to the paper", if r.table == "table10" || r.table == "table11" { 2000 } else { 5000 }),
+        (true, _, _) => format!(
+            ", QUICK protocol ({} training samples, 1 epoch): not comparable to the paper",
+            if r.table == "table10" || r.table == "table11" { 2000 } else { 5000 }
+        ),
         (false, Some(e), _) => format!(", REDUCED protocol: {e} epochs per run instead of the paper's"),
         (false, None, Some(f)) => format!(", REDUCED protocol: {f} x the paper's epochs per run"),
         _ => String::new(),
@@ -322,8 +417,13 @@ fn run<B: Backend>(be: &B, backend: &str, r: ReproduceArgs) -> Result<()> {
     if !extra.is_empty() {
         reduced += &format!(", every run with `{}`", extra.join(" "));
     }
-    let mut md = format!("### {title}\n\nours: mean ± std over {} seed(s){reduced}; paper in parentheses. Backend: {}.\n\n", r.seeds, be.describe());
-    md += &format!("| | {} |\n|---|{}\n", cols.iter().map(|(c, m)| format!("{c} {m}")).collect::<Vec<_>>().join(" | "), "---|".repeat(cols.len()));
+    let mut md =
+        format!("### {title}\n\nours: mean ± std over {} seed(s){reduced}; paper in parentheses. Backend: {}.\n\n", r.seeds, be.describe());
+    md += &format!(
+        "| | {} |\n|---|{}\n",
+        cols.iter().map(|(c, m)| format!("{c} {m}")).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(cols.len())
+    );
     for row in &rows {
         md += &format!("| {row} |");
         for (col, m) in &cols {

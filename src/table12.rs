@@ -79,7 +79,11 @@ struct Row {
 
 impl Row {
     fn name(&self) -> String {
-        if self.labeled_only { LABELED_ONLY_ROW.to_string() } else { self.labeled.to_string() }
+        if self.labeled_only {
+            LABELED_ONLY_ROW.to_string()
+        } else {
+            self.labeled.to_string()
+        }
     }
 }
 
@@ -112,12 +116,25 @@ pub const ALPHA: f32 = 100.0;
 pub const KL_WEIGHT: f32 = 4.0;
 
 #[allow(clippy::too_many_arguments)]
-pub fn run<B: Backend>(be: &B, seeds: usize, quick: bool, epochs: Option<usize>, rows: Option<&[String]>, extra: Option<&str>, tag: Option<&str>, out: &std::path::Path) -> Result<()> {
+pub fn run<B: Backend>(
+    be: &B,
+    seeds: usize,
+    quick: bool,
+    epochs: Option<usize>,
+    rows: Option<&[String]>,
+    extra: Option<&str>,
+    tag: Option<&str>,
+    out: &std::path::Path,
+) -> Result<()> {
     if seeds == 0 {
         bail!("--seeds must be at least 1");
     }
     let h = Hyper::parse(extra)?;
-    let p = if quick { Protocol { train_size: 5000, test_size: 2000, epochs: 1 } } else { Protocol { train_size: 20000, test_size: 5000, epochs: epochs.unwrap_or(3) } };
+    let p = if quick {
+        Protocol { train_size: 5000, test_size: 2000, epochs: 1 }
+    } else {
+        Protocol { train_size: 20000, test_size: 5000, epochs: epochs.unwrap_or(3) }
+    };
     let mut ns: Vec<Row> = PAPER.iter().map(|r| Row { labeled: r.0, labeled_only: false }).collect();
     ns.push(Row { labeled: PAPER_LABELED_ONLY.0, labeled_only: true });
     if let Some(rows) = rows {
@@ -127,7 +144,8 @@ pub fn run<B: Backend>(be: &B, seeds: usize, quick: bool, epochs: Option<usize>,
         }
         ns.retain(|n| names.contains(&n.name()));
     }
-    let dir = out.join(format!("table12-{}{}ep{}", if quick { "quick-" } else { "" }, p.epochs, tag.map_or(String::new(), |t| format!("-{t}"))));
+    let dir =
+        out.join(format!("table12-{}{}ep{}", if quick { "quick-" } else { "" }, p.epochs, tag.map_or(String::new(), |t| format!("-{t}"))));
     std::fs::create_dir_all(&dir).with_context(|| format!("--out {}", dir.display()))?;
     let mut md = format!(
         "### Table 12 (built-in sprites, not Small-NORB): betaVAE score (%) vs labeled samples\n\nours: mean ± std over {seeds} seed(s), {} training sprites, {} held-out, dense 4096-512-256, latent {}, heads for all 5 factors (not into the decoder), alpha {}, KL weight {} (summed ELBO), batch 128 (64 labeled + 64 unlabeled; N = 0: 128 unlabeled), RMSprop 5e-4, {} steps ({} SS epochs){}. Backend: {}. Paper (Small-NORB, 38,000 unlabeled) in parentheses.\n\n| # labeled | betaVAE score | head accuracy (shape, scale, rotation, x, y) | train s |\n|---|---|---|---|\n",
@@ -167,11 +185,16 @@ pub fn run<B: Backend>(be: &B, seeds: usize, quick: bool, epochs: Option<usize>,
                 }
             };
             scores.push(summary["beta_vae_score"].as_f64().unwrap_or(f64::NAN) * 100.0);
-            accs.push(summary["head_accuracy"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>()).unwrap_or_default());
+            accs.push(
+                summary["head_accuracy"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>()).unwrap_or_default(),
+            );
             secs.push(summary["train_seconds"].as_f64().unwrap_or(f64::NAN));
         }
         let (m, s) = crate::reproduce::mean_std(&scores);
-        let heads = (0..SPRITE_FACTORS.len()).map(|k| format!("{:.2}", accs.iter().filter_map(|a| a.get(k)).sum::<f64>() / accs.len() as f64)).collect::<Vec<_>>().join(", ");
+        let heads = (0..SPRITE_FACTORS.len())
+            .map(|k| format!("{:.2}", accs.iter().filter_map(|a| a.get(k)).sum::<f64>() / accs.len() as f64))
+            .collect::<Vec<_>>()
+            .join(", ");
         let (label, paper) = if row.labeled_only {
             (format!("{n}, no unlabeled"), PAPER_LABELED_ONLY.1)
         } else {

@@ -15,7 +15,8 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-const TINY: &[&str] = &["--backend", "cpu", "--synthetic-train", "256", "--synthetic-test", "64", "--hidden", "32,16", "--batch-size", "32", "--quiet"];
+const TINY: &[&str] =
+    &["--backend", "cpu", "--synthetic-train", "256", "--synthetic-test", "64", "--hidden", "32,16", "--batch-size", "32", "--quiet"];
 
 fn train(out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["train", "--out", out.to_str().unwrap()];
@@ -24,12 +25,13 @@ fn train(out: &Path, extra: &[&str]) -> Output {
     ssvae(&args)
 }
 
-
-
 #[test]
 fn semi_unsupervised_gmdgm_reports_cluster_and_label_in_train_and_eval() {
     let out = tmp("gmdgm");
-    let o = train(&out, &["--model", "gmdgm-dense", "--latent", "4", "--epochs", "1", "--labels", "30", "--labeled-classes", "0,1,2", "--extra-slots", "2"]);
+    let o = train(
+        &out,
+        &["--model", "gmdgm-dense", "--latent", "4", "--epochs", "1", "--labels", "30", "--labeled-classes", "0,1,2", "--extra-slots", "2"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let j = last_json(&o);
     let acc = j["cluster_accuracy"].as_f64().unwrap_or_else(|| panic!("no cluster_accuracy: {j}"));
@@ -98,7 +100,20 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
     let out = tmp("diverge");
     assert!(train(&out, &["--epochs", "1"]).status.success());
     let before = std::fs::read(out.join("model.safetensors")).unwrap();
-    let o = ssvae(&["train", "--resume", out.to_str().unwrap(), "--lr", "1e30", "--epochs", "1", "--backend", "cpu", "--quiet", "--metrics-every", "2"]);
+    let o = ssvae(&[
+        "train",
+        "--resume",
+        out.to_str().unwrap(),
+        "--lr",
+        "1e30",
+        "--epochs",
+        "1",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--metrics-every",
+        "2",
+    ]);
     assert!(!o.status.success(), "training with lr 1e30 must diverge");
     let err = stderr(&o);
     assert!(err.contains("diverged") && err.contains("between steps"), "{err}");

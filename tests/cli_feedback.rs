@@ -16,10 +16,12 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-const TINY: &[&str] = &["--backend", "cpu", "--synthetic-train", "256", "--synthetic-test", "64", "--hidden", "32,16", "--batch-size", "32", "--quiet"];
+const TINY: &[&str] =
+    &["--backend", "cpu", "--synthetic-train", "256", "--synthetic-test", "64", "--hidden", "32,16", "--batch-size", "32", "--quiet"];
 
 fn anomaly(out: &Path, model: &str) -> Output {
-    let mut args = vec!["anomaly", "--model", model, "--anomaly-class", "3", "--labels", "40", "--epochs", "1", "--out", out.to_str().unwrap()];
+    let mut args =
+        vec!["anomaly", "--model", model, "--anomaly-class", "3", "--labels", "40", "--epochs", "1", "--out", out.to_str().unwrap()];
     args.extend_from_slice(TINY);
     ssvae(&args)
 }
@@ -29,8 +31,6 @@ fn feedback(run: &Path, extra: &[&str]) -> Output {
     args.extend_from_slice(extra);
     ssvae(&args)
 }
-
-
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
@@ -54,10 +54,14 @@ fn feedback_extends_retrains_and_adjusts_scores() {
     let auc_before = last_json(&o)["auc"].as_f64().unwrap();
     // the user's marks: the 3 highest-scoring normal test samples, the 2 lowest anomalies
     let csv = std::fs::read_to_string(run.join("anomaly_scores.csv")).unwrap();
-    let mut rows: Vec<(usize, bool, f64)> = csv.lines().skip(1).map(|l| {
-        let f: Vec<&str> = l.split(',').collect();
-        (f[0].parse().unwrap(), f[2] == "1", f[3].parse().unwrap())
-    }).collect();
+    let mut rows: Vec<(usize, bool, f64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[2] == "1", f[3].parse().unwrap())
+        })
+        .collect();
     rows.sort_by(|a, b| b.2.total_cmp(&a.2));
     let fp: Vec<usize> = rows.iter().filter(|r| !r.1).take(3).map(|r| r.0).collect();
     let fnn: Vec<usize> = rows.iter().rev().filter(|r| r.1).take(2).map(|r| r.0).collect();
@@ -70,7 +74,10 @@ fn feedback_extends_retrains_and_adjusts_scores() {
     // refused before anything changes
     refused(&feedback(&run, &["--false-positives", &write(&dir, "far.txt", "1\n100000\n")]), "index 100000 is out of range");
     refused(&feedback(&run, &["--false-positives", &write(&dir, "empty.txt", "\n \n")]), "empty");
-    refused(&feedback(&run, &["--false-positives", &fp_file, "--false-negatives", &write(&dir, "dup.txt", &format!("{}\n", fp[1]))]), "marked both");
+    refused(
+        &feedback(&run, &["--false-positives", &fp_file, "--false-negatives", &write(&dir, "dup.txt", &format!("{}\n", fp[1]))]),
+        "marked both",
+    );
     refused(&feedback(&run, &[]), "--false-positives");
     assert!(!run.join("feedback_samples.idx").exists(), "a refused call must not record feedback");
 
@@ -111,7 +118,17 @@ fn feedback_extends_retrains_and_adjusts_scores() {
 
     // `score` of a feedback run adds the adjusted score
     let out = dir.join("scores.csv");
-    let o = ssvae(&["score", "--run", run.to_str().unwrap(), "--input", img.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "cpu"]);
+    let o = ssvae(&[
+        "score",
+        "--run",
+        run.to_str().unwrap(),
+        "--input",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().next().unwrap(), "index,score,predicted_class,adjusted_score");
 

@@ -91,7 +91,9 @@ fn cnn_variants_gpu_and_cpu_agree_after_three_steps() {
             let err: f64 = g_cpu[i].iter().zip(&g_gpu[i]).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
             let norm: f64 = g_cpu[i].iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
             let max = a_cpu[i].2.iter().zip(&a_gpu[i].2).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            eprintln!("{kind:?} {name}: first-step gradient |CPU-GPU| {err:.3e} of {norm:.3e}; after {steps} steps max |CPU-GPU| {max:.2e}");
+            eprintln!(
+                "{kind:?} {name}: first-step gradient |CPU-GPU| {err:.3e} of {norm:.3e}; after {steps} steps max |CPU-GPU| {max:.2e}"
+            );
             assert!(norm > 0.0, "{kind:?} {name}: no gradient");
             assert!(err <= 2e-2 * norm, "{kind:?} {name}: GPU and CPU gradients differ: relative L2 {:.3e}", err / norm);
             assert!(max <= 2.0 * (3.16 + 5.13 + 6.54) * lr, "{kind:?} {name}: an element differs by {max} after {steps} steps");

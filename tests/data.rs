@@ -78,12 +78,9 @@ fn read_idx_raw_and_gzipped_by_magic_not_name() {
     let dir = tmpdir("read");
     let raw = image_bytes(3, 2, 4);
     let want: Vec<u8> = raw[16..].to_vec();
-    for (name, bytes) in [
-        ("raw", raw.clone()),
-        ("raw-named.gz", raw.clone()),
-        ("zipped.gz", gz(&raw)),
-        ("zipped-without-extension", gz(&raw)),
-    ] {
+    for (name, bytes) in
+        [("raw", raw.clone()), ("raw-named.gz", raw.clone()), ("zipped.gz", gz(&raw)), ("zipped-without-extension", gz(&raw))]
+    {
         let p = write(&dir, name, &bytes);
         let (dims, data) = read_idx(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(dims, vec![3, 2, 4], "{name}");
@@ -187,7 +184,11 @@ fn load_idx_dataset_rejects_wrong_dims_counts_labels() {
     write_small_set(&dir);
     let img = image_bytes(12, 4, 5);
     write(&dir, "t10k-images-idx3-ubyte", &img[..100]);
-    assert_err(load_idx_dataset(&dir, IdxDataset::Mnist), "t10k-images-idx3-ubyte", &["truncated: header says 12 x 4 x 5 = 240 bytes, file has 84"]);
+    assert_err(
+        load_idx_dataset(&dir, IdxDataset::Mnist),
+        "t10k-images-idx3-ubyte",
+        &["truncated: header says 12 x 4 x 5 = 240 bytes, file has 84"],
+    );
 }
 
 #[test]

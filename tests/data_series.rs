@@ -139,8 +139,7 @@ fn existing(p: PathBuf) -> PathBuf {
 fn tiny() -> SeriesDataset {
     // 3 windows x 2 steps x 2 channels; value = 100 w + 10 t + c
     let values: Vec<f32> = (0..3).flat_map(|w| (0..2).flat_map(move |t| (0..2).map(move |c| (100 * w + 10 * t + c) as f32))).collect();
-    SeriesDataset::new("tiny", values, vec![Some(1), None, Some(0)], 2, vec!["a".into(), "b".into()], vec!["x".into(), "y".into()])
-        .unwrap()
+    SeriesDataset::new("tiny", values, vec![Some(1), None, Some(0)], 2, vec!["a".into(), "b".into()], vec!["x".into(), "y".into()]).unwrap()
 }
 
 #[test]
@@ -371,7 +370,8 @@ fn flat_opts(steps: usize, channels: usize, order: FlatOrder) -> CsvSeriesOption
 
 #[test]
 fn csv_flat_rows_with_string_labels_and_unlabeled_cells() {
-    let p = csv("flat.csv", "\u{feff}a_0,b_0,a_1,b_1,a_2,b_2,label\r\n1,2,3,4,5,6,walk\r\n7,8,9,10,11,12,\r\n\r\n13,14,15,16,17,18,run\r\n");
+    let p =
+        csv("flat.csv", "\u{feff}a_0,b_0,a_1,b_1,a_2,b_2,label\r\n1,2,3,4,5,6,walk\r\n7,8,9,10,11,12,\r\n\r\n13,14,15,16,17,18,run\r\n");
     let opts = CsvSeriesOptions { label_column: Some("label".into()), ..CsvSeriesOptions::flat(3, 2) };
     let (d, report) = load_csv_series(&p, &opts).unwrap();
     assert_eq!((d.n, d.steps, d.channels, d.classes), (3, 3, 2, 2));
@@ -447,7 +447,7 @@ fn csv_long_rows_cut_into_windows_per_sequence() {
     assert_eq!((d.n, r.sequences), (3, 1));
     assert_eq!(d.window(2), &[7.0, 70.0, 8.0, 80.0, 9.0, 90.0, 10.0, 100.0]);
     assert_eq!(d.labels, vec![None, None, None]); // every window mixes labels or empties
-    // unlabeled rows throughout give unlabeled windows, not mixed ones
+                                                  // unlabeled rows throughout give unlabeled windows, not mixed ones
     let (d, r) = load_csv_series(&p, &long_opts(2, 1, Some("seq"))).unwrap();
     assert_eq!((d.labels[4], d.labels[5]), (None, Some(1)));
     assert_eq!(d.n, 4 + 1 + 2);

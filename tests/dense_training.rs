@@ -23,7 +23,13 @@ fn small_cfg(kind: Kind, train: &Dataset) -> TrainConfig {
     cfg
 }
 
-fn run_steps<B: Backend>(be: &B, cfg: &TrainConfig, train: &Dataset, labeled: &[usize], steps: usize) -> (Vec<(String, Vec<usize>, Vec<f32>)>, Vec<(String, Vec<usize>, Vec<f32>)>, ssvae::train::Losses) {
+fn run_steps<B: Backend>(
+    be: &B,
+    cfg: &TrainConfig,
+    train: &Dataset,
+    labeled: &[usize],
+    steps: usize,
+) -> (Vec<(String, Vec<usize>, Vec<f32>)>, Vec<(String, Vec<usize>, Vec<f32>)>, ssvae::train::Losses) {
     let mut t = Trainer::new(be, cfg.clone(), train, None, labeled.to_vec()).unwrap();
     let before = t.store.read(be).unwrap();
     for _ in 0..steps {
@@ -103,7 +109,9 @@ fn checkpoints_restore_parameters_and_optimizer_state_on_any_backend() {
             assert_eq!(got[k], want, "{be_name}: {which:?} differs after loading the checkpoint");
         }
     };
-    let read_all = |s: &dyn Fn(StoreBuffer) -> Vec<(String, Vec<usize>, Vec<f32>)>| vec![s(StoreBuffer::Params), s(StoreBuffer::State1), s(StoreBuffer::State2)];
+    let read_all = |s: &dyn Fn(StoreBuffer) -> Vec<(String, Vec<usize>, Vec<f32>)>| {
+        vec![s(StoreBuffer::Params), s(StoreBuffer::State1), s(StoreBuffer::State2)]
+    };
     let store = ParamStore::new(&cpu, &graph, 99).unwrap();
     ssvae::train::load_into(&cpu, &store, &dir).unwrap();
     check("cpu", read_all(&|w| store.read_buffer(&cpu, w).unwrap()));

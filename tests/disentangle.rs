@@ -158,12 +158,9 @@ fn beta_vae_scores_known_codes() {
     let cfg = BetaVaeConfig::default();
     // disentangled: one coordinate per factor, plus tiny noise
     let mut noise = StdRng::seed_from_u64(1);
-    let clean = beta_vae_score_of_code(
-        |f| unit(f, &sizes).into_iter().map(|z| z + 1e-3 * (noise.random::<f32>() - 0.5)).collect(),
-        &sizes,
-        &cfg,
-    )
-    .unwrap();
+    let clean =
+        beta_vae_score_of_code(|f| unit(f, &sizes).into_iter().map(|z| z + 1e-3 * (noise.random::<f32>() - 0.5)).collect(), &sizes, &cfg)
+            .unwrap();
     // random: independent of the factors
     let mut noise = StdRng::seed_from_u64(2);
     let random = beta_vae_score_of_code(|_| (0..10).map(|_| noise.random::<f32>()).collect(), &sizes, &cfg).unwrap();
@@ -265,7 +262,9 @@ fn beta_vae_rejects_bad_settings_and_encoders() {
     assert!(beta_vae_score_of_code(code, &[3], &ok).is_err());
     assert!(beta_vae_score_of_code(code, &[3, 0], &ok).is_err());
     assert!(beta_vae_score_of_code(code, &[3, (1 << 24) + 1], &ok).is_err());
-    for bad in [BetaVaeConfig { pairs_per_vote: 0, ..ok }, BetaVaeConfig { test_votes: 0, ..ok }, BetaVaeConfig { votes_per_encode: 0, ..ok }] {
+    for bad in
+        [BetaVaeConfig { pairs_per_vote: 0, ..ok }, BetaVaeConfig { test_votes: 0, ..ok }, BetaVaeConfig { votes_per_encode: 0, ..ok }]
+    {
         assert!(beta_vae_score_of_code(code, &sizes, &bad).is_err());
     }
     let pairs = |k: usize, l: usize, rng: &mut StdRng| sprite_pair_images(k, l, rng);

@@ -1,8 +1,7 @@
 //! Anomaly scores, exact ROC AUC, sample grids and the `anomaly` / `score` / `sample` commands.
 mod common;
 
-use common::cli::{ssvae};
-
+use common::cli::ssvae;
 
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::data;
@@ -32,7 +31,13 @@ fn roc_auc_hand_computed_cases() {
         for j in 0..300 {
             if pos[i] && !pos[j] {
                 den += 1.0;
-                num += if scores[i] > scores[j] { 1.0 } else if scores[i] == scores[j] { 0.5 } else { 0.0 };
+                num += if scores[i] > scores[j] {
+                    1.0
+                } else if scores[i] == scores[j] {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -120,15 +125,32 @@ fn anomaly_scores_separate_an_unseen_class() {
     assert!(scores.iter().all(|s| s.is_finite() && *s > 0.0));
 }
 
-
 #[test]
 fn anomaly_score_and_sample_commands() {
     let dir = std::env::temp_dir().join(format!("ssvae-eval-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.join("run");
     let o = ssvae(&[
-        "anomaly", "--anomaly-class", "2", "--backend", "cpu", "--synthetic-train", "300", "--synthetic-test", "100", "--hidden", "32,16",
-        "--batch-size", "32", "--epochs", "1", "--labels", "45", "--quiet", "--out", out.to_str().unwrap(),
+        "anomaly",
+        "--anomaly-class",
+        "2",
+        "--backend",
+        "cpu",
+        "--synthetic-train",
+        "300",
+        "--synthetic-test",
+        "100",
+        "--hidden",
+        "32,16",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--labels",
+        "45",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
@@ -140,14 +162,38 @@ fn anomaly_score_and_sample_commands() {
     // anomaly without a class, or out of range
     let o = ssvae(&["anomaly", "--backend", "cpu"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--anomaly-class"));
-    let o = ssvae(&["anomaly", "--anomaly-class", "10", "--backend", "cpu", "--synthetic-train", "100", "--out", dir.join("x").to_str().unwrap()]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--anomaly-class 10"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ssvae(&[
+        "anomaly",
+        "--anomaly-class",
+        "10",
+        "--backend",
+        "cpu",
+        "--synthetic-train",
+        "100",
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--anomaly-class 10"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // score a CSV: right width works, wrong width is a clear error
     let good = dir.join("good.csv");
     std::fs::write(&good, format!("{}\n{}\n", vec!["0"; 784].join(","), vec!["255"; 784].join(","))).unwrap();
     let scores = dir.join("scores.csv");
-    let o = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", good.to_str().unwrap(), "--out", scores.to_str().unwrap(), "--backend", "cpu"]);
+    let o = ssvae(&[
+        "score",
+        "--run",
+        out.to_str().unwrap(),
+        "--input",
+        good.to_str().unwrap(),
+        "--out",
+        scores.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(&scores).unwrap();
     assert_eq!(csv.lines().next().unwrap(), "index,score,predicted_class");
@@ -155,13 +201,27 @@ fn anomaly_score_and_sample_commands() {
     // a byte-order mark and a header are skipped; a mix of scales is refused
     let bom = dir.join("bom.csv");
     std::fs::write(&bom, format!("\u{feff}{}\n{}\n", vec!["0.5"; 784].join(","), vec!["1"; 784].join(","))).unwrap();
-    let o = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", bom.to_str().unwrap(), "--out", scores.to_str().unwrap(), "--backend", "cpu"]);
+    let o = ssvae(&[
+        "score",
+        "--run",
+        out.to_str().unwrap(),
+        "--input",
+        bom.to_str().unwrap(),
+        "--out",
+        scores.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(&scores).unwrap().lines().count(), 3, "both rows of the BOM file are scored");
     let mixed = dir.join("mixed.csv");
     std::fs::write(&mixed, format!("{},1.5\n", vec!["0.5"; 783].join(","))).unwrap();
     let o = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", mixed.to_str().unwrap(), "--backend", "cpu"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("whole numbers 0..255"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("whole numbers 0..255"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let bad = dir.join("bad.csv");
     std::fs::write(&bad, "1,2,3\n").unwrap();
     let o = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", bad.to_str().unwrap(), "--backend", "cpu"]);
@@ -195,11 +255,27 @@ fn anomaly_score_and_sample_commands() {
 #[test]
 fn reproduce_quick_writes_a_markdown_table_next_to_the_paper() {
     let Some(_) = common::mnist() else { return };
-    let root = std::env::var_os("SSVAE_DATA").map(std::path::PathBuf::from).unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").into());
+    let root = std::env::var_os("SSVAE_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").into());
     let dir = std::env::temp_dir().join(format!("ssvae-repro-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // the dense rows only (--rows): the CNN rows would take minutes on two cores
-    let args = ["reproduce", "table3", "--quick", "--seeds", "1", "--rows", "SS_D,ES_D", "--backend", "cpu", "--out", dir.to_str().unwrap(), "--data-root", root.to_str().unwrap()];
+    let args = [
+        "reproduce",
+        "table3",
+        "--quick",
+        "--seeds",
+        "1",
+        "--rows",
+        "SS_D,ES_D",
+        "--backend",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+        "--data-root",
+        root.to_str().unwrap(),
+    ];
     let o = ssvae(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(dir.join("table3-quick/table3.md")).unwrap();
@@ -214,7 +290,12 @@ fn reproduce_quick_writes_a_markdown_table_next_to_the_paper() {
     let o = ssvae(&["reproduce", "table99", "--backend", "cpu"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown table"));
     // table12 takes only its own hyper-parameters in --extra, named when wrong
-    for (extra, want) in [("--conv 3:3:1", "not --conv"), ("--kl-weight", "needs a value"), ("--latent x", "--latent x is not a valid value"), ("--kl-weight 0", "KL weight > 0")] {
+    for (extra, want) in [
+        ("--conv 3:3:1", "not --conv"),
+        ("--kl-weight", "needs a value"),
+        ("--latent x", "--latent x is not a valid value"),
+        ("--kl-weight 0", "KL weight > 0"),
+    ] {
         let o = ssvae(&["reproduce", "table12", "--quick", "--extra", extra, "--backend", "cpu", "--out", dir.to_str().unwrap()]);
         let e = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && e.contains(want), "--extra {extra}: {e}");
@@ -223,10 +304,23 @@ fn reproduce_quick_writes_a_markdown_table_next_to_the_paper() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("'5' is not a row of table12"), "{e}");
     // the paper's last row: the labeled samples alone, no unlabeled ones
-    let o = ssvae(&["reproduce", "table12", "--quick", "--seeds", "1", "--rows", "1000-only", "--backend", "cpu", "--out", dir.to_str().unwrap()]);
+    let o = ssvae(&[
+        "reproduce",
+        "table12",
+        "--quick",
+        "--seeds",
+        "1",
+        "--rows",
+        "1000-only",
+        "--backend",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(dir.join("table12-quick-1ep/table12.md")).unwrap();
     assert!(md.contains("| 1000, no unlabeled |") && md.contains("(87 ± 0.8)") && !md.contains("| 0 |"), "{md}");
-    let cell: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("table12-quick-1ep/N1000only-s0.json")).unwrap()).unwrap();
+    let cell: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("table12-quick-1ep/N1000only-s0.json")).unwrap()).unwrap();
     assert_eq!((cell["labeled"].as_u64(), cell["unlabeled"].as_u64()), (Some(1000), Some(0)), "{cell}");
 }

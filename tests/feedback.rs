@@ -58,7 +58,14 @@ fn small_spec(train: &Dataset) -> ModelSpec {
 }
 
 /// Trains `steps` steps and returns the trainer's weights with optimizer state.
-fn trained(be: &CpuBackend, spec: &ModelSpec, train: &Dataset, labeled: Vec<usize>, dir: Option<&std::path::Path>, steps: usize) -> (Trainer<CpuBackend>, Weights) {
+fn trained(
+    be: &CpuBackend,
+    spec: &ModelSpec,
+    train: &Dataset,
+    labeled: Vec<usize>,
+    dir: Option<&std::path::Path>,
+    steps: usize,
+) -> (Trainer<CpuBackend>, Weights) {
     let mut cfg = TrainConfig::new(spec.clone(), "synthetic");
     cfg.batch_size = 16;
     let mut t = Trainer::new(be, cfg, train, None, labeled).unwrap();
@@ -86,7 +93,9 @@ fn migration_keeps_old_weights_and_state_and_training_continues() {
     let grown = extend_classes(&old, &spec, &new_spec).unwrap();
 
     let (c, l, h) = (10usize, spec.latent, 12usize);
-    for (what, o, g) in [("params", &old.params, &grown.params), ("state1", &old.state1, &grown.state1), ("state2", &old.state2, &grown.state2)] {
+    for (what, o, g) in
+        [("params", &old.params, &grown.params), ("state1", &old.state1, &grown.state1), ("state2", &old.state2, &grown.state2)]
+    {
         assert_eq!(o.len(), g.len(), "{what}: same tensors");
         // pi head: columns appended
         let (ow, gw) = (&tensor(o, "pi.weight").2, tensor(g, "pi.weight"));

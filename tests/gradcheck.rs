@@ -512,7 +512,8 @@ fn checker_rejects_wrong_gradients() {
     let lv = uniform(&mut r, n, -2.0, 2.0);
     let (_, dmu, dlv) = kl(&be, rows, cols, 1.0, &mu, &lv);
     let no_half: Vec<f32> = dlv.iter().map(|g| 2.0 * g).collect();
-    fd_check("kl dlogvar x2", &lv, &no_half, TOL, &|lv| sum(&kl(&be, rows, cols, 1.0, &mu, lv).0)).expect_err("missing 1/2 must be rejected");
+    fd_check("kl dlogvar x2", &lv, &no_half, TOL, &|lv| sum(&kl(&be, rows, cols, 1.0, &mu, lv).0))
+        .expect_err("missing 1/2 must be rejected");
     let neg: Vec<f32> = dmu.iter().map(|g| -g).collect();
     fd_check("kl -dmu", &mu, &neg, TOL, &|mu| sum(&kl(&be, rows, cols, 1.0, mu, &lv).0)).expect_err("sign flip must be rejected");
 
@@ -530,7 +531,8 @@ fn checker_rejects_wrong_gradients() {
     let wa = uniform(&mut r, 7, -1.0, 1.0);
     let ya = act_fwd(&be, Act::Tanh, &xa);
     let wrong_act = act_bwd(&be, Act::Sigmoid, &ya, &wa);
-    fd_check("tanh with sigmoid grad", &xa, &wrong_act, TOL, &|x| dot(&wa, &act_fwd(&be, Act::Tanh, x))).expect_err("wrong activation derivative must be rejected");
+    fd_check("tanh with sigmoid grad", &xa, &wrong_act, TOL, &|x| dot(&wa, &act_fwd(&be, Act::Tanh, x)))
+        .expect_err("wrong activation derivative must be rejected");
 
     // GEMM: dbias as col_sum(W) instead of col_sum(dZ) (forgetting the activation), and dA with
     // B not transposed where it should be (shape-compatible because n == k).

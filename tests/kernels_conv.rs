@@ -87,7 +87,8 @@ fn direct_backward(c: &Conv2d, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f32>, V
 
 /// Runs the three conv kernels on a backend: (y, dx, dw, dx + bias, dw accumulated onto dw0).
 fn run_conv<B: Backend>(be: &B, c: &Conv2d, x: &[f32], w: &[f32], bias: &[f32], dy: &[f32], dw0: &[f32]) -> [Vec<f32>; 5] {
-    let (xb, wb, bb, dyb) = (be.upload_f32(x).unwrap(), be.upload_f32(w).unwrap(), be.upload_f32(bias).unwrap(), be.upload_f32(dy).unwrap());
+    let (xb, wb, bb, dyb) =
+        (be.upload_f32(x).unwrap(), be.upload_f32(w).unwrap(), be.upload_f32(bias).unwrap(), be.upload_f32(dy).unwrap());
     let bias_in = be.upload_f32(&bias.iter().cycle().take(c.in_c).copied().collect::<Vec<_>>()).unwrap();
     let y = be.alloc(c.out_len(), DType::F32).unwrap();
     let dx = be.alloc(c.in_len(), DType::F32).unwrap();
@@ -151,7 +152,10 @@ fn gpu_conv_matches_cpu() {
         let k = case(c, 100 + i as u64);
         let want = run_conv(&be, &c, &k.x, &k.w, &k.bias, &k.dy, &k.dw0);
         let got = run_conv(g, &c, &k.x, &k.w, &k.bias, &k.dy, &k.dw0);
-        for (name, (a, b)) in ["forward", "backward input", "backward input + bias", "backward weight", "backward weight accumulate"].iter().zip(got.iter().zip(&want)) {
+        for (name, (a, b)) in ["forward", "backward input", "backward input + bias", "backward weight", "backward weight accumulate"]
+            .iter()
+            .zip(got.iter().zip(&want))
+        {
             assert_close(&format!("{name} {c:?}"), a, b, 1e-4, 1e-4);
         }
     }
@@ -235,11 +239,22 @@ struct BnOut {
 /// Training forward (stats + normalise), backward, and the inference-mode forward from the
 /// updated running statistics.
 #[allow(clippy::too_many_arguments)]
-fn run_bn<B: Backend>(be: &B, rows: usize, cols: usize, act: Act, x: &[f32], gamma: &[f32], beta: &[f32], dy: &[f32], running: &[Vec<f32>; 2]) -> BnOut {
+fn run_bn<B: Backend>(
+    be: &B,
+    rows: usize,
+    cols: usize,
+    act: Act,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    dy: &[f32],
+    running: &[Vec<f32>; 2],
+) -> BnOut {
     let up = |v: &[f32]| be.upload_f32(v).unwrap();
     let z = |n: usize| be.alloc(n, DType::F32).unwrap();
     let (xb, gb, bb, dyb, rm, rv) = (up(x), up(gamma), up(beta), up(dy), up(&running[0]), up(&running[1]));
-    let (stats, y, dx, dg, db, stats2, infer) = (z(2 * cols), z(rows * cols), z(rows * cols), z(cols), z(cols), z(2 * cols), z(rows * cols));
+    let (stats, y, dx, dg, db, stats2, infer) =
+        (z(2 * cols), z(rows * cols), z(rows * cols), z(cols), z(cols), z(2 * cols), z(rows * cols));
     let chunks = ssvae::backend::ops::bn_chunks(rows);
     let (part, gpart) = (z(chunks * 2 * cols), z(chunks * 2 * cols));
     let (momentum, eps) = (0.1, 1e-5);
@@ -261,8 +276,15 @@ const BN_SHAPES: [(usize, usize); 8] = [(1, 1), (2, 3), (7, 5), (33, 1), (50, 37
 fn bn_inputs(rows: usize, cols: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, [Vec<f32>; 2]) {
     let mut r = rng(seed);
     // columns with different offsets and scales, as real activations have
-    let x: Vec<f32> = (0..rows * cols).map(|i| r.random_range(-1.0f32..1.0) * (1.0 + (i % cols) as f32 * 0.3) + (i % cols) as f32 * 0.5).collect();
-    (x, uniform(&mut r, cols, 0.5, 1.5), uniform(&mut r, cols, -0.5, 0.5), uniform(&mut r, rows * cols, -1.0, 1.0), [uniform(&mut r, cols, -0.2, 0.2), uniform(&mut r, cols, 0.5, 1.5)])
+    let x: Vec<f32> =
+        (0..rows * cols).map(|i| r.random_range(-1.0f32..1.0) * (1.0 + (i % cols) as f32 * 0.3) + (i % cols) as f32 * 0.5).collect();
+    (
+        x,
+        uniform(&mut r, cols, 0.5, 1.5),
+        uniform(&mut r, cols, -0.5, 0.5),
+        uniform(&mut r, rows * cols, -1.0, 1.0),
+        [uniform(&mut r, cols, -0.2, 0.2), uniform(&mut r, cols, 0.5, 1.5)],
+    )
 }
 
 #[test]
@@ -414,7 +436,9 @@ fn unsupported_convolutions_are_rejected_with_the_reason() {
     c.out_h = 9;
     let be = cpu();
     let z = |n| be.alloc(n, DType::F32).unwrap();
-    let e = be.launch(Op::Conv2dForward { conv: c, bias: false }, &[&z(c.in_len()), &z(c.w_len()), be.placeholder(), &z(c.out_len())]).unwrap_err();
+    let e = be
+        .launch(Op::Conv2dForward { conv: c, bias: false }, &[&z(c.in_len()), &z(c.w_len()), be.placeholder(), &z(c.out_len())])
+        .unwrap_err();
     assert!(e.to_string().contains("does not fit"), "{e}");
     // same padding keeps the size at stride 1 and halves it (rounding up) at stride 2
     assert_eq!((geom(1, (28, 28), 1, 1, 3, 1, Padding::Same).out_h, geom(1, (28, 28), 1, 1, 3, 2, Padding::Same).out_h), (28, 14));

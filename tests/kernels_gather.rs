@@ -113,7 +113,11 @@ fn gather_rows_f16_decodes_special_values_exactly() {
     let got = gpu.read_f32(&out).unwrap();
     for (b, g) in bits.iter().zip(&got) {
         let want = half::f16::from_bits(*b).to_f32();
-        assert!(want.to_bits() == g.to_bits() || (want.is_nan() && g.is_nan()), "half {b:#06x}: got {g:e} ({:#010x}) want {want:e}", g.to_bits());
+        assert!(
+            want.to_bits() == g.to_bits() || (want.is_nan() && g.is_nan()),
+            "half {b:#06x}: got {g:e} ({:#010x}) want {want:e}",
+            g.to_bits()
+        );
     }
 }
 
@@ -162,7 +166,8 @@ fn label_mix_hand_computed_and_matches_cpu() {
     let mut r = rng(4);
     for &(rows, classes) in &[(1, 1), (7, 3), (130, 10), (65, 17)] {
         let pi = uniform(&mut r, rows * classes, 0.0, 1.0);
-        let labels: Vec<u32> = (0..rows).map(|_| if r.random_bool(0.5) { UNLABELED } else { r.random_range(0..classes as u32 + 2) }).collect();
+        let labels: Vec<u32> =
+            (0..rows).map(|_| if r.random_bool(0.5) { UNLABELED } else { r.random_range(0..classes as u32 + 2) }).collect();
         for backward in [false, true] {
             let want = mix(&cpu, backward, rows, classes, &pi, &labels);
             let got = mix(gpu, backward, rows, classes, &pi, &labels);

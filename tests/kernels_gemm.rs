@@ -113,7 +113,8 @@ fn cpu_long_k_transposed_gemm_matches_direct_sums() {
         for v in a.iter_mut().step_by(3) {
             *v = 0.0; // relu-like zeros take the skip path
         }
-        let (b, bias, c0) = (common::uniform(&mut r, k * n, -1.0, 1.0), common::uniform(&mut r, n, -1.0, 1.0), common::uniform(&mut r, m * n, -1.0, 1.0));
+        let (b, bias, c0) =
+            (common::uniform(&mut r, k * n, -1.0, 1.0), common::uniform(&mut r, n, -1.0, 1.0), common::uniform(&mut r, m * n, -1.0, 1.0));
         let g = Gemm::new(m, n, k).trans(true, false).bias(Act::Tanh).scaled(0.5, 1.0);
         let got = run(&cpu, g, &a, &b, Some(&bias), &c0);
         let want: Vec<f32> = (0..m * n)
@@ -169,7 +170,9 @@ fn gemm_vec4_falls_back_on_unaligned_shapes() {
     }
     let cpu = CpuBackend::new();
     let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(GemmTiles::SMALL), no_tuning: true, ..Default::default() }).unwrap();
-    for (m, n, k, ta, tb) in [(4, 6, 8, false, false), (6, 8, 8, true, false), (8, 8, 6, false, false), (8, 8, 6, false, true), (5, 8, 8, true, true)] {
+    for (m, n, k, ta, tb) in
+        [(4, 6, 8, false, false), (6, 8, 8, true, false), (8, 8, 6, false, false), (8, 8, 6, false, true), (5, 8, 8, true, true)]
+    {
         let g = Gemm::new(m, n, k).trans(ta, tb).bias(Act::Relu);
         assert!(!ssvae::backend::gpu::kernels::vec4_fits(&g), "{g:?}");
         assert_eq!(ssvae::backend::gpu::kernels::spec(&ssvae::backend::Op::Gemm(g), None).file, "gemm.wgsl");

@@ -180,8 +180,7 @@ fn kl_normal_matches_cpu() {
 
 /// (rows, classes) for softmax_ce (one invocation per row, 64 rows per workgroup, and every
 /// workgroup counts the labeled rows of the whole batch).
-const CE_SHAPES: [(usize, usize); 10] =
-    [(1, 1), (1, 2), (2, 10), (7, 3), (63, 10), (64, 10), (65, 10), (129, 37), (300, 11), (1000, 2)];
+const CE_SHAPES: [(usize, usize); 10] = [(1, 1), (1, 2), (2, 10), (7, 3), (63, 10), (64, 10), (65, 10), (129, 37), (300, 11), (1000, 2)];
 
 /// Labels: a mix of classes, `UNLABELED` and other out-of-range values (>= classes).
 fn labels(rows: usize, classes: usize, seed: u64, unlabeled_every: usize) -> Vec<u32> {

@@ -83,7 +83,13 @@ fn mixture_kernels_gpu_match_cpu() {
             assert_close(&format!("repeat_rows_backward {rows}x{cols}x{copies}"), &b.1, &a.1, 1e-6, 1e-6);
         }
         let (x, w) = (uniform(&mut r, rows * cols, -3.0, 3.0), uniform(&mut r, rows, -1.0, 1.0));
-        assert_close(&format!("row_scale {rows}x{cols}"), &row_scale(gpu, rows, cols, 0.7, &x, &w), &row_scale(&cpu, rows, cols, 0.7, &x, &w), 1e-7, 1e-6);
+        assert_close(
+            &format!("row_scale {rows}x{cols}"),
+            &row_scale(gpu, rows, cols, 0.7, &x, &w),
+            &row_scale(&cpu, rows, cols, 0.7, &x, &w),
+            1e-7,
+            1e-6,
+        );
         let (k, scale) = (cols, 0.25);
         let (l, w) = (uniform(&mut r, rows * k, 0.0, 50.0), uniform(&mut r, rows * k, 0.0, 1.0));
         let (a, b) = (wsum(&cpu, rows, k, scale, &l, &w), wsum(gpu, rows, k, scale, &l, &w));
@@ -113,7 +119,8 @@ fn mixture_kernels_hand_values() {
     let mut r = rng(3);
     let (mu, lv) = (uniform(&mut r, 12, -2.0, 2.0), uniform(&mut r, 12, -2.0, 2.0));
     let [l1, ..] = klg(&cpu, 3, 4, 1.0, [&mu, &lv, &[0.0; 12], &[0.0; 12]]);
-    let (mb, lb, l2, d1, d2) = (cpu.upload_f32(&mu).unwrap(), cpu.upload_f32(&lv).unwrap(), nan_buf(&cpu, 3), nan_buf(&cpu, 12), nan_buf(&cpu, 12));
+    let (mb, lb, l2, d1, d2) =
+        (cpu.upload_f32(&mu).unwrap(), cpu.upload_f32(&lv).unwrap(), nan_buf(&cpu, 3), nan_buf(&cpu, 12), nan_buf(&cpu, 12));
     cpu.kl_normal(3, 4, 1.0, &mb, &lb, &l2, &d1, &d2).unwrap();
     assert_close("kl_gaussians vs kl_normal", &l1, &cpu.read_f32(&l2).unwrap(), 1e-5, 1e-5);
     // uniform q against a uniform prior: KL 0; a labeled row: -log p(y), zero gradient
@@ -148,18 +155,26 @@ fn mixture_gradients_match_finite_differences() {
         let scale = 0.7;
         let (l, w) = (uniform(&mut r, rows * k, 0.0, 3.0), uniform(&mut r, rows * k, 0.0, 1.0));
         let (_, dw) = wsum(&cpu, rows, k, scale, &l, &w);
-        rep.check(&format!("weighted_row_sum dw {rows}x{k}"), &w, &dw, TOL, &|wp| wsum(&cpu, rows, k, scale, &l, wp).0.iter().map(|&v| v as f64).sum());
+        rep.check(&format!("weighted_row_sum dw {rows}x{k}"), &w, &dw, TOL, &|wp| {
+            wsum(&cpu, rows, k, scale, &l, wp).0.iter().map(|&v| v as f64).sum()
+        });
         let dl: Vec<f32> = w.iter().map(|v| scale * v).collect();
-        rep.check(&format!("weighted_row_sum dloss {rows}x{k}"), &l, &dl, TOL, &|lp| wsum(&cpu, rows, k, scale, lp, &w).0.iter().map(|&v| v as f64).sum());
+        rep.check(&format!("weighted_row_sum dloss {rows}x{k}"), &l, &dl, TOL, &|lp| {
+            wsum(&cpu, rows, k, scale, lp, &w).0.iter().map(|&v| v as f64).sum()
+        });
         // row_scale is linear in x: d/dx <c, y> = alpha * w[row] * c
         let (xs, ws, c) = (uniform(&mut r, rows * k, -1.0, 1.0), uniform(&mut r, rows, -1.0, 1.0), uniform(&mut r, rows * k, -1.0, 1.0));
         let ana = row_scale(&cpu, rows, k, 1.3, &c, &ws);
-        rep.check(&format!("row_scale {rows}x{k}"), &xs, &ana, TOL, &|xp| row_scale(&cpu, rows, k, 1.3, xp, &ws).iter().zip(&c).map(|(a, b)| (*a as f64) * (*b as f64)).sum());
+        rep.check(&format!("row_scale {rows}x{k}"), &xs, &ana, TOL, &|xp| {
+            row_scale(&cpu, rows, k, 1.3, xp, &ws).iter().zip(&c).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
+        });
         // categorical_kl: labeled and unlabeled rows
         let (logits, lp, y) = (uniform(&mut r, rows * k, -3.0, 3.0), log_prior(&mut r, k), labels(rows, k));
         let y: Vec<u32> = if rows == 1 { vec![UNLABELED] } else { y };
         let (_, dl) = cat_kl(&cpu, rows, k, 0.8, &logits, &lp, &y);
-        rep.check(&format!("categorical_kl {rows}x{k}"), &logits, &dl, TOL, &|xp| cat_kl(&cpu, rows, k, 0.8, xp, &lp, &y).0.iter().map(|&v| v as f64).sum());
+        rep.check(&format!("categorical_kl {rows}x{k}"), &logits, &dl, TOL, &|xp| {
+            cat_kl(&cpu, rows, k, 0.8, xp, &lp, &y).0.iter().map(|&v| v as f64).sum()
+        });
         // kl_gaussians w.r.t. each of its four inputs (mu_p's gradient is -dmu_q)
         let v: Vec<Vec<f32>> = (0..4).map(|_| uniform(&mut r, rows * k, -1.5, 1.5)).collect();
         let [_, dmq, dlq, dlp] = klg(&cpu, rows, k, 0.9, [&v[0], &v[1], &v[2], &v[3]]);

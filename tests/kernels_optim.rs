@@ -35,14 +35,7 @@ type Hyper<'a> = &'a dyn Fn(usize) -> Vec<f32>;
 
 /// Runs `steps` updates with fresh gradients; `hyper(t)` gives the buffer for step t = 1...
 /// Initial state: param random, states zero (as at the start of training) unless `state0`.
-fn run_steps<B: Backend>(
-    be: &B,
-    adam: bool,
-    n: usize,
-    seed: u64,
-    hyper: Hyper,
-    state0: Option<(&[f32], &[f32])>,
-) -> History {
+fn run_steps<B: Backend>(be: &B, adam: bool, n: usize, seed: u64, hyper: Hyper, state0: Option<(&[f32], &[f32])>) -> History {
     let mut r = rng(seed);
     let p = be.upload_f32(&uniform(&mut r, n, -1.0, 1.0)).unwrap();
     let (s1, s2) = match state0 {

@@ -23,21 +23,8 @@ use ssvae::{Backend, Kernels};
 
 /// (rows, cols) for the column reductions: 1 x 1, one row / one column, one full workgroup
 /// (8 lanes x 32 columns), just over it in both directions, long columns, wide rows.
-const COL_SHAPES: [(usize, usize); 13] = [
-    (1, 1),
-    (1, 33),
-    (7, 1),
-    (8, 32),
-    (9, 33),
-    (2, 64),
-    (65, 31),
-    (64, 65),
-    (257, 67),
-    (1000, 3),
-    (3, 1000),
-    (513, 129),
-    (131, 97),
-];
+const COL_SHAPES: [(usize, usize); 13] =
+    [(1, 1), (1, 33), (7, 1), (8, 32), (9, 33), (2, 64), (65, 31), (64, 65), (257, 67), (1000, 3), (3, 1000), (513, 129), (131, 97)];
 
 /// (rows, cols) for the row kernels (one invocation per row, 64 rows per workgroup).
 const ROW_SHAPES: [(usize, usize); 11] =

@@ -18,9 +18,9 @@
 mod common;
 
 use ssvae::backend::cpu::CpuBackend;
+use ssvae::backend::Act;
 use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore, Program};
 use ssvae::graph::{Graph, Init};
-use ssvae::backend::Act;
 use ssvae::{Backend, DType};
 
 const B: usize = 2;

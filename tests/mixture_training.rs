@@ -56,11 +56,23 @@ fn with_classes(mut spec: ModelSpec, train: &Dataset) -> (TrainConfig, Vec<usize
     (cfg, labeled)
 }
 
-fn run_steps<B: Backend>(be: &B, cfg: &TrainConfig, train: &Dataset, labeled: &[usize], steps: usize) -> (Tensors, Tensors, Tensors, ssvae::train::Losses) {
+fn run_steps<B: Backend>(
+    be: &B,
+    cfg: &TrainConfig,
+    train: &Dataset,
+    labeled: &[usize],
+    steps: usize,
+) -> (Tensors, Tensors, Tensors, ssvae::train::Losses) {
     let mut t = Trainer::new(be, cfg.clone(), train, None, labeled.to_vec()).unwrap();
     let before = t.store.read(be).unwrap();
     t.step(be).unwrap();
-    let grads: Tensors = t.store.names.iter().enumerate().map(|(i, n)| (n.clone(), t.store.shapes[i].clone(), be.read_f32(&t.store.grad_view(be, n).unwrap()).unwrap())).collect();
+    let grads: Tensors = t
+        .store
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), t.store.shapes[i].clone(), be.read_f32(&t.store.grad_view(be, n).unwrap()).unwrap()))
+        .collect();
     for _ in 1..steps {
         t.step(be).unwrap();
     }
@@ -92,13 +104,22 @@ fn m2_and_gmdgm_gpu_and_cpu_agree_after_five_steps() {
             let d_gpu: Vec<f32> = a_gpu[i].2.iter().zip(&b_gpu[i].2).map(|(a, b)| a - b).collect();
             let (err, norm) = rel_l2(&d_cpu, &d_gpu);
             let max = d_cpu.iter().zip(&d_gpu).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            eprintln!("{kind:?} {name}: first gradient rel. L2 {:.2e} (|g| {gnorm:.2e}); update rel. L2 {:.2e}, max element {max:.2e}", gerr / gnorm.max(1e-30), err / norm.max(1e-30));
+            eprintln!(
+                "{kind:?} {name}: first gradient rel. L2 {:.2e} (|g| {gnorm:.2e}); update rel. L2 {:.2e}, max element {max:.2e}",
+                gerr / gnorm.max(1e-30),
+                err / norm.max(1e-30)
+            );
             assert!(gnorm > 0.0 && norm > 0.0, "{kind:?} {name}: no gradient / parameters did not move");
             assert!(gerr <= 1e-3 * gnorm, "{kind:?} {name}: first-step gradients differ: relative L2 {:.3e}", gerr / gnorm);
             assert!(err <= 1e-3 * norm, "{kind:?} {name}: GPU and CPU updates differ: relative L2 {:.3e}", err / norm);
             assert!(max <= 5.0 * 3.2 * lr, "{kind:?} {name}: an element differs by {max}");
         }
-        assert!((l_cpu.objective - l_gpu.objective).abs() <= 1e-3 * l_cpu.objective.abs().max(1.0), "{kind:?}: objective CPU {} vs GPU {}", l_cpu.objective, l_gpu.objective);
+        assert!(
+            (l_cpu.objective - l_gpu.objective).abs() <= 1e-3 * l_cpu.objective.abs().max(1.0),
+            "{kind:?}: objective CPU {} vs GPU {}",
+            l_cpu.objective,
+            l_gpu.objective
+        );
     }
 }
 
@@ -143,13 +164,21 @@ fn m2_and_gmdgm_cnn_gpu_and_cpu_agree_after_three_steps() {
             }
             let (gerr, gnorm) = rel_l2(&g_cpu[i], &g_gpu[i]);
             let max = a_cpu[i].2.iter().zip(&a_gpu[i].2).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            eprintln!("{kind:?} CNN {name}: first gradient rel. L2 {:.2e} (|g| {gnorm:.2e}); after {steps} steps max |CPU-GPU| {max:.2e}", gerr / gnorm.max(1e-30));
+            eprintln!(
+                "{kind:?} CNN {name}: first gradient rel. L2 {:.2e} (|g| {gnorm:.2e}); after {steps} steps max |CPU-GPU| {max:.2e}",
+                gerr / gnorm.max(1e-30)
+            );
             assert!(gnorm > 0.0, "{kind:?} {name}: no gradient");
             assert!(gerr <= 2e-2 * gnorm, "{kind:?} {name}: first-step gradients differ: relative L2 {:.3e}", gerr / gnorm);
             assert!(max <= 2.0 * (3.16 + 5.13 + 6.54) * lr, "{kind:?} {name}: an element differs by {max} after {steps} steps");
         }
         assert!(convs >= 4, "{kind:?}: the CNN trunk and decoder were not built ({convs} conv tensors)");
-        assert!((l_cpu.objective - l_gpu.objective).abs() <= 1e-3 * l_cpu.objective.abs().max(1.0), "{kind:?} CNN: objective CPU {} vs GPU {}", l_cpu.objective, l_gpu.objective);
+        assert!(
+            (l_cpu.objective - l_gpu.objective).abs() <= 1e-3 * l_cpu.objective.abs().max(1.0),
+            "{kind:?} CNN: objective CPU {} vs GPU {}",
+            l_cpu.objective,
+            l_gpu.objective
+        );
     }
 }
 
@@ -210,7 +239,10 @@ fn configs_saved_before_m2_still_load() {
     let (_, kind) = ModelSpec::parse_name("gmdgm-dense").unwrap();
     assert_eq!(serde_json::to_string(&kind).unwrap(), "\"gmdgm\"");
     assert!(ModelSpec::parse_name("m2-cnn").is_ok() && ModelSpec::dense(Kind::M2, 4, 3).validate().is_ok());
-    assert!(ModelSpec::cnn(Kind::M2, [28, 28, 1], 10).validate().is_ok() && ModelSpec::parse_name("gmdgm-cnn").unwrap() == (Family::Cnn, Kind::Gmdgm));
+    assert!(
+        ModelSpec::cnn(Kind::M2, [28, 28, 1], 10).validate().is_ok()
+            && ModelSpec::parse_name("gmdgm-cnn").unwrap() == (Family::Cnn, Kind::Gmdgm)
+    );
     let rnn = ModelSpec::rnn(Kind::Gmdgm, 128, 6, 6);
     let err = rnn.validate().unwrap_err().to_string();
     assert!(err.contains("gmdgm-rnn") && err.contains("not series"), "{err}");

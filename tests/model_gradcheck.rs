@@ -12,9 +12,9 @@
 //! cross relu kinks.
 mod common;
 
+use common::model_fd::{tensor_errors, Setup};
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::UNLABELED;
-use common::model_fd::{tensor_errors, Setup};
 use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore};
 use ssvae::model::{build, DecoderInput, Kind, LossNorm, ModelSpec};
 use ssvae::train::pack_u8;
@@ -76,7 +76,10 @@ fn tiny(kind: Kind) -> ModelSpec {
 fn assert_ok(what: &str, rows: &[(String, f64, f64, f64)]) {
     for (name, d, a, noise) in rows {
         eprintln!("{what} {name}: |num-ana| {d:.3e}, |ana| {a:.3e}, noise floor {noise:.1e}");
-        assert!(*d <= 0.02 * a + noise, "{what}: gradient of {name} is wrong: ||num - ana|| = {d:.3e}, ||ana|| = {a:.3e}, noise floor {noise:.1e}");
+        assert!(
+            *d <= 0.02 * a + noise,
+            "{what}: gradient of {name} is wrong: ||num - ana|| = {d:.3e}, ||ana|| = {a:.3e}, noise floor {noise:.1e}"
+        );
     }
 }
 

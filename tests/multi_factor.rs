@@ -11,10 +11,10 @@
 //! - old configs (no factor_heads / kl_weight) still load, and bad settings name their field.
 mod common;
 
+use common::model_fd::{gradients, tensor_errors, Setup};
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::UNLABELED;
 use ssvae::data::sprites::{sprites, POS_X, SCALE, SHAPE, SPRITE_FACTORS};
-use common::model_fd::{gradients, tensor_errors, Setup};
 use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore};
 use ssvae::model::{build, labels_input_name, ModelSpec};
 use ssvae::train::factors::{factor_head_accuracy, sprite_factor_labels};
@@ -34,7 +34,6 @@ fn tiny() -> ModelSpec {
 
 /// Head k's labels for the 4 rows: row 0 all labeled, rows 1-2 some heads, row 3 none.
 const LABELS: [[u32; 4]; 3] = [[1, U, 0, U], [0, 1, U, U], [3, 2, U, U]];
-
 
 fn setup(spec: &ModelSpec, seed: u64) -> Setup {
     let be = CpuBackend::new();
@@ -104,7 +103,13 @@ fn heads_do_not_feed_the_decoder() {
     assert_eq!(g.shape(dec0)[0], spec.latent, "the decoder's first layer reads z alone");
 }
 
-fn sprite_setup(n: usize, heads: &[usize], hidden: usize, latent: usize, seed: u64) -> (ssvae::data::sprites::SpriteDataset, TrainConfig, Vec<Vec<u8>>) {
+fn sprite_setup(
+    n: usize,
+    heads: &[usize],
+    hidden: usize,
+    latent: usize,
+    seed: u64,
+) -> (ssvae::data::sprites::SpriteDataset, TrainConfig, Vec<Vec<u8>>) {
     let ds = sprites(n, heads[0], seed).unwrap();
     let mut spec = ModelSpec::multi_factor(64 * 64, &heads.iter().map(|&k| SPRITE_FACTORS[k].1).collect::<Vec<_>>());
     spec.hidden = vec![hidden];
@@ -124,12 +129,14 @@ fn multi_factor_gpu_and_cpu_agree_on_first_step_gradients() {
     let cpu = CpuBackend::new();
     let labeled: Vec<usize> = (0..20).collect();
     let run_cpu = || {
-        let mut t = Trainer::with_factor_labels(&cpu, cfg.clone(), TrainData::Images(&ds.data), None, labeled.clone(), tables.clone()).unwrap();
+        let mut t =
+            Trainer::with_factor_labels(&cpu, cfg.clone(), TrainData::Images(&ds.data), None, labeled.clone(), tables.clone()).unwrap();
         t.step(&cpu).unwrap();
         t.store.names.iter().map(|n| cpu.read_f32(&t.store.grad_view(&cpu, n).unwrap()).unwrap()).collect::<Vec<_>>()
     };
     let run_gpu = || {
-        let mut t = Trainer::with_factor_labels(gpu, cfg.clone(), TrainData::Images(&ds.data), None, labeled.clone(), tables.clone()).unwrap();
+        let mut t =
+            Trainer::with_factor_labels(gpu, cfg.clone(), TrainData::Images(&ds.data), None, labeled.clone(), tables.clone()).unwrap();
         t.step(gpu).unwrap();
         t.store.names.iter().map(|n| gpu.read_f32(&t.store.grad_view(gpu, n).unwrap()).unwrap()).collect::<Vec<_>>()
     };
@@ -158,7 +165,8 @@ fn a_short_run_teaches_the_position_head() {
     }
     let l = t.take_losses(&cpu).unwrap();
     let test = sprites(500, POS_X, 99).unwrap();
-    let acc = factor_head_accuracy(&cpu, &spec, &t.store, &test.data.pixels, &sprite_factor_labels(&test.factors, &heads).unwrap(), 250).unwrap();
+    let acc =
+        factor_head_accuracy(&cpu, &spec, &t.store, &test.data.pixels, &sprite_factor_labels(&test.factors, &heads).unwrap(), 250).unwrap();
     eprintln!("losses {l:?}; held-out accuracy x {:.3} (chance 0.0625), shape {:.3} (chance 0.333)", acc[0], acc[1]);
     assert!(acc[0] > 0.5, "the x head reached only {:.3} on held-out sprites (chance 1/16)", acc[0]);
 }

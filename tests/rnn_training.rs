@@ -12,7 +12,7 @@
 //! (e.g. a bias behind a dead relu) turns its round-off into a full-size step of either sign.
 mod common;
 
-use common::cli::{ssvae, last_json};
+use common::cli::{last_json, ssvae};
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +33,13 @@ fn cfg(kind: Kind, batch: usize) -> TrainConfig {
 
 type Params = Vec<(String, Vec<usize>, Vec<f32>)>;
 
-fn run_steps<B: Backend>(be: &B, cfg: &TrainConfig, train: &SeriesDataset, labeled: &[usize], steps: usize) -> (Params, Vec<Vec<f32>>, Params) {
+fn run_steps<B: Backend>(
+    be: &B,
+    cfg: &TrainConfig,
+    train: &SeriesDataset,
+    labeled: &[usize],
+    steps: usize,
+) -> (Params, Vec<Vec<f32>>, Params) {
     let mut t = Trainer::with_data(be, cfg.clone(), TrainData::Series(train), None, labeled.to_vec()).unwrap();
     let before = t.store.read(be).unwrap();
     t.step(be).unwrap();
@@ -129,7 +135,11 @@ fn ss_rnn_learns_uci_har_on_the_cpu() {
     }
     let last = t.take_losses(&cpu).unwrap();
     let after = t.evaluate(&cpu).unwrap().unwrap();
-    eprintln!("{STEPS} steps in {:.1} s; losses first 20 steps {first:?}, last {} {last:?}; test {after:?}", t0.elapsed().as_secs_f64(), STEPS - 20);
+    eprintln!(
+        "{STEPS} steps in {:.1} s; losses first 20 steps {first:?}, last {} {last:?}; test {after:?}",
+        t0.elapsed().as_secs_f64(),
+        STEPS - 20
+    );
     let (first, acc) = (first.unwrap(), after.accuracy.unwrap());
     // measured: 0.47 and a CE ratio of 0.86 (per-step CE falls slowly: the first steps of a
     // window have seen little of it); the paper's SS_RNN reaches 0.63 with 100 labels after 40
@@ -177,14 +187,12 @@ fn wrong_data_for_the_model_family_names_both_shapes() {
 
 // ---- the CLI on a user's CSV ----
 
-
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ssvae-rnn-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
-
 
 /// A machine log, one row per time step: machine id, three sensors in raw units (offsets and
 /// scales differ per channel, as real sensors do), and a state label that is empty on part of
@@ -202,7 +210,15 @@ fn write_machine_csv(path: &Path, machines: usize, rows: usize, seed: u64) {
             let vib = 0.2 * next() + if state == 1 { (t as f64 * 0.9).sin() * 2.0 } else { (t as f64 * 0.2).sin() * 0.3 };
             let temp = 60.0 + 5.0 * next() + state as f64 * 3.0;
             let rpm = 1500.0 + 20.0 * next();
-            let label = if m < 2 || t % 64 < 32 { if state == 1 { "faulty" } else { "ok" } } else { "" };
+            let label = if m < 2 || t % 64 < 32 {
+                if state == 1 {
+                    "faulty"
+                } else {
+                    "ok"
+                }
+            } else {
+                ""
+            };
             s += &format!("m{m},{t},{vib:.4},{temp:.3},{rpm:.2},{label}\n");
         }
     }
@@ -217,9 +233,40 @@ fn cli_trains_evaluates_and_scores_an_rnn_on_a_csv() {
     write_machine_csv(&test_csv, 2, 128, 2);
     let out = dir.join("run");
     let args = [
-        "train", "--model", "ss-rnn", "--dataset", "csv", "--train-csv", train_csv.to_str().unwrap(), "--test-csv", test_csv.to_str().unwrap(),
-        "--csv-layout", "long", "--window", "32", "--stride", "16", "--sequence-column", "machine", "--label-column", "state", "--columns", "vib,temp,rpm",
-        "--labels", "all", "--epochs", "2", "--batch-size", "8", "--hidden", "8,8,8", "--backend", "cpu", "--quiet", "--out", out.to_str().unwrap(),
+        "train",
+        "--model",
+        "ss-rnn",
+        "--dataset",
+        "csv",
+        "--train-csv",
+        train_csv.to_str().unwrap(),
+        "--test-csv",
+        test_csv.to_str().unwrap(),
+        "--csv-layout",
+        "long",
+        "--window",
+        "32",
+        "--stride",
+        "16",
+        "--sequence-column",
+        "machine",
+        "--label-column",
+        "state",
+        "--columns",
+        "vib,temp,rpm",
+        "--labels",
+        "all",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--hidden",
+        "8,8,8",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
         "--data-f16",
     ];
     let o = ssvae(&args);
@@ -230,14 +277,29 @@ fn cli_trains_evaluates_and_scores_an_rnn_on_a_csv() {
     assert!(j["accuracy"].as_f64().is_some() && j["test_rec"].as_f64().unwrap().is_finite(), "{j}");
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["standardizer"].as_array().unwrap().len(), 6, "3 means + 3 standard deviations: {config}");
-    assert_eq!(config["train"]["model"]["series_f16"], true, "--data-f16 is kept with the run, so eval and score store the data the same way: {config}");
+    assert_eq!(
+        config["train"]["model"]["series_f16"], true,
+        "--data-f16 is kept with the run, so eval and score store the data the same way: {config}"
+    );
 
     let e = ssvae(&["eval", "--run", out.to_str().unwrap(), "--backend", "cpu"]);
     assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
     assert_eq!(last_json(&e)["accuracy"], j["accuracy"], "eval reproduces the final test accuracy (same standardisation)");
 
     let scores = dir.join("scores.csv");
-    let s = ssvae(&["score", "--run", out.to_str().unwrap(), "--input", test_csv.to_str().unwrap(), "--out", scores.to_str().unwrap(), "--samples", "2", "--backend", "cpu"]);
+    let s = ssvae(&[
+        "score",
+        "--run",
+        out.to_str().unwrap(),
+        "--input",
+        test_csv.to_str().unwrap(),
+        "--out",
+        scores.to_str().unwrap(),
+        "--samples",
+        "2",
+        "--backend",
+        "cpu",
+    ]);
     assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
     let text = std::fs::read_to_string(&scores).unwrap();
     assert!(text.starts_with("index,score,predicted_class"), "{text}");
@@ -250,16 +312,59 @@ fn cli_trains_evaluates_and_scores_an_rnn_on_a_csv() {
 #[test]
 fn cli_rejects_a_series_dataset_for_an_image_model_and_the_reverse() {
     let dir = tmp("pairing");
-    let o = ssvae(&["train", "--model", "ss-dense", "--dataset", "synthetic-sensor", "--synthetic-train", "40", "--synthetic-test", "10", "--backend", "cpu", "--out", dir.join("a").to_str().unwrap()]);
+    let o = ssvae(&[
+        "train",
+        "--model",
+        "ss-dense",
+        "--dataset",
+        "synthetic-sensor",
+        "--synthetic-train",
+        "40",
+        "--synthetic-test",
+        "10",
+        "--backend",
+        "cpu",
+        "--out",
+        dir.join("a").to_str().unwrap(),
+    ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("128 steps x 3 channels") && e.contains("ss-rnn"), "{e}");
-    let o = ssvae(&["train", "--model", "es-rnn", "--dataset", "synthetic", "--synthetic-train", "40", "--synthetic-test", "10", "--backend", "cpu", "--out", dir.join("b").to_str().unwrap()]);
+    let o = ssvae(&[
+        "train",
+        "--model",
+        "es-rnn",
+        "--dataset",
+        "synthetic",
+        "--synthetic-train",
+        "40",
+        "--synthetic-test",
+        "10",
+        "--backend",
+        "cpu",
+        "--out",
+        dir.join("b").to_str().unwrap(),
+    ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("images of 28x28x1") && e.contains("uci-har"), "{e}");
     let o = ssvae(&["train", "--model", "ss-rnn", "--dataset", "csv", "--backend", "cpu", "--out", dir.join("c").to_str().unwrap()]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("--train-csv"), "{e}");
-    let o = ssvae(&["train", "--model", "ss-dense", "--dataset", "synthetic", "--synthetic-train", "40", "--synthetic-test", "10", "--data-f16", "--backend", "cpu", "--out", dir.join("d").to_str().unwrap()]);
+    let o = ssvae(&[
+        "train",
+        "--model",
+        "ss-dense",
+        "--dataset",
+        "synthetic",
+        "--synthetic-train",
+        "40",
+        "--synthetic-test",
+        "10",
+        "--data-f16",
+        "--backend",
+        "cpu",
+        "--out",
+        dir.join("d").to_str().unwrap(),
+    ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("--data-f16") && e.contains("one byte per pixel"), "{e}");
 }

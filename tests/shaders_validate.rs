@@ -30,7 +30,10 @@ fn every_wgsl_file_on_disk_validates_and_is_embedded() {
             }
             let embedded = SHADERS.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{name} is not embedded in kernels::SHADERS"));
             let with_prelude = format!("{ACTIVATION}{src}");
-            assert!(embedded.1 == src || embedded.1 == with_prelude, "{name}: embedded copy differs from the file (with or without the activation prelude; rebuild)");
+            assert!(
+                embedded.1 == src || embedded.1 == with_prelude,
+                "{name}: embedded copy differs from the file (with or without the activation prelude; rebuild)"
+            );
             validate(&name, embedded.1);
             n += 1;
         }
@@ -38,7 +41,8 @@ fn every_wgsl_file_on_disk_validates_and_is_embedded() {
     assert_eq!(n, SHADERS.len(), "shaders/ and kernels::SHADERS disagree");
 }
 
-const CONV: Conv2d = Conv2d { batch: 2, in_h: 5, in_w: 5, in_c: 3, out_h: 3, out_w: 3, out_c: 4, kh: 3, kw: 3, stride: 2, pad_h: 1, pad_w: 1 };
+const CONV: Conv2d =
+    Conv2d { batch: 2, in_h: 5, in_w: 5, in_c: 3, out_h: 3, out_w: 3, out_c: 4, kh: 3, kw: 3, stride: 2, pad_h: 1, pad_w: 1 };
 
 #[test]
 fn every_op_entry_point_exists() {
@@ -98,7 +102,11 @@ fn every_op_entry_point_exists() {
     for op in &ops {
         let s = spec(op, None);
         let (_, m) = modules.iter().find(|(n, _)| *n == s.file).unwrap_or_else(|| panic!("{}: no file {}", op.name(), s.file));
-        let ep = m.entry_points.iter().find(|e| e.name == s.entry).unwrap_or_else(|| panic!("{}: no entry point {} in {}", op.name(), s.entry, s.file));
+        let ep = m
+            .entry_points
+            .iter()
+            .find(|e| e.name == s.entry)
+            .unwrap_or_else(|| panic!("{}: no entry point {} in {}", op.name(), s.entry, s.file));
         // Every pipeline constant the wrapper sets must exist as an override in the module.
         for (c, _) in &s.constants {
             assert!(m.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(*c)), "{}: override {c} missing in {}", op.name(), s.file);

@@ -10,7 +10,10 @@ pub mod cpu;
 pub mod gpu;
 pub mod ops;
 
-pub use ops::{Access, Act, Conv2d, DType, Gemm, Op, Padding, Slot, ADAM_HYPER_LEN, COUNTER_LEN, LSTM_MAX_HIDDEN, MAX_KERNEL, MAX_STRIDE, RMSPROP_HYPER_LEN, UNLABELED};
+pub use ops::{
+    Access, Act, Conv2d, DType, Gemm, Op, Padding, Slot, ADAM_HYPER_LEN, COUNTER_LEN, LSTM_MAX_HIDDEN, MAX_KERNEL, MAX_STRIDE,
+    RMSPROP_HYPER_LEN, UNLABELED,
+};
 
 use crate::error::Result;
 
@@ -140,7 +143,16 @@ pub trait Kernels: Backend {
         self.launch(Op::ReparamBackward { n: dz.len() }, &[dz, logvar, eps, dmu, dlogvar])
     }
     #[allow(clippy::too_many_arguments)]
-    fn bce_logits(&self, rows: usize, cols: usize, scale: f32, logits: &Self::Buf, target: &Self::Buf, loss: &Self::Buf, dlogits: &Self::Buf) -> Result<()> {
+    fn bce_logits(
+        &self,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+        logits: &Self::Buf,
+        target: &Self::Buf,
+        loss: &Self::Buf,
+        dlogits: &Self::Buf,
+    ) -> Result<()> {
         self.launch(Op::BceLogits { rows, cols, scale }, &[logits, target, loss, dlogits])
     }
     #[allow(clippy::too_many_arguments)]
@@ -159,11 +171,30 @@ pub trait Kernels: Backend {
         self.launch(Op::GaussianNll { rows, cols, scale }, &[mean, var_raw, target, loss, dmean, dvar_raw])
     }
     #[allow(clippy::too_many_arguments)]
-    fn kl_normal(&self, rows: usize, cols: usize, scale: f32, mu: &Self::Buf, logvar: &Self::Buf, loss: &Self::Buf, dmu: &Self::Buf, dlogvar: &Self::Buf) -> Result<()> {
+    fn kl_normal(
+        &self,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+        mu: &Self::Buf,
+        logvar: &Self::Buf,
+        loss: &Self::Buf,
+        dmu: &Self::Buf,
+        dlogvar: &Self::Buf,
+    ) -> Result<()> {
         self.launch(Op::Kl { rows, cols, scale }, &[mu, logvar, loss, dmu, dlogvar])
     }
     #[allow(clippy::too_many_arguments)]
-    fn softmax_ce(&self, rows: usize, classes: usize, scale: f32, logits: &Self::Buf, labels: &Self::Buf, loss: &Self::Buf, dlogits: &Self::Buf) -> Result<()> {
+    fn softmax_ce(
+        &self,
+        rows: usize,
+        classes: usize,
+        scale: f32,
+        logits: &Self::Buf,
+        labels: &Self::Buf,
+        loss: &Self::Buf,
+        dlogits: &Self::Buf,
+    ) -> Result<()> {
         self.launch(Op::SoftmaxCe { rows, classes, scale }, &[logits, labels, loss, dlogits])
     }
     fn repeat_rows(&self, rows: usize, cols: usize, copies: usize, x: &Self::Buf, out: &Self::Buf) -> Result<()> {
@@ -176,11 +207,30 @@ pub trait Kernels: Backend {
         self.launch(Op::RowScale { rows, cols, alpha }, &[x, w, y])
     }
     #[allow(clippy::too_many_arguments)]
-    fn weighted_row_sum(&self, rows: usize, classes: usize, scale: f32, loss: &Self::Buf, w: &Self::Buf, out: &Self::Buf, dw: &Self::Buf) -> Result<()> {
+    fn weighted_row_sum(
+        &self,
+        rows: usize,
+        classes: usize,
+        scale: f32,
+        loss: &Self::Buf,
+        w: &Self::Buf,
+        out: &Self::Buf,
+        dw: &Self::Buf,
+    ) -> Result<()> {
         self.launch(Op::WeightedRowSum { rows, classes, scale }, &[loss, w, out, dw])
     }
     #[allow(clippy::too_many_arguments)]
-    fn categorical_kl(&self, rows: usize, classes: usize, scale: f32, logits: &Self::Buf, log_prior: &Self::Buf, labels: &Self::Buf, loss: &Self::Buf, dlogits: &Self::Buf) -> Result<()> {
+    fn categorical_kl(
+        &self,
+        rows: usize,
+        classes: usize,
+        scale: f32,
+        logits: &Self::Buf,
+        log_prior: &Self::Buf,
+        labels: &Self::Buf,
+        loss: &Self::Buf,
+        dlogits: &Self::Buf,
+    ) -> Result<()> {
         self.launch(Op::CategoricalKl { rows, classes, scale }, &[logits, log_prior, labels, loss, dlogits])
     }
     /// KL between diagonal Gaussians (see [`Op::KlGaussians`]).
@@ -201,7 +251,14 @@ pub trait Kernels: Backend {
     ) -> Result<()> {
         self.launch(Op::KlGaussians { rows, cols, scale }, &[mu_q, logvar_q, mu_p, logvar_p, loss, dmu_q, dlogvar_q, dlogvar_p])
     }
-    fn rmsprop(&self, hyper: &Self::Buf, grad: &Self::Buf, param: &Self::Buf, square_avg: &Self::Buf, momentum_buf: &Self::Buf) -> Result<()> {
+    fn rmsprop(
+        &self,
+        hyper: &Self::Buf,
+        grad: &Self::Buf,
+        param: &Self::Buf,
+        square_avg: &Self::Buf,
+        momentum_buf: &Self::Buf,
+    ) -> Result<()> {
         self.launch(Op::RmsProp { n: param.len() }, &[hyper, grad, param, square_avg, momentum_buf])
     }
     fn adam(&self, hyper: &Self::Buf, grad: &Self::Buf, param: &Self::Buf, m: &Self::Buf, v: &Self::Buf) -> Result<()> {

@@ -158,7 +158,15 @@ pub const MAX_STRIDE: usize = 4;
 impl Conv2d {
     /// The convolution of a `batch x in_h x in_w x in_c` input with `out_c` filters of
     /// `k x k`; errors (naming the layer) on unsupported parameters or an empty output.
-    pub fn new(layer: &str, batch: usize, (in_h, in_w, in_c): (usize, usize, usize), out_c: usize, k: usize, stride: usize, padding: Padding) -> Result<Conv2d> {
+    pub fn new(
+        layer: &str,
+        batch: usize,
+        (in_h, in_w, in_c): (usize, usize, usize),
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<Conv2d> {
         if !(1..=MAX_KERNEL).contains(&k) {
             return Err(Error::Invalid(format!("layer '{layer}': kernel size {k} is not supported (1..={MAX_KERNEL})")));
         }
@@ -197,14 +205,29 @@ impl Conv2d {
     /// starts inside the padded input).
     pub fn check(&self, op: &'static str) -> Result<()> {
         if self.kh > MAX_KERNEL || self.kw > MAX_KERNEL || self.stride > MAX_STRIDE {
-            return Err(Error::shape(op, format!("kernel {}x{} / stride {} outside the supported set (kernels up to {MAX_KERNEL}, strides up to {MAX_STRIDE})", self.kh, self.kw, self.stride)));
+            return Err(Error::shape(
+                op,
+                format!(
+                    "kernel {}x{} / stride {} outside the supported set (kernels up to {MAX_KERNEL}, strides up to {MAX_STRIDE})",
+                    self.kh, self.kw, self.stride
+                ),
+            ));
         }
         if self.pad_h >= self.kh || self.pad_w >= self.kw {
-            return Err(Error::shape(op, format!("padding {}x{} must be smaller than the kernel {}x{}", self.pad_h, self.pad_w, self.kh, self.kw)));
+            return Err(Error::shape(
+                op,
+                format!("padding {}x{} must be smaller than the kernel {}x{}", self.pad_h, self.pad_w, self.kh, self.kw),
+            ));
         }
         let last = |out: usize, pad: usize, inp: usize| (out - 1) * self.stride < inp + pad;
         if self.out_h == 0 || self.out_w == 0 || !last(self.out_h, self.pad_h, self.in_h) || !last(self.out_w, self.pad_w, self.in_w) {
-            return Err(Error::shape(op, format!("output {}x{} does not fit input {}x{} with stride {} and padding {}x{}", self.out_h, self.out_w, self.in_h, self.in_w, self.stride, self.pad_h, self.pad_w)));
+            return Err(Error::shape(
+                op,
+                format!(
+                    "output {}x{} does not fit input {}x{} with stride {} and padding {}x{}",
+                    self.out_h, self.out_w, self.in_h, self.in_w, self.stride, self.pad_h, self.pad_w
+                ),
+            ));
         }
         let k = self.kh * self.kw * self.in_c.max(self.out_c);
         if k > u32::MAX as usize / 2 {
@@ -238,117 +261,287 @@ pub enum Op {
     // gemm.wgsl
     Gemm(Gemm),
     // elementwise.wgsl
-    ActForward { n: usize, act: Act },
-    ActBackward { n: usize, act: Act },
-    Add { n: usize },
-    Mul { n: usize },
-    Scale { n: usize, alpha: f32 },
-    Axpy { n: usize, alpha: f32 },
-    Fill { n: usize, value: f32 },
-    ConcatCols { rows: usize, cols_a: usize, cols_b: usize },
-    SplitCols { rows: usize, cols_a: usize, cols_b: usize },
+    ActForward {
+        n: usize,
+        act: Act,
+    },
+    ActBackward {
+        n: usize,
+        act: Act,
+    },
+    Add {
+        n: usize,
+    },
+    Mul {
+        n: usize,
+    },
+    Scale {
+        n: usize,
+        alpha: f32,
+    },
+    Axpy {
+        n: usize,
+        alpha: f32,
+    },
+    Fill {
+        n: usize,
+        value: f32,
+    },
+    ConcatCols {
+        rows: usize,
+        cols_a: usize,
+        cols_b: usize,
+    },
+    SplitCols {
+        rows: usize,
+        cols_a: usize,
+        cols_b: usize,
+    },
     /// out[r, :] = data[idx[r], :] / 255 from a u8 matrix packed 4 bytes per u32 word
     /// (`src_rows` x `cols` bytes); an index >= src_rows gives a zero row.
-    GatherRowsU8 { rows: usize, cols: usize, src_rows: usize },
+    GatherRowsU8 {
+        rows: usize,
+        cols: usize,
+        src_rows: usize,
+    },
     /// out[r, :] = data[idx[r], :] from a resident f32 dataset (`src_rows` x `cols`); an index
     /// `>= src_rows` gives a row of zeros (as `GatherRowsU8`).
-    GatherRowsF32 { rows: usize, cols: usize, src_rows: usize },
+    GatherRowsF32 {
+        rows: usize,
+        cols: usize,
+        src_rows: usize,
+    },
     /// As `GatherRowsF32` from a resident f16 dataset: value k of the flat `src_rows` x `cols`
     /// matrix is half k % 2 (low half first) of u32 word k / 2 (half the device memory).
-    GatherRowsF16 { rows: usize, cols: usize, src_rows: usize },
+    GatherRowsF16 {
+        rows: usize,
+        cols: usize,
+        src_rows: usize,
+    },
     /// out[r] = one_hot(labels[r]) where the row is labeled (label < classes), else pi[r].
-    LabelMix { rows: usize, classes: usize },
+    LabelMix {
+        rows: usize,
+        classes: usize,
+    },
     /// dpi[r] = 0 where the row is labeled, else dout[r] (the adjoint of `LabelMix`).
-    LabelMixBackward { rows: usize, classes: usize },
+    LabelMixBackward {
+        rows: usize,
+        classes: usize,
+    },
     // reduce.wgsl
-    ColSum { rows: usize, cols: usize, accumulate: bool },
-    SoftmaxRows { rows: usize, cols: usize },
-    SoftmaxBackward { rows: usize, cols: usize },
-    MeanVar { rows: usize, cols: usize },
+    ColSum {
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    },
+    SoftmaxRows {
+        rows: usize,
+        cols: usize,
+    },
+    SoftmaxBackward {
+        rows: usize,
+        cols: usize,
+    },
+    MeanVar {
+        rows: usize,
+        cols: usize,
+    },
     // sample.wgsl (the counter buffer holds [seed_lo, seed_hi, step])
-    RandomBits { n: usize, stream: u32 },
-    RandomNormal { n: usize, stream: u32 },
-    Reparam { n: usize, stream: u32 },
-    ReparamBackward { n: usize },
+    RandomBits {
+        n: usize,
+        stream: u32,
+    },
+    RandomNormal {
+        n: usize,
+        stream: u32,
+    },
+    Reparam {
+        n: usize,
+        stream: u32,
+    },
+    ReparamBackward {
+        n: usize,
+    },
     // loss.wgsl
-    BceLogits { rows: usize, cols: usize, scale: f32 },
-    GaussianNll { rows: usize, cols: usize, scale: f32 },
-    Kl { rows: usize, cols: usize, scale: f32 },
-    SoftmaxCe { rows: usize, classes: usize, scale: f32 },
+    BceLogits {
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    },
+    GaussianNll {
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    },
+    Kl {
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    },
+    SoftmaxCe {
+        rows: usize,
+        classes: usize,
+        scale: f32,
+    },
     // mixture.wgsl: sums over a discrete latent y (M2, GM-DGM). A batch is expanded to one row
     // per (sample, class) and the per-row losses are weighted by q(y|x) (see graph::mixture).
     /// out[r * copies + k, :] = x[r, :] for k < copies.
-    RepeatRows { rows: usize, cols: usize, copies: usize },
+    RepeatRows {
+        rows: usize,
+        cols: usize,
+        copies: usize,
+    },
     /// dx[r, :] = sum_k dout[r * copies + k, :] (the adjoint of `RepeatRows`).
-    RepeatRowsBackward { rows: usize, cols: usize, copies: usize },
+    RepeatRowsBackward {
+        rows: usize,
+        cols: usize,
+        copies: usize,
+    },
     /// y[r, :] = alpha * w[r] * x[r, :]: a per-row loss's gradient weighted per row.
-    RowScale { rows: usize, cols: usize, alpha: f32 },
+    RowScale {
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+    },
     /// out[r] = scale * sum_k w[r, k] loss[r * classes + k] and dw = scale * loss: a weighted
     /// sum of per-(row, class) losses with a data-dependent, differentiable weight.
-    WeightedRowSum { rows: usize, classes: usize, scale: f32 },
+    WeightedRowSum {
+        rows: usize,
+        classes: usize,
+        scale: f32,
+    },
     /// KL(softmax(logits) || p) per row on unlabeled rows (label >= classes) and -log p(y) on
     /// labeled ones (a constant: zero gradient), times `scale`; `log_prior` has one entry per
     /// class. The unlabeled value is -H(q) - E_q log p(y), the discrete part of the M2 ELBO.
-    CategoricalKl { rows: usize, classes: usize, scale: f32 },
+    CategoricalKl {
+        rows: usize,
+        classes: usize,
+        scale: f32,
+    },
     /// KL(N(mu_q, e^lv_q) || N(mu_p, e^lv_p)) summed over the row, with the gradients for
     /// both sides (d/dmu_p = -d/dmu_q is left to the caller: 8 buffers is WebGPU's minimum
     /// guarantee of storage bindings per stage).
-    KlGaussians { rows: usize, cols: usize, scale: f32 },
+    KlGaussians {
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    },
     // conv.wgsl (implicit GEMM; a transposed convolution runs these with roles swapped)
     /// y = conv(x, w) + bias (bias optional, per output channel).
-    Conv2dForward { conv: Conv2d, bias: bool },
+    Conv2dForward {
+        conv: Conv2d,
+        bias: bool,
+    },
     /// dx = the adjoint of the convolution applied to dy (+ bias per input channel, optional:
     /// this is also the forward pass of a transposed convolution).
-    Conv2dBackwardInput { conv: Conv2d, bias: bool },
+    Conv2dBackwardInput {
+        conv: Conv2d,
+        bias: bool,
+    },
     /// dw = sum over the batch of x (x) dy (written, or added to dw when `accumulate`).
-    Conv2dBackwardWeight { conv: Conv2d, accumulate: bool },
+    Conv2dBackwardWeight {
+        conv: Conv2d,
+        accumulate: bool,
+    },
     /// Split-K weight gradient: the batch is cut into runs of `samples` samples (the last one
     /// shorter), and `part[s]` (w_len values each) is the weight gradient of run s alone, so
     /// the long batch x pixels reduction runs on many workgroups; [`Op::SumSlices`] adds them.
-    Conv2dBackwardWeightSplit { conv: Conv2d, samples: usize },
+    Conv2dBackwardWeightSplit {
+        conv: Conv2d,
+        samples: usize,
+    },
     /// out = sum of `slices` consecutive slices of `n` values of part, in slice order (added to
     /// out when `accumulate`).
-    SumSlices { n: usize, slices: usize, accumulate: bool },
+    SumSlices {
+        n: usize,
+        slices: usize,
+        accumulate: bool,
+    },
     // batchnorm.wgsl (over the columns of a rows x cols matrix: a conv feature map is
     // (batch*h*w) x channels)
     /// Per-chunk column statistics of x: the rows are cut into `chunks` runs of
     /// [`bn_chunk_rows`] rows (the last one shorter); `part[ch][0][c]` = the chunk's mean,
     /// `part[ch][1][c]` = its sum of squared deviations from that mean. Chunks run in parallel,
     /// so a feature map of 10^5 rows and a few dozen channels fills a GPU.
-    BatchNormPartial { rows: usize, cols: usize, chunks: usize },
+    BatchNormPartial {
+        rows: usize,
+        cols: usize,
+        chunks: usize,
+    },
     /// Batch statistics `stats = [mean; 1/sqrt(var + eps)]` (2 x cols, biased var) from the
     /// chunks' statistics (Chan et al.'s pairwise combination), and the running averages
     /// updated with weight `momentum` on the batch (unbiased var, as PyTorch).
-    BatchNormStats { rows: usize, cols: usize, chunks: usize, momentum: f32, eps: f32 },
+    BatchNormStats {
+        rows: usize,
+        cols: usize,
+        chunks: usize,
+        momentum: f32,
+        eps: f32,
+    },
     /// `stats = [mean; 1/sqrt(var + eps)]` from the running averages (inference mode).
-    BatchNormRunning { cols: usize, eps: f32 },
+    BatchNormRunning {
+        cols: usize,
+        eps: f32,
+    },
     /// y = act(gamma * (x - mean) * invstd + beta).
-    BatchNormForward { rows: usize, cols: usize, act: Act },
+    BatchNormForward {
+        rows: usize,
+        cols: usize,
+        act: Act,
+    },
     /// Per-chunk sums (chunks as [`Op::BatchNormPartial`]) for the backward pass:
     /// `part[ch][0][c]` = sum of dz, `part[ch][1][c]` = sum of dz * xhat over the chunk's rows,
     /// with dz = dy * act'(y) and xhat = (x - mean) * invstd.
-    BatchNormBackwardPartial { rows: usize, cols: usize, chunks: usize, act: Act },
+    BatchNormBackwardPartial {
+        rows: usize,
+        cols: usize,
+        chunks: usize,
+        act: Act,
+    },
     /// dbeta = sum of dz, dgamma = sum of dz * xhat: the chunks' sums added in chunk order.
-    BatchNormBackwardReduce { cols: usize, chunks: usize },
+    BatchNormBackwardReduce {
+        cols: usize,
+        chunks: usize,
+    },
     /// dx from dy (through the fused activation, from its output y) and the column sums
     /// dgamma, dbeta: dx = gamma invstd (dz - dbeta / rows - xhat dgamma / rows).
-    BatchNormBackward { rows: usize, cols: usize, act: Act },
+    BatchNormBackward {
+        rows: usize,
+        cols: usize,
+        act: Act,
+    },
     // sample.wgsl
     /// y = x * mask, mask = (u >= rate) / (1 - rate) with u uniform from the shared RNG (word
     /// i % 4 of draw i / 4); the mask is kept for the backward pass (dx = dy * mask).
-    Dropout { n: usize, rate: f32, stream: u32 },
+    Dropout {
+        n: usize,
+        rate: f32,
+        stream: u32,
+    },
     // optim.wgsl (hyper-parameters live in a small buffer so a schedule needs no recompile)
-    RmsProp { n: usize },
-    Adam { n: usize },
+    RmsProp {
+        n: usize,
+    },
+    Adam {
+        n: usize,
+    },
     // lstm.wgsl (sequences are row-major [batch, steps, features]; gate order i, f, g, o)
     /// The whole recurrence in one dispatch, one workgroup per batch row. `xproj` = x W_ih + b
     /// (one GEMM over batch * steps rows, done beforehand); also writes the activated gates and
     /// h_{t-1} per step (`hprev`, h0 at t = 0) for the backward pass and the W_hh gradient GEMM.
-    LstmForward { batch: usize, steps: usize, hidden: usize },
+    LstmForward {
+        batch: usize,
+        steps: usize,
+        hidden: usize,
+    },
     /// Backprop through time (t = steps-1 .. 0) from the gradient of every h_t: pre-activation
     /// gate gradients (so dW_ih, db, dx and dW_hh are plain GEMMs / column sums) and the
     /// gradients of the initial state.
-    LstmBackward { batch: usize, steps: usize, hidden: usize },
+    LstmBackward {
+        batch: usize,
+        steps: usize,
+        hidden: usize,
+    },
 }
 
 /// Label value that marks a row as unlabeled (any value >= the class count is treated so).
@@ -444,16 +637,12 @@ impl Op {
             Op::Scale { n, .. } => vec![f("x", n, R), f("y", n, W)],
             Op::Axpy { n, .. } => vec![f("x", n, R), f("y", n, RW)],
             Op::Fill { n, .. } => vec![f("y", n, W)],
-            Op::ConcatCols { rows, cols_a, cols_b } => vec![
-                f("a", rows * cols_a, R),
-                f("b", rows * cols_b, R),
-                f("c", rows * (cols_a + cols_b), W),
-            ],
-            Op::SplitCols { rows, cols_a, cols_b } => vec![
-                f("c", rows * (cols_a + cols_b), R),
-                f("a", rows * cols_a, W),
-                f("b", rows * cols_b, W),
-            ],
+            Op::ConcatCols { rows, cols_a, cols_b } => {
+                vec![f("a", rows * cols_a, R), f("b", rows * cols_b, R), f("c", rows * (cols_a + cols_b), W)]
+            }
+            Op::SplitCols { rows, cols_a, cols_b } => {
+                vec![f("c", rows * (cols_a + cols_b), R), f("a", rows * cols_a, W), f("b", rows * cols_b, W)]
+            }
             Op::GatherRowsU8 { rows, cols, src_rows } => {
                 vec![u("data", (src_rows * cols).div_ceil(4), R), u("idx", rows, R), f("out", rows * cols, W)]
             }
@@ -479,26 +668,11 @@ impl Op {
             Op::MeanVar { rows, cols } => vec![f("x", rows * cols, R), f("mean", cols, W), f("var", cols, W)],
             Op::RandomBits { n, .. } => vec![u("counter", COUNTER_LEN, R), u("out", n, W)],
             Op::RandomNormal { n, .. } => vec![u("counter", COUNTER_LEN, R), f("out", n, W)],
-            Op::Reparam { n, .. } => vec![
-                u("counter", COUNTER_LEN, R),
-                f("mu", n, R),
-                f("logvar", n, R),
-                f("z", n, W),
-                f("eps", n, W),
-            ],
-            Op::ReparamBackward { n } => vec![
-                f("dz", n, R),
-                f("logvar", n, R),
-                f("eps", n, R),
-                f("dmu", n, W),
-                f("dlogvar", n, W),
-            ],
-            Op::BceLogits { rows, cols, .. } => vec![
-                f("logits", rows * cols, R),
-                f("target", rows * cols, R),
-                f("loss", rows, W),
-                f("dlogits", rows * cols, W),
-            ],
+            Op::Reparam { n, .. } => vec![u("counter", COUNTER_LEN, R), f("mu", n, R), f("logvar", n, R), f("z", n, W), f("eps", n, W)],
+            Op::ReparamBackward { n } => vec![f("dz", n, R), f("logvar", n, R), f("eps", n, R), f("dmu", n, W), f("dlogvar", n, W)],
+            Op::BceLogits { rows, cols, .. } => {
+                vec![f("logits", rows * cols, R), f("target", rows * cols, R), f("loss", rows, W), f("dlogits", rows * cols, W)]
+            }
             Op::GaussianNll { rows, cols, .. } => vec![
                 f("mean", rows * cols, R),
                 f("var_raw", rows * cols, R),
@@ -514,21 +688,15 @@ impl Op {
                 f("dmu", rows * cols, W),
                 f("dlogvar", rows * cols, W),
             ],
-            Op::SoftmaxCe { rows, classes, .. } => vec![
-                f("logits", rows * classes, R),
-                u("labels", rows, R),
-                f("loss", rows, W),
-                f("dlogits", rows * classes, W),
-            ],
+            Op::SoftmaxCe { rows, classes, .. } => {
+                vec![f("logits", rows * classes, R), u("labels", rows, R), f("loss", rows, W), f("dlogits", rows * classes, W)]
+            }
             Op::RepeatRows { rows, cols, copies } => vec![f("x", rows * cols, R), f("out", rows * copies * cols, W)],
             Op::RepeatRowsBackward { rows, cols, copies } => vec![f("dout", rows * copies * cols, R), f("dx", rows * cols, W)],
             Op::RowScale { rows, cols, .. } => vec![f("x", rows * cols, R), f("w", rows, R), f("y", rows * cols, W)],
-            Op::WeightedRowSum { rows, classes, .. } => vec![
-                f("loss", rows * classes, R),
-                f("w", rows * classes, R),
-                f("out", rows, W),
-                f("dw", rows * classes, W),
-            ],
+            Op::WeightedRowSum { rows, classes, .. } => {
+                vec![f("loss", rows * classes, R), f("w", rows * classes, R), f("out", rows, W), f("dw", rows * classes, W)]
+            }
             Op::CategoricalKl { rows, classes, .. } => vec![
                 f("logits", rows * classes, R),
                 f("log_prior", classes, R),
@@ -546,46 +714,27 @@ impl Op {
                 f("dlogvar_q", rows * cols, W),
                 f("dlogvar_p", rows * cols, W),
             ],
-            Op::Conv2dForward { conv: c, bias } => vec![
-                f("x", c.in_len(), R),
-                f("w", c.w_len(), R),
-                f("bias", if bias { c.out_c } else { 0 }, R),
-                f("y", c.out_len(), W),
-            ],
-            Op::Conv2dBackwardInput { conv: c, bias } => vec![
-                f("dy", c.out_len(), R),
-                f("w", c.w_len(), R),
-                f("bias", if bias { c.in_c } else { 0 }, R),
-                f("dx", c.in_len(), W),
-            ],
-            Op::Conv2dBackwardWeight { conv: c, accumulate } => vec![
-                f("x", c.in_len(), R),
-                f("dy", c.out_len(), R),
-                f("unused", 0, R),
-                f("dw", c.w_len(), if accumulate { RW } else { W }),
-            ],
-            Op::Conv2dBackwardWeightSplit { conv: c, samples } => vec![
-                f("x", c.in_len(), R),
-                f("dy", c.out_len(), R),
-                f("unused", 0, R),
-                f("part", c.batch.div_ceil(samples) * c.w_len(), W),
-            ],
+            Op::Conv2dForward { conv: c, bias } => {
+                vec![f("x", c.in_len(), R), f("w", c.w_len(), R), f("bias", if bias { c.out_c } else { 0 }, R), f("y", c.out_len(), W)]
+            }
+            Op::Conv2dBackwardInput { conv: c, bias } => {
+                vec![f("dy", c.out_len(), R), f("w", c.w_len(), R), f("bias", if bias { c.in_c } else { 0 }, R), f("dx", c.in_len(), W)]
+            }
+            Op::Conv2dBackwardWeight { conv: c, accumulate } => {
+                vec![f("x", c.in_len(), R), f("dy", c.out_len(), R), f("unused", 0, R), f("dw", c.w_len(), if accumulate { RW } else { W })]
+            }
+            Op::Conv2dBackwardWeightSplit { conv: c, samples } => {
+                vec![f("x", c.in_len(), R), f("dy", c.out_len(), R), f("unused", 0, R), f("part", c.batch.div_ceil(samples) * c.w_len(), W)]
+            }
             Op::SumSlices { n, slices, accumulate } => vec![f("part", slices * n, R), f("out", n, if accumulate { RW } else { W })],
             Op::BatchNormPartial { rows, cols, chunks } => vec![f("x", rows * cols, R), f("part", chunks * 2 * cols, W)],
-            Op::BatchNormStats { cols, chunks, .. } => vec![
-                f("part", chunks * 2 * cols, R),
-                f("running_mean", cols, RW),
-                f("running_var", cols, RW),
-                f("stats", 2 * cols, W),
-            ],
+            Op::BatchNormStats { cols, chunks, .. } => {
+                vec![f("part", chunks * 2 * cols, R), f("running_mean", cols, RW), f("running_var", cols, RW), f("stats", 2 * cols, W)]
+            }
             Op::BatchNormRunning { cols, .. } => vec![f("running_mean", cols, R), f("running_var", cols, R), f("stats", 2 * cols, W)],
-            Op::BatchNormForward { rows, cols, .. } => vec![
-                f("x", rows * cols, R),
-                f("stats", 2 * cols, R),
-                f("gamma", cols, R),
-                f("beta", cols, R),
-                f("y", rows * cols, W),
-            ],
+            Op::BatchNormForward { rows, cols, .. } => {
+                vec![f("x", rows * cols, R), f("stats", 2 * cols, R), f("gamma", cols, R), f("beta", cols, R), f("y", rows * cols, W)]
+            }
             Op::BatchNormBackwardPartial { rows, cols, chunks, .. } => vec![
                 f("x", rows * cols, R),
                 f("stats", 2 * cols, R),
@@ -593,7 +742,9 @@ impl Op {
                 f("dy", rows * cols, R),
                 f("part", chunks * 2 * cols, W),
             ],
-            Op::BatchNormBackwardReduce { cols, chunks } => vec![f("part", chunks * 2 * cols, R), f("dgamma", cols, W), f("dbeta", cols, W)],
+            Op::BatchNormBackwardReduce { cols, chunks } => {
+                vec![f("part", chunks * 2 * cols, R), f("dgamma", cols, W), f("dbeta", cols, W)]
+            }
             Op::BatchNormBackward { rows, cols, .. } => vec![
                 f("x", rows * cols, R),
                 f("stats", 2 * cols, R),
@@ -605,20 +756,10 @@ impl Op {
                 f("dx", rows * cols, W),
             ],
             Op::Dropout { n, .. } => vec![u("counter", COUNTER_LEN, R), f("x", n, R), f("y", n, W), f("mask", n, W)],
-            Op::RmsProp { n } => vec![
-                f("hyper", RMSPROP_HYPER_LEN, R),
-                f("grad", n, R),
-                f("param", n, RW),
-                f("square_avg", n, RW),
-                f("momentum_buf", n, RW),
-            ],
-            Op::Adam { n } => vec![
-                f("hyper", ADAM_HYPER_LEN, R),
-                f("grad", n, R),
-                f("param", n, RW),
-                f("m", n, RW),
-                f("v", n, RW),
-            ],
+            Op::RmsProp { n } => {
+                vec![f("hyper", RMSPROP_HYPER_LEN, R), f("grad", n, R), f("param", n, RW), f("square_avg", n, RW), f("momentum_buf", n, RW)]
+            }
+            Op::Adam { n } => vec![f("hyper", ADAM_HYPER_LEN, R), f("grad", n, R), f("param", n, RW), f("m", n, RW), f("v", n, RW)],
             Op::LstmForward { batch, steps, hidden } => {
                 let (bt, bh) = (batch * steps, batch * hidden);
                 vec![
@@ -667,7 +808,13 @@ impl Op {
             | Op::Adam { n }
             | Op::Dropout { n, .. } => vec![("n", n)],
             Op::SumSlices { n, slices, .. } => vec![("n", n), ("slices", slices)],
-            Op::Conv2dBackwardWeightSplit { conv: c, samples } => vec![("batch", c.batch), ("samples", samples), ("kernel taps x channels", c.w_len()), ("input elements", c.in_len()), ("output elements", c.out_len())],
+            Op::Conv2dBackwardWeightSplit { conv: c, samples } => vec![
+                ("batch", c.batch),
+                ("samples", samples),
+                ("kernel taps x channels", c.w_len()),
+                ("input elements", c.in_len()),
+                ("output elements", c.out_len()),
+            ],
             Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } => vec![
                 ("batch", c.batch),
                 ("in_h", c.in_h),
@@ -683,7 +830,9 @@ impl Op {
                 ("output elements", c.out_len()),
             ],
             Op::BatchNormForward { rows, cols, .. } | Op::BatchNormBackward { rows, cols, .. } => vec![("rows", rows), ("cols", cols)],
-            Op::BatchNormPartial { rows, cols, chunks } | Op::BatchNormStats { rows, cols, chunks, .. } | Op::BatchNormBackwardPartial { rows, cols, chunks, .. } => {
+            Op::BatchNormPartial { rows, cols, chunks }
+            | Op::BatchNormStats { rows, cols, chunks, .. }
+            | Op::BatchNormBackwardPartial { rows, cols, chunks, .. } => {
                 vec![("rows", rows), ("cols", cols), ("chunks", chunks)]
             }
             Op::BatchNormBackwardReduce { cols, chunks } => vec![("cols", cols), ("chunks", chunks)],
@@ -691,7 +840,9 @@ impl Op {
             Op::ConcatCols { rows, cols_a, cols_b } | Op::SplitCols { rows, cols_a, cols_b } => {
                 vec![("rows", rows), ("cols_a", cols_a), ("cols_b", cols_b)]
             }
-            Op::GatherRowsU8 { rows, cols, src_rows } | Op::GatherRowsF32 { rows, cols, src_rows } | Op::GatherRowsF16 { rows, cols, src_rows } => {
+            Op::GatherRowsU8 { rows, cols, src_rows }
+            | Op::GatherRowsF32 { rows, cols, src_rows }
+            | Op::GatherRowsF16 { rows, cols, src_rows } => {
                 vec![("rows", rows), ("cols", cols), ("src_rows", src_rows)]
             }
             Op::LabelMix { rows, classes } | Op::LabelMixBackward { rows, classes } => vec![("rows", rows), ("classes", classes)],
@@ -727,12 +878,22 @@ impl Op {
                 return Err(Error::shape(op, format!("dimension {dim} = {v} is too large for 32-bit indexing")));
             }
         }
-        if let Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } | Op::Conv2dBackwardWeightSplit { conv: c, .. } = self {
+        if let Op::Conv2dForward { conv: c, .. }
+        | Op::Conv2dBackwardInput { conv: c, .. }
+        | Op::Conv2dBackwardWeight { conv: c, .. }
+        | Op::Conv2dBackwardWeightSplit { conv: c, .. } = self
+        {
             c.check(op)?;
         }
-        if let Op::BatchNormPartial { rows, chunks, .. } | Op::BatchNormStats { rows, chunks, .. } | Op::BatchNormBackwardPartial { rows, chunks, .. } = *self {
+        if let Op::BatchNormPartial { rows, chunks, .. }
+        | Op::BatchNormStats { rows, chunks, .. }
+        | Op::BatchNormBackwardPartial { rows, chunks, .. } = *self
+        {
             if chunks != bn_chunks(rows) {
-                return Err(Error::shape(op, format!("{rows} rows make {} chunks of {} rows (bn_chunks), not {chunks}", bn_chunks(rows), bn_chunk_rows(rows))));
+                return Err(Error::shape(
+                    op,
+                    format!("{rows} rows make {} chunks of {} rows (bn_chunks), not {chunks}", bn_chunks(rows), bn_chunk_rows(rows)),
+                ));
             }
         }
         if let Op::Dropout { rate, .. } = self {
@@ -780,7 +941,12 @@ impl Op {
                 if wi != wj || (wi && overlap) {
                     return Err(Error::shape(
                         op,
-                        format!("buffers '{}' and '{}' are views of the same storage{}; aliasing is not allowed", slot.name, slots[j].name, if overlap { " and overlap" } else { "" }),
+                        format!(
+                            "buffers '{}' and '{}' are views of the same storage{}; aliasing is not allowed",
+                            slot.name,
+                            slots[j].name,
+                            if overlap { " and overlap" } else { "" }
+                        ),
                     ));
                 }
             }

@@ -359,9 +359,9 @@ fn map_labels(texts: &[(String, usize)], fixed: Option<&[String]>) -> std::resul
         let classes = texts
             .iter()
             .map(|(t, ln)| {
-                names.iter().position(|n| n == t).or_else(|| t.parse::<usize>().ok().filter(|&i| i < names.len())).ok_or_else(
-                    || format!("line {ln}: label '{t}' is out of range: not one of the {} classes ({})", names.len(), names.join(", ")),
-                )
+                names.iter().position(|n| n == t).or_else(|| t.parse::<usize>().ok().filter(|&i| i < names.len())).ok_or_else(|| {
+                    format!("line {ln}: label '{t}' is out of range: not one of the {} classes ({})", names.len(), names.join(", "))
+                })
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         return Ok((names.to_vec(), classes.into_iter().map(|c| c as u8).collect()));
@@ -369,11 +369,7 @@ fn map_labels(texts: &[(String, usize)], fixed: Option<&[String]>) -> std::resul
     let ints: Option<Vec<u64>> = texts.iter().map(|(t, _)| t.parse::<u64>().ok()).collect();
     if let Some(ints) = ints {
         if let Some((i, v)) = ints.iter().enumerate().find(|(_, &v)| v >= MAX_CLASSES as u64) {
-            return Err(format!(
-                "line {}: label {v} is out of range: at most {MAX_CLASSES} classes (0..{})",
-                texts[i].1,
-                MAX_CLASSES - 1
-            ));
+            return Err(format!("line {}: label {v} is out of range: at most {MAX_CLASSES} classes (0..{})", texts[i].1, MAX_CLASSES - 1));
         }
         let classes = ints.iter().max().map_or(0, |&m| m as usize + 1);
         return Ok(((0..classes).map(|c| c.to_string()).collect(), ints.iter().map(|&v| v as u8).collect()));

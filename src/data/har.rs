@@ -36,21 +36,11 @@ use crate::error::{Error, Result};
 pub const HAR_STEPS: usize = 128;
 
 /// The nine raw signals, in the order of the official README.
-pub const HAR_CHANNELS: [&str; 9] = [
-    "body_acc_x",
-    "body_acc_y",
-    "body_acc_z",
-    "body_gyro_x",
-    "body_gyro_y",
-    "body_gyro_z",
-    "total_acc_x",
-    "total_acc_y",
-    "total_acc_z",
-];
+pub const HAR_CHANNELS: [&str; 9] =
+    ["body_acc_x", "body_acc_y", "body_acc_z", "body_gyro_x", "body_gyro_y", "body_gyro_z", "total_acc_x", "total_acc_y", "total_acc_z"];
 
 /// The six channels of the paper: body acceleration and angular velocity.
-pub const HAR_DEFAULT_CHANNELS: [&str; 6] =
-    ["body_acc_x", "body_acc_y", "body_acc_z", "body_gyro_x", "body_gyro_y", "body_gyro_z"];
+pub const HAR_DEFAULT_CHANNELS: [&str; 6] = ["body_acc_x", "body_acc_y", "body_acc_z", "body_gyro_x", "body_gyro_y", "body_gyro_z"];
 
 /// The official activity names (labels 1..6), used when `activity_labels.txt` is absent.
 pub const HAR_CLASSES: [&str; 6] = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"];
@@ -65,9 +55,7 @@ pub const HAR_CLASSES: [&str; 6] = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWN
 pub fn load_har(root: &Path, channels: &[&str]) -> Result<SeriesSplit> {
     let channels = resolve_channels(channels)?;
     // The folder itself, or a data directory holding it as uci-har/ or under the zip's name.
-    let found = [root.to_path_buf(), root.join("uci-har"), root.join("UCI HAR Dataset")]
-        .into_iter()
-        .find(|r| r.join("train").is_dir());
+    let found = [root.to_path_buf(), root.join("uci-har"), root.join("UCI HAR Dataset")].into_iter().find(|r| r.join("train").is_dir());
     let root = found.as_deref().unwrap_or(root);
     if !root.is_dir() {
         let state = if root.exists() { "not a directory" } else { "the directory does not exist" };
@@ -95,10 +83,7 @@ fn resolve_channels(channels: &[&str]) -> Result<Vec<&'static str>> {
     for name in channels {
         let lower = name.trim().to_ascii_lowercase();
         let Some(&c) = HAR_CHANNELS.iter().find(|&&c| c == lower) else {
-            return Err(Error::Invalid(format!(
-                "unknown UCI-HAR channel '{name}'; the signals are {}",
-                HAR_CHANNELS.join(", ")
-            )));
+            return Err(Error::Invalid(format!("unknown UCI-HAR channel '{name}'; the signals are {}", HAR_CHANNELS.join(", "))));
         };
         if out.contains(&c) {
             return Err(Error::Invalid(format!("UCI-HAR channel '{c}' is chosen twice")));
@@ -127,12 +112,7 @@ fn read_activity_labels(root: &Path) -> Result<Vec<String>> {
         let name = name.trim();
         let id: usize = match id.parse() {
             Ok(i) if (1..=HAR_CLASSES.len()).contains(&i) && !name.is_empty() => i,
-            _ => {
-                return Err(io_err(
-                    &path,
-                    format!("line {}: expected '<id 1..6> <NAME>', found '{line}'", ln + 1),
-                ))
-            }
+            _ => return Err(io_err(&path, format!("line {}: expected '<id 1..6> <NAME>', found '{line}'", ln + 1))),
         };
         if names[id - 1].replace(name.to_string()).is_some() {
             return Err(io_err(&path, format!("line {}: activity {id} is named twice", ln + 1)));
@@ -153,10 +133,7 @@ fn find_signal_file(dir: &Path, stem: &str) -> Result<PathBuf> {
     } else if gz.is_file() {
         Ok(gz)
     } else {
-        Err(io_err(
-            &plain,
-            format!("missing: neither {} nor {} exists", plain.display(), gz.display()),
-        ))
+        Err(io_err(&plain, format!("missing: neither {} nor {} exists", plain.display(), gz.display())))
     }
 }
 
@@ -165,11 +142,7 @@ fn find_signal_file(dir: &Path, stem: &str) -> Result<PathBuf> {
 fn numbered_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let empty = body.is_empty();
-    body.split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(move |_| !empty)
+    body.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).enumerate().map(|(i, l)| (i + 1, l)).filter(move |_| !empty)
 }
 
 fn show(token: &[u8]) -> String {
@@ -197,20 +170,17 @@ fn parse_signal(path: &Path, windows: usize, labels_file: &Path) -> Result<Vec<f
             if count > HAR_STEPS {
                 break;
             }
-            let v: f32 = std::str::from_utf8(tok).ok().and_then(|s| s.parse().ok()).ok_or_else(|| {
-                io_err(path, format!("line {ln}, value {count}: '{}' is not a number", show(tok)))
-            })?;
+            let v: f32 = std::str::from_utf8(tok)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| io_err(path, format!("line {ln}, value {count}: '{}' is not a number", show(tok))))?;
             if !v.is_finite() {
                 return Err(io_err(path, format!("line {ln}, value {count}: {} is not finite", show(tok))));
             }
             out.push(v);
         }
         if count != HAR_STEPS {
-            let n = if count > HAR_STEPS {
-                format!("more than {HAR_STEPS}")
-            } else {
-                count.to_string()
-            };
+            let n = if count > HAR_STEPS { format!("more than {HAR_STEPS}") } else { count.to_string() };
             return Err(io_err(path, format!("line {ln} has {n} values, expected {HAR_STEPS} (one window per line)")));
         }
     }
@@ -260,10 +230,8 @@ fn load_split(root: &Path, split: &str, channels: &[&'static str], class_names: 
     let labels = parse_labels(&labels_file)?;
     let n = labels.len();
     let signals_dir = dir.join("Inertial Signals");
-    let files: Vec<PathBuf> =
-        channels.iter().map(|c| find_signal_file(&signals_dir, &format!("{c}_{split}"))).collect::<Result<_>>()?;
-    let per_channel: Vec<Vec<f32>> =
-        files.par_iter().map(|f| parse_signal(f, n, &labels_file)).collect::<Result<_>>()?;
+    let files: Vec<PathBuf> = channels.iter().map(|c| find_signal_file(&signals_dir, &format!("{c}_{split}"))).collect::<Result<_>>()?;
+    let per_channel: Vec<Vec<f32>> = files.par_iter().map(|f| parse_signal(f, n, &labels_file)).collect::<Result<_>>()?;
     // Interleave: the files are channel-major, the dataset is (window, step, channel).
     let c = channels.len();
     let mut values = vec![0f32; n * HAR_STEPS * c];

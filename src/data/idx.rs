@@ -25,8 +25,7 @@ const FASHION_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// The four file names of the official releases (each may also be stored raw, without `.gz`).
-pub const IDX_FILES: [&str; 4] =
-    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+pub const IDX_FILES: [&str; 4] = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 impl IdxDataset {
     pub const ALL: [IdxDataset; 2] = [IdxDataset::Mnist, IdxDataset::FashionMnist];
@@ -74,11 +73,7 @@ pub(super) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| io_err(path, format!("cannot read: {e}")))?;
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         // The gzip trailer holds the uncompressed size mod 2^32: a good capacity hint.
-        let hint = if raw.len() >= 4 {
-            u32::from_le_bytes(raw[raw.len() - 4..].try_into().unwrap()) as usize
-        } else {
-            0
-        };
+        let hint = if raw.len() >= 4 { u32::from_le_bytes(raw[raw.len() - 4..].try_into().unwrap()) as usize } else { 0 };
         let mut out = Vec::with_capacity(hint.min(1 << 31));
         flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
@@ -130,10 +125,7 @@ fn parse_idx(path: &Path, bytes: Vec<u8>) -> Result<(Vec<usize>, Vec<u8>)> {
     }
     let header = 4 + 4 * ndim;
     if bytes.len() < header {
-        return Err(io_err(
-            path,
-            format!("truncated: header needs {header} bytes for {ndim} dimensions, file has {}", bytes.len()),
-        ));
+        return Err(io_err(path, format!("truncated: header needs {header} bytes for {ndim} dimensions, file has {}", bytes.len())));
     }
     let dims: Vec<usize> = (0..ndim).map(|d| be_u32(&bytes, 4 + 4 * d) as usize).collect();
     let shape = dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" x ");
@@ -146,10 +138,7 @@ fn parse_idx(path: &Path, bytes: Vec<u8>) -> Result<(Vec<usize>, Vec<u8>)> {
         return Err(io_err(path, format!("truncated: header says {shape} = {count} bytes, file has {have}")));
     }
     if have > count {
-        return Err(io_err(
-            path,
-            format!("{} trailing bytes: header says {shape} = {count} bytes, file has {have}", have - count),
-        ));
+        return Err(io_err(path, format!("{} trailing bytes: header says {shape} = {count} bytes, file has {have}", have - count)));
     }
     let mut data = bytes;
     data.drain(..header);
@@ -181,10 +170,7 @@ fn read_idx_expect(path: &Path, ndim: usize) -> Result<(Vec<usize>, Vec<u8>)> {
 /// some mirrors use.
 fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
     let dotted = stem.replacen("-idx", ".idx", 1);
-    [stem.to_string(), format!("{stem}.gz"), dotted.clone(), format!("{dotted}.gz")]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+    [stem.to_string(), format!("{stem}.gz"), dotted.clone(), format!("{dotted}.gz")].into_iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
 
 fn missing_files_error(dir: &Path, which: IdxDataset, missing: &[&str]) -> Error {

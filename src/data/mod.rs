@@ -48,8 +48,8 @@ mod har;
 mod idx;
 mod sensor_synth;
 mod series;
-mod subset;
 pub mod sprites;
+mod subset;
 mod synthetic;
 
 use std::path::PathBuf;
@@ -63,8 +63,7 @@ pub use series::{SeriesDataset, SeriesSplit, Standardizer};
 pub use sprites::{render_sprite, sprites, SpriteDataset, SPRITE_FACTORS, SPRITE_SIZE};
 pub use subset::{label_fraction, label_subset};
 pub use synthetic::{
-    render_glyph, render_glyph_into, synthetic, synthetic_factors, GlyphStyle, GLYPH_SIZE, STYLE_FACTORS,
-    SYNTHETIC_CLASSES,
+    render_glyph, render_glyph_into, synthetic, synthetic_factors, GlyphStyle, GLYPH_SIZE, STYLE_FACTORS, SYNTHETIC_CLASSES,
 };
 
 /// A labeled image dataset held as bytes.

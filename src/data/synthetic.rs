@@ -24,8 +24,7 @@ use super::{Dataset, Split};
 pub const GLYPH_SIZE: usize = 28;
 
 /// The ten glyphs, indexed by label.
-pub const SYNTHETIC_CLASSES: [&str; 10] =
-    ["circle", "square", "triangle", "cross", "plus", "arrow", "spiral", "S", "Z", "star"];
+pub const SYNTHETIC_CLASSES: [&str; 10] = ["circle", "square", "triangle", "cross", "plus", "arrow", "spiral", "S", "Z", "star"];
 
 /// Name, minimum and maximum of each style factor, in the order of [`GlyphStyle::to_unit`].
 pub const STYLE_FACTORS: [(&str, f32, f32); 7] = [
@@ -64,8 +63,7 @@ impl Default for GlyphStyle {
 
 impl GlyphStyle {
     /// Centred, upright, middle size and stroke, full brightness.
-    pub const NEUTRAL: GlyphStyle =
-        GlyphStyle { dx: 0.0, dy: 0.0, size: 8.5, slant: 0.0, stroke: 2.5, rotation: 0.0, brightness: 1.0 };
+    pub const NEUTRAL: GlyphStyle = GlyphStyle { dx: 0.0, dy: 0.0, size: 8.5, slant: 0.0, stroke: 2.5, rotation: 0.0, brightness: 1.0 };
 
     /// The style whose factors sit at `u` (each in [0, 1], clamped) of their ranges in
     /// [`STYLE_FACTORS`].
@@ -226,10 +224,7 @@ fn generate(n: usize, seed: u64, test: bool) -> Dataset {
     const D: usize = GLYPH_SIZE * GLYPH_SIZE;
     let factors: Vec<(u8, GlyphStyle)> = (0..n).into_par_iter().map(|i| synthetic_factors(seed, test, i)).collect();
     let mut pixels = vec![0u8; n * D];
-    pixels
-        .par_chunks_mut(D)
-        .zip(factors.par_iter())
-        .for_each(|(out, (class, style))| render_glyph_into(*class as usize, style, out));
+    pixels.par_chunks_mut(D).zip(factors.par_iter()).for_each(|(out, (class, style))| render_glyph_into(*class as usize, style, out));
     Dataset {
         name: "synthetic".into(),
         pixels,

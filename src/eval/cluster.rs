@@ -51,11 +51,8 @@ impl ClusterLabel {
         for &c in classes {
             *chosen.get_mut(c).ok_or_else(|| Error::Invalid(format!("class {c} is out of range ({} classes)", self.total.len())))? = true;
         }
-        let (hit, all) = chosen
-            .iter()
-            .enumerate()
-            .filter(|(_, &on)| on)
-            .fold((0, 0), |(h, a), (c, _)| (h + self.correct[c], a + self.total[c]));
+        let (hit, all) =
+            chosen.iter().enumerate().filter(|(_, &on)| on).fold((0, 0), |(h, a), (c, _)| (h + self.correct[c], a + self.total[c]));
         Ok((all > 0).then(|| hit as f64 / all as f64))
     }
 
@@ -129,7 +126,9 @@ pub fn cluster_and_label_keeping(
     let mut slot_class = slot_majority(train_slots, train_labels, num_slots, classes)?;
     for &c in kept {
         if c >= classes.min(num_slots) {
-            return Err(Error::Invalid(format!("cluster-and-label: kept class {c} has no slot of its own ({classes} classes, {num_slots} slots)")));
+            return Err(Error::Invalid(format!(
+                "cluster-and-label: kept class {c} has no slot of its own ({classes} classes, {num_slots} slots)"
+            )));
         }
         slot_class[c] = Some(c);
     }

@@ -113,7 +113,10 @@ impl LinearClassifier {
     pub fn fit(x: &[f64], y: &[usize], dim: usize, classes: usize, cfg: &LogisticConfig) -> Result<Self> {
         let n = check_rows(x, dim, "classifier training set")?;
         if n == 0 || n != y.len() {
-            return Err(Error::Invalid(format!("classifier training set: {n} rows but {} labels (need at least one of each, as many labels as rows)", y.len())));
+            return Err(Error::Invalid(format!(
+                "classifier training set: {n} rows but {} labels (need at least one of each, as many labels as rows)",
+                y.len()
+            )));
         }
         if classes == 0 {
             return Err(Error::Invalid("the classifier needs at least one class".into()));
@@ -266,7 +269,15 @@ fn check_config(cfg: &BetaVaeConfig, num_factors: usize) -> Result<()> {
 }
 
 /// `votes` vote features (`votes x d`) and their factors, drawn with `rng`.
-fn collect_votes<E, P>(encode: &mut E, draw_pairs: &mut P, num_factors: usize, votes: usize, cfg: &BetaVaeConfig, rng: &mut StdRng, dim: &mut Option<usize>) -> Result<(Vec<f64>, Vec<usize>)>
+fn collect_votes<E, P>(
+    encode: &mut E,
+    draw_pairs: &mut P,
+    num_factors: usize,
+    votes: usize,
+    cfg: &BetaVaeConfig,
+    rng: &mut StdRng,
+    dim: &mut Option<usize>,
+) -> Result<(Vec<f64>, Vec<usize>)>
 where
     E: FnMut(&[f32], usize) -> Result<Vec<f32>>,
     P: FnMut(usize, usize, &mut StdRng) -> Result<(Vec<f32>, Vec<f32>)>,
@@ -343,7 +354,8 @@ where
     let pred = clf.predict(&test_x)?;
     let per_factor_test_accuracy = (0..num_factors)
         .map(|k| {
-            let (hit, all) = pred.iter().zip(&test_y).filter(|(_, &t)| t == k).fold((0, 0), |(h, a), (p, t)| (h + usize::from(p == t), a + 1));
+            let (hit, all) =
+                pred.iter().zip(&test_y).filter(|(_, &t)| t == k).fold((0, 0), |(h, a), (p, t)| (h + usize::from(p == t), a + 1));
             (all > 0).then(|| hit as f64 / all as f64)
         })
         .collect();
@@ -389,7 +401,11 @@ where
             factors.iter_mut().zip(row).for_each(|(o, &v)| *o = v as usize);
             let z = code(&factors);
             if dim.is_some_and(|d| d != z.len()) {
-                return Err(Error::Invalid(format!("the code gave vectors of {} and {} values: it must give one length", dim.unwrap_or(0), z.len())));
+                return Err(Error::Invalid(format!(
+                    "the code gave vectors of {} and {} values: it must give one length",
+                    dim.unwrap_or(0),
+                    z.len()
+                )));
             }
             dim = Some(z.len());
             out.extend(z);
@@ -409,7 +425,10 @@ where
 pub fn beta_vae_score_of_latents<F: AsRef<[usize]>>(factors: &[F], latents: &[f32], cfg: &BetaVaeConfig) -> Result<BetaVaeScore> {
     let n = factors.len();
     if n == 0 || latents.is_empty() || latents.len() % n != 0 {
-        return Err(Error::Invalid(format!("{} latent values for {n} samples: need a non-empty set with the same number of values per sample", latents.len())));
+        return Err(Error::Invalid(format!(
+            "{} latent values for {n} samples: need a non-empty set with the same number of values per sample",
+            latents.len()
+        )));
     }
     if n >= 1 << 24 {
         return Err(Error::Invalid(format!("{n} samples: at most 2^24 are supported")));

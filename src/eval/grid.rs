@@ -78,9 +78,11 @@ pub fn style_z(seed: u64, column: usize, latent: usize) -> Vec<f32> {
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9).
 pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const A: [f64; 6] =
+        [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
     const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const C: [f64; 6] =
+        [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
     const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
     let pl = 0.02425;
     if p < pl {
@@ -89,7 +91,8 @@ pub fn normal_quantile(p: f64) -> f64 {
     } else if p <= 1.0 - pl {
         let q = p - 0.5;
         let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     } else {
         -normal_quantile(1.0 - p)
     }
@@ -102,7 +105,9 @@ pub fn grid_size(rows: usize, cols: usize, h: usize, w: usize) -> Result<(usize,
     let side = |n: usize, s: usize| n.checked_mul(s + gap).and_then(|v| v.checked_add(gap)).filter(|&v| v <= MAX_SIDE);
     match (side(cols, w), side(rows, h)) {
         (Some(width), Some(height)) => Ok((width, height)),
-        _ => Err(Error::Invalid(format!("a {rows} x {cols} grid of {h} x {w} images is over the {MAX_SIDE} pixel limit; ask for fewer styles"))),
+        _ => Err(Error::Invalid(format!(
+            "a {rows} x {cols} grid of {h} x {w} images is over the {MAX_SIDE} pixel limit; ask for fewer styles"
+        ))),
     }
 }
 
@@ -126,7 +131,13 @@ pub fn tile(cells: &[f32], rows: usize, cols: usize, h: usize, w: usize) -> Resu
 }
 
 /// The class-by-style grid: returns (image, the cells' probabilities in row-major order).
-pub fn class_style_grid<B: Backend>(be: &B, dec: &Decoder<B>, styles: usize, seed: u64, hw: (usize, usize)) -> Result<(GrayImage, Vec<f32>)> {
+pub fn class_style_grid<B: Backend>(
+    be: &B,
+    dec: &Decoder<B>,
+    styles: usize,
+    seed: u64,
+    hw: (usize, usize),
+) -> Result<(GrayImage, Vec<f32>)> {
     if styles == 0 {
         return Err(Error::Invalid("--styles must be at least 1".into()));
     }

@@ -129,7 +129,18 @@ impl<B: Backend> Scorer<B> {
         keep.sort();
         let opts = CompileOptions { keep, bind: [("data".to_string(), resident)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
-        Ok(Scorer { program, rec_row, pi: handles.pi, mu: handles.mu, batch, n, dim: spec.input_dim, label_repeat: handles.label_repeat, classes: spec.classes, handles })
+        Ok(Scorer {
+            program,
+            rec_row,
+            pi: handles.pi,
+            mu: handles.mu,
+            batch,
+            n,
+            dim: spec.input_dim,
+            label_repeat: handles.label_repeat,
+            classes: spec.classes,
+            handles,
+        })
     }
 
     /// Anomaly score per sample (mean over `samples` draws of z) and, for classifiers, the

@@ -29,7 +29,11 @@ impl Graph {
     /// The weight and, when `bias_len` is given, the bias of a convolution.
     fn conv_params(&mut self, name: &str, c: &Conv2d, bias_len: Option<usize>) -> Vec<TensorId> {
         let taps = c.kh * c.kw;
-        let mut p = vec![self.param(&format!("{name}.weight"), &[c.kh, c.kw, c.in_c, c.out_c], Init::GlorotUniform { fan_in: taps * c.in_c, fan_out: taps * c.out_c })];
+        let mut p = vec![self.param(
+            &format!("{name}.weight"),
+            &[c.kh, c.kw, c.in_c, c.out_c],
+            Init::GlorotUniform { fan_in: taps * c.in_c, fan_out: taps * c.out_c },
+        )];
         if let Some(n) = bias_len {
             p.push(self.param(&format!("{name}.bias"), &[n], Init::Zeros));
         }
@@ -56,7 +60,17 @@ impl Graph {
     /// out_c], Glorot, and `{name}.bias` if `bias`: leave it out before a batch norm, which
     /// cancels it); returns the output and its shape.
     #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(&mut self, name: &str, x: TensorId, input: Hwc, out_c: usize, k: usize, stride: usize, padding: Padding, bias: bool) -> Result<(TensorId, Hwc)> {
+    pub fn conv2d(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        input: Hwc,
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        padding: Padding,
+        bias: bool,
+    ) -> Result<(TensorId, Hwc)> {
         let batch = self.check_map(name, x, input)?;
         let conv = Conv2d::new(name, batch, input, out_c, k, stride, padding)?;
         let params = self.conv_params(name, &conv, bias.then_some(out_c));
@@ -69,7 +83,17 @@ impl Graph {
     /// by the stride (14x14 -> 28x28 at stride 2), `Valid` gives `(in - 1) * stride + k`.
     /// Params `{name}.weight` [k, k, out_c, in_c] and, if `bias`, `{name}.bias` [out_c].
     #[allow(clippy::too_many_arguments)]
-    pub fn conv_transpose2d(&mut self, name: &str, x: TensorId, input: Hwc, out_c: usize, k: usize, stride: usize, padding: Padding, bias: bool) -> Result<(TensorId, Hwc)> {
+    pub fn conv_transpose2d(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        input: Hwc,
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        padding: Padding,
+        bias: bool,
+    ) -> Result<(TensorId, Hwc)> {
         let batch = self.check_map(name, x, input)?;
         let (h, w) = match padding {
             Padding::Same => (input.0 * stride, input.1 * stride),
@@ -78,7 +102,10 @@ impl Graph {
         // the convolution from this layer's output back to its input
         let conv = Conv2d::new(name, batch, (h, w, out_c), input.2, k, stride, padding)?;
         if (conv.out_h, conv.out_w) != (input.0, input.1) {
-            return Err(Error::Invalid(format!("layer '{name}': no {k}x{k} stride-{stride} transposed convolution maps {}x{} to {h}x{w}", input.0, input.1)));
+            return Err(Error::Invalid(format!(
+                "layer '{name}': no {k}x{k} stride-{stride} transposed convolution maps {}x{} to {h}x{w}",
+                input.0, input.1
+            )));
         }
         let params = self.conv_params(name, &conv, bias.then_some(out_c));
         let y = self.temp(name.into(), &[batch, h, w, out_c], DType::F32);
@@ -147,11 +174,17 @@ pub(super) fn forward(g: &Graph, n: &Node, out: &mut Vec<Launch>) {
             if training {
                 let chunks = crate::backend::ops::bn_chunks(rows);
                 out.push(Launch { op: Op::BatchNormPartial { rows, cols: channels, chunks }, args: vec![Some(i[0]), Some(o[2])] });
-                out.push(Launch { op: Op::BatchNormStats { rows, cols: channels, chunks, momentum, eps }, args: vec![Some(o[2]), Some(i[3]), Some(i[4]), Some(o[1])] });
+                out.push(Launch {
+                    op: Op::BatchNormStats { rows, cols: channels, chunks, momentum, eps },
+                    args: vec![Some(o[2]), Some(i[3]), Some(i[4]), Some(o[1])],
+                });
             } else {
                 out.push(Launch { op: Op::BatchNormRunning { cols: channels, eps }, args: vec![Some(i[3]), Some(i[4]), Some(o[1])] });
             }
-            out.push(Launch { op: Op::BatchNormForward { rows, cols: channels, act }, args: vec![Some(i[0]), Some(o[1]), Some(i[1]), Some(i[2]), Some(o[0])] });
+            out.push(Launch {
+                op: Op::BatchNormForward { rows, cols: channels, act },
+                args: vec![Some(i[0]), Some(o[1]), Some(i[1]), Some(i[2]), Some(o[0])],
+            });
         }
         GOp::Dropout { rate, stream } => out.push(Launch { op: Op::Dropout { n: g.tensors[i[1]].len(), rate, stream }, args: all(n) }),
         _ => unreachable!("not a CNN op"),
@@ -199,15 +232,28 @@ pub(super) fn backward(g: &mut Graph, ad: &mut Autodiff, need: &[bool], n: &Node
                 let runs = conv.batch.div_ceil(samples);
                 if runs > 1 {
                     let part = ad.scratch(g, format!("{}.grad_weight_runs", g.tensors[o[0]].name), &[runs, conv.w_len()]);
-                    ad.launches.push(Launch { op: Op::Conv2dBackwardWeightSplit { conv, samples }, args: vec![Some(big), Some(small), None, Some(part)] });
-                    ad.launches.push(Launch { op: Op::SumSlices { n: conv.w_len(), slices: runs, accumulate: acc }, args: vec![Some(part), Some(gw)] });
+                    ad.launches.push(Launch {
+                        op: Op::Conv2dBackwardWeightSplit { conv, samples },
+                        args: vec![Some(big), Some(small), None, Some(part)],
+                    });
+                    ad.launches.push(Launch {
+                        op: Op::SumSlices { n: conv.w_len(), slices: runs, accumulate: acc },
+                        args: vec![Some(part), Some(gw)],
+                    });
                 } else {
-                    ad.launches.push(Launch { op: Op::Conv2dBackwardWeight { conv, accumulate: acc }, args: vec![Some(big), Some(small), None, Some(gw)] });
+                    ad.launches.push(Launch {
+                        op: Op::Conv2dBackwardWeight { conv, accumulate: acc },
+                        args: vec![Some(big), Some(small), None, Some(gw)],
+                    });
                 }
             }
             if i.len() > 2 && need[i[2]] {
                 let (gb, acc) = ad.target(g, i[2]);
-                let (rows, cols) = if transposed { (conv.batch * conv.in_h * conv.in_w, conv.in_c) } else { (conv.batch * conv.out_h * conv.out_w, conv.out_c) };
+                let (rows, cols) = if transposed {
+                    (conv.batch * conv.in_h * conv.in_w, conv.in_c)
+                } else {
+                    (conv.batch * conv.out_h * conv.out_w, conv.out_c)
+                };
                 ad.launches.push(Launch { op: Op::ColSum { rows, cols, accumulate: acc }, args: vec![Some(dy), Some(gb)] });
             }
             if need[i[0]] {
@@ -230,7 +276,10 @@ pub(super) fn backward(g: &mut Graph, ad: &mut Autodiff, need: &[bool], n: &Node
                 op: Op::BatchNormBackwardPartial { rows, cols: channels, chunks, act },
                 args: vec![Some(i[0]), Some(o[1]), Some(o[0]), Some(dy), Some(part)],
             });
-            ad.launches.push(Launch { op: Op::BatchNormBackwardReduce { cols: channels, chunks }, args: vec![Some(part), Some(dgamma), Some(dbeta)] });
+            ad.launches.push(Launch {
+                op: Op::BatchNormBackwardReduce { cols: channels, chunks },
+                args: vec![Some(part), Some(dgamma), Some(dbeta)],
+            });
             ad.launches.push(Launch {
                 op: Op::BatchNormBackward { rows, cols: channels, act },
                 args: vec![Some(i[0]), Some(o[1]), Some(i[1]), Some(o[0]), Some(dy), Some(dgamma), Some(dbeta), Some(dx)],

@@ -17,8 +17,18 @@ use crate::error::{Error, Result};
 #[serde(tag = "name", rename_all = "lowercase")]
 pub enum Optimizer {
     /// PyTorch's RMSprop (eps outside the square root) with momentum.
-    RmsProp { lr: f32, alpha: f32, momentum: f32, eps: f32 },
-    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32 },
+    RmsProp {
+        lr: f32,
+        alpha: f32,
+        momentum: f32,
+        eps: f32,
+    },
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    },
 }
 
 impl Optimizer {
@@ -122,7 +132,9 @@ impl<B: Backend> ParamStore<B> {
     /// One of the store's buffers split into per-parameter tensors, by name.
     pub fn read_buffer(&self, be: &B, which: StoreBuffer) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
         let flat = be.read_f32(self.buffer(which))?;
-        Ok((0..self.names.len()).map(|i| (self.names[i].clone(), self.shapes[i].clone(), flat[self.offsets[i]..self.offsets[i] + self.len_of(i)].to_vec())).collect())
+        Ok((0..self.names.len())
+            .map(|i| (self.names[i].clone(), self.shapes[i].clone(), flat[self.offsets[i]..self.offsets[i] + self.len_of(i)].to_vec()))
+            .collect())
     }
 
     fn buffer(&self, which: StoreBuffer) -> &B::Buf {
@@ -142,7 +154,12 @@ impl<B: Backend> ParamStore<B> {
     pub fn write_buffer(&self, be: &B, which: StoreBuffer, name: &str, values: &[f32]) -> Result<()> {
         let i = self.index(name)?;
         if values.len() != self.len_of(i) {
-            return Err(Error::Invalid(format!("parameter '{name}' has {} values, got {} (shape {:?})", self.len_of(i), values.len(), self.shapes[i])));
+            return Err(Error::Invalid(format!(
+                "parameter '{name}' has {} values, got {} (shape {:?})",
+                self.len_of(i),
+                values.len(),
+                self.shapes[i]
+            )));
         }
         be.write_f32(&be.view(self.buffer(which), self.offsets[i], self.len_of(i))?, values)
     }
@@ -294,7 +311,13 @@ pub fn compile<B: Backend>(be: &B, mut graph: Graph, store: &ParamStore<B>, opts
                     let b = match opts.bind.get(n) {
                         Some(b) => {
                             if b.dtype() != d.dtype || b.len() < d.len() {
-                                return Err(Error::Invalid(format!("input '{n}' needs {} {:?} values, the bound buffer has {} {:?}", d.len(), d.dtype, b.len(), b.dtype())));
+                                return Err(Error::Invalid(format!(
+                                    "input '{n}' needs {} {:?} values, the bound buffer has {} {:?}",
+                                    d.len(),
+                                    d.dtype,
+                                    b.len(),
+                                    b.dtype()
+                                )));
                             }
                             b.clone()
                         }
@@ -319,7 +342,12 @@ pub fn compile<B: Backend>(be: &B, mut graph: Graph, store: &ParamStore<B>, opts
                 continue;
             }
             let (len, dtype) = (graph.tensors[t].len(), graph.tensors[t].dtype);
-            let pick = pool.iter().enumerate().filter(|(_, (cap, dt, _))| *dt == dtype && *cap >= len).min_by_key(|(_, (cap, _, _))| *cap).map(|(k, _)| k);
+            let pick = pool
+                .iter()
+                .enumerate()
+                .filter(|(_, (cap, dt, _))| *dt == dtype && *cap >= len)
+                .min_by_key(|(_, (cap, _, _))| *cap)
+                .map(|(k, _)| k);
             let (cap, whole) = match pick {
                 Some(k) => {
                     let (cap, _, b) = pool.swap_remove(k);
@@ -345,7 +373,8 @@ pub fn compile<B: Backend>(be: &B, mut graph: Graph, store: &ParamStore<B>, opts
 
     let mut prepared = Vec::with_capacity(launches.len());
     for l in &launches {
-        let args: Vec<&B::Buf> = l.args.iter().map(|a| a.map_or(be.placeholder(), |t| bufs[t].as_ref().expect("every tensor has a buffer"))).collect();
+        let args: Vec<&B::Buf> =
+            l.args.iter().map(|a| a.map_or(be.placeholder(), |t| bufs[t].as_ref().expect("every tensor has a buffer"))).collect();
         prepared.push(be.prepare(&l.op, &args)?);
     }
     let kept = opts.keep.iter().map(|&t| (t, bufs[t].clone().expect("kept tensor has a buffer"))).collect();

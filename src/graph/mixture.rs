@@ -95,7 +95,12 @@ impl Graph {
     /// ([rows]) are the term's `{name}.per_row`.
     pub fn weighted_loss(&mut self, name: &str, loss: TensorId, weights: TensorId, scale: f32) -> TensorId {
         let (rows, k) = super::rows_cols(self.shape(weights));
-        assert_eq!(self.tensors[loss].len(), rows * k, "weighted loss '{name}': {} per-pair losses for {rows} x {k} weights", self.tensors[loss].len());
+        assert_eq!(
+            self.tensors[loss].len(),
+            rows * k,
+            "weighted loss '{name}': {} per-pair losses for {rows} x {k} weights",
+            self.tensors[loss].len()
+        );
         let per_row = self.temp(format!("{name}.per_row"), &[rows], DType::F32);
         let dw = self.temp(format!("{name}.grad_weights"), &[rows, k], DType::F32);
         self.push(GOp::WeightedSum { scale }, vec![loss, weights], vec![per_row, dw]);

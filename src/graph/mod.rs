@@ -67,7 +67,10 @@ pub enum Init {
     Ones,
     /// Glorot/Xavier uniform (Keras' default for dense kernels): U(-l, l),
     /// l = sqrt(6 / (fan_in + fan_out)).
-    GlorotUniform { fan_in: usize, fan_out: usize },
+    GlorotUniform {
+        fan_in: usize,
+        fan_out: usize,
+    },
     /// A random matrix with orthonormal rows (or columns, whichever are fewer): Keras' default
     /// for recurrent kernels, so repeated multiplication by W_hh neither explodes nor vanishes
     /// at the start of training.
@@ -75,7 +78,9 @@ pub enum Init {
     /// An LSTM bias [4H] in gate order i, f, g, o: zeros except the forget gate, which starts at
     /// 1 (Keras' `unit_forget_bias`, Jozefowicz et al. 2015): the cell remembers by default, so
     /// gradients reach early steps from the first update on.
-    LstmBias { hidden: usize },
+    LstmBias {
+        hidden: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -89,54 +94,97 @@ pub struct ParamDesc {
 pub enum GOp {
     /// [x (rows x in), w (in x out), b (out)] -> [y = act(x w + b)]; without b when the
     /// layer has no bias
-    Linear { act: Act },
+    Linear {
+        act: Act,
+    },
     /// [a, b] -> [c = [a, b]] along the last axis
     Concat,
     /// [x] -> [softmax(x)] over the last axis
     Softmax,
     /// [counter, mu, logvar] -> [z, eps]
-    Reparam { stream: u32 },
+    Reparam {
+        stream: u32,
+    },
     /// [pi, labels] -> [one-hot where labeled, else pi]
     LabelMix,
     /// [data (u8 packed), idx] -> [x / 255]
-    GatherU8 { src_rows: usize },
+    GatherU8 {
+        src_rows: usize,
+    },
     /// [data (f32), idx] -> [x]: rows of a resident f32 dataset, e.g. sensor windows
-    GatherF32 { src_rows: usize },
-    GatherF16 { src_rows: usize },
+    GatherF32 {
+        src_rows: usize,
+    },
+    GatherF16 {
+        src_rows: usize,
+    },
     /// [x] -> [y = limit * tanh(x / limit), u = x / limit, t = tanh(u)]: a smooth bound on a
     /// value that enters exp(), e.g. a log-variance (identity near 0, |y| < limit).
-    SoftClamp { limit: f32 },
+    SoftClamp {
+        limit: f32,
+    },
     /// [logits, target] -> [loss per row, dlogits]
-    Bce { scale: f32 },
+    Bce {
+        scale: f32,
+    },
     /// [mu, logvar] -> [loss per row, dmu, dlogvar]
-    Kl { scale: f32 },
+    Kl {
+        scale: f32,
+    },
     /// [logits, labels] -> [loss per row, dlogits]
-    Ce { scale: f32 },
+    Ce {
+        scale: f32,
+    },
     /// [mean, var_raw, target] -> [loss per row, dmean, dvar_raw]
-    GaussianNll { scale: f32 },
+    GaussianNll {
+        scale: f32,
+    },
     // The convolutional family (see `cnn`).
     /// [x, w, b] -> [y]
-    Conv2d { conv: Conv2d },
+    Conv2d {
+        conv: Conv2d,
+    },
     /// [x, w, b] -> [y]; `conv` is the convolution from y back to x (this op's adjoint)
-    ConvTranspose2d { conv: Conv2d },
+    ConvTranspose2d {
+        conv: Conv2d,
+    },
     /// [x, gamma, beta, running_mean, running_var] -> [y, stats]
-    BatchNorm { channels: usize, act: Act, momentum: f32, eps: f32, training: bool },
+    BatchNorm {
+        channels: usize,
+        act: Act,
+        momentum: f32,
+        eps: f32,
+        training: bool,
+    },
     /// [counter, x] -> [y, mask]
-    Dropout { rate: f32, stream: u32 },
+    Dropout {
+        rate: f32,
+        stream: u32,
+    },
     /// [] -> [y filled with `value`] (e.g. an LSTM's zero initial state; no gradient)
-    Fill { value: f32 },
+    Fill {
+        value: f32,
+    },
     /// [xproj [B,T,4H] = x W_ih + b, w_hh [H,4H], h0 [B,H], c0 [B,H]] ->
     /// [h_seq [B,T,H], c_seq [B,T,H], gates [B,T,4H], hprev [B,T,H]]
     Lstm,
     // Sums over a discrete latent (see `mixture`).
     /// [x [R, C]] -> [y [R * copies, C]]
-    RepeatRows { copies: usize },
+    RepeatRows {
+        copies: usize,
+    },
     /// [loss per (row, class) [R * K], weights [R, K]] -> [loss per row, dweights]
-    WeightedSum { scale: f32 },
+    WeightedSum {
+        scale: f32,
+    },
     /// [logits, log_prior [K], labels] -> [loss per row, dlogits]
-    CategoricalKl { scale: f32 },
+    CategoricalKl {
+        scale: f32,
+    },
     /// [mu_q, logvar_q, mu_p, logvar_p] -> [loss per row, dmu_q, dlogvar_q, dlogvar_p]
-    KlGaussians { scale: f32 },
+    KlGaussians {
+        scale: f32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -248,7 +296,12 @@ impl Graph {
     /// (rows, in) of a `Linear` on x with weight w: rows = len(x) / in.
     fn linear_rows(&self, x: TensorId, w: TensorId) -> (usize, usize) {
         let (n, inp) = (self.tensors[x].len(), self.tensors[w].shape[0]);
-        assert!(inp > 0 && n % inp == 0, "linear '{}': input of shape {:?} is not a whole number of rows of {inp} features", self.tensors[x].name, self.tensors[x].shape);
+        assert!(
+            inp > 0 && n % inp == 0,
+            "linear '{}': input of shape {:?} is not a whole number of rows of {inp} features",
+            self.tensors[x].name,
+            self.tensors[x].shape
+        );
         (n / inp, inp)
     }
 
@@ -371,7 +424,10 @@ impl Graph {
                     let (rows, inp) = self.linear_rows(i[0], i[1]);
                     let outc = self.tensors[i[1]].shape[1];
                     if i.len() == 2 {
-                        out.push(Launch { op: Op::Gemm(Gemm::new(rows, outc, inp).act(act)), args: vec![Some(i[0]), Some(i[1]), None, Some(o[0])] });
+                        out.push(Launch {
+                            op: Op::Gemm(Gemm::new(rows, outc, inp).act(act)),
+                            args: vec![Some(i[0]), Some(i[1]), None, Some(o[0])],
+                        });
                         continue;
                     }
                     Op::Gemm(Gemm::new(rows, outc, inp).bias(act))
@@ -409,7 +465,9 @@ impl Graph {
                     cnn::forward(self, n, &mut out);
                     continue;
                 }
-                GOp::RepeatRows { .. } | GOp::WeightedSum { .. } | GOp::CategoricalKl { .. } | GOp::KlGaussians { .. } => mixture::forward_op(self, n),
+                GOp::RepeatRows { .. } | GOp::WeightedSum { .. } | GOp::CategoricalKl { .. } | GOp::KlGaussians { .. } => {
+                    mixture::forward_op(self, n)
+                }
             };
             out.push(Launch { op, args: i.iter().chain(o.iter()).map(|&t| Some(t)).collect() });
         }
@@ -427,7 +485,9 @@ impl Graph {
                 GOp::Reparam { .. } => &[1, 2],
                 GOp::LabelMix => &[0],
                 GOp::SoftClamp { .. } => &[0],
-                ref op @ (GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. }) => cnn::differentiable(op),
+                ref op @ (GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. }) => {
+                    cnn::differentiable(op)
+                }
                 GOp::Lstm | GOp::KlGaussians { .. } => &[0, 1, 2, 3],
                 // a loss's per-row output depends on its inputs (weighted sums consume it)
                 GOp::RepeatRows { .. } | GOp::Bce { .. } | GOp::Ce { .. } | GOp::CategoricalKl { .. } => &[0],
@@ -466,9 +526,12 @@ impl Graph {
             match n.op {
                 // Losses seed the gradients they computed in the forward pass (weighted by a
                 // per-row gradient when they feed a weighted sum, see `mixture`).
-                GOp::Bce { .. } | GOp::Ce { .. } | GOp::Kl { .. } | GOp::GaussianNll { .. } | GOp::CategoricalKl { .. } | GOp::KlGaussians { .. } => {
-                    mixture::loss_backward(self, &mut ad, &need, n)
-                }
+                GOp::Bce { .. }
+                | GOp::Ce { .. }
+                | GOp::Kl { .. }
+                | GOp::GaussianNll { .. }
+                | GOp::CategoricalKl { .. }
+                | GOp::KlGaussians { .. } => mixture::loss_backward(self, &mut ad, &need, n),
                 GOp::RepeatRows { .. } | GOp::WeightedSum { .. } => mixture::backward(self, &mut ad, &need, n),
                 GOp::Linear { act } => {
                     let Some(dy) = ad.grad_of(o[0]) else { continue };
@@ -513,7 +576,8 @@ impl Graph {
                     let da = self.temp(format!("{}.grad_a", self.tensors[o[0]].name), &sa, DType::F32);
                     let db = self.temp(format!("{}.grad_b", self.tensors[o[0]].name), &sb, DType::F32);
                     ad.grad.resize(self.tensors.len(), None);
-                    ad.launches.push(Launch { op: Op::SplitCols { rows, cols_a: ca, cols_b: cb }, args: vec![Some(dc), Some(da), Some(db)] });
+                    ad.launches
+                        .push(Launch { op: Op::SplitCols { rows, cols_a: ca, cols_b: cb }, args: vec![Some(dc), Some(da), Some(db)] });
                     if need[i[0]] {
                         ad.contribute(self, i[0], da);
                     }
@@ -540,7 +604,8 @@ impl Graph {
                     let dmu = self.temp(format!("{}.grad_mu", self.tensors[o[0]].name), &shape, DType::F32);
                     let dlv = self.temp(format!("{}.grad_logvar", self.tensors[o[0]].name), &shape, DType::F32);
                     ad.grad.resize(self.tensors.len(), None);
-                    ad.launches.push(Launch { op: Op::ReparamBackward { n }, args: vec![Some(dz), Some(i[2]), Some(o[1]), Some(dmu), Some(dlv)] });
+                    ad.launches
+                        .push(Launch { op: Op::ReparamBackward { n }, args: vec![Some(dz), Some(i[2]), Some(o[1]), Some(dmu), Some(dlv)] });
                     if need[i[1]] {
                         ad.contribute(self, i[1], dmu);
                     }
@@ -572,7 +637,9 @@ impl Graph {
                     ad.launches.push(Launch { op: Op::ActBackward { n, act: Act::Tanh }, args: vec![Some(o[2]), Some(dy), Some(dx)] });
                     ad.contribute(self, i[0], dx);
                 }
-                GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. } => cnn::backward(self, &mut ad, &need, n),
+                GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. } => {
+                    cnn::backward(self, &mut ad, &need, n)
+                }
                 GOp::Lstm => {
                     // BPTT gives the pre-activation gate gradients (= d xproj, which the Linear
                     // before this node turns into dW_ih, db and dx); dW_hh = hprev^T dgates.

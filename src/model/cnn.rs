@@ -33,7 +33,16 @@ fn encoder_maps(spec: &ModelSpec) -> Vec<Hwc> {
         .collect()
 }
 
-fn dense_block(g: &mut Graph, name: &str, x: TensorId, width: usize, counter: Option<TensorId>, rate: f32, stream: u32, training: bool) -> TensorId {
+fn dense_block(
+    g: &mut Graph,
+    name: &str,
+    x: TensorId,
+    width: usize,
+    counter: Option<TensorId>,
+    rate: f32,
+    stream: u32,
+    training: bool,
+) -> TensorId {
     let h = g.dense_no_bias(name, x, width);
     let h = g.batch_norm(&format!("{name}.bn"), h, width, Act::Relu, training);
     match counter {

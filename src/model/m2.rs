@@ -39,7 +39,9 @@ pub fn semi_unsupervised_prior(classes: usize, labeled: &[usize], extra: usize) 
     let slots = classes + extra;
     let mut is_labeled = vec![false; classes];
     for &c in labeled {
-        *is_labeled.get_mut(c).ok_or_else(|| Error::Invalid(format!("--labeled-classes: class {c} is out of range (classes 0..{})", classes.saturating_sub(1))))? = true;
+        *is_labeled.get_mut(c).ok_or_else(|| {
+            Error::Invalid(format!("--labeled-classes: class {c} is out of range (classes 0..{})", classes.saturating_sub(1)))
+        })? = true;
     }
     let n_lab = is_labeled.iter().filter(|&&b| b).count();
     if n_lab == classes {
@@ -50,7 +52,14 @@ pub fn semi_unsupervised_prior(classes: usize, labeled: &[usize], extra: usize) 
 }
 
 /// The training graph of an M2 or GM-DGM model, dense or convolutional (see the module comment).
-pub(super) fn build(spec: &ModelSpec, g: &mut Graph, x: TensorId, labels: TensorId, counter: TensorId, training: bool) -> Result<(Option<TensorId>, Option<TensorId>)> {
+pub(super) fn build(
+    spec: &ModelSpec,
+    g: &mut Graph,
+    x: TensorId,
+    labels: TensorId,
+    counter: TensorId,
+    training: bool,
+) -> Result<(Option<TensorId>, Option<TensorId>)> {
     let k = spec.classes;
     let batch = g.shape(x)[0];
     let d = spec.input_dim;

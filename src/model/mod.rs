@@ -286,7 +286,10 @@ impl ModelSpec {
                 return Err(Error::Invalid(format!("image shape {shape:?} does not match {} input features", self.input_dim)));
             }
             if self.conv.is_empty() || self.conv.iter().any(|c| c.channels == 0) {
-                return Err(Error::Invalid(format!("--conv: a CNN needs at least one convolution with at least one channel (got {:?})", self.conv)));
+                return Err(Error::Invalid(format!(
+                    "--conv: a CNN needs at least one convolution with at least one channel (got {:?})",
+                    self.conv
+                )));
             }
         }
         if self.family == Family::Rnn {
@@ -294,7 +297,10 @@ impl ModelSpec {
                 return Err(Error::Invalid("an RNN needs the window shape (steps, channels)".into()));
             };
             if t == 0 || c == 0 || t * c != self.input_dim {
-                return Err(Error::Invalid(format!("window shape {t} steps x {c} channels does not match {} input values", self.input_dim)));
+                return Err(Error::Invalid(format!(
+                    "window shape {t} steps x {c} channels does not match {} input values",
+                    self.input_dim
+                )));
             }
             if self.hidden.len() != 3 {
                 return Err(Error::Invalid(format!(
@@ -307,11 +313,17 @@ impl ModelSpec {
             return Err(Error::Invalid(format!("--dropout must be in [0, 1) (got {})", self.dropout)));
         }
         if self.sums_over_classes() && self.family == Family::Rnn {
-            return Err(Error::Invalid(format!("--model {}: M2 and GM-DGM are implemented for images (dense and CNN families), not series", self.name())));
+            return Err(Error::Invalid(format!(
+                "--model {}: M2 and GM-DGM are implemented for images (dense and CNN families), not series",
+                self.name()
+            )));
         }
         if !self.class_prior.is_empty() {
             let sum: f32 = self.class_prior.iter().sum();
-            if self.class_prior.len() != self.classes || self.class_prior.iter().any(|&p| !(p > 0.0 && p.is_finite())) || (sum - 1.0).abs() > 1e-3 {
+            if self.class_prior.len() != self.classes
+                || self.class_prior.iter().any(|&p| !(p > 0.0 && p.is_finite()))
+                || (sum - 1.0).abs() > 1e-3
+            {
                 return Err(Error::Invalid(format!(
                     "class_prior must hold {} positive probabilities summing to 1 (got {:?}, sum {sum})",
                     self.classes, self.class_prior
@@ -325,11 +337,18 @@ impl ModelSpec {
             return Err(Error::Invalid(format!("--kl-weight must be a finite number >= 0 (got {})", self.kl_weight)));
         }
         if self.kl_weight != 1.0 && self.sums_over_classes() {
-            return Err(Error::Invalid(format!("--kl-weight: {} sums the ELBO over classes and takes no KL weight (got {})", self.name(), self.kl_weight)));
+            return Err(Error::Invalid(format!(
+                "--kl-weight: {} sums the ELBO over classes and takes no KL weight (got {})",
+                self.name(),
+                self.kl_weight
+            )));
         }
         if self.has_factor_heads() {
             if self.kind != Kind::Ss || self.family == Family::Rnn {
-                return Err(Error::Invalid(format!("--factor-heads: multi-factor heads need an SS dense or CNN model, not {}", self.name())));
+                return Err(Error::Invalid(format!(
+                    "--factor-heads: multi-factor heads need an SS dense or CNN model, not {}",
+                    self.name()
+                )));
             }
             if self.factor_heads.iter().any(|&c| c < 2) {
                 return Err(Error::Invalid(format!("--factor-heads: every head needs at least 2 classes (got {:?})", self.factor_heads)));

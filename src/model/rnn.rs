@@ -40,12 +40,17 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -
     let h = &spec.hidden;
     let mut g = Graph::new();
     let n_values = src_rows * steps * channels;
-    let data = if spec.series_f16 { g.input("data", &[n_values.div_ceil(2)], DType::U32) } else { g.input("data", &[n_values], DType::F32) };
+    let data =
+        if spec.series_f16 { g.input("data", &[n_values.div_ceil(2)], DType::U32) } else { g.input("data", &[n_values], DType::F32) };
     let idx = g.input("idx", &[batch], DType::U32);
     // one label per step (the host repeats each window's label, see Handles::expand_labels)
     let labels = g.input("labels", &[batch * steps], DType::U32);
     let counter = g.input("counter", &[crate::backend::COUNTER_LEN], DType::U32);
-    let x = if spec.series_f16 { g.gather_f16("x", data, idx, src_rows, &[steps, channels]) } else { g.gather_f32("x", data, idx, src_rows, &[steps, channels]) };
+    let x = if spec.series_f16 {
+        g.gather_f16("x", data, idx, src_rows, &[steps, channels])
+    } else {
+        g.gather_f32("x", data, idx, src_rows, &[steps, channels])
+    };
 
     let e = g.time_distributed_dense("enc0", x, h[0], Act::Relu);
     let e = g.lstm("enc_lstm", e, h[1]);

@@ -106,7 +106,9 @@ impl TrainData<'_> {
             return Ok(());
         }
         let hint = match (spec.family == Family::Rnn, series) {
-            (true, false) => ": the recurrent models (ss-rnn, es-rnn, eu-rnn) take time series (--dataset uci-har, synthetic-sensor or csv)",
+            (true, false) => {
+                ": the recurrent models (ss-rnn, es-rnn, eu-rnn) take time series (--dataset uci-har, synthetic-sensor or csv)"
+            }
             (false, true) => ": time series need a recurrent model (--model ss-rnn, es-rnn or eu-rnn)",
             _ => "",
         };
@@ -124,7 +126,9 @@ impl TrainData<'_> {
     pub fn upload<B: Backend>(&self, be: &B, spec: &ModelSpec) -> Result<B::Buf> {
         let (r, bytes) = match self {
             TrainData::Images(d) => (be.upload_u32(&pack_u8(&d.pixels)), d.pixels.len()),
-            TrainData::Series(d) if spec.series_f16 => (be.upload_u32(&pack_f16(&d.values, &d.name, d.steps * d.channels)?), d.values.len() * 2),
+            TrainData::Series(d) if spec.series_f16 => {
+                (be.upload_u32(&pack_f16(&d.values, &d.name, d.steps * d.channels)?), d.values.len() * 2)
+            }
             TrainData::Series(d) => (be.upload_f32(&d.values), d.values.len() * 4),
         };
         r.map_err(|e| match e {

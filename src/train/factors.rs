@@ -37,13 +37,24 @@ impl<B: Backend> Trainer<B> {
     /// A multi-factor model's trainer: `factor_labels[k][i]` is head k's class of training
     /// sample i; the samples in `labeled` use all of theirs, the others none (empty `labeled`:
     /// a plain VAE). Errors name the head and sample whose label does not fit.
-    pub fn with_factor_labels(be: &B, cfg: TrainConfig, train: TrainData<'_>, test: Option<TrainData<'_>>, labeled: Vec<usize>, factor_labels: Vec<Vec<u8>>) -> Result<Self> {
+    pub fn with_factor_labels(
+        be: &B,
+        cfg: TrainConfig,
+        train: TrainData<'_>,
+        test: Option<TrainData<'_>>,
+        labeled: Vec<usize>,
+        factor_labels: Vec<Vec<u8>>,
+    ) -> Result<Self> {
         let heads = &cfg.model.factor_heads;
         if heads.is_empty() {
             return Err(Error::Invalid("factor labels were given for a model without factor_heads".into()));
         }
         if factor_labels.len() != heads.len() {
-            return Err(Error::Invalid(format!("factor_heads: the model has {} heads but {} label tables were given", heads.len(), factor_labels.len())));
+            return Err(Error::Invalid(format!(
+                "factor_heads: the model has {} heads but {} label tables were given",
+                heads.len(),
+                factor_labels.len()
+            )));
         }
         for (k, (table, &classes)) in factor_labels.iter().zip(heads).enumerate() {
             if table.len() != train.n() {
@@ -60,7 +71,8 @@ impl<B: Backend> Trainer<B> {
     /// labeled, `UNLABELED` elsewhere.
     pub(super) fn write_factor_labels(&self, be: &B, b: &Batch) -> Result<()> {
         for (k, table) in self.factor_labels.iter().enumerate() {
-            let labels: Vec<u32> = b.indices.iter().zip(&b.labels).map(|(&i, &l)| if l == UNLABELED { UNLABELED } else { table[i as usize] as u32 }).collect();
+            let labels: Vec<u32> =
+                b.indices.iter().zip(&b.labels).map(|(&i, &l)| if l == UNLABELED { UNLABELED } else { table[i as usize] as u32 }).collect();
             be.write_u32(self.program.input(&labels_input_name(k))?, &labels)?;
         }
         Ok(())
@@ -82,10 +94,21 @@ pub fn sprite_factor_labels(factors: &[SpriteFactors], which: &[usize]) -> Resul
 
 /// Accuracy of every head of a multi-factor model on `pixels` (u8 samples) with true classes
 /// `labels[k][i]` (inference mode; the graph sees no labels).
-pub fn factor_head_accuracy<B: Backend>(be: &B, spec: &ModelSpec, store: &ParamStore<B>, pixels: &[u8], labels: &[Vec<u8>], batch: usize) -> Result<Vec<f64>> {
+pub fn factor_head_accuracy<B: Backend>(
+    be: &B,
+    spec: &ModelSpec,
+    store: &ParamStore<B>,
+    pixels: &[u8],
+    labels: &[Vec<u8>],
+    batch: usize,
+) -> Result<Vec<f64>> {
     let n = pixels.len() / spec.input_dim.max(1);
     if n == 0 || labels.len() != spec.factor_heads.len() || labels.iter().any(|l| l.len() != n) {
-        return Err(Error::Invalid(format!("factor accuracy: {n} samples, {} label tables for {} heads (need one label per head per sample)", labels.len(), spec.factor_heads.len())));
+        return Err(Error::Invalid(format!(
+            "factor accuracy: {n} samples, {} label tables for {} heads (need one label per head per sample)",
+            labels.len(),
+            spec.factor_heads.len()
+        )));
     }
     let batch = batch.min(n).max(1);
     let (graph, handles) = build_mode(spec, batch, n, false)?;
@@ -149,7 +172,10 @@ pub fn run_factor_experiment<B: Backend>(be: &B, e: &FactorExperiment) -> Result
     let t0 = Instant::now();
     let sizes: Vec<usize> = e.factors.iter().map(|&k| SPRITE_FACTORS.get(k).map_or(0, |f| f.1)).collect();
     if e.model.factor_heads != sizes {
-        return Err(Error::Invalid(format!("factor_heads {:?} do not match the classes {sizes:?} of sprite factors {:?}", e.model.factor_heads, e.factors)));
+        return Err(Error::Invalid(format!(
+            "factor_heads {:?} do not match the classes {sizes:?} of sprite factors {:?}",
+            e.model.factor_heads, e.factors
+        )));
     }
     if e.labeled > e.train_size {
         return Err(Error::Invalid(format!("--labels {} exceeds the {} training sprites", e.labeled, e.train_size)));
@@ -175,6 +201,7 @@ pub fn run_factor_experiment<B: Backend>(be: &B, e: &FactorExperiment) -> Result
     let scorer = Scorer::new(be, &e.model, &t.store, &test.data.pixels, 500)?;
     let latents = scorer.latent_means(be)?;
     let score = beta_vae_score_of_latents(&test.factors, &latents, &BetaVaeConfig { seed: e.seed, ..e.beta_vae })?;
-    let head_accuracy = factor_head_accuracy(be, &e.model, &t.store, &test.data.pixels, &sprite_factor_labels(&test.factors, &e.factors)?, 500)?;
+    let head_accuracy =
+        factor_head_accuracy(be, &e.model, &t.store, &test.data.pixels, &sprite_factor_labels(&test.factors, &e.factors)?, 500)?;
     Ok(FactorOutcome { score, head_accuracy, final_losses, train_seconds, total_seconds: t0.elapsed().as_secs_f64() })
 }

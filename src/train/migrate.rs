@@ -30,10 +30,16 @@ pub fn param_shapes(spec: &ModelSpec) -> Result<Vec<(String, Vec<usize>)>> {
 /// (old values in the leading block, zeros after); parameters and optimizer state alike.
 pub fn extend_classes(old: &Weights, from: &ModelSpec, new: &ModelSpec) -> Result<Weights> {
     let added = new.classes.checked_sub(from.classes).filter(|&a| a > 0).ok_or_else(|| {
-        Error::Invalid(format!("extend_classes: the new model has {} classes, the checkpoint's {}; it must have more", new.classes, from.classes))
+        Error::Invalid(format!(
+            "extend_classes: the new model has {} classes, the checkpoint's {}; it must have more",
+            new.classes, from.classes
+        ))
     })?;
     if !from.has_classifier() || from.sums_over_classes() || !from.class_prior.is_empty() {
-        return Err(Error::Invalid(format!("{}: only an SS or ES classifier (softmax head, no class prior) can gain classes", from.name())));
+        return Err(Error::Invalid(format!(
+            "{}: only an SS or ES classifier (softmax head, no class prior) can gain classes",
+            from.name()
+        )));
     }
     if (ModelSpec { classes: new.classes, ..from.clone() }) != *new {
         return Err(Error::Invalid("extend_classes: the new model must equal the checkpoint's except for its classes".into()));
@@ -51,11 +57,19 @@ pub fn extend_classes(old: &Weights, from: &ModelSpec, new: &ModelSpec) -> Resul
                 }
                 continue; // optimizer state may be absent (e.g. never trained): stays zero
             };
-            out.push((name.clone(), shape.clone(), grow(v, old_shape, shape, added).map_err(|m| Error::Invalid(format!("{what} '{name}': {m}")))?));
+            out.push((
+                name.clone(),
+                shape.clone(),
+                grow(v, old_shape, shape, added).map_err(|m| Error::Invalid(format!("{what} '{name}': {m}")))?,
+            ));
         }
         Ok(out)
     };
-    Ok(Weights { params: extend(&old.params, "parameter")?, state1: extend(&old.state1, "optimizer state")?, state2: extend(&old.state2, "optimizer state")? })
+    Ok(Weights {
+        params: extend(&old.params, "parameter")?,
+        state1: extend(&old.state1, "optimizer state")?,
+        state2: extend(&old.state2, "optimizer state")?,
+    })
 }
 
 /// `v` of `old` shape placed in the leading block of a zero tensor of `new` shape, which

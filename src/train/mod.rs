@@ -8,10 +8,10 @@
 //! through the same code via [`TrainData`].
 
 pub mod checkpoint;
+mod data;
 pub mod factors;
 pub mod migrate;
 pub mod semi;
-mod data;
 
 pub use data::{pack_f16, TrainData};
 
@@ -75,7 +75,9 @@ impl TrainConfig {
             return Err(Error::Invalid("--batch-size must be at least 1".into()));
         }
         if matches!(self.model.kind, Kind::Ss | Kind::M2 | Kind::Gmdgm) && self.batch_size < 2 {
-            return Err(Error::Invalid("--batch-size must be at least 2 for SS, M2 and GM-DGM models (half labeled, half unlabeled)".into()));
+            return Err(Error::Invalid(
+                "--batch-size must be at least 2 for SS, M2 and GM-DGM models (half labeled, half unlabeled)".into(),
+            ));
         }
         if self.eval_batch == 0 || self.metrics_every == 0 {
             return Err(Error::Invalid("eval batch and metrics interval must be at least 1".into()));
@@ -181,7 +183,18 @@ impl<B: Backend> Evaluator<B> {
         keep.sort();
         let opts = CompileOptions { keep, bind: [("data".to_string(), data.upload(be, spec)?)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
-        Ok(Evaluator { program, handles, batch, n, classes: data.classes(), slots: spec.classes, labels: data.labels_u32(), rec_row, kl_row, kl_weight: spec.kl_weight })
+        Ok(Evaluator {
+            program,
+            handles,
+            batch,
+            n,
+            classes: data.classes(),
+            slots: spec.classes,
+            labels: data.labels_u32(),
+            rec_row,
+            kl_row,
+            kl_weight: spec.kl_weight,
+        })
     }
 
     /// Accuracy and log loss from pi (classifiers), and the ELBO terms (VAEs), over the split.
@@ -297,7 +310,14 @@ impl<B: Backend> Trainer<B> {
         Self::build(be, cfg, train, test, labeled, Vec::new())
     }
 
-    fn build(be: &B, cfg: TrainConfig, train: TrainData<'_>, test: Option<TrainData<'_>>, labeled: Vec<usize>, factor_labels: Vec<Vec<u8>>) -> Result<Self> {
+    fn build(
+        be: &B,
+        cfg: TrainConfig,
+        train: TrainData<'_>,
+        test: Option<TrainData<'_>>,
+        labeled: Vec<usize>,
+        factor_labels: Vec<Vec<u8>>,
+    ) -> Result<Self> {
         train.check(&cfg.model)?;
         cfg.validate(train.n())?;
         if let Some(&i) = labeled.iter().find(|&&i| i < train.n() && train.label(i).is_none()) {
@@ -322,7 +342,20 @@ impl<B: Backend> Trainer<B> {
             None => None,
         };
         let label_repeat = handles.label_repeat;
-        Ok(Trainer { cfg, store, program, batcher, evaluator, step: 0, epochs_done: 0, labeled, window_start: 0, window_steps: 0, label_repeat, factor_labels })
+        Ok(Trainer {
+            cfg,
+            store,
+            program,
+            batcher,
+            evaluator,
+            step: 0,
+            epochs_done: 0,
+            labeled,
+            window_start: 0,
+            window_steps: 0,
+            label_repeat,
+            factor_labels,
+        })
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -407,10 +440,18 @@ impl<B: Backend> Trainer<B> {
         let params = self.store.read(be)?;
         for (name, _, v) in &params {
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return Err(Error::Diverged { from_step: self.window_start, to_step: self.step, value: format!("{} (parameter {name}, element {i})", v[i]) });
+                return Err(Error::Diverged {
+                    from_step: self.window_start,
+                    to_step: self.step,
+                    value: format!("{} (parameter {name}, element {i})", v[i]),
+                });
             }
         }
-        let w = checkpoint::Weights { params, state1: self.store.read_buffer(be, StoreBuffer::State1)?, state2: self.store.read_buffer(be, StoreBuffer::State2)? };
+        let w = checkpoint::Weights {
+            params,
+            state1: self.store.read_buffer(be, StoreBuffer::State1)?,
+            state2: self.store.read_buffer(be, StoreBuffer::State2)?,
+        };
         checkpoint::save_weights(&dir.join(checkpoint::MODEL_FILE), &w)
     }
 
@@ -428,7 +469,10 @@ pub fn load_into<B: Backend>(be: &B, store: &ParamStore<B>, dir: &Path) -> Resul
     let w = checkpoint::load_weights(&path)?;
     for name in &store.names {
         if !w.params.iter().any(|(n, _, _)| n == name) {
-            return Err(Error::Io { path: path.clone(), msg: format!("the checkpoint has no parameter '{name}': it was saved from another model") });
+            return Err(Error::Io {
+                path: path.clone(),
+                msg: format!("the checkpoint has no parameter '{name}': it was saved from another model"),
+            });
         }
     }
     for (which, tensors) in [(StoreBuffer::Params, &w.params), (StoreBuffer::State1, &w.state1), (StoreBuffer::State2, &w.state2)] {
@@ -439,9 +483,10 @@ pub fn load_into<B: Backend>(be: &B, store: &ParamStore<B>, dir: &Path) -> Resul
                 eprintln!("note: {}: optimizer state '{name}' is in an older layout and is ignored (weights load; resumed training restarts RMSprop's averages)", path.display());
                 continue;
             }
-            store.write_buffer(be, which, name, v).map_err(|e| Error::Io { path: path.clone(), msg: format!("{e} (checkpoint shape {shape:?})") })?;
+            store
+                .write_buffer(be, which, name, v)
+                .map_err(|e| Error::Io { path: path.clone(), msg: format!("{e} (checkpoint shape {shape:?})") })?;
         }
     }
     Ok(())
 }
-

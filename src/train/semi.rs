@@ -66,16 +66,33 @@ pub struct GroupAccuracy {
 impl GroupAccuracy {
     fn of(c: &ClusterLabel, labeled_classes: &[usize], classes: usize) -> Result<Self> {
         if labeled_classes.is_empty() {
-            return Ok(GroupAccuracy { accuracy: c.accuracy(), labeled_class_accuracy: Some(c.accuracy()), unlabeled_class_accuracy: None });
+            return Ok(GroupAccuracy {
+                accuracy: c.accuracy(),
+                labeled_class_accuracy: Some(c.accuracy()),
+                unlabeled_class_accuracy: None,
+            });
         }
         let unlabeled: Vec<usize> = (0..classes).filter(|k| !labeled_classes.contains(k)).collect();
-        Ok(GroupAccuracy { accuracy: c.accuracy(), labeled_class_accuracy: c.accuracy_on(labeled_classes)?, unlabeled_class_accuracy: c.accuracy_on(&unlabeled)? })
+        Ok(GroupAccuracy {
+            accuracy: c.accuracy(),
+            labeled_class_accuracy: c.accuracy_on(labeled_classes)?,
+            unlabeled_class_accuracy: c.accuracy_on(&unlabeled)?,
+        })
     }
 }
 
 /// Scores the classifier of `spec` (weights in `store`) by cluster-and-label: slots mapped with
 /// `train`, accuracy on `test`. `labeled_classes` empty means every class had labels.
-pub fn cluster_scores<B: Backend>(be: &B, spec: &ModelSpec, store: &ParamStore<B>, train: &Dataset, test: &Dataset, labeled_classes: &[usize], batch: usize, seed: u64) -> Result<ClusterScores> {
+pub fn cluster_scores<B: Backend>(
+    be: &B,
+    spec: &ModelSpec,
+    store: &ParamStore<B>,
+    train: &Dataset,
+    test: &Dataset,
+    labeled_classes: &[usize],
+    batch: usize,
+    seed: u64,
+) -> Result<ClusterScores> {
     if !spec.has_classifier() {
         return Err(Error::Invalid(format!("cluster-and-label needs a model with a classifier, not {}", spec.name())));
     }
@@ -90,6 +107,13 @@ pub fn cluster_scores<B: Backend>(be: &B, spec: &ModelSpec, store: &ParamStore<B
     let score = |kept: &[usize]| cluster_and_label_keeping(&tr, &lab(train), &te, &lab(test), spec.classes, train.classes, kept);
     let c = score(&[])?;
     let g = GroupAccuracy::of(&c, labeled_classes, train.classes)?;
-    let kept = if labeled_classes.is_empty() { None } else { Some(GroupAccuracy::of(&score(labeled_classes)?, labeled_classes, train.classes)?) };
-    Ok(ClusterScores { accuracy: g.accuracy, labeled_class_accuracy: g.labeled_class_accuracy, unlabeled_class_accuracy: g.unlabeled_class_accuracy, slot_class: c.slot_class, labeled_slots_kept: kept })
+    let kept =
+        if labeled_classes.is_empty() { None } else { Some(GroupAccuracy::of(&score(labeled_classes)?, labeled_classes, train.classes)?) };
+    Ok(ClusterScores {
+        accuracy: g.accuracy,
+        labeled_class_accuracy: g.labeled_class_accuracy,
+        unlabeled_class_accuracy: g.unlabeled_class_accuracy,
+        slot_class: c.slot_class,
+        labeled_slots_kept: kept,
+    })
 }

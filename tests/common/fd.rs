@@ -110,4 +110,3 @@ impl Report {
         assert!(self.errors.is_empty(), "{}: {} of {} checks fail (first 12 shown):\n{shown}", self.name, self.errors.len(), self.cases);
     }
 }
-

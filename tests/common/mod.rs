@@ -5,9 +5,9 @@
 //! print that they were skipped.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod fd;
 pub mod model_fd;
-pub mod cli;
 
 use std::sync::OnceLock;
 
@@ -126,7 +126,12 @@ pub fn har() -> Option<ssvae::data::SeriesSplit> {
 
 /// Trains `steps` steps and evaluates: the mean losses of the first `head` steps, of the rest,
 /// and the test report after training (for the "it learns" tests).
-pub fn train_and_evaluate<B: Backend>(be: &B, t: &mut ssvae::train::Trainer<B>, steps: usize, head: usize) -> (ssvae::train::Losses, ssvae::train::Losses, ssvae::train::EvalReport) {
+pub fn train_and_evaluate<B: Backend>(
+    be: &B,
+    t: &mut ssvae::train::Trainer<B>,
+    steps: usize,
+    head: usize,
+) -> (ssvae::train::Losses, ssvae::train::Losses, ssvae::train::EvalReport) {
     let mut first = None;
     for s in 0..steps {
         t.step(be).unwrap();

@@ -47,7 +47,17 @@ pub fn batch_norm_partial(rows: usize, cols: usize, chunks: usize, x: &[f32], pa
 /// squared deviations is the chunks' own plus n_ch (mean_ch - mean)^2 each); running averages
 /// updated in place.
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_stats(rows: usize, cols: usize, chunks: usize, momentum: f32, eps: f32, part: &[f32], running_mean: &mut [f32], running_var: &mut [f32], stats: &mut [f32]) {
+pub fn batch_norm_stats(
+    rows: usize,
+    cols: usize,
+    chunks: usize,
+    momentum: f32,
+    eps: f32,
+    part: &[f32],
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+    stats: &mut [f32],
+) {
     let (mean, invstd) = stats[..2 * cols].split_at_mut(cols);
     for c in 0..cols {
         let mut m = 0f64;
@@ -89,7 +99,17 @@ pub fn batch_norm_forward(rows: usize, cols: usize, act: Act, x: &[f32], stats: 
 
 /// Per-chunk sums of dz and dz * xhat into `part[ch][0..2][cols]`; chunks in parallel.
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_backward_partial(rows: usize, cols: usize, chunks: usize, act: Act, x: &[f32], stats: &[f32], y: &[f32], dy: &[f32], part: &mut [f32]) {
+pub fn batch_norm_backward_partial(
+    rows: usize,
+    cols: usize,
+    chunks: usize,
+    act: Act,
+    x: &[f32],
+    stats: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    part: &mut [f32],
+) {
     let (mean, invstd) = stats[..2 * cols].split_at(cols);
     part[..chunks * 2 * cols].par_chunks_mut(2 * cols).enumerate().for_each(|(ch, p)| {
         let (sdz, sdzx) = p.split_at_mut(cols);
@@ -121,7 +141,19 @@ pub fn batch_norm_backward_reduce(cols: usize, chunks: usize, part: &[f32], dgam
 
 /// dx = gamma invstd (dz - dbeta / rows - xhat dgamma / rows), elementwise.
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_backward(rows: usize, cols: usize, act: Act, x: &[f32], stats: &[f32], gamma: &[f32], y: &[f32], dy: &[f32], dgamma: &[f32], dbeta: &[f32], dx: &mut [f32]) {
+pub fn batch_norm_backward(
+    rows: usize,
+    cols: usize,
+    act: Act,
+    x: &[f32],
+    stats: &[f32],
+    gamma: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dgamma: &[f32],
+    dbeta: &[f32],
+    dx: &mut [f32],
+) {
     let (mean, invstd) = stats[..2 * cols].split_at(cols);
     let n = rows as f32;
     dx[..rows * cols].par_chunks_mut(cols).enumerate().for_each(|(r, dxr)| {

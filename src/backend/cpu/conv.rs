@@ -83,10 +83,35 @@ fn col2im_add(c: &Conv2d, col: &[f32], b0: usize, nb: usize, dx: &mut [f32]) {
 
 /// `c (m x n) = alpha * A B + beta * c` with explicit strides (row, column) for A and B.
 #[allow(clippy::too_many_arguments)]
-fn sgemm(m: usize, n: usize, k: usize, a: &[f32], (rsa, csa): (usize, usize), b: &[f32], (rsb, csb): (usize, usize), beta: f32, c: &mut [f32]) {
+fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    beta: f32,
+    c: &mut [f32],
+) {
     // SAFETY: callers pass slices covering the addressed m x k, k x n and m x n elements.
     unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, csa as isize, b.as_ptr(), rsb as isize, csb as isize, beta, c.as_mut_ptr(), n as isize, 1);
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
     }
 }
 
@@ -160,6 +185,12 @@ pub fn conv2d_backward_weight_split(c: &Conv2d, samples: usize, x: &[f32], dy: &
     for (s, b0) in (0..c.batch).step_by(samples).enumerate() {
         let nb = samples.min(c.batch - b0);
         let sub = Conv2d { batch: nb, ..*c };
-        conv2d_backward_weight(&sub, &x[b0 * inl..(b0 + nb) * inl], &dy[b0 * outl..(b0 + nb) * outl], false, &mut part[s * wl..(s + 1) * wl]);
+        conv2d_backward_weight(
+            &sub,
+            &x[b0 * inl..(b0 + nb) * inl],
+            &dy[b0 * outl..(b0 + nb) * outl],
+            false,
+            &mut part[s * wl..(s + 1) * wl],
+        );
     }
 }

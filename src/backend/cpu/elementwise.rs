@@ -104,7 +104,15 @@ pub fn label_mix(rows: usize, classes: usize, pi: &[f32], labels: &[u32], out: &
         let y = labels[r] as usize;
         for j in 0..classes {
             let i = r * classes + j;
-            out[i] = if y < classes { if j == y { 1.0 } else { 0.0 } } else { pi[i] };
+            out[i] = if y < classes {
+                if j == y {
+                    1.0
+                } else {
+                    0.0
+                }
+            } else {
+                pi[i]
+            };
         }
     }
 }

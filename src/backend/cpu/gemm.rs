@@ -24,8 +24,20 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32])
     // the strides above address exactly those elements.
     unsafe {
         matrixmultiply::sgemm(
-            m, k, n, g.alpha, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb,
-            if fused { 0.0 } else { g.beta }, c.as_mut_ptr(), n as isize, 1,
+            m,
+            k,
+            n,
+            g.alpha,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            if fused { 0.0 } else { g.beta },
+            c.as_mut_ptr(),
+            n as isize,
+            1,
         );
     }
     if !fused {
@@ -77,8 +89,11 @@ fn gemm_tn_long_k(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32
             }
             acc
         })
-        .reduce(|| vec![0f32; m * n], |mut x, y| {
-            x.iter_mut().zip(&y).for_each(|(p, q)| *p += q);
-            x
-        })
+        .reduce(
+            || vec![0f32; m * n],
+            |mut x, y| {
+                x.iter_mut().zip(&y).for_each(|(p, q)| *p += q);
+                x
+            },
+        )
 }

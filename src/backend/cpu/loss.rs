@@ -35,7 +35,17 @@ pub fn bce_logits(rows: usize, cols: usize, scale: f32, l: &[f32], t: &[f32], lo
 /// Gaussian NLL with mean m and variance v = softplus(raw) + floor, summed over features:
 /// 0.5 (ln 2pi + ln v + (x - m)^2 / v).
 #[allow(clippy::too_many_arguments)]
-pub fn gaussian_nll(rows: usize, cols: usize, scale: f32, m: &[f32], raw: &[f32], x: &[f32], loss: &mut [f32], dm: &mut [f32], draw: &mut [f32]) {
+pub fn gaussian_nll(
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    m: &[f32],
+    raw: &[f32],
+    x: &[f32],
+    loss: &mut [f32],
+    dm: &mut [f32],
+    draw: &mut [f32],
+) {
     let ln2pi = (2.0 * std::f32::consts::PI).ln();
     for r in 0..rows {
         let mut s = 0.0f64;

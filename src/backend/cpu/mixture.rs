@@ -55,7 +55,16 @@ pub fn weighted_row_sum(rows: usize, classes: usize, scale: f32, loss: &[f32], w
 /// q = softmax(logits), gradient d/dlogit_j = q_j ((log q_j - log p_j) - KL). Labeled rows:
 /// -log p(y), gradient 0. Everything times `scale`.
 #[allow(clippy::too_many_arguments)]
-pub fn categorical_kl(rows: usize, classes: usize, scale: f32, logits: &[f32], log_prior: &[f32], labels: &[u32], loss: &mut [f32], dl: &mut [f32]) {
+pub fn categorical_kl(
+    rows: usize,
+    classes: usize,
+    scale: f32,
+    logits: &[f32],
+    log_prior: &[f32],
+    labels: &[u32],
+    loss: &mut [f32],
+    dl: &mut [f32],
+) {
     for r in 0..rows {
         let s = r * classes..(r + 1) * classes;
         let y = labels[r] as usize;

@@ -188,7 +188,20 @@ impl Backend for CpuBackend {
             execute(&l.op, &ins, &mut outs);
             if let (Some(p), Some(t0)) = (&self.profile, t0) {
                 let key = match &l.op {
-                    Op::Gemm(g) => format!("gemm {}x{}x{}{}{}", g.m, g.n, g.k, if g.trans_a { " TN" } else if g.trans_b { " NT" } else { "" }, if g.bias { " +bias" } else { "" }),
+                    Op::Gemm(g) => format!(
+                        "gemm {}x{}x{}{}{}",
+                        g.m,
+                        g.n,
+                        g.k,
+                        if g.trans_a {
+                            " TN"
+                        } else if g.trans_b {
+                            " NT"
+                        } else {
+                            ""
+                        },
+                        if g.bias { " +bias" } else { "" }
+                    ),
                     op => op.name().to_string(),
                 };
                 let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
@@ -207,11 +220,7 @@ impl Backend for CpuBackend {
 
 fn check_io(buf: &CpuBuf, n: usize, dtype: DType) -> Result<()> {
     if buf.dtype() != dtype || n > buf.len() {
-        return Err(Error::Invalid(format!(
-            "write of {n} {dtype:?} values into a buffer of {} {:?} values",
-            buf.len(),
-            buf.dtype()
-        )));
+        return Err(Error::Invalid(format!("write of {n} {dtype:?} values into a buffer of {} {:?} values", buf.len(), buf.dtype())));
     }
     Ok(())
 }
@@ -407,7 +416,19 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
         }
         Op::BatchNormBackward { rows, cols, act } => {
             outs!(outs; dx);
-            batchnorm::batch_norm_backward(rows, cols, act, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), fs(ins[4]), fs(ins[5]), fs(ins[6]), dx);
+            batchnorm::batch_norm_backward(
+                rows,
+                cols,
+                act,
+                fs(ins[0]),
+                fs(ins[1]),
+                fs(ins[2]),
+                fs(ins[3]),
+                fs(ins[4]),
+                fs(ins[5]),
+                fs(ins[6]),
+                dx,
+            );
         }
         Op::Dropout { n, rate, stream } => {
             outs!(outs; y, mask);

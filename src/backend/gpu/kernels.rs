@@ -193,7 +193,9 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             params: params(&[0, u(rows), u(cols_a), u(cols_b), 0]),
             grid: flat256(rows * (cols_a + cols_b)),
         },
-        Op::GatherRowsU8 { rows, cols, src_rows } | Op::GatherRowsF32 { rows, cols, src_rows } | Op::GatherRowsF16 { rows, cols, src_rows } => KernelSpec {
+        Op::GatherRowsU8 { rows, cols, src_rows }
+        | Op::GatherRowsF32 { rows, cols, src_rows }
+        | Op::GatherRowsF16 { rows, cols, src_rows } => KernelSpec {
             file: "elementwise.wgsl",
             entry: match op {
                 Op::GatherRowsU8 { .. } => "gather_rows_u8",
@@ -239,9 +241,7 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             params: params(&[u(rows), u(cols)]),
             grid: Grid::Flat(rows.div_ceil(64)),
         },
-        Op::RandomBits { n, stream }
-        | Op::RandomNormal { n, stream }
-        | Op::Reparam { n, stream } => KernelSpec {
+        Op::RandomBits { n, stream } | Op::RandomNormal { n, stream } | Op::Reparam { n, stream } => KernelSpec {
             file: "sample.wgsl",
             entry: match op {
                 Op::RandomBits { .. } => "random_bits",
@@ -252,16 +252,10 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             params: params(&[u(n), stream]),
             grid: flat256(n),
         },
-        Op::ReparamBackward { n } => KernelSpec {
-            file: "sample.wgsl",
-            entry: "reparam_backward",
-            constants: vec![],
-            params: params(&[u(n), 0]),
-            grid: flat256(n),
-        },
-        Op::BceLogits { rows, cols, scale }
-        | Op::GaussianNll { rows, cols, scale }
-        | Op::Kl { rows, cols, scale } => KernelSpec {
+        Op::ReparamBackward { n } => {
+            KernelSpec { file: "sample.wgsl", entry: "reparam_backward", constants: vec![], params: params(&[u(n), 0]), grid: flat256(n) }
+        }
+        Op::BceLogits { rows, cols, scale } | Op::GaussianNll { rows, cols, scale } | Op::Kl { rows, cols, scale } => KernelSpec {
             file: "loss.wgsl",
             entry: match op {
                 Op::BceLogits { .. } => "bce_logits",
@@ -307,19 +301,26 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
             params: params(&[u(rows), u(cols), 0, fl(scale)]),
             grid: Grid::Flat(rows),
         },
-        Op::Conv2dForward { conv: c, .. } | Op::Conv2dBackwardInput { conv: c, .. } | Op::Conv2dBackwardWeight { conv: c, .. } | Op::Conv2dBackwardWeightSplit { conv: c, .. } => {
+        Op::Conv2dForward { conv: c, .. }
+        | Op::Conv2dBackwardInput { conv: c, .. }
+        | Op::Conv2dBackwardWeight { conv: c, .. }
+        | Op::Conv2dBackwardWeightSplit { conv: c, .. } => {
             // the implicit GEMM's m x n x k (split: k values per run in the last word, one row
             // of tiles per run)
             let taps = c.kh * c.kw;
             let (mut runs, mut k_run) = (1, 0);
             let (entry, m, n, k, has_bias, acc) = match *op {
                 Op::Conv2dForward { bias, .. } => ("conv2d_forward", c.batch * c.out_h * c.out_w, c.out_c, taps * c.in_c, bias, false),
-                Op::Conv2dBackwardInput { bias, .. } => ("conv2d_backward_input", c.batch * c.in_h * c.in_w, c.in_c, taps * c.out_c, bias, false),
+                Op::Conv2dBackwardInput { bias, .. } => {
+                    ("conv2d_backward_input", c.batch * c.in_h * c.in_w, c.in_c, taps * c.out_c, bias, false)
+                }
                 Op::Conv2dBackwardWeightSplit { samples, .. } => {
                     (runs, k_run) = (c.batch.div_ceil(samples), samples * c.out_h * c.out_w);
                     ("conv2d_backward_weight_split", taps * c.in_c, c.out_c, c.batch * c.out_h * c.out_w, false, false)
                 }
-                Op::Conv2dBackwardWeight { accumulate, .. } => ("conv2d_backward_weight", taps * c.in_c, c.out_c, c.batch * c.out_h * c.out_w, false, accumulate),
+                Op::Conv2dBackwardWeight { accumulate, .. } => {
+                    ("conv2d_backward_weight", taps * c.in_c, c.out_c, c.batch * c.out_h * c.out_w, false, accumulate)
+                }
                 _ => unreachable!(),
             };
             let t = tiles_override.unwrap_or_else(|| GemmTiles::choose(m, n));
@@ -335,10 +336,22 @@ pub fn spec(op: &Op, tiles_override: Option<GemmTiles>) -> KernelSpec {
                     ("TILE_K", t.tile_k as f64),
                 ],
                 params: params(&[
-                    u(c.batch), u(c.in_h), u(c.in_w), u(c.in_c),
-                    u(c.out_h), u(c.out_w), u(c.out_c), u(c.kh),
-                    u(c.kw), u(c.stride), u(c.pad_h), u(c.pad_w),
-                    u(m), u(n), u(k), u(k_run),
+                    u(c.batch),
+                    u(c.in_h),
+                    u(c.in_w),
+                    u(c.in_c),
+                    u(c.out_h),
+                    u(c.out_w),
+                    u(c.out_c),
+                    u(c.kh),
+                    u(c.kw),
+                    u(c.stride),
+                    u(c.pad_h),
+                    u(c.pad_w),
+                    u(m),
+                    u(n),
+                    u(k),
+                    u(k_run),
                 ]),
                 grid: Grid::Xy(n.div_ceil(tn) as u32, (m.div_ceil(tm) * runs) as u32),
             }

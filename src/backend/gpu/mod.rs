@@ -314,7 +314,11 @@ impl GpuBackend {
         for (i, b) in bufs.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.binding() });
         }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(spec.entry), layout: &pipeline.layout, entries: &entries });
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(spec.entry),
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
         Ok(GpuLaunch { pipeline, bind_group, _params: params, _bufs: bufs.iter().map(|b| (*b).clone()).collect(), workgroups })
     }
 
@@ -336,10 +340,9 @@ impl GpuBackend {
             .map(|(_, s)| *s)
             .ok_or_else(|| Error::Invalid(format!("unknown shader file {file}")))?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let m = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(file),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
+        let m = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(src.into()) });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Shader { file: file.into(), entry: "(module)".into(), msg: e.to_string() });
         }

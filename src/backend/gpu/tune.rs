@@ -66,8 +66,12 @@ pub fn default_path() -> Option<PathBuf> {
 }
 
 pub fn read_file(path: &Path) -> Result<TuningFile> {
-    let s = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), msg: format!("cannot read the GEMM tuning file: {e}") })?;
-    serde_json::from_str(&s).map_err(|e| Error::Io { path: path.to_path_buf(), msg: format!("not a GEMM tuning file (delete it or run `ssvae bench tune` again): {e}") })
+    let s = std::fs::read_to_string(path)
+        .map_err(|e| Error::Io { path: path.to_path_buf(), msg: format!("cannot read the GEMM tuning file: {e}") })?;
+    serde_json::from_str(&s).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        msg: format!("not a GEMM tuning file (delete it or run `ssvae bench tune` again): {e}"),
+    })
 }
 
 /// The tuned tiles of this adapter from `path` (nothing when the file does not exist).
@@ -126,7 +130,16 @@ pub fn tune(gpu: &GpuBackend, shapes: &[Gemm], min_seconds: f64, mut progress: i
                 best = (t, secs);
             }
         }
-        let e = TuneEntry { m: g.m, n: g.n, k: g.k, trans_a: g.trans_a, trans_b: g.trans_b, tiles: best.0, gflops: flops / best.1 / 1e9, default_gflops: flops / default_secs / 1e9 };
+        let e = TuneEntry {
+            m: g.m,
+            n: g.n,
+            k: g.k,
+            trans_a: g.trans_a,
+            trans_b: g.trans_b,
+            tiles: best.0,
+            gflops: flops / best.1 / 1e9,
+            default_gflops: flops / default_secs / 1e9,
+        };
         progress(&e);
         out.push(e);
     }
@@ -140,7 +153,12 @@ pub fn save(path: &Path, r: &AdapterReport, entries: &[TuneEntry]) -> Result<()>
     let pos = match f.adapters.iter().position(|t| same_adapter(t, r)) {
         Some(p) => p,
         None => {
-            f.adapters.push(AdapterTuning { adapter: r.name.clone(), backend: r.backend.clone(), driver: r.driver.clone(), entries: Vec::new() });
+            f.adapters.push(AdapterTuning {
+                adapter: r.name.clone(),
+                backend: r.backend.clone(),
+                driver: r.driver.clone(),
+                entries: Vec::new(),
+            });
             f.adapters.len() - 1
         }
     };
