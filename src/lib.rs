@@ -13,6 +13,7 @@ pub mod eval;
 pub mod graph;
 pub mod model;
 pub mod rng;
+pub mod run;
 pub mod train;
 
 pub use backend::{Backend, BufferLike, DType, Kernels, Op};

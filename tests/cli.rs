@@ -125,11 +125,11 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
 fn bad_input_gives_clear_errors() {
     let out = tmp("bad");
     let cases: &[(&[&str], &str)] = &[
-        (&["--model", "xx-dense"], "unknown model 'xx-dense'"),
+        (&["--model", "xx-dense"], "invalid value 'xx-dense' for '--model"),
         (&["--batch-size", "0"], "--batch-size"),
         (&["--labels", "100000"], "--labels 100000 exceeds"),
         (&["--labels", "many"], "--labels: expected a number"),
-        (&["--dataset", "cifar"], "unknown dataset 'cifar'"),
+        (&["--dataset", "cifar"], "invalid value 'cifar' for '--dataset"),
         (&["--dataset", "mnist", "--data-dir", "/nonexistent/ssvae"], "train-images-idx3-ubyte"),
         (&["--hidden", "0,4"], "--hidden"),
         (&["--decoder-input", "both"], "--decoder-input"),
@@ -144,4 +144,10 @@ fn bad_input_gives_clear_errors() {
     }
     let o = ssvae(&["eval", "--run", "/nonexistent/run", "--backend", "cpu"]);
     assert!(!o.status.success() && stderr(&o).contains("/nonexistent/run"), "{}", stderr(&o));
+    // a value outside a closed set is a usage error (exit 2) that lists the values
+    for (flag, bad, listed) in [("--model", "xx-dense", "gmdgm-cnn"), ("--optimizer", "sgd", "adam"), ("--loss-norm", "max", "mean")] {
+        let o = train(&out, &[flag, bad]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains(listed), "{flag} {bad} should list '{listed}': {}", stderr(&o));
+    }
 }

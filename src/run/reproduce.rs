@@ -1,75 +1,56 @@
-//! `ssvae reproduce <table>`: runs the paper's protocol for a table (dense, CNN and RNN rows;
-//! `--rows` picks some) over several seeds and writes a markdown table of mean ± std next to
-//! the paper's figures. Each run keeps its folder (OUT/<table>/<row>-<column>-s<seed>) with a
+//! The paper's tables as run specs ([`cells`]) and the runner that trains every cell over
+//! several seeds and writes a markdown table of mean ± std next to the paper's figures
+//! ([`reproduce`]). Each run keeps its folder (OUT/<table>/<row>-<column>-s<seed>) with a
 //! summary.json; a run that already has one is not repeated, so an interrupted reproduction
-//! continues where it stopped. `--quick` trains on 5000 samples for 1 epoch (smoke test).
+//! continues where it stopped. `quick` trains on 5000 samples (UCI-HAR: 2000) for 1 epoch.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use ssvae::backend::cpu::CpuBackend;
-use ssvae::Backend;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::model::ModelSpec;
+use crate::train::checkpoint;
+use crate::train::LabelSpec;
 
-use crate::cli_train::{parse_train_args, run_train};
-use crate::DeviceArgs;
+use super::data::{DataSpec, DatasetName};
+use super::spec::{OptimizerKind, RunSpec};
+use super::summary::{Metric, Observer, RunSummary};
 
-#[derive(clap::Args)]
-pub struct ReproduceArgs {
-    /// table3 .. table9 (MNIST, Fashion-MNIST: dense and CNN rows), table10 and table11
-    /// (UCI-HAR: the recurrent models), table12 (betaVAE score vs labels on sprites, multi-factor
-    /// heads; --rows takes numbers of labels, e.g. 0,1000, and 1000-only for 1000 labeled samples without unlabeled ones), or semi-unsupervised (M2, GM-DGM and SS_D with labels on
-    /// half the MNIST digits).
-    table: String,
-    /// Seeds per cell (the paper used 10 for tables 3-4 and 5 for table 9).
-    #[arg(long, default_value_t = 3)]
-    seeds: usize,
-    /// A reduced protocol (5000 training samples, 1 epoch) that finishes in minutes.
-    #[arg(long)]
-    quick: bool,
-    /// Train every cell for this many epochs instead of the paper's (a reduced protocol; the
-    /// table says so).
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Scale the paper's epochs (SS 10, ES 20, ...) by this factor, keeping their ratio (a
-    /// reduced protocol; the table says so).
-    #[arg(long, conflicts_with = "epochs")]
-    epoch_scale: Option<f64>,
-    /// Only the rows whose name contains one of these (e.g. SS_CNN,ES_CNN).
-    #[arg(long, value_delimiter = ',')]
-    rows: Option<Vec<String>>,
-    /// Extra training arguments for every cell (e.g. "--conv 32:3:1,32:3:1,32:3:2 --hidden 256");
-    /// the table records them.
-    #[arg(long, allow_hyphen_values = true)]
-    extra: Option<String>,
-    /// Name of this protocol variant: its runs go to their own folder.
-    #[arg(long)]
-    tag: Option<String>,
-    /// Where run folders and the markdown table go.
-    #[arg(long, default_value = "runs/reproduce")]
-    out: PathBuf,
-    /// Folder holding mnist/ and fashion-mnist/ (default: $SSVAE_DATA).
-    #[arg(long)]
-    data_root: Option<PathBuf>,
-    #[command(flatten)]
-    dev: DeviceArgs,
+macro_rules! invalid {
+    ($($t:tt)*) => { return Err(Error::Invalid(format!($($t)*))) };
 }
 
-/// One cell of a table: the training arguments and the paper's figure for each metric.
-struct Cell {
-    row: String,
-    col: String,
-    args: Vec<String>,
-    /// (metric in the run summary, paper's figure as printed)
-    metrics: Vec<(&'static str, &'static str)>,
+/// One cell of a table: the run it needs and the paper's figure for each metric.
+pub struct Cell {
+    pub row: String,
+    pub col: String,
+    pub spec: RunSpec,
+    /// (metric of the run summary, the paper's figure as printed)
+    pub metrics: Vec<(Metric, &'static str)>,
 }
 
-fn a(s: &str) -> Vec<String> {
-    s.split_whitespace().map(String::from).collect()
+/// `model` ("ss-dense", ...) on `dataset` with `labels` ("100", "all", or "" for the default)
+/// for `epochs` epochs, everything else the defaults.
+fn spec(model: &str, dataset: &str, labels: &str, epochs: usize) -> RunSpec {
+    let (family, kind) = ModelSpec::parse_name(model).expect("the tables name known models");
+    let labels = match labels {
+        "" => None,
+        "all" => Some(LabelSpec::All),
+        n => Some(LabelSpec::Count(n.parse().expect("the tables give label counts as numbers"))),
+    };
+    let data = DataSpec { dataset: DatasetName::parse(dataset).expect("the tables name known datasets"), ..DataSpec::default() };
+    RunSpec { labels, epochs, ..RunSpec { data, ..RunSpec::new(family, kind, DatasetName::Synthetic) } }
+}
+
+/// `s` under the anomaly protocol with class `k` left out.
+fn anomaly(mut s: RunSpec, k: usize) -> RunSpec {
+    s.data.anomaly_class = Some(k);
+    s
 }
 
 const FASHION: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
-fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
+pub fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
     let mut v = Vec::new();
     let title;
     match table {
@@ -105,8 +86,8 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
                     v.push(Cell {
                         row: row.into(),
                         col: format!("{labels} labels"),
-                        args: a(&format!("--model {model} --dataset {ds} --labels {labels} --epochs {epochs}")),
-                        metrics: vec![("accuracy", paper[r][c].0), ("log_loss", paper[r][c].1)],
+                        spec: spec(model, ds, labels, epochs),
+                        metrics: vec![(Metric::Accuracy, paper[r][c].0), (Metric::LogLoss, paper[r][c].1)],
                     });
                 }
             }
@@ -142,8 +123,8 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
                 v.push(Cell {
                     row: row.into(),
                     col: "all labels".into(),
-                    args: a(&format!("--model {model} --dataset {ds} --labels all --epochs {epochs}")),
-                    metrics: vec![("accuracy", paper[r].0), ("log_loss", paper[r].1)],
+                    spec: spec(model, ds, "all", epochs),
+                    metrics: vec![(Metric::Accuracy, paper[r].0), (Metric::LogLoss, paper[r].1)],
                 });
             }
         }
@@ -203,13 +184,13 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
                 let row = if mnist { k.to_string() } else { FASHION[k].to_string() };
                 for (col, model, labels, paper) in [
                     ("EU_D", "eu-dense", "", if mnist { eu[k] } else { eu_f[k] }),
-                    ("SS_D", "ss-dense", "--labels all", if mnist { ss[k] } else { ss_f[k] }),
+                    ("SS_D", "ss-dense", "all", if mnist { ss[k] } else { ss_f[k] }),
                 ] {
                     v.push(Cell {
                         row: row.clone(),
                         col: col.into(),
-                        args: a(&format!("--model {model} --dataset {ds} {labels} --anomaly-class {k} --epochs 10")),
-                        metrics: vec![("auc", paper)],
+                        spec: anomaly(spec(model, ds, labels, 10), k),
+                        metrics: vec![(Metric::Auc, paper)],
                     });
                 }
             }
@@ -229,8 +210,8 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
                     v.push(Cell {
                         row: row.into(),
                         col: format!("anomaly class {k}"),
-                        args: a(&format!("--model ss-dense --dataset mnist --label-fraction {f} --anomaly-class {k} --epochs 10")),
-                        metrics: vec![("auc", p)],
+                        spec: anomaly(RunSpec { labels: Some(LabelSpec::Fraction(f)), ..spec("ss-dense", "mnist", "", 10) }, k),
+                        metrics: vec![(Metric::Auc, p)],
                     });
                 }
             }
@@ -247,21 +228,28 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
             // is mapped to its training majority the same way (so two slots may share a class
             // and a class may get none).
             title = "Semi-unsupervised MNIST (Willetts et al., Table 1): labels on 0,1,2,8,9 only, cluster-and-label accuracy".into();
-            let common = "--dataset mnist --labels 500 --labeled-classes 0,1,2,8,9 --epochs 10";
-            let mix = "--extra-slots 5 --hidden 500,500 --latent 100 --optimizer adam --lr 1e-3";
-            for (row, args, paper) in [
-                ("M2", format!("--model m2-dense {mix} --alpha 10 {common}"), ["0.743", "0.863", "0.634"]),
-                ("GM-DGM", format!("--model gmdgm-dense {mix} --alpha 1 {common}"), ["0.907", "0.937", "0.874"]),
-                ("SS_D", format!("--model ss-dense {common}"), ["", "", ""]),
+            let common = |model: &str| RunSpec { labeled_classes: Some(vec![0, 1, 2, 8, 9]), ..spec(model, "mnist", "500", 10) };
+            let mix = |model: &str, alpha: f32| {
+                let mut s = RunSpec { optimizer: OptimizerKind::Adam, lr: Some(1e-3), ..common(model) };
+                s.model.extra_slots = Some(5);
+                s.model.hidden = Some(vec![500, 500]);
+                s.model.latent = Some(100);
+                s.model.alpha = Some(alpha);
+                s
+            };
+            for (row, spec, paper) in [
+                ("M2", mix("m2-dense", 10.0), ["0.743", "0.863", "0.634"]),
+                ("GM-DGM", mix("gmdgm-dense", 1.0), ["0.907", "0.937", "0.874"]),
+                ("SS_D", common("ss-dense"), ["", "", ""]),
             ] {
                 v.push(Cell {
                     row: row.into(),
                     col: "5 labeled digits".into(),
-                    args: a(&args),
+                    spec,
                     metrics: vec![
-                        ("cluster_accuracy", paper[0]),
-                        ("labeled_class_accuracy", paper[1]),
-                        ("unlabeled_class_accuracy", paper[2]),
+                        (Metric::ClusterAccuracy, paper[0]),
+                        (Metric::LabeledClassAccuracy, paper[1]),
+                        (Metric::UnlabeledClassAccuracy, paper[2]),
                     ],
                 });
             }
@@ -278,8 +266,8 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
                     v.push(Cell {
                         row: row.into(),
                         col: format!("{} labels", if labels == "all" { "7352" } else { labels }),
-                        args: a(&format!("--model {model} --dataset uci-har --labels {labels} --epochs 40")),
-                        metrics: vec![("accuracy", acc), ("log_loss", ll)],
+                        spec: spec(model, "uci-har", labels, 40),
+                        metrics: vec![(Metric::Accuracy, acc), (Metric::LogLoss, ll)],
                     });
                 }
             }
@@ -288,149 +276,177 @@ fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
             // the paper's Table 11 names the second row ES_RNN, but an ES model has no decoder to
             // score reconstructions: the unsupervised VAE (EU_RNN) is the comparison that exists
             title = "Table 11 (uci-har): anomaly AUC with 'walking' (class 0) left out of training".into();
-            for (row, model, labels, paper) in [("SS_RNN", "ss-rnn", "--labels all", "0.682"), ("EU_RNN", "eu-rnn", "", "0.641")] {
+            for (row, model, labels, paper) in [("SS_RNN", "ss-rnn", "all", "0.682"), ("EU_RNN", "eu-rnn", "", "0.641")] {
                 v.push(Cell {
                     row: row.into(),
                     col: "walking".into(),
-                    args: a(&format!("--model {model} --dataset uci-har {labels} --anomaly-class 0 --epochs 40")),
-                    metrics: vec![("auc", paper)],
+                    spec: anomaly(spec(model, "uci-har", labels, 40), 0),
+                    metrics: vec![(Metric::Auc, paper)],
                 });
             }
         }
-        t => bail!("unknown table '{t}': expected table3 .. table12 or semi-unsupervised"),
+        t => invalid!("unknown table '{t}': expected table3 .. table12 or semi-unsupervised"),
     }
     Ok((title, v))
 }
 
-pub(crate) fn mean_std(xs: &[f64]) -> (f64, f64) {
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let m = xs.iter().sum::<f64>() / n;
     let var = if xs.len() > 1 { xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
     (m, var.sqrt())
 }
 
-pub fn reproduce(r: ReproduceArgs) -> Result<()> {
-    if r.table == "table12" {
-        let rows = r.rows.as_deref();
-        return match r.dev.open()? {
-            Some(gpu) => crate::table12::run(&gpu, r.seeds, r.quick, r.epochs, rows, r.extra.as_deref(), r.tag.as_deref(), &r.out),
-            None => crate::table12::run(&CpuBackend::new(), r.seeds, r.quick, r.epochs, rows, r.extra.as_deref(), r.tag.as_deref(), &r.out),
-        };
-    }
-    match r.dev.open()? {
-        Some(gpu) => run(&gpu, "gpu", r),
-        None => run(&CpuBackend::new(), "cpu", r),
-    }
+/// How to run a table (the CLI's `ssvae reproduce` flags).
+#[derive(Clone, Debug, Default)]
+pub struct ReproduceOptions {
+    pub table: String,
+    pub seeds: usize,
+    pub quick: bool,
+    /// Every cell for this many epochs instead of the paper's.
+    pub epochs: Option<usize>,
+    /// The paper's epochs scaled by this factor.
+    pub epoch_scale: Option<f64>,
+    /// Only the rows whose name contains one of these.
+    pub rows: Option<Vec<String>>,
+    /// How `customize` changes every cell, for the table's text (e.g. the `--extra` flags).
+    pub extra_description: Option<String>,
+    /// Name of the protocol variant: its runs go to their own folder.
+    pub tag: Option<String>,
+    pub out: PathBuf,
+    /// Folder holding mnist/, fashion-mnist/, uci-har/ (default: $SSVAE_DATA).
+    pub data_root: Option<PathBuf>,
 }
 
-fn run<B: Backend>(be: &B, backend: &str, r: ReproduceArgs) -> Result<()> {
-    if r.seeds == 0 {
-        bail!("--seeds must be at least 1");
+/// The markdown written and where.
+pub struct ReproduceReport {
+    pub markdown: String,
+    pub path: PathBuf,
+    pub runs: usize,
+}
+
+/// Trains every cell of `o.table` for `o.seeds` seeds (`customize` applied to each cell's
+/// spec first) and writes OUT/<table>[variant]/<table>.md. `obs` hears one note per cell; the
+/// runs themselves are quiet.
+pub fn reproduce<B: Backend>(
+    be: &B,
+    o: &ReproduceOptions,
+    customize: &dyn Fn(&mut RunSpec) -> Result<()>,
+    obs: &mut dyn Observer,
+) -> Result<ReproduceReport> {
+    if o.seeds == 0 {
+        invalid!("--seeds must be at least 1");
     }
-    let (title, mut cells) = cells(&r.table)?;
-    if let Some(rows) = &r.rows {
+    let (title, mut cells) = cells(&o.table)?;
+    if let Some(rows) = &o.rows {
         cells.retain(|c| rows.iter().any(|w| c.row.contains(w.as_str())));
         if cells.is_empty() {
-            bail!("--rows {}: no row of {} matches", rows.join(","), r.table);
+            invalid!("--rows {}: no row of {} matches", rows.join(","), o.table);
         }
     }
-    if let Some(f) = r.epoch_scale {
+    if let Some(f) = o.epoch_scale {
         if !(f > 0.0 && f.is_finite()) {
-            bail!("--epoch-scale must be a positive number (got {f})");
+            invalid!("--epoch-scale must be a positive number (got {f})");
         }
     }
-    let extra = r.extra.as_deref().map(a).unwrap_or_default();
-    let dir = r.out.join(format!(
+    let dir = o.out.join(format!(
         "{}{}{}{}{}",
-        r.table,
-        if r.quick { "-quick" } else { "" },
-        r.epochs.filter(|_| !r.quick).map_or(String::new(), |e| format!("-{e}ep")),
-        r.epoch_scale.filter(|_| !r.quick).map_or(String::new(), |f| format!("-x{f}")),
-        r.tag.as_ref().map_or(String::new(), |t| format!("-{t}"))
+        o.table,
+        if o.quick { "-quick" } else { "" },
+        o.epochs.filter(|_| !o.quick).map_or(String::new(), |e| format!("-{e}ep")),
+        o.epoch_scale.filter(|_| !o.quick).map_or(String::new(), |f| format!("-x{f}")),
+        o.tag.as_ref().map_or(String::new(), |t| format!("-{t}"))
     ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("--out {}", dir.display()))?;
-    let mut results: Vec<Vec<serde_json::Value>> = Vec::new();
-    let total = cells.len() * r.seeds;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), msg: format!("--out: {e}") })?;
+    let mut results: Vec<Vec<RunSummary>> = Vec::new();
+    let total = cells.len() * o.seeds;
     for (ci, cell) in cells.iter().enumerate() {
         let mut runs = Vec::new();
-        for seed in 0..r.seeds {
+        for seed in 0..o.seeds {
             let name = format!("{}-{}-s{seed}", cell.row, cell.col).replace([' ', '/', '%'], "_");
             let out = dir.join(&name);
-            let summary_path = out.join("summary.json");
-            if let Ok(s) = std::fs::read_to_string(&summary_path) {
-                runs.push(serde_json::from_str(&s).with_context(|| summary_path.display().to_string())?);
+            let summary_path = out.join(super::SUMMARY_FILE);
+            if summary_path.exists() {
+                runs.push(checkpoint::load_json(&summary_path)?);
                 continue;
             }
             let _ = std::fs::remove_dir_all(&out); // an interrupted run starts over
-            let mut args = cell.args.clone();
-            args.extend(extra.iter().cloned());
-            args.extend(a(&format!("--seed {seed} --quiet")));
-            args.extend(["--out".to_string(), out.display().to_string()]);
-            if let Some(root) = &r.data_root {
-                let ds = args.iter().position(|x| x == "--dataset").map(|i| args[i + 1].clone()).unwrap_or_default();
-                args.extend(["--data-dir".to_string(), root.join(ds).display().to_string()]);
+            let mut spec = cell.spec.clone();
+            customize(&mut spec)?;
+            spec.seed = seed as u64;
+            spec.out = Some(out);
+            if let Some(root) = &o.data_root {
+                spec.data.data_dir = Some(root.join(spec.data.dataset.as_str()));
             }
-            let epochs = if r.quick { Some(1) } else { r.epochs };
-            if r.quick {
+            if o.quick {
                 // UCI-HAR has 7352 training windows: a quarter of them (the 1000-label cells
                 // still fit); images 5000 samples
-                let uci = args.iter().any(|x| x == "uci-har");
-                args.extend(a(if uci { "--max-train 2000" } else { "--max-train 5000" }));
+                spec.data.max_train = Some(if spec.data.dataset == DatasetName::UciHar { 2000 } else { 5000 });
+                spec.epochs = 1;
+            } else if let Some(e) = o.epochs {
+                spec.epochs = e;
+            } else if let Some(f) = o.epoch_scale {
+                spec.epochs = ((spec.epochs as f64 * f).round() as usize).max(1);
             }
-            if let Some(i) = args.iter().position(|x| x == "--epochs") {
-                if let Some(e) = epochs {
-                    args[i + 1] = e.to_string();
-                } else if let Some(f) = r.epoch_scale {
-                    let paper: f64 = args[i + 1].parse().unwrap_or(1.0);
-                    args[i + 1] = ((paper * f).round() as usize).max(1).to_string();
-                }
-            }
-            eprintln!("[{}/{total}] {} / {} seed {seed}: ssvae train {}", ci * r.seeds + seed + 1, cell.row, cell.col, args.join(" "));
-            let summary = run_train(be, backend, parse_train_args(&args)?)?;
-            runs.push(summary);
+            obs.note(&format!(
+                "[{}/{total}] {} / {} seed {seed}: {} on {}, {} epochs",
+                ci * o.seeds + seed + 1,
+                cell.row,
+                cell.col,
+                spec.model.name(),
+                spec.data.dataset,
+                spec.epochs
+            ));
+            runs.push(super::train(be, &spec, &mut super::Quiet)?);
         }
         results.push(runs);
     }
+    let markdown = table_markdown(&title, &cells, &results, o, &be.describe());
+    let path = dir.join(format!("{}.md", o.table));
+    std::fs::write(&path, &markdown).map_err(|e| Error::Io { path: path.clone(), msg: e.to_string() })?;
+    Ok(ReproduceReport { markdown, path, runs: total })
+}
 
-    // markdown: one row per table row, one column per (column, metric)
-    let mut cols: Vec<(String, &'static str)> = Vec::new();
+/// One row per table row, one column per (column, metric).
+fn table_markdown(title: &str, cells: &[Cell], results: &[Vec<RunSummary>], o: &ReproduceOptions, backend: &str) -> String {
+    let mut cols: Vec<(String, Metric)> = Vec::new();
     let mut rows: Vec<String> = Vec::new();
-    for c in &cells {
+    for c in cells {
         for (m, _) in &c.metrics {
             if !cols.contains(&(c.col.clone(), *m)) {
-                cols.push((c.col.clone(), m));
+                cols.push((c.col.clone(), *m));
             }
         }
         if !rows.contains(&c.row) {
             rows.push(c.row.clone());
         }
     }
-    let mut reduced = match (r.quick, r.epochs, r.epoch_scale) {
+    let mut reduced = match (o.quick, o.epochs, o.epoch_scale) {
         (true, _, _) => format!(
             ", QUICK protocol ({} training samples, 1 epoch): not comparable to the paper",
-            if r.table == "table10" || r.table == "table11" { 2000 } else { 5000 }
+            if o.table == "table10" || o.table == "table11" { 2000 } else { 5000 }
         ),
         (false, Some(e), _) => format!(", REDUCED protocol: {e} epochs per run instead of the paper's"),
         (false, None, Some(f)) => format!(", REDUCED protocol: {f} x the paper's epochs per run"),
         _ => String::new(),
     };
-    if !extra.is_empty() {
-        reduced += &format!(", every run with `{}`", extra.join(" "));
+    if let Some(extra) = o.extra_description.as_ref().filter(|e| !e.is_empty()) {
+        reduced += &format!(", every run with `{extra}`");
     }
     let mut md =
-        format!("### {title}\n\nours: mean ± std over {} seed(s){reduced}; paper in parentheses. Backend: {}.\n\n", r.seeds, be.describe());
+        format!("### {title}\n\nours: mean ± std over {} seed(s){reduced}; paper in parentheses. Backend: {backend}.\n\n", o.seeds);
     md += &format!(
         "| | {} |\n|---|{}\n",
-        cols.iter().map(|(c, m)| format!("{c} {m}")).collect::<Vec<_>>().join(" | "),
+        cols.iter().map(|(c, m)| format!("{c} {}", m.name())).collect::<Vec<_>>().join(" | "),
         "---|".repeat(cols.len())
     );
     for row in &rows {
         md += &format!("| {row} |");
         for (col, m) in &cols {
-            let found = cells.iter().zip(&results).find(|(c, _)| &c.row == row && &c.col == col);
+            let found = cells.iter().zip(results).find(|(c, _)| &c.row == row && &c.col == col);
             let txt = match found {
                 Some((c, runs)) => {
-                    let xs: Vec<f64> = runs.iter().filter_map(|s| s[*m].as_f64()).collect();
+                    let xs: Vec<f64> = runs.iter().filter_map(|s| m.of(s)).collect();
                     let paper = c.metrics.iter().find(|(mm, _)| mm == m).map(|(_, p)| *p).unwrap_or("");
                     if xs.is_empty() {
                         "-".to_string()
@@ -445,9 +461,5 @@ fn run<B: Backend>(be: &B, backend: &str, r: ReproduceArgs) -> Result<()> {
         }
         md += "\n";
     }
-    let path = dir.join(format!("{}.md", r.table));
-    std::fs::write(&path, &md).with_context(|| path.display().to_string())?;
-    println!("{md}");
-    println!("{}", serde_json::json!({"table": r.table, "markdown": path, "runs": total, "quick": r.quick}));
-    Ok(())
+    md
 }

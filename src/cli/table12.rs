@@ -110,6 +110,15 @@ pub fn experiment(p: &Protocol, h: Hyper, labeled: usize, seed: u64) -> FactorEx
     }
 }
 
+/// What a cell's N<labeled>-s<seed>.json holds (the figures the table reads back).
+#[derive(serde::Deserialize)]
+struct CellSummary {
+    beta_vae_score: f64,
+    #[serde(default)]
+    head_accuracy: Vec<f64>,
+    train_seconds: f64,
+}
+
 /// Weight of each head's cross-entropy.
 pub const ALPHA: f32 = 100.0;
 /// beta of the KL term (summed ELBO).
@@ -164,7 +173,7 @@ pub fn run<B: Backend>(
         let (mut scores, mut accs, mut secs) = (Vec::new(), Vec::new(), Vec::new());
         for seed in 0..seeds as u64 {
             let path = dir.join(format!("N{}-s{seed}.json", if row.labeled_only { format!("{n}only") } else { n.to_string() }));
-            let summary: serde_json::Value = match std::fs::read_to_string(&path) {
+            let summary: CellSummary = match std::fs::read_to_string(&path) {
                 Ok(s) => serde_json::from_str(&s).with_context(|| path.display().to_string())?,
                 Err(_) => {
                     eprintln!("table12: N = {}, seed {seed}", row.name());
@@ -181,16 +190,14 @@ pub fn run<B: Backend>(
                     });
                     std::fs::write(&path, serde_json::to_string_pretty(&v)?).with_context(|| path.display().to_string())?;
                     eprintln!("{v}");
-                    v
+                    serde_json::from_value(v)?
                 }
             };
-            scores.push(summary["beta_vae_score"].as_f64().unwrap_or(f64::NAN) * 100.0);
-            accs.push(
-                summary["head_accuracy"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>()).unwrap_or_default(),
-            );
-            secs.push(summary["train_seconds"].as_f64().unwrap_or(f64::NAN));
+            scores.push(summary.beta_vae_score * 100.0);
+            accs.push(summary.head_accuracy);
+            secs.push(summary.train_seconds);
         }
-        let (m, s) = crate::reproduce::mean_std(&scores);
+        let (m, s) = ssvae::run::reproduce::mean_std(&scores);
         let heads = (0..SPRITE_FACTORS.len())
             .map(|k| format!("{:.2}", accs.iter().filter_map(|a| a.get(k)).sum::<f64>() / accs.len() as f64))
             .collect::<Vec<_>>()

@@ -1,0 +1,562 @@
+//! `ssvae train` and `ssvae anomaly`: flags -> [`RunSpec`] (or, with `--resume`, ->
+//! [`ResumeChanges`]), then `ssvae::run::train` with the progress bar as its observer.
+//!
+//! Every flag that has a default is an `Option` here, its default written in its help and
+//! held by `RunSpec::default()`: so the same flags can also be applied on top of another spec
+//! (`ssvae reproduce --extra`), changing only what was given.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, LossNorm};
+use ssvae::run::{self, DatasetName, ResumeChanges, RunSpec, SeriesLayout, SeriesOptions, SeriesOrder};
+use ssvae::train::LabelSpec;
+
+use super::{on_backend, DeviceArgs, Progress};
+
+/// The model to train.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelArg {
+    /// The paper's model: VAE + classifier pi feeding the decoder (dense, Table 13).
+    SsDense,
+    /// Encoder + classifier, cross-entropy only.
+    EsDense,
+    /// Plain VAE.
+    EuDense,
+    /// The paper's convolutional models (Table 14).
+    SsCnn,
+    EsCnn,
+    EuCnn,
+    /// Recurrent models for time series (Table 15).
+    SsRnn,
+    EsRnn,
+    EuRnn,
+    /// Kingma's M2.
+    M2Dense,
+    M2Cnn,
+    /// Gaussian-mixture DGM (semi-unsupervised).
+    GmdgmDense,
+    GmdgmCnn,
+}
+
+impl ModelArg {
+    pub fn family_kind(self) -> (Family, Kind) {
+        use ModelArg::*;
+        match self {
+            SsDense => (Family::Dense, Kind::Ss),
+            EsDense => (Family::Dense, Kind::Es),
+            EuDense => (Family::Dense, Kind::Eu),
+            SsCnn => (Family::Cnn, Kind::Ss),
+            EsCnn => (Family::Cnn, Kind::Es),
+            EuCnn => (Family::Cnn, Kind::Eu),
+            SsRnn => (Family::Rnn, Kind::Ss),
+            EsRnn => (Family::Rnn, Kind::Es),
+            EuRnn => (Family::Rnn, Kind::Eu),
+            M2Dense => (Family::Dense, Kind::M2),
+            M2Cnn => (Family::Cnn, Kind::M2),
+            GmdgmDense => (Family::Dense, Kind::Gmdgm),
+            GmdgmCnn => (Family::Cnn, Kind::Gmdgm),
+        }
+    }
+}
+
+/// A dataset by name.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetArg {
+    /// Built-in 10-class glyph images (no download).
+    Synthetic,
+    /// MNIST's IDX files in --data-dir or $SSVAE_DATA/mnist.
+    Mnist,
+    /// Fashion-MNIST's IDX files in --data-dir or $SSVAE_DATA/fashion-mnist.
+    FashionMnist,
+    /// UCI-HAR's raw signals (time series; for the rnn models).
+    UciHar,
+    /// Built-in vibration windows (time series).
+    SyntheticSensor,
+    /// A time-series CSV (--train-csv ...).
+    Csv,
+}
+
+impl From<DatasetArg> for DatasetName {
+    fn from(d: DatasetArg) -> Self {
+        match d {
+            DatasetArg::Synthetic => DatasetName::Synthetic,
+            DatasetArg::Mnist => DatasetName::Mnist,
+            DatasetArg::FashionMnist => DatasetName::FashionMnist,
+            DatasetArg::UciHar => DatasetName::UciHar,
+            DatasetArg::SyntheticSensor => DatasetName::SyntheticSensor,
+            DatasetArg::Csv => DatasetName::Csv,
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerArg {
+    /// The paper's: RMSprop with momentum 0.9.
+    Rmsprop,
+    Adam,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossNormArg {
+    /// Reconstruction and KL summed over features (the usual ELBO).
+    Sum,
+    /// Means over features (the authors' blog).
+    Mean,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecoderInputArg {
+    /// The predicted pi (the paper's).
+    Pi,
+    /// The one-hot label on labeled rows, pi on the others.
+    TrueLabel,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CsvLayoutArg {
+    /// One row per time step, cut into windows.
+    Long,
+    /// One row per window, its steps x channels values in columns.
+    Flat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CsvOrderArg {
+    /// t0c0, t0c1, .. (step after step).
+    StepMajor,
+    /// c0t0, c0t1, .. (channel after channel).
+    ChannelMajor,
+}
+
+/// How a time-series dataset is read (recorded in config.json, so eval and score read data the
+/// same way).
+#[derive(clap::Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Time-series data")]
+pub struct SeriesArgs {
+    /// uci-har: the signals to use, e.g. body_acc_x,body_acc_y [default: the paper's six,
+    /// body_acc_{x,y,z} and body_gyro_{x,y,z}; total_acc_{x,y,z} also exist].
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Option<Vec<String>>,
+    /// csv: the training file (.csv or .csv.gz).
+    #[arg(long)]
+    pub train_csv: Option<PathBuf>,
+    /// csv: the test file, read with the training file's classes [default: hold out the last
+    /// --test-fraction of the training file's windows].
+    #[arg(long)]
+    pub test_csv: Option<PathBuf>,
+    /// csv: fraction of windows held out as the test split when there is no --test-csv
+    /// [default: 0.2].
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
+    /// csv: how the file lays out its values [default: long].
+    #[arg(long, value_enum)]
+    pub csv_layout: Option<CsvLayoutArg>,
+    /// csv flat: time steps per window.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// csv flat: values per step (channels).
+    #[arg(long)]
+    pub channels_count: Option<usize>,
+    /// csv flat: the order of a window's values [default: step-major].
+    #[arg(long, value_enum)]
+    pub csv_order: Option<CsvOrderArg>,
+    /// csv long: rows per window.
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// csv long: rows between the starts of two windows [default: --window, no overlap].
+    #[arg(long)]
+    pub stride: Option<usize>,
+    /// csv: the column holding the class (name or 0-based number); an empty cell = unlabeled.
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// csv long: the column identifying a recording; windows never span two recordings.
+    #[arg(long)]
+    pub sequence_column: Option<String>,
+    /// csv: the value columns in order (names or 0-based numbers) [default: all others].
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// csv: the cell separator [default: ','].
+    #[arg(long)]
+    pub delimiter: Option<char>,
+    /// csv: the file has no header line (columns are then given by number).
+    #[arg(long)]
+    pub no_header: bool,
+}
+
+impl SeriesArgs {
+    pub fn options(&self) -> SeriesOptions {
+        SeriesOptions {
+            channels: self.channels.clone(),
+            train_csv: self.train_csv.clone(),
+            test_csv: self.test_csv.clone(),
+            test_fraction: self.test_fraction,
+            csv_layout: self.csv_layout.map(|l| match l {
+                CsvLayoutArg::Long => SeriesLayout::Long,
+                CsvLayoutArg::Flat => SeriesLayout::Flat,
+            }),
+            steps: self.steps,
+            channels_count: self.channels_count,
+            csv_order: self.csv_order.map(|o| match o {
+                CsvOrderArg::StepMajor => SeriesOrder::StepMajor,
+                CsvOrderArg::ChannelMajor => SeriesOrder::ChannelMajor,
+            }),
+            window: self.window,
+            stride: self.stride,
+            label_column: self.label_column.clone(),
+            sequence_column: self.sequence_column.clone(),
+            columns: self.columns.clone(),
+            delimiter: self.delimiter,
+            no_header: self.no_header,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub series: SeriesArgs,
+    #[command(flatten)]
+    pub training: TrainingArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
+}
+
+#[derive(clap::Args)]
+#[command(next_help_heading = "Model")]
+pub struct ModelArgs {
+    /// The model [default: ss-dense].
+    #[arg(long, value_enum)]
+    pub model: Option<ModelArg>,
+    /// Encoder widths (the decoder mirrors them); for a CNN its dense layers [default: 1024,1024
+    /// dense, 512 CNN, 40,40,30 RNN (dense,lstm,dense)].
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// CNN convolutions as channels:kernel:stride [default: 64:3:1,64:3:1,64:3:2].
+    #[arg(long, value_delimiter = ',', value_parser = parse_conv)]
+    pub conv: Option<Vec<ConvLayer>>,
+    /// CNN dropout rate after its dense layers [default: 0.5].
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// Dimensions of z [default: 2].
+    #[arg(long)]
+    pub latent: Option<usize>,
+    /// Weight of the classification loss [default: 100, see README].
+    #[arg(long)]
+    pub alpha: Option<f32>,
+    /// Weight of the KL term (beta of a beta-VAE) [default: 1, the ELBO].
+    #[arg(long)]
+    pub kl_weight: Option<f32>,
+    /// What feeds the decoder in training [default: pi].
+    #[arg(long, value_enum)]
+    pub decoder_input: Option<DecoderInputArg>,
+    /// How reconstruction and KL are normalised [default: sum; mean for RNN models].
+    #[arg(long, value_enum)]
+    pub loss_norm: Option<LossNormArg>,
+    /// Bound on |log-variance| (logvar = L tanh(raw / L)); 0 disables it [default: 20].
+    #[arg(long)]
+    pub logvar_limit: Option<f32>,
+    /// M2 / GM-DGM: classifier slots beyond the dataset's classes, for classes learned without
+    /// labels (prior mass: see README) [default: 0].
+    #[arg(long)]
+    pub extra_slots: Option<usize>,
+    /// RNN models: keep the training windows on the device as f16 (half the memory); values
+    /// are rounded to 3 significant digits.
+    #[arg(long)]
+    pub data_f16: bool,
+}
+
+#[derive(clap::Args)]
+#[command(next_help_heading = "Data")]
+pub struct DataArgs {
+    /// The dataset [default: synthetic].
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetArg>,
+    /// Folder holding the dataset's files [default: $SSVAE_DATA/<dataset>, then ./data/<dataset>].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Number of labeled training samples (class-balanced), or `all` [default: 100].
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Fraction of training samples that keep their label, in (0, 1] (instead of --labels).
+    #[arg(long, conflicts_with = "labels")]
+    pub label_fraction: Option<f64>,
+    /// Semi-unsupervised mode: only these classes keep labels (e.g. 0,1,2,8,9); --labels then
+    /// counts labels over these classes. Scored by cluster-and-label.
+    #[arg(long, value_delimiter = ',')]
+    pub labeled_classes: Option<Vec<usize>>,
+    /// Use only the first N training samples (quick experiments).
+    #[arg(long)]
+    pub max_train: Option<usize>,
+    /// Hold out the last N training samples and evaluate on them instead of the test split
+    /// (for choosing hyper-parameters without looking at the test set).
+    #[arg(long)]
+    pub validation: Option<usize>,
+    /// Anomaly protocol: leave this class out of training, then score the test set and report
+    /// the ROC AUC of detecting it (what `ssvae anomaly` requires).
+    #[arg(long)]
+    pub anomaly_class: Option<usize>,
+    /// Built-in dataset sizes (synthetic, synthetic-sensor): training samples [default: 10000].
+    #[arg(long)]
+    pub synthetic_train: Option<usize>,
+    /// Built-in dataset sizes: test samples [default: 2000].
+    #[arg(long)]
+    pub synthetic_test: Option<usize>,
+}
+
+#[derive(clap::Args)]
+#[command(next_help_heading = "Training")]
+pub struct TrainingArgs {
+    /// Passes over the training set [default: 10; with --resume: additional passes].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Rows per step; SS models use half labeled, half unlabeled [default: 128].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed of the weights, the labeled subset, the batches and the noise [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The optimizer [default: rmsprop].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
+    /// Learning rate [default: 5e-4 for dense and CNN models, 1e-3 for RNN ones].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Continue a saved run (weights and optimizer state), e.g. with more --labels; then only
+    /// --epochs, --labels, --label-fraction, --lr, --alpha, --score-samples and --out apply.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Read the loss back (and check for divergence) every N steps [default: 50].
+    #[arg(long)]
+    pub metrics_every: Option<usize>,
+}
+
+#[derive(clap::Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Output folder [default: runs/<model>-<dataset>-<labels>-s<seed>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress bar or per-epoch lines (the final JSON line is still printed).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Draws of z per anomaly score [default: 10].
+    #[arg(long)]
+    pub score_samples: Option<usize>,
+}
+
+/// Parses one `--conv` layer, "channels:kernel:stride".
+fn parse_conv(s: &str) -> std::result::Result<ConvLayer, String> {
+    let v: Vec<usize> = s
+        .split(':')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("'{s}' is not channels:kernel:stride (three whole numbers)"))?;
+    match v[..] {
+        [channels, kernel, stride] => Ok(ConvLayer { channels, kernel, stride }),
+        _ => Err(format!("'{s}' is not channels:kernel:stride")),
+    }
+}
+
+fn parse_labels(labels: &Option<String>, fraction: Option<f64>) -> Result<Option<LabelSpec>> {
+    Ok(match (labels.as_deref(), fraction) {
+        (_, Some(f)) => Some(LabelSpec::Fraction(f)),
+        (Some("all"), None) => Some(LabelSpec::All),
+        (Some(n), None) => Some(LabelSpec::Count(n.parse().with_context(|| format!("--labels: expected a number or 'all', got '{n}'"))?)),
+        (None, None) => None,
+    })
+}
+
+impl TrainArgs {
+    /// Sets every field of `s` that a flag gave (the model and dataset too when given).
+    pub fn apply(&self, s: &mut RunSpec) -> Result<()> {
+        let (m, d, t, o) = (&self.model, &self.data, &self.training, &self.output);
+        if let Some(model) = m.model {
+            let (family, kind) = model.family_kind();
+            s.model.family = family;
+            s.model.kind = kind;
+        }
+        let c = &mut s.model;
+        set(&mut c.hidden, m.hidden.clone());
+        set(&mut c.conv, m.conv.clone());
+        set(&mut c.dropout, m.dropout);
+        set(&mut c.latent, m.latent);
+        set(&mut c.alpha, m.alpha);
+        set(&mut c.kl_weight, m.kl_weight);
+        set(
+            &mut c.decoder_input,
+            m.decoder_input.map(|x| match x {
+                DecoderInputArg::Pi => DecoderInput::Pi,
+                DecoderInputArg::TrueLabel => DecoderInput::TrueLabel,
+            }),
+        );
+        set(
+            &mut c.loss_norm,
+            m.loss_norm.map(|x| match x {
+                LossNormArg::Sum => LossNorm::Sum,
+                LossNormArg::Mean => LossNorm::Mean,
+            }),
+        );
+        set(&mut c.logvar_limit, m.logvar_limit);
+        set(&mut c.extra_slots, m.extra_slots);
+        c.data_f16 |= m.data_f16;
+
+        if let Some(ds) = d.dataset {
+            s.data.dataset = ds.into();
+        }
+        set(&mut s.data.data_dir, d.data_dir.clone());
+        if let Some(l) = parse_labels(&d.labels, d.label_fraction)? {
+            s.labels = Some(l);
+        }
+        set(&mut s.labeled_classes, d.labeled_classes.clone());
+        set(&mut s.data.max_train, d.max_train);
+        set(&mut s.data.validation, d.validation);
+        set(&mut s.data.anomaly_class, d.anomaly_class);
+        if let Some(n) = d.synthetic_train {
+            s.data.synthetic.0 = n;
+        }
+        if let Some(n) = d.synthetic_test {
+            s.data.synthetic.1 = n;
+        }
+        let series = self.series.options();
+        if series != SeriesOptions::default() {
+            s.data.series = series;
+        }
+        if let Some(e) = t.epochs {
+            s.epochs = e;
+        }
+        if let Some(b) = t.batch_size {
+            s.batch_size = b;
+        }
+        if let Some(seed) = t.seed {
+            s.seed = seed;
+        }
+        if let Some(opt) = t.optimizer {
+            s.optimizer = match opt {
+                OptimizerArg::Rmsprop => run::OptimizerKind::Rmsprop,
+                OptimizerArg::Adam => run::OptimizerKind::Adam,
+            };
+        }
+        set(&mut s.lr, t.lr);
+        if let Some(n) = t.metrics_every {
+            s.metrics_every = n;
+        }
+        if let Some(n) = o.score_samples {
+            s.score_samples = n;
+        }
+        set(&mut s.out, o.out.clone());
+        Ok(())
+    }
+
+    /// The spec of a new run: the defaults with the flags applied.
+    pub fn spec(&self) -> Result<RunSpec> {
+        let mut s = RunSpec::default();
+        self.apply(&mut s)?;
+        Ok(s)
+    }
+
+    /// What `--resume` changes.
+    pub fn resume_changes(&self) -> Result<ResumeChanges> {
+        Ok(ResumeChanges {
+            epochs: self.training.epochs,
+            labels: parse_labels(&self.data.labels, self.data.label_fraction)?,
+            lr: self.training.lr,
+            alpha: self.model.alpha,
+            score_samples: self.output.score_samples,
+            out: self.output.out.clone(),
+        })
+    }
+}
+
+fn set<T>(field: &mut Option<T>, v: Option<T>) {
+    if v.is_some() {
+        *field = v;
+    }
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let mut progress = Progress::new(a.output.quiet);
+    let summary = match &a.training.resume {
+        Some(dir) => {
+            let changes = a.resume_changes()?;
+            if let Some(ds) = a.data.dataset {
+                let saved = run::RunConfig::load(dir).with_context(|| format!("--resume {}", dir.display()))?;
+                if DatasetName::from(ds) != saved.spec.data.dataset {
+                    bail!("--resume: the run was trained on {}, not {}", saved.spec.data.dataset, DatasetName::from(ds));
+                }
+            }
+            on_backend!(a.dev, be => run::resume(be, dir, &changes, &mut progress)?)
+        }
+        None => {
+            let spec = a.spec()?;
+            on_backend!(a.dev, be => run::train(be, &spec, &mut progress)?)
+        }
+    };
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}
+
+/// `ssvae anomaly`: `train` with a required --anomaly-class.
+pub fn anomaly(a: TrainArgs) -> Result<()> {
+    if a.data.anomaly_class.is_none() && a.training.resume.is_none() {
+        bail!("ssvae anomaly needs --anomaly-class K (the class left out of training)");
+    }
+    train(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[derive(clap::Parser)]
+    struct P {
+        #[command(flatten)]
+        a: TrainArgs,
+    }
+
+    /// The defaults written in the help are RunSpec::default()'s.
+    #[test]
+    fn help_defaults_are_the_specs() {
+        let help = P::command().render_long_help().to_string();
+        let d = RunSpec::default();
+        for (flag, text) in [
+            ("--epochs", format!("[default: {}", d.epochs)),
+            ("--batch-size", format!("[default: {}]", d.batch_size)),
+            ("--seed", format!("[default: {}]", d.seed)),
+            ("--metrics-every", format!("[default: {}]", d.metrics_every)),
+            ("--score-samples", format!("[default: {}]", d.score_samples)),
+            ("--synthetic-train", format!("[default: {}]", d.data.synthetic.0)),
+            ("--synthetic-test", format!("[default: {}]", d.data.synthetic.1)),
+            (
+                "--labels",
+                format!(
+                    "[default: {}]",
+                    match run::DEFAULT_LABELS {
+                        LabelSpec::Count(n) => n,
+                        _ => 0,
+                    }
+                ),
+            ),
+            ("--alpha", format!("[default: {}", ssvae::model::DEFAULT_ALPHA)),
+        ] {
+            let at = help.find(&format!("{flag} ")).unwrap_or_else(|| panic!("{flag} not in help"));
+            let next = help[at + 2..].find("\n  -").map_or(help.len(), |i| at + 2 + i);
+            assert!(help[at..next].contains(&text), "{flag}: help says {:?}, expected {text}", &help[at..next]);
+        }
+    }
+
+    #[test]
+    fn given_flags_override_only_themselves() {
+        let p = <P as clap::Parser>::try_parse_from(["x", "--hidden", "256", "--batch-size", "64"]).unwrap();
+        let mut s = RunSpec { epochs: 3, ..RunSpec::default() };
+        p.a.apply(&mut s).unwrap();
+        assert_eq!((s.epochs, s.batch_size, s.model.hidden.clone()), (3, 64, Some(vec![256])));
+    }
+}

@@ -1,0 +1,478 @@
+//! A run's data: which dataset ([`DatasetName`]), where its files are, how a series CSV is read
+//! ([`SeriesOptions`]), and the loaded splits ([`Loaded`]). Image sets (`synthetic`, `mnist`,
+//! `fashion-mnist`) feed the dense and CNN models, time series (`uci-har`, `synthetic-sensor`,
+//! `csv`) the recurrent ones.
+//!
+//! Series windows are standardised per channel with statistics fitted on the training windows
+//! only; the statistics are stored in the run's config.json and re-applied by `eval`, `score`
+//! and [`super::Run`], so new data sees the transform the model was trained with.
+//!
+//! CSV without `test_csv`: the last `test_fraction` of the file's windows (default 0.2) is the
+//! test split. In the long layout with `stride` below `window`, windows overlap, so the first
+//! test windows share rows with the last training ones; give a test file recorded separately
+//! for an honest figure.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::{self, CsvLayout, CsvSeriesOptions, FlatOrder, IdxDataset, SeriesDataset, SeriesSplit, Split, Standardizer};
+use crate::error::{Error, Result};
+use crate::train::TrainData;
+
+macro_rules! invalid {
+    ($($t:tt)*) => { return Err(Error::Invalid(format!($($t)*))) };
+}
+
+/// The built-in and file datasets a run can name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    /// Built-in 10-class glyph images (no download).
+    #[default]
+    Synthetic,
+    Mnist,
+    FashionMnist,
+    /// UCI-HAR's raw inertial signals (windows of 128 steps).
+    UciHar,
+    /// Built-in vibration windows of a rotating machine with fault modes.
+    SyntheticSensor,
+    /// A time-series CSV ([`SeriesOptions`]).
+    Csv,
+}
+
+impl DatasetName {
+    pub const ALL: [DatasetName; 6] = [Self::Synthetic, Self::Mnist, Self::FashionMnist, Self::UciHar, Self::SyntheticSensor, Self::Csv];
+
+    /// The name as the CLI and config.json spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synthetic => "synthetic",
+            Self::Mnist => "mnist",
+            Self::FashionMnist => "fashion-mnist",
+            Self::UciHar => "uci-har",
+            Self::SyntheticSensor => "synthetic-sensor",
+            Self::Csv => "csv",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == name).ok_or_else(|| {
+            Error::Invalid(format!(
+                "--dataset: unknown dataset '{name}'; use synthetic, mnist, fashion-mnist (images) or uci-har, synthetic-sensor, csv (time series)"
+            ))
+        })
+    }
+
+    /// Whether the dataset holds time series (for the recurrent models).
+    pub fn is_series(self) -> bool {
+        matches!(self, Self::UciHar | Self::SyntheticSensor | Self::Csv)
+    }
+}
+
+impl std::fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a series CSV lays out its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeriesLayout {
+    /// One row per time step, cut into windows.
+    Long,
+    /// One row per window, its steps x channels values in columns.
+    Flat,
+}
+
+/// How the columns of a flat window are ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeriesOrder {
+    StepMajor,
+    ChannelMajor,
+}
+
+/// Options of the time-series datasets (recorded in config.json, so eval and score read data
+/// the same way). Field names are the CLI's flags.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SeriesOptions {
+    /// uci-har: the signals to use (default: the paper's six).
+    pub channels: Option<Vec<String>>,
+    pub train_csv: Option<PathBuf>,
+    pub test_csv: Option<PathBuf>,
+    pub test_fraction: Option<f64>,
+    pub csv_layout: Option<SeriesLayout>,
+    pub steps: Option<usize>,
+    pub channels_count: Option<usize>,
+    pub csv_order: Option<SeriesOrder>,
+    pub window: Option<usize>,
+    pub stride: Option<usize>,
+    pub label_column: Option<String>,
+    pub sequence_column: Option<String>,
+    pub columns: Option<Vec<String>>,
+    pub delimiter: Option<char>,
+    pub no_header: bool,
+}
+
+/// Where a run's samples come from and which of them it trains and is evaluated on.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataSpec {
+    pub dataset: DatasetName,
+    /// Folder holding the dataset's files (default: $SSVAE_DATA/<dataset>, then ./data/<dataset>).
+    pub data_dir: Option<PathBuf>,
+    /// Built-in dataset sizes (train, test), for synthetic and synthetic-sensor.
+    pub synthetic: (usize, usize),
+    pub series: SeriesOptions,
+    /// Use only the first N training samples.
+    pub max_train: Option<usize>,
+    /// Hold out the last N training samples and evaluate on them instead of the test split.
+    pub validation: Option<usize>,
+    /// Anomaly protocol: this class is left out of training and detected in the test split.
+    pub anomaly_class: Option<usize>,
+}
+
+impl Default for DataSpec {
+    fn default() -> Self {
+        DataSpec {
+            dataset: DatasetName::Synthetic,
+            data_dir: None,
+            synthetic: (10000, 2000),
+            series: SeriesOptions::default(),
+            max_train: None,
+            validation: None,
+            anomaly_class: None,
+        }
+    }
+}
+
+/// A loaded dataset of either kind.
+#[derive(Clone)]
+pub enum Loaded {
+    Images(Split),
+    Series(SeriesSplit),
+}
+
+/// Applies the same expression to the train and test sets of either kind.
+macro_rules! both {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            Loaded::Images($s) => $e,
+            Loaded::Series($s) => $e,
+        }
+    };
+}
+
+impl Loaded {
+    pub fn train(&self) -> TrainData<'_> {
+        match self {
+            Loaded::Images(s) => TrainData::Images(&s.train),
+            Loaded::Series(s) => TrainData::Series(&s.train),
+        }
+    }
+    pub fn test(&self) -> TrainData<'_> {
+        match self {
+            Loaded::Images(s) => TrainData::Images(&s.test),
+            Loaded::Series(s) => TrainData::Series(&s.test),
+        }
+    }
+    /// Keeps the training samples at `idx`.
+    pub fn subset_train(&mut self, idx: &[usize]) {
+        both!(self, s => s.train = s.train.subset(idx))
+    }
+    pub fn subset_test(&mut self, idx: &[usize]) {
+        both!(self, s => s.test = s.test.subset(idx))
+    }
+    /// The training samples at `idx` become the test split.
+    pub fn test_from_train(&mut self, idx: &[usize]) {
+        both!(self, s => s.test = s.train.subset(idx))
+    }
+}
+
+pub fn labels_of(d: TrainData<'_>) -> Vec<Option<u8>> {
+    (0..d.n()).map(|i| d.label(i)).collect()
+}
+
+impl DataSpec {
+    /// The dataset as named, unsubset and (series) not yet standardised.
+    pub fn load_raw(&self) -> Result<Loaded> {
+        self.load_named(self.dataset, self.data_dir.as_deref())
+    }
+
+    /// `name` read with this spec's sizes and series options (eval on another dataset).
+    pub fn load_named(&self, name: DatasetName, data_dir: Option<&Path>) -> Result<Loaded> {
+        if name.is_series() {
+            Ok(Loaded::Series(load_series(name, data_dir, self.synthetic, &self.series)?))
+        } else {
+            Ok(Loaded::Images(load_images(name, data_dir, self.synthetic)?))
+        }
+    }
+
+    /// The splits a run trains and evaluates on: `max_train` and `validation` applied (the
+    /// validation hold-out becomes the test split). Not standardised, anomaly class still in.
+    pub fn load_subsets(&self) -> Result<Loaded> {
+        let mut split = self.load_raw()?;
+        let n_train = split.train().n();
+        if let Some(m) = self.max_train {
+            if m == 0 || m > n_train {
+                invalid!("--max-train {m}: must be between 1 and the {n_train} training samples");
+            }
+            split.subset_train(&(0..m).collect::<Vec<_>>());
+        }
+        if let Some(v) = self.validation {
+            let n_train = split.train().n();
+            if v == 0 || v >= n_train {
+                invalid!("--validation {v}: must be between 1 and the {n_train} training samples minus one");
+            }
+            let n = n_train - v;
+            split.test_from_train(&(n..n_train).collect::<Vec<_>>());
+            split.subset_train(&(0..n).collect::<Vec<_>>());
+        }
+        Ok(split)
+    }
+}
+
+pub fn load_images(name: DatasetName, data_dir: Option<&Path>, synthetic: (usize, usize)) -> Result<Split> {
+    if name == DatasetName::Synthetic {
+        return Ok(data::synthetic(synthetic.0, synthetic.1, 0));
+    }
+    let Some(which) = IdxDataset::from_name(name.as_str()) else {
+        invalid!("--dataset {name} holds time series, not images");
+    };
+    let dir = match data_dir {
+        Some(d) => d.to_path_buf(),
+        None => match data::default_data_dir() {
+            Some(root) => root.join(name.as_str()),
+            None => invalid!(
+                "no data folder for {name}: pass --data-dir DIR or set SSVAE_DATA to a folder containing {name}/ with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz ({})",
+                which.download_hint()
+            ),
+        },
+    };
+    data::load_idx_dataset(&dir, which)
+}
+
+pub fn load_series(name: DatasetName, data_dir: Option<&Path>, synthetic: (usize, usize), a: &SeriesOptions) -> Result<SeriesSplit> {
+    match name {
+        DatasetName::SyntheticSensor => Ok(data::sensor_synth(synthetic.0, synthetic.1, 0)),
+        DatasetName::UciHar => {
+            let dir = match data_dir {
+                Some(d) => d.to_path_buf(),
+                None => match data::default_data_dir() {
+                    Some(root) => root.join("uci-har"),
+                    None => invalid!(
+                        "no data folder for uci-har: pass --data-dir DIR (the folder the official zip calls 'UCI HAR Dataset') or set SSVAE_DATA to a folder containing uci-har/"
+                    ),
+                },
+            };
+            let chans: Vec<&str> = match &a.channels {
+                Some(c) => c.iter().map(String::as_str).collect(),
+                None => data::HAR_DEFAULT_CHANNELS.to_vec(),
+            };
+            data::load_har(&dir, &chans).map_err(|e| Error::Invalid(format!("--dataset uci-har: {e}")))
+        }
+        DatasetName::Csv => load_csv(a),
+        _ => invalid!("--dataset {name} holds images, not time series"),
+    }
+}
+
+fn csv_options(a: &SeriesOptions) -> Result<CsvSeriesOptions> {
+    let layout = match a.csv_layout.unwrap_or(SeriesLayout::Long) {
+        SeriesLayout::Flat => {
+            let (Some(steps), Some(channels)) = (a.steps, a.channels_count) else {
+                invalid!("--csv-layout flat needs --steps N (time steps per window) and --channels-count C (values per step)");
+            };
+            let order = match a.csv_order.unwrap_or(SeriesOrder::StepMajor) {
+                SeriesOrder::StepMajor => FlatOrder::StepMajor,
+                SeriesOrder::ChannelMajor => FlatOrder::ChannelMajor,
+            };
+            CsvLayout::Flat { steps, channels, order }
+        }
+        SeriesLayout::Long => {
+            let Some(window) = a.window else {
+                invalid!("--csv-layout long (one row per time step) needs --window N, the rows per window (e.g. 128)");
+            };
+            CsvLayout::Long { sequence_column: a.sequence_column.clone(), window, stride: a.stride.unwrap_or(window) }
+        }
+    };
+    let delimiter = match a.delimiter {
+        None => b',',
+        Some(c) if c.is_ascii() => c as u8,
+        Some(c) => invalid!("--delimiter: '{c}' is not a single ASCII character"),
+    };
+    Ok(CsvSeriesOptions {
+        layout,
+        header: !a.no_header,
+        delimiter,
+        label_column: a.label_column.clone(),
+        columns: a.columns.clone(),
+        class_names: None,
+    })
+}
+
+fn with_flag<T>(flag: &str, path: &Path, r: Result<T>) -> Result<T> {
+    r.map_err(|e| Error::Invalid(format!("{flag} {}: {e}", path.display())))
+}
+
+fn load_csv(a: &SeriesOptions) -> Result<SeriesSplit> {
+    let Some(path) = &a.train_csv else {
+        invalid!(
+            "--dataset csv needs --train-csv FILE (and the layout: --csv-layout long --window N, or --csv-layout flat --steps N --channels-count C)"
+        );
+    };
+    let opts = csv_options(a)?;
+    let (train, report) = with_flag("--train-csv", path, data::load_csv_series(path, &opts))?;
+    if !report.dropped_sequences.is_empty() || report.mixed_label_windows > 0 {
+        eprintln!(
+            "note: {}: {} sequence(s) shorter than the window dropped, {} window(s) left unlabeled because their rows carry different labels",
+            path.display(),
+            report.dropped_sequences.len(),
+            report.mixed_label_windows
+        );
+    }
+    if let Some(tp) = &a.test_csv {
+        let topts = CsvSeriesOptions { class_names: Some(train.class_names.clone()), ..opts };
+        let (test, _) = with_flag("--test-csv", tp, data::load_csv_series(tp, &topts))?;
+        if (test.steps, test.channels) != (train.steps, train.channels) {
+            invalid!(
+                "--test-csv {}: windows of {} steps x {} channels, the training file has {} x {}",
+                tp.display(),
+                test.steps,
+                test.channels,
+                train.steps,
+                train.channels
+            );
+        }
+        return Ok(SeriesSplit { train, test });
+    }
+    let f = a.test_fraction.unwrap_or(0.2);
+    if !(f > 0.0 && f < 1.0) {
+        invalid!("--test-fraction must be in (0, 1), got {f}");
+    }
+    let n_test = ((train.n as f64 * f).round() as usize).max(1);
+    if n_test >= train.n {
+        invalid!("--train-csv {}: {} window(s) are too few to hold out a test split; give --test-csv", path.display(), train.n);
+    }
+    let cut = train.n - n_test;
+    Ok(SeriesSplit { test: train.subset(&(cut..train.n).collect::<Vec<_>>()), train: train.subset(&(0..cut).collect::<Vec<_>>()) })
+}
+
+/// Standardises both splits with `stored` (a resumed or evaluated run) or statistics fitted on
+/// the training windows; returns what was applied, for config.json.
+pub fn standardize(split: &mut SeriesSplit, stored: Option<&[f32]>) -> Result<Vec<f32>> {
+    let s = match stored {
+        Some(v) => Standardizer::from_vec(v).map_err(|e| Error::Invalid(format!("config.json: the stored standardizer: {e}")))?,
+        None => Standardizer::fit(&split.train)?,
+    };
+    s.apply(&mut split.train).map_err(|e| Error::Invalid(format!("standardizing the training windows: {e}")))?;
+    s.apply(&mut split.test).map_err(|e| Error::Invalid(format!("standardizing the test windows: {e}")))?;
+    Ok(s.to_vec())
+}
+
+/// Windows to score from a CSV: read with the run's CSV options when it was trained on a CSV
+/// (its label column only if the file has one), else one row per window of the model's
+/// steps x channels, step-major, with or without a header. Standardised with the run's
+/// statistics.
+pub fn read_series_input(
+    path: &Path,
+    series: &SeriesOptions,
+    trained_on_csv: bool,
+    shape: [usize; 2],
+    stored: Option<&[f32]>,
+) -> Result<SeriesDataset> {
+    let text_head = first_line(path)?;
+    let looks_like_header = text_head.split([',', ';', '\t']).any(|c| !c.trim().is_empty() && c.trim().parse::<f64>().is_err());
+    let opts = if trained_on_csv {
+        let mut o = csv_options(series)?;
+        if let Some(l) = &o.label_column {
+            if !text_head.split(o.delimiter as char).any(|c| c.trim().trim_matches('"') == l) {
+                o.label_column = None;
+            }
+        }
+        o
+    } else {
+        let mut o = CsvSeriesOptions::flat(shape[0], shape[1]);
+        o.header = looks_like_header;
+        o
+    };
+    let (mut ds, _) = with_flag("--input", path, data::load_csv_series(path, &opts))?;
+    if [ds.steps, ds.channels] != shape {
+        invalid!(
+            "--input {}: windows of {} steps x {} channels, the model expects {} x {}",
+            path.display(),
+            ds.steps,
+            ds.channels,
+            shape[0],
+            shape[1]
+        );
+    }
+    if let Some(v) = stored {
+        Standardizer::from_vec(v)?.apply(&mut ds)?;
+    }
+    Ok(ds)
+}
+
+fn first_line(path: &Path) -> Result<String> {
+    let input_err = |e: std::io::Error| Error::Invalid(format!("--input {}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(input_err)?;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut s = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut s).map_err(input_err)?;
+        s
+    } else {
+        bytes
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text.trim_start_matches('\u{feff}').lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string())
+}
+
+/// Samples from an IDX image file or a CSV (one sample per line) as bytes: values in [0, 1],
+/// or whole numbers 0..255; an optional header line is skipped.
+pub fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
+    if let Ok((dims, bytes)) = data::read_idx(path) {
+        let per: usize = dims[1..].iter().product();
+        if per != dim {
+            invalid!("{}: samples have {per} values ({:?}), the model expects {dim}", path.display(), &dims[1..]);
+        }
+        return Ok(bytes);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Invalid(format!("--input {}: {e}", path.display())))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text); // a byte-order mark
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    for (ln, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let vals: std::result::Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
+        match vals {
+            Ok(v) => {
+                if v.len() != dim {
+                    invalid!("{} line {}: {} values, the model expects {dim}", path.display(), ln + 1, v.len());
+                }
+                if let Some(j) = v.iter().position(|x| !x.is_finite() || *x < 0.0) {
+                    invalid!("{} line {}, column {}: value {} is not a finite number >= 0", path.display(), ln + 1, j + 1, v[j]);
+                }
+                rows.push(v);
+            }
+            // a header: only on the first line, and only if no cell is a number
+            Err(_) if ln == 0 && cells.iter().all(|c| c.parse::<f64>().is_err()) => continue,
+            Err(e) => invalid!("{} line {}: {e}", path.display(), ln + 1),
+        }
+    }
+    if rows.is_empty() {
+        invalid!("{}: no samples", path.display());
+    }
+    // values in [0, 1], or whole numbers 0..255 (as image files store them)
+    let all = || rows.iter().flatten();
+    let scale = if all().all(|&v| v <= 1.0) {
+        255.0
+    } else if all().all(|&v| v <= 255.0 && v.fract() == 0.0) {
+        1.0
+    } else {
+        invalid!("{}: values must be all in [0, 1] or all whole numbers 0..255", path.display());
+    };
+    Ok(rows.iter().flatten().map(|&v| (v * scale).round() as u8).collect())
+}

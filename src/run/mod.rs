@@ -1,0 +1,32 @@
+//! A run as a library artifact: what the CLI does, a library user can do with the same calls.
+//!
+//! - [`RunSpec`] says what to train (data, model choice, labels, optimizer, epochs);
+//!   [`train`] turns it into a run folder and a typed [`RunSummary`] (whose JSON is the last
+//!   line `ssvae train` prints), reporting progress to an [`Observer`] (the CLI's progress bar
+//!   is one). [`resume`] continues a saved run with [`ResumeChanges`] (more labels, epochs).
+//! - [`Run::open`] loads a run folder as a model: `predict_proba`, `encode`, `score`, `sample`.
+//! - [`feedback`] corrects an anomaly run, [`reproduce`] runs the paper's tables.
+//!
+//! The run folder: config.json ([`RunConfig`]: the spec as asked, the configuration as trained,
+//! progress), model.safetensors (weights and optimizer state), metrics.jsonl (one line per
+//! epoch), summary.json, and for anomaly runs anomaly_scores.csv.
+
+pub mod data;
+pub mod feedback;
+mod open;
+pub mod reproduce;
+mod spec;
+mod summary;
+mod train;
+
+pub use data::{DataSpec, DatasetName, Loaded, SeriesLayout, SeriesOptions, SeriesOrder};
+pub use feedback::{FeedbackRecord, FeedbackRequest};
+pub use open::{Input, Run};
+pub use spec::{optimizer_lr, ModelChoice, OptimizerKind, ResumeChanges, RunConfig, RunSpec, DEFAULT_LABELS, FORMAT_VERSION};
+pub use summary::{EpochReport, GroupScores, Metric, Observer, Quiet, RunStart, RunSummary, StepProgress};
+pub use train::{resume, train};
+
+/// The run's result, as the last `train` line printed it.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// Anomaly runs: one row per test sample with its score.
+pub const ANOMALY_SCORES_FILE: &str = "anomaly_scores.csv";

@@ -1,0 +1,159 @@
+//! [`Run::open`]: a saved run folder as a model ready to use: class probabilities
+//! ([`Run::predict_proba`]), latent means ([`Run::encode`]), anomaly scores ([`Run::score`]),
+//! generated samples ([`Run::sample`]) and evaluation on a split ([`Run::evaluate`]).
+
+use std::path::{Path, PathBuf};
+
+use image::GrayImage;
+
+use crate::backend::Backend;
+use crate::data::SeriesDataset;
+use crate::error::{Error, Result};
+use crate::eval::grid::{class_style_grid, traverse, Decoder};
+use crate::eval::Scorer;
+use crate::graph::exec::{compile, CompileOptions, ParamStore};
+use crate::model::{build, build_mode, Family, ModelSpec};
+use crate::train::checkpoint::MODEL_FILE;
+use crate::train::{write_unlabeled, EvalReport, Evaluator, TrainData};
+
+use super::data::{read_samples, read_series_input, DatasetName, Loaded};
+use super::spec::RunConfig;
+
+/// A saved run: its configuration and its weights on one backend.
+pub struct Run<B: Backend> {
+    pub dir: PathBuf,
+    pub config: RunConfig,
+    pub store: ParamStore<B>,
+}
+
+/// Samples read from a file for a run: image bytes (`input_dim` each) or standardised windows.
+pub enum Input {
+    Pixels(Vec<u8>),
+    Series(SeriesDataset),
+}
+
+impl<B: Backend> Run<B> {
+    /// Reads `dir`'s config.json and weights (every parameter checked by name and shape).
+    pub fn open(be: &B, dir: &Path) -> Result<Self> {
+        let config = RunConfig::load(dir).map_err(|e| Error::Invalid(format!("--run {}: {e}", dir.display())))?;
+        if !dir.join(MODEL_FILE).exists() {
+            return Err(Error::Invalid(format!(
+                "--run {}: no {MODEL_FILE} in this folder (was training interrupted before the first epoch ended?)",
+                dir.display()
+            )));
+        }
+        let (graph, _) = build(&config.train.model, 1, 1)?;
+        let store = ParamStore::new(be, &graph, 0)?;
+        crate::train::load_into(be, &store, dir)?;
+        Ok(Run { dir: dir.to_path_buf(), config, store })
+    }
+
+    /// The model as trained.
+    pub fn model(&self) -> &ModelSpec {
+        &self.config.train.model
+    }
+
+    fn eval_batch(&self) -> usize {
+        self.config.train.eval_batch
+    }
+
+    /// The run's dataset as trained on (`dataset`: another one read the same way), series
+    /// standardised with the run's statistics.
+    pub fn load_data(&self, dataset: Option<DatasetName>, data_dir: Option<&Path>) -> Result<Loaded> {
+        self.config.load_data(dataset, data_dir)
+    }
+
+    /// Accuracy, log loss and ELBO terms on `data`.
+    pub fn evaluate(&self, be: &B, data: TrainData<'_>) -> Result<EvalReport> {
+        Evaluator::with_data(be, self.model(), &self.store, data, self.eval_batch())?.run(be, self.config.train.seed)
+    }
+
+    /// Class probabilities, `n x classes` row-major (per-step heads of an RNN pooled per window).
+    pub fn predict_proba(&self, be: &B, data: TrainData<'_>) -> Result<Vec<f32>> {
+        let spec = self.model();
+        data.check(spec)?;
+        let n = data.n();
+        let batch = self.eval_batch().min(n).max(1);
+        let (graph, handles) = build_mode(spec, batch, n, false)?;
+        let Some(pi) = handles.pi else {
+            return Err(Error::Invalid(format!("{} has no classifier (an EU model): it predicts no classes", spec.name())));
+        };
+        let opts = CompileOptions { keep: vec![pi], bind: [("data".to_string(), data.upload(be, spec)?)].into(), ..Default::default() };
+        let program = compile(be, graph, &self.store, opts)?;
+        let classes = spec.classes;
+        let mut out = Vec::with_capacity(n * classes);
+        for (chunk, start) in (0..n).step_by(batch).enumerate() {
+            let rows = (n - start).min(batch);
+            let idx: Vec<u32> = (0..batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
+            be.write_u32(program.input("idx")?, &idx)?;
+            write_unlabeled(be, &program, &handles, batch)?;
+            be.write_u32(program.input("counter")?, &crate::rng::counter(self.config.train.seed ^ 0xE7A1, chunk as u32))?;
+            program.run(be)?;
+            let p = crate::model::window_probs(&program.read(be, pi)?, handles.label_repeat, classes);
+            out.extend_from_slice(&p[..rows * classes]);
+        }
+        program.take_metrics(be)?;
+        Ok(out)
+    }
+
+    /// Posterior means of z, `n x latent` row-major (models with a decoder).
+    pub fn encode(&self, be: &B, data: TrainData<'_>) -> Result<Vec<f32>> {
+        Scorer::with_data(be, self.model(), &self.store, data, self.eval_batch())?.latent_means(be)
+    }
+
+    /// Anomaly score per sample (negative log reconstruction probability, mean over `samples`
+    /// draws of z) and, for classifiers, the class probabilities (`n x classes`).
+    pub fn score(&self, be: &B, data: TrainData<'_>, samples: usize, seed: u64) -> Result<(Vec<f64>, Option<Vec<f32>>)> {
+        Scorer::with_data(be, self.model(), &self.store, data, self.eval_batch())?.run(be, samples, seed)
+    }
+
+    /// As [`Run::score`] for samples read by [`Run::read_input`].
+    pub fn score_input(&self, be: &B, input: &Input, samples: usize, seed: u64) -> Result<(Vec<f64>, Option<Vec<f32>>)> {
+        let scorer = match input {
+            Input::Pixels(px) => Scorer::new(be, self.model(), &self.store, px, self.eval_batch())?,
+            Input::Series(ds) => Scorer::with_data(be, self.model(), &self.store, TrainData::Series(ds), self.eval_batch())?,
+        };
+        scorer.run(be, samples, seed)
+    }
+
+    /// Samples to score from a file: for image models an IDX file or a CSV of one sample per
+    /// line; for recurrent models a CSV read like the run's training CSV (or one window per
+    /// line), standardised with the run's statistics.
+    pub fn read_input(&self, path: &Path) -> Result<Input> {
+        let spec = self.model();
+        match spec.series_shape.filter(|_| spec.family == Family::Rnn) {
+            Some(shape) => {
+                let c = &self.config;
+                let on_csv = c.spec.data.dataset == DatasetName::Csv;
+                Ok(Input::Series(read_series_input(path, &c.spec.data.series, on_csv, shape, c.standardizer.as_deref())?))
+            }
+            None => Ok(Input::Pixels(read_samples(path, spec.input_dim)?)),
+        }
+    }
+
+    /// A grid of generated images: one row per class, one column per style (z ~ N(0, I)), or
+    /// with `traverse_latent` a walk over the first two latent dimensions per class.
+    pub fn sample(&self, be: &B, styles: usize, seed: u64, traverse_latent: bool) -> Result<GrayImage> {
+        let spec = self.model();
+        if spec.family == Family::Rnn {
+            return Err(Error::Invalid(format!(
+                "--run {}: {} is a recurrent model of sensor windows; sample grids are for image models (dense, cnn)",
+                self.dir.display(),
+                spec.name()
+            )));
+        }
+        let side = (spec.input_dim as f64).sqrt() as usize;
+        if side * side != spec.input_dim {
+            return Err(Error::Invalid(format!(
+                "the model's {} features are not a square image; sample grids need image data",
+                spec.input_dim
+            )));
+        }
+        let dec = Decoder::new(be, spec, &self.store, 100)?;
+        if traverse_latent {
+            traverse(be, &dec, styles, (side, side))
+        } else {
+            Ok(class_style_grid(be, &dec, styles, seed, (side, side))?.0)
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! What a run is asked to do ([`RunSpec`]) and what its folder records ([`RunConfig`], the
+//! typed config.json).
+//!
+//! A `RunSpec` names the model by family and kind plus the settings the user overrode
+//! ([`ModelChoice`]); the full [`ModelSpec`] depends on the data (input shape, classes), so it
+//! is resolved once the data is loaded ([`RunSpec::resolve`]) and config.json keeps both: the
+//! spec as asked and the [`TrainConfig`] as trained. Resuming uses the trained one; changes a
+//! resume may make are [`ResumeChanges`].
+//!
+//! Versions: config.json written before the `run` module had no `version` and held the data
+//! options beside `train`; [`RunConfig::load`] reads that layout too (version 1).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::graph::exec::Optimizer;
+use crate::model::{ConvLayer, DecoderInput, Family, Kind, LossNorm, ModelSpec};
+use crate::train::{LabelSpec, TrainConfig};
+
+use super::data::{DataSpec, DatasetName, Loaded};
+use super::feedback::FeedbackRecord;
+
+macro_rules! invalid {
+    ($($t:tt)*) => { return Err(Error::Invalid(format!($($t)*))) };
+}
+
+/// config.json's layout version written by this build.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The optimizer by name; its learning rate is [`RunSpec::lr`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// The paper's: RMSprop with momentum 0.9.
+    #[default]
+    Rmsprop,
+    Adam,
+}
+
+/// The model as asked for: family and kind, and every setting the user chose (`None`: the
+/// paper's default for that family, see [`ModelSpec`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelChoice {
+    pub family: Family,
+    pub kind: Kind,
+    pub hidden: Option<Vec<usize>>,
+    pub conv: Option<Vec<ConvLayer>>,
+    pub dropout: Option<f32>,
+    pub latent: Option<usize>,
+    pub alpha: Option<f32>,
+    pub kl_weight: Option<f32>,
+    pub decoder_input: Option<DecoderInput>,
+    pub loss_norm: Option<LossNorm>,
+    /// Bound on |log-variance|; `Some(0.0)` disables it.
+    pub logvar_limit: Option<f32>,
+    /// RNN models: resident windows in f16.
+    pub data_f16: bool,
+    /// M2 / GM-DGM: classifier slots beyond the dataset's classes.
+    pub extra_slots: Option<usize>,
+}
+
+impl ModelChoice {
+    pub fn new(family: Family, kind: Kind) -> Self {
+        ModelChoice {
+            family,
+            kind,
+            hidden: None,
+            conv: None,
+            dropout: None,
+            latent: None,
+            alpha: None,
+            kl_weight: None,
+            decoder_input: None,
+            loss_norm: None,
+            logvar_limit: None,
+            data_f16: false,
+            extra_slots: None,
+        }
+    }
+
+    /// "ss-dense" and the like.
+    pub fn name(&self) -> String {
+        ModelSpec { family: self.family, kind: self.kind, ..ModelSpec::dense(self.kind, 1, 1) }.name()
+    }
+
+    /// Every setting of `m` made explicit (reading a version-1 config.json).
+    fn from_spec(m: &ModelSpec) -> Self {
+        ModelChoice {
+            hidden: Some(m.hidden.clone()),
+            conv: (m.family == Family::Cnn).then(|| m.conv.clone()),
+            dropout: Some(m.dropout),
+            latent: Some(m.latent),
+            alpha: Some(m.alpha),
+            kl_weight: Some(m.kl_weight),
+            decoder_input: Some(m.decoder_input),
+            loss_norm: Some(m.loss_norm),
+            logvar_limit: Some(m.logvar_limit.unwrap_or(0.0)),
+            data_f16: m.series_f16,
+            ..ModelChoice::new(m.family, m.kind)
+        }
+    }
+}
+
+/// Everything a run is asked to do. `RunSpec::default()` is `ssvae train` without flags: SS_D
+/// on the built-in synthetic glyphs, 100 labels, 10 epochs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunSpec {
+    pub data: DataSpec,
+    pub model: ModelChoice,
+    /// Labeled training samples (class-balanced count, fraction, or all); `None`:
+    /// [`DEFAULT_LABELS`].
+    pub labels: Option<LabelSpec>,
+    /// Semi-unsupervised mode: only these classes keep labels.
+    pub labeled_classes: Option<Vec<usize>>,
+    /// Passes over the training set (with a resume: additional passes).
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub optimizer: OptimizerKind,
+    /// Learning rate (`None`: 5e-4 for dense and CNN models, 1e-3 for RNN ones).
+    pub lr: Option<f32>,
+    /// Read the loss back (and check for divergence) every N steps.
+    pub metrics_every: usize,
+    /// Draws of z per anomaly score.
+    pub score_samples: usize,
+    /// The run folder (`None`: runs/<model>-<dataset>-<labels>-s<seed>, first free suffix).
+    #[serde(skip)]
+    pub out: Option<PathBuf>,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            data: DataSpec::default(),
+            model: ModelChoice::new(Family::Dense, Kind::Ss),
+            labels: None,
+            labeled_classes: None,
+            epochs: 10,
+            batch_size: 128,
+            seed: 0,
+            optimizer: OptimizerKind::Rmsprop,
+            lr: None,
+            metrics_every: 50,
+            score_samples: crate::eval::DEFAULT_SCORE_SAMPLES,
+            out: None,
+        }
+    }
+}
+
+/// The default labeled count of a new run.
+pub const DEFAULT_LABELS: LabelSpec = LabelSpec::Count(100);
+
+impl RunSpec {
+    /// A default spec for this model on this dataset.
+    pub fn new(family: Family, kind: Kind, dataset: DatasetName) -> Self {
+        RunSpec { data: DataSpec { dataset, ..DataSpec::default() }, model: ModelChoice::new(family, kind), ..RunSpec::default() }
+    }
+
+    pub fn labels_or_default(&self) -> LabelSpec {
+        self.labels.unwrap_or(DEFAULT_LABELS)
+    }
+
+    /// The model and training configuration for `split` (the loaded data decides the input
+    /// shape and class count). Every flag that does not apply to the model is an error naming it.
+    pub fn resolve(&self, split: &Loaded) -> Result<TrainConfig> {
+        let m = &self.model;
+        let (family, kind, name, dataset) = (m.family, m.kind, m.name(), self.data.dataset);
+        let mut spec = match (family, split) {
+            (Family::Dense, Loaded::Images(s)) => ModelSpec::dense(kind, s.train.dim(), s.train.classes),
+            (Family::Cnn, Loaded::Images(s)) => ModelSpec::cnn(kind, [s.train.height, s.train.width, s.train.channels], s.train.classes),
+            (Family::Rnn, Loaded::Series(s)) => ModelSpec::rnn(kind, s.train.steps, s.train.channels, s.train.classes),
+            (Family::Rnn, Loaded::Images(_)) => invalid!(
+                "--model {name}: a recurrent model takes time series, but --dataset {dataset} holds {}; use --dataset uci-har, synthetic-sensor or csv, or a dense/cnn model",
+                split.train().describe()
+            ),
+            (_, Loaded::Series(_)) => invalid!(
+                "--model {name}: dense and CNN models take images, but --dataset {dataset} holds {}; use --model ss-rnn, es-rnn or eu-rnn",
+                split.train().describe()
+            ),
+        };
+        if let Some(c) = &m.conv {
+            if family != Family::Cnn {
+                invalid!("--conv applies to the CNN models (ss-cnn, es-cnn, eu-cnn), not {name}");
+            }
+            spec.conv = c.clone();
+        }
+        if let Some(d) = m.dropout {
+            spec.dropout = d;
+        }
+        if let Some(h) = &m.hidden {
+            spec.hidden = h.clone();
+        }
+        if let Some(l) = m.latent {
+            spec.latent = l;
+        }
+        if let Some(a) = m.alpha {
+            spec.alpha = a;
+        }
+        if let Some(w) = m.kl_weight {
+            spec.kl_weight = w;
+        }
+        if let Some(d) = m.decoder_input {
+            spec.decoder_input = d;
+        }
+        let extra = m.extra_slots.unwrap_or(0);
+        if extra > 0 && !spec.sums_over_classes() {
+            invalid!("--extra-slots applies to the M2 and GM-DGM models (m2-dense, m2-cnn, gmdgm-dense, gmdgm-cnn), not {name}");
+        }
+        if spec.sums_over_classes() && (extra > 0 || self.labeled_classes.is_some()) {
+            let classes = split.train().classes();
+            let all: Vec<usize> = (0..classes).collect();
+            spec.class_prior = crate::model::semi_unsupervised_prior(classes, self.labeled_classes.as_deref().unwrap_or(&all), extra)?;
+            spec.classes = classes + extra;
+        }
+        if let Some(l) = m.logvar_limit {
+            spec.logvar_limit = if l == 0.0 { None } else { Some(l) };
+        }
+        if m.data_f16 {
+            if family != Family::Rnn {
+                invalid!(
+                    "--data-f16 applies to the recurrent models (their windows are f32 on the device); {name} stores images at one byte per pixel already"
+                );
+            }
+            spec.series_f16 = true;
+        }
+        if let Some(n) = m.loss_norm {
+            spec.loss_norm = n;
+        }
+        let mut c = TrainConfig::new(spec, dataset.as_str());
+        c.batch_size = self.batch_size;
+        c.seed = self.seed;
+        c.epochs = self.epochs;
+        c.metrics_every = self.metrics_every;
+        c.labeled_classes = self.labeled_classes.clone();
+        c.labels = self.labels_or_default();
+        let lr = self.lr.unwrap_or(if family == Family::Rnn { 1e-3 } else { 5e-4 });
+        c.optimizer = match self.optimizer {
+            OptimizerKind::Rmsprop => Optimizer::rmsprop(lr),
+            OptimizerKind::Adam => Optimizer::adam(lr),
+        };
+        Ok(c)
+    }
+}
+
+/// The learning rate of `o`.
+pub fn optimizer_lr(o: &Optimizer) -> f32 {
+    match *o {
+        Optimizer::RmsProp { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+    }
+}
+
+/// What a resumed run may change (everything else is the saved run's).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResumeChanges {
+    /// Additional passes (default 10).
+    pub epochs: Option<usize>,
+    pub labels: Option<LabelSpec>,
+    pub lr: Option<f32>,
+    pub alpha: Option<f32>,
+    pub score_samples: Option<usize>,
+    /// The folder to continue in (default: the resumed one).
+    pub out: Option<PathBuf>,
+}
+
+/// A run folder's config.json: the spec as asked, the configuration as trained, and where
+/// training stands.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RunConfig {
+    pub version: u32,
+    pub spec: RunSpec,
+    /// The resolved model and training settings (what `--resume` and [`super::Run::open`] use).
+    pub train: TrainConfig,
+    /// Labeled training samples of the dataset used (feedback samples not counted).
+    pub labels_used: usize,
+    pub epochs_done: usize,
+    pub steps_done: u64,
+    /// Per-channel means then standard deviations of the training windows (series runs).
+    pub standardizer: Option<Vec<f32>>,
+    /// Anomaly feedback (false positives / negatives as extra classes), see [`super::feedback`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackRecord>,
+}
+
+/// config.json before version 2 (no `version`, data options beside `train`).
+#[derive(serde::Deserialize)]
+struct ConfigV1 {
+    train: TrainConfig,
+    labels_used: usize,
+    epochs_done: usize,
+    steps_done: u64,
+    max_train: Option<usize>,
+    #[serde(default)]
+    validation: Option<usize>,
+    synthetic: (usize, usize),
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    anomaly_class: Option<usize>,
+    #[serde(default)]
+    series: super::data::SeriesOptions,
+    #[serde(default)]
+    standardizer: Option<Vec<f32>>,
+    #[serde(default)]
+    feedback: Option<FeedbackRecord>,
+}
+
+impl ConfigV1 {
+    fn upgrade(self) -> Result<RunConfig> {
+        let t = &self.train;
+        let spec = RunSpec {
+            data: DataSpec {
+                dataset: DatasetName::parse(&t.dataset)?,
+                data_dir: self.data_dir,
+                synthetic: self.synthetic,
+                series: self.series,
+                max_train: self.max_train,
+                validation: self.validation,
+                anomaly_class: self.anomaly_class,
+            },
+            model: ModelChoice::from_spec(&t.model),
+            labels: Some(t.labels),
+            labeled_classes: t.labeled_classes.clone(),
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            seed: t.seed,
+            optimizer: match t.optimizer {
+                Optimizer::RmsProp { .. } => OptimizerKind::Rmsprop,
+                Optimizer::Adam { .. } => OptimizerKind::Adam,
+            },
+            lr: Some(optimizer_lr(&t.optimizer)),
+            metrics_every: t.metrics_every,
+            ..RunSpec::default()
+        };
+        Ok(RunConfig {
+            version: FORMAT_VERSION,
+            spec,
+            train: self.train,
+            labels_used: self.labels_used,
+            epochs_done: self.epochs_done,
+            steps_done: self.steps_done,
+            standardizer: self.standardizer,
+            feedback: self.feedback,
+        })
+    }
+}
+
+impl RunConfig {
+    /// Reads `dir`/config.json (either layout version).
+    pub fn load(dir: &Path) -> Result<RunConfig> {
+        let path = dir.join(crate::train::checkpoint::CONFIG_FILE);
+        let v: serde_json::Value = crate::train::checkpoint::load_json(&path)?;
+        let bad = |e: serde_json::Error| Error::Io { path: path.clone(), msg: format!("invalid run configuration: {e}") };
+        match v.get("version").and_then(|x| x.as_u64()) {
+            None => serde_json::from_value::<ConfigV1>(v).map_err(bad)?.upgrade(),
+            Some(n) if n == FORMAT_VERSION as u64 => serde_json::from_value(v).map_err(bad),
+            Some(n) => Err(Error::Io {
+                path: path.clone(),
+                msg: format!("config.json version {n} is newer than this ssvae understands ({FORMAT_VERSION}); update ssvae"),
+            }),
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        crate::train::checkpoint::save_json(&dir.join(crate::train::checkpoint::CONFIG_FILE), self)
+    }
+
+    /// The run's dataset as it was trained on (series standardised with the stored
+    /// statistics), or `dataset` read the same way.
+    pub fn load_data(&self, dataset: Option<DatasetName>, data_dir: Option<&Path>) -> Result<Loaded> {
+        let d = &self.spec.data;
+        let mut l = d.load_named(dataset.unwrap_or(d.dataset), data_dir.or(d.data_dir.as_deref()))?;
+        if let Loaded::Series(s) = &mut l {
+            super::data::standardize(s, self.standardizer.as_deref())?;
+        }
+        Ok(l)
+    }
+}

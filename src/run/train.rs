@@ -1,0 +1,419 @@
+//! [`train`] and [`resume`]: a [`RunSpec`] (or a saved run plus [`ResumeChanges`]) becomes a run
+//! folder and a [`RunSummary`].
+//!
+//! Both first prepare everything that can fail on bad input (data, model, labels, the output
+//! folder) and only then create the folder. Per epoch the folder gets the weights, config.json
+//! and a metrics.jsonl line; at the end the anomaly scores (anomaly runs) and summary.json.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::eval::Scorer;
+use crate::graph::exec::Optimizer;
+use crate::model::Kind;
+use crate::train::checkpoint::{self, METRICS_FILE, MODEL_FILE};
+use crate::train::{EvalReport, LabelSpec, Losses, TrainConfig, Trainer};
+
+use super::data::{labels_of, standardize, Loaded};
+use super::feedback::{self, AdjustedAuc};
+use super::spec::{ResumeChanges, RunConfig, RunSpec, FORMAT_VERSION};
+use super::summary::{EpochReport, GroupScores, Observer, RunStart, RunSummary, StepProgress};
+
+macro_rules! invalid {
+    ($($t:tt)*) => { return Err(Error::Invalid(format!($($t)*))) };
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io { path: path.to_path_buf(), msg: e.to_string() }
+}
+
+/// Trains a new run as `ssvae train` does.
+pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Result<RunSummary> {
+    if spec.epochs == 0 {
+        invalid!("--epochs must be at least 1");
+    }
+    let mut loaded = spec.data.load_subsets()?;
+    let standardizer = prepare_split(&mut loaded, spec, None)?;
+    let split = run_data(loaded, spec.data.anomaly_class)?;
+    let cfg = spec.resolve(&split)?;
+    let labeled = pick_labels(&cfg, &split, spec.data.anomaly_class)?;
+    let out = match &spec.out {
+        Some(o) => o.clone(),
+        None => default_out(&cfg),
+    };
+    if out.join(MODEL_FILE).exists() {
+        invalid!(
+            "--out {}: this folder already holds a trained run; continue it with --resume {} or choose another --out",
+            out.display(),
+            out.display()
+        );
+    }
+    let n_labels = labeled.len();
+    let run = RunConfig {
+        version: FORMAT_VERSION,
+        spec: spec.clone(),
+        train: cfg,
+        labels_used: n_labels,
+        epochs_done: 0,
+        steps_done: 0,
+        standardizer,
+        feedback: None,
+    };
+    execute(be, Prepared { run, split, labeled, out, resume_from: None, epochs: spec.epochs }, obs)
+}
+
+/// Continues the run in `dir` (weights and optimizer state) for `changes.epochs` more passes,
+/// e.g. with more labels.
+pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut dyn Observer) -> Result<RunSummary> {
+    let mut run = RunConfig::load(dir).map_err(|e| Error::Invalid(format!("--resume {}: {e}", dir.display())))?;
+    let epochs = changes.epochs.unwrap_or(10);
+    if epochs == 0 {
+        invalid!("--epochs must be at least 1");
+    }
+    if let Some(lr) = changes.lr {
+        run.train.optimizer = match run.train.optimizer {
+            Optimizer::RmsProp { alpha, momentum, eps, .. } => Optimizer::RmsProp { lr, alpha, momentum, eps },
+            Optimizer::Adam { beta1, beta2, eps, .. } => Optimizer::Adam { lr, beta1, beta2, eps },
+        };
+        run.spec.lr = Some(lr);
+    }
+    if let Some(a) = changes.alpha {
+        run.train.model.alpha = a;
+        run.spec.model.alpha = Some(a);
+    }
+    if let Some(l) = changes.labels {
+        run.train.labels = l;
+        run.spec.labels = Some(l);
+    }
+    if let Some(s) = changes.score_samples {
+        run.spec.score_samples = s;
+    }
+    let mut loaded = run.spec.data.load_subsets()?;
+    prepare_split(&mut loaded, &run.spec, run.standardizer.as_deref())?;
+    let mut split = run_data(loaded, run.spec.data.anomaly_class)?;
+    let mut labeled = pick_labels(&run.train, &split, run.spec.data.anomaly_class)?;
+    // dataset labels used; feedback samples join the pool after them
+    run.labels_used = labeled.len();
+    if let Some(fb) = &run.feedback {
+        labeled.extend(feedback::append_to_training(&mut split.train_split, fb, dir, run.labels_used)?);
+    }
+    let out = changes.out.clone().unwrap_or_else(|| dir.to_path_buf());
+    if out != dir && out.join(MODEL_FILE).exists() {
+        invalid!(
+            "--out {}: this folder already holds a trained run; continue it with --resume {} or choose another --out",
+            out.display(),
+            out.display()
+        );
+    }
+    execute(be, Prepared { run, split, labeled, out, resume_from: Some(dir.to_path_buf()), epochs }, obs)
+}
+
+/// The run's data: `train_split` is what the model trains and is evaluated on (the anomaly
+/// class left out), `full_test` the test split with every class (what anomaly runs score).
+struct RunData {
+    train_split: Loaded,
+    full_test: Loaded,
+}
+
+/// Everything checked; nothing written yet.
+struct Prepared {
+    run: RunConfig,
+    split: RunData,
+    labeled: Vec<usize>,
+    out: PathBuf,
+    resume_from: Option<PathBuf>,
+    epochs: usize,
+}
+
+/// Checks the anomaly class, standardises series (with the statistics of the windows trained
+/// on, or `stored`) and leaves the anomaly class out of the training split. Returns the
+/// standardizer applied.
+fn prepare_split(split: &mut Loaded, spec: &RunSpec, stored: Option<&[f32]>) -> Result<Option<Vec<f32>>> {
+    let anomaly_class = spec.data.anomaly_class;
+    if let Some(k) = anomaly_class {
+        let classes = split.train().classes();
+        if k >= classes {
+            invalid!("--anomaly-class {k}: {} has classes 0..{}", spec.data.dataset, classes - 1);
+        }
+    }
+    let mut standardizer = None;
+    if let Loaded::Series(s) = split {
+        let mut fit_on = s.clone();
+        if let Some(k) = anomaly_class {
+            fit_on.train = s.train.subset(&(0..s.train.n).filter(|&i| s.train.labels[i] != Some(k as u8)).collect::<Vec<_>>());
+        }
+        let v = standardize(&mut fit_on, stored)?;
+        standardize(s, Some(&v))?;
+        standardizer = Some(v);
+    }
+    Ok(standardizer)
+}
+
+impl std::ops::Deref for RunData {
+    type Target = Loaded;
+    fn deref(&self) -> &Loaded {
+        &self.train_split
+    }
+}
+
+/// Splits `loaded` into the training view (anomaly class removed) and the full test split.
+fn run_data(loaded: Loaded, anomaly_class: Option<usize>) -> Result<RunData> {
+    let full_test = loaded.clone();
+    let mut split = loaded;
+    if let Some(k) = anomaly_class {
+        let keep = |d: crate::train::TrainData<'_>| (0..d.n()).filter(|&i| d.label(i) != Some(k as u8)).collect::<Vec<_>>();
+        let (tr, te) = (keep(split.train()), keep(split.test()));
+        split.subset_train(&tr);
+        split.subset_test(&te);
+        if split.test().n() == 0 {
+            invalid!("--anomaly-class: no normal samples are left to evaluate on (check --validation)");
+        }
+    }
+    Ok(RunData { train_split: split, full_test })
+}
+
+/// Class-balanced labeled subset over the classes present in the training set (all of them,
+/// except the left-out class of the anomaly protocol). Unlabeled samples (series windows
+/// without a label) are never picked.
+fn labeled_indices(spec: LabelSpec, labels: &[Option<u8>], classes: usize, seed: u64, absent: Option<usize>) -> Result<Vec<usize>> {
+    let have: Vec<usize> = (0..labels.len()).filter(|&i| labels[i].is_some()).collect();
+    let (labels, classes): (Vec<u8>, usize) = match absent {
+        Some(k) => (have.iter().map(|&i| labels[i].unwrap()).map(|y| if y as usize > k { y - 1 } else { y }).collect(), classes - 1),
+        None => (have.iter().map(|&i| labels[i].unwrap()).collect(), classes),
+    };
+    let picked = match spec {
+        LabelSpec::All => (0..have.len()).collect(),
+        LabelSpec::Count(n) => crate::data::label_subset(&labels, classes, n, seed)?,
+        LabelSpec::Fraction(f) => crate::data::label_fraction(&labels, classes, f, seed)?,
+    };
+    Ok(picked.into_iter().map(|i| have[i]).collect())
+}
+
+fn pick_labels(cfg: &TrainConfig, split: &Loaded, anomaly_class: Option<usize>) -> Result<Vec<usize>> {
+    if anomaly_class.is_some() && !cfg.model.has_decoder() {
+        invalid!("--anomaly-class needs a model with a decoder to score reconstructions (an ss- or eu- model), not {}", cfg.model.name());
+    }
+    match (&cfg.labeled_classes, cfg.labels) {
+        _ if cfg.model.kind == Kind::Eu => Ok(Vec::new()),
+        (Some(lc), LabelSpec::Count(n)) if anomaly_class.is_none() => {
+            let Some(labels) = labels_of(split.train()).into_iter().collect::<Option<Vec<u8>>>() else {
+                invalid!("--labeled-classes needs a dataset where every training sample has a label");
+            };
+            crate::train::semi::labeled_subset_in_classes(&labels, split.train().classes(), lc, n, cfg.seed)
+        }
+        (Some(_), _) => invalid!("--labeled-classes needs --labels N (a count) and no --anomaly-class"),
+        (None, _) => labeled_indices(cfg.labels, &labels_of(split.train()), split.train().classes(), cfg.seed, anomaly_class),
+    }
+}
+
+/// runs/<model>-<dataset>-<labels>-s<seed>, else the same with -2, -3, ... (the first without
+/// a trained run).
+fn default_out(cfg: &TrainConfig) -> PathBuf {
+    let l = match cfg.labels {
+        LabelSpec::All => "all".to_string(),
+        LabelSpec::Count(n) => n.to_string(),
+        LabelSpec::Fraction(f) => format!("f{f}"),
+    };
+    let base = format!("runs/{}-{}-{}-s{}", cfg.model.name(), cfg.dataset, l, cfg.seed);
+    (1..)
+        .map(|k| PathBuf::from(if k == 1 { base.clone() } else { format!("{base}-{k}") }))
+        .find(|p| !p.join(MODEL_FILE).exists())
+        .expect("some suffix is free")
+}
+
+fn describe_optimizer(o: &Optimizer) -> String {
+    match o {
+        Optimizer::RmsProp { lr, .. } => format!("RMSprop lr {lr}"),
+        Optimizer::Adam { lr, .. } => format!("Adam lr {lr}"),
+    }
+}
+
+/// The training loop and the end-of-run scoring.
+fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<RunSummary> {
+    let Prepared { mut run, split, labeled, out, resume_from, epochs } = p;
+    let cfg = run.train.clone();
+    let n_labels = run.labels_used;
+    let mut trainer = Trainer::with_data(be, cfg.clone(), split.train(), Some(split.test()), labeled)?;
+    if let Some(dir) = &resume_from {
+        trainer.load(be, dir)?;
+        trainer.step = run.steps_done;
+        trainer.epochs_done = run.epochs_done;
+    }
+    std::fs::create_dir_all(&out).map_err(|e| io(&out, format!("--out: {e}")))?;
+    let adapter = be.describe();
+    // the CPU reference backend describes itself as "cpu (N threads)"
+    let backend = if adapter.starts_with("cpu (") { "cpu" } else { "gpu" };
+    let spe = trainer.steps_per_epoch();
+    obs.started(&RunStart {
+        model: cfg.model.name(),
+        dataset: cfg.dataset.clone(),
+        n_train: split.train().n(),
+        n_test: split.test().n(),
+        labeled: if cfg.model.kind == Kind::Eu { 0 } else { n_labels },
+        optimizer: describe_optimizer(&cfg.optimizer),
+        software_adapter: backend == "gpu" && adapter.contains("Cpu)"),
+        adapter: adapter.clone(),
+        out: out.clone(),
+        steps_per_epoch: spe,
+        epochs,
+        batch_size: cfg.batch_size,
+    });
+    let metrics_path = out.join(METRICS_FILE);
+    let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(|e| io(&metrics_path, e))?;
+    let start = Instant::now();
+    let (mut train_seconds, mut samples) = (0f64, 0u64);
+    let mut last_eval = EvalReport::default();
+    run.spec.epochs = run.epochs_done + epochs;
+    run.train.epochs = run.spec.epochs;
+    for _ in 0..epochs {
+        let t0 = Instant::now();
+        let mut losses = Losses::default();
+        for s in 0..spe {
+            trainer.step(be)?;
+            let read = (s + 1) % cfg.metrics_every == 0 || s + 1 == spe;
+            if read {
+                losses = trainer.take_losses(be)?;
+            }
+            let rate = ((s + 1) * cfg.batch_size) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            obs.step(&StepProgress {
+                epoch: trainer.epochs_done + 1,
+                step_in_epoch: s + 1,
+                losses: read.then_some(&losses),
+                samples_per_s: rate,
+            });
+        }
+        be.sync()?;
+        let epoch_secs = t0.elapsed().as_secs_f64();
+        train_seconds += epoch_secs;
+        samples += (spe * cfg.batch_size) as u64;
+        trainer.epochs_done += 1;
+        last_eval = trainer.evaluate(be)?.unwrap_or_default();
+        trainer.save(be, &out)?;
+        run.epochs_done = trainer.epochs_done;
+        run.steps_done = trainer.step;
+        run.save(&out)?;
+        let line = EpochReport::new(trainer.epochs_done, trainer.step, &losses, &last_eval, epoch_secs, spe * cfg.batch_size);
+        let json = serde_json::to_string(&line).map_err(|e| io(&metrics_path, e))?;
+        writeln!(metrics_file, "{json}").map_err(|e| io(&metrics_path, e))?;
+        obs.epoch(&line);
+    }
+    obs.finished();
+    let mut summary = RunSummary {
+        model: cfg.model.name(),
+        dataset: cfg.dataset.clone(),
+        labels: if cfg.model.kind == Kind::Eu { 0 } else { n_labels },
+        epochs: trainer.epochs_done,
+        accuracy: last_eval.accuracy,
+        log_loss: last_eval.log_loss,
+        test_rec: last_eval.rec,
+        test_kl: last_eval.kl,
+        train_seconds,
+        samples_per_s: samples as f64 / train_seconds.max(1e-9),
+        backend: backend.into(),
+        adapter,
+        seed: cfg.seed,
+        alpha: cfg.model.alpha,
+        out: out.clone(),
+        evaluated_on: if run.spec.data.validation.is_some() { "validation" } else { "test" }.into(),
+        anomaly_class: run.spec.data.anomaly_class,
+        labeled_classes: cfg.labeled_classes.clone(),
+        slots: cfg.model.classes,
+        ..RunSummary::default()
+    };
+    if let Some(k) = run.spec.data.anomaly_class {
+        score_anomalies(be, &run, &trainer, &split.full_test, k, &out, &mut summary, obs)?;
+    }
+    // cluster-and-label for semi-unsupervised runs and every M2 / GM-DGM
+    if cfg.model.has_classifier() && (cfg.labeled_classes.is_some() || cfg.model.sums_over_classes()) {
+        let lc = cfg.labeled_classes.clone().unwrap_or_default();
+        let Loaded::Images(images) = &*split else {
+            invalid!("cluster-and-label scoring (--labeled-classes, M2, GM-DGM) needs an image dataset");
+        };
+        let c =
+            crate::train::semi::cluster_scores(be, &cfg.model, &trainer.store, &images.train, &images.test, &lc, cfg.eval_batch, cfg.seed)?;
+        obs.note(&format!(
+            "cluster-and-label: accuracy {:.4}, labeled classes {}, unlabeled classes {}",
+            c.accuracy,
+            fmt_opt(c.labeled_class_accuracy),
+            fmt_opt(c.unlabeled_class_accuracy)
+        ));
+        summary.cluster_accuracy = Some(c.accuracy);
+        summary.labeled_class_accuracy = c.labeled_class_accuracy;
+        summary.unlabeled_class_accuracy = c.unlabeled_class_accuracy;
+        summary.slot_class = Some(c.slot_class.clone());
+        summary.cluster_labeled_slots_kept = c.labeled_slots_kept.as_ref().map(|g| GroupScores {
+            accuracy: g.accuracy,
+            labeled_class_accuracy: g.labeled_class_accuracy,
+            unlabeled_class_accuracy: g.unlabeled_class_accuracy,
+        });
+    }
+    summary.seconds = start.elapsed().as_secs_f64();
+    checkpoint::save_json(&out.join(super::SUMMARY_FILE), &summary)?;
+    Ok(summary)
+}
+
+pub(crate) fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.4}"))
+}
+
+/// Anomaly runs: scores every test sample (all classes), the ROC AUC of detecting class `k`,
+/// and anomaly_scores.csv (with the eq. 6 columns when the run has feedback).
+#[allow(clippy::too_many_arguments)]
+fn score_anomalies<B: Backend>(
+    be: &B,
+    run: &RunConfig,
+    trainer: &Trainer<B>,
+    full: &Loaded,
+    k: usize,
+    out: &Path,
+    summary: &mut RunSummary,
+    obs: &mut dyn Observer,
+) -> Result<()> {
+    let cfg = &run.train;
+    let test = full.test();
+    let samples = run.spec.score_samples;
+    let scorer = Scorer::with_data(be, &cfg.model, &trainer.store, test, cfg.eval_batch)?;
+    let (scores, probs) = scorer.run(be, samples, cfg.seed)?;
+    // unlabeled test windows are neither anomalous nor normal: scored, not in the AUC
+    let known: Vec<usize> = (0..test.n()).filter(|&i| test.label(i).is_some()).collect();
+    let positive: Vec<bool> = (0..test.n()).map(|i| test.label(i) == Some(k as u8)).collect();
+    summary.auc = crate::eval::roc_auc(
+        &known.iter().map(|&i| scores[i]).collect::<Vec<_>>(),
+        &known.iter().map(|&i| positive[i]).collect::<Vec<_>>(),
+    );
+    let mut adjusted = AdjustedAuc::default();
+    let mut csv = String::from("index,label,anomalous,score");
+    let adj = match (&run.feedback, &probs) {
+        (Some(fb), Some(p)) => {
+            csv += ",p_false_positive,p_false_negative,adjusted_score";
+            Some(feedback::adjust(fb, &scores, p, &known, &positive, &mut adjusted)?)
+        }
+        _ => None,
+    };
+    csv += "\n";
+    for (i, s) in scores.iter().enumerate() {
+        let label = test.label(i).map_or(String::new(), |l| l.to_string());
+        csv += &format!("{i},{label},{},{s}", positive[i] as u8);
+        if let Some((p_fp, p_fn, adj)) = &adj {
+            csv += &format!(",{},{},{}", p_fp[i], p_fn[i], adj[i]);
+        }
+        csv += "\n";
+    }
+    checkpoint::write_atomic(&out.join(super::ANOMALY_SCORES_FILE), csv.as_bytes())?;
+    obs.note(&format!(
+        "anomaly class {k}: ROC AUC {} over {} test samples ({} anomalous), {samples} draws of z each",
+        fmt_opt(summary.auc),
+        scores.len(),
+        positive.iter().filter(|&&p| p).count(),
+    ));
+    if adj.is_some() {
+        obs.note(&format!("with feedback (eq. 6): ROC AUC {}", fmt_opt(adjusted.auc_adjusted)));
+    }
+    summary.auc_adjusted = adjusted.auc_adjusted;
+    summary.auc_unmarked = adjusted.auc_unmarked;
+    summary.auc_adjusted_unmarked = adjusted.auc_adjusted_unmarked;
+    Ok(())
+}
