@@ -1,0 +1,125 @@
+//! The library's run API without the binary: train a spec, open the folder, predict, encode,
+//! score, sample; resume; and a config.json of the earlier layout (version 1) still opens.
+//! CPU backend, tiny sizes.
+
+use std::path::PathBuf;
+
+use ssvae::backend::cpu::CpuBackend;
+use ssvae::model::{Family, Kind};
+use ssvae::run::{self, DatasetName, Quiet, ResumeChanges, Run, RunConfig, RunSpec};
+use ssvae::train::LabelSpec;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ssvae-run-api-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn tiny(out: &PathBuf) -> RunSpec {
+    let mut s = RunSpec::new(Family::Dense, Kind::Ss, DatasetName::Synthetic);
+    s.data.synthetic = (256, 64);
+    s.model.hidden = Some(vec![32, 16]);
+    s.batch_size = 32;
+    s.epochs = 2;
+    s.labels = Some(LabelSpec::Count(20));
+    s.out = Some(out.clone());
+    s
+}
+
+fn argmax(row: &[f32]) -> usize {
+    (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b })
+}
+
+#[test]
+fn train_open_predict_encode_score_sample() {
+    let be = CpuBackend::new();
+    let out = tmp("open");
+    let summary = run::train(&be, &tiny(&out), &mut Quiet).unwrap();
+    assert_eq!((summary.epochs, summary.labels, summary.model.as_str()), (2, 20, "ss-dense"));
+    let config = RunConfig::load(&out).unwrap();
+    assert_eq!((config.epochs_done, config.train.epochs, config.spec.epochs), (2, 2, 2), "config.json records the epochs trained");
+
+    let saved = Run::open(&be, &out).unwrap();
+    let data = saved.load_data(None, None).unwrap();
+    let test = data.test();
+    let classes = saved.model().classes;
+    let probs = saved.predict_proba(&be, test).unwrap();
+    assert_eq!(probs.len(), test.n() * classes);
+    for row in probs.chunks(classes) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4, "a probability row sums to 1: {row:?}");
+    }
+    // the predicted columns give the accuracy the run reported
+    let correct = (0..test.n()).filter(|&i| test.label(i) == Some(argmax(&probs[i * classes..(i + 1) * classes]) as u8)).count();
+    assert_eq!(Some(correct as f64 / test.n() as f64), summary.accuracy);
+    assert_eq!(saved.evaluate(&be, test).unwrap().accuracy, summary.accuracy);
+
+    let z = saved.encode(&be, test).unwrap();
+    assert_eq!(z.len(), test.n() * saved.model().latent);
+    let (scores, p) = saved.score(&be, test, 2, 0).unwrap();
+    assert_eq!(scores.len(), test.n());
+    assert!(scores.iter().all(|s| s.is_finite() && *s > 0.0));
+    assert_eq!(p.map(|p| p.len()), Some(test.n() * classes));
+    let grid = saved.sample(&be, 3, 0, false).unwrap();
+    assert!(grid.width() > 0 && grid.height() > grid.width(), "10 class rows, 3 style columns");
+}
+
+#[test]
+fn resume_adds_epochs_and_labels() {
+    let be = CpuBackend::new();
+    let out = tmp("resume");
+    run::train(&be, &RunSpec { epochs: 1, ..tiny(&out) }, &mut Quiet).unwrap();
+    let changes = ResumeChanges { epochs: Some(2), labels: Some(LabelSpec::Count(40)), ..ResumeChanges::default() };
+    let s = run::resume(&be, &out, &changes, &mut Quiet).unwrap();
+    assert_eq!((s.epochs, s.labels), (3, 40));
+    let c = RunConfig::load(&out).unwrap();
+    assert_eq!((c.epochs_done, c.train.epochs, c.spec.epochs), (3, 3, 3), "config.json records the epochs trained");
+    assert_eq!((c.train.labels, c.spec.labels), (LabelSpec::Count(40), Some(LabelSpec::Count(40))));
+    assert_eq!(c.steps_done, 3 * (256u64).div_ceil(16), "SS steps: one pass over the unlabeled half-batches per epoch");
+}
+
+#[test]
+fn a_version_1_config_still_opens() {
+    let be = CpuBackend::new();
+    let out = tmp("v1");
+    let summary = run::train(&be, &tiny(&out), &mut Quiet).unwrap();
+    // rewrite config.json in the layout written before the run module (no version, data
+    // options beside `train`)
+    let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let d = &c["spec"]["data"];
+    let v1 = serde_json::json!({
+        "train": c["train"], "labels_used": c["labels_used"], "epochs_done": c["epochs_done"], "steps_done": c["steps_done"],
+        "max_train": d["max_train"], "validation": d["validation"], "synthetic": d["synthetic"], "data_dir": d["data_dir"],
+        "anomaly_class": d["anomaly_class"], "series": {"channels": null, "csv_layout": null}, "standardizer": null,
+    });
+    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&v1).unwrap()).unwrap();
+    let saved = Run::open(&be, &out).unwrap();
+    assert_eq!(saved.config.spec.data.synthetic, (256, 64));
+    assert_eq!(saved.config.spec.model.hidden, Some(vec![32, 16]));
+    let data = saved.load_data(None, None).unwrap();
+    assert_eq!(saved.evaluate(&be, data.test()).unwrap().accuracy, summary.accuracy);
+    // and a newer version is refused with a message, not misread
+    let mut v9 = c.clone();
+    v9["version"] = 9.into();
+    std::fs::write(out.join("config.json"), serde_json::to_string(&v9).unwrap()).unwrap();
+    let err = Run::open(&be, &out).err().expect("a newer config.json is refused").to_string();
+    assert!(err.contains("version 9") && err.contains("update ssvae"), "{err}");
+}
+
+#[test]
+fn bad_specs_fail_before_the_folder_is_written() {
+    let be = CpuBackend::new();
+    for (what, spec, want) in [
+        (
+            "rnn on images",
+            RunSpec { model: run::ModelChoice::new(Family::Rnn, Kind::Ss), ..tiny(&tmp("bad1")) },
+            "recurrent model takes time series",
+        ),
+        ("zero epochs", RunSpec { epochs: 0, ..tiny(&tmp("bad2")) }, "--epochs must be at least 1"),
+        ("too many labels", RunSpec { labels: Some(LabelSpec::Count(100000)), ..tiny(&tmp("bad3")) }, "exceeds"),
+    ] {
+        let out = spec.out.clone().unwrap();
+        let err = run::train(&be, &spec, &mut Quiet).err().unwrap_or_else(|| panic!("{what} should fail")).to_string();
+        assert!(err.contains(want), "{what}: expected '{want}' in {err}");
+        assert!(!out.exists(), "{what}: nothing may be written before the inputs are checked");
+    }
+}
