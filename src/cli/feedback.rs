@@ -1,10 +1,10 @@
-//! `ssvae feedback`: flags -> [`FeedbackRequest`], then `ssvae::run::feedback::feedback` (see
+//! `ssvae feedback`: flags -> [`FeedbackRequest`], then `ssvae::run::apply_feedback` (see
 //! there for what a feedback round does and keeps).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use ssvae::run::feedback::{feedback as run_feedback, FeedbackRequest};
+use ssvae::run::{apply_feedback, FeedbackRequest};
 
 use super::{on_backend, DeviceArgs, Progress};
 
@@ -48,7 +48,7 @@ pub fn feedback(a: FeedbackArgs) -> Result<()> {
         score_samples: a.score_samples,
     };
     let mut progress = Progress::new(a.quiet);
-    let summary = on_backend!(a.dev, be => run_feedback(be, &a.run, &req, &mut progress)?);
+    let summary = on_backend!(a.dev, be => apply_feedback(be, &a.run, &req, &mut progress)?);
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

@@ -5,7 +5,7 @@
 //!   line `ssvae train` prints), reporting progress to an [`Observer`] (the CLI's progress bar
 //!   is one). [`resume`] continues a saved run with [`ResumeChanges`] (more labels, epochs).
 //! - [`Run::open`] loads a run folder as a model: `predict_proba`, `encode`, `score`, `sample`.
-//! - [`feedback`] corrects an anomaly run, [`reproduce`] runs the paper's tables.
+//! - [`apply_feedback`] corrects an anomaly run, [`reproduce`] runs the paper's tables.
 //!
 //! The run folder: config.json ([`RunConfig`]: the spec as asked, the configuration as trained,
 //! progress), model.safetensors (weights and optimizer state), metrics.jsonl (one line per
@@ -13,6 +13,7 @@
 
 pub mod data;
 pub mod feedback;
+mod feedback_round;
 mod open;
 pub mod reproduce;
 mod spec;
@@ -20,7 +21,8 @@ mod summary;
 mod train;
 
 pub use data::{DataSpec, DatasetName, Loaded, SeriesLayout, SeriesOptions, SeriesOrder};
-pub use feedback::{FeedbackRecord, FeedbackRequest};
+pub use feedback::FeedbackRecord;
+pub use feedback_round::{apply_feedback, FeedbackRequest};
 pub use open::{Input, Run};
 pub use spec::{optimizer_lr, ModelChoice, OptimizerKind, ResumeChanges, RunConfig, RunSpec, DEFAULT_LABELS, FORMAT_VERSION};
 pub use summary::{EpochReport, GroupScores, Metric, Observer, Quiet, RunStart, RunSummary, StepProgress};
