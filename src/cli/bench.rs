@@ -17,14 +17,20 @@ use super::BackendArg;
 pub enum BenchBackend {
     /// The GPU and the CPU backend, side by side.
     Both,
+    /// The best GPU adapter, software rasterizers included.
     Gpu,
+    /// The CPU reference backend alone.
     Cpu,
+    /// The best Vulkan adapter.
     #[value(alias = "vk")]
     Vulkan,
+    /// The best Metal adapter (macOS).
     #[value(alias = "mtl")]
     Metal,
+    /// The best DirectX 12 adapter (Windows).
     #[value(alias = "d3d12")]
     Dx12,
+    /// The best OpenGL / GLES adapter.
     #[value(alias = "gles", alias = "opengl")]
     Gl,
 }
@@ -71,6 +77,7 @@ pub struct TrainBench {
     /// The model, at the paper's architecture on random data of MNIST's or UCI-HAR's size.
     #[arg(long, value_enum, default_value_t = ModelArg::SsDense)]
     model: ModelArg,
+    /// Where to run the cases.
     #[arg(long, value_enum, default_value_t = BenchBackend::Both)]
     backend: BenchBackend,
     /// Substring of the adapter name to use.
@@ -132,6 +139,7 @@ pub struct TuneBench {
 
 #[derive(clap::Args)]
 pub struct GemmBench {
+    /// Where to run the cases.
     #[arg(long, value_enum, default_value_t = BenchBackend::Both)]
     backend: BenchBackend,
     /// Substring of the adapter name to use.

@@ -47,12 +47,16 @@ pub enum BackendArg {
     Gpu,
     /// The CPU reference backend.
     Cpu,
+    /// The best Vulkan adapter.
     #[value(alias = "vk")]
     Vulkan,
+    /// The best Metal adapter (macOS).
     #[value(alias = "mtl")]
     Metal,
+    /// The best DirectX 12 adapter (Windows).
     #[value(alias = "d3d12")]
     Dx12,
+    /// The best OpenGL / GLES adapter.
     #[value(alias = "gles", alias = "opengl")]
     Gl,
 }

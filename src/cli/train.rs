@@ -19,23 +19,29 @@ use super::{on_backend, DeviceArgs, Progress};
 pub enum ModelArg {
     /// The paper's model: VAE + classifier pi feeding the decoder (dense, Table 13).
     SsDense,
-    /// Encoder + classifier, cross-entropy only.
+    /// Encoder + classifier, cross-entropy only (dense).
     EsDense,
-    /// Plain VAE.
+    /// Plain VAE (dense).
     EuDense,
-    /// The paper's convolutional models (Table 14).
+    /// The paper's model, convolutional (Table 14).
     SsCnn,
+    /// Encoder + classifier, convolutional.
     EsCnn,
+    /// Plain VAE, convolutional.
     EuCnn,
-    /// Recurrent models for time series (Table 15).
+    /// The paper's model, recurrent, for time series (Table 15).
     SsRnn,
+    /// Encoder + classifier, recurrent.
     EsRnn,
+    /// Plain VAE, recurrent.
     EuRnn,
-    /// Kingma's M2.
+    /// Kingma's M2 (y summed out of the ELBO), dense.
     M2Dense,
+    /// Kingma's M2, convolutional trunk.
     M2Cnn,
-    /// Gaussian-mixture DGM (semi-unsupervised).
+    /// Gaussian-mixture DGM (semi-unsupervised), dense.
     GmdgmDense,
+    /// Gaussian-mixture DGM, convolutional trunk.
     GmdgmCnn,
 }
 
@@ -94,6 +100,7 @@ impl From<DatasetArg> for DatasetName {
 pub enum OptimizerArg {
     /// The paper's: RMSprop with momentum 0.9.
     Rmsprop,
+    /// Adam (0.9, 0.999, 1e-8) with bias correction.
     Adam,
 }
 
