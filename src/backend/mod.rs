@@ -9,6 +9,7 @@
 pub mod cpu;
 pub mod gpu;
 pub mod ops;
+pub mod timing;
 
 pub use ops::{
     Access, Act, Conv2d, DType, Gemm, Op, Padding, Slot, ADAM_HYPER_LEN, COUNTER_LEN, LSTM_MAX_HIDDEN, MAX_KERNEL, MAX_STRIDE,
