@@ -3,7 +3,7 @@
 //! `Op::slots` and the family's `Params` struct (works on any machine, no GPU).
 
 use ssvae::backend::gpu::kernels::{spec, ACTIVATION, SHADERS};
-use ssvae::backend::{Access, Act, Conv2d, DType, Gemm, GemmTiles, Op};
+use ssvae::backend::{Access, Act, Conv2d, DType, Gemm, GemmTiles, KernelSpec, Op, Slot};
 
 fn validate(name: &str, src: &str) -> naga::Module {
     validate_with_info(name, src).0
@@ -142,11 +142,88 @@ fn names_slot(file: &str, entry: &str, binding: &str, slot: &str) -> bool {
         || (file == "conv.wgsl" && CONV_ROLES.iter().any(|(role, slots)| *role == binding && slots.contains(&slot)))
 }
 
+/// Binding 0 must be a uniform of the family's `Params` struct: same name, same field names and
+/// offsets, and the same size (naga's layouter) as the bytes the GPU backend uploads.
+fn check_params(
+    at: &str,
+    m: &naga::Module,
+    layouter: &naga::proc::Layouter,
+    g: &naga::GlobalVariable,
+    s: &KernelSpec,
+    errors: &mut Vec<String>,
+) {
+    let name = g.name.clone().unwrap_or_default();
+    if g.binding.as_ref().map(|b| b.binding) != Some(0) {
+        errors.push(format!("{at}: uniform '{name}' is not at binding 0, the parameter block's"));
+        return;
+    }
+    let ty = &m.types[g.ty];
+    let want = &s.params_layout;
+    if ty.name.as_deref() != Some(want.name) {
+        errors.push(format!("{at}: parameter block is WGSL struct {:?}, the Rust side uploads {}", ty.name, want.name));
+    }
+    let size = layouter[g.ty].size as usize;
+    if size != want.size || s.params.len() != want.size {
+        errors.push(format!("{at}: WGSL {} is {size} bytes, Rust {} is {} (uploaded {})", want.name, want.name, want.size, s.params.len()));
+    }
+    let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+        errors.push(format!("{at}: parameter block '{name}' is not a struct"));
+        return;
+    };
+    let wgsl: Vec<(String, usize)> = members.iter().map(|mm| (mm.name.clone().unwrap_or_default(), mm.offset as usize)).collect();
+    let rust: Vec<(String, usize)> = want.fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+    if wgsl != rust {
+        errors.push(format!("{at}: fields of {} differ: WGSL {wgsl:?}, Rust {rust:?}", want.name));
+    }
+}
+
+/// A storage binding must be the slot at its binding index - 1: named as the slot, holding its
+/// element type (f32 or vec4<f32> for F32, u32 for U32), read-only for a `Read` or optional
+/// slot and read_write otherwise. Returns the slot index it binds.
+fn check_storage(
+    at: &str,
+    s: &KernelSpec,
+    m: &naga::Module,
+    g: &naga::GlobalVariable,
+    slots: &[Slot],
+    errors: &mut Vec<String>,
+) -> Option<usize> {
+    let name = g.name.clone().unwrap_or_default();
+    let naga::AddressSpace::Storage { access } = g.space else { return None };
+    let i = g.binding.as_ref()?.binding as usize;
+    let Some(slot) = i.checked_sub(1).and_then(|k| slots.get(k)) else {
+        errors.push(format!("{at}: '{name}' at binding {i}, but the op has {} slots", slots.len()));
+        return None;
+    };
+    if !names_slot(s.file, s.entry, &name, slot.name) {
+        errors.push(format!("{at}: binding {i} is '{name}', slot {} is '{}'", i - 1, slot.name));
+    }
+    let read_only = slot.len == 0 || slot.access == Access::Read;
+    if read_only == access.contains(naga::StorageAccess::STORE) {
+        let is = if read_only { "read_write" } else { "read-only" };
+        errors.push(format!("{at}: '{name}' is {is}, slot '{}' is {:?}", slot.name, slot.access));
+    }
+    let elem = match &m.types[g.ty].inner {
+        naga::TypeInner::Array { base, .. } => match &m.types[*base].inner {
+            naga::TypeInner::Scalar(sc) | naga::TypeInner::Vector { scalar: sc, .. } => Some(sc.kind),
+            _ => None,
+        },
+        _ => None,
+    };
+    let want = match slot.dtype {
+        DType::F32 => naga::ScalarKind::Float,
+        DType::U32 => naga::ScalarKind::Uint,
+    };
+    if elem != Some(want) {
+        errors.push(format!("{at}: '{name}' holds {elem:?}, slot '{}' is {:?}", slot.name, slot.dtype));
+    }
+    Some(i - 1)
+}
+
 /// The contract between an op and its WGSL entry point, checked for every launch: the storage
-/// bindings the entry point uses are exactly its `Op::slots` (binding i + 1 = slot i), named as
-/// the slots, with their element type and access (read-only storage for a `Read` slot or an
-/// optional one, read_write otherwise); binding 0 is a uniform of the family's `Params` struct,
-/// same name, same field names and offsets, and the same size (naga's layouter).
+/// bindings the entry point uses (directly or through the functions it calls) are exactly its
+/// `Op::slots` (binding i + 1 = slot i; see `check_storage`), and binding 0 is the family's
+/// `Params` struct (see `check_params`). Every entry point of every file is some op's.
 #[test]
 fn every_entry_point_matches_its_slots_and_params() {
     let modules: Vec<(&str, naga::Module, naga::valid::ModuleInfo)> = SHADERS
@@ -156,7 +233,7 @@ fn every_entry_point_matches_its_slots_and_params() {
             (*n, m, i)
         })
         .collect();
-    let mut launches: Vec<(Op, ssvae::backend::KernelSpec)> = every_op().into_iter().map(|op| (op.clone(), spec(&op, None))).collect();
+    let mut launches: Vec<(Op, KernelSpec)> = every_op().into_iter().map(|op| (op.clone(), spec(&op, None))).collect();
     let gemm = Op::Gemm(Gemm::new(4, 8, 4).bias(Act::Relu));
     launches.push((gemm.clone(), spec(&gemm, Some(GemmTiles { vec4: false, ..GemmTiles::SMALL }))));
     let mut errors = Vec::new();
@@ -172,82 +249,15 @@ fn every_entry_point_matches_its_slots_and_params() {
         let mut bound = vec![false; slots.len()];
         let at = format!("{} ({}::{})", op.name(), s.file, s.entry);
         for (h, g) in m.global_variables.iter() {
-            if uses[h].is_empty() {
+            if uses[h].is_empty() || g.binding.is_none() {
                 continue;
             }
-            let Some(rb) = &g.binding else { continue };
-            let name = g.name.clone().unwrap_or_default();
-            if rb.group != 0 {
-                errors.push(format!("{at}: '{name}' is in group {}, only group 0 is bound", rb.group));
-                continue;
-            }
-            match g.space {
-                naga::AddressSpace::Uniform => {
-                    if rb.binding != 0 {
-                        errors.push(format!("{at}: uniform '{name}' at binding {}, the parameter block is binding 0", rb.binding));
-                        continue;
-                    }
-                    let ty = &m.types[g.ty];
-                    let want = &s.params_layout;
-                    if ty.name.as_deref() != Some(want.name) {
-                        errors.push(format!("{at}: parameter block is WGSL struct {:?}, the Rust side uploads {}", ty.name, want.name));
-                    }
-                    let size = layouter[g.ty].size as usize;
-                    if size != want.size || s.params.len() != want.size {
-                        errors.push(format!(
-                            "{at}: WGSL {} is {size} bytes, Rust {} is {} (uploaded {})",
-                            want.name,
-                            want.name,
-                            want.size,
-                            s.params.len()
-                        ));
-                    }
-                    if let naga::TypeInner::Struct { members, .. } = &ty.inner {
-                        let wgsl: Vec<(String, usize)> =
-                            members.iter().map(|mm| (mm.name.clone().unwrap_or_default(), mm.offset as usize)).collect();
-                        let rust: Vec<(String, usize)> = want.fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
-                        if wgsl != rust {
-                            errors.push(format!("{at}: fields of {} differ: WGSL {wgsl:?}, Rust {rust:?}", want.name));
-                        }
-                    } else {
-                        errors.push(format!("{at}: parameter block '{name}' is not a struct"));
-                    }
-                }
-                naga::AddressSpace::Storage { access } => {
-                    let i = rb.binding as usize;
-                    let Some(slot) = i.checked_sub(1).and_then(|k| slots.get(k)) else {
-                        errors.push(format!("{at}: '{name}' at binding {i}, but the op has {} slots", slots.len()));
-                        continue;
-                    };
-                    bound[i - 1] = true;
-                    if !names_slot(s.file, s.entry, &name, slot.name) {
-                        errors.push(format!("{at}: binding {i} is '{name}', slot {} is '{}'", i - 1, slot.name));
-                    }
-                    let read_only = slot.len == 0 || slot.access == Access::Read;
-                    if read_only == access.contains(naga::StorageAccess::STORE) {
-                        errors.push(format!(
-                            "{at}: '{name}' is {}, slot '{}' is {:?}",
-                            if read_only { "read_write" } else { "read-only" },
-                            slot.name,
-                            slot.access
-                        ));
-                    }
-                    let elem = match &m.types[g.ty].inner {
-                        naga::TypeInner::Array { base, .. } => match &m.types[*base].inner {
-                            naga::TypeInner::Scalar(sc) | naga::TypeInner::Vector { scalar: sc, .. } => Some(sc.kind),
-                            _ => None,
-                        },
-                        _ => None,
-                    };
-                    let want = match slot.dtype {
-                        DType::F32 => naga::ScalarKind::Float,
-                        DType::U32 => naga::ScalarKind::Uint,
-                    };
-                    if elem != Some(want) {
-                        errors.push(format!("{at}: '{name}' holds {elem:?}, slot '{}' is {:?}", slot.name, slot.dtype));
-                    }
-                }
-                _ => {}
+            if g.binding.as_ref().is_some_and(|b| b.group != 0) {
+                errors.push(format!("{at}: '{:?}' is not in group 0, the only group bound", g.name));
+            } else if g.space == naga::AddressSpace::Uniform {
+                check_params(&at, m, &layouter, g, s, &mut errors);
+            } else if let Some(k) = check_storage(&at, s, m, g, &slots, &mut errors) {
+                bound[k] = true;
             }
         }
         for (k, b) in bound.iter().enumerate() {
@@ -256,7 +266,6 @@ fn every_entry_point_matches_its_slots_and_params() {
             }
         }
     }
-    // every entry point of every file is some op's
     for (file, m, _) in &modules {
         for e in &m.entry_points {
             if !entries_seen.contains(&(*file, e.name.as_str())) {

@@ -3,13 +3,19 @@
 //! type, length and access. That list is the single contract between the CPU twin, the WGSL
 //! entry point (binding `i + 1` is slot `i`, binding 0 is the parameter block) and the shape
 //! checks, so a kernel call is validated the same way on both backends.
-
 //!
 //! Each kernel family lives in one file of this folder, named as its WGSL file and CPU twin
 //! (`gemm`, `conv`, `elementwise`, `gather`, `reduce`, `sample`, `loss`, `mixture`,
 //! `batchnorm`, `optim`, `lstm`): its slots, its `#[repr(C)]` parameter block (uploaded as is
 //! by the GPU backend and checked against the WGSL struct of the same name by
-//! tests/shaders_validate.rs) and its grid.
+//! tests/shaders_validate.rs) and its grid. WGSL bindings are named as the slots (qualified by
+//! the entry point, `split_cols_a`, where two entry points of a file bind a slot differently),
+//! which the same test checks together with binding order and access.
+//!
+//! Adding a kernel to a family: the `Op` variant and its arm in [`Op::family`]; the family
+//! file's `entry`, `slots`, `dims` (and `check`) arms and its parameter block and grid in
+//! `spec`; the WGSL entry point; the CPU twin and its arm in `cpu::execute`; the op in
+//! tests/shaders_validate.rs's `every_op` and a GPU-vs-CPU test in tests/kernels_<family>.rs.
 
 use crate::error::{Error, Result};
 
@@ -376,10 +382,10 @@ pub enum Op {
 /// Label value that marks a row as unlabeled (any value >= the class count is treated so).
 pub const UNLABELED: u32 = u32::MAX;
 
-pub(crate) fn f(name: &'static str, len: usize, access: Access) -> Slot {
+fn f(name: &'static str, len: usize, access: Access) -> Slot {
     Slot { name, dtype: DType::F32, len, access }
 }
-pub(crate) fn u(name: &'static str, len: usize, access: Access) -> Slot {
+fn u(name: &'static str, len: usize, access: Access) -> Slot {
     Slot { name, dtype: DType::U32, len, access }
 }
 
