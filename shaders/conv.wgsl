@@ -1,12 +1,13 @@
 // 2-D convolution over NHWC tensors and its adjoints, as implicit GEMMs: the unfolded
 // ("im2col") matrix is never written; each tile load computes which input pixel a
-// (row, k) element of it is, or zero in the padding. CPU twins: src/backend/cpu/conv.rs.
+// (row, k) element of it is, or zero in the padding. CPU twins: src/backend/cpu/conv.rs;
+// slots, parameter block and grid: src/backend/ops/conv.rs.
 //
 //   conv2d_forward:         y  [B*OH*OW, OC]     = unfold(x) [.., KH*KW*IC] * w [KH*KW*IC, OC] (+ bias)
 //   conv2d_backward_input:  dx [B*IH*IW, IC]     = gather(dy) [.., KH*KW*OC] * w^T        (+ bias)
 //   conv2d_backward_weight: dw [KH*KW*IC, OC]    = unfold(x)^T [.., B*OH*OW] * dy [B*OH*OW, OC]
 //   conv2d_backward_weight_split: the same product with its K = B*OH*OW axis cut into runs of
-//     `unused` (= samples per run x OH*OW) values; run s (grid rows s * m_tiles ..) writes its
+//     `k_run` (= samples per run x OH*OW) values; run s (grid rows s * m_tiles ..) writes its
 //     partial dw to part[s] (sum_slices in elementwise.wgsl adds them). The long reduction then
 //     runs on runs x tiles workgroups instead of a few dozen.
 // The backward-input kernel is also a transposed convolution's forward pass.
@@ -16,14 +17,17 @@
 // Loads are laid out so that consecutive threads read consecutive addresses of the operand
 // whose contiguous axis is k (channels) or the row/column, whichever it is for that kernel.
 
-struct Params {
+struct ConvParams {
     batch: u32, in_h: u32, in_w: u32, in_c: u32,
     out_h: u32, out_w: u32, out_c: u32, kh: u32,
     kw: u32, stride: u32, pad_h: u32, pad_w: u32,
-    m: u32, n: u32, k: u32, unused: u32,
+    m: u32, n: u32, k: u32, k_run: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// The one file whose bindings are named for their role in the implicit GEMM rather than for
+// the slot: the four entry points share one body (conv), and WGSL cannot pass a storage
+// array to a function. tests/shaders_validate.rs holds the role -> slot table.
+@group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> src_a: array<f32>; // x (forward, weight), dy (input)
 @group(0) @binding(2) var<storage, read> src_b: array<f32>; // w (forward, input), dy (weight)
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -101,8 +105,8 @@ fn run(mode: u32, wid: vec3<u32>, lid: vec3<u32>, li: u32) {
         let m_tiles = (p.m + TILE_M - 1u) / TILE_M;
         let s = wid.y / m_tiles;
         row_tile = wid.y % m_tiles;
-        k_begin = s * p.unused;
-        k_end = min(p.k, k_begin + p.unused);
+        k_begin = s * p.k_run;
+        k_end = min(p.k, k_begin + p.k_run);
         out_base = s * p.m * p.n;
     }
     let row0 = row_tile * TILE_M;

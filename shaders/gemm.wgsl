@@ -8,7 +8,7 @@
 // neighbouring threads read neighbouring workgroup-memory words and write neighbouring
 // columns of C). Tile sizes are pipeline-overridable constants chosen per adapter.
 
-struct Params {
+struct GemmParams {
     m: u32,
     n: u32,
     k: u32,
@@ -16,7 +16,7 @@ struct Params {
     beta: f32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

@@ -15,7 +15,7 @@
 // vec4 FMAs. Staged tiles are [kk][quad] arrays of vec4: neighbouring threads read
 // neighbouring 16-byte words.
 
-struct Params {
+struct GemmParams {
     m: u32,
     n: u32,
     k: u32,
@@ -23,7 +23,7 @@ struct Params {
     beta: f32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;

@@ -1,23 +1,34 @@
 // Fused losses: each writes one value per row (times `scale`) and the gradient of the sum of
-// those values, in one pass. CPU twins: src/backend/cpu/loss.rs.
+// those values, in one pass. CPU twins: src/backend/cpu/loss.rs; slots, parameter block and
+// grid: src/backend/ops/loss.rs.
 // Per-row losses over many features (BCE, Gaussian NLL, KL) use one 64-wide workgroup per
 // row, striding the features and reducing the row sum in workgroup memory.
 
-struct Params {
+struct LossParams {
     rows: u32,
-    cols: u32,
+    cols: u32, // softmax_ce: classes
     scale: f32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> r1: array<f32>;
-@group(0) @binding(2) var<storage, read> r2: array<f32>;
-@group(0) @binding(3) var<storage, read> r3: array<f32>;
+// Binding i is the op's slot i - 1, named as the slot (see backend::Op::slots); a slot that
+// two entry points bind differently, or whose name is a WGSL keyword, is qualified by its entry
+// point (gaussian_nll_loss, bce_logits_target).
+@group(0) @binding(0) var<uniform> p: LossParams;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> bce_logits_target: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read_write> w3: array<f32>;
-@group(0) @binding(4) var<storage, read_write> w4: array<f32>;
-@group(0) @binding(5) var<storage, read_write> w5: array<f32>;
-@group(0) @binding(6) var<storage, read_write> w6: array<f32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(1) var<storage, read> mean: array<f32>;
+@group(0) @binding(2) var<storage, read> var_raw: array<f32>;
+@group(0) @binding(3) var<storage, read> gaussian_nll_target: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gaussian_nll_loss: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dmean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dvar_raw: array<f32>;
+@group(0) @binding(1) var<storage, read> mu: array<f32>;
+@group(0) @binding(2) var<storage, read> logvar: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dmu: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dlogvar: array<f32>;
 
 const GAUSSIAN_VAR_FLOOR: f32 = 1e-6;
 const LN_2PI: f32 = 1.8378770664093453;
@@ -52,15 +63,15 @@ fn bce_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (valid) {
         for (var j = lid.x; j < p.cols; j += 64u) {
             let i = r * p.cols + j;
-            let l = r1[i];
-            let t = r2[i];
+            let l = logits[i];
+            let t = bce_logits_target[i];
             s += softplus(l) - t * l;
-            w4[i] = p.scale * (sigmoid(l) - t);
+            dlogits[i] = p.scale * (sigmoid(l) - t);
         }
     }
     partial[lid.x] = s;
     reduce64(lid.x);
-    if (valid && lid.x == 0u) { w3[r] = p.scale * partial[0]; }
+    if (valid && lid.x == 0u) { loss[r] = p.scale * partial[0]; }
 }
 
 // mean, var_raw, target -> loss[rows], dmean, dvar_raw; var = softplus(var_raw) + floor.
@@ -72,18 +83,18 @@ fn gaussian_nll(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if (valid) {
         for (var j = lid.x; j < p.cols; j += 64u) {
             let i = r * p.cols + j;
-            let raw = r2[i];
+            let raw = var_raw[i];
             let v = softplus(raw) + GAUSSIAN_VAR_FLOOR;
-            let d = r3[i] - r1[i];
+            let d = gaussian_nll_target[i] - mean[i];
             s += 0.5 * (LN_2PI + log(v) + d * d / v);
-            w5[i] = p.scale * (-d / v);
+            dmean[i] = p.scale * (-d / v);
             let dv = 0.5 * (1.0 / v - d * d / (v * v));
-            w6[i] = p.scale * dv * sigmoid(raw);
+            dvar_raw[i] = p.scale * dv * sigmoid(raw);
         }
     }
     partial[lid.x] = s;
     reduce64(lid.x);
-    if (valid && lid.x == 0u) { w4[r] = p.scale * partial[0]; }
+    if (valid && lid.x == 0u) { gaussian_nll_loss[r] = p.scale * partial[0]; }
 }
 
 // mu, logvar -> loss[rows], dmu, dlogvar. KL(N(mu, exp(logvar)) || N(0, I)) per row.
@@ -95,17 +106,17 @@ fn kl_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (valid) {
         for (var j = lid.x; j < p.cols; j += 64u) {
             let i = r * p.cols + j;
-            let m = r1[i];
-            let lv = r2[i];
+            let m = mu[i];
+            let lv = logvar[i];
             let e = exp(lv);
             s += -0.5 * (1.0 + lv - m * m - e);
-            w4[i] = p.scale * m;
-            w5[i] = p.scale * 0.5 * (e - 1.0);
+            dmu[i] = p.scale * m;
+            dlogvar[i] = p.scale * 0.5 * (e - 1.0);
         }
     }
     partial[lid.x] = s;
     reduce64(lid.x);
-    if (valid && lid.x == 0u) { w3[r] = p.scale * partial[0]; }
+    if (valid && lid.x == 0u) { loss[r] = p.scale * partial[0]; }
 }
 
 // logits, labels -> loss[rows], dlogits. Cross-entropy on labeled rows divided by their
@@ -129,19 +140,19 @@ fn softmax_ce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let o = r * p.cols;
     let y = labels[r];
     if (y >= p.cols) {
-        w3[r] = 0.0;
-        for (var j = 0u; j < p.cols; j++) { w4[o + j] = 0.0; }
+        loss[r] = 0.0;
+        for (var j = 0u; j < p.cols; j++) { dlogits[o + j] = 0.0; }
         return;
     }
     let w = p.scale / f32(labeled);
-    var mx = r1[o];
-    for (var j = 1u; j < p.cols; j++) { mx = max(mx, r1[o + j]); }
+    var mx = logits[o];
+    for (var j = 1u; j < p.cols; j++) { mx = max(mx, logits[o + j]); }
     var sum = 0.0;
-    for (var j = 0u; j < p.cols; j++) { sum += exp(r1[o + j] - mx); }
+    for (var j = 0u; j < p.cols; j++) { sum += exp(logits[o + j] - mx); }
     let lse = mx + log(sum);
-    w3[r] = w * (lse - r1[o + y]);
+    loss[r] = w * (lse - logits[o + y]);
     for (var j = 0u; j < p.cols; j++) {
-        let pj = exp(r1[o + j] - lse);
-        w4[o + j] = w * (pj - select(0.0, 1.0, j == y));
+        let pj = exp(logits[o + j] - lse);
+        dlogits[o + j] = w * (pj - select(0.0, 1.0, j == y));
     }
 }

@@ -1,4 +1,5 @@
-// LSTM recurrence and backprop through time. CPU twins: src/backend/cpu/lstm.rs.
+// LSTM recurrence and backprop through time. CPU twins: src/backend/cpu/lstm.rs; slots,
+// parameter block and grid: src/backend/ops/lstm.rs.
 //
 // Sequences are row-major [batch, steps, features]; gates are packed [i | f | g | o] (PyTorch's
 // order), 4H wide. The input projection x W_ih + b is one GEMM over all batch * steps rows done
@@ -10,7 +11,7 @@
 //
 // Workgroup memory is sized by the pipeline constant HIDDEN (the op's hidden size): the forward
 // keeps h_{t-1} (H) and the step's activated gates (4H), the backward the step's gate gradients
-// (4H). ops.rs caps H at LSTM_MAX_HIDDEN = 768 (5 * 768 floats = 15 KiB < the 16 KiB WebGPU
+// (4H). ops/lstm.rs caps H at LSTM_MAX_HIDDEN = 768 (5 * 768 floats = 15 KiB < the 16 KiB WebGPU
 // guarantees).
 //
 // Per-unit running state (c_{t-1} in the forward; dL/dh_t and dL/dc_t in the backward) is only
@@ -18,13 +19,15 @@
 // lives in global memory rows (c_seq, dh0, dc0) without barriers: an invocation sees its own
 // writes.
 
-struct Params {
+struct LstmParams {
     batch: u32,
     steps: u32,
     hidden: u32, // = HIDDEN; kept so the block reads like Op::LstmForward's fields
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// Binding i is the op's slot i - 1, named as the slot (see backend::Op::slots); a slot that
+// two entry points bind differently is qualified by its entry point (lstm_backward_gates).
+@group(0) @binding(0) var<uniform> p: LstmParams;
 
 // lstm_forward
 @group(0) @binding(1) var<storage, read> xproj: array<f32>;
@@ -36,15 +39,15 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> gates: array<f32>;
 @group(0) @binding(8) var<storage, read_write> hprev: array<f32>;
 
-// lstm_backward (slot order of Op::LstmBackward; bindings reused with other names)
-@group(0) @binding(1) var<storage, read> b_gates: array<f32>;
-@group(0) @binding(2) var<storage, read> b_c_seq: array<f32>;
-@group(0) @binding(3) var<storage, read> b_c0: array<f32>;
-@group(0) @binding(4) var<storage, read> b_w_hh: array<f32>;
-@group(0) @binding(5) var<storage, read> b_dh_seq: array<f32>;
-@group(0) @binding(6) var<storage, read_write> b_dgates: array<f32>;
-@group(0) @binding(7) var<storage, read_write> b_dh0: array<f32>;
-@group(0) @binding(8) var<storage, read_write> b_dc0: array<f32>;
+// lstm_backward
+@group(0) @binding(1) var<storage, read> lstm_backward_gates: array<f32>;
+@group(0) @binding(2) var<storage, read> lstm_backward_c_seq: array<f32>;
+@group(0) @binding(3) var<storage, read> lstm_backward_c0: array<f32>;
+@group(0) @binding(4) var<storage, read> lstm_backward_w_hh: array<f32>;
+@group(0) @binding(5) var<storage, read> dh_seq: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dgates: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dh0: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dc0: array<f32>;
 
 const WG: u32 = 128u;
 override HIDDEN: u32 = 768u;
@@ -117,44 +120,44 @@ fn lstm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let H = HIDDEN;
     let G = 4u * H;
     for (var u = li; u < H; u += WG) {
-        b_dh0[b * H + u] = 0.0;
-        b_dc0[b * H + u] = 0.0;
+        dh0[b * H + u] = 0.0;
+        dc0[b * H + u] = 0.0;
     }
     for (var s = 0u; s < p.steps; s++) {
         let t = p.steps - 1u - s;
         let row = b * p.steps + t;
         // Phase 1, per unit u: the four pre-activation gate gradients.
         for (var u = li; u < H; u += WG) {
-            let i = b_gates[row * G + u];
-            let f = b_gates[row * G + H + u];
-            let g = b_gates[row * G + 2u * H + u];
-            let o = b_gates[row * G + 3u * H + u];
-            let c = b_c_seq[row * H + u];
+            let i = lstm_backward_gates[row * G + u];
+            let f = lstm_backward_gates[row * G + H + u];
+            let g = lstm_backward_gates[row * G + 2u * H + u];
+            let o = lstm_backward_gates[row * G + 3u * H + u];
+            let c = lstm_backward_c_seq[row * H + u];
             var c_prev: f32;
-            if (t == 0u) { c_prev = b_c0[b * H + u]; } else { c_prev = b_c_seq[(row - 1u) * H + u]; }
+            if (t == 0u) { c_prev = lstm_backward_c0[b * H + u]; } else { c_prev = lstm_backward_c_seq[(row - 1u) * H + u]; }
             let tc = tanh_c(c);
-            let dh = b_dh_seq[row * H + u] + b_dh0[b * H + u];
-            let dc = b_dc0[b * H + u] + dh * o * (1.0 - tc * tc);
+            let dh = dh_seq[row * H + u] + dh0[b * H + u];
+            let dc = dc0[b * H + u] + dh * o * (1.0 - tc * tc);
             let dzi = dc * g * (i * (1.0 - i));
             let dzf = dc * c_prev * (f * (1.0 - f));
             let dzg = dc * i * (1.0 - g * g);
             let dzo = dh * tc * (o * (1.0 - o));
-            b_dc0[b * H + u] = dc * f;
+            dc0[b * H + u] = dc * f;
             gate_buf[u] = dzi;
             gate_buf[H + u] = dzf;
             gate_buf[2u * H + u] = dzg;
             gate_buf[3u * H + u] = dzo;
-            b_dgates[row * G + u] = dzi;
-            b_dgates[row * G + H + u] = dzf;
-            b_dgates[row * G + 2u * H + u] = dzg;
-            b_dgates[row * G + 3u * H + u] = dzo;
+            dgates[row * G + u] = dzi;
+            dgates[row * G + H + u] = dzf;
+            dgates[row * G + 2u * H + u] = dzg;
+            dgates[row * G + 3u * H + u] = dzo;
         }
         workgroupBarrier();
         // Phase 2, per unit j: dL/dh_{t-1} through the recurrence, dz W_hh^T.
         for (var j = li; j < H; j += WG) {
             var acc = 0.0;
-            for (var k = 0u; k < G; k++) { acc = fma(gate_buf[k], b_w_hh[j * G + k], acc); }
-            b_dh0[b * H + j] = acc;
+            for (var k = 0u; k < G; k++) { acc = fma(gate_buf[k], lstm_backward_w_hh[j * G + k], acc); }
+            dh0[b * H + j] = acc;
         }
         workgroupBarrier();
     }

@@ -4,28 +4,40 @@
 // adjoint, row_scale (a loss gradient weighted per row), weighted_row_sum (the weighted sum
 // and its gradient w.r.t. the weights), categorical_kl (the discrete KL term) and
 // kl_gaussians (KL between two diagonal Gaussians, gradients for both sides).
-// Binding i is the op's slot i - 1 (see backend::Op::slots).
+// Slots, parameter block and grid: src/backend/ops/mixture.rs. Binding i is the op's slot
+// i - 1, named as the slot (see backend::Op::slots); a slot that two entry points bind
+// differently is qualified by its entry point (weighted_row_sum_out).
 
-struct Params {
+struct MixtureParams {
     rows: u32,
-    cols: u32,
+    cols: u32, // weighted_row_sum, categorical_kl: classes
     copies: u32,
-    scale: f32,
+    scale: f32, // row_scale: alpha
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> r1: array<f32>;
-@group(0) @binding(2) var<storage, read> r2: array<f32>;
-@group(0) @binding(3) var<storage, read> r3: array<f32>;
-@group(0) @binding(4) var<storage, read> r4: array<f32>;
+@group(0) @binding(0) var<uniform> p: MixtureParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> weighted_row_sum_loss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> weighted_row_sum_out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> log_prior: array<f32>;
 @group(0) @binding(3) var<storage, read> labels: array<u32>;
-@group(0) @binding(2) var<storage, read_write> w2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> w3: array<f32>;
-@group(0) @binding(4) var<storage, read_write> w4: array<f32>;
-@group(0) @binding(5) var<storage, read_write> w5: array<f32>;
-@group(0) @binding(6) var<storage, read_write> w6: array<f32>;
-@group(0) @binding(7) var<storage, read_write> w7: array<f32>;
-@group(0) @binding(8) var<storage, read_write> w8: array<f32>;
+@group(0) @binding(4) var<storage, read_write> categorical_kl_loss: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(1) var<storage, read> mu_q: array<f32>;
+@group(0) @binding(2) var<storage, read> logvar_q: array<f32>;
+@group(0) @binding(3) var<storage, read> mu_p: array<f32>;
+@group(0) @binding(4) var<storage, read> logvar_p: array<f32>;
+@group(0) @binding(5) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dmu_q: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dlogvar_q: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dlogvar_p: array<f32>;
 
 const WG: u32 = 256u;
 
@@ -42,7 +54,7 @@ fn repeat_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (i >= p.rows * p.copies * p.cols) { return; }
     let out_row = i / p.cols;
     let j = i - out_row * p.cols;
-    w2[i] = r1[(out_row / p.copies) * p.cols + j];
+    out[i] = x[(out_row / p.copies) * p.cols + j];
 }
 
 // dout -> dx: one invocation per input element, summing its copies in order.
@@ -54,9 +66,9 @@ fn repeat_rows_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     let j = i - r * p.cols;
     var s = 0.0;
     for (var k = 0u; k < p.copies; k++) {
-        s += r1[(r * p.copies + k) * p.cols + j];
+        s += dout[(r * p.copies + k) * p.cols + j];
     }
-    w2[i] = s;
+    dx[i] = s;
 }
 
 // x, w -> y = scale * w[row] * x.
@@ -64,7 +76,7 @@ fn repeat_rows_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
 fn row_scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat(wid, nwg, lid, WG);
     if (i >= p.rows * p.cols) { return; }
-    w3[i] = p.scale * r2[i / p.cols] * r1[i];
+    y[i] = p.scale * w[i / p.cols] * x[i];
 }
 
 // loss, w -> out[rows], dw: one invocation per row (cols = classes).
@@ -75,10 +87,10 @@ fn weighted_row_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     var s = 0.0;
     for (var k = 0u; k < p.cols; k++) {
         let i = r * p.cols + k;
-        s += r2[i] * r1[i];
-        w4[i] = p.scale * r1[i];
+        s += w[i] * weighted_row_sum_loss[i];
+        dw[i] = p.scale * weighted_row_sum_loss[i];
     }
-    w3[r] = p.scale * s;
+    weighted_row_sum_out[r] = p.scale * s;
 }
 
 // logits, log_prior, labels -> loss[rows], dlogits: one invocation per row.
@@ -87,26 +99,26 @@ fn categorical_kl(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let r = flat(wid, nwg, lid, 64u);
     if (r >= p.rows) { return; }
     let o = r * p.cols;
-    let y = labels[r];
-    if (y < p.cols) {
-        w4[r] = -p.scale * r2[y];
-        for (var j = 0u; j < p.cols; j++) { w5[o + j] = 0.0; }
+    let label = labels[r];
+    if (label < p.cols) {
+        categorical_kl_loss[r] = -p.scale * log_prior[label];
+        for (var j = 0u; j < p.cols; j++) { dlogits[o + j] = 0.0; }
         return;
     }
-    var mx = r1[o];
-    for (var j = 1u; j < p.cols; j++) { mx = max(mx, r1[o + j]); }
+    var mx = logits[o];
+    for (var j = 1u; j < p.cols; j++) { mx = max(mx, logits[o + j]); }
     var sum = 0.0;
-    for (var j = 0u; j < p.cols; j++) { sum += exp(r1[o + j] - mx); }
+    for (var j = 0u; j < p.cols; j++) { sum += exp(logits[o + j] - mx); }
     let lse = mx + log(sum);
     var kl = 0.0;
     for (var j = 0u; j < p.cols; j++) {
-        let lq = r1[o + j] - lse;
-        kl += exp(lq) * (lq - r2[j]);
+        let lq = logits[o + j] - lse;
+        kl += exp(lq) * (lq - log_prior[j]);
     }
-    w4[r] = p.scale * kl;
+    categorical_kl_loss[r] = p.scale * kl;
     for (var j = 0u; j < p.cols; j++) {
-        let lq = r1[o + j] - lse;
-        w5[o + j] = p.scale * exp(lq) * ((lq - r2[j]) - kl);
+        let lq = logits[o + j] - lse;
+        dlogits[o + j] = p.scale * exp(lq) * ((lq - log_prior[j]) - kl);
     }
 }
 
@@ -120,13 +132,13 @@ fn kl_gaussians(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if (valid) {
         for (var j = lid.x; j < p.cols; j += 64u) {
             let i = r * p.cols + j;
-            let inv_vp = exp(-r4[i]);
-            let ratio = exp(r2[i] - r4[i]);
-            let d = r1[i] - r3[i];
-            s += 0.5 * (r4[i] - r2[i] + ratio + d * d * inv_vp - 1.0);
-            w6[i] = p.scale * d * inv_vp;
-            w7[i] = p.scale * 0.5 * (ratio - 1.0);
-            w8[i] = p.scale * 0.5 * (1.0 - ratio - d * d * inv_vp);
+            let inv_vp = exp(-logvar_p[i]);
+            let ratio = exp(logvar_q[i] - logvar_p[i]);
+            let d = mu_q[i] - mu_p[i];
+            s += 0.5 * (logvar_p[i] - logvar_q[i] + ratio + d * d * inv_vp - 1.0);
+            dmu_q[i] = p.scale * d * inv_vp;
+            dlogvar_q[i] = p.scale * 0.5 * (ratio - 1.0);
+            dlogvar_p[i] = p.scale * 0.5 * (1.0 - ratio - d * d * inv_vp);
         }
     }
     partial[lid.x] = s;
@@ -135,5 +147,5 @@ fn kl_gaussians(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         if (lid.x < st) { partial[lid.x] += partial[lid.x + st]; }
     }
     workgroupBarrier();
-    if (valid && lid.x == 0u) { w5[r] = p.scale * partial[0]; }
+    if (valid && lid.x == 0u) { loss[r] = p.scale * partial[0]; }
 }

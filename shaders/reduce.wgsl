@@ -1,19 +1,27 @@
 // Reductions: column sums (bias gradients), row-wise softmax and its backward, and per-column
-// batch mean and variance. CPU twins: src/backend/cpu/reduce.rs.
+// batch mean and variance. CPU twins: src/backend/cpu/reduce.rs; slots, parameter block and
+// grid: src/backend/ops/reduce.rs.
 // Column reductions: a workgroup owns 32 adjacent columns; 8 lanes stride the rows (so a warp
 // reads 32 consecutive floats) and combine through workgroup memory.
 // Row kernels: one invocation per row (rows are short: classes).
 
-struct Params {
+struct ReduceParams {
     rows: u32,
     cols: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> r1: array<f32>;
-@group(0) @binding(2) var<storage, read> r2: array<f32>;
-@group(0) @binding(2) var<storage, read_write> w2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> w3: array<f32>;
+// Binding i is the op's slot i - 1, named as the slot (see backend::Op::slots); a slot that
+// two entry points bind differently, or whose name is a WGSL keyword, is qualified by its
+// entry point (softmax_backward_y, mean_var_var).
+@group(0) @binding(0) var<uniform> p: ReduceParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mean_var_var: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> softmax_backward_y: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
 override ACCUMULATE: bool = false;
 const COLS_PER_WG: u32 = 32u;
@@ -37,13 +45,13 @@ fn col_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let c = column(wid, nwg, lid);
     var s = 0.0;
     if (c < p.cols) {
-        for (var r = lid.y; r < p.rows; r += LANES) { s += r1[r * p.cols + c]; }
+        for (var r = lid.y; r < p.rows; r += LANES) { s += x[r * p.cols + c]; }
     }
     partial[lid.y * COLS_PER_WG + lid.x] = s;
     workgroupBarrier();
     if (lid.y == 0u && c < p.cols) {
         let t = lanes_total(lid.x);
-        if (ACCUMULATE) { w2[c] = w2[c] + t; } else { w2[c] = t; }
+        if (ACCUMULATE) { out[c] = out[c] + t; } else { out[c] = t; }
     }
 }
 
@@ -53,24 +61,24 @@ fn mean_var(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let c = column(wid, nwg, lid);
     var s = 0.0;
     if (c < p.cols) {
-        for (var r = lid.y; r < p.rows; r += LANES) { s += r1[r * p.cols + c]; }
+        for (var r = lid.y; r < p.rows; r += LANES) { s += x[r * p.cols + c]; }
     }
     partial[lid.y * COLS_PER_WG + lid.x] = s;
     workgroupBarrier();
-    let mean = lanes_total(lid.x) / f32(p.rows);
+    let m = lanes_total(lid.x) / f32(p.rows);
     workgroupBarrier();
     var q = 0.0;
     if (c < p.cols) {
         for (var r = lid.y; r < p.rows; r += LANES) {
-            let d = r1[r * p.cols + c] - mean;
+            let d = x[r * p.cols + c] - m;
             q += d * d;
         }
     }
     partial[lid.y * COLS_PER_WG + lid.x] = q;
     workgroupBarrier();
     if (lid.y == 0u && c < p.cols) {
-        w2[c] = mean;
-        w3[c] = lanes_total(lid.x) / f32(p.rows);
+        mean[c] = m;
+        mean_var_var[c] = lanes_total(lid.x) / f32(p.rows);
     }
 }
 
@@ -83,15 +91,15 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let r = row_index(wid, nwg, lid);
     if (r >= p.rows) { return; }
     let o = r * p.cols;
-    var mx = r1[o];
-    for (var j = 1u; j < p.cols; j++) { mx = max(mx, r1[o + j]); }
+    var mx = x[o];
+    for (var j = 1u; j < p.cols; j++) { mx = max(mx, x[o + j]); }
     var sum = 0.0;
     for (var j = 0u; j < p.cols; j++) {
-        let e = exp(r1[o + j] - mx);
-        w2[o + j] = e;
+        let e = exp(x[o + j] - mx);
+        y[o + j] = e;
         sum += e;
     }
-    for (var j = 0u; j < p.cols; j++) { w2[o + j] = w2[o + j] / sum; }
+    for (var j = 0u; j < p.cols; j++) { y[o + j] = y[o + j] / sum; }
 }
 
 // dx = y * (dy - sum_j dy_j y_j)
@@ -101,6 +109,6 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     if (r >= p.rows) { return; }
     let o = r * p.cols;
     var dot = 0.0;
-    for (var j = 0u; j < p.cols; j++) { dot += r1[o + j] * r2[o + j]; }
-    for (var j = 0u; j < p.cols; j++) { w3[o + j] = r1[o + j] * (r2[o + j] - dot); }
+    for (var j = 0u; j < p.cols; j++) { dot += softmax_backward_y[o + j] * dy[o + j]; }
+    for (var j = 0u; j < p.cols; j++) { dx[o + j] = softmax_backward_y[o + j] * (dy[o + j] - dot); }
 }

@@ -2,29 +2,36 @@
 // Philox4x32-10, written line for line as src/rng.rs so both backends draw the same bits.
 // counter buffer = [seed_lo, seed_hi, step]; element i of stream s draws
 // philox(counter = (i, step, s, 0), key = (seed_lo, seed_hi)).
-// CPU twins: src/backend/cpu/sample.rs.
+// CPU twins: src/backend/cpu/sample.rs; slots, parameter block and grid:
+// src/backend/ops/sample.rs.
 
-struct Params {
+struct SampleParams {
     n: u32,
     stream: u32,
     rate: f32, // dropout only
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> ctr: array<u32>;
-@group(0) @binding(2) var<storage, read_write> bits_out: array<u32>;
-@group(0) @binding(2) var<storage, read_write> normal_out: array<f32>;
+// Binding i is the op's slot i - 1, named as the slot (see backend::Op::slots); a slot that
+// two entry points bind differently is qualified by its entry point (reparam_backward_eps).
+@group(0) @binding(0) var<uniform> p: SampleParams;
+@group(0) @binding(1) var<storage, read> counter: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read_write> random_normal_out: array<f32>;
 // reparam: mu, logvar -> z, eps
 @group(0) @binding(2) var<storage, read> mu: array<f32>;
 @group(0) @binding(3) var<storage, read> logvar: array<f32>;
 @group(0) @binding(4) var<storage, read_write> z: array<f32>;
 @group(0) @binding(5) var<storage, read_write> eps: array<f32>;
 // reparam_backward: dz, logvar, eps -> dmu, dlogvar
-@group(0) @binding(1) var<storage, read> b_dz: array<f32>;
-@group(0) @binding(2) var<storage, read> b_logvar: array<f32>;
-@group(0) @binding(3) var<storage, read> b_eps: array<f32>;
-@group(0) @binding(4) var<storage, read_write> b_dmu: array<f32>;
-@group(0) @binding(5) var<storage, read_write> b_dlogvar: array<f32>;
+@group(0) @binding(1) var<storage, read> dz: array<f32>;
+@group(0) @binding(2) var<storage, read> reparam_backward_logvar: array<f32>;
+@group(0) @binding(3) var<storage, read> reparam_backward_eps: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dmu: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dlogvar: array<f32>;
+// dropout: counter, x -> y, mask
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> mask: array<f32>;
 
 const WG: u32 = 256u;
 
@@ -46,8 +53,8 @@ fn mulhilo(a: u32, b: u32) -> vec2<u32> {
     return vec2<u32>(hi, a * b);
 }
 
-fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
-    var c = counter;
+fn philox(block: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+    var c = block;
     var k = key;
     for (var round = 0u; round < 10u; round++) {
         if (round > 0u) {
@@ -61,7 +68,7 @@ fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 }
 
 fn draw(i: u32) -> vec4<u32> {
-    return philox(vec4<u32>(i, ctr[2], p.stream, 0u), vec2<u32>(ctr[0], ctr[1]));
+    return philox(vec4<u32>(i, counter[2], p.stream, 0u), vec2<u32>(counter[0], counter[1]));
 }
 
 fn uniform01(bits: u32) -> f32 {
@@ -78,13 +85,13 @@ fn normal_at(i: u32) -> f32 {
 @compute @workgroup_size(256)
 fn random_bits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat(wid, nwg, lid);
-    if (i < p.n) { bits_out[i] = draw(i).x; }
+    if (i < p.n) { out[i] = draw(i).x; }
 }
 
 @compute @workgroup_size(256)
 fn random_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat(wid, nwg, lid);
-    if (i < p.n) { normal_out[i] = normal_at(i); }
+    if (i < p.n) { random_normal_out[i] = normal_at(i); }
 }
 
 // z = mu + exp(logvar / 2) * eps; eps is kept for the backward pass.
@@ -102,15 +109,12 @@ fn reparam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 fn reparam_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat(wid, nwg, lid);
     if (i >= p.n) { return; }
-    b_dmu[i] = b_dz[i];
-    b_dlogvar[i] = b_dz[i] * b_eps[i] * 0.5 * exp(0.5 * b_logvar[i]);
+    dmu[i] = dz[i];
+    dlogvar[i] = dz[i] * reparam_backward_eps[i] * 0.5 * exp(0.5 * reparam_backward_logvar[i]);
 }
 
 // dropout: counter, x -> y, mask. mask = (u >= rate) / (1 - rate) with u from word i % 4 of
 // Philox draw i / 4 (as the CPU twin, which uses each draw for four elements).
-@group(0) @binding(2) var<storage, read> d_x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> d_y: array<f32>;
-@group(0) @binding(4) var<storage, read_write> d_mask: array<f32>;
 
 @compute @workgroup_size(256)
 fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -118,6 +122,6 @@ fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (i >= p.n) { return; }
     let u = uniform01(draw(i / 4u)[i % 4u]);
     let m = select(0.0, 1.0 / (1.0 - p.rate), u >= p.rate);
-    d_mask[i] = m;
-    d_y[i] = d_x[i] * m;
+    mask[i] = m;
+    y[i] = x[i] * m;
 }

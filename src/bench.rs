@@ -12,6 +12,8 @@ use crate::backend::gpu::GpuBackend;
 use crate::backend::{Backend, Gemm, Op};
 use crate::error::Result;
 
+pub use crate::backend::timing::time_launch;
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct GemmResult {
     pub bench: &'static str,
@@ -54,30 +56,6 @@ fn time_gemm<B: Backend>(be: &B, g: Gemm, min_seconds: f64) -> Result<(usize, f6
     let cb = be.alloc(g.m * g.n, crate::DType::F32)?;
     let launch = be.prepare(&Op::Gemm(g), &[&ab, &bb, be.placeholder(), &cb])?;
     time_launch(be, &launch, min_seconds)
-}
-
-/// Sustained time of one prepared launch: a warm-up launch (pipeline compilation, first
-/// touch), then repeated launches recorded into single submissions until `min_seconds` have
-/// passed, each ending with a device sync. Returns (launches, seconds per launch).
-pub fn time_launch<B: Backend>(be: &B, launch: &B::Launch, min_seconds: f64) -> Result<(usize, f64)> {
-    be.run(&[launch])?;
-    be.sync()?;
-    let mut batch = 1usize;
-    let mut total_iters = 0usize;
-    let start = Instant::now();
-    loop {
-        let list: Vec<_> = std::iter::repeat_n(launch, batch).collect();
-        be.run(&list)?;
-        be.sync()?;
-        total_iters += batch;
-        let el = start.elapsed().as_secs_f64();
-        if el >= min_seconds {
-            return Ok((total_iters, el / total_iters as f64));
-        }
-        // grow the batch so later submissions amortise launch overhead
-        let per = el / total_iters as f64;
-        batch = (((min_seconds - el) / per.max(1e-9)).ceil() as usize).clamp(1, 256);
-    }
 }
 
 /// Runs the GEMM benchmark on the given backends and returns the results (also printed).

@@ -1,7 +1,7 @@
 //! Optimizers (shaders/optim.wgsl): RMSprop (PyTorch semantics, with and without momentum)
 //! and Adam (bias-corrected, t = 1, 2, ...) over several steps, GPU vs the CPU twin, on
 //! awkward lengths (1, odd, prime, one and just over one 256-wide workgroup, many). The
-//! hyper-parameter buffers follow src/backend/ops.rs: [lr, alpha, momentum, eps]
+//! hyper-parameter buffers follow src/backend/ops/optim.rs: [lr, alpha, momentum, eps]
 //! (RMSPROP_HYPER_LEN) and [lr, beta1, beta2, eps, t] (ADAM_HYPER_LEN). Each step draws a new
 //! gradient and rewrites the hyper buffer (Adam's t, a decaying learning rate); a second test
 //! prepares the launch once and replays it, as the training graph does.

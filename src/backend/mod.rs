@@ -9,10 +9,11 @@
 pub mod cpu;
 pub mod gpu;
 pub mod ops;
+pub mod timing;
 
 pub use ops::{
-    Access, Act, Conv2d, DType, Gemm, Op, Padding, Slot, ADAM_HYPER_LEN, COUNTER_LEN, LSTM_MAX_HIDDEN, MAX_KERNEL, MAX_STRIDE,
-    RMSPROP_HYPER_LEN, UNLABELED,
+    Access, Act, Conv2d, DType, Gemm, GemmTiles, KernelFamily, KernelSpec, Op, Padding, Params, Slot, ADAM_HYPER_LEN, COUNTER_LEN,
+    LSTM_MAX_HIDDEN, MAX_KERNEL, MAX_STRIDE, RMSPROP_HYPER_LEN, UNLABELED,
 };
 
 use crate::error::Result;

@@ -1,11 +1,13 @@
 //! The CPU reference backend. Every kernel is a plain function over slices in the submodules
-//! (`gemm`, `elementwise`, `reduce`, `sample`, `loss`, `mixture`, `optim`, `lstm`, named as the WGSL files), written
+//! (`gemm`, `conv`, `elementwise`, `gather`, `reduce`, `sample`, `loss`, `mixture`, `batchnorm`,
+//! `optim`, `lstm`, named as the WGSL files and the kernel families of `backend::ops`), written
 //! so a reader can check it against the maths; GEMM uses `matrixmultiply` (a well-kept, fast
 //! crate) for the product and a plain loop for the epilogue.
 
 pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
+pub mod gather;
 pub mod gemm;
 pub mod loss;
 pub mod lstm;
@@ -283,15 +285,15 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
         }
         Op::GatherRowsU8 { rows, cols, src_rows } => {
             outs!(outs; out);
-            elementwise::gather_rows_u8(rows, cols, src_rows, ins[0], ins[1], out);
+            gather::gather_rows_u8(rows, cols, src_rows, ins[0], ins[1], out);
         }
         Op::GatherRowsF32 { rows, cols, src_rows } => {
             outs!(outs; out);
-            elementwise::gather_rows_f32(rows, cols, src_rows, fs(ins[0]), ins[1], out);
+            gather::gather_rows_f32(rows, cols, src_rows, fs(ins[0]), ins[1], out);
         }
         Op::GatherRowsF16 { rows, cols, src_rows } => {
             outs!(outs; out);
-            elementwise::gather_rows_f16(rows, cols, src_rows, ins[0], ins[1], out);
+            gather::gather_rows_f16(rows, cols, src_rows, ins[0], ins[1], out);
         }
         Op::LabelMix { rows, classes } => {
             outs!(outs; out);

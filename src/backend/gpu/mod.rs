@@ -148,6 +148,14 @@ impl GpuBuf {
     }
 }
 
+/// A parameter block padded with zeros to a multiple of 16 bytes (the size of a uniform block
+/// on backends with std140-like rules).
+fn uniform_bytes(params: &[u8]) -> Vec<u8> {
+    let mut v = params.to_vec();
+    v.resize(params.len().div_ceil(16).max(1) * 16, 0);
+    v
+}
+
 struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
@@ -307,7 +315,7 @@ impl GpuBackend {
         let workgroups = self.grid(&spec.grid)?;
         let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
-            contents: bytemuck::cast_slice(&spec.params),
+            contents: &uniform_bytes(&spec.params),
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];

@@ -105,7 +105,7 @@ pub fn time_tiles(gpu: &GpuBackend, g: Gemm, tiles: Option<GemmTiles>, min_secon
     let b = gpu.alloc(g.k * g.n, crate::DType::F32)?;
     let c = gpu.alloc(g.m * g.n, crate::DType::F32)?;
     let launch = gpu.prepare_with_tiles(&Op::Gemm(g), &[&a, &b, gpu.placeholder(), &c], tiles)?;
-    Ok(crate::bench::time_launch(gpu, &launch, min_seconds)?.1)
+    Ok(crate::backend::timing::time_launch(gpu, &launch, min_seconds)?.1)
 }
 
 /// Tunes each distinct shape of `shapes` (bias, activation and scaling do not change the
@@ -167,5 +167,5 @@ pub fn save(path: &Path, r: &AdapterReport, entries: &[TuneEntry]) -> Result<()>
         section.entries.retain(|x| (x.m, x.n, x.k, x.trans_a, x.trans_b) != (e.m, e.n, e.k, e.trans_a, e.trans_b));
         section.entries.push(e.clone());
     }
-    crate::train::checkpoint::save_json(path, &f)
+    crate::fsutil::save_json(path, &f)
 }

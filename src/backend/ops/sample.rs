@@ -1,0 +1,78 @@
+//! Random draws from the shared counter-based generator (shaders/sample.wgsl; CPU twin:
+//! cpu/sample.rs, over crate::rng): both backends draw the same bits for the same (seed, step,
+//! stream, element), so whole training steps can be compared between them.
+
+use super::gemm::GemmTiles;
+use super::{f, u, Access::*, Grid, KernelFamily, KernelSpec, Op, Slot};
+
+/// Length of the RNG counter buffer: `[seed_lo, seed_hi, step]`.
+pub const COUNTER_LEN: usize = 3;
+
+params! {
+    /// The parameter block of sample.wgsl (`rate`: dropout only).
+    pub struct SampleParams { n: u32, stream: u32, rate: f32 }
+}
+
+pub(super) struct Sample;
+
+impl KernelFamily for Sample {
+    fn entry(&self, op: &Op) -> &'static str {
+        match op {
+            Op::RandomBits { .. } => "random_bits",
+            Op::RandomNormal { .. } => "random_normal",
+            Op::Reparam { .. } => "reparam",
+            Op::ReparamBackward { .. } => "reparam_backward",
+            Op::Dropout { .. } => "dropout",
+            _ => unreachable!("not a sampling op"),
+        }
+    }
+
+    fn slots(&self, op: &Op) -> Vec<Slot> {
+        match *op {
+            Op::RandomBits { n, .. } => vec![u("counter", COUNTER_LEN, Read), u("out", n, Write)],
+            Op::RandomNormal { n, .. } => vec![u("counter", COUNTER_LEN, Read), f("out", n, Write)],
+            Op::Reparam { n, .. } => {
+                vec![u("counter", COUNTER_LEN, Read), f("mu", n, Read), f("logvar", n, Read), f("z", n, Write), f("eps", n, Write)]
+            }
+            Op::ReparamBackward { n } => {
+                vec![f("dz", n, Read), f("logvar", n, Read), f("eps", n, Read), f("dmu", n, Write), f("dlogvar", n, Write)]
+            }
+            Op::Dropout { n, .. } => vec![u("counter", COUNTER_LEN, Read), f("x", n, Read), f("y", n, Write), f("mask", n, Write)],
+            _ => unreachable!("not a sampling op"),
+        }
+    }
+
+    fn dims(&self, op: &Op) -> Vec<(&'static str, usize)> {
+        match *op {
+            Op::RandomBits { n, .. }
+            | Op::RandomNormal { n, .. }
+            | Op::Reparam { n, .. }
+            | Op::ReparamBackward { n }
+            | Op::Dropout { n, .. } => {
+                vec![("n", n)]
+            }
+            _ => unreachable!("not a sampling op"),
+        }
+    }
+
+    fn check(&self, op: &Op) -> crate::error::Result<()> {
+        if let Op::Dropout { rate, .. } = *op {
+            if !(0.0..1.0).contains(&rate) {
+                return Err(crate::error::Error::shape("dropout", format!("dropout rate {rate} must be in [0, 1)")));
+            }
+        }
+        Ok(())
+    }
+
+    fn spec(&self, op: &Op, _tiles: Option<GemmTiles>) -> KernelSpec {
+        let params = match *op {
+            Op::RandomBits { n, stream } | Op::RandomNormal { n, stream } | Op::Reparam { n, stream } => {
+                SampleParams { n: n as u32, stream, rate: 0.0 }
+            }
+            Op::ReparamBackward { n } => SampleParams { n: n as u32, stream: 0, rate: 0.0 },
+            Op::Dropout { n, rate, stream } => SampleParams { n: n as u32, stream, rate },
+            _ => unreachable!("not a sampling op"),
+        };
+        KernelSpec::new("sample.wgsl", self.entry(op), params, Grid::Flat((params.n as usize).div_ceil(256)))
+    }
+}
