@@ -14,7 +14,8 @@
 //! that is a term of the objective seeds its gradient directly, as before. So any per-row loss
 //! can be weighted by any differentiable per-row tensor, and nothing else changes.
 
-use super::{Autodiff, GOp, Graph, Launch, LossTerm, Node, Role, TensorId};
+use super::autodiff::Autodiff;
+use super::{GOp, Graph, Launch, LossTerm, Node, Role, TensorId};
 use crate::backend::{DType, Op};
 
 impl Graph {
