@@ -2,7 +2,7 @@
 //! appends one node. Shapes are checked here, where the caller's names are at hand, so a
 //! mismatch is reported against the layer that caused it rather than at a kernel launch.
 
-use super::{last_axis, rows_cols, GOp, Graph, Init, LossTerm, TensorId};
+use super::{last_axis, rows_cols, GOp, Graph, Init, LossKind, TensorId};
 use crate::backend::{Act, DType};
 
 impl Graph {
@@ -120,7 +120,9 @@ impl Graph {
         x
     }
 
-    fn loss(&mut self, name: &str, op: GOp, inputs: Vec<TensorId>, n_grads: usize, scale: f32) -> TensorId {
+    /// A fused loss node that is a term of the objective; its tensors are named after `kind`.
+    fn loss_node(&mut self, kind: LossKind, op: GOp, inputs: Vec<TensorId>, n_grads: usize, scale: f32) -> TensorId {
+        let name = kind.to_string();
         let rows = rows_cols(self.shape(inputs[0])).0;
         let per_row = self.temp(format!("{name}.per_row"), &[rows], DType::F32);
         let mut outputs = vec![per_row];
@@ -130,22 +132,22 @@ impl Graph {
             outputs.push(g);
         }
         self.push(op, inputs, outputs);
-        self.losses.push(LossTerm { name: name.into(), per_row, scale });
+        self.add_loss_term(kind, per_row, scale);
         per_row
     }
 
     /// Bernoulli NLL of `target` under sigmoid(`logits`), summed over features, times `scale`.
-    pub fn bce_loss(&mut self, name: &str, logits: TensorId, target: TensorId, scale: f32) -> TensorId {
-        self.loss(name, GOp::Bce { scale }, vec![logits, target], 1, scale)
+    pub fn bce_loss(&mut self, kind: LossKind, logits: TensorId, target: TensorId, scale: f32) -> TensorId {
+        self.loss_node(kind, GOp::Bce { scale }, vec![logits, target], 1, scale)
     }
-    pub fn kl_loss(&mut self, name: &str, mu: TensorId, logvar: TensorId, scale: f32) -> TensorId {
-        self.loss(name, GOp::Kl { scale }, vec![mu, logvar], 2, scale)
+    pub fn kl_loss(&mut self, kind: LossKind, mu: TensorId, logvar: TensorId, scale: f32) -> TensorId {
+        self.loss_node(kind, GOp::Kl { scale }, vec![mu, logvar], 2, scale)
     }
     /// Softmax cross-entropy over labeled rows, divided by their count, times `scale`.
-    pub fn ce_loss(&mut self, name: &str, logits: TensorId, labels: TensorId, scale: f32) -> TensorId {
-        self.loss(name, GOp::Ce { scale }, vec![logits, labels], 1, scale)
+    pub fn ce_loss(&mut self, kind: LossKind, logits: TensorId, labels: TensorId, scale: f32) -> TensorId {
+        self.loss_node(kind, GOp::Ce { scale }, vec![logits, labels], 1, scale)
     }
-    pub fn gaussian_nll_loss(&mut self, name: &str, mean: TensorId, var_raw: TensorId, target: TensorId, scale: f32) -> TensorId {
-        self.loss(name, GOp::GaussianNll { scale }, vec![mean, var_raw, target], 2, scale)
+    pub fn gaussian_nll_loss(&mut self, kind: LossKind, mean: TensorId, var_raw: TensorId, target: TensorId, scale: f32) -> TensorId {
+        self.loss_node(kind, GOp::GaussianNll { scale }, vec![mean, var_raw, target], 2, scale)
     }
 }

@@ -109,7 +109,7 @@ impl Graph {
         for p in self.params.clone() {
             let shape = self.tensors[p.tensor].shape.clone();
             let name = format!("{}.grad", self.tensors[p.tensor].name);
-            let g = self.tensor(name, &shape, DType::F32, Role::ParamGrad);
+            let g = self.tensor(name, &shape, DType::F32, Role::ParamGrad { param: p.tensor });
             ad.grad.resize(self.tensors.len(), None);
             ad.grad[p.tensor] = Some(Grad { t: g, written: false });
             param_grads.push(g);

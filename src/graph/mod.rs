@@ -32,16 +32,35 @@ use crate::backend::{Act, Conv2d, DType, Op};
 
 pub type TensorId = usize;
 
+/// What a tensor is to the compiler: which buffer it gets. Every special binding is a variant
+/// (never a reserved name), so the compiler parses no strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// Written by the host before each step (data indices, labels, RNG counter, dataset).
+    /// Written by the host before each step (data indices, labels, RNG counter, dataset), or a
+    /// constant uploaded at compile time.
     Input,
     /// A trainable parameter (a view into the flat parameter buffer).
     Param,
-    /// The gradient of a parameter (a view into the flat gradient buffer).
-    ParamGrad,
+    /// The gradient of the parameter tensor `param` (a view into the flat gradient buffer).
+    ParamGrad { param: TensorId },
+    /// A whole buffer of the parameter store, bound by the optimizer update.
+    Store(StoreBinding),
+    /// The running sum of loss term `k` (an aligned one-value view into the program's metrics
+    /// buffer, one slot per [`LossTerm`] in graph order).
+    Metric(usize),
     /// Everything else: planned by liveness, reused within a step.
     Temp,
+}
+
+/// The parameter store's flat buffers an optimizer update reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreBinding {
+    /// The optimizer's hyper-parameters (see `exec::Optimizer::hyper`).
+    Hyper,
+    Params,
+    Grads,
+    State1,
+    State2,
 }
 
 #[derive(Clone, Debug)]
@@ -195,11 +214,40 @@ pub struct Node {
     pub outputs: Vec<TensorId>,
 }
 
-/// A loss term: its per-row loss tensor and the factor it was scaled by (to report the
+/// What a loss term of the objective measures. Trainers report terms by kind and evaluators find
+/// a term's per-row values by kind ([`Graph::loss`]); a graph holds each kind at most once, so a
+/// kind names one term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LossKind {
+    /// The reconstruction negative log-likelihood (Bernoulli or Gaussian; for M2 / GM-DGM the
+    /// sum over classes weighted by q(y|x)).
+    Rec,
+    /// KL(q(z|x) || p(z)) (for M2 / GM-DGM weighted by q(y|x) as `Rec`).
+    Kl,
+    /// KL(q(y|x) || p(y)) on unlabeled rows, -log p(y) on labeled ones (M2 / GM-DGM).
+    KlY,
+    /// The softmax cross-entropy of classification head `head` (0 for single-head models).
+    Ce { head: usize },
+}
+
+impl std::fmt::Display for LossKind {
+    /// The term's name in messages and in its tensors' names: rec, kl, kl_y, ce (head 0), ce1, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LossKind::Rec => f.write_str("rec"),
+            LossKind::Kl => f.write_str("kl"),
+            LossKind::KlY => f.write_str("kl_y"),
+            LossKind::Ce { head: 0 } => f.write_str("ce"),
+            LossKind::Ce { head } => write!(f, "ce{head}"),
+        }
+    }
+}
+
+/// A loss term: its kind, its per-row loss tensor and the factor it was scaled by (to report the
 /// unscaled value).
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossTerm {
-    pub name: String,
+    pub kind: LossKind,
     pub per_row: TensorId,
     pub scale: f32,
 }
@@ -269,5 +317,16 @@ impl Graph {
 
     fn push(&mut self, op: GOp, inputs: Vec<TensorId>, outputs: Vec<TensorId>) {
         self.nodes.push(Node { op, inputs, outputs });
+    }
+
+    /// The term of kind `kind`, if the graph has one.
+    pub fn loss(&self, kind: LossKind) -> Option<&LossTerm> {
+        self.losses.iter().find(|l| l.kind == kind)
+    }
+
+    /// Adds a term to the objective (each kind once: see [`LossKind`]).
+    fn add_loss_term(&mut self, kind: LossKind, per_row: TensorId, scale: f32) {
+        assert!(self.loss(kind).is_none(), "the graph already has a '{kind}' loss term");
+        self.losses.push(LossTerm { kind, per_row, scale });
     }
 }
