@@ -4,7 +4,7 @@
 //! their forward (`cnn`, `mixture`).
 
 use super::autodiff::{Autodiff, Grad};
-use super::{cnn, last_axis, mixture, rows_cols, GOp, Graph, Launch, Role, TensorId};
+use super::{cnn, last_axis, mixture, rows_cols, GOp, Graph, Launch, Node, Role, TensorId};
 use crate::backend::{Act, DType, Gemm, Op};
 
 impl Graph {
@@ -117,7 +117,6 @@ impl Graph {
         ad.grad.resize(self.tensors.len(), None);
 
         for n in self.nodes.clone().iter().rev() {
-            let (i, o) = (&n.inputs, &n.outputs);
             match n.op {
                 // Losses seed the gradients they computed in the forward pass (weighted by a
                 // per-row gradient when they feed a weighted sum, see `mixture`).
@@ -128,145 +127,163 @@ impl Graph {
                 | GOp::CategoricalKl { .. }
                 | GOp::KlGaussians { .. } => mixture::loss_backward(self, &mut ad, &need, n),
                 GOp::RepeatRows { .. } | GOp::WeightedSum { .. } => mixture::backward(self, &mut ad, &need, n),
-                GOp::Linear { act } => {
-                    let Some(dy) = ad.grad_of(o[0]) else { continue };
-                    let (rows, inp) = self.linear_rows(i[0], i[1]);
-                    let out = self.tensors[i[1]].shape[1];
-                    // dz = dy * act'(y)
-                    let dz = if act == Act::Identity {
-                        dy
-                    } else {
-                        let dz = self.temp(format!("{}.dz", self.tensors[o[0]].name), &[rows, out], DType::F32);
-                        ad.launches.push(Launch { op: Op::ActBackward { n: rows * out, act }, args: vec![Some(o[0]), Some(dy), Some(dz)] });
-                        dz
-                    };
-                    // dW = x^T dz, db = colsum(dz): written or accumulated
-                    if need[i[1]] {
-                        let (gw, acc) = ad.target(self, i[1]);
-                        let beta = if acc { 1.0 } else { 0.0 };
-                        ad.launches.push(Launch {
-                            op: Op::Gemm(Gemm::new(inp, out, rows).trans(true, false).scaled(1.0, beta)),
-                            args: vec![Some(i[0]), Some(dz), None, Some(gw)],
-                        });
-                    }
-                    if i.len() > 2 && need[i[2]] {
-                        let (gb, acc) = ad.target(self, i[2]);
-                        ad.launches.push(Launch { op: Op::ColSum { rows, cols: out, accumulate: acc }, args: vec![Some(dz), Some(gb)] });
-                    }
-                    // dx = dz W^T
-                    if need[i[0]] {
-                        let (gx, acc) = ad.target(self, i[0]);
-                        let beta = if acc { 1.0 } else { 0.0 };
-                        ad.launches.push(Launch {
-                            op: Op::Gemm(Gemm::new(rows, inp, out).trans(false, true).scaled(1.0, beta)),
-                            args: vec![Some(dz), Some(i[1]), None, Some(gx)],
-                        });
-                    }
-                }
-                GOp::Concat => {
-                    let Some(dc) = ad.grad_of(o[0]) else { continue };
-                    let (rows, ca) = last_axis(&self.tensors[i[0]].shape);
-                    let cb = last_axis(&self.tensors[i[1]].shape).1;
-                    let (sa, sb) = (self.tensors[i[0]].shape.clone(), self.tensors[i[1]].shape.clone());
-                    let da = self.temp(format!("{}.grad_a", self.tensors[o[0]].name), &sa, DType::F32);
-                    let db = self.temp(format!("{}.grad_b", self.tensors[o[0]].name), &sb, DType::F32);
-                    ad.grad.resize(self.tensors.len(), None);
-                    ad.launches
-                        .push(Launch { op: Op::SplitCols { rows, cols_a: ca, cols_b: cb }, args: vec![Some(dc), Some(da), Some(db)] });
-                    if need[i[0]] {
-                        ad.contribute(self, i[0], da);
-                    }
-                    if need[i[1]] {
-                        ad.contribute(self, i[1], db);
-                    }
-                }
-                GOp::Softmax => {
-                    let Some(dy) = ad.grad_of(o[0]) else { continue };
-                    if !need[i[0]] {
-                        continue;
-                    }
-                    let (rows, cols) = last_axis(&self.tensors[i[0]].shape);
-                    let shape = self.tensors[i[0]].shape.clone();
-                    let dx = self.temp(format!("{}.grad_in", self.tensors[o[0]].name), &shape, DType::F32);
-                    ad.grad.resize(self.tensors.len(), None);
-                    ad.launches.push(Launch { op: Op::SoftmaxBackward { rows, cols }, args: vec![Some(o[0]), Some(dy), Some(dx)] });
-                    ad.contribute(self, i[0], dx);
-                }
-                GOp::Reparam { .. } => {
-                    let Some(dz) = ad.grad_of(o[0]) else { continue };
-                    let shape = self.tensors[i[1]].shape.clone();
-                    let n = self.tensors[i[1]].len();
-                    let dmu = self.temp(format!("{}.grad_mu", self.tensors[o[0]].name), &shape, DType::F32);
-                    let dlv = self.temp(format!("{}.grad_logvar", self.tensors[o[0]].name), &shape, DType::F32);
-                    ad.grad.resize(self.tensors.len(), None);
-                    ad.launches
-                        .push(Launch { op: Op::ReparamBackward { n }, args: vec![Some(dz), Some(i[2]), Some(o[1]), Some(dmu), Some(dlv)] });
-                    if need[i[1]] {
-                        ad.contribute(self, i[1], dmu);
-                    }
-                    if need[i[2]] {
-                        ad.contribute(self, i[2], dlv);
-                    }
-                }
-                GOp::LabelMix => {
-                    let Some(dy) = ad.grad_of(o[0]) else { continue };
-                    if !need[i[0]] {
-                        continue;
-                    }
-                    let (rows, classes) = rows_cols(&self.tensors[i[0]].shape);
-                    let dpi = self.temp(format!("{}.grad_pi", self.tensors[o[0]].name), &[rows, classes], DType::F32);
-                    ad.grad.resize(self.tensors.len(), None);
-                    ad.launches.push(Launch { op: Op::LabelMixBackward { rows, classes }, args: vec![Some(dy), Some(i[1]), Some(dpi)] });
-                    ad.contribute(self, i[0], dpi);
-                }
-                GOp::SoftClamp { .. } => {
-                    // d/dx [L tanh(x / L)] = 1 - tanh^2(x / L): one act_backward on t
-                    let Some(dy) = ad.grad_of(o[0]) else { continue };
-                    if !need[i[0]] {
-                        continue;
-                    }
-                    let shape = self.tensors[i[0]].shape.clone();
-                    let n = self.tensors[i[0]].len();
-                    let dx = self.temp(format!("{}.grad_in", self.tensors[o[0]].name), &shape, DType::F32);
-                    ad.grad.resize(self.tensors.len(), None);
-                    ad.launches.push(Launch { op: Op::ActBackward { n, act: Act::Tanh }, args: vec![Some(o[2]), Some(dy), Some(dx)] });
-                    ad.contribute(self, i[0], dx);
+                GOp::Linear { act } => self.linear_backward(&mut ad, &need, n, act),
+                GOp::Concat | GOp::Softmax | GOp::Reparam { .. } | GOp::LabelMix | GOp::SoftClamp { .. } => {
+                    self.last_axis_backward(&mut ad, &need, n)
                 }
                 GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. } => {
                     cnn::backward(self, &mut ad, &need, n)
                 }
-                GOp::Lstm => {
-                    // BPTT gives the pre-activation gate gradients (= d xproj, which the Linear
-                    // before this node turns into dW_ih, db and dx); dW_hh = hprev^T dgates.
-                    let Some(dh_seq) = ad.grad_of(o[0]) else { continue };
-                    let sh = self.tensors[o[0]].shape.clone();
-                    let (b, t, hid) = (sh[0], sh[1], sh[2]);
-                    let name = self.tensors[o[0]].name.clone();
-                    let dgates = self.temp(format!("{name}.dgates"), &[b, t, 4 * hid], DType::F32);
-                    let dh0 = self.temp(format!("{name}.grad_h0"), &[b, hid], DType::F32);
-                    let dc0 = self.temp(format!("{name}.grad_c0"), &[b, hid], DType::F32);
-                    ad.grad.resize(self.tensors.len(), None);
-                    ad.launches.push(Launch {
-                        op: Op::LstmBackward { batch: b, steps: t, hidden: hid },
-                        args: vec![Some(o[2]), Some(o[1]), Some(i[3]), Some(i[1]), Some(dh_seq), Some(dgates), Some(dh0), Some(dc0)],
-                    });
-                    if need[i[1]] {
-                        let (gw, acc) = ad.target(self, i[1]);
-                        let beta = if acc { 1.0 } else { 0.0 };
-                        ad.launches.push(Launch {
-                            op: Op::Gemm(Gemm::new(hid, 4 * hid, b * t).trans(true, false).scaled(1.0, beta)),
-                            args: vec![Some(o[3]), Some(dgates), None, Some(gw)],
-                        });
-                    }
-                    for (k, d) in [(0, dgates), (2, dh0), (3, dc0)] {
-                        if need[i[k]] {
-                            ad.contribute(self, i[k], d);
-                        }
-                    }
-                }
+                GOp::Lstm => self.lstm_backward(&mut ad, &need, n),
                 GOp::GatherU8 { .. } | GOp::GatherF32 { .. } | GOp::GatherF16 { .. } | GOp::Fill { .. } => {}
             }
         }
         (ad.launches, param_grads)
+    }
+
+    /// dz = dy * act'(y); dW = x^T dz and db = colsum(dz) (written or accumulated); dx = dz W^T.
+    fn linear_backward(&mut self, ad: &mut Autodiff, need: &[bool], n: &Node, act: Act) {
+        let (i, o) = (&n.inputs, &n.outputs);
+        let Some(dy) = ad.grad_of(o[0]) else { return };
+        let (rows, inp) = self.linear_rows(i[0], i[1]);
+        let out = self.tensors[i[1]].shape[1];
+        // dz = dy * act'(y)
+        let dz = if act == Act::Identity {
+            dy
+        } else {
+            let dz = self.temp(format!("{}.dz", self.tensors[o[0]].name), &[rows, out], DType::F32);
+            ad.launches.push(Launch { op: Op::ActBackward { n: rows * out, act }, args: vec![Some(o[0]), Some(dy), Some(dz)] });
+            dz
+        };
+        // dW = x^T dz, db = colsum(dz): written or accumulated
+        if need[i[1]] {
+            let (gw, acc) = ad.target(self, i[1]);
+            let beta = if acc { 1.0 } else { 0.0 };
+            ad.launches.push(Launch {
+                op: Op::Gemm(Gemm::new(inp, out, rows).trans(true, false).scaled(1.0, beta)),
+                args: vec![Some(i[0]), Some(dz), None, Some(gw)],
+            });
+        }
+        if i.len() > 2 && need[i[2]] {
+            let (gb, acc) = ad.target(self, i[2]);
+            ad.launches.push(Launch { op: Op::ColSum { rows, cols: out, accumulate: acc }, args: vec![Some(dz), Some(gb)] });
+        }
+        // dx = dz W^T
+        if need[i[0]] {
+            let (gx, acc) = ad.target(self, i[0]);
+            let beta = if acc { 1.0 } else { 0.0 };
+            ad.launches.push(Launch {
+                op: Op::Gemm(Gemm::new(rows, inp, out).trans(false, true).scaled(1.0, beta)),
+                args: vec![Some(dz), Some(i[1]), None, Some(gx)],
+            });
+        }
+    }
+
+    /// The ops that act row by row on the last axis (or elementwise): concat, softmax, the
+    /// reparameterisation, label mixing and the soft clamp.
+    fn last_axis_backward(&mut self, ad: &mut Autodiff, need: &[bool], n: &Node) {
+        let (i, o) = (&n.inputs, &n.outputs);
+        match n.op {
+            GOp::Concat => {
+                let Some(dc) = ad.grad_of(o[0]) else { return };
+                let (rows, ca) = last_axis(&self.tensors[i[0]].shape);
+                let cb = last_axis(&self.tensors[i[1]].shape).1;
+                let (sa, sb) = (self.tensors[i[0]].shape.clone(), self.tensors[i[1]].shape.clone());
+                let da = self.temp(format!("{}.grad_a", self.tensors[o[0]].name), &sa, DType::F32);
+                let db = self.temp(format!("{}.grad_b", self.tensors[o[0]].name), &sb, DType::F32);
+                ad.grad.resize(self.tensors.len(), None);
+                ad.launches.push(Launch { op: Op::SplitCols { rows, cols_a: ca, cols_b: cb }, args: vec![Some(dc), Some(da), Some(db)] });
+                if need[i[0]] {
+                    ad.contribute(self, i[0], da);
+                }
+                if need[i[1]] {
+                    ad.contribute(self, i[1], db);
+                }
+            }
+            GOp::Softmax => {
+                let Some(dy) = ad.grad_of(o[0]) else { return };
+                if !need[i[0]] {
+                    return;
+                }
+                let (rows, cols) = last_axis(&self.tensors[i[0]].shape);
+                let shape = self.tensors[i[0]].shape.clone();
+                let dx = self.temp(format!("{}.grad_in", self.tensors[o[0]].name), &shape, DType::F32);
+                ad.grad.resize(self.tensors.len(), None);
+                ad.launches.push(Launch { op: Op::SoftmaxBackward { rows, cols }, args: vec![Some(o[0]), Some(dy), Some(dx)] });
+                ad.contribute(self, i[0], dx);
+            }
+            GOp::Reparam { .. } => {
+                let Some(dz) = ad.grad_of(o[0]) else { return };
+                let shape = self.tensors[i[1]].shape.clone();
+                let n = self.tensors[i[1]].len();
+                let dmu = self.temp(format!("{}.grad_mu", self.tensors[o[0]].name), &shape, DType::F32);
+                let dlv = self.temp(format!("{}.grad_logvar", self.tensors[o[0]].name), &shape, DType::F32);
+                ad.grad.resize(self.tensors.len(), None);
+                ad.launches
+                    .push(Launch { op: Op::ReparamBackward { n }, args: vec![Some(dz), Some(i[2]), Some(o[1]), Some(dmu), Some(dlv)] });
+                if need[i[1]] {
+                    ad.contribute(self, i[1], dmu);
+                }
+                if need[i[2]] {
+                    ad.contribute(self, i[2], dlv);
+                }
+            }
+            GOp::LabelMix => {
+                let Some(dy) = ad.grad_of(o[0]) else { return };
+                if !need[i[0]] {
+                    return;
+                }
+                let (rows, classes) = rows_cols(&self.tensors[i[0]].shape);
+                let dpi = self.temp(format!("{}.grad_pi", self.tensors[o[0]].name), &[rows, classes], DType::F32);
+                ad.grad.resize(self.tensors.len(), None);
+                ad.launches.push(Launch { op: Op::LabelMixBackward { rows, classes }, args: vec![Some(dy), Some(i[1]), Some(dpi)] });
+                ad.contribute(self, i[0], dpi);
+            }
+            GOp::SoftClamp { .. } => {
+                // d/dx [L tanh(x / L)] = 1 - tanh^2(x / L): one act_backward on t
+                let Some(dy) = ad.grad_of(o[0]) else { return };
+                if !need[i[0]] {
+                    return;
+                }
+                let shape = self.tensors[i[0]].shape.clone();
+                let n = self.tensors[i[0]].len();
+                let dx = self.temp(format!("{}.grad_in", self.tensors[o[0]].name), &shape, DType::F32);
+                ad.grad.resize(self.tensors.len(), None);
+                ad.launches.push(Launch { op: Op::ActBackward { n, act: Act::Tanh }, args: vec![Some(o[2]), Some(dy), Some(dx)] });
+                ad.contribute(self, i[0], dx);
+            }
+            _ => unreachable!("not a last-axis op: {:?}", n.op),
+        }
+    }
+
+    fn lstm_backward(&mut self, ad: &mut Autodiff, need: &[bool], n: &Node) {
+        let (i, o) = (&n.inputs, &n.outputs);
+        // BPTT gives the pre-activation gate gradients (= d xproj, which the Linear
+        // before this node turns into dW_ih, db and dx); dW_hh = hprev^T dgates.
+        let Some(dh_seq) = ad.grad_of(o[0]) else { return };
+        let sh = self.tensors[o[0]].shape.clone();
+        let (b, t, hid) = (sh[0], sh[1], sh[2]);
+        let name = self.tensors[o[0]].name.clone();
+        let dgates = self.temp(format!("{name}.dgates"), &[b, t, 4 * hid], DType::F32);
+        let dh0 = self.temp(format!("{name}.grad_h0"), &[b, hid], DType::F32);
+        let dc0 = self.temp(format!("{name}.grad_c0"), &[b, hid], DType::F32);
+        ad.grad.resize(self.tensors.len(), None);
+        ad.launches.push(Launch {
+            op: Op::LstmBackward { batch: b, steps: t, hidden: hid },
+            args: vec![Some(o[2]), Some(o[1]), Some(i[3]), Some(i[1]), Some(dh_seq), Some(dgates), Some(dh0), Some(dc0)],
+        });
+        if need[i[1]] {
+            let (gw, acc) = ad.target(self, i[1]);
+            let beta = if acc { 1.0 } else { 0.0 };
+            ad.launches.push(Launch {
+                op: Op::Gemm(Gemm::new(hid, 4 * hid, b * t).trans(true, false).scaled(1.0, beta)),
+                args: vec![Some(o[3]), Some(dgates), None, Some(gw)],
+            });
+        }
+        for (k, d) in [(0, dgates), (2, dh0), (3, dc0)] {
+            if need[i[k]] {
+                ad.contribute(self, i[k], d);
+            }
+        }
     }
 }
