@@ -20,7 +20,7 @@ mod common;
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::Act;
 use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore, Program};
-use ssvae::graph::{Graph, Init};
+use ssvae::graph::{Graph, Init, LossKind, TensorId};
 use ssvae::{Backend, DType};
 
 const B: usize = 2;
@@ -28,7 +28,8 @@ const T: usize = 4;
 const I: usize = 3;
 const O: usize = 2;
 
-fn build() -> Graph {
+/// The graph and its two inputs (x, target).
+fn build() -> (Graph, TensorId, TensorId) {
     let mut g = Graph::new();
     let x = g.input("x", &[B, T, I], DType::F32);
     let target = g.input("target", &[B, T, O], DType::F32);
@@ -37,11 +38,11 @@ fn build() -> Graph {
     let h2 = g.lstm("lstm2", h1, 3);
     let y = g.time_distributed_dense("out", h2, O, Act::Identity);
     assert_eq!(g.shape(y), &[B, T, O]);
-    g.bce_loss("rec", y, target, 1.0);
+    g.bce_loss(LossKind::Rec, y, target, 1.0);
     let mu = g.dense("mu", h1, 2, Act::Identity);
     let lv = g.dense("logvar", h1, 2, Act::Identity);
-    g.kl_loss("kl", mu, lv, 0.5);
-    g
+    g.kl_loss(LossKind::Kl, mu, lv, 0.5);
+    (g, x, target)
 }
 
 struct Setup<Be: Backend> {
@@ -56,7 +57,7 @@ fn inputs(seed: u64) -> (Vec<f32>, Vec<f32>) {
 }
 
 fn setup<Be: Backend>(be: &Be, seed: u64, opt: Optimizer) -> Setup<Be> {
-    let g = build();
+    let (g, _, _) = build();
     let store = ParamStore::new(be, &g, seed).unwrap();
     // biases start at zero (and the forget gates at 1): move them to a generic point
     let mut r = common::rng(seed + 1);
@@ -71,9 +72,10 @@ fn setup<Be: Backend>(be: &Be, seed: u64, opt: Optimizer) -> Setup<Be> {
     let mk = |opt: Option<Optimizer>| {
         let mut o = CompileOptions::default();
         o.optimizer = opt;
-        let p = compile(be, build(), &store, o).unwrap();
-        be.write_f32(p.input("x").unwrap(), &x).unwrap();
-        be.write_f32(p.input("target").unwrap(), &target).unwrap();
+        let (g, x_in, target_in) = build();
+        let p = compile(be, g, &store, o).unwrap();
+        be.write_f32(p.input(x_in).unwrap(), &x).unwrap();
+        be.write_f32(p.input(target_in).unwrap(), &target).unwrap();
         p
     };
     let fwd = mk(None);
@@ -152,7 +154,7 @@ fn a_wrong_lstm_gradient_is_caught() {
 #[test]
 fn lstm_weights_start_orthogonal_with_forget_bias_one() {
     let be = CpuBackend::new();
-    let g = build();
+    let (g, _, _) = build();
     assert!(g.params.iter().any(|p| p.init == Init::Orthogonal));
     let store = ParamStore::new(&be, &g, 5).unwrap();
     let params = store.read(&be).unwrap();
@@ -182,7 +184,7 @@ fn lstm_graph_step_gpu_matches_cpu() {
     sg.step.run(gpu).unwrap();
     let (lc, lg) = (sc.step.take_metrics(&cpu).unwrap(), sg.step.take_metrics(gpu).unwrap());
     for (k, (c, g)) in lc.iter().zip(&lg).enumerate() {
-        assert!((c - g).abs() <= 1e-5 * c.abs().max(1.0), "loss {}: CPU {c} vs GPU {g}", sc.step.loss_names[k]);
+        assert!((c - g).abs() <= 1e-5 * c.abs().max(1.0), "loss {}: CPU {c} vs GPU {g}", sc.step.losses[k].kind);
     }
     let l2 = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt();
     let norm = |a: &[f32]| a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();

@@ -36,22 +36,23 @@ fn setup(spec: &ModelSpec, seed: u64) -> Setup {
         }
     }
     let data = be.upload_u32(&pack_u8(&pixels)).unwrap();
+    let (_, handles) = build(spec, batch, src_rows).unwrap();
     let mk = |opt: Option<Optimizer>| {
-        let (g, _) = build(spec, batch, src_rows).unwrap();
+        let (g, h) = build(spec, batch, src_rows).unwrap();
         let mut o = CompileOptions::default();
         o.optimizer = opt;
-        o.bind.insert("data".into(), data.clone());
+        o.bind.insert(h.data, data.clone());
         let p = compile(&be, g, &store, o).unwrap();
-        be.write_u32(p.input("idx").unwrap(), &[3, 0, 6, 2]).unwrap();
-        be.write_u32(p.input("labels").unwrap(), &[1, UNLABELED, 0, UNLABELED]).unwrap();
-        be.write_u32(p.input("counter").unwrap(), &ssvae::rng::counter(9, 1)).unwrap();
+        be.write_u32(p.input(h.idx).unwrap(), &[3, 0, 6, 2]).unwrap();
+        be.write_u32(p.input(h.labels).unwrap(), &[1, UNLABELED, 0, UNLABELED]).unwrap();
+        be.write_u32(p.input(h.counter).unwrap(), &ssvae::rng::counter(9, 1)).unwrap();
         p
     };
     let fwd = mk(None);
     // lr = 0: the step computes gradients and leaves the parameters unchanged
     let step = mk(Some(Optimizer::RmsProp { lr: 0.0, alpha: 0.9, momentum: 0.9, eps: 1e-7 }));
     be.write_f32(&store.hyper, &[0.0, 0.9, 0.9, 1e-7, 0.0]).unwrap();
-    Setup { be, store, fwd, step }
+    Setup { be, store, fwd, step, handles }
 }
 
 /// Returns, per parameter tensor, (name, ||num - ana||, ||ana||, noise floor).

@@ -15,9 +15,10 @@ use common::model_fd::{gradients, tensor_errors, Setup};
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::UNLABELED;
 use ssvae::data::sprites::{sprites, POS_X, SCALE, SHAPE, SPRITE_FACTORS};
+use ssvae::eval::factors::factor_head_accuracy;
 use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore};
-use ssvae::model::{build, labels_input_name, ModelSpec};
-use ssvae::train::factors::{factor_head_accuracy, sprite_factor_labels};
+use ssvae::model::{build, ModelSpec};
+use ssvae::train::factors::sprite_factor_labels;
 use ssvae::train::{pack_u8, LabelSpec, TrainConfig, TrainData, Trainer};
 use ssvae::Backend;
 
@@ -48,23 +49,24 @@ fn setup(spec: &ModelSpec, seed: u64) -> Setup {
         }
     }
     let data = be.upload_u32(&pack_u8(&pixels)).unwrap();
+    let (_, handles) = build(spec, batch, src_rows).unwrap();
     let mk = |opt: Option<Optimizer>| {
-        let (g, _) = build(spec, batch, src_rows).unwrap();
+        let (g, h) = build(spec, batch, src_rows).unwrap();
         let mut o = CompileOptions::default();
         o.optimizer = opt;
-        o.bind.insert("data".into(), data.clone());
+        o.bind.insert(h.data, data.clone());
         let p = compile(&be, g, &store, o).unwrap();
-        be.write_u32(p.input("idx").unwrap(), &[3, 0, 6, 2]).unwrap();
-        for (k, l) in LABELS.iter().enumerate() {
-            be.write_u32(p.input(&labels_input_name(k)).unwrap(), l).unwrap();
+        be.write_u32(p.input(h.idx).unwrap(), &[3, 0, 6, 2]).unwrap();
+        for (&input, l) in h.head_labels.iter().zip(&LABELS) {
+            be.write_u32(p.input(input).unwrap(), l).unwrap();
         }
-        be.write_u32(p.input("counter").unwrap(), &ssvae::rng::counter(9, 1)).unwrap();
+        be.write_u32(p.input(h.counter).unwrap(), &ssvae::rng::counter(9, 1)).unwrap();
         p
     };
     let fwd = mk(None);
     let step = mk(Some(Optimizer::RmsProp { lr: 0.0, alpha: 0.9, momentum: 0.9, eps: 1e-7 }));
     be.write_f32(&store.hyper, &[0.0, 0.9, 0.9, 1e-7, 0.0]).unwrap();
-    Setup { be, store, fwd, step }
+    Setup { be, store, fwd, step, handles }
 }
 
 #[test]
@@ -85,8 +87,8 @@ fn heads_do_not_feed_the_decoder() {
     let s = setup(&spec, 5);
     let g1 = gradients(&s);
     // other labels (same rows labeled or not, different classes and one more labeled row)
-    for (k, l) in [[2, 0, 1, 1], [1, 0, U, 0], [0, 1, 3, U]].iter().enumerate() {
-        s.be.write_u32(s.step.input(&labels_input_name(k)).unwrap(), l).unwrap();
+    for (&input, l) in s.handles.head_labels.iter().zip(&[[2, 0, 1, 1], [1, 0, U, 0], [0, 1, 3, U]]) {
+        s.be.write_u32(s.step.input(input).unwrap(), l).unwrap();
     }
     let g2 = gradients(&s);
     for (i, name) in s.store.names.iter().enumerate() {

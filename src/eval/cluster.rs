@@ -18,8 +18,24 @@
 //! - Reported as in the paper's Table 1: overall accuracy, per-class accuracy (over the test
 //!   points of each true class), and the accuracy over a group of classes (e.g. the classes that
 //!   had labels vs those that had none), again over the test points whose true class is in it.
+//!
+//! Scoring a trained model ([`cluster_scores`]): each slot is mapped to the majority true class
+//! of the TRAINING points assigned to it, then the test set is scored through that map, overall
+//! and over the labeled and unlabeled classes separately. Assignments come from q(y|x) alone: an
+//! encoder + pi graph (the ES graph, whose parameters `enc*` and `pi` are shared by name with
+//! every classifier kind) over the split, so scoring an M2 / GM-DGM does not pay the K-fold
+//! expanded decoder pass.
 
+use crate::backend::Backend;
+use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::graph::exec::ParamStore;
+use crate::model::{Kind, ModelSpec};
+use crate::train::Evaluator;
+
+/// Lives in `train` (the trainer's evaluator assigns slots with it); re-exported here beside
+/// the scores that consume its output.
+pub use crate::train::argmax_rows;
 
 /// The slot-to-class map and the test scores of cluster-and-label.
 #[derive(Clone, Debug, PartialEq)]
@@ -141,14 +157,81 @@ pub fn cluster_and_label_keeping(
     Ok(ClusterLabel { slot_class, correct, total })
 }
 
-/// The index of the largest value in each row of `values` (`rows x width`, row major): the
-/// slot a model assigns each point to. Ties go to the smallest index; NaN never wins.
-pub fn argmax_rows(values: &[f32], width: usize) -> Result<Vec<usize>> {
-    if width == 0 || values.len() % width != 0 {
-        return Err(Error::Invalid(format!("{} values are not rows of {width} slots", values.len())));
+/// Cluster-and-label scores of a trained classifier.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClusterScores {
+    pub accuracy: f64,
+    /// Over the test points of the classes that had labels (`None` without such points).
+    pub labeled_class_accuracy: Option<f64>,
+    /// Over the test points of the classes that had none (`None` when every class had labels).
+    pub unlabeled_class_accuracy: Option<f64>,
+    /// The class each slot was mapped to.
+    pub slot_class: Vec<Option<usize>>,
+    /// The GM-DGM paper's rule ([`cluster_and_label_keeping`]): the labeled
+    /// classes' slots keep their class, only the others are mapped by majority. `None` when
+    /// every class had labels.
+    pub labeled_slots_kept: Option<GroupAccuracy>,
+}
+
+/// Accuracy overall and over the labeled / unlabeled classes' test points.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GroupAccuracy {
+    pub accuracy: f64,
+    pub labeled_class_accuracy: Option<f64>,
+    pub unlabeled_class_accuracy: Option<f64>,
+}
+
+impl GroupAccuracy {
+    fn of(c: &ClusterLabel, labeled_classes: &[usize], classes: usize) -> Result<Self> {
+        if labeled_classes.is_empty() {
+            return Ok(GroupAccuracy {
+                accuracy: c.accuracy(),
+                labeled_class_accuracy: Some(c.accuracy()),
+                unlabeled_class_accuracy: None,
+            });
+        }
+        let unlabeled: Vec<usize> = (0..classes).filter(|k| !labeled_classes.contains(k)).collect();
+        Ok(GroupAccuracy {
+            accuracy: c.accuracy(),
+            labeled_class_accuracy: c.accuracy_on(labeled_classes)?,
+            unlabeled_class_accuracy: c.accuracy_on(&unlabeled)?,
+        })
     }
-    Ok(values
-        .chunks(width)
-        .map(|row| (0..width).fold(0, |b, i| if row[i] > row[b] || row[b].is_nan() && !row[i].is_nan() { i } else { b }))
-        .collect())
+}
+
+/// Scores the classifier of `spec` (weights in `store`) by cluster-and-label: slots mapped with
+/// `train`, accuracy on `test`. `labeled_classes` empty means every class had labels.
+pub fn cluster_scores<B: Backend>(
+    be: &B,
+    spec: &ModelSpec,
+    store: &ParamStore<B>,
+    train: &Dataset,
+    test: &Dataset,
+    labeled_classes: &[usize],
+    batch: usize,
+    seed: u64,
+) -> Result<ClusterScores> {
+    if !spec.has_classifier() {
+        return Err(Error::Invalid(format!("cluster-and-label needs a model with a classifier, not {}", spec.name())));
+    }
+    let mut cls = spec.clone();
+    cls.kind = Kind::Es;
+    let assign = |data: &Dataset| -> Result<Vec<usize>> {
+        let e = Evaluator::new(be, &cls, store, data, batch)?;
+        Ok(e.assignments(be, seed)?.expect("a classifier has pi"))
+    };
+    let (tr, te) = (assign(train)?, assign(test)?);
+    let lab = |d: &Dataset| d.labels.iter().map(|&y| y as usize).collect::<Vec<_>>();
+    let score = |kept: &[usize]| cluster_and_label_keeping(&tr, &lab(train), &te, &lab(test), spec.classes, train.classes, kept);
+    let c = score(&[])?;
+    let g = GroupAccuracy::of(&c, labeled_classes, train.classes)?;
+    let kept =
+        if labeled_classes.is_empty() { None } else { Some(GroupAccuracy::of(&score(labeled_classes)?, labeled_classes, train.classes)?) };
+    Ok(ClusterScores {
+        accuracy: g.accuracy,
+        labeled_class_accuracy: g.labeled_class_accuracy,
+        unlabeled_class_accuracy: g.unlabeled_class_accuracy,
+        slot_class: c.slot_class,
+        labeled_slots_kept: kept,
+    })
 }

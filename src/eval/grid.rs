@@ -20,6 +20,9 @@ pub const MAX_SIDE: usize = 16384;
 /// (batch x classes, SS only), output pixel probabilities (batch x features).
 pub struct Decoder<B: Backend> {
     program: Program<B>,
+    z: TensorId,
+    /// The class one-hots (models whose decoder takes pi).
+    onehot: Option<TensorId>,
     out: TensorId,
     batch: usize,
     spec: ModelSpec,
@@ -32,15 +35,14 @@ impl<B: Backend> Decoder<B> {
         }
         let mut g = Graph::new();
         let z = g.input("z", &[batch, spec.latent], DType::F32);
-        let dec_in = if spec.decoder_takes_pi() {
-            let y = g.input("onehot", &[batch, spec.classes], DType::F32);
-            g.concat("dec_in", z, y)
-        } else {
-            z
+        let onehot = spec.decoder_takes_pi().then(|| g.input("onehot", &[batch, spec.classes], DType::F32));
+        let dec_in = match onehot {
+            Some(y) => g.concat("dec_in", z, y),
+            None => z,
         };
         let out = crate::model::decoder(&mut g, spec, dec_in, None, false)?;
         let program = compile(be, g, store, CompileOptions { keep: vec![out], ..Default::default() })?;
-        Ok(Decoder { program, out, batch, spec: spec.clone() })
+        Ok(Decoder { program, z, onehot, out, batch, spec: spec.clone() })
     }
 
     /// Decodes rows of (z, class); returns batch x features probabilities for the given rows.
@@ -53,13 +55,13 @@ impl<B: Backend> Decoder<B> {
             for r in 0..rows {
                 zb[r * self.spec.latent..(r + 1) * self.spec.latent].copy_from_slice(&zs[start + r]);
             }
-            be.write_f32(self.program.input("z")?, &zb)?;
-            if self.spec.decoder_takes_pi() {
+            be.write_f32(self.program.input(self.z)?, &zb)?;
+            if let Some(onehot) = self.onehot {
                 let mut oh = vec![0f32; self.batch * self.spec.classes];
                 for r in 0..rows {
                     oh[r * self.spec.classes + classes[start + r]] = 1.0;
                 }
-                be.write_f32(self.program.input("onehot")?, &oh)?;
+                be.write_f32(self.program.input(onehot)?, &oh)?;
             }
             self.program.run(be)?;
             // the decoder gives Bernoulli logits; the image is their probabilities

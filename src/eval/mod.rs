@@ -1,6 +1,7 @@
 //! Evaluation beyond accuracy: anomaly scores (paper 3.1.3), exact ROC AUC, generation of
 //! class-by-style sample grids, the betaVAE disentanglement score ([`disentangle`], paper
-//! section 4) and cluster-and-label accuracy ([`cluster`], semi-unsupervised models).
+//! section 4; multi-factor models and the Table 12 experiment in [`factors`]) and
+//! cluster-and-label accuracy ([`cluster`], semi-unsupervised models).
 //!
 //! Anomaly score of x: the negative log reconstruction probability -log p(x | z, pi), averaged
 //! over L draws of z ~ q(z|x) (the Bernoulli NLL summed over pixels, i.e. in nats per sample,
@@ -12,17 +13,18 @@
 
 pub mod cluster;
 pub mod disentangle;
+pub mod factors;
 pub mod feedback;
 pub mod grid;
 pub mod plot;
 
-pub use cluster::{argmax_rows, cluster_and_label, cluster_and_label_keeping, ClusterLabel};
+pub use cluster::{argmax_rows, cluster_and_label, cluster_and_label_keeping, cluster_scores, ClusterLabel, ClusterScores, GroupAccuracy};
 pub use disentangle::{beta_vae_score, beta_vae_score_of_code, beta_vae_score_of_latents, BetaVaeConfig, BetaVaeScore};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::exec::{compile, CompileOptions, ParamStore, Program};
-use crate::graph::TensorId;
+use crate::graph::{LossKind, TensorId};
 use crate::model::{build_mode, ModelSpec};
 use crate::train::{pack_u8, TrainData};
 
@@ -86,6 +88,8 @@ pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Vec<(f64, f64)> {
 pub struct Scorer<B: Backend> {
     program: Program<B>,
     rec_row: TensorId,
+    /// The factor the reconstruction term's per-row values were scaled by.
+    rec_scale: f32,
     pi: Option<TensorId>,
     mu: Option<TensorId>,
     batch: usize,
@@ -122,16 +126,18 @@ impl<B: Backend> Scorer<B> {
     fn resident(be: &B, spec: &ModelSpec, store: &ParamStore<B>, resident: B::Buf, n: usize, batch: usize) -> Result<Self> {
         let batch = batch.min(n).max(1);
         let (graph, handles) = build_mode(spec, batch, n, false)?;
-        let rec_row = graph.find("rec.per_row").ok_or_else(|| Error::Invalid("model has no reconstruction loss".into()))?;
+        let rec = *graph.loss(LossKind::Rec).ok_or_else(|| Error::Invalid("model has no reconstruction loss".into()))?;
+        let rec_row = rec.per_row;
         let mut keep = vec![rec_row];
         keep.extend(handles.pi);
         keep.extend(handles.mu);
         keep.sort();
-        let opts = CompileOptions { keep, bind: [("data".to_string(), resident)].into(), ..Default::default() };
+        let opts = CompileOptions { keep, bind: [(handles.data, resident)].into(), ..Default::default() };
         let program = compile(be, graph, store, opts)?;
         Ok(Scorer {
             program,
             rec_row,
+            rec_scale: rec.scale,
             pi: handles.pi,
             mu: handles.mu,
             batch,
@@ -154,16 +160,16 @@ impl<B: Backend> Scorer<B> {
         for (chunk, start) in (0..self.n).step_by(self.batch).enumerate() {
             let rows = (self.n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
-            be.write_u32(self.program.input("idx")?, &idx)?;
+            be.write_u32(self.program.input(self.handles.idx)?, &idx)?;
             crate::train::write_unlabeled(be, &self.program, &self.handles, self.batch)?;
             for l in 0..samples {
                 let step = (chunk * samples + l) as u32;
-                be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xA70A_11E5, step))?;
+                be.write_u32(self.program.input(self.handles.counter)?, &crate::rng::counter(seed ^ 0xA70A_11E5, step))?;
                 self.program.run(be)?;
                 let rec = self.program.read(be, self.rec_row)?;
                 // per-row values were scaled (1/batch, and 1/features under mean
                 // normalisation): recover the summed NLL in nats
-                let factor = 1.0 / self.rec_scale();
+                let factor = 1.0 / self.rec_scale as f64;
                 for r in 0..rows {
                     scores[start + r] += rec[r] as f64 * factor / samples as f64;
                 }
@@ -187,9 +193,9 @@ impl<B: Backend> Scorer<B> {
         for start in (0..self.n).step_by(self.batch) {
             let rows = (self.n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
-            be.write_u32(self.program.input("idx")?, &idx)?;
+            be.write_u32(self.program.input(self.handles.idx)?, &idx)?;
             crate::train::write_unlabeled(be, &self.program, &self.handles, self.batch)?;
-            be.write_u32(self.program.input("counter")?, &crate::rng::counter(0, 0))?;
+            be.write_u32(self.program.input(self.handles.counter)?, &crate::rng::counter(0, 0))?;
             self.program.run(be)?;
             // per-step latents (RNN): one row of steps x latent per window
             let v = self.program.read(be, mu)?;
@@ -198,10 +204,6 @@ impl<B: Backend> Scorer<B> {
         }
         self.program.take_metrics(be)?;
         Ok(out)
-    }
-
-    fn rec_scale(&self) -> f64 {
-        self.program.loss_scales[self.program.loss_names.iter().position(|n| n == "rec").unwrap_or(0)] as f64
     }
 
     pub fn dim(&self) -> usize {

@@ -1,6 +1,6 @@
 //! Gradient bookkeeping of the reverse pass: which tensor holds each gradient, whether this
 //! step's kernels have written it yet (the first contribution writes, later ones add), and the
-//! launches appended so far. Kept apart from the op definitions in `mod.rs`.
+//! launches appended so far. Kept apart from the gradient rules in `lower`.
 
 use super::{Graph, Launch, TensorId};
 use crate::backend::{DType, Op};

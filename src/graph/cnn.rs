@@ -13,7 +13,8 @@
 //! mode (evaluation, scoring, generation) normalises with the running statistics. Dropout is
 //! active in training mode only.
 
-use super::{Autodiff, GOp, Graph, Init, Launch, Node, TensorId};
+use super::autodiff::Autodiff;
+use super::{GOp, Graph, Init, Launch, Node, TensorId};
 use crate::backend::{Act, Conv2d, DType, Op, Padding};
 use crate::error::{Error, Result};
 

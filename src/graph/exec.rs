@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use rand::{Rng, SeedableRng};
 
-use super::{Graph, Init, Launch, Role, TensorId};
+use super::{Graph, Init, Launch, LossKind, LossTerm, Role, StoreBinding, TensorId};
 use crate::backend::{Backend, BufferLike, DType, Op, ADAM_HYPER_LEN, RMSPROP_HYPER_LEN};
 use crate::error::{Error, Result};
 
@@ -215,9 +215,9 @@ pub struct CompileOptions<B: Backend> {
     pub optimizer: Option<Optimizer>,
     /// Tensors to keep readable after `run` (never reused by the planner).
     pub keep: Vec<TensorId>,
-    /// Buffers for input tensors, by tensor name (e.g. the resident dataset). Other inputs get
-    /// fresh buffers the host writes through [`Program::input`].
-    pub bind: HashMap<String, B::Buf>,
+    /// Buffers for input tensors (e.g. the resident dataset). Other inputs get fresh buffers the
+    /// host writes through [`Program::input`].
+    pub bind: HashMap<TensorId, B::Buf>,
 }
 
 impl<B: Backend> Default for CompileOptions<B> {
@@ -228,12 +228,12 @@ impl<B: Backend> Default for CompileOptions<B> {
 
 pub struct Program<B: Backend> {
     launches: Vec<B::Launch>,
-    inputs: HashMap<String, B::Buf>,
+    inputs: HashMap<TensorId, B::Buf>,
     kept: HashMap<TensorId, B::Buf>,
     metrics: B::Buf,
     metrics_stride: usize,
-    pub loss_names: Vec<String>,
-    pub loss_scales: Vec<f32>,
+    /// The graph's loss terms, in the order of [`Program::take_metrics`]' sums.
+    pub losses: Vec<LossTerm>,
     pub optimizer: Option<Optimizer>,
     /// Number of kernel launches in one run and number of distinct temporary buffers.
     pub n_launches: usize,
@@ -244,97 +244,155 @@ pub struct Program<B: Backend> {
 /// Compiles `graph` against `store` (parameters are looked up by name).
 pub fn compile<B: Backend>(be: &B, mut graph: Graph, store: &ParamStore<B>, opts: CompileOptions<B>) -> Result<Program<B>> {
     let mut launches = graph.forward_launches();
-    // Special tensors bound to the store's flat buffers and the metrics accumulator.
-    let n_losses = graph.losses.len();
     if let Some(opt) = opts.optimizer {
         let (bwd, _param_grads) = graph.backward_launches();
         launches.extend(bwd);
-        let flat = |g: &mut Graph, name: &str| g.input(name, &[store.total], DType::F32);
-        let (h, gr, p, s1, s2) = (
-            graph.input("__hyper", &[RMSPROP_HYPER_LEN.max(ADAM_HYPER_LEN)], DType::F32),
-            flat(&mut graph, "__grads"),
-            flat(&mut graph, "__params"),
-            flat(&mut graph, "__state1"),
-            flat(&mut graph, "__state2"),
-        );
-        let op = match opt {
-            Optimizer::RmsProp { .. } => Op::RmsProp { n: store.total },
-            Optimizer::Adam { .. } => Op::Adam { n: store.total },
-        };
-        launches.push(Launch { op, args: vec![Some(h), Some(gr), Some(p), Some(s1), Some(s2)] });
+        launches.push(optimizer_update(&mut graph, store, opt));
     }
-    // Loss sums accumulate into the metrics buffer (one slot per loss term).
-    let metric_views: Vec<TensorId> = (0..n_losses).map(|k| graph.tensor(format!("__metric{k}"), &[1], DType::F32, Role::Input)).collect();
-    for (k, l) in graph.losses.iter().enumerate() {
-        let rows = graph.tensors[l.per_row].len();
-        launches.push(Launch { op: Op::ColSum { rows, cols: 1, accumulate: true }, args: vec![Some(l.per_row), Some(metric_views[k])] });
-    }
+    launches.extend(metric_sums(&mut graph));
+    let last = last_use(&graph, &launches, &opts.keep);
 
-    // Liveness of temporaries over the launch order.
-    let nt = graph.tensors.len();
-    let (mut first, mut last) = (vec![usize::MAX; nt], vec![0usize; nt]);
-    for (i, l) in launches.iter().enumerate() {
-        for t in l.args.iter().flatten() {
-            first[*t] = first[*t].min(i);
-            last[*t] = i;
-        }
-    }
-    for &t in &opts.keep {
-        last[t] = usize::MAX;
-    }
-
-    // Bind or allocate every tensor's buffer.
     // one slot per loss, each at an aligned offset so it can be bound as a view
     let stride = be.view_alignment().max(1);
-    let metrics = be.alloc(n_losses.max(1) * stride, DType::F32)?;
-    let mut bufs: Vec<Option<B::Buf>> = vec![None; nt];
+    let metrics = be.alloc(graph.losses.len().max(1) * stride, DType::F32)?;
+    let (mut bufs, inputs) = bind_buffers(be, &graph, store, &metrics, stride, &opts.bind)?;
+    let (n_temp, temp_bytes) = plan_temporaries(be, &graph, &launches, &last, &mut bufs)?;
+
+    let mut prepared = Vec::with_capacity(launches.len());
+    for l in &launches {
+        let args: Vec<&B::Buf> =
+            l.args.iter().map(|a| a.map_or(be.placeholder(), |t| bufs[t].as_ref().expect("every tensor has a buffer"))).collect();
+        prepared.push(be.prepare(&l.op, &args)?);
+    }
+    let kept = opts.keep.iter().map(|&t| (t, bufs[t].clone().expect("kept tensor has a buffer"))).collect();
+    Ok(Program {
+        n_launches: prepared.len(),
+        launches: prepared,
+        inputs,
+        kept,
+        metrics,
+        metrics_stride: stride,
+        losses: graph.losses.clone(),
+        optimizer: opts.optimizer,
+        n_temp_buffers: n_temp,
+        temp_bytes,
+    })
+}
+
+/// The optimizer update over the store's flat buffers (bound through `Role::Store`).
+fn optimizer_update<B: Backend>(graph: &mut Graph, store: &ParamStore<B>, opt: Optimizer) -> Launch {
+    let bind = |g: &mut Graph, name: &str, len: usize, which: StoreBinding| g.tensor(name, &[len], DType::F32, Role::Store(which));
+    let hyper_len = RMSPROP_HYPER_LEN.max(ADAM_HYPER_LEN);
+    let (h, gr, p, s1, s2) = (
+        bind(graph, "hyper", hyper_len, StoreBinding::Hyper),
+        bind(graph, "grads", store.total, StoreBinding::Grads),
+        bind(graph, "params", store.total, StoreBinding::Params),
+        bind(graph, "state1", store.total, StoreBinding::State1),
+        bind(graph, "state2", store.total, StoreBinding::State2),
+    );
+    let op = match opt {
+        Optimizer::RmsProp { .. } => Op::RmsProp { n: store.total },
+        Optimizer::Adam { .. } => Op::Adam { n: store.total },
+    };
+    Launch { op, args: vec![Some(h), Some(gr), Some(p), Some(s1), Some(s2)] }
+}
+
+/// Loss sums accumulate into the metrics buffer: one column sum per loss term into its slot
+/// (a `Role::Metric` view).
+fn metric_sums(graph: &mut Graph) -> Vec<Launch> {
+    let mut out = Vec::with_capacity(graph.losses.len());
+    for (k, l) in graph.losses.clone().into_iter().enumerate() {
+        let slot = graph.tensor(format!("{}.sum", l.kind), &[1], DType::F32, Role::Metric(k));
+        let rows = graph.tensors[l.per_row].len();
+        out.push(Launch { op: Op::ColSum { rows, cols: 1, accumulate: true }, args: vec![Some(l.per_row), Some(slot)] });
+    }
+    out
+}
+
+/// The index of each tensor's last launch (liveness of temporaries over the launch order);
+/// kept tensors live forever.
+fn last_use(graph: &Graph, launches: &[Launch], keep: &[TensorId]) -> Vec<usize> {
+    let mut last = vec![0usize; graph.tensors.len()];
+    for (i, l) in launches.iter().enumerate() {
+        for &t in l.args.iter().flatten() {
+            last[t] = i;
+        }
+    }
+    for &t in keep {
+        last[t] = usize::MAX;
+    }
+    last
+}
+
+/// The buffer of every tensor that is not a temporary, by its role: views of the store for
+/// parameters and their gradients, the store's flat buffers, metric slots, uploaded constants,
+/// bound inputs (checked against the tensor) and fresh buffers for the other inputs. Returns the
+/// per-tensor buffers (`None` for temporaries) and the inputs the host may write.
+fn bind_buffers<B: Backend>(
+    be: &B,
+    graph: &Graph,
+    store: &ParamStore<B>,
+    metrics: &B::Buf,
+    stride: usize,
+    bind: &HashMap<TensorId, B::Buf>,
+) -> Result<(Vec<Option<B::Buf>>, HashMap<TensorId, B::Buf>)> {
+    let mut bufs: Vec<Option<B::Buf>> = vec![None; graph.tensors.len()];
     let mut inputs = HashMap::new();
     for (t, d) in graph.tensors.iter().enumerate() {
         let b = match d.role {
             Role::Param => Some(store.view(be, &d.name)?),
-            Role::ParamGrad => Some(store.grad_view(be, d.name.trim_end_matches(".grad"))?),
+            Role::ParamGrad { param } => Some(store.grad_view(be, &graph.tensors[param].name)?),
+            Role::Store(which) => Some(match which {
+                StoreBinding::Hyper => store.hyper.clone(),
+                StoreBinding::Grads => store.grads.clone(),
+                StoreBinding::Params => store.params.clone(),
+                StoreBinding::State1 => store.state1.clone(),
+                StoreBinding::State2 => store.state2.clone(),
+            }),
+            Role::Metric(k) => Some(be.view(metrics, k * stride, 1)?),
             Role::Input if graph.constants.iter().any(|(c, _)| *c == t) => {
                 let values = &graph.constants.iter().find(|(c, _)| *c == t).expect("checked").1;
                 Some(be.upload_f32(values)?)
             }
-            Role::Input => Some(match d.name.as_str() {
-                "__hyper" => store.hyper.clone(),
-                "__grads" => store.grads.clone(),
-                "__params" => store.params.clone(),
-                "__state1" => store.state1.clone(),
-                "__state2" => store.state2.clone(),
-                n if n.starts_with("__metric") => {
-                    let k: usize = n["__metric".len()..].parse().map_err(|_| Error::Invalid(format!("bad metric tensor {n}")))?;
-                    be.view(&metrics, k * stride, 1)?
-                }
-                n => {
-                    let b = match opts.bind.get(n) {
-                        Some(b) => {
-                            if b.dtype() != d.dtype || b.len() < d.len() {
-                                return Err(Error::Invalid(format!(
-                                    "input '{n}' needs {} {:?} values, the bound buffer has {} {:?}",
-                                    d.len(),
-                                    d.dtype,
-                                    b.len(),
-                                    b.dtype()
-                                )));
-                            }
-                            b.clone()
+            Role::Input => {
+                let b = match bind.get(&t) {
+                    Some(b) => {
+                        if b.dtype() != d.dtype || b.len() < d.len() {
+                            return Err(Error::Invalid(format!(
+                                "input '{}' needs {} {:?} values, the bound buffer has {} {:?}",
+                                d.name,
+                                d.len(),
+                                d.dtype,
+                                b.len(),
+                                b.dtype()
+                            )));
                         }
-                        None => be.alloc(d.len(), d.dtype)?,
-                    };
-                    inputs.insert(n.to_string(), b.clone());
-                    b
-                }
-            }),
+                        b.clone()
+                    }
+                    None => be.alloc(d.len(), d.dtype)?,
+                };
+                inputs.insert(t, b.clone());
+                Some(b)
+            }
             Role::Temp => None,
         };
         bufs[t] = b;
     }
+    Ok((bufs, inputs))
+}
 
-    // Greedy best-fit reuse of temporaries.
+/// Greedy best-fit reuse of temporaries: walking the launches in order, each temporary takes
+/// the smallest free buffer of its dtype that fits (or a new one) and returns it after its last
+/// use. Returns (buffers allocated, their bytes).
+fn plan_temporaries<B: Backend>(
+    be: &B,
+    graph: &Graph,
+    launches: &[Launch],
+    last: &[usize],
+    bufs: &mut [Option<B::Buf>],
+) -> Result<(usize, usize)> {
     let mut pool: Vec<(usize, DType, B::Buf)> = Vec::new(); // free buffers: (capacity, dtype, buf)
-    let mut owned: Vec<Option<(usize, B::Buf)>> = vec![None; nt]; // temp -> (capacity, whole buffer)
+    let mut owned: Vec<Option<(usize, B::Buf)>> = vec![None; graph.tensors.len()]; // temp -> (capacity, whole buffer)
     let (mut n_temp, mut temp_bytes) = (0usize, 0usize);
     for (i, l) in launches.iter().enumerate() {
         for &t in l.args.iter().flatten() {
@@ -370,27 +428,7 @@ pub fn compile<B: Backend>(be: &B, mut graph: Graph, store: &ParamStore<B>, opts
             }
         }
     }
-
-    let mut prepared = Vec::with_capacity(launches.len());
-    for l in &launches {
-        let args: Vec<&B::Buf> =
-            l.args.iter().map(|a| a.map_or(be.placeholder(), |t| bufs[t].as_ref().expect("every tensor has a buffer"))).collect();
-        prepared.push(be.prepare(&l.op, &args)?);
-    }
-    let kept = opts.keep.iter().map(|&t| (t, bufs[t].clone().expect("kept tensor has a buffer"))).collect();
-    Ok(Program {
-        n_launches: prepared.len(),
-        launches: prepared,
-        inputs,
-        kept,
-        metrics,
-        metrics_stride: stride,
-        loss_names: graph.losses.iter().map(|l| l.name.clone()).collect(),
-        loss_scales: graph.losses.iter().map(|l| l.scale).collect(),
-        optimizer: opts.optimizer,
-        n_temp_buffers: n_temp,
-        temp_bytes,
-    })
+    Ok((n_temp, temp_bytes))
 }
 
 impl<B: Backend> Program<B> {
@@ -405,9 +443,14 @@ impl<B: Backend> Program<B> {
         self.inputs.values().map(|b| b.len() * 4).sum()
     }
 
-    /// The buffer of a host-written input, by tensor name.
-    pub fn input(&self, name: &str) -> Result<&B::Buf> {
-        self.inputs.get(name).ok_or_else(|| Error::Invalid(format!("program has no input named '{name}'")))
+    /// The buffer of a host-written (or bound) input tensor.
+    pub fn input(&self, t: TensorId) -> Result<&B::Buf> {
+        self.inputs.get(&t).ok_or_else(|| Error::Invalid(format!("tensor {t} is not an input of this program")))
+    }
+
+    /// The loss term of kind `kind`, if the graph had one.
+    pub fn loss(&self, kind: LossKind) -> Option<&LossTerm> {
+        self.losses.iter().find(|l| l.kind == kind)
     }
 
     /// A kept tensor's values (waits for the device).
@@ -420,6 +463,6 @@ impl<B: Backend> Program<B> {
     pub fn take_metrics(&self, be: &B) -> Result<Vec<f32>> {
         let v = be.read_f32(&self.metrics)?;
         be.write_f32(&self.metrics, &vec![0.0; v.len()])?;
-        Ok((0..self.loss_names.len()).map(|k| v[k * self.metrics_stride]).collect())
+        Ok((0..self.losses.len()).map(|k| v[k * self.metrics_stride]).collect())
     }
 }

@@ -14,7 +14,8 @@
 //! that is a term of the objective seeds its gradient directly, as before. So any per-row loss
 //! can be weighted by any differentiable per-row tensor, and nothing else changes.
 
-use super::{Autodiff, GOp, Graph, Launch, LossTerm, Node, Role, TensorId};
+use super::autodiff::Autodiff;
+use super::{GOp, Graph, Launch, LossKind, Node, Role, TensorId};
 use crate::backend::{DType, Op};
 
 impl Graph {
@@ -92,8 +93,9 @@ impl Graph {
 
     /// The objective term scale * sum_{r, k} w[r, k] loss[r * K + k] for a raw per-(row,
     /// class) loss [rows * K] and differentiable weights w [rows, K]; its per-row values
-    /// ([rows]) are the term's `{name}.per_row`.
-    pub fn weighted_loss(&mut self, name: &str, loss: TensorId, weights: TensorId, scale: f32) -> TensorId {
+    /// ([rows], returned) are the term's `per_row`.
+    pub fn weighted_loss(&mut self, kind: LossKind, loss: TensorId, weights: TensorId, scale: f32) -> TensorId {
+        let name = kind.to_string();
         let (rows, k) = super::rows_cols(self.shape(weights));
         assert_eq!(
             self.tensors[loss].len(),
@@ -104,15 +106,15 @@ impl Graph {
         let per_row = self.temp(format!("{name}.per_row"), &[rows], DType::F32);
         let dw = self.temp(format!("{name}.grad_weights"), &[rows, k], DType::F32);
         self.push(GOp::WeightedSum { scale }, vec![loss, weights], vec![per_row, dw]);
-        self.losses.push(LossTerm { name: name.into(), per_row, scale });
+        self.add_loss_term(kind, per_row, scale);
         per_row
     }
 
     /// KL(q(y|x) || p(y)) on unlabeled rows and -log p(y) on labeled ones (see
     /// [`Op::CategoricalKl`]), q = softmax(logits), as a term of the objective.
-    pub fn categorical_kl_loss(&mut self, name: &str, logits: TensorId, log_prior: TensorId, labels: TensorId, scale: f32) -> TensorId {
-        let per_row = self.raw_loss(name, GOp::CategoricalKl { scale }, vec![logits, log_prior, labels], &[0]);
-        self.losses.push(LossTerm { name: name.into(), per_row, scale });
+    pub fn categorical_kl_loss(&mut self, kind: LossKind, logits: TensorId, log_prior: TensorId, labels: TensorId, scale: f32) -> TensorId {
+        let per_row = self.raw_loss(&kind.to_string(), GOp::CategoricalKl { scale }, vec![logits, log_prior, labels], &[0]);
+        self.add_loss_term(kind, per_row, scale);
         per_row
     }
 }

@@ -13,9 +13,9 @@
 //!
 //! Objective per batch of B rows (the sum over y done in one pass over B * K expanded rows,
 //! see graph::mixture), with w[r] = q(y|x_r) on unlabeled rows and one-hot(y_r) on labeled ones:
-//!   1/B sum_r sum_k w[r, k] (rec(x_r | y=k) + KL_z(r, k))                 (terms "rec", "kl")
-//! + 1/B sum_r [unlabeled: KL(q(y|x_r) || p(y)); labeled: -log p(y_r)]     (term "kl_y")
-//! + alpha * mean over labeled rows of CE(q(y|x), y)                      (term "ce")
+//!   1/B sum_r sum_k w[r, k] (rec(x_r | y=k) + KL_z(r, k))                 (terms Rec, Kl)
+//! + 1/B sum_r [unlabeled: KL(q(y|x_r) || p(y)); labeled: -log p(y_r)]     (term KlY)
+//! + alpha * mean over labeled rows of CE(q(y|x), y)                      (term Ce)
 //! i.e. the negative ELBO of Kingma et al. (the unlabeled bound is sum_y q(y|x) ELBO(x, y) +
 //! H(q(y|x)), and KL(q || p) = -H(q) - E_q log p(y)) plus their alpha-weighted classifier
 //! loss. `LossNorm::Mean` divides rec and KL_z by the feature and latent counts as for SS.
@@ -26,7 +26,7 @@
 use super::{decoder, Family, Handles, Kind, LossNorm, ModelSpec};
 use crate::backend::Act;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Init, TensorId};
+use crate::graph::{Graph, Init, LossKind, TensorId};
 
 /// p(y) for semi-unsupervised learning over `classes` true classes of which `labeled` keep
 /// their labels, with `extra` additional slots (slots = classes + extra, slot c < classes
@@ -70,12 +70,12 @@ pub(super) fn build(
     // decoder (a CNN decoder's batch norms see the B * K expanded rows) as below
     let h = super::encoder_trunk(g, spec, x, counter, training)?;
     let logits = g.dense("pi", h, k, Act::Identity);
-    g.ce_loss("ce", logits, labels, spec.alpha);
+    g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, spec.alpha);
     let q = g.softmax("pi_probs", logits);
     let rows_scale = 1.0 / batch as f32;
     let prior = spec.prior();
     let log_prior = g.constant("log_prior", &[k], prior.iter().map(|p| p.ln()).collect());
-    g.categorical_kl_loss("kl_y", logits, log_prior, labels, rows_scale);
+    g.categorical_kl_loss(LossKind::KlY, logits, log_prior, labels, rows_scale);
     // q(z|x,y) on every (row, class) pair
     let (hy, onehot) = g.expand_classes("enc_y", h, k);
     let width = *spec.hidden.last().expect("validated: at least one layer");
@@ -105,13 +105,24 @@ pub(super) fn build(
     let rec_raw = g.raw_bce("rec_pairs", out, target);
     let w = g.label_mix("class_weights", q, labels);
     let mean = spec.loss_norm == LossNorm::Mean;
-    g.weighted_loss("rec", rec_raw, w, rows_scale * if mean { 1.0 / d as f32 } else { 1.0 });
-    g.weighted_loss("kl", kl_raw, w, rows_scale * if mean { 1.0 / spec.latent as f32 } else { 1.0 });
+    g.weighted_loss(LossKind::Rec, rec_raw, w, rows_scale * if mean { 1.0 / d as f32 } else { 1.0 });
+    g.weighted_loss(LossKind::Kl, kl_raw, w, rows_scale * if mean { 1.0 / spec.latent as f32 } else { 1.0 });
     Ok((Some(q), None))
 }
 
 /// The handles of an M2 / GM-DGM graph: pi is q(y|x); mu and the reconstruction are per (row,
 /// class) pair, so they are not exposed as per-row tensors.
 pub(super) fn handles(idx: TensorId, labels: TensorId, counter: TensorId, data: TensorId, pi: Option<TensorId>) -> Handles {
-    Handles { idx, labels, counter, data, pi, mu: None, recon_logits: None, label_repeat: 1, factor_pi: Vec::new() }
+    Handles {
+        idx,
+        labels,
+        counter,
+        data,
+        pi,
+        mu: None,
+        recon_logits: None,
+        label_repeat: 1,
+        factor_pi: Vec::new(),
+        head_labels: vec![labels],
+    }
 }

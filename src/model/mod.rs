@@ -28,14 +28,15 @@
 //! "one-hot sigmoid pi layers"; softmax CE is the same one-of-K target with normalised
 //! outputs) on the rows where that factor is labeled, weighted alpha. The heads do NOT feed
 //! the decoder, which sees z only: otherwise the model could route the factors around the
-//! latent layer, and the point is to shape z. Head k reads its own labels input ("labels" for
-//! head 0, "labels.k" for the others, one u32 per row, `UNLABELED` where not labeled), so each
-//! head's CE is the unchanged masked-CE kernel and single-head models keep one [batch] input.
+//! latent layer, and the point is to shape z. Head k reads its own labels input
+//! ([`Handles::head_labels`]: "labels" for head 0, "labels.k" for the others, one u32 per row,
+//! `UNLABELED` where not labeled), so each head's CE is the unchanged masked-CE kernel and
+//! single-head models keep one [batch] input.
 //! `kl_weight` (the paper's beta_norm, 0.25 there) scales the KL term of every model.
 
 use crate::backend::{Act, DType};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, TensorId};
+use crate::graph::{Graph, LossKind, TensorId};
 
 mod cnn;
 mod m2;
@@ -397,12 +398,13 @@ fn unknown_model(name: &str) -> Error {
 /// Named tensors of a built graph.
 #[derive(Clone, Debug)]
 pub struct Handles {
-    /// Inputs the host writes each step: batch indices into the resident dataset, labels
-    /// (UNLABELED for unlabeled rows), RNG counter.
+    /// Inputs the host writes each step (through `Program::input`): batch indices into the
+    /// resident dataset, labels (UNLABELED for unlabeled rows), RNG counter.
     pub idx: TensorId,
     pub labels: TensorId,
     pub counter: TensorId,
-    /// The resident dataset (u8 packed 4 per word); bind it by name "data".
+    /// The resident dataset (u8 packed 4 per word; f32 or f16 windows for the RNN): bind its
+    /// buffer to this tensor (`CompileOptions::bind`).
     pub data: TensorId,
     /// Class probabilities (SS, ES).
     pub pi: Option<TensorId>,
@@ -415,10 +417,13 @@ pub struct Handles {
     pub label_repeat: usize,
     /// Multi-factor models: each head's class probabilities (the first is `pi`).
     pub factor_pi: Vec<TensorId>,
+    /// Every labels input, one per head (the first is `labels`; single-head models and models
+    /// without a classifier have just `labels`).
+    pub head_labels: Vec<TensorId>,
 }
 
-/// The name of head `k`'s labels input: "labels" for the first (and only single) head,
-/// "labels.k" for the others of a multi-factor model.
+/// The tensor name of head `k`'s labels input (programs take the ids in [`Handles::head_labels`]):
+/// "labels" for the first (and only single) head, "labels.k" for the others of a multi-factor model.
 pub fn labels_input_name(k: usize) -> String {
     if k == 0 {
         "labels".into()
@@ -434,11 +439,6 @@ impl Handles {
             return labels.to_vec();
         }
         labels.iter().flat_map(|&l| std::iter::repeat_n(l, self.label_repeat)).collect()
-    }
-
-    /// Names of every labels input (one per head; one for single-head models).
-    pub fn label_inputs(&self) -> Vec<String> {
-        (0..self.factor_pi.len().max(1)).map(labels_input_name).collect()
     }
 }
 
@@ -472,13 +472,17 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
     let mut pi = None;
     let mut pi_for_decoder = None;
     let mut factor_pi = Vec::new();
+    let mut head_labels = vec![labels];
     if spec.has_factor_heads() {
         // heads beside the decoder (module comment): pi_for_decoder stays None
         let mut probs = Vec::new();
         for (k, &classes) in spec.factor_heads.iter().enumerate() {
-            let head_labels = if k == 0 { labels } else { g.input(&labels_input_name(k), &[batch], DType::U32) };
+            let labels_k = if k == 0 { labels } else { g.input(&labels_input_name(k), &[batch], DType::U32) };
             let logits = g.dense(&format!("head{k}"), h, classes, Act::Identity);
-            g.ce_loss(&format!("ce{k}"), logits, head_labels, spec.alpha);
+            g.ce_loss(LossKind::Ce { head: k }, logits, labels_k, spec.alpha);
+            if k > 0 {
+                head_labels.push(labels_k);
+            }
             probs.push(g.softmax(&format!("head{k}_probs"), logits));
         }
         pi = probs.first().copied();
@@ -496,7 +500,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
             lv = g.soft_clamp("logvar_bounded", lv, limit);
         }
         let kl_scale = spec.kl_weight * rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / spec.latent as f32 } else { 1.0 };
-        g.kl_loss("kl", m, lv, kl_scale);
+        g.kl_loss(LossKind::Kl, m, lv, kl_scale);
         let z = g.reparam("z", counter, m, lv, 0);
         let dec_in = match pi_for_decoder {
             Some(p) => g.concat("dec_in", z, p),
@@ -504,11 +508,11 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         };
         let out = decoder(&mut g, spec, dec_in, Some(counter), training)?;
         let rec_scale = rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / d as f32 } else { 1.0 };
-        g.bce_loss("rec", out, x, rec_scale);
+        g.bce_loss(LossKind::Rec, out, x, rec_scale);
         mu = Some(m);
         recon_logits = Some(out);
     }
-    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits, label_repeat: 1, factor_pi }))
+    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits, label_repeat: 1, factor_pi, head_labels }))
 }
 
 /// The encoder's trunk of an image model: the dense layers, or the CNN family's convolutions
@@ -532,7 +536,7 @@ fn encoder_trunk(g: &mut Graph, spec: &ModelSpec, x: TensorId, counter: TensorId
 /// decoder gets (pi, or the one-hot label on labeled rows).
 fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: TensorId) -> (TensorId, TensorId) {
     let alpha = if spec.kind == Kind::Es { 1.0 } else { spec.alpha };
-    g.ce_loss("ce", logits, labels, alpha);
+    g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, alpha);
     let p = g.softmax("pi_probs", logits);
     let for_decoder = match spec.decoder_input {
         DecoderInput::Pi => p,

@@ -33,7 +33,7 @@
 use super::{Handles, LossNorm, ModelSpec};
 use crate::backend::{Act, DType};
 use crate::error::Result;
-use crate::graph::{Graph, TensorId};
+use crate::graph::{Graph, LossKind, TensorId};
 
 pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -> Result<(Graph, Handles)> {
     let [steps, channels] = spec.series_shape.expect("validated: an RNN has a window shape");
@@ -72,7 +72,7 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -
             lv = g.soft_clamp("logvar_bounded", lv, limit);
         }
         let kl_scale = spec.kl_weight * rows_scale * if mean_norm { 1.0 / (steps * spec.latent) as f32 } else { 1.0 };
-        g.kl_loss("kl", m, lv, kl_scale);
+        g.kl_loss(LossKind::Kl, m, lv, kl_scale);
         let z = g.reparam("z", counter, m, lv, 0);
         let dec_in = match pi_for_decoder {
             Some(p) => g.concat("dec_in", z, p),
@@ -80,11 +80,25 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -
         };
         let (mean, var_raw) = decoder(&mut g, spec, dec_in, channels);
         let rec_scale = rows_scale * if mean_norm { 1.0 / (steps * channels) as f32 } else { 1.0 };
-        g.gaussian_nll_loss("rec", mean, var_raw, x, rec_scale);
+        g.gaussian_nll_loss(LossKind::Rec, mean, var_raw, x, rec_scale);
         mu = Some(m);
         recon = Some(mean);
     }
-    Ok((g, Handles { idx, labels, counter, data, pi, mu, recon_logits: recon, label_repeat: steps, factor_pi: Vec::new() }))
+    Ok((
+        g,
+        Handles {
+            idx,
+            labels,
+            counter,
+            data,
+            pi,
+            mu,
+            recon_logits: recon,
+            label_repeat: steps,
+            factor_pi: Vec::new(),
+            head_labels: vec![labels],
+        },
+    ))
 }
 
 /// Decoder from [batch, steps, latent (+ classes)] to the per-step Gaussian (mean, raw variance),

@@ -9,11 +9,13 @@
 
 pub mod checkpoint;
 mod data;
+mod evaluate;
 pub mod factors;
 pub mod migrate;
 pub mod semi;
 
 pub use data::{pack_f16, TrainData};
+pub use evaluate::{argmax_rows, write_unlabeled, EvalReport, Evaluator};
 
 use std::path::Path;
 
@@ -21,8 +23,8 @@ use crate::backend::Backend;
 use crate::data::{BatchMode, Batcher, Dataset};
 use crate::error::{Error, Result};
 use crate::graph::exec::{compile, CompileOptions, Optimizer, ParamStore, Program};
-use crate::graph::TensorId;
-use crate::model::{build, build_mode, Handles, Kind, ModelSpec};
+use crate::graph::LossKind;
+use crate::model::{build, Handles, Kind, ModelSpec};
 
 /// How many training labels to use.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -102,19 +104,9 @@ pub struct Losses {
     pub objective: f64,
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct EvalReport {
-    pub n: usize,
-    pub accuracy: Option<f64>,
-    pub log_loss: Option<f64>,
-    /// Negative ELBO terms per sample on this split (one sample of z per point).
-    pub rec: Option<f64>,
-    pub kl: Option<f64>,
-}
-
 /// The divisor that turns a KL term weighted by `w` back into the KL (a zero weight leaves the
 /// zero it produced).
-fn unweight(w: f32) -> f64 {
+pub(crate) fn unweight(w: f32) -> f64 {
     if w > 0.0 {
         w as f64
     } else {
@@ -138,141 +130,6 @@ pub fn upload_dataset<B: Backend>(be: &B, data: &Dataset) -> Result<B::Buf> {
     TrainData::Images(data).upload(be, &spec)
 }
 
-/// Writes `UNLABELED` to every labels input (each head's, see [`Handles::label_inputs`]) of a
-/// program for `batch` rows: evaluation and scoring never show the graph a label.
-pub fn write_unlabeled<B: Backend>(be: &B, program: &Program<B>, handles: &Handles, batch: usize) -> Result<()> {
-    let unlabeled = vec![crate::backend::UNLABELED; batch * handles.label_repeat];
-    for name in handles.label_inputs() {
-        be.write_u32(program.input(&name)?, &unlabeled)?;
-    }
-    Ok(())
-}
-
-/// Evaluates a model on one dataset split (forward only, batches of `batch`).
-pub struct Evaluator<B: Backend> {
-    program: Program<B>,
-    handles: Handles,
-    batch: usize,
-    n: usize,
-    classes: usize,
-    /// Width of pi: the classes, or more slots for a semi-unsupervised GM-DGM (then accuracy
-    /// and log loss need cluster-and-label, see [`Evaluator::assignments`]).
-    slots: usize,
-    labels: Vec<u32>,
-    rec_row: Option<TensorId>,
-    kl_row: Option<TensorId>,
-    /// The KL per row carries `kl_weight`; reports give the unweighted KL.
-    kl_weight: f32,
-}
-
-impl<B: Backend> Evaluator<B> {
-    pub fn new(be: &B, spec: &ModelSpec, store: &ParamStore<B>, data: &Dataset, batch: usize) -> Result<Self> {
-        Self::with_data(be, spec, store, TrainData::Images(data), batch)
-    }
-
-    /// As [`Evaluator::new`] for image or series data. Unlabeled windows are left out of
-    /// accuracy and log loss (`EvalReport::n` counts every window, the ELBO terms use all).
-    pub fn with_data(be: &B, spec: &ModelSpec, store: &ParamStore<B>, data: TrainData<'_>, batch: usize) -> Result<Self> {
-        data.check(spec)?;
-        let n = data.n();
-        let batch = batch.min(n).max(1);
-        let (graph, handles) = build_mode(spec, batch, n, false)?;
-        let find = |name: &str| graph.find(name);
-        let (rec_row, kl_row) = (find("rec.per_row"), find("kl.per_row"));
-        let mut keep: Vec<TensorId> = [handles.pi, rec_row, kl_row].into_iter().flatten().collect();
-        keep.sort();
-        let opts = CompileOptions { keep, bind: [("data".to_string(), data.upload(be, spec)?)].into(), ..Default::default() };
-        let program = compile(be, graph, store, opts)?;
-        Ok(Evaluator {
-            program,
-            handles,
-            batch,
-            n,
-            classes: data.classes(),
-            slots: spec.classes,
-            labels: data.labels_u32(),
-            rec_row,
-            kl_row,
-            kl_weight: spec.kl_weight,
-        })
-    }
-
-    /// Accuracy and log loss from pi (classifiers), and the ELBO terms (VAEs), over the split.
-    pub fn run(&self, be: &B, seed: u64) -> Result<EvalReport> {
-        let (n, classes) = (self.n, self.classes);
-        let scored = self.handles.pi.filter(|_| self.slots == classes);
-        let (mut correct, mut logloss, mut rec, mut kl, mut labeled) = (0usize, 0f64, 0f64, 0f64, 0usize);
-        for (chunk_i, start) in (0..n).step_by(self.batch).enumerate() {
-            let rows = (n - start).min(self.batch);
-            let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
-            let labels: Vec<u32> = idx.iter().map(|&i| self.labels[i as usize]).collect();
-            be.write_u32(self.program.input("idx")?, &idx)?;
-            // the graph sees no labels: the decoder gets the predicted pi (also for
-            // --decoder-input true-label), accuracy and log loss are computed here from pi
-            write_unlabeled(be, &self.program, &self.handles, self.batch)?;
-            be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
-            self.program.run(be)?;
-            if let Some(pi) = scored {
-                // per-step heads (RNN): pooled into one distribution per window
-                let p = crate::model::window_probs(&self.program.read(be, pi)?, self.handles.label_repeat, classes);
-                for r in 0..rows {
-                    let row = &p[r * classes..(r + 1) * classes];
-                    let y = labels[r] as usize;
-                    if y >= classes {
-                        continue; // an unlabeled window
-                    }
-                    labeled += 1;
-                    let arg = row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best });
-                    correct += (arg == y) as usize;
-                    logloss -= (row[y] as f64).max(1e-15).ln();
-                }
-            }
-            if let (Some(rt), Some(kt)) = (self.rec_row, self.kl_row) {
-                let (rv, kv) = (self.program.read(be, rt)?, self.program.read(be, kt)?);
-                // per-row values were scaled by 1/batch (and 1/features for mean-normalised
-                // losses); undo the batch factor only, so the figures are per sample.
-                rec += rv[..rows].iter().map(|&v| v as f64 * self.batch as f64).sum::<f64>();
-                kl += kv[..rows].iter().map(|&v| v as f64 * self.batch as f64).sum::<f64>() / unweight(self.kl_weight);
-            }
-        }
-        self.program.take_metrics(be)?;
-        let nf = n as f64;
-        Ok(EvalReport {
-            n,
-            accuracy: scored.filter(|_| labeled > 0).map(|_| correct as f64 / labeled as f64),
-            log_loss: scored.filter(|_| labeled > 0).map(|_| logloss / labeled as f64),
-            rec: self.rec_row.map(|_| rec / nf),
-            kl: self.kl_row.map(|_| kl / nf),
-        })
-    }
-}
-
-impl<B: Backend> Evaluator<B> {
-    /// The slot each point of the split is assigned to (argmax of q(y|x)), for
-    /// cluster-and-label scoring (`eval::cluster`); `None` without a classifier.
-    pub fn assignments(&self, be: &B, seed: u64) -> Result<Option<Vec<usize>>> {
-        let Some(pi) = self.handles.pi else { return Ok(None) };
-        let mut out = Vec::with_capacity(self.n);
-        for (chunk_i, start) in (0..self.n).step_by(self.batch).enumerate() {
-            let rows = (self.n - start).min(self.batch);
-            let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
-            be.write_u32(self.program.input("idx")?, &idx)?;
-            write_unlabeled(be, &self.program, &self.handles, self.batch)?;
-            be.write_u32(self.program.input("counter")?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
-            self.program.run(be)?;
-            let p = self.program.read(be, pi)?;
-            out.extend(crate::eval::cluster::argmax_rows(&p[..rows * self.slots], self.slots)?);
-        }
-        self.program.take_metrics(be)?;
-        Ok(Some(out))
-    }
-
-    /// The true class of every point of the split (`UNLABELED` where a series window has none).
-    pub fn labels(&self) -> &[u32] {
-        &self.labels
-    }
-}
-
 /// A model being trained: parameters, compiled step, batcher and test evaluator.
 pub struct Trainer<B: Backend> {
     pub cfg: TrainConfig,
@@ -286,7 +143,8 @@ pub struct Trainer<B: Backend> {
     pub labeled: Vec<usize>,
     window_start: u64,
     window_steps: u64,
-    label_repeat: usize,
+    /// The training graph's inputs.
+    handles: Handles,
     /// Multi-factor models: every head's label of every training sample (see `factors`).
     factor_labels: Vec<Vec<u8>>,
 }
@@ -326,7 +184,7 @@ impl<B: Backend> Trainer<B> {
         let (graph, handles) = build(&cfg.model, cfg.batch_size, train.n())?;
         let store = ParamStore::new(be, &graph, cfg.seed)?;
         let resident = train.upload(be, &cfg.model)?;
-        let opts = CompileOptions { optimizer: Some(cfg.optimizer), bind: [("data".to_string(), resident)].into(), ..Default::default() };
+        let opts = CompileOptions { optimizer: Some(cfg.optimizer), bind: [(handles.data, resident)].into(), ..Default::default() };
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
         let mode = match cfg.model.kind {
@@ -341,7 +199,6 @@ impl<B: Backend> Trainer<B> {
             Some(t) => Some(Evaluator::with_data(be, &cfg.model, &store, t, cfg.eval_batch)?),
             None => None,
         };
-        let label_repeat = handles.label_repeat;
         Ok(Trainer {
             cfg,
             store,
@@ -353,7 +210,7 @@ impl<B: Backend> Trainer<B> {
             labeled,
             window_start: 0,
             window_steps: 0,
-            label_repeat,
+            handles,
             factor_labels,
         })
     }
@@ -378,16 +235,14 @@ impl<B: Backend> Trainer<B> {
     pub fn step(&mut self, be: &B) -> Result<()> {
         let b = self.batcher.next_batch();
         self.step += 1;
-        be.write_u32(self.program.input("idx")?, &b.indices)?;
+        be.write_u32(self.program.input(self.handles.idx)?, &b.indices)?;
         if !self.factor_labels.is_empty() {
             self.write_factor_labels(be, &b)?;
-        } else if self.label_repeat == 1 {
-            be.write_u32(self.program.input("labels")?, &b.labels)?;
         } else {
-            let per_step: Vec<u32> = b.labels.iter().flat_map(|&l| std::iter::repeat_n(l, self.label_repeat)).collect();
-            be.write_u32(self.program.input("labels")?, &per_step)?;
+            // one label per step for the RNN's per-step heads
+            be.write_u32(self.program.input(self.handles.labels)?, &self.handles.expand_labels(&b.labels))?;
         }
-        be.write_u32(self.program.input("counter")?, &crate::rng::counter(self.cfg.seed, self.step as u32))?;
+        be.write_u32(self.program.input(self.handles.counter)?, &crate::rng::counter(self.cfg.seed, self.step as u32))?;
         if matches!(self.cfg.optimizer, Optimizer::Adam { .. }) {
             be.write_f32(&self.store.hyper, &self.cfg.optimizer.hyper(self.step))?;
         }
@@ -404,24 +259,21 @@ impl<B: Backend> Trainer<B> {
         self.window_start = self.step;
         self.window_steps = 0;
         let mut l = Losses::default();
-        for ((name, &scale), &s) in self.program.loss_names.iter().zip(&self.program.loss_scales).zip(&sums) {
+        for (term, &s) in self.program.losses.iter().zip(&sums) {
             if !s.is_finite() {
-                return Err(Error::Diverged { from_step: from, to_step: to, value: format!("{s} ({name})") });
+                return Err(Error::Diverged { from_step: from, to_step: to, value: format!("{s} ({})", term.kind) });
             }
             l.objective += s as f64 / steps;
             let per_batch = s as f64 / steps;
-            match name.as_str() {
-                // scaled by 1/rows (and 1/features under mean normalisation): per sample
+            match term.kind {
                 // per-row losses were scaled by 1/rows (x 1/features under mean normalisation),
                 // so the batch sum is already the per-sample value being optimised
-                "rec" => l.rec = Some(per_batch),
-                "kl" => l.kl = Some(per_batch / unweight(self.cfg.model.kl_weight)),
-                // normalised by labeled count in the kernel; undo alpha. Multi-factor heads
-                // ("ce0", "ce1", ...): the sum of the heads' CEs
-                n if n == "ce" || (n.starts_with("ce") && n[2..].parse::<usize>().is_ok()) => {
-                    *l.ce.get_or_insert(0.0) += per_batch / (scale as f64).max(f64::MIN_POSITIVE)
-                }
-                _ => {}
+                LossKind::Rec => l.rec = Some(per_batch),
+                LossKind::Kl => l.kl = Some(per_batch / unweight(self.cfg.model.kl_weight)),
+                // normalised by labeled count in the kernel; undo alpha. Multi-factor models:
+                // the sum of the heads' CEs
+                LossKind::Ce { .. } => *l.ce.get_or_insert(0.0) += per_batch / (term.scale as f64).max(f64::MIN_POSITIVE),
+                LossKind::KlY => {}
             }
         }
         Ok(l)

@@ -13,6 +13,8 @@ pub struct Setup {
     pub store: ParamStore<CpuBackend>,
     pub fwd: Program<CpuBackend>,
     pub step: Program<CpuBackend>,
+    /// The model's inputs (the same tensor ids in both programs: built from one spec).
+    pub handles: ssvae::model::Handles,
 }
 
 /// The summed loss terms of one forward run.
