@@ -41,7 +41,16 @@ fn run_eval<B: Backend>(be: &B, a: EvalArgs) -> Result<()> {
     let cluster = match &split {
         Loaded::Images(images) if spec.has_classifier() && (train.labeled_classes.is_some() || spec.sums_over_classes()) => {
             let lc = train.labeled_classes.clone().unwrap_or_default();
-            Some(ssvae::train::semi::cluster_scores(be, spec, &run.store, &images.train, &images.test, &lc, train.eval_batch, train.seed)?)
+            Some(ssvae::eval::cluster::cluster_scores(
+                be,
+                spec,
+                &run.store,
+                &images.train,
+                &images.test,
+                &lc,
+                train.eval_batch,
+                train.seed,
+            )?)
         }
         _ => None,
     };

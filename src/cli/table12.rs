@@ -8,10 +8,10 @@
 
 use anyhow::{bail, Context, Result};
 use ssvae::data::sprites::SPRITE_FACTORS;
+use ssvae::eval::factors::{run_factor_experiment, FactorExperiment};
 use ssvae::eval::BetaVaeConfig;
 use ssvae::graph::exec::Optimizer;
 use ssvae::model::{LossNorm, ModelSpec};
-use ssvae::train::factors::{run_factor_experiment, FactorExperiment};
 use ssvae::Backend;
 
 /// The paper's rows with ~38,000 unlabeled samples: (N labeled, betaVAE score in %).

@@ -11,10 +11,10 @@ use crate::data::SeriesDataset;
 use crate::error::{Error, Result};
 use crate::eval::grid::{class_style_grid, traverse, Decoder};
 use crate::eval::Scorer;
-use crate::graph::exec::{compile, CompileOptions, ParamStore};
-use crate::model::{build, build_mode, Family, ModelSpec};
+use crate::graph::exec::ParamStore;
+use crate::model::{build, Family, ModelSpec};
 use crate::train::checkpoint::MODEL_FILE;
-use crate::train::{write_unlabeled, EvalReport, Evaluator, TrainData};
+use crate::train::{EvalReport, Evaluator, TrainData};
 
 use super::data::{read_samples, read_series_input, DatasetName, Loaded};
 use super::spec::RunConfig;
@@ -68,32 +68,11 @@ impl<B: Backend> Run<B> {
         Evaluator::with_data(be, self.model(), &self.store, data, self.eval_batch())?.run(be, self.config.train.seed)
     }
 
-    /// Class probabilities, `n x classes` row-major (per-step heads of an RNN pooled per window).
+    /// Class probabilities, `n x slots` row-major (per-step heads of an RNN pooled per window).
     pub fn predict_proba(&self, be: &B, data: TrainData<'_>) -> Result<Vec<f32>> {
-        let spec = self.model();
-        data.check(spec)?;
-        let n = data.n();
-        let batch = self.eval_batch().min(n).max(1);
-        let (graph, handles) = build_mode(spec, batch, n, false)?;
-        let Some(pi) = handles.pi else {
-            return Err(Error::Invalid(format!("{} has no classifier (an EU model): it predicts no classes", spec.name())));
-        };
-        let opts = CompileOptions { keep: vec![pi], bind: [("data".to_string(), data.upload(be, spec)?)].into(), ..Default::default() };
-        let program = compile(be, graph, &self.store, opts)?;
-        let classes = spec.classes;
-        let mut out = Vec::with_capacity(n * classes);
-        for (chunk, start) in (0..n).step_by(batch).enumerate() {
-            let rows = (n - start).min(batch);
-            let idx: Vec<u32> = (0..batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
-            be.write_u32(program.input("idx")?, &idx)?;
-            write_unlabeled(be, &program, &handles, batch)?;
-            be.write_u32(program.input("counter")?, &crate::rng::counter(self.config.train.seed ^ 0xE7A1, chunk as u32))?;
-            program.run(be)?;
-            let p = crate::model::window_probs(&program.read(be, pi)?, handles.label_repeat, classes);
-            out.extend_from_slice(&p[..rows * classes]);
-        }
-        program.take_metrics(be)?;
-        Ok(out)
+        let ev = Evaluator::with_data(be, self.model(), &self.store, data, self.eval_batch())?;
+        ev.probabilities(be, self.config.train.seed)?
+            .ok_or_else(|| Error::Invalid(format!("{} has no classifier (an EU model): it predicts no classes", self.model().name())))
     }
 
     /// Posterior means of z, `n x latent` row-major (models with a decoder).

@@ -332,8 +332,16 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
         let Loaded::Images(images) = &*split else {
             invalid!("cluster-and-label scoring (--labeled-classes, M2, GM-DGM) needs an image dataset");
         };
-        let c =
-            crate::train::semi::cluster_scores(be, &cfg.model, &trainer.store, &images.train, &images.test, &lc, cfg.eval_batch, cfg.seed)?;
+        let c = crate::eval::cluster::cluster_scores(
+            be,
+            &cfg.model,
+            &trainer.store,
+            &images.train,
+            &images.test,
+            &lc,
+            cfg.eval_batch,
+            cfg.seed,
+        )?;
         obs.note(&format!(
             "cluster-and-label: accuracy {:.4}, labeled classes {}, unlabeled classes {}",
             c.accuracy,

@@ -4,8 +4,7 @@
 //! one, so an interrupted write never leaves a half checkpoint.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -23,18 +22,7 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io { path: path.to_path_buf(), msg: e.to_string() }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file + rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let tmp: PathBuf = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| io(&tmp, e))?;
-        f.sync_all().map_err(|e| io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
-}
+pub use crate::fsutil::{save_json, write_atomic};
 
 /// A model's tensors: parameters and the optimizer's state, each by parameter name.
 pub struct Weights {
@@ -80,11 +68,6 @@ pub fn load_weights(path: &Path) -> Result<Weights> {
         }
     }
     Ok(w)
-}
-
-pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let s = serde_json::to_string_pretty(value).map_err(|e| io(path, e))?;
-    write_atomic(path, s.as_bytes())
 }
 
 pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

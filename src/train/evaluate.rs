@@ -135,8 +135,17 @@ impl<B: Backend> Evaluator<B> {
     /// The slot each point of the split is assigned to (argmax of q(y|x)), for
     /// cluster-and-label scoring (`crate::eval::cluster`); `None` without a classifier.
     pub fn assignments(&self, be: &B, seed: u64) -> Result<Option<Vec<usize>>> {
+        match self.probabilities(be, seed)? {
+            Some(p) => Ok(Some(argmax_rows(&p, self.slots)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// q(y|x) of every point of the split (`n x slots`, row major; an RNN's per-step heads
+    /// pooled into one distribution per window); `None` without a classifier.
+    pub fn probabilities(&self, be: &B, seed: u64) -> Result<Option<Vec<f32>>> {
         let Some(pi) = self.handles.pi else { return Ok(None) };
-        let mut out = Vec::with_capacity(self.n);
+        let mut out = Vec::with_capacity(self.n * self.slots);
         for (chunk_i, start) in (0..self.n).step_by(self.batch).enumerate() {
             let rows = (self.n - start).min(self.batch);
             let idx: Vec<u32> = (0..self.batch).map(|r| (start + r.min(rows - 1)) as u32).collect();
@@ -144,8 +153,8 @@ impl<B: Backend> Evaluator<B> {
             write_unlabeled(be, &self.program, &self.handles, self.batch)?;
             be.write_u32(self.program.input(self.handles.counter)?, &crate::rng::counter(seed ^ 0xE7A1, chunk_i as u32))?;
             self.program.run(be)?;
-            let p = self.program.read(be, pi)?;
-            out.extend(argmax_rows(&p[..rows * self.slots], self.slots)?);
+            let p = crate::model::window_probs(&self.program.read(be, pi)?, self.handles.label_repeat, self.slots);
+            out.extend_from_slice(&p[..rows * self.slots]);
         }
         self.program.take_metrics(be)?;
         Ok(Some(out))

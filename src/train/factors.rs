@@ -76,8 +76,3 @@ pub fn sprite_factor_labels(factors: &[SpriteFactors], which: &[usize]) -> Resul
         })
         .collect()
 }
-
-/// Moved to `crate::eval::factors` (scoring sits above training); re-exported so the CLI's
-/// old path keeps working until it moves. Nothing in `train` uses these.
-#[doc(hidden)]
-pub use crate::eval::factors::{run_factor_experiment, FactorExperiment};

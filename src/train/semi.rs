@@ -26,8 +26,3 @@ pub fn labeled_subset_in_classes(labels: &[u8], classes: usize, labeled_classes:
     let chosen = crate::data::label_subset(&sub, labeled_classes.len(), count, seed)?;
     Ok(chosen.into_iter().map(|j| keep[j]).collect())
 }
-
-/// Moved to `crate::eval::cluster` (scoring sits above training); re-exported so the CLI's old
-/// path keeps working until it moves. Nothing in `train` uses it.
-#[doc(hidden)]
-pub use crate::eval::cluster::cluster_scores;
