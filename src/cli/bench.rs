@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::gpu::{tune, GemmTiles, GpuBackend, GpuOptions};
-use ssvae::model::{Family, ModelSpec};
+use ssvae::model::{Family, Kind, ModelSpec};
 use ssvae::train::TrainData;
 
-use super::train::ModelArg;
+use super::train::model_parser;
 use super::BackendArg;
 
 /// Where a benchmark runs: both backends side by side, one of them, or a GPU API.
@@ -75,8 +75,8 @@ pub enum BenchCmd {
 #[derive(clap::Args)]
 pub struct TrainBench {
     /// The model, at the paper's architecture on random data of MNIST's or UCI-HAR's size.
-    #[arg(long, value_enum, default_value_t = ModelArg::SsDense)]
-    model: ModelArg,
+    #[arg(long, value_parser = model_parser(), default_value = "ss-dense")]
+    model: (Family, Kind),
     /// Where to run the cases.
     #[arg(long, value_enum, default_value_t = BenchBackend::Both)]
     backend: BenchBackend,
@@ -112,8 +112,8 @@ pub struct TrainBench {
 #[derive(clap::Args)]
 pub struct TuneBench {
     /// Models whose training-step GEMMs are tuned.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![ModelArg::SsDense])]
-    models: Vec<ModelArg>,
+    #[arg(long, value_parser = model_parser(), value_delimiter = ',', default_value = "ss-dense")]
+    models: Vec<(Family, Kind)>,
     /// Batch sizes of those steps.
     #[arg(long, value_delimiter = ',', default_values_t = vec![128usize])]
     batch_sizes: Vec<usize>,
@@ -168,8 +168,7 @@ pub fn bench(cmd: BenchCmd) -> Result<()> {
 }
 
 /// The paper's model of this family and kind on data of MNIST's (or UCI-HAR's) shape.
-fn paper_model(model: ModelArg, data_f16: bool) -> (Family, ModelSpec) {
-    let (family, kind) = model.family_kind();
+fn paper_model((family, kind): (Family, Kind), data_f16: bool) -> (Family, ModelSpec) {
     let spec = match family {
         Family::Dense => ModelSpec::dense(kind, 784, 10),
         Family::Cnn => ModelSpec::cnn(kind, [28, 28, 1], 10),

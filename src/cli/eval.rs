@@ -7,7 +7,7 @@ use anyhow::Result;
 use ssvae::run::{Loaded, Run};
 use ssvae::Backend;
 
-use super::train::DatasetArg;
+use super::train::dataset_parser;
 use super::{on_backend, DeviceArgs};
 
 #[derive(clap::Args)]
@@ -16,8 +16,8 @@ pub struct EvalArgs {
     #[arg(long)]
     run: PathBuf,
     /// Evaluate on this dataset's test split instead of the run's.
-    #[arg(long, value_enum)]
-    dataset: Option<DatasetArg>,
+    #[arg(long, value_parser = dataset_parser())]
+    dataset: Option<ssvae::run::DatasetName>,
     /// Folder holding that dataset's files [default: the run's, else $SSVAE_DATA/<dataset>].
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -32,7 +32,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 fn run_eval<B: Backend>(be: &B, a: EvalArgs) -> Result<()> {
     let t0 = Instant::now();
     let run = Run::open(be, &a.run)?;
-    let dataset = a.dataset.map(Into::into).unwrap_or(run.config.spec.data.dataset);
+    let dataset = a.dataset.unwrap_or(run.config.spec.data.dataset);
     let split = run.load_data(Some(dataset), a.data_dir.as_deref())?;
     let r = run.evaluate(be, split.test())?;
     let (spec, train) = (run.model(), &run.config.train);

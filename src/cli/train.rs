@@ -8,92 +8,25 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, LossNorm};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, LossNorm, MODELS};
 use ssvae::run::{self, DatasetName, ResumeChanges, RunSpec, SeriesLayout, SeriesOptions, SeriesOrder};
 use ssvae::train::LabelSpec;
 
 use super::{on_backend, DeviceArgs, Progress};
 
-/// The model to train.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelArg {
-    /// The paper's model: VAE + classifier pi feeding the decoder (dense, Table 13).
-    SsDense,
-    /// Encoder + classifier, cross-entropy only (dense).
-    EsDense,
-    /// Plain VAE (dense).
-    EuDense,
-    /// The paper's model, convolutional (Table 14).
-    SsCnn,
-    /// Encoder + classifier, convolutional.
-    EsCnn,
-    /// Plain VAE, convolutional.
-    EuCnn,
-    /// The paper's model, recurrent, for time series (Table 15).
-    SsRnn,
-    /// Encoder + classifier, recurrent.
-    EsRnn,
-    /// Plain VAE, recurrent.
-    EuRnn,
-    /// Kingma's M2 (y summed out of the ELBO), dense.
-    M2Dense,
-    /// Kingma's M2, convolutional trunk.
-    M2Cnn,
-    /// Gaussian-mixture DGM (semi-unsupervised), dense.
-    GmdgmDense,
-    /// Gaussian-mixture DGM, convolutional trunk.
-    GmdgmCnn,
+/// `--model`: the values and their help come from the library's list (`ssvae::model::MODELS`).
+pub fn model_parser() -> impl TypedValueParser<Value = (Family, Kind)> {
+    PossibleValuesParser::new(MODELS.iter().map(|(name, _, _, about)| PossibleValue::new(*name).help(*about))).map(|name| {
+        let (_, family, kind, _) = MODELS.iter().find(|m| m.0 == name).expect("a listed model");
+        (*family, *kind)
+    })
 }
 
-impl ModelArg {
-    pub fn family_kind(self) -> (Family, Kind) {
-        use ModelArg::*;
-        match self {
-            SsDense => (Family::Dense, Kind::Ss),
-            EsDense => (Family::Dense, Kind::Es),
-            EuDense => (Family::Dense, Kind::Eu),
-            SsCnn => (Family::Cnn, Kind::Ss),
-            EsCnn => (Family::Cnn, Kind::Es),
-            EuCnn => (Family::Cnn, Kind::Eu),
-            SsRnn => (Family::Rnn, Kind::Ss),
-            EsRnn => (Family::Rnn, Kind::Es),
-            EuRnn => (Family::Rnn, Kind::Eu),
-            M2Dense => (Family::Dense, Kind::M2),
-            M2Cnn => (Family::Cnn, Kind::M2),
-            GmdgmDense => (Family::Dense, Kind::Gmdgm),
-            GmdgmCnn => (Family::Cnn, Kind::Gmdgm),
-        }
-    }
-}
-
-/// A dataset by name.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DatasetArg {
-    /// Built-in 10-class glyph images (no download).
-    Synthetic,
-    /// MNIST's IDX files in --data-dir or $SSVAE_DATA/mnist.
-    Mnist,
-    /// Fashion-MNIST's IDX files in --data-dir or $SSVAE_DATA/fashion-mnist.
-    FashionMnist,
-    /// UCI-HAR's raw signals (time series; for the rnn models).
-    UciHar,
-    /// Built-in vibration windows (time series).
-    SyntheticSensor,
-    /// A time-series CSV (--train-csv ...).
-    Csv,
-}
-
-impl From<DatasetArg> for DatasetName {
-    fn from(d: DatasetArg) -> Self {
-        match d {
-            DatasetArg::Synthetic => DatasetName::Synthetic,
-            DatasetArg::Mnist => DatasetName::Mnist,
-            DatasetArg::FashionMnist => DatasetName::FashionMnist,
-            DatasetArg::UciHar => DatasetName::UciHar,
-            DatasetArg::SyntheticSensor => DatasetName::SyntheticSensor,
-            DatasetArg::Csv => DatasetName::Csv,
-        }
-    }
+/// `--dataset`: the values and their help come from the library (`ssvae::run::DatasetName`).
+pub fn dataset_parser() -> impl TypedValueParser<Value = DatasetName> {
+    PossibleValuesParser::new(DatasetName::ALL.iter().map(|d| PossibleValue::new(d.as_str()).help(d.about())))
+        .map(|name| DatasetName::parse(&name).expect("a listed dataset"))
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,8 +172,8 @@ pub struct TrainArgs {
 #[command(next_help_heading = "Model")]
 pub struct ModelArgs {
     /// The model [default: ss-dense].
-    #[arg(long, value_enum)]
-    pub model: Option<ModelArg>,
+    #[arg(long, value_parser = model_parser())]
+    pub model: Option<(Family, Kind)>,
     /// Encoder widths (the decoder mirrors them); for a CNN its dense layers [default: 1024,1024
     /// dense, 512 CNN, 40,40,30 RNN (dense,lstm,dense)].
     #[arg(long, value_delimiter = ',')]
@@ -283,8 +216,8 @@ pub struct ModelArgs {
 #[command(next_help_heading = "Data")]
 pub struct DataArgs {
     /// The dataset [default: synthetic].
-    #[arg(long, value_enum)]
-    pub dataset: Option<DatasetArg>,
+    #[arg(long, value_parser = dataset_parser())]
+    pub dataset: Option<DatasetName>,
     /// Folder holding the dataset's files [default: $SSVAE_DATA/<dataset>, then ./data/<dataset>].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -384,8 +317,7 @@ impl TrainArgs {
     /// Sets every field of `s` that a flag gave (the model and dataset too when given).
     pub fn apply(&self, s: &mut RunSpec) -> Result<()> {
         let (m, d, t, o) = (&self.model, &self.data, &self.training, &self.output);
-        if let Some(model) = m.model {
-            let (family, kind) = model.family_kind();
+        if let Some((family, kind)) = m.model {
             s.model.family = family;
             s.model.kind = kind;
         }
@@ -415,7 +347,7 @@ impl TrainArgs {
         c.data_f16 |= m.data_f16;
 
         if let Some(ds) = d.dataset {
-            s.data.dataset = ds.into();
+            s.data.dataset = ds;
         }
         set(&mut s.data.data_dir, d.data_dir.clone());
         if let Some(l) = parse_labels(&d.labels, d.label_fraction)? {
@@ -494,8 +426,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
             let changes = a.resume_changes()?;
             if let Some(ds) = a.data.dataset {
                 let saved = run::RunConfig::load(dir).with_context(|| format!("--resume {}", dir.display()))?;
-                if DatasetName::from(ds) != saved.spec.data.dataset {
-                    bail!("--resume: the run was trained on {}, not {}", saved.spec.data.dataset, DatasetName::from(ds));
+                if ds != saved.spec.data.dataset {
+                    bail!("--resume: the run was trained on {}, not {ds}", saved.spec.data.dataset);
                 }
             }
             on_backend!(a.dev, be => run::resume(be, dir, &changes, &mut progress)?)

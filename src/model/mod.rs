@@ -391,6 +391,24 @@ impl ModelSpec {
 /// Default weight of the classification loss (see README: chosen by measurement).
 pub const DEFAULT_ALPHA: f32 = 100.0;
 
+/// Every model the library builds: its name (as [`ModelSpec::name`] writes it), family, kind and
+/// what it is. The CLI's `--model` values come from this list, so a new model is named here.
+pub const MODELS: [(&str, Family, Kind, &str); 13] = [
+    ("ss-dense", Family::Dense, Kind::Ss, "The paper's model: VAE + classifier pi feeding the decoder (dense, Table 13)"),
+    ("es-dense", Family::Dense, Kind::Es, "Encoder + classifier, cross-entropy only (dense)"),
+    ("eu-dense", Family::Dense, Kind::Eu, "Plain VAE (dense)"),
+    ("ss-cnn", Family::Cnn, Kind::Ss, "The paper's model, convolutional (Table 14)"),
+    ("es-cnn", Family::Cnn, Kind::Es, "Encoder + classifier, convolutional"),
+    ("eu-cnn", Family::Cnn, Kind::Eu, "Plain VAE, convolutional"),
+    ("ss-rnn", Family::Rnn, Kind::Ss, "The paper's model, recurrent, for time series (Table 15)"),
+    ("es-rnn", Family::Rnn, Kind::Es, "Encoder + classifier, recurrent"),
+    ("eu-rnn", Family::Rnn, Kind::Eu, "Plain VAE, recurrent"),
+    ("m2-dense", Family::Dense, Kind::M2, "Kingma's M2 (y summed out of the ELBO), dense"),
+    ("m2-cnn", Family::Cnn, Kind::M2, "Kingma's M2, convolutional trunk"),
+    ("gmdgm-dense", Family::Dense, Kind::Gmdgm, "Gaussian-mixture DGM (semi-unsupervised), dense"),
+    ("gmdgm-cnn", Family::Cnn, Kind::Gmdgm, "Gaussian-mixture DGM, convolutional trunk"),
+];
+
 fn unknown_model(name: &str) -> Error {
     Error::Invalid(format!("unknown model '{name}': expected ss-dense, es-dense, eu-dense, ss-cnn, es-cnn, eu-cnn, ss-rnn, es-rnn, eu-rnn, m2-dense, m2-cnn, gmdgm-dense or gmdgm-cnn"))
 }

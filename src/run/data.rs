@@ -42,6 +42,18 @@ pub enum DatasetName {
 impl DatasetName {
     pub const ALL: [DatasetName; 6] = [Self::Synthetic, Self::Mnist, Self::FashionMnist, Self::UciHar, Self::SyntheticSensor, Self::Csv];
 
+    /// What the dataset is (the CLI's `--dataset` help).
+    pub fn about(self) -> &'static str {
+        match self {
+            Self::Synthetic => "Built-in 10-class glyph images (no download)",
+            Self::Mnist => "MNIST's IDX files in --data-dir or $SSVAE_DATA/mnist",
+            Self::FashionMnist => "Fashion-MNIST's IDX files in --data-dir or $SSVAE_DATA/fashion-mnist",
+            Self::UciHar => "UCI-HAR's raw signals (time series; for the rnn models)",
+            Self::SyntheticSensor => "Built-in vibration windows of a rotating machine (time series)",
+            Self::Csv => "A time-series CSV (--train-csv ...)",
+        }
+    }
+
     /// The name as the CLI and config.json spell it.
     pub fn as_str(self) -> &'static str {
         match self {
