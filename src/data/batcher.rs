@@ -138,6 +138,16 @@ impl Batcher {
         b
     }
 
+    /// Advances past `n` batches, drawing them as `next_batch` would: a batcher built with the
+    /// same arguments and then skipped `n` batches continues exactly where one that produced
+    /// them does (how a resumed run continues an interrupted one).
+    pub fn skip(&mut self, n: u64) {
+        let mut b = Batch { indices: Vec::with_capacity(self.batch_size), labels: Vec::with_capacity(self.batch_size) };
+        for _ in 0..n {
+            self.next_batch_into(&mut b);
+        }
+    }
+
     /// [`Batcher::next_batch`] reusing `batch`'s allocations.
     pub fn next_batch_into(&mut self, batch: &mut Batch) {
         batch.indices.clear();

@@ -239,8 +239,7 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     let mut trainer = Trainer::with_data(be, cfg.clone(), split.train(), Some(split.test()), labeled)?;
     if let Some(dir) = &resume_from {
         trainer.load(be, dir)?;
-        trainer.step = run.steps_done;
-        trainer.epochs_done = run.epochs_done;
+        trainer.continue_from(run.steps_done, run.epochs_done);
     }
     std::fs::create_dir_all(&out).map_err(|e| io(&out, format!("--out: {e}")))?;
     let adapter = be.describe();

@@ -231,6 +231,17 @@ impl<B: Backend> Trainer<B> {
         self.program.n_launches
     }
 
+    /// Continues from `steps` steps and `epochs` epochs done (a resumed run, after
+    /// [`Trainer::load`]): the step counter (which keys the noise and Adam's t) and the
+    /// batcher's position are where an uninterrupted run would have them, so training goes on
+    /// exactly as if it had not stopped (for the same labeled set).
+    pub fn continue_from(&mut self, steps: u64, epochs: usize) {
+        self.batcher.skip(steps);
+        self.step = steps;
+        self.window_start = steps;
+        self.epochs_done = epochs;
+    }
+
     /// One training step (returns once submitted).
     pub fn step(&mut self, be: &B) -> Result<()> {
         let b = self.batcher.next_batch();
