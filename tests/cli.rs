@@ -89,6 +89,11 @@ fn train_eval_resume_with_more_labels() {
     assert!(r.status.success(), "{}", stderr(&r));
     assert_eq!(last_json(&r)["evaluated_on"], "validation");
 
+    // a resume keeps the model and data: flags that would change them are refused by name
+    let r = ssvae(&["train", "--resume", out.to_str().unwrap(), "--hidden", "64", "--seed", "3", "--backend", "cpu", "--quiet"]);
+    assert!(!r.status.success());
+    assert!(stderr(&r).contains("--hidden, --seed would change the saved run"), "{}", stderr(&r));
+
     // refusing to overwrite a run without --resume
     let again = train(&out, &["--epochs", "1"]);
     assert!(!again.status.success());

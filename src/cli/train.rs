@@ -268,8 +268,9 @@ pub struct TrainingArgs {
     /// Learning rate [default: 5e-4 for dense and CNN models, 1e-3 for RNN ones].
     #[arg(long)]
     pub lr: Option<f32>,
-    /// Continue a saved run (weights and optimizer state), e.g. with more --labels; then only
-    /// --epochs, --labels, --label-fraction, --lr, --alpha, --score-samples and --out apply.
+    /// Continue a saved run (weights, optimizer state, position in the batches), e.g. with more
+    /// --labels; then only --epochs, --labels, --label-fraction, --lr, --alpha, --metrics-every,
+    /// --score-samples and --out may be given (flags that change the model or data are refused).
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Read the loss back (and check for divergence) every N steps [default: 50].
@@ -400,9 +401,50 @@ impl TrainArgs {
         Ok(s)
     }
 
+    /// The flags given that choose the model, the data or the batches: a resumed run keeps
+    /// its own, so any of these with `--resume` is refused by name.
+    fn fixed_by_resume(&self) -> Vec<&'static str> {
+        let (m, d, t) = (&self.model, &self.data, &self.training);
+        let flags = [
+            (m.model.is_some(), "--model"),
+            (m.hidden.is_some(), "--hidden"),
+            (m.conv.is_some(), "--conv"),
+            (m.dropout.is_some(), "--dropout"),
+            (m.latent.is_some(), "--latent"),
+            (m.kl_weight.is_some(), "--kl-weight"),
+            (m.decoder_input.is_some(), "--decoder-input"),
+            (m.loss_norm.is_some(), "--loss-norm"),
+            (m.logvar_limit.is_some(), "--logvar-limit"),
+            (m.extra_slots.is_some(), "--extra-slots"),
+            (m.data_f16, "--data-f16"),
+            (d.data_dir.is_some(), "--data-dir"),
+            (d.labeled_classes.is_some(), "--labeled-classes"),
+            (d.max_train.is_some(), "--max-train"),
+            (d.validation.is_some(), "--validation"),
+            (d.anomaly_class.is_some(), "--anomaly-class"),
+            (d.synthetic_train.is_some(), "--synthetic-train"),
+            (d.synthetic_test.is_some(), "--synthetic-test"),
+            (self.series.options() != SeriesOptions::default(), "the time-series data flags"),
+            (t.batch_size.is_some(), "--batch-size"),
+            (t.seed.is_some(), "--seed"),
+            (t.optimizer.is_some(), "--optimizer"),
+        ];
+        flags.iter().filter(|(given, _)| *given).map(|(_, f)| *f).collect()
+    }
+
     /// What `--resume` changes.
     pub fn resume_changes(&self) -> Result<ResumeChanges> {
+        if let (Some(dir), fixed) = (&self.training.resume, self.fixed_by_resume()) {
+            if !fixed.is_empty() {
+                bail!(
+                    "--resume {}: {} would change the saved run's model, data or batches, which a resume keeps; with --resume give only --epochs, --labels or --label-fraction, --lr, --alpha, --metrics-every, --score-samples and --out (or train a new run)",
+                    dir.display(),
+                    fixed.join(", ")
+                );
+            }
+        }
         Ok(ResumeChanges {
+            metrics_every: self.training.metrics_every,
             epochs: self.training.epochs,
             labels: parse_labels(&self.data.labels, self.data.label_fraction)?,
             lr: self.training.lr,

@@ -258,6 +258,8 @@ pub struct ResumeChanges {
     pub lr: Option<f32>,
     pub alpha: Option<f32>,
     pub score_samples: Option<usize>,
+    /// Read the loss back every N steps.
+    pub metrics_every: Option<usize>,
     /// The folder to continue in (default: the resumed one).
     pub out: Option<PathBuf>,
 }

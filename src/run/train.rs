@@ -91,6 +91,10 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
     if let Some(s) = changes.score_samples {
         run.spec.score_samples = s;
     }
+    if let Some(n) = changes.metrics_every {
+        run.train.metrics_every = n;
+        run.spec.metrics_every = n;
+    }
     let mut loaded = run.spec.data.load_subsets()?;
     prepare_split(&mut loaded, &run.spec, run.standardizer.as_deref())?;
     let mut split = run_data(loaded, run.spec.data.anomaly_class)?;
