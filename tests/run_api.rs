@@ -162,3 +162,20 @@ fn resume_equals_uninterrupted_training() {
         assert_eq!((ca.epochs_done, ca.steps_done), (cb.epochs_done, cb.steps_done));
     }
 }
+
+/// A checkpoint with a non-finite value is refused on open, naming the tensor.
+#[test]
+fn a_damaged_checkpoint_is_refused_naming_the_tensor() {
+    use ssvae::train::checkpoint::{load_weights, save_weights, MODEL_FILE};
+    let be = CpuBackend::new();
+    let out = tmp("damaged");
+    run::train(&be, &RunSpec { epochs: 1, ..tiny(&out) }, &mut Quiet).unwrap();
+    let path = out.join(MODEL_FILE);
+    let mut w = load_weights(&path).unwrap();
+    let (name, _, values) = w.params.iter_mut().find(|(n, _, _)| n.starts_with("pi")).expect("an SS model has a pi head");
+    values[3] = f32::NAN;
+    let name = name.clone();
+    save_weights(&path, &w).unwrap();
+    let err = Run::open(&be, &out).err().expect("a NaN weight is refused").to_string();
+    assert!(err.contains(&format!("tensor '{name}'")) && err.contains("NaN") && err.contains("damaged"), "{err}");
+}

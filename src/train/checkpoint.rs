@@ -59,6 +59,13 @@ pub fn load_weights(path: &Path) -> Result<Weights> {
         }
         let v: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let shape = view.shape().to_vec();
+        // a damaged file (flipped bits, a hand edit) must not give scores without a word
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(io(
+                path,
+                format!("tensor '{name}' holds {} at element {i}: the checkpoint is damaged (every value must be finite); restore the run folder or train again", v[i]),
+            ));
+        }
         if let Some(n) = name.strip_prefix(STATE1) {
             w.state1.push((n.to_string(), shape, v));
         } else if let Some(n) = name.strip_prefix(STATE2) {
