@@ -139,6 +139,15 @@ fn bad_input_gives_clear_errors() {
         (&["--hidden", "0,4"], "--hidden"),
         (&["--decoder-input", "both"], "--decoder-input"),
         (&["--model", "es-dense", "--anomaly-class", "3"], "needs a model with a decoder"),
+        // numbers out of range, and sizes this machine cannot hold, before anything is allocated
+        (&["--lr", "-1"], "--lr must be a positive finite number"),
+        (&["--lr", "0"], "--lr must be a positive finite number"),
+        (&["--lr", "NaN"], "--lr must be a positive finite number"),
+        (&["--alpha", "-3"], "--alpha must be a finite number >= 0"),
+        (&["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+        (&["--epochs", "0"], "--epochs must be at least 1"),
+        (&["--max-train", "10"], "--batch-size 32: a batch would hold 16 rows of the 10 training samples"),
+        (&["--hidden", "4000000000"], "GiB, more than the"),
     ];
     for (args, want) in cases {
         let o = train(&out, args);
@@ -147,6 +156,9 @@ fn bad_input_gives_clear_errors() {
         assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
+    let huge = ssvae(&["train", "--synthetic-train", "10000000000", "--backend", "cpu", "--quiet", "--out", out.to_str().unwrap()]);
+    assert!(!huge.status.success() && stderr(&huge).contains("GiB, more than the"), "{}", stderr(&huge));
+    assert!(!out.exists(), "nothing is written for refused input");
     let o = ssvae(&["eval", "--run", "/nonexistent/run", "--backend", "cpu"]);
     assert!(!o.status.success() && stderr(&o).contains("/nonexistent/run"), "{}", stderr(&o));
     // a value outside a closed set is a usage error (exit 2) that lists the values

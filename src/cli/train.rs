@@ -182,16 +182,16 @@ pub struct ModelArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_conv)]
     pub conv: Option<Vec<ConvLayer>>,
     /// CNN dropout rate after its dense layers [default: 0.5].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub dropout: Option<f32>,
     /// Dimensions of z [default: 2].
     #[arg(long)]
     pub latent: Option<usize>,
     /// Weight of the classification loss [default: 100, see README].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f32>,
     /// Weight of the KL term (beta of a beta-VAE) [default: 1, the ELBO].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub kl_weight: Option<f32>,
     /// What feeds the decoder in training [default: pi].
     #[arg(long, value_enum)]
@@ -200,7 +200,7 @@ pub struct ModelArgs {
     #[arg(long, value_enum)]
     pub loss_norm: Option<LossNormArg>,
     /// Bound on |log-variance| (logvar = L tanh(raw / L)); 0 disables it [default: 20].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub logvar_limit: Option<f32>,
     /// M2 / GM-DGM: classifier slots beyond the dataset's classes, for classes learned without
     /// labels (prior mass: see README) [default: 0].
@@ -266,7 +266,7 @@ pub struct TrainingArgs {
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
     /// Learning rate [default: 5e-4 for dense and CNN models, 1e-3 for RNN ones].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
     /// Continue a saved run (weights, optimizer state, position in the batches), e.g. with more
     /// --labels; then only --epochs, --labels, --label-fraction, --lr, --alpha, --metrics-every,

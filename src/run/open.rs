@@ -42,6 +42,8 @@ impl<B: Backend> Run<B> {
                 dir.display()
             )));
         }
+        // a damaged or hand-edited config.json may describe a model too large to allocate
+        super::memory::check_model(&config.train.model, 1, 0.0).map_err(|e| Error::Invalid(format!("--run {}: {e}", dir.display())))?;
         let (graph, _) = build(&config.train.model, 1, 1)?;
         let store = ParamStore::new(be, &graph, 0)?;
         crate::train::load_into(be, &store, dir)?;

@@ -160,6 +160,39 @@ impl RunSpec {
         self.labels.unwrap_or(DEFAULT_LABELS)
     }
 
+    /// Checks every number of the spec against its range (before any data is read).
+    pub fn validate(&self) -> Result<()> {
+        check_settings(self.lr, self.model.alpha, self.epochs, self.metrics_every, self.score_samples)?;
+        let m = &self.model;
+        if let Some(w) = m.kl_weight.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+            invalid!("--kl-weight must be a finite number >= 0 (got {w})");
+        }
+        if let Some(d) = m.dropout.filter(|d| !(*d >= 0.0 && *d < 1.0)) {
+            invalid!("--dropout must be in [0, 1) (got {d})");
+        }
+        if let Some(l) = m.logvar_limit.filter(|l| !(l.is_finite() && *l >= 0.0)) {
+            invalid!("--logvar-limit must be a finite number >= 0, 0 to disable it (got {l})");
+        }
+        if self.batch_size == 0 {
+            invalid!("--batch-size must be at least 1");
+        }
+        let (n_train, n_test) = self.data.synthetic;
+        if matches!(self.data.dataset, DatasetName::Synthetic | DatasetName::SyntheticSensor) {
+            if n_train == 0 || n_test == 0 {
+                invalid!("--synthetic-train and --synthetic-test must be at least 1 (got {n_train} and {n_test})");
+            }
+            // glyphs: 784 bytes a sample; sensor windows: 128 steps x 3 channels of f32 (and
+            // once more while standardised)
+            let per = if self.data.dataset == DatasetName::Synthetic { 784.0 } else { 2.0 * 128.0 * 3.0 * 4.0 };
+            super::memory::check_fits(
+                (n_train as f64 + n_test as f64) * per,
+                &format!("the built-in {} dataset of {n_train} + {n_test} samples", self.data.dataset),
+                "use smaller --synthetic-train / --synthetic-test",
+            )?;
+        }
+        Ok(())
+    }
+
     /// The model and training configuration for `split` (the loaded data decides the input
     /// shape and class count). Every flag that does not apply to the model is an error naming it.
     pub fn resolve(&self, split: &Loaded) -> Result<TrainConfig> {
@@ -249,6 +282,26 @@ pub fn optimizer_lr(o: &Optimizer) -> f32 {
     }
 }
 
+/// The settings a new run and a resume share, checked against their ranges.
+fn check_settings(lr: Option<f32>, alpha: Option<f32>, epochs: usize, metrics_every: usize, score_samples: usize) -> Result<()> {
+    if let Some(lr) = lr.filter(|l| !(l.is_finite() && *l > 0.0)) {
+        invalid!("--lr must be a positive finite number (got {lr})");
+    }
+    if let Some(a) = alpha.filter(|a| !(a.is_finite() && *a >= 0.0)) {
+        invalid!("--alpha must be a finite number >= 0 (got {a})");
+    }
+    if epochs == 0 {
+        invalid!("--epochs must be at least 1");
+    }
+    if metrics_every == 0 {
+        invalid!("--metrics-every must be at least 1");
+    }
+    if score_samples == 0 {
+        invalid!("--score-samples must be at least 1");
+    }
+    Ok(())
+}
+
 /// What a resumed run may change (everything else is the saved run's).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResumeChanges {
@@ -262,6 +315,13 @@ pub struct ResumeChanges {
     pub metrics_every: Option<usize>,
     /// The folder to continue in (default: the resumed one).
     pub out: Option<PathBuf>,
+}
+
+impl ResumeChanges {
+    /// Checks every number given against its range.
+    pub fn validate(&self) -> Result<()> {
+        check_settings(self.lr, self.alpha, self.epochs.unwrap_or(1), self.metrics_every.unwrap_or(1), self.score_samples.unwrap_or(1))
+    }
 }
 
 /// A run folder's config.json: the spec as asked, the configuration as trained, and where

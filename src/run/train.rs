@@ -32,13 +32,12 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// Trains a new run as `ssvae train` does.
 pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Result<RunSummary> {
-    if spec.epochs == 0 {
-        invalid!("--epochs must be at least 1");
-    }
+    spec.validate()?;
     let mut loaded = spec.data.load_subsets()?;
     let standardizer = prepare_split(&mut loaded, spec, None)?;
     let split = run_data(loaded, spec.data.anomaly_class)?;
     let cfg = spec.resolve(&split)?;
+    check_sizes(&cfg, &split)?;
     let labeled = pick_labels(&cfg, &split, spec.data.anomaly_class)?;
     let out = match &spec.out {
         Some(o) => o.clone(),
@@ -69,10 +68,8 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
 /// e.g. with more labels.
 pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut dyn Observer) -> Result<RunSummary> {
     let mut run = RunConfig::load(dir).map_err(|e| Error::Invalid(format!("--resume {}: {e}", dir.display())))?;
+    changes.validate()?;
     let epochs = changes.epochs.unwrap_or(10);
-    if epochs == 0 {
-        invalid!("--epochs must be at least 1");
-    }
     if let Some(lr) = changes.lr {
         run.train.optimizer = match run.train.optimizer {
             Optimizer::RmsProp { alpha, momentum, eps, .. } => Optimizer::RmsProp { lr, alpha, momentum, eps },
@@ -113,6 +110,24 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
         );
     }
     execute(be, Prepared { run, split, labeled, out, resume_from: Some(dir.to_path_buf()), epochs }, obs)
+}
+
+/// The batch fits the training set, and the model and data fit the machine's memory.
+fn check_sizes(cfg: &TrainConfig, split: &Loaded) -> Result<()> {
+    let n = split.train().n();
+    // an SS batch is half labeled rows (drawn with replacement) and half a pass over the data;
+    // other batches are all one or the other
+    let unlabeled_rows =
+        if matches!(cfg.model.kind, Kind::Ss | Kind::M2 | Kind::Gmdgm) { cfg.batch_size - cfg.batch_size / 2 } else { cfg.batch_size };
+    if unlabeled_rows > n {
+        invalid!(
+            "--batch-size {}: a batch would hold {unlabeled_rows} rows of the {n} training samples; use --batch-size {} or less",
+            cfg.batch_size,
+            if unlabeled_rows == cfg.batch_size { n } else { 2 * n }
+        );
+    }
+    let data_bytes = (split.train().n() + split.test().n()) as f64 * split.train().dim() as f64 * 4.0;
+    super::memory::check_model(&cfg.model, cfg.batch_size, data_bytes)
 }
 
 /// The run's data: `train_split` is what the model trains and is evaluated on (the anomaly
