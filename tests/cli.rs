@@ -62,7 +62,13 @@ fn train_eval_resume_with_more_labels() {
     assert_eq!(j["epochs"], 2);
     assert_eq!(j["labels"], 20);
     assert!(j["accuracy"].as_f64().unwrap() > 0.0);
-    for f in ["config.json", "model.safetensors", "metrics.jsonl"] {
+    for f in [
+        "checkpoint/config.json",
+        "checkpoint/model.safetensors",
+        "checkpoint/optimizer.safetensors",
+        "checkpoint/manifest.json",
+        "metrics.jsonl",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 2);
@@ -104,7 +110,7 @@ fn train_eval_resume_with_more_labels() {
 fn divergence_stops_and_keeps_the_last_good_checkpoint() {
     let out = tmp("diverge");
     assert!(train(&out, &["--epochs", "1"]).status.success());
-    let before = std::fs::read(out.join("model.safetensors")).unwrap();
+    let before = std::fs::read(out.join("checkpoint/model.safetensors")).unwrap();
     let o = ssvae(&[
         "train",
         "--resume",
@@ -123,7 +129,7 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
     let err = stderr(&o);
     assert!(err.contains("diverged") && err.contains("between steps"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), before, "the last good checkpoint must be kept");
+    assert_eq!(std::fs::read(out.join("checkpoint/model.safetensors")).unwrap(), before, "the last good checkpoint must be kept");
 }
 
 #[test]

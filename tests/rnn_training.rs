@@ -275,7 +275,7 @@ fn cli_trains_evaluates_and_scores_an_rnn_on_a_csv() {
     assert_eq!(j["model"], "ss-rnn");
     assert_eq!(j["epochs"], 2);
     assert!(j["accuracy"].as_f64().is_some() && j["test_rec"].as_f64().unwrap().is_finite(), "{j}");
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint/config.json")).unwrap()).unwrap();
     assert_eq!(config["standardizer"].as_array().unwrap().len(), 6, "3 means + 3 standard deviations: {config}");
     assert_eq!(
         config["train"]["model"]["series_f16"], true,

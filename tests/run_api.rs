@@ -79,29 +79,43 @@ fn resume_adds_epochs_and_labels() {
 
 #[test]
 fn a_version_1_config_still_opens() {
+    use ssvae::run::folder;
+    use ssvae::train::checkpoint::save_weights;
     let be = CpuBackend::new();
     let out = tmp("v1");
     let summary = run::train(&be, &tiny(&out), &mut Quiet).unwrap();
-    // rewrite config.json in the layout written before the run module (no version, data
-    // options beside `train`)
-    let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    // rewrite the folder in the layout written before the run module: config.json without a
+    // version, the data options beside `train`, and model.safetensors beside it
+    let ckpt = folder::load(&out).unwrap();
+    let c = serde_json::to_value(&ckpt.config).unwrap();
     let d = &c["spec"]["data"];
     let v1 = serde_json::json!({
         "train": c["train"], "labels_used": c["labels_used"], "epochs_done": c["epochs_done"], "steps_done": c["steps_done"],
         "max_train": d["max_train"], "validation": d["validation"], "synthetic": d["synthetic"], "data_dir": d["data_dir"],
         "anomaly_class": d["anomaly_class"], "series": {"channels": null, "csv_layout": null}, "standardizer": null,
     });
+    for dir in [folder::CHECKPOINT_DIR, folder::PREVIOUS_DIR] {
+        std::fs::remove_dir_all(out.join(dir)).unwrap();
+    }
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&v1).unwrap()).unwrap();
+    save_weights(&out.join("model.safetensors"), &ckpt.weights).unwrap();
     let saved = Run::open(&be, &out).unwrap();
     assert_eq!(saved.config.spec.data.synthetic, (256, 64));
     assert_eq!(saved.config.spec.model.hidden, Some(vec![32, 16]));
     let data = saved.load_data(None, None).unwrap();
     assert_eq!(saved.evaluate(&be, data.test()).unwrap().accuracy, summary.accuracy);
+    // it resumes, into the new layout
+    run::resume(&be, &out, &ResumeChanges { epochs: Some(1), ..ResumeChanges::default() }, &mut Quiet).unwrap();
+    assert_eq!(RunConfig::load(&out).unwrap().epochs_done, 3);
+    assert!(out.join(folder::CHECKPOINT_DIR).join("manifest.json").exists());
     // and a newer version is refused with a message, not misread
     let mut v9 = c.clone();
     v9["version"] = 9.into();
-    std::fs::write(out.join("config.json"), serde_json::to_string(&v9).unwrap()).unwrap();
-    let err = Run::open(&be, &out).err().expect("a newer config.json is refused").to_string();
+    let legacy = tmp("v9");
+    std::fs::create_dir_all(&legacy).unwrap();
+    std::fs::write(legacy.join("config.json"), serde_json::to_string(&v9).unwrap()).unwrap();
+    save_weights(&legacy.join("model.safetensors"), &ckpt.weights).unwrap();
+    let err = Run::open(&be, &legacy).err().expect("a newer config.json is refused").to_string();
     assert!(err.contains("version 9") && err.contains("update ssvae"), "{err}");
 }
 
@@ -129,7 +143,6 @@ fn bad_specs_fail_before_the_folder_is_written() {
 #[test]
 fn resume_equals_uninterrupted_training() {
     use ssvae::run::OptimizerKind;
-    use ssvae::train::checkpoint::{load_weights, MODEL_FILE};
     let be = CpuBackend::new();
     for (name, kind, optimizer) in [("ss", Kind::Ss, OptimizerKind::Rmsprop), ("es-adam", Kind::Es, OptimizerKind::Adam)] {
         let (whole, split) = (tmp(&format!("whole-{name}")), tmp(&format!("split-{name}")));
@@ -143,7 +156,7 @@ fn resume_equals_uninterrupted_training() {
         run::train(&be, &spec(&split, 1), &mut Quiet).unwrap();
         let changes = ResumeChanges { epochs: Some(2), ..ResumeChanges::default() };
         run::resume(&be, &split, &changes, &mut Quiet).unwrap();
-        let (a, b) = (load_weights(&whole.join(MODEL_FILE)).unwrap(), load_weights(&split.join(MODEL_FILE)).unwrap());
+        let (a, b) = (ssvae::run::folder::load(&whole).unwrap().weights, ssvae::run::folder::load(&split).unwrap().weights);
         let all = |w: &ssvae::train::checkpoint::Weights| {
             let mut v: Vec<(String, Vec<f32>)> = [(&w.params, "p"), (&w.state1, "s1"), (&w.state2, "s2")]
                 .iter()
@@ -163,19 +176,43 @@ fn resume_equals_uninterrupted_training() {
     }
 }
 
-/// A checkpoint with a non-finite value is refused on open, naming the tensor.
+/// A torn or damaged checkpoint falls back to the previous one with a note; with no good one
+/// left the error names the file; a non-finite weight is refused naming the tensor.
 #[test]
-fn a_damaged_checkpoint_is_refused_naming_the_tensor() {
-    use ssvae::train::checkpoint::{load_weights, save_weights, MODEL_FILE};
+fn a_damaged_checkpoint_falls_back_or_is_refused_naming_the_fault() {
+    use ssvae::run::folder::{self, CHECKPOINT_DIR, PREVIOUS_DIR};
     let be = CpuBackend::new();
     let out = tmp("damaged");
+    run::train(&be, &RunSpec { epochs: 2, ..tiny(&out) }, &mut Quiet).unwrap();
+    // flipped bits in the newest weights: its checksum no longer matches, the previous epoch's
+    // checkpoint is used
+    let model = out.join(CHECKPOINT_DIR).join("model.safetensors");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let n = bytes.len();
+    bytes[n - 5] ^= 0x40;
+    std::fs::write(&model, &bytes).unwrap();
+    let saved = Run::open(&be, &out).unwrap();
+    assert_eq!(saved.config.epochs_done, 1, "the previous checkpoint (epoch 1) is used");
+    // an interrupted commit (between its two renames) leaves only the previous one: it opens
+    std::fs::remove_dir_all(out.join(CHECKPOINT_DIR)).unwrap();
+    assert_eq!(RunConfig::load(&out).unwrap().epochs_done, 1);
+    // nothing good left: the error names the file and what is wrong with it
+    let prev_model = out.join(PREVIOUS_DIR).join("model.safetensors");
+    let mut bytes = std::fs::read(&prev_model).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&prev_model, &bytes).unwrap();
+    let err = Run::open(&be, &out).err().expect("no good checkpoint left").to_string();
+    assert!(err.contains("model.safetensors") && err.contains("checksum"), "{err}");
+
+    // a NaN committed with a matching checksum (a bug, not a disk) is refused by its name
+    let out = tmp("nan");
     run::train(&be, &RunSpec { epochs: 1, ..tiny(&out) }, &mut Quiet).unwrap();
-    let path = out.join(MODEL_FILE);
-    let mut w = load_weights(&path).unwrap();
-    let (name, _, values) = w.params.iter_mut().find(|(n, _, _)| n.starts_with("pi")).expect("an SS model has a pi head");
+    let mut c = folder::load(&out).unwrap();
+    let (name, _, values) = c.weights.params.iter_mut().find(|(n, _, _)| n.starts_with("pi")).expect("an SS model has a pi head");
     values[3] = f32::NAN;
     let name = name.clone();
-    save_weights(&path, &w).unwrap();
+    folder::commit(&out, &c.config, &c.weights).unwrap();
+    std::fs::remove_dir_all(out.join(PREVIOUS_DIR)).unwrap();
     let err = Run::open(&be, &out).err().expect("a NaN weight is refused").to_string();
     assert!(err.contains(&format!("tensor '{name}'")) && err.contains("NaN") && err.contains("damaged"), "{err}");
 }

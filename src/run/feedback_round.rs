@@ -9,7 +9,7 @@ use crate::data::{read_idx, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::feedback::FeedbackClasses;
 use crate::model::{Family, Kind};
-use crate::train::checkpoint::{self, MODEL_FILE};
+use crate::train::checkpoint;
 
 use super::data::{read_samples, Loaded};
 use super::feedback::{load_samples, FeedbackRecord, FeedbackSample, Mark, MODEL_BEFORE, SAMPLES_FILE, SUMMARY_BEFORE};
@@ -118,7 +118,9 @@ pub struct FeedbackRequest {
 /// Records the marks of `req` in the run `dir`, extends the classifier on the first round and
 /// retrains (see the module comment). Every input is checked before the folder changes.
 pub fn apply_feedback<B: Backend>(be: &B, dir: &Path, req: &FeedbackRequest, obs: &mut dyn Observer) -> Result<RunSummary> {
-    let mut run = RunConfig::load(dir).map_err(|e| Error::Invalid(format!("--run {}: {e}", dir.display())))?;
+    let saved = super::folder::load(dir).map_err(|e| Error::Invalid(format!("--run {}: {e}", dir.display())))?;
+    let mut run = saved.config;
+    let mut weights = saved.weights;
     let spec = run.train.model.clone();
     let name = spec.name();
     match spec.kind {
@@ -135,9 +137,6 @@ pub fn apply_feedback<B: Backend>(be: &B, dir: &Path, req: &FeedbackRequest, obs
     }
     if run.spec.data.anomaly_class.is_none() {
         invalid!("--run {}: not an anomaly run; feedback corrects the detections of `ssvae anomaly --anomaly-class K`", dir.display());
-    }
-    if !dir.join(MODEL_FILE).exists() {
-        invalid!("--run {}: no {MODEL_FILE} in this folder", dir.display());
     }
     if req.false_positives.is_none() && req.false_negatives.is_none() {
         invalid!("give --false-positives FILE and/or --false-negatives FILE");
@@ -185,21 +184,20 @@ pub fn apply_feedback<B: Backend>(be: &B, dir: &Path, req: &FeedbackRequest, obs
         // extend the classifier (and the decoder's pi input) by the two feedback classes
         let mut new_spec = spec.clone();
         new_spec.classes = record.classes.total();
-        let weights = checkpoint::load_weights(&dir.join(MODEL_FILE))?;
         let grown = crate::train::migrate::extend_classes(&weights, &spec, &new_spec)?;
-        std::fs::copy(dir.join(MODEL_FILE), dir.join(MODEL_BEFORE))
-            .map_err(|e| Error::Io { path: dir.join(MODEL_BEFORE), msg: format!("keeping the model before feedback: {e}") })?;
+        checkpoint::save_weights(&dir.join(MODEL_BEFORE), &weights)?;
         if let Some(s) = &prev_summary {
             checkpoint::save_json(&dir.join(SUMMARY_BEFORE), s)?;
         }
-        checkpoint::save_weights(&dir.join(MODEL_FILE), &grown)?;
+        weights = grown;
         run.train.model = new_spec;
     }
     write_idx(&dir.join(SAMPLES_FILE), &rows, test.dim())?;
     let count = |m: Mark| record.samples.iter().filter(|s| s.mark == m).count();
     let (n_fp, n_fn) = (count(Mark::FalsePositive), count(Mark::FalseNegative));
     run.feedback = Some(record);
-    run.save(dir)?;
+    // the extended model and the record of the marks that trained it: one commit
+    super::folder::commit(dir, &run, &weights)?;
     obs.note(&format!(
         "feedback: {n_fp} false positives, {n_fn} false negatives recorded in {}; retraining for {} epochs",
         dir.display(),

@@ -14,6 +14,7 @@
 pub mod data;
 pub mod feedback;
 mod feedback_round;
+pub mod folder;
 pub mod memory;
 mod open;
 pub mod reproduce;

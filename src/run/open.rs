@@ -13,7 +13,6 @@ use crate::eval::grid::{class_style_grid, traverse, Decoder};
 use crate::eval::Scorer;
 use crate::graph::exec::ParamStore;
 use crate::model::{build, Family, ModelSpec};
-use crate::train::checkpoint::MODEL_FILE;
 use crate::train::{EvalReport, Evaluator, TrainData};
 
 use super::data::{read_samples, read_series_input, DatasetName, Loaded};
@@ -35,18 +34,13 @@ pub enum Input {
 impl<B: Backend> Run<B> {
     /// Reads `dir`'s config.json and weights (every parameter checked by name and shape).
     pub fn open(be: &B, dir: &Path) -> Result<Self> {
-        let config = RunConfig::load(dir).map_err(|e| Error::Invalid(format!("--run {}: {e}", dir.display())))?;
-        if !dir.join(MODEL_FILE).exists() {
-            return Err(Error::Invalid(format!(
-                "--run {}: no {MODEL_FILE} in this folder (was training interrupted before the first epoch ended?)",
-                dir.display()
-            )));
-        }
+        let saved = super::folder::load(dir).map_err(|e| Error::Invalid(format!("--run {}: {e}", dir.display())))?;
+        let config = saved.config;
         // a damaged or hand-edited config.json may describe a model too large to allocate
         super::memory::check_model(&config.train.model, 1, 0.0).map_err(|e| Error::Invalid(format!("--run {}: {e}", dir.display())))?;
         let (graph, _) = build(&config.train.model, 1, 1)?;
         let store = ParamStore::new(be, &graph, 0)?;
-        crate::train::load_into(be, &store, dir)?;
+        crate::train::load_weights_into(be, &store, &saved.weights, &saved.from)?;
         Ok(Run { dir: dir.to_path_buf(), config, store })
     }
 

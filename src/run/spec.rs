@@ -406,23 +406,25 @@ impl ConfigV1 {
 }
 
 impl RunConfig {
-    /// Reads `dir`/config.json (either layout version).
-    pub fn load(dir: &Path) -> Result<RunConfig> {
-        let path = dir.join(crate::train::checkpoint::CONFIG_FILE);
-        let v: serde_json::Value = crate::train::checkpoint::load_json(&path)?;
-        let bad = |e: serde_json::Error| Error::Io { path: path.clone(), msg: format!("invalid run configuration: {e}") };
+    /// Reads a config.json file (either layout version).
+    pub(crate) fn load_file(path: &Path) -> Result<RunConfig> {
+        let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.to_path_buf(), msg: format!("cannot read: {e}") })?;
+        Self::from_json(path, &bytes)
+    }
+
+    /// Parses config.json's bytes (`path` names them in errors): version 2, or the layout
+    /// before it (no `version`).
+    pub(crate) fn from_json(path: &Path, bytes: &[u8]) -> Result<RunConfig> {
+        let bad = |e: serde_json::Error| Error::Io { path: path.to_path_buf(), msg: format!("invalid run configuration: {e}") };
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
         match v.get("version").and_then(|x| x.as_u64()) {
             None => serde_json::from_value::<ConfigV1>(v).map_err(bad)?.upgrade(),
             Some(n) if n == FORMAT_VERSION as u64 => serde_json::from_value(v).map_err(bad),
             Some(n) => Err(Error::Io {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 msg: format!("config.json version {n} is newer than this ssvae understands ({FORMAT_VERSION}); update ssvae"),
             }),
         }
-    }
-
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        crate::train::checkpoint::save_json(&dir.join(crate::train::checkpoint::CONFIG_FILE), self)
     }
 
     /// The run's dataset as it was trained on (series standardised with the stored

@@ -14,11 +14,12 @@ use crate::error::{Error, Result};
 use crate::eval::Scorer;
 use crate::graph::exec::Optimizer;
 use crate::model::Kind;
-use crate::train::checkpoint::{self, METRICS_FILE, MODEL_FILE};
+use crate::train::checkpoint::{self, Weights, METRICS_FILE};
 use crate::train::{EvalReport, LabelSpec, Losses, TrainConfig, Trainer};
 
 use super::data::{labels_of, standardize, Loaded};
 use super::feedback::{self, AdjustedAuc};
+use super::folder;
 use super::spec::{ResumeChanges, RunConfig, RunSpec, FORMAT_VERSION};
 use super::summary::{EpochReport, GroupScores, Observer, RunStart, RunSummary, StepProgress};
 
@@ -43,7 +44,7 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
         Some(o) => o.clone(),
         None => default_out(&cfg),
     };
-    if out.join(MODEL_FILE).exists() {
+    if folder::has_run(&out) {
         invalid!(
             "--out {}: this folder already holds a trained run; continue it with --resume {} or choose another --out",
             out.display(),
@@ -67,7 +68,8 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
 /// Continues the run in `dir` (weights and optimizer state) for `changes.epochs` more passes,
 /// e.g. with more labels.
 pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut dyn Observer) -> Result<RunSummary> {
-    let mut run = RunConfig::load(dir).map_err(|e| Error::Invalid(format!("--resume {}: {e}", dir.display())))?;
+    let saved = folder::load(dir).map_err(|e| Error::Invalid(format!("--resume {}: {e}", dir.display())))?;
+    let mut run = saved.config;
     changes.validate()?;
     let epochs = changes.epochs.unwrap_or(10);
     if let Some(lr) = changes.lr {
@@ -102,14 +104,14 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
         labeled.extend(feedback::append_to_training(&mut split.train_split, fb, dir, run.labels_used)?);
     }
     let out = changes.out.clone().unwrap_or_else(|| dir.to_path_buf());
-    if out != dir && out.join(MODEL_FILE).exists() {
+    if out != dir && folder::has_run(&out) {
         invalid!(
             "--out {}: this folder already holds a trained run; continue it with --resume {} or choose another --out",
             out.display(),
             out.display()
         );
     }
-    execute(be, Prepared { run, split, labeled, out, resume_from: Some(dir.to_path_buf()), epochs }, obs)
+    execute(be, Prepared { run, split, labeled, out, resume_from: Some((saved.weights, saved.from)), epochs }, obs)
 }
 
 /// The batch fits the training set, and the model and data fit the machine's memory.
@@ -143,7 +145,8 @@ struct Prepared {
     split: RunData,
     labeled: Vec<usize>,
     out: PathBuf,
-    resume_from: Option<PathBuf>,
+    /// A resumed run's weights and the checkpoint folder they came from.
+    resume_from: Option<(Weights, PathBuf)>,
     epochs: usize,
 }
 
@@ -239,7 +242,7 @@ fn default_out(cfg: &TrainConfig) -> PathBuf {
     let base = format!("runs/{}-{}-{}-s{}", cfg.model.name(), cfg.dataset, l, cfg.seed);
     (1..)
         .map(|k| PathBuf::from(if k == 1 { base.clone() } else { format!("{base}-{k}") }))
-        .find(|p| !p.join(MODEL_FILE).exists())
+        .find(|p| !folder::has_run(p))
         .expect("some suffix is free")
 }
 
@@ -256,11 +259,17 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     let cfg = run.train.clone();
     let n_labels = run.labels_used;
     let mut trainer = Trainer::with_data(be, cfg.clone(), split.train(), Some(split.test()), labeled)?;
-    if let Some(dir) = &resume_from {
-        trainer.load(be, dir)?;
+    if let Some((w, from)) = &resume_from {
+        trainer.load_weights(be, w, from)?;
         trainer.continue_from(run.steps_done, run.epochs_done);
     }
-    std::fs::create_dir_all(&out).map_err(|e| io(&out, format!("--out: {e}")))?;
+    // a folder holds a complete checkpoint from the moment it exists (a new folder: the initial
+    // or resumed weights, committed in a sibling and renamed into place), and its log no epoch
+    // beyond that checkpoint's (an epoch interrupted between its log line and its commit left one)
+    if !folder::has_run(&out) {
+        folder::create_with(&out, &run, &trainer.weights(be)?)?;
+    }
+    trim_metrics(&out.join(METRICS_FILE), run.epochs_done)?;
     let adapter = be.describe();
     // the CPU reference backend describes itself as "cpu (N threads)"
     let backend = if adapter.starts_with("cpu (") { "cpu" } else { "gpu" };
@@ -309,10 +318,9 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
         samples += (spe * cfg.batch_size) as u64;
         trainer.epochs_done += 1;
         last_eval = trainer.evaluate(be)?.unwrap_or_default();
-        trainer.save(be, &out)?;
         run.epochs_done = trainer.epochs_done;
         run.steps_done = trainer.step;
-        run.save(&out)?;
+        folder::commit(&out, &run, &trainer.weights(be)?)?;
         let line = EpochReport::new(trainer.epochs_done, trainer.step, &losses, &last_eval, epoch_secs, spe * cfg.batch_size);
         let json = serde_json::to_string(&line).map_err(|e| io(&metrics_path, e))?;
         writeln!(metrics_file, "{json}").map_err(|e| io(&metrics_path, e))?;
@@ -379,6 +387,18 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     summary.seconds = start.elapsed().as_secs_f64();
     checkpoint::save_json(&out.join(super::SUMMARY_FILE), &summary)?;
     Ok(summary)
+}
+
+/// Drops the lines of `path` (metrics.jsonl) whose epoch is beyond `epochs`.
+fn trim_metrics(path: &Path, epochs: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let epoch_of = |l: &str| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["epoch"].as_u64());
+    let kept: Vec<&str> = text.lines().filter(|l| epoch_of(l).is_some_and(|e| e as usize <= epochs)).collect();
+    if kept.len() != text.lines().count() {
+        let body: String = kept.iter().map(|l| format!("{l}\n")).collect();
+        crate::fsutil::write_atomic(path, body.as_bytes())?;
+    }
+    Ok(())
 }
 
 pub(crate) fn fmt_opt(v: Option<f64>) -> String {

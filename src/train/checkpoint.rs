@@ -25,13 +25,16 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
 pub use crate::fsutil::{save_json, write_atomic};
 
 /// A model's tensors: parameters and the optimizer's state, each by parameter name.
+#[derive(Clone, Debug, Default)]
 pub struct Weights {
     pub params: Vec<(String, Vec<usize>, Vec<f32>)>,
     pub state1: Vec<(String, Vec<usize>, Vec<f32>)>,
     pub state2: Vec<(String, Vec<usize>, Vec<f32>)>,
 }
 
-pub fn save_weights(path: &Path, w: &Weights) -> Result<()> {
+/// `w` as a safetensors file (parameters by name, optimizer state under the [`STATE1`] and
+/// [`STATE2`] prefixes); `path` names the file in errors.
+pub fn weights_bytes(path: &Path, w: &Weights) -> Result<Vec<u8>> {
     let named: Vec<(String, &Vec<usize>, &Vec<f32>)> = w
         .params
         .iter()
@@ -45,13 +48,21 @@ pub fn save_weights(path: &Path, w: &Weights) -> Result<()> {
     }
     let mut info = HashMap::new();
     info.insert("format".to_string(), "ssvae".to_string());
-    let data = safetensors::serialize(views, Some(info)).map_err(|e| io(path, e))?;
-    write_atomic(path, &data)
+    safetensors::serialize(views, Some(info)).map_err(|e| io(path, e))
+}
+
+pub fn save_weights(path: &Path, w: &Weights) -> Result<()> {
+    write_atomic(path, &weights_bytes(path, w)?)
 }
 
 pub fn load_weights(path: &Path) -> Result<Weights> {
     let bytes = std::fs::read(path).map_err(|e| io(path, format!("cannot read checkpoint: {e}")))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io(path, format!("not a valid safetensors file: {e}")))?;
+    weights_from_bytes(path, &bytes)
+}
+
+/// Reads a safetensors file written by [`weights_bytes`]; every value must be finite.
+pub fn weights_from_bytes(path: &Path, bytes: &[u8]) -> Result<Weights> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| io(path, format!("not a valid safetensors file: {e}")))?;
     let mut w = Weights { params: Vec::new(), state1: Vec::new(), state2: Vec::new() };
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {

@@ -297,8 +297,9 @@ impl<B: Backend> Trainer<B> {
         }
     }
 
-    /// Saves weights (and optimizer state) to `dir` after checking they are finite.
-    pub fn save(&self, be: &B, dir: &Path) -> Result<()> {
+    /// The weights and optimizer state, after checking they are finite (a non-finite value is
+    /// divergence: it must never reach a checkpoint).
+    pub fn weights(&self, be: &B) -> Result<checkpoint::Weights> {
         use crate::graph::exec::StoreBuffer;
         let params = self.store.read(be)?;
         for (name, _, v) in &params {
@@ -310,30 +311,44 @@ impl<B: Backend> Trainer<B> {
                 });
             }
         }
-        let w = checkpoint::Weights {
+        Ok(checkpoint::Weights {
             params,
             state1: self.store.read_buffer(be, StoreBuffer::State1)?,
             state2: self.store.read_buffer(be, StoreBuffer::State2)?,
-        };
-        checkpoint::save_weights(&dir.join(checkpoint::MODEL_FILE), &w)
+        })
+    }
+
+    /// Saves weights (and optimizer state) to `dir`/model.safetensors after checking they are
+    /// finite (a run folder commits them with its configuration instead: `crate::run`).
+    pub fn save(&self, be: &B, dir: &Path) -> Result<()> {
+        checkpoint::save_weights(&dir.join(checkpoint::MODEL_FILE), &self.weights(be)?)
     }
 
     /// Loads weights saved by `save` for the same model.
     pub fn load(&self, be: &B, dir: &Path) -> Result<()> {
         load_into(be, &self.store, dir)
     }
+
+    /// Loads weights already read (`path` names them in errors).
+    pub fn load_weights(&self, be: &B, w: &checkpoint::Weights, path: &Path) -> Result<()> {
+        load_weights_into(be, &self.store, w, path)
+    }
 }
 
 /// Loads a checkpoint into a parameter store of the same model: every parameter by name
 /// (missing or misshapen ones are errors) and the optimizer state where present.
 pub fn load_into<B: Backend>(be: &B, store: &ParamStore<B>, dir: &Path) -> Result<()> {
-    use crate::graph::exec::StoreBuffer;
     let path = dir.join(checkpoint::MODEL_FILE);
-    let w = checkpoint::load_weights(&path)?;
+    load_weights_into(be, store, &checkpoint::load_weights(&path)?, &path)
+}
+
+/// As [`load_into`] for weights already read (`path` names them in errors).
+pub fn load_weights_into<B: Backend>(be: &B, store: &ParamStore<B>, w: &checkpoint::Weights, path: &Path) -> Result<()> {
+    use crate::graph::exec::StoreBuffer;
     for name in &store.names {
         if !w.params.iter().any(|(n, _, _)| n == name) {
             return Err(Error::Io {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 msg: format!("the checkpoint has no parameter '{name}': it was saved from another model"),
             });
         }
@@ -348,7 +363,7 @@ pub fn load_into<B: Backend>(be: &B, store: &ParamStore<B>, dir: &Path) -> Resul
             }
             store
                 .write_buffer(be, which, name, v)
-                .map_err(|e| Error::Io { path: path.clone(), msg: format!("{e} (checkpoint shape {shape:?})") })?;
+                .map_err(|e| Error::Io { path: path.to_path_buf(), msg: format!("{e} (checkpoint shape {shape:?})") })?;
         }
     }
     Ok(())
