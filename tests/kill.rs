@@ -115,3 +115,38 @@ fn kill_9_leaves_a_folder_that_opens_resumes_and_matches_its_epoch() {
         "kill -9: {kills} kills, {absent} before the folder existed, the others left checkpoints at epochs {seen_epochs:?}; all opened and resumed"
     ));
 }
+
+/// Ctrl-C (SIGINT) stops after the current step with a checkpoint, prints the summary and how
+/// to resume, and exits with 130; the resume then finishes the run.
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_says_how_to_resume() {
+    let out = tmp("sigint");
+    let mut args: Vec<&str> = ARGS.to_vec();
+    *args.last_mut().unwrap() = "400"; // far longer than the test waits
+    let child = Command::new(env!("CARGO_BIN_EXE_ssvae"))
+        .args(["train", "--out", out.to_str().unwrap()])
+        .args(&args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !folder::has_run(&out) && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Command::new("kill").args(["-s", "INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["interrupted"], true, "{j}");
+    let err = stderr(&o);
+    assert!(err.contains("continue with: ssvae train --resume") && !err.contains("panicked"), "{err}");
+    let c = folder::load(&out).unwrap().config;
+    assert_eq!(c.steps_done, j["steps"].as_u64().unwrap(), "the checkpoint holds every step done");
+    let r = ssvae(&["train", "--resume", out.to_str().unwrap(), "--epochs", "1", "--backend", "cpu", "--quiet"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(last_json(&r)["epochs"].as_u64().unwrap(), c.epochs_done as u64 + 1);
+}

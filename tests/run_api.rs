@@ -216,3 +216,35 @@ fn a_damaged_checkpoint_falls_back_or_is_refused_naming_the_fault() {
     let err = Run::open(&be, &out).err().expect("a NaN weight is refused").to_string();
     assert!(err.contains(&format!("tensor '{name}'")) && err.contains("NaN") && err.contains("damaged"), "{err}");
 }
+
+/// Asks the run to stop after a number of steps, as Ctrl-C does in the CLI.
+struct StopAfter(std::cell::Cell<usize>);
+
+impl ssvae::run::Observer for StopAfter {
+    fn stop_requested(&self) -> bool {
+        let left = self.0.get();
+        self.0.set(left.saturating_sub(1));
+        left == 1
+    }
+}
+
+/// A run stopped mid-epoch commits the steps so far; resuming finishes that epoch first and
+/// ends exactly where an uninterrupted run does.
+#[test]
+fn a_stopped_run_resumes_mid_epoch_exactly() {
+    let be = CpuBackend::new();
+    let (whole, stopped) = (tmp("stop-whole"), tmp("stop-part"));
+    run::train(&be, &RunSpec { epochs: 2, ..tiny(&whole) }, &mut Quiet).unwrap();
+    let s = run::train(&be, &RunSpec { epochs: 2, ..tiny(&stopped) }, &mut StopAfter(std::cell::Cell::new(5))).unwrap();
+    assert!(s.interrupted && s.steps == 5 && s.epochs == 0, "{s:?}");
+    assert!(!stopped.join(run::SUMMARY_FILE).exists(), "an unfinished run writes no summary.json");
+    let c = RunConfig::load(&stopped).unwrap();
+    assert_eq!((c.steps_done, c.epochs_done, c.spec.epochs), (5, 0, 2));
+    let r = run::resume(&be, &stopped, &ResumeChanges { epochs: Some(2), ..ResumeChanges::default() }, &mut Quiet).unwrap();
+    assert_eq!((r.epochs, r.steps, r.interrupted), (2, RunConfig::load(&whole).unwrap().steps_done, false));
+    let (a, b) = (ssvae::run::folder::load(&whole).unwrap().weights, ssvae::run::folder::load(&stopped).unwrap().weights);
+    for (x, y) in a.params.iter().zip(&b.params) {
+        let y = b.params.iter().find(|t| t.0 == x.0).unwrap_or(y);
+        assert!(x.2 == y.2, "tensor {} differs after the stop and resume", x.0);
+    }
+}

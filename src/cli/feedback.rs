@@ -47,8 +47,7 @@ pub fn feedback(a: FeedbackArgs) -> Result<()> {
         repeat: a.repeat,
         score_samples: a.score_samples,
     };
-    let mut progress = Progress::new(a.quiet);
+    let mut progress = Progress::new(a.quiet).stop_on_ctrl_c();
     let summary = on_backend!(a.dev, be => apply_feedback(be, &a.run, &req, &mut progress)?);
-    println!("{}", serde_json::to_string(&summary)?);
-    Ok(())
+    super::finish(&summary)
 }

@@ -15,6 +15,8 @@ pub mod table12;
 pub mod train;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -118,6 +120,25 @@ impl DeviceArgs {
     }
 }
 
+/// Prints a run's summary as the last line of standard output; an interrupted run also says how
+/// to continue it and exits with 130 (the shell's code for Ctrl-C).
+pub fn finish(summary: &ssvae::run::RunSummary) -> Result<()> {
+    println!("{}", serde_json::to_string(summary)?);
+    if summary.interrupted {
+        // the epochs the run was to reach are in its checkpoint
+        let target = ssvae::run::RunConfig::load(&summary.out).map_or(summary.epochs + 1, |c| c.spec.epochs);
+        let left = target.saturating_sub(summary.epochs).max(1);
+        eprintln!(
+            "stopped at step {} ({} epochs done, a checkpoint written); continue with: ssvae train --resume {} --epochs {left}",
+            summary.steps,
+            summary.epochs,
+            summary.out.display()
+        );
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
 pub fn fmt_opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.4}"))
 }
@@ -127,12 +148,31 @@ pub fn fmt_opt(v: Option<f64>) -> String {
 pub struct Progress {
     quiet: bool,
     bar: ProgressBar,
-    batch_size: usize,
+    /// Set by Ctrl-C (see [`Progress::stop_on_ctrl_c`]).
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
-        Progress { quiet, bar: ProgressBar::hidden(), batch_size: 1 }
+        Progress { quiet, bar: ProgressBar::hidden(), stop: None }
+    }
+
+    /// The first Ctrl-C asks the run to stop after its current step, with a checkpoint; a
+    /// second one exits at once (the folder still holds its last complete checkpoint).
+    pub fn stop_on_ctrl_c(mut self) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let installed = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("\ninterrupted again: exiting now (the run folder keeps its last complete checkpoint)");
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: stopping after this step and writing a checkpoint (Ctrl-C again to quit now)");
+        });
+        if installed.is_ok() {
+            self.stop = Some(stop);
+        }
+        self
     }
 
     fn say(&self, line: &str) {
@@ -161,7 +201,6 @@ impl Observer for Progress {
             s.adapter,
             s.out.display()
         ));
-        self.batch_size = s.batch_size;
         if !self.quiet && std::io::stdout().is_terminal() {
             let b = ProgressBar::new((s.steps_per_epoch * s.epochs) as u64);
             b.set_style(
@@ -207,5 +246,9 @@ impl Observer for Progress {
     fn finished(&mut self) {
         self.bar.finish_and_clear();
         self.bar = ProgressBar::hidden();
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 }

@@ -462,7 +462,7 @@ fn set<T>(field: &mut Option<T>, v: Option<T>) {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    let mut progress = Progress::new(a.output.quiet);
+    let mut progress = Progress::new(a.output.quiet).stop_on_ctrl_c();
     let summary = match &a.training.resume {
         Some(dir) => {
             let changes = a.resume_changes()?;
@@ -479,8 +479,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             on_backend!(a.dev, be => run::train(be, &spec, &mut progress)?)
         }
     };
-    println!("{}", serde_json::to_string(&summary)?);
-    Ok(())
+    super::finish(&summary)
 }
 
 /// `ssvae anomaly`: `train` with a required --anomaly-class.

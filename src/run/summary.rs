@@ -17,6 +17,12 @@ pub struct RunSummary {
     pub labels: usize,
     /// Epochs done in total (a resumed run counts the earlier ones).
     pub epochs: usize,
+    /// Training steps done in total.
+    pub steps: u64,
+    /// Stopped before its epochs were done (Ctrl-C): the checkpoint holds the steps so far,
+    /// and a resume continues the interrupted epoch.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     pub accuracy: Option<f64>,
     pub log_loss: Option<f64>,
     pub test_rec: Option<f64>,
@@ -175,6 +181,11 @@ pub trait Observer {
     /// A line worth showing (anomaly AUC, cluster-and-label scores).
     fn note(&mut self, _msg: &str) {}
     fn finished(&mut self) {}
+    /// Asked after every step: `true` stops the run there, with a checkpoint of the steps done
+    /// (the CLI answers `true` after Ctrl-C).
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Watches nothing.

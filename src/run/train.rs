@@ -295,33 +295,48 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     let mut last_eval = EvalReport::default();
     run.spec.epochs = run.epochs_done + epochs;
     run.train.epochs = run.spec.epochs;
-    for _ in 0..epochs {
+    // a run interrupted mid-epoch (Ctrl-C) finishes that epoch first; it counts as one of `epochs`
+    let mut resume_at = (run.steps_done.saturating_sub(run.epochs_done as u64 * spe as u64) as usize).min(spe);
+    let mut interrupted = false;
+    'epochs: for _ in 0..epochs {
         let t0 = Instant::now();
+        let first = std::mem::take(&mut resume_at);
         let mut losses = Losses::default();
-        for s in 0..spe {
+        for s in first..spe {
             trainer.step(be)?;
             let read = (s + 1) % cfg.metrics_every == 0 || s + 1 == spe;
             if read {
                 losses = trainer.take_losses(be)?;
             }
-            let rate = ((s + 1) * cfg.batch_size) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            let rate = ((s + 1 - first) * cfg.batch_size) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             obs.step(&StepProgress {
                 epoch: trainer.epochs_done + 1,
                 step_in_epoch: s + 1,
                 losses: read.then_some(&losses),
                 samples_per_s: rate,
             });
+            if obs.stop_requested() {
+                // the steps so far become a checkpoint; a resume continues this epoch
+                be.sync()?;
+                trainer.take_losses(be)?; // divergence is never committed
+                train_seconds += t0.elapsed().as_secs_f64();
+                samples += ((s + 1 - first) * cfg.batch_size) as u64;
+                run.steps_done = trainer.step;
+                folder::commit(&out, &run, &trainer.weights(be)?)?;
+                interrupted = true;
+                break 'epochs;
+            }
         }
         be.sync()?;
         let epoch_secs = t0.elapsed().as_secs_f64();
         train_seconds += epoch_secs;
-        samples += (spe * cfg.batch_size) as u64;
+        samples += ((spe - first) * cfg.batch_size) as u64;
         trainer.epochs_done += 1;
         last_eval = trainer.evaluate(be)?.unwrap_or_default();
         run.epochs_done = trainer.epochs_done;
         run.steps_done = trainer.step;
         folder::commit(&out, &run, &trainer.weights(be)?)?;
-        let line = EpochReport::new(trainer.epochs_done, trainer.step, &losses, &last_eval, epoch_secs, spe * cfg.batch_size);
+        let line = EpochReport::new(trainer.epochs_done, trainer.step, &losses, &last_eval, epoch_secs, (spe - first) * cfg.batch_size);
         let json = serde_json::to_string(&line).map_err(|e| io(&metrics_path, e))?;
         writeln!(metrics_file, "{json}").map_err(|e| io(&metrics_path, e))?;
         obs.epoch(&line);
@@ -349,6 +364,14 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
         slots: cfg.model.classes,
         ..RunSummary::default()
     };
+    if interrupted {
+        // no end-of-run scoring and no summary.json: the run is not finished
+        summary.interrupted = true;
+        summary.steps = trainer.step;
+        summary.seconds = start.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+    summary.steps = trainer.step;
     if let Some(k) = run.spec.data.anomaly_class {
         score_anomalies(be, &run, &trainer, &split.full_test, k, &out, &mut summary, obs)?;
     }
