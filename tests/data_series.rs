@@ -185,11 +185,16 @@ fn standardizer_fits_on_train_only_and_round_trips() {
     let mut w = split.train.window(2).to_vec();
     s.invert_values(&mut w);
     assert_eq!(w, train.window(2));
-    // a constant channel gets the floor, not a division by zero
+    // a constant channel is marked (std 0) and maps to 0 everywhere, also where new data
+    // deviates from the constant (no division by a tiny floor: scores of 1e11 and more)
     let flat = SeriesDataset::new("c", vec![3.0; 4], vec![None, None], 2, vec![], vec!["k".into()]).unwrap();
     let s = Standardizer::fit(&flat).unwrap();
-    assert_eq!(s.std, vec![Standardizer::STD_FLOOR]);
-    assert_err(Standardizer::from_vec(&[1.0, 0.0]), &["standard deviation 0"]);
+    assert_eq!((s.std.clone(), s.constant_channels()), (vec![0.0], vec![0]));
+    let mut new = vec![3.0, 3.5, -100.0];
+    s.apply_values(&mut new);
+    assert_eq!(new, vec![0.0, 0.0, 0.0]);
+    assert_eq!(Standardizer::from_vec(&s.to_vec()).unwrap(), s);
+    assert_err(Standardizer::from_vec(&[1.0, -1.0]), &["standard deviation -1"]);
     assert_err(Standardizer::from_vec(&[1.0]), &["even"]);
     let mut other = SeriesDataset::new("three", vec![0.0; 3], vec![None], 1, vec![], vec!["a".into(), "b".into(), "c".into()]).unwrap();
     assert_err(Standardizer::fit(&tiny()).unwrap().apply(&mut other), &["2 channels", "'three' has 3"]);

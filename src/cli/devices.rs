@@ -15,7 +15,7 @@ pub struct DevicesArgs {
 }
 
 pub fn devices(a: DevicesArgs) -> Result<()> {
-    let adapters = list_adapters(&a.dev.gpu_options());
+    let adapters = list_adapters(&a.dev.gpu_options())?;
     if adapters.is_empty() {
         bail!("{}", ssvae::Error::NoAdapter { detail: format!(" for --backend {:?}", a.dev.backend).to_lowercase() });
     }

@@ -112,6 +112,8 @@ impl DeviceArgs {
                 );
                 Ok(None)
             }
+            // a wrong setting (WGPU_BACKEND naming no API) is the user's to fix, not a fallback
+            Err(e @ ssvae::Error::Invalid(_)) => Err(e.into()),
             Err(e) => {
                 eprintln!("note: {e}; using the CPU backend");
                 Ok(None)

@@ -43,7 +43,16 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
     };
     let metrics_path = a.run.join(METRICS_FILE);
     let metrics = std::fs::read_to_string(&metrics_path).with_context(|| format!("{}", metrics_path.display()))?;
-    let lines: Vec<serde_json::Value> = metrics.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    for (i, l) in metrics.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(l).ok().filter(|v: &serde_json::Value| v["epoch"].is_u64()).with_context(|| {
+            format!("{} line {}: not an epoch line of `ssvae train` (a JSON object with \"epoch\")", metrics_path.display(), i + 1)
+        })?;
+        lines.push(v);
+    }
+    if lines.is_empty() {
+        anyhow::bail!("{}: no epochs recorded yet (the run has not finished its first epoch); nothing to plot", metrics_path.display());
+    }
     let series = |key: &str| -> (String, Vec<(f64, f64)>) {
         (key.replace('_', " "), lines.iter().filter_map(|l| Some((l["epoch"].as_f64()?, l[key].as_f64()?))).collect())
     };

@@ -201,6 +201,9 @@ fn load_pair(img: &Path, lab: &Path, which: IdxDataset) -> Result<Dataset> {
     if idims[1] == 0 || idims[2] == 0 {
         return Err(io_err(img, format!("bad dimensions {} x {} x {}: empty images", idims[0], idims[1], idims[2])));
     }
+    if idims[0] == 0 {
+        return Err(io_err(img, "holds no images (its count is 0); the file is truncated or not the dataset's".to_string()));
+    }
     if idims[0] != ldims[0] {
         return Err(io_err(
             lab,

@@ -166,10 +166,12 @@ pub struct Standardizer {
 }
 
 impl Standardizer {
-    /// The smallest standard deviation used: a channel that is constant in the training data
-    /// (a disconnected sensor, a fixed speed) would otherwise divide by zero. With the floor it
-    /// maps to exactly 0 and its (tiny) deviations elsewhere stay finite.
-    pub const STD_FLOOR: f32 = 1e-6;
+    /// A channel whose standard deviation is below this fraction of its mean's magnitude (or of
+    /// 1) is constant in the training data (a disconnected sensor, a fixed speed). It carries no
+    /// information, so it is standardised to exactly 0 everywhere (its standard deviation is
+    /// stored as 0): dividing by a tiny floor instead turned any later deviation into scores of
+    /// 1e11 and more.
+    pub const CONSTANT_RELATIVE: f64 = 1e-6;
 
     /// Mean and (population) standard deviation of each channel over all steps of all windows of
     /// `train`. Two passes with f64 accumulation, so a large offset (total acceleration around
@@ -199,8 +201,24 @@ impl Standardizer {
         }
         Ok(Standardizer {
             mean: mean.iter().map(|&m| m as f32).collect(),
-            std: sq.iter().map(|&q| ((q / count as f64).sqrt() as f32).max(Self::STD_FLOOR)).collect(),
+            std: sq
+                .iter()
+                .zip(&mean)
+                .map(|(&q, m)| {
+                    let sd = (q / count as f64).sqrt();
+                    if sd <= Self::CONSTANT_RELATIVE * m.abs().max(1.0) {
+                        0.0
+                    } else {
+                        sd as f32
+                    }
+                })
+                .collect(),
         })
+    }
+
+    /// The channels that were constant in the training data (mapped to 0).
+    pub fn constant_channels(&self) -> Vec<usize> {
+        (0..self.std.len()).filter(|&c| self.std[c] == 0.0).collect()
     }
 
     /// Number of channels this standardizer was fitted on.
@@ -221,7 +239,8 @@ impl Standardizer {
         if self.channels() == 0 {
             return;
         }
-        let inv: Vec<f32> = self.std.iter().map(|s| 1.0 / s).collect();
+        // a constant channel (std 0) maps to 0
+        let inv: Vec<f32> = self.std.iter().map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 }).collect();
         for step in values.chunks_exact_mut(self.channels()) {
             for ((v, m), i) in step.iter_mut().zip(&self.mean).zip(&inv) {
                 *v = (*v - m) * i;
@@ -259,7 +278,7 @@ impl Standardizer {
     }
 
     /// The inverse of [`Standardizer::to_vec`]. Fails on an odd or zero length, a non-finite
-    /// value or a standard deviation that is not positive.
+    /// value or a negative standard deviation (0 marks a constant channel).
     pub fn from_vec(v: &[f32]) -> Result<Self> {
         if v.is_empty() || v.len() % 2 != 0 {
             return Err(Error::Invalid(format!(
@@ -271,8 +290,8 @@ impl Standardizer {
         if let Some(x) = v.iter().find(|x| !x.is_finite()) {
             return Err(Error::Invalid(format!("a stored standardizer holds the non-finite value {x}")));
         }
-        if let Some((c, s)) = std.iter().enumerate().find(|(_, &s)| s <= 0.0) {
-            return Err(Error::Invalid(format!("a stored standardizer has standard deviation {s} for channel {c}; it must be > 0")));
+        if let Some((c, s)) = std.iter().enumerate().find(|(_, &s)| s < 0.0) {
+            return Err(Error::Invalid(format!("a stored standardizer has standard deviation {s} for channel {c}; it must be >= 0")));
         }
         Ok(Standardizer { mean: mean.to_vec(), std: std.to_vec() })
     }

@@ -374,7 +374,18 @@ fn load_csv(a: &SeriesOptions) -> Result<SeriesSplit> {
 pub fn standardize(split: &mut SeriesSplit, stored: Option<&[f32]>) -> Result<Vec<f32>> {
     let s = match stored {
         Some(v) => Standardizer::from_vec(v).map_err(|e| Error::Invalid(format!("config.json: the stored standardizer: {e}")))?,
-        None => Standardizer::fit(&split.train)?,
+        None => {
+            let s = Standardizer::fit(&split.train)?;
+            let constant = s.constant_channels();
+            if !constant.is_empty() {
+                let names: Vec<&str> = constant.iter().map(|&c| split.train.channel_names.get(c).map_or("?", String::as_str)).collect();
+                eprintln!(
+                    "note: channel(s) {} are constant in the training windows: they carry no information and are set to 0",
+                    names.join(", ")
+                );
+            }
+            s
+        }
     };
     s.apply(&mut split.train).map_err(|e| Error::Invalid(format!("standardizing the training windows: {e}")))?;
     s.apply(&mut split.test).map_err(|e| Error::Invalid(format!("standardizing the test windows: {e}")))?;
@@ -442,10 +453,25 @@ fn first_line(path: &Path) -> Result<String> {
 /// Samples from an IDX image file or a CSV (one sample per line) as bytes: values in [0, 1],
 /// or whole numbers 0..255; an optional header line is skipped.
 pub fn read_samples(path: &Path, dim: usize) -> Result<Vec<u8>> {
+    read_images(path, dim, None)
+}
+
+/// As [`read_samples`]; an IDX file's images must also be `shape` (height, width, channels:
+/// `h x w` for one channel), not merely hold as many values.
+pub fn read_images(path: &Path, dim: usize, shape: Option<[usize; 3]>) -> Result<Vec<u8>> {
     if let Ok((dims, bytes)) = data::read_idx(path) {
         let per: usize = dims[1..].iter().product();
         if per != dim {
             invalid!("{}: samples have {per} values ({:?}), the model expects {dim}", path.display(), &dims[1..]);
+        }
+        if let Some([h, w, c]) = shape {
+            let fits = dims[1..] == [h, w, c] || (c == 1 && dims[1..] == [h, w]) || dims.len() == 2;
+            if !fits {
+                invalid!("{}: images of {:?}, the model was trained on {h}x{w} with {c} channel(s)", path.display(), &dims[1..]);
+            }
+        }
+        if dims[0] == 0 {
+            invalid!("{}: the file holds no samples", path.display());
         }
         return Ok(bytes);
     }

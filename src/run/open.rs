@@ -15,7 +15,7 @@ use crate::graph::exec::ParamStore;
 use crate::model::{build, Family, ModelSpec};
 use crate::train::{EvalReport, Evaluator, TrainData};
 
-use super::data::{read_samples, read_series_input, DatasetName, Loaded};
+use super::data::{read_images, read_series_input, DatasetName, Loaded};
 use super::spec::RunConfig;
 
 /// A saved run: its configuration and its weights on one backend.
@@ -102,7 +102,7 @@ impl<B: Backend> Run<B> {
                 let on_csv = c.spec.data.dataset == DatasetName::Csv;
                 Ok(Input::Series(read_series_input(path, &c.spec.data.series, on_csv, shape, c.standardizer.as_deref())?))
             }
-            None => Ok(Input::Pixels(read_samples(path, spec.input_dim)?)),
+            None => Ok(Input::Pixels(read_images(path, spec.input_dim, self.config.image_shape.or(spec.input_shape))?)),
         }
     }
 

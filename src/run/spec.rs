@@ -338,6 +338,10 @@ pub struct RunConfig {
     pub steps_done: u64,
     /// Per-channel means then standard deviations of the training windows (series runs).
     pub standardizer: Option<Vec<f32>>,
+    /// Image runs: the training images' height, width and channels (what new samples to
+    /// score must have; a dense model alone knows only their product).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_shape: Option<[usize; 3]>,
     /// Anomaly feedback (false positives / negatives as extra classes), see [`super::feedback`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<FeedbackRecord>,
@@ -400,6 +404,7 @@ impl ConfigV1 {
             epochs_done: self.epochs_done,
             steps_done: self.steps_done,
             standardizer: self.standardizer,
+            image_shape: None, // legacy runs: the CNN's input shape still applies
             feedback: self.feedback,
         })
     }

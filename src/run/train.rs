@@ -60,6 +60,10 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
         epochs_done: 0,
         steps_done: 0,
         standardizer,
+        image_shape: match &*split {
+            Loaded::Images(s) => Some([s.train.height, s.train.width, s.train.channels]),
+            Loaded::Series(_) => None,
+        },
         feedback: None,
     };
     execute(be, Prepared { run, split, labeled, out, resume_from: None, epochs: spec.epochs }, obs)

@@ -79,17 +79,27 @@ fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
 
-fn backends(opt: &Option<String>) -> wgpu::Backends {
-    match opt {
-        Some(list) => wgpu::Backends::from_comma_list(list),
-        None => wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+/// The APIs to look at: `opt`, else `WGPU_BACKEND`, else all. A list that names no API (a typo
+/// such as `WGPU_BACKEND=banana`) is an error, not an empty search that ends on the CPU.
+fn backends(opt: &Option<String>) -> Result<wgpu::Backends> {
+    let (list, from) = match opt {
+        Some(list) => (list.clone(), "--backend"),
+        None => match std::env::var("WGPU_BACKEND") {
+            Ok(v) if !v.trim().is_empty() => (v, "WGPU_BACKEND"),
+            _ => return Ok(wgpu::Backends::all()),
+        },
+    };
+    let b = wgpu::Backends::from_comma_list(&list);
+    if b.is_empty() {
+        return Err(Error::Invalid(format!("{from} '{list}' names no GPU API; use vulkan, metal, dx12 or gl (comma separated)")));
     }
+    Ok(b)
 }
 
 /// All adapters visible with these options (for `ssvae devices`).
-pub fn list_adapters(opts: &GpuOptions) -> Vec<AdapterReport> {
+pub fn list_adapters(opts: &GpuOptions) -> Result<Vec<AdapterReport>> {
     let inst = instance();
-    pollster::block_on(inst.enumerate_adapters(backends(&opts.backends))).iter().map(report).collect()
+    Ok(pollster::block_on(inst.enumerate_adapters(backends(&opts.backends)?)).iter().map(report).collect())
 }
 
 fn rank(t: wgpu::DeviceType) -> u8 {
@@ -197,7 +207,7 @@ impl GpuBackend {
     /// Opens the adapter chosen by `opts` and the environment.
     pub fn new(opts: &GpuOptions) -> Result<Self> {
         let inst = instance();
-        let want = backends(&opts.backends);
+        let want = backends(&opts.backends)?;
         let adapters = pollster::block_on(inst.enumerate_adapters(want));
         let seen: Vec<String> = adapters.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
         let name = opts.adapter_name.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok()).filter(|s| !s.is_empty());
