@@ -71,10 +71,16 @@ pub(super) fn io_err(path: &Path, msg: impl Into<String>) -> Error {
 /// The file's bytes, gunzipped when they start with the gzip magic.
 pub(super) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| io_err(path, format!("cannot read: {e}")))?;
+    gunzip_if_gz(path, raw)
+}
+
+/// `raw`, gunzipped when it starts with the gzip magic (`path` names it in errors).
+fn gunzip_if_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        // The gzip trailer holds the uncompressed size mod 2^32: a good capacity hint.
+        // The gzip trailer holds the uncompressed size mod 2^32: a capacity hint, bounded so a
+        // forged trailer cannot reserve gigabytes (IDX pixels compress by ~5x, not 1000x).
         let hint = if raw.len() >= 4 { u32::from_le_bytes(raw[raw.len() - 4..].try_into().unwrap()) as usize } else { 0 };
-        let mut out = Vec::with_capacity(hint.min(1 << 31));
+        let mut out = Vec::with_capacity(hint.min(raw.len().saturating_mul(64)));
         flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
             .map_err(|e| io_err(path, format!("gzip data is corrupt or truncated: {e}")))?;
@@ -82,6 +88,11 @@ pub(super) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     } else {
         Ok(raw)
     }
+}
+
+/// [`read_idx`] for bytes already in memory (raw or gzipped; `path` names them in errors).
+pub fn read_idx_bytes(path: &Path, raw: Vec<u8>) -> Result<(Vec<usize>, Vec<u8>)> {
+    parse_idx(path, gunzip_if_gz(path, raw)?)
 }
 
 fn be_u32(b: &[u8], at: usize) -> u32 {

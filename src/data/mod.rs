@@ -57,7 +57,7 @@ use std::path::PathBuf;
 pub use batcher::{Batch, BatchMode, Batcher};
 pub use csv_series::{load_csv_series, CsvLayout, CsvReport, CsvSeriesOptions, FlatOrder, MAX_CLASSES};
 pub use har::{load_har, HAR_CHANNELS, HAR_CLASSES, HAR_DEFAULT_CHANNELS, HAR_STEPS};
-pub use idx::{load_idx_dataset, read_idx, IdxDataset, IDX_FILES};
+pub use idx::{load_idx_dataset, read_idx, read_idx_bytes, IdxDataset, IDX_FILES};
 pub use sensor_synth::{sensor_synth, sensor_synth_with, SensorSynthConfig, SENSOR_CLASSES};
 pub use series::{SeriesDataset, SeriesSplit, Standardizer};
 pub use sprites::{render_sprite, sprites, SpriteDataset, SPRITE_FACTORS, SPRITE_SIZE};

@@ -419,7 +419,7 @@ impl RunConfig {
 
     /// Parses config.json's bytes (`path` names them in errors): version 2, or the layout
     /// before it (no `version`).
-    pub(crate) fn from_json(path: &Path, bytes: &[u8]) -> Result<RunConfig> {
+    pub fn from_json(path: &Path, bytes: &[u8]) -> Result<RunConfig> {
         let bad = |e: serde_json::Error| Error::Io { path: path.to_path_buf(), msg: format!("invalid run configuration: {e}") };
         let v: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
         match v.get("version").and_then(|x| x.as_u64()) {
