@@ -139,3 +139,46 @@ fn refused_commands_leave_the_run_folder_as_it_was() {
     fails_with(&ssvae(&["train", "--resume", r, "--lr", "-1", "--backend", "cpu", "--quiet"]), "--lr must be a positive finite number");
     assert!(snapshot(&run) == before, "a refused command changed the run folder");
 }
+
+#[test]
+fn constant_and_extreme_series_channels_are_reported() {
+    // channel a: normal readings and one 1e30 cell; channel b: constant
+    let csv = tmp("channels.csv");
+    let mut text = String::from("a,b,label\n");
+    for i in 0..400 {
+        let a = if i == 123 { 1e30 } else { ((i * 37 % 101) as f64 - 50.0) / 25.0 };
+        text += &format!("{a},7.5,{}\n", if (i / 20) % 2 == 0 { "x" } else { "y" });
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = tmp("channels-run");
+    let o = ssvae(&[
+        "train",
+        "--model",
+        "ss-rnn",
+        "--dataset",
+        "csv",
+        "--train-csv",
+        csv.to_str().unwrap(),
+        "--csv-layout",
+        "long",
+        "--window",
+        "20",
+        "--label-column",
+        "label",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--labels",
+        "4",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("channel a:") && err.contains("a few extreme values set its scale"), "{err}");
+    assert!(err.contains("channel(s) b are constant"), "{err}");
+}

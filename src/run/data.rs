@@ -387,9 +387,41 @@ pub fn standardize(split: &mut SeriesSplit, stored: Option<&[f32]>) -> Result<Ve
             s
         }
     };
+    if stored.is_none() {
+        warn_extremes(&split.train, &s);
+    }
     s.apply(&mut split.train).map_err(|e| Error::Invalid(format!("standardizing the training windows: {e}")))?;
     s.apply(&mut split.test).map_err(|e| Error::Invalid(format!("standardizing the test windows: {e}")))?;
     Ok(s.to_vec())
+}
+
+/// A channel whose standard deviation is this many times its robust scale (1.4826 x the median
+/// absolute deviation, which equals the standard deviation for normal data) has its scale set
+/// by a few extreme values: one 1e30 cell among normal readings squeezes every other value to ~0.
+const EXTREME_RATIO: f32 = 1000.0;
+
+/// A note for every channel of `train` (raw values) whose standard deviation in `s` a few
+/// extreme values set.
+fn warn_extremes(train: &SeriesDataset, s: &Standardizer) {
+    let c = train.channels;
+    for ch in 0..c {
+        let mut v: Vec<f32> = train.values.iter().skip(ch).step_by(c.max(1)).copied().collect();
+        if v.len() < 8 {
+            continue;
+        }
+        let mid = v.len() / 2;
+        let median = *v.select_nth_unstable_by(mid, f32::total_cmp).1;
+        let mut dev: Vec<f32> = v.iter().map(|x| (x - median).abs()).collect();
+        let mad = *dev.select_nth_unstable_by(mid, f32::total_cmp).1;
+        let std = s.std.get(ch).copied().unwrap_or(0.0);
+        if mad > 0.0 && std > EXTREME_RATIO * 1.4826 * mad {
+            let far = v.iter().fold(0f32, |m, x| m.max((x - median).abs()));
+            let name = train.channel_names.get(ch).map_or("?", String::as_str);
+            eprintln!(
+                "note: channel {name}: its standard deviation ({std:.3e}) is over {EXTREME_RATIO:.0}x the spread of most of its values (median {median:.3e}, a value {far:.3e} away): a few extreme values set its scale and flatten the rest; check the data for a unit or sentinel error"
+            );
+        }
+    }
 }
 
 /// Windows to score from a CSV: read with the run's CSV options when it was trained on a CSV
