@@ -181,4 +181,36 @@ fn constant_and_extreme_series_channels_are_reported() {
     let err = stderr(&o);
     assert!(err.contains("channel a:") && err.contains("a few extreme values set its scale"), "{err}");
     assert!(err.contains("channel(s) b are constant"), "{err}");
+    // robust scaling: the extreme value no longer sets the scale, so no note about it
+    let out = tmp("channels-robust");
+    let o = ssvae(&[
+        "train",
+        "--model",
+        "ss-rnn",
+        "--dataset",
+        "csv",
+        "--train-csv",
+        csv.to_str().unwrap(),
+        "--csv-layout",
+        "long",
+        "--window",
+        "20",
+        "--label-column",
+        "label",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--labels",
+        "4",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--scaling",
+        "robust",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("a few extreme values"), "{}", stderr(&o));
 }

@@ -575,3 +575,18 @@ fn sensor_synth_classes_are_separable_by_spectra() {
     notice(&format!("sensor-synth: nearest-centroid accuracy on |FFT| features {acc:.3} (chance 0.2)"));
     assert!(acc > 0.6, "nearest-centroid accuracy {acc} is not far above chance (0.2)");
 }
+
+/// Robust scaling: one extreme value among normal readings does not set the channel's scale
+/// (with plain standardisation it squeezes the others to ~0).
+#[test]
+fn robust_scaling_ignores_a_single_extreme_value() {
+    let mut values: Vec<f32> = (0..200).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+    values[123] = 1e30;
+    let ds = SeriesDataset::new("x", values, vec![None; 10], 20, vec![], vec!["a".into()]).unwrap();
+    let (plain, robust) = (Standardizer::fit(&ds).unwrap(), Standardizer::fit_robust(&ds).unwrap());
+    assert!(plain.std[0] > 1e27, "one 1e30 value sets the plain scale: {}", plain.std[0]);
+    assert!(robust.std[0] > 0.5 && robust.std[0] < 2.0, "the robust scale follows the other values: {}", robust.std[0]);
+    let mut v = vec![1.0f32, -1.0];
+    robust.apply_values(&mut v);
+    assert!(v[0] - v[1] > 0.5, "normal readings keep their spread: {v:?}");
+}

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, LossNorm, MODELS};
-use ssvae::run::{self, DatasetName, ResumeChanges, RunSpec, SeriesLayout, SeriesOptions, SeriesOrder};
+use ssvae::run::{self, DatasetName, ResumeChanges, RunSpec, SeriesLayout, SeriesOptions, SeriesOrder, SeriesScaling};
 use ssvae::train::LabelSpec;
 
 use super::{on_backend, DeviceArgs, Progress};
@@ -69,6 +69,15 @@ pub enum CsvOrderArg {
     ChannelMajor,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScalingArg {
+    /// Mean and standard deviation of the training windows.
+    Standard,
+    /// Median and 1.4826 x median absolute deviation: a few extreme values do not set the scale;
+    /// standardised values are clipped to +-50.
+    Robust,
+}
+
 /// How a time-series dataset is read (recorded in config.json, so eval and score read data the
 /// same way).
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -122,6 +131,9 @@ pub struct SeriesArgs {
     /// csv: the file has no header line (columns are then given by number).
     #[arg(long)]
     pub no_header: bool,
+    /// How channels are standardised, with statistics of the training windows [default: standard].
+    #[arg(long, value_enum)]
+    pub scaling: Option<ScalingArg>,
 }
 
 impl SeriesArgs {
@@ -148,6 +160,10 @@ impl SeriesArgs {
             columns: self.columns.clone(),
             delimiter: self.delimiter,
             no_header: self.no_header,
+            scaling: self.scaling.map(|x| match x {
+                ScalingArg::Standard => SeriesScaling::Standard,
+                ScalingArg::Robust => SeriesScaling::Robust,
+            }),
         }
     }
 }

@@ -216,6 +216,28 @@ impl Standardizer {
         })
     }
 
+    /// As [`Standardizer::fit`] with robust statistics: each channel's median, and 1.4826 x its
+    /// median absolute deviation (the standard deviation for normal data) as the scale, so a
+    /// few extreme values (a sentinel 1e30, a glitch) do not set the scale of every other
+    /// value. A channel whose deviation is 0 for most values falls back to its standard
+    /// deviation (a mostly-idle sensor is not constant).
+    pub fn fit_robust(train: &SeriesDataset) -> Result<Self> {
+        let plain = Self::fit(train)?;
+        let c = train.channels;
+        let mut mean = Vec::with_capacity(c);
+        let mut std = Vec::with_capacity(c);
+        for ch in 0..c {
+            let mut v: Vec<f32> = train.values.iter().skip(ch).step_by(c).copied().collect();
+            let mid = v.len() / 2;
+            let median = *v.select_nth_unstable_by(mid, f32::total_cmp).1;
+            let mut dev: Vec<f32> = v.iter().map(|x| (x - median).abs()).collect();
+            let mad = *dev.select_nth_unstable_by(mid, f32::total_cmp).1;
+            mean.push(median);
+            std.push(if mad > 0.0 && mad.is_finite() { 1.4826 * mad } else { plain.std[ch] });
+        }
+        Ok(Standardizer { mean, std })
+    }
+
     /// The channels that were constant in the training data (mapped to 0).
     pub fn constant_channels(&self) -> Vec<usize> {
         (0..self.std.len()).filter(|&c| self.std[c] == 0.0).collect()

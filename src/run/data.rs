@@ -96,6 +96,17 @@ pub enum SeriesLayout {
     Flat,
 }
 
+/// How series channels are standardised (statistics of the training windows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeriesScaling {
+    /// Mean and standard deviation.
+    Standard,
+    /// Median and 1.4826 x median absolute deviation: a few extreme values do not set the scale;
+    /// standardised values are clipped to +-[`ROBUST_CLIP`].
+    Robust,
+}
+
 /// How the columns of a flat window are ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -125,6 +136,8 @@ pub struct SeriesOptions {
     pub columns: Option<Vec<String>>,
     pub delimiter: Option<char>,
     pub no_header: bool,
+    /// How channels are standardised (default: standard).
+    pub scaling: Option<SeriesScaling>,
 }
 
 /// Where a run's samples come from and which of them it trains and is evaluated on.
@@ -370,12 +383,15 @@ fn load_csv(a: &SeriesOptions) -> Result<SeriesSplit> {
 }
 
 /// Standardises both splits with `stored` (a resumed or evaluated run) or statistics fitted on
-/// the training windows; returns what was applied, for config.json.
-pub fn standardize(split: &mut SeriesSplit, stored: Option<&[f32]>) -> Result<Vec<f32>> {
+/// the training windows (`scaling`); returns what was applied, for config.json.
+pub fn standardize(split: &mut SeriesSplit, stored: Option<&[f32]>, scaling: Option<SeriesScaling>) -> Result<Vec<f32>> {
     let s = match stored {
         Some(v) => Standardizer::from_vec(v).map_err(|e| Error::Invalid(format!("config.json: the stored standardizer: {e}")))?,
         None => {
-            let s = Standardizer::fit(&split.train)?;
+            let s = match scaling.unwrap_or(SeriesScaling::Standard) {
+                SeriesScaling::Standard => Standardizer::fit(&split.train)?,
+                SeriesScaling::Robust => Standardizer::fit_robust(&split.train)?,
+            };
             let constant = s.constant_channels();
             if !constant.is_empty() {
                 let names: Vec<&str> = constant.iter().map(|&c| split.train.channel_names.get(c).map_or("?", String::as_str)).collect();
@@ -390,9 +406,23 @@ pub fn standardize(split: &mut SeriesSplit, stored: Option<&[f32]>) -> Result<Ve
     if stored.is_none() {
         warn_extremes(&split.train, &s);
     }
-    s.apply(&mut split.train).map_err(|e| Error::Invalid(format!("standardizing the training windows: {e}")))?;
-    s.apply(&mut split.test).map_err(|e| Error::Invalid(format!("standardizing the test windows: {e}")))?;
+    apply_scaling(&s, &mut split.train, scaling).map_err(|e| Error::Invalid(format!("standardizing the training windows: {e}")))?;
+    apply_scaling(&s, &mut split.test, scaling).map_err(|e| Error::Invalid(format!("standardizing the test windows: {e}")))?;
     Ok(s.to_vec())
+}
+
+/// Robust scaling clips standardised values to this many robust deviations: the extreme values
+/// it leaves out of the scale would otherwise reach the network as they are (a 1e30 sentinel
+/// made training diverge at once).
+pub const ROBUST_CLIP: f32 = 50.0;
+
+/// Standardises `ds` with `s`; robust scaling also clips to [`ROBUST_CLIP`].
+fn apply_scaling(s: &Standardizer, ds: &mut SeriesDataset, scaling: Option<SeriesScaling>) -> Result<()> {
+    s.apply(ds)?;
+    if scaling == Some(SeriesScaling::Robust) {
+        ds.values.iter_mut().for_each(|v| *v = v.clamp(-ROBUST_CLIP, ROBUST_CLIP));
+    }
+    Ok(())
 }
 
 /// A channel whose standard deviation is this many times its robust scale (1.4826 x the median
@@ -418,7 +448,7 @@ fn warn_extremes(train: &SeriesDataset, s: &Standardizer) {
             let far = v.iter().fold(0f32, |m, x| m.max((x - median).abs()));
             let name = train.channel_names.get(ch).map_or("?", String::as_str);
             eprintln!(
-                "note: channel {name}: its standard deviation ({std:.3e}) is over {EXTREME_RATIO:.0}x the spread of most of its values (median {median:.3e}, a value {far:.3e} away): a few extreme values set its scale and flatten the rest; check the data for a unit or sentinel error"
+                "note: channel {name}: its standard deviation ({std:.3e}) is over {EXTREME_RATIO:.0}x the spread of most of its values (median {median:.3e}, a value {far:.3e} away): a few extreme values set its scale and flatten the rest; check the data for a unit or sentinel error, or use --scaling robust"
             );
         }
     }
@@ -462,7 +492,7 @@ pub fn read_series_input(
         );
     }
     if let Some(v) = stored {
-        Standardizer::from_vec(v)?.apply(&mut ds)?;
+        apply_scaling(&Standardizer::from_vec(v)?, &mut ds, series.scaling)?;
     }
     Ok(ds)
 }

@@ -22,7 +22,7 @@ mod spec;
 mod summary;
 mod train;
 
-pub use data::{DataSpec, DatasetName, Loaded, SeriesLayout, SeriesOptions, SeriesOrder};
+pub use data::{DataSpec, DatasetName, Loaded, SeriesLayout, SeriesOptions, SeriesOrder, SeriesScaling};
 pub use feedback::FeedbackRecord;
 pub use feedback_round::{apply_feedback, FeedbackRequest};
 pub use open::{Input, Run};

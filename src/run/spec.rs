@@ -438,7 +438,7 @@ impl RunConfig {
         let d = &self.spec.data;
         let mut l = d.load_named(dataset.unwrap_or(d.dataset), data_dir.or(d.data_dir.as_deref()))?;
         if let Loaded::Series(s) = &mut l {
-            super::data::standardize(s, self.standardizer.as_deref())?;
+            super::data::standardize(s, self.standardizer.as_deref(), self.spec.data.series.scaling)?;
         }
         Ok(l)
     }

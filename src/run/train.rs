@@ -171,8 +171,8 @@ fn prepare_split(split: &mut Loaded, spec: &RunSpec, stored: Option<&[f32]>) -> 
         if let Some(k) = anomaly_class {
             fit_on.train = s.train.subset(&(0..s.train.n).filter(|&i| s.train.labels[i] != Some(k as u8)).collect::<Vec<_>>());
         }
-        let v = standardize(&mut fit_on, stored)?;
-        standardize(s, Some(&v))?;
+        let v = standardize(&mut fit_on, stored, spec.data.series.scaling)?;
+        standardize(s, Some(&v), spec.data.series.scaling)?;
         standardizer = Some(v);
     }
     Ok(standardizer)
