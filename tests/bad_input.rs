@@ -150,67 +150,20 @@ fn constant_and_extreme_series_channels_are_reported() {
         text += &format!("{a},7.5,{}\n", if (i / 20) % 2 == 0 { "x" } else { "y" });
     }
     std::fs::write(&csv, text).unwrap();
-    let out = tmp("channels-run");
-    let o = ssvae(&[
-        "train",
-        "--model",
-        "ss-rnn",
-        "--dataset",
-        "csv",
-        "--train-csv",
-        csv.to_str().unwrap(),
-        "--csv-layout",
-        "long",
-        "--window",
-        "20",
-        "--label-column",
-        "label",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--labels",
-        "4",
-        "--backend",
-        "cpu",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let err = stderr(&o);
+    let train = |name: &str, extra: &[&str]| {
+        let out = tmp(name);
+        let mut args = vec!["train", "--model", "ss-rnn", "--dataset", "csv", "--train-csv", csv.to_str().unwrap()];
+        args.extend(["--csv-layout", "long", "--window", "20", "--label-column", "label", "--epochs", "1", "--batch-size", "8"]);
+        args.extend(["--labels", "4", "--backend", "cpu", "--quiet", "--out", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let o = ssvae(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    let err = stderr(&train("channels-run", &[]));
     assert!(err.contains("channel a:") && err.contains("a few extreme values set its scale"), "{err}");
     assert!(err.contains("channel(s) b are constant"), "{err}");
     // robust scaling: the extreme value no longer sets the scale, so no note about it
-    let out = tmp("channels-robust");
-    let o = ssvae(&[
-        "train",
-        "--model",
-        "ss-rnn",
-        "--dataset",
-        "csv",
-        "--train-csv",
-        csv.to_str().unwrap(),
-        "--csv-layout",
-        "long",
-        "--window",
-        "20",
-        "--label-column",
-        "label",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--labels",
-        "4",
-        "--backend",
-        "cpu",
-        "--quiet",
-        "--scaling",
-        "robust",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = train("channels-robust", &["--scaling", "robust"]);
     assert!(!stderr(&o).contains("a few extreme values"), "{}", stderr(&o));
 }
