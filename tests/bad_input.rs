@@ -100,6 +100,7 @@ fn plot_refuses_a_metrics_log_without_epochs() {
     fails_with(&ssvae(&["plot", "--run", run.to_str().unwrap(), "--backend", "cpu"]), "metrics.jsonl line 2: not an epoch line");
     std::fs::write(&metrics, "").unwrap();
     fails_with(&ssvae(&["plot", "--run", run.to_str().unwrap(), "--backend", "cpu"]), "no epochs recorded yet");
+    fails_with(&ssvae(&["plot", "--run", run.to_str().unwrap(), "--points", "0", "--backend", "cpu"]), "--points must be at least 1");
 }
 
 #[test]

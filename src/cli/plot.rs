@@ -32,6 +32,9 @@ pub fn plot(a: PlotArgs) -> Result<()> {
 /// Training curves from metrics.jsonl, the ROC curve of an anomaly run, and the latent
 /// scatter of test data coloured by class.
 fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
+    if a.points == 0 {
+        anyhow::bail!("--points must be at least 1");
+    }
     let run = Run::open(be, &a.run)?;
     let spec = run.model();
     let mut written = Vec::new();
