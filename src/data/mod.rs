@@ -9,6 +9,9 @@
 //! - [`synthetic`] renders a seeded, MNIST-like 10-class glyph dataset in-process (no download);
 //!   [`render_glyph`] draws one glyph from explicit style factors. [`sprites`] renders 64x64
 //!   images with known independent factors (shape, scale, rotation, x, y) for the betaVAE score.
+//! - [`load_image_folder`] reads users' folders of PNG, JPEG, BMP or TIFF files into an
+//!   [`ImageSet`]: one sub-folder per class (torchvision / Hugging Face layout), an `unlabeled/`
+//!   folder, or a `labels.csv`; [`read_image_file`] decodes one file the same way.
 //! - Time series ([`SeriesDataset`]: f32 windows x steps x channels, labels optional per
 //!   window): [`load_har`] reads UCI-HAR's own folder layout (`.txt` or `.txt.gz`),
 //!   [`load_csv_series`] users' CSV files (a row per window, or a row per time step cut into
@@ -46,6 +49,7 @@ mod batcher;
 mod csv_series;
 mod har;
 mod idx;
+mod image_folder;
 mod sensor_synth;
 mod series;
 pub mod sprites;
@@ -58,6 +62,7 @@ pub use batcher::{Batch, BatchMode, Batcher};
 pub use csv_series::{load_csv_series, CsvLayout, CsvReport, CsvSeriesOptions, FlatOrder, MAX_CLASSES};
 pub use har::{load_har, HAR_CHANNELS, HAR_CLASSES, HAR_DEFAULT_CHANNELS, HAR_STEPS};
 pub use idx::{load_idx_dataset, read_idx, read_idx_bytes, IdxDataset, IDX_FILES};
+pub use image_folder::{is_image_file, load_image_folder, read_image_file, write_png, ImageFolderOptions, ImageSet};
 pub use sensor_synth::{sensor_synth, sensor_synth_with, SensorSynthConfig, SENSOR_CLASSES};
 pub use series::{SeriesDataset, SeriesSplit, Standardizer};
 pub use sprites::{render_sprite, sprites, SpriteDataset, SPRITE_FACTORS, SPRITE_SIZE};
