@@ -18,7 +18,8 @@
 //!   (for disentanglement metrics).
 //! - Tables of features for the dense models ([`Table`]: one row per sample, optional labels and
 //!   row ids): [`load_table`] reads CSV / TSV / whitespace-separated text (gzipped or not) and
-//!   NumPy `.npy` arrays; [`is_table_file`] tells such paths by their extension.
+//!   NumPy `.npy` arrays, and Parquet files with the default `parquet` feature; [`is_table_file`]
+//!   tells such paths by their extension.
 //! - [`label_subset`] picks a class-balanced, seeded set of labeled samples (the "100 labels" of
 //!   the paper); [`label_fraction`] a stratified fraction of the training set.
 //!

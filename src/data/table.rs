@@ -18,6 +18,9 @@
 //!   of strings `<U*` / `|S*`, empty = unlabeled), or from a column of the array
 //!   ([`TableOptions::label_column`] `"#K"`), which is then not a feature. `.npz` is refused with
 //!   a hint.
+//! - Parquet (with the default `parquet` cargo feature; the `parquet` crate's record API, no
+//!   arrow; snappy, gzip, zstd and lz4 pages): flat columns, features numeric (booleans read as
+//!   0/1), the label column strings or numbers with null = unlabeled. Rows are numbered from 1.
 //!
 //! Columns are chosen by header name or by 0-based number written `#K`. Labels: an empty cell,
 //! `-1` and [`TableOptions::unlabeled_value`] mean unlabeled. When every other label spells a
@@ -139,7 +142,7 @@ fn extension(path: &Path) -> (String, bool) {
 /// .gz, .npy, .npz not supported -> error, .parquet if built).
 pub fn is_table_file(path: &Path) -> bool {
     let (ext, gz) = extension(path);
-    TEXT_EXTENSIONS.contains(&ext.as_str()) || (!gz && (ext == "npy" || ext == "npz"))
+    TEXT_EXTENSIONS.contains(&ext.as_str()) || (!gz && (ext == "npy" || ext == "npz" || (cfg!(feature = "parquet") && ext == "parquet")))
 }
 
 /// Reads a table of features; see the module documentation for the formats, the column and
@@ -155,8 +158,11 @@ pub fn load_table(path: &Path, opts: &TableOptions) -> Result<Table> {
         return Err(fail(format!("a zip archive, not a table. {}", npz_hint())));
     }
     if bytes.starts_with(b"PAR1") || ext == "parquet" {
+        #[cfg(feature = "parquet")]
+        return load_parquet_table(path, opts);
+        #[cfg(not(feature = "parquet"))]
         return Err(fail(
-            "Parquet files are not supported; convert it, e.g. pandas.read_parquet(path).to_csv('features.csv', index=False)".into(),
+            "this build reads no Parquet files (built without the 'parquet' feature); convert it, e.g. pandas.read_parquet(path).to_csv('features.csv', index=False)".into(),
         ));
     }
     if bytes.starts_with(NPY_MAGIC) {
@@ -554,6 +560,105 @@ fn note_duplicate_ids(ids: &[String], column: Option<&str>, notes: &mut Vec<Stri
     if dups > 0 {
         notes.push(format!("{dups} row(s) repeat an id of column '{column}'"));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parquet
+
+/// A Parquet file (flat columns): numeric (and boolean, as 0/1) feature columns; the label
+/// column may hold strings or numbers, null = unlabeled. Read with the `parquet` crate's record
+/// API (no arrow).
+#[cfg(feature = "parquet")]
+fn load_parquet_table(path: &Path, opts: &TableOptions) -> Result<Table> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+
+    let fail = |msg: String| Error::Invalid(format!("{}: {msg}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let reader =
+        SerializedFileReader::new(file).map_err(|e| fail(format!("not a readable Parquet file (a gzipped one is not read): {e}")))?;
+    let schema = reader.metadata().file_metadata().schema_descr().root_schema();
+    let names: Vec<String> = schema.get_fields().iter().map(|f| f.name().to_string()).collect();
+    if names.is_empty() {
+        return Err(fail("no columns".into()));
+    }
+    let mut notes = Vec::new();
+    let chosen = choose_columns(&names, true, opts, &mut notes).map_err(fail)?;
+    for &c in chosen.features.iter().chain(&chosen.label).chain(&chosen.id) {
+        if schema.get_fields()[c].is_group() {
+            return Err(fail(format!("column '{}' is nested (a list, map or struct); only flat columns are read", names[c])));
+        }
+    }
+    fn number(f: &Field) -> Option<f64> {
+        Some(match *f {
+            Field::Bool(b) => b as u8 as f64,
+            Field::Byte(v) => v as f64,
+            Field::Short(v) => v as f64,
+            Field::Int(v) => v as f64,
+            Field::Long(v) => v as f64,
+            Field::UByte(v) => v as f64,
+            Field::UShort(v) => v as f64,
+            Field::UInt(v) => v as f64,
+            Field::ULong(v) => v as f64,
+            Field::Float16(v) => v.to_f64(),
+            Field::Float(v) => v as f64,
+            Field::Double(v) => v,
+            _ => return None,
+        })
+    }
+    fn text(f: &Field) -> Option<String> {
+        match f {
+            Field::Null => None,
+            Field::Str(s) => Some(s.trim().to_string()),
+            Field::Bytes(b) => Some(String::from_utf8_lossy(b.data()).trim().to_string()),
+            Field::Byte(_) | Field::Short(_) | Field::Int(_) | Field::Long(_) => Some(number(f).map(|v| v as i64)?.to_string()),
+            Field::UByte(_) | Field::UShort(_) | Field::UInt(_) => Some(number(f).map(|v| v as u64)?.to_string()),
+            Field::ULong(v) => Some(v.to_string()),
+            Field::Float16(_) | Field::Float(_) | Field::Double(_) => number(f).filter(|v| !v.is_nan()).map(number_text),
+            other => Some(other.to_string()),
+        }
+    }
+    let rows = reader.get_row_iter(None).map_err(|e| fail(format!("cannot read the rows: {e}")))?;
+    let mut values = Vec::new();
+    let mut ids = Vec::new();
+    let mut labels = LabelCollector::new(opts);
+    for (i, row) in rows.enumerate() {
+        let row = row.map_err(|e| fail(format!("row {}: cannot read it: {e}", i + 1)))?;
+        let cells: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
+        for &c in &chosen.features {
+            let bad = match cells[c] {
+                Field::Null => "a missing value (null): fill or drop missing values".to_string(),
+                f => match number(f) {
+                    Some(v) if v.is_nan() => "NaN is not allowed: fill or drop missing values".to_string(),
+                    Some(v) if v.is_infinite() => "an infinite value is not allowed".to_string(),
+                    Some(v) if v.abs() > f32::MAX as f64 => format!("{v} is beyond f32's range"),
+                    Some(v) => {
+                        values.push(v as f32);
+                        continue;
+                    }
+                    None => format!(
+                        "'{}' is not a number; every feature column must be numeric: choose the feature columns with --columns (and the label with --label-column)",
+                        f.to_string().chars().take(40).collect::<String>()
+                    ),
+                },
+            };
+            return Err(fail(format!("row {}, column '{}': {bad}", i + 1, names[c])));
+        }
+        labels.push(chosen.label.and_then(|c| text(cells[c])).as_deref(), || format!("row {}", i + 1));
+        ids.push(match chosen.id {
+            Some(c) => text(cells[c]).unwrap_or_default(),
+            None => format!("row {}", i + 1),
+        });
+    }
+    if ids.is_empty() {
+        return Err(fail("no rows".into()));
+    }
+    if opts.labels_path.is_some() {
+        labels = labels_from_file(opts, ids.len())?;
+    }
+    let (class_names, labels) = labels.resolve(opts, &mut notes).map_err(fail)?;
+    note_duplicate_ids(&ids, chosen.id.map(|c| names[c].as_str()), &mut notes);
+    Ok(Table { values, labels, ids, feature_names: chosen.features.iter().map(|&c| names[c].clone()).collect(), class_names, notes })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1261,5 +1366,68 @@ mod tests {
         assert_err(load_table(&p, &no_opts()), &["structured array"]);
         let p = d.write("fake.npy", "a,b\n1,2\n");
         assert_err(load_table(&p, &no_opts()), &["fake.npy", "not an NPY file"]);
+    }
+
+    #[cfg(feature = "parquet")]
+    #[test]
+    fn parquet_numeric_columns_and_a_string_label_with_nulls() {
+        use parquet::basic::Compression;
+        use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type};
+        use parquet::file::properties::WriterProperties;
+        use parquet::file::writer::SerializedFileWriter;
+        use parquet::schema::parser::parse_message_type;
+        use std::sync::Arc;
+
+        let d = Dir::new("parquet");
+        let write = |name: &str, a: &[f64], labels: &[Option<&str>], b_null_at: Option<usize>| {
+            let p = d.0.join(name);
+            let schema = Arc::new(
+                parse_message_type("message t { required double a; optional float b; required int32 id; optional binary label (UTF8); }")
+                    .unwrap(),
+            );
+            let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
+            let mut w = SerializedFileWriter::new(std::fs::File::create(&p).unwrap(), schema, props).unwrap();
+            let mut rg = w.next_row_group().unwrap();
+            let n = a.len();
+            let mut k = 0;
+            while let Some(mut col) = rg.next_column().unwrap() {
+                match k {
+                    0 => col.typed::<DoubleType>().write_batch(a, None, None).map(drop).unwrap(),
+                    1 => {
+                        let def: Vec<i16> = (0..n).map(|i| (Some(i) != b_null_at) as i16).collect();
+                        let vals: Vec<f32> = (0..n).filter(|&i| Some(i) != b_null_at).map(|i| 10.0 * i as f32).collect();
+                        col.typed::<FloatType>().write_batch(&vals, Some(&def), None).map(drop).unwrap()
+                    }
+                    2 => {
+                        let ids: Vec<i32> = (0..n as i32).map(|i| 100 + i).collect();
+                        col.typed::<Int32Type>().write_batch(&ids, None, None).map(drop).unwrap()
+                    }
+                    _ => {
+                        let def: Vec<i16> = labels.iter().map(|l| l.is_some() as i16).collect();
+                        let vals: Vec<ByteArray> = labels.iter().flatten().map(|l| ByteArray::from(*l)).collect();
+                        col.typed::<ByteArrayType>().write_batch(&vals, Some(&def), None).map(drop).unwrap()
+                    }
+                }
+                col.close().unwrap();
+                k += 1;
+            }
+            rg.close().unwrap();
+            w.close().unwrap();
+            p
+        };
+        let p = write("t.parquet", &[1.5, 2.5, 3.5], &[Some("b"), None, Some("a")], None);
+        assert!(is_table_file(&p));
+        let t = load_table(&p, &no_opts()).unwrap();
+        assert_eq!(t.feature_names, s(&["a", "b"]));
+        assert_eq!(t.values, vec![1.5, 0.0, 2.5, 10.0, 3.5, 20.0]);
+        assert_eq!((t.class_names.clone(), t.labels.clone()), (s(&["a", "b"]), vec![Some(1), None, Some(0)]));
+        assert_eq!(t.ids, s(&["100", "101", "102"]));
+        // a null feature names its row and column; an unknown column lists the columns
+        let p = write("null.parquet", &[1.0, 2.0], &[None, None], Some(1));
+        assert_err(load_table(&p, &no_opts()), &["null.parquet", "row 2, column 'b'", "null"]);
+        let o = TableOptions { columns: Some(s(&["zz"])), ..no_opts() };
+        assert_err(load_table(&p, &o), &["no column 'zz'", "a, b, id, label"]);
+        let p = write("big.parquet", &[1.0, 1e300], &[None, None], None);
+        assert_err(load_table(&p, &no_opts()), &["row 2, column 'a'", "beyond f32's range"]);
     }
 }
