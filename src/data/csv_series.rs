@@ -18,15 +18,20 @@
 //!   recordings across a gap). A window's label is the label its rows share; a window whose rows
 //!   disagree (an activity change, or labeled and unlabeled rows) is unlabeled and counted.
 //!
-//! Labels: an optional label column where an EMPTY cell means unlabeled. When every non-empty
-//! cell is a non-negative integer, the integer is the class (classes = largest + 1); otherwise
-//! labels are names, numbered in sorted (byte) order. [`CsvSeriesOptions::class_names`] fixes
-//! the classes instead, e.g. to read a test file with the training file's mapping.
+//! Labels: an optional label column where an EMPTY cell and `-1` mean unlabeled (the rule of
+//! the feature tables, [`load_table`](super::load_table)). When every other cell spells a whole
+//! number (`3`, `3.0`, `3.0000000e+00`: what `numpy.savetxt` writes), the labels are numbers, and
+//! any spelling of -1 (`-1.0`) is unlabeled too; when those numbers are all non-negative, the
+//! number is the class (classes = largest + 1). Otherwise labels are names, numbered in sorted
+//! (byte) order. [`CsvSeriesOptions::class_names`] fixes the classes instead, e.g. to read a test
+//! file with the training file's mapping.
 //!
 //! The parser is hand-written (no dependency): cells are separated by one delimiter byte, may be
 //! double-quoted (`""` inside quotes is a quote, a quoted cell cannot span lines), and are
-//! trimmed. Blank lines are skipped; a UTF-8 byte-order mark is ignored; gzipped files are read
-//! too. Every error names the file and, for a cell, its line and column.
+//! trimmed. The delimiter `b' '` means *runs* of spaces and tabs (what UCI and many instruments
+//! write, often aligned with several spaces): leading and trailing blanks are ignored and there
+//! are no empty cells. Blank lines are skipped; a UTF-8 byte-order mark is ignored; gzipped files
+//! are read too. Every error names the file and, for a cell, its line and column.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -65,7 +70,8 @@ pub struct CsvSeriesOptions {
     pub layout: CsvLayout,
     /// The first non-blank line names the columns (needed to select columns by name).
     pub header: bool,
-    /// Cell separator, `b','` by default (`b';'`, `b'\t'` also common).
+    /// Cell separator, `b','` by default (`b';'`, `b'\t'` also common); `b' '` means runs of
+    /// spaces and tabs (whitespace-separated columns).
     pub delimiter: u8,
     /// The label column (name, or 0-based number), if any.
     pub label_column: Option<String>,
@@ -192,7 +198,7 @@ pub fn load_csv_series(path: &Path, opts: &CsvSeriesOptions) -> Result<(SeriesDa
             values.push(parse_value(&cells[c]).map_err(|m| err(format!("line {ln}, column '{}': {m}", names[c])))?);
         }
         row_labels.push(match label_col.map(|c| cells[c].as_ref()) {
-            None | Some("") => None,
+            None | Some("") | Some("-1") => None,
             Some(t) => Some(*label_ids.entry(t.to_string()).or_insert_with(|| {
                 label_texts.push((t.to_string(), ln));
                 label_texts.len() as u32 - 1
@@ -216,7 +222,7 @@ pub fn load_csv_series(path: &Path, opts: &CsvSeriesOptions) -> Result<(SeriesDa
         return Err(err("no data rows (only a header)".into()));
     }
     let (class_names, text_class) = map_labels(&label_texts, opts.class_names.as_deref()).map_err(err)?;
-    let class_of = |l: Option<u32>| l.map(|k| text_class[k as usize]);
+    let class_of = |l: Option<u32>| l.and_then(|k| text_class[k as usize]);
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "csv".into());
     let mut report = CsvReport { rows, ..CsvReport::default() };
 
@@ -248,6 +254,8 @@ pub fn load_csv_series(path: &Path, opts: &CsvSeriesOptions) -> Result<(SeriesDa
             let mut out = Vec::new();
             let mut labels = Vec::new();
             let mut longest = 0usize;
+            // classes, not texts: "1" and "1.0" are the same label
+            let row_classes: Vec<Option<u8>> = row_labels.iter().map(|&l| class_of(l)).collect();
             for (k, (id, start)) in seqs.iter().enumerate() {
                 let end = seqs.get(k + 1).map_or(rows, |s| s.1);
                 longest = longest.max(end - start);
@@ -257,9 +265,9 @@ pub fn load_csv_series(path: &Path, opts: &CsvSeriesOptions) -> Result<(SeriesDa
                 }
                 for w in (*start..=end - window).step_by(stride) {
                     out.extend_from_slice(&values[w * nv..(w + window) * nv]);
-                    let first = row_labels[w];
-                    if row_labels[w..w + window].iter().all(|&l| l == first) {
-                        labels.push(class_of(first));
+                    let first = row_classes[w];
+                    if row_classes[w..w + window].iter().all(|&l| l == first) {
+                        labels.push(first);
                     } else {
                         labels.push(None);
                         report.mixed_label_windows += 1;
@@ -281,8 +289,11 @@ pub fn load_csv_series(path: &Path, opts: &CsvSeriesOptions) -> Result<(SeriesDa
 }
 
 /// The cells of one line: split on `delim` outside double quotes, `""` inside quotes is a quote,
-/// unquoted cells are trimmed.
-fn split_cells(line: &str, delim: u8) -> std::result::Result<Vec<Cow<'_, str>>, String> {
+/// unquoted cells are trimmed. `b' '` splits on runs of whitespace instead (no empty cells).
+pub(super) fn split_cells(line: &str, delim: u8) -> std::result::Result<Vec<Cow<'_, str>>, String> {
+    if delim == b' ' {
+        return split_whitespace_cells(line);
+    }
     let d = delim as char;
     if !line.contains('"') {
         return Ok(line.split(d).map(|c| Cow::Borrowed(c.trim())).collect());
@@ -318,6 +329,48 @@ fn split_cells(line: &str, delim: u8) -> std::result::Result<Vec<Cow<'_, str>>, 
     }
 }
 
+/// The cells of a whitespace-separated line: runs of blanks separate cells, a cell may be
+/// double-quoted (then it may hold blanks; `""` inside is a quote).
+fn split_whitespace_cells(line: &str) -> std::result::Result<Vec<Cow<'_, str>>, String> {
+    if !line.contains('"') {
+        return Ok(line.split_whitespace().map(Cow::Borrowed).collect());
+    }
+    let mut cells = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(cells);
+        }
+        let mut cell = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next() {
+                    None => return Err("a quoted cell is not closed (quoted cells cannot span lines)".into()),
+                    Some('"') if chars.next_if_eq(&'"').is_some() => cell.push('"'),
+                    Some('"') => break,
+                    Some(c) => cell.push(c),
+                }
+            }
+            if chars.peek().is_some_and(|c| !c.is_whitespace()) {
+                return Err(format!("text after the closing quote of cell {}", cells.len() + 1));
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                cell.push(c);
+            }
+        }
+        cells.push(Cow::Owned(cell));
+    }
+}
+
+/// The whole number a label cell spells (`3`, `3.0`, `3.0000000e+00`, `-1`), if it spells one
+/// (finite, no fraction, at most 2^53 in magnitude).
+pub(super) fn label_integer(t: &str) -> Option<i64> {
+    let v: f64 = t.parse().ok()?;
+    (v.is_finite() && v.fract() == 0.0 && v.abs() <= 9_007_199_254_740_992.0).then_some(v as i64)
+}
+
 /// A column given by header name or, failing that, by 0-based number.
 fn resolve_column(c: &str, header: Option<&[String]>, ncols: usize) -> std::result::Result<usize, String> {
     if let Some(h) = header {
@@ -350,37 +403,70 @@ fn parse_value(cell: &str) -> std::result::Result<f32, String> {
     }
 }
 
-/// Class names, and the class of each distinct label text (in `texts` order).
-fn map_labels(texts: &[(String, usize)], fixed: Option<&[String]>) -> std::result::Result<(Vec<String>, Vec<u8>), String> {
+/// Class names, and the class of each distinct label text (in `texts` order; `None`: the text
+/// spells -1 among numeric labels, i.e. unlabeled).
+#[allow(clippy::type_complexity)]
+fn map_labels(texts: &[(String, usize)], fixed: Option<&[String]>) -> std::result::Result<(Vec<String>, Vec<Option<u8>>), String> {
+    // Numeric labels: every text spells a whole number; -1 (any spelling) is unlabeled.
+    let ints: Option<Vec<i64>> = texts.iter().map(|(t, _)| label_integer(t)).collect();
     if let Some(names) = fixed {
         if names.len() > MAX_CLASSES {
             return Err(format!("{} class names given, at most {MAX_CLASSES} classes", names.len()));
         }
         let classes = texts
             .iter()
-            .map(|(t, ln)| {
-                names.iter().position(|n| n == t).or_else(|| t.parse::<usize>().ok().filter(|&i| i < names.len())).ok_or_else(|| {
-                    format!("line {ln}: label '{t}' is out of range: not one of the {} classes ({})", names.len(), names.join(", "))
-                })
+            .enumerate()
+            .map(|(k, (t, ln))| {
+                if ints.as_ref().is_some_and(|v| v[k] == -1) {
+                    return Ok(None);
+                }
+                let int = label_integer(t);
+                names
+                    .iter()
+                    .position(|n| n == t)
+                    .or_else(|| int.and_then(|i| names.iter().position(|n| *n == i.to_string())))
+                    .or_else(|| int.and_then(|i| usize::try_from(i).ok()).filter(|&i| i < names.len()))
+                    .map(|c| Some(c as u8))
+                    .ok_or_else(|| {
+                        format!("line {ln}: label '{t}' is out of range: not one of the {} classes ({})", names.len(), names.join(", "))
+                    })
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        return Ok((names.to_vec(), classes.into_iter().map(|c| c as u8).collect()));
+        return Ok((names.to_vec(), classes));
     }
-    let ints: Option<Vec<u64>> = texts.iter().map(|(t, _)| t.parse::<u64>().ok()).collect();
-    if let Some(ints) = ints {
-        if let Some((i, v)) = ints.iter().enumerate().find(|(_, &v)| v >= MAX_CLASSES as u64) {
-            return Err(format!("line {}: label {v} is out of range: at most {MAX_CLASSES} classes (0..{})", texts[i].1, MAX_CLASSES - 1));
+    if let Some(ints) = &ints {
+        let labeled = || ints.iter().enumerate().filter(|(_, &v)| v != -1);
+        if labeled().all(|(_, &v)| v >= 0) {
+            if let Some((i, v)) = labeled().find(|(_, &v)| v >= MAX_CLASSES as i64) {
+                return Err(format!(
+                    "line {}: label {v} is out of range: at most {MAX_CLASSES} classes (0..{})",
+                    texts[i].1,
+                    MAX_CLASSES - 1
+                ));
+            }
+            let classes = labeled().map(|(_, &v)| v as usize + 1).max().unwrap_or(0);
+            let class = ints.iter().map(|&v| (v != -1).then_some(v as u8)).collect();
+            return Ok(((0..classes).map(|c| c.to_string()).collect(), class));
         }
-        let classes = ints.iter().max().map_or(0, |&m| m as usize + 1);
-        return Ok(((0..classes).map(|c| c.to_string()).collect(), ints.iter().map(|&v| v as u8).collect()));
     }
-    if texts.len() > MAX_CLASSES {
-        return Err(format!("too many classes: {} distinct labels, at most {MAX_CLASSES}", texts.len()));
-    }
-    let mut sorted: Vec<&str> = texts.iter().map(|(t, _)| t.as_str()).collect();
+    // Names (numeric labels with negative values: their canonical integers as names).
+    let name_of = |k: usize| match &ints {
+        Some(v) => v[k].to_string(),
+        None => texts[k].0.clone(),
+    };
+    let mut sorted: Vec<String> = (0..texts.len()).filter(|&k| ints.as_ref().is_none_or(|v| v[k] != -1)).map(name_of).collect();
     sorted.sort_unstable();
-    let class = texts.iter().map(|(t, _)| sorted.binary_search(&t.as_str()).unwrap() as u8).collect();
-    Ok((sorted.into_iter().map(String::from).collect(), class))
+    sorted.dedup();
+    if sorted.len() > MAX_CLASSES {
+        return Err(format!("too many classes: {} distinct labels, at most {MAX_CLASSES}", sorted.len()));
+    }
+    let class = (0..texts.len())
+        .map(|k| match &ints {
+            Some(v) if v[k] == -1 => None,
+            _ => Some(sorted.binary_search(&name_of(k)).unwrap() as u8),
+        })
+        .collect();
+    Ok((sorted, class))
 }
 
 /// `<prefix>_<digits>` -> prefix.
@@ -417,4 +503,60 @@ fn flat_channel_names(
         }
     }
     Ok(names.into_iter().map(|n| n.unwrap_or_default().to_string()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("ssvae-csv-series-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn whitespace_separated_files_read_runs_of_blanks_as_one_separator() {
+        assert_eq!(split_cells("  1.0   2.0\t\t3 ", b' ').unwrap(), vec!["1.0", "2.0", "3"]);
+        assert_eq!(split_cells("a \"b c\"  \"\"", b' ').unwrap(), vec!["a", "b c", ""]);
+        assert!(split_cells("a \"b", b' ').unwrap_err().contains("not closed"));
+        assert!(split_cells("\"a\"b c", b' ').unwrap_err().contains("after the closing quote"));
+        // a UCI-style file: aligned columns, no header, label last
+        let p = write("ws.txt", "  1.5   2.0   1\n -3.0  4.25   2\n\n  5.0   6.0   1\n");
+        let opts = CsvSeriesOptions { delimiter: b' ', header: false, label_column: Some("2".into()), ..CsvSeriesOptions::flat(2, 1) };
+        let (d, r) = load_csv_series(&p, &opts).unwrap();
+        assert_eq!(d.values, vec![1.5, 2.0, -3.0, 4.25, 5.0, 6.0]);
+        assert_eq!((d.labels.clone(), d.classes, r.rows), (vec![Some(1), Some(2), Some(1)], 3, 3));
+        // read as a comma file it is one column: an error, not silently wrong data
+        let bad = CsvSeriesOptions { delimiter: b',', ..opts };
+        assert!(load_csv_series(&p, &bad).is_err());
+        let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
+    fn float_spelled_labels_are_integers_and_minus_one_is_unlabeled() {
+        // numpy.savetxt writes labels as e-notation floats
+        let p = write("e.csv", "a,label\n1,1.0000000e+00\n2,0.0000000e+00\n3,-1.0000000e+00\n4,2.0\n5,-1\n6,\n");
+        let opts = CsvSeriesOptions { label_column: Some("label".into()), ..CsvSeriesOptions::flat(1, 1) };
+        let (d, _) = load_csv_series(&p, &opts).unwrap();
+        assert_eq!(d.class_names, vec!["0", "1", "2"]);
+        assert_eq!(d.labels, vec![Some(1), Some(0), None, Some(2), None, None]);
+        // with fixed classes: a float-spelled integer is a class number
+        let fixed = CsvSeriesOptions { class_names: Some(vec!["a".into(), "b".into(), "c".into()]), ..opts.clone() };
+        assert_eq!(load_csv_series(&p, &fixed).unwrap().0.labels, vec![Some(1), Some(0), None, Some(2), None, None]);
+        // names: "-1" is still unlabeled, other texts are classes
+        let p = write("n.csv", "a,label\n1,walk\n2,-1\n3,run\n");
+        let (d, _) = load_csv_series(&p, &opts).unwrap();
+        assert_eq!((d.class_names.clone(), d.labels.clone()), (vec!["run".to_string(), "walk".to_string()], vec![Some(1), None, Some(0)]));
+        // the long layout compares classes, not texts: "1" and "1.0" agree
+        let p = write("l.csv", "v,label\n1,1\n2,1.0\n3,1e0\n");
+        let long = CsvSeriesOptions { label_column: Some("label".into()), ..CsvSeriesOptions::long(3, 1) };
+        let (d, r) = load_csv_series(&p, &long).unwrap();
+        assert_eq!((d.labels.clone(), r.mixed_label_windows), (vec![Some(1)], 0));
+        // negative integers other than -1: names (canonical integers, byte order)
+        let p = write("neg.csv", "a,label\n1,-2.0\n2,3\n");
+        assert_eq!(load_csv_series(&p, &opts).unwrap().0.class_names, vec!["-2", "3"]);
+    }
 }

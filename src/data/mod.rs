@@ -19,6 +19,10 @@
 //!   modes in-process; [`Standardizer`] holds per-channel statistics of the training split.
 //! - [`sprites`] renders a dSprites-like set with five known, independent generating factors
 //!   (for disentanglement metrics).
+//! - Tables of features for the dense models ([`Table`]: one row per sample, optional labels and
+//!   row ids): [`load_table`] reads CSV / TSV / whitespace-separated text (gzipped or not) and
+//!   NumPy `.npy` arrays, and Parquet files with the default `parquet` feature; [`is_table_file`]
+//!   tells such paths by their extension.
 //! - [`label_subset`] picks a class-balanced, seeded set of labeled samples (the "100 labels" of
 //!   the paper); [`label_fraction`] a stratified fraction of the training set.
 //!
@@ -55,6 +59,7 @@ mod series;
 pub mod sprites;
 mod subset;
 mod synthetic;
+mod table;
 
 use std::path::PathBuf;
 
@@ -70,6 +75,7 @@ pub use subset::{label_fraction, label_subset};
 pub use synthetic::{
     render_glyph, render_glyph_into, synthetic, synthetic_factors, GlyphStyle, GLYPH_SIZE, STYLE_FACTORS, SYNTHETIC_CLASSES,
 };
+pub use table::{is_table_file, load_table, Delimiter, Table, TableOptions, MAX_TABLE_CLASSES};
 
 /// A labeled image dataset held as bytes.
 #[derive(Clone, Debug, PartialEq)]
