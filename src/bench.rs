@@ -161,6 +161,8 @@ pub fn random_dataset(n: usize, dim: usize, classes: usize, seed: u64) -> crate:
         channels: 1,
         classes,
         class_names: (0..classes).map(|c| c.to_string()).collect(),
+        unlabeled: Vec::new(),
+        ids: Vec::new(),
     }
 }
 

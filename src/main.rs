@@ -22,6 +22,9 @@ enum Cmd {
     /// Anomaly protocol (paper 3.1.3): train without --anomaly-class K, score the test set
     /// (negative log reconstruction probability), report the ROC AUC of detecting class K.
     Anomaly(Box<cli::train::TrainArgs>),
+    /// Predict new samples with a saved run: class names, probabilities, anomaly scores and
+    /// latent means, one CSV row per sample.
+    Predict(cli::predict::PredictArgs),
     /// Score new samples with a saved run (CSV of anomaly scores).
     Score(cli::score::ScoreArgs),
     /// Correct an anomaly run: marked false positives / negatives become two extra classes,
@@ -34,6 +37,9 @@ enum Cmd {
     /// Run the paper's protocol for a table over several seeds; writes mean ± std next to the
     /// paper's figures as markdown.
     Reproduce(cli::reproduce::ReproduceArgs),
+    /// Write example data in the formats users bring (a folder of images, a table, a sensor
+    /// log), for trying the README's recipes.
+    Generate(cli::generate::GenerateArgs),
     /// List the GPU adapters found, with the limits that matter to ssvae.
     Devices(cli::devices::DevicesArgs),
     /// Benchmarks (one JSON line per case, then a markdown table).
@@ -48,12 +54,14 @@ fn main() {
         Cmd::Train(a) => cli::train::train(*a),
         Cmd::Eval(a) => cli::eval::eval(a),
         Cmd::Anomaly(a) => cli::train::anomaly(*a),
+        Cmd::Predict(a) => cli::predict::predict(a),
         Cmd::Score(a) => cli::score::score(a),
         Cmd::Feedback(a) => cli::feedback::feedback(a),
         Cmd::Sample(a) => cli::sample::sample(a),
         Cmd::Plot(a) => cli::plot::plot(a),
         Cmd::Reproduce(a) => cli::reproduce::reproduce(a),
         Cmd::Devices(a) => cli::devices::devices(a),
+        Cmd::Generate(a) => cli::generate::generate(a),
         Cmd::Bench { what } => cli::bench::bench(what),
     };
     if let Err(e) = result {

@@ -97,7 +97,7 @@ fn feedback_extends_retrains_and_adjusts_scores() {
         assert!(run.join(f).exists(), "{f} missing");
     }
     let scores = std::fs::read_to_string(run.join("anomaly_scores.csv")).unwrap();
-    assert_eq!(scores.lines().next().unwrap(), "index,label,anomalous,score,p_false_positive,p_false_negative,adjusted_score");
+    assert_eq!(scores.lines().next().unwrap(), "index,label,anomalous,score,p_false_positive,p_false_negative,adjusted_score,id");
     for l in scores.lines().skip(1) {
         let f: Vec<f64> = l.split(',').skip(3).map(|v| v.parse().unwrap()).collect();
         let want = ssvae::eval::feedback::adjust_score(f[0], f[1], f[2], 0.0);

@@ -16,7 +16,7 @@ use common::model_fd::{tensor_errors, Setup};
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::UNLABELED;
 use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore};
-use ssvae::model::{build, DecoderInput, Kind, LossNorm, ModelSpec};
+use ssvae::model::{build, DecoderInput, Kind, Likelihood, LossNorm, ModelSpec};
 use ssvae::train::pack_u8;
 use ssvae::Backend;
 
@@ -35,7 +35,12 @@ fn setup(spec: &ModelSpec, seed: u64) -> Setup {
             store.write(&be, &name, &common::uniform(&mut r, n, -0.3, 0.3)).unwrap();
         }
     }
-    let data = be.upload_u32(&pack_u8(&pixels)).unwrap();
+    // real-valued features (a table) are resident as f32, image bytes packed four per word
+    let data = if spec.real_input {
+        be.upload_f32(&common::uniform(&mut r, src_rows * spec.input_dim, -2.0, 2.0)).unwrap()
+    } else {
+        be.upload_u32(&pack_u8(&pixels)).unwrap()
+    };
     let (_, handles) = build(spec, batch, src_rows).unwrap();
     let mk = |opt: Option<Optimizer>| {
         let (g, h) = build(spec, batch, src_rows).unwrap();
@@ -104,6 +109,25 @@ fn es_and_eu_dense_gradients_match() {
     let mut eu = tiny(Kind::Eu);
     eu.logvar_limit = None; // the raw log-variance head
     assert_ok("eu", &check(&eu, 4, None));
+}
+
+/// Tables: f32 features and the Gaussian decoder (mean and softplus variance per feature).
+#[test]
+fn gaussian_dense_gradients_match_finite_differences() {
+    for (i, kind) in [Kind::Ss, Kind::Eu].into_iter().enumerate() {
+        let mut s = tiny(kind);
+        s.real_input = true;
+        s.likelihood = Likelihood::Gaussian;
+        let rows = check(&s, 20 + i as u64, None);
+        assert!(rows.iter().any(|r| r.0 == "out_var.weight" && r.2 > 0.0), "{kind:?}: the variance head got no gradient");
+        assert_ok(&format!("{kind:?} gaussian"), &rows);
+    }
+    let mut s = tiny(Kind::Ss);
+    s.real_input = true;
+    s.likelihood = Likelihood::Gaussian;
+    let rows = check(&s, 20, Some("out_var.weight"));
+    let bad = rows.iter().find(|r| r.0 == "out_var.weight").unwrap();
+    assert!(bad.1 > 0.02 * bad.2 + bad.3, "a 25% error in the variance head's gradient must be detected: {bad:?}");
 }
 
 #[test]

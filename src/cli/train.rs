@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, LossNorm, MODELS};
+use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, MODELS};
 use ssvae::run::{self, DatasetName, ResumeChanges, RunSpec, SeriesLayout, SeriesOptions, SeriesOrder, SeriesScaling};
 use ssvae::train::LabelSpec;
 
@@ -90,12 +90,12 @@ pub struct SeriesArgs {
     /// csv: the training file (.csv or .csv.gz).
     #[arg(long)]
     pub train_csv: Option<PathBuf>,
-    /// csv: the test file, read with the training file's classes [default: hold out the last
-    /// --test-fraction of the training file's windows].
+    /// csv: the test file, read with the training file's classes [default: hold out
+    /// --test-fraction of the labeled windows].
     #[arg(long)]
     pub test_csv: Option<PathBuf>,
-    /// csv: fraction of windows held out as the test split when there is no --test-csv
-    /// [default: 0.2].
+    /// Your own data without --test-data / --test-csv: the fraction of the labeled samples of
+    /// each class held out as the test split (stratified, shuffled with --seed) [default: 0.2].
     #[arg(long)]
     pub test_fraction: Option<f64>,
     /// csv: how the file lays out its values [default: long].
@@ -116,19 +116,22 @@ pub struct SeriesArgs {
     /// csv long: rows between the starts of two windows [default: --window, no overlap].
     #[arg(long)]
     pub stride: Option<usize>,
-    /// csv: the column holding the class (name or 0-based number); an empty cell = unlabeled.
+    /// csv and tables: the column holding the class (name, or 0-based number); an empty cell
+    /// or -1 = unlabeled [default for tables: a column named label, class, target or y].
     #[arg(long)]
     pub label_column: Option<String>,
     /// csv long: the column identifying a recording; windows never span two recordings.
     #[arg(long)]
     pub sequence_column: Option<String>,
-    /// csv: the value columns in order (names or 0-based numbers) [default: all others].
+    /// csv and tables: the value (feature) columns in order (names or 0-based numbers)
+    /// [default: all others].
     #[arg(long, value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
-    /// csv: the cell separator [default: ','].
+    /// csv and tables: the cell separator; ' ' means runs of spaces and tabs [default: ',' for
+    /// csv; tables: tab for .tsv, else guessed from the first line].
     #[arg(long)]
     pub delimiter: Option<char>,
-    /// csv: the file has no header line (columns are then given by number).
+    /// csv and tables: the file has no header line (columns are then given by number).
     #[arg(long)]
     pub no_header: bool,
     /// How channels are standardised, with statistics of the training windows [default: standard].
@@ -226,18 +229,70 @@ pub struct ModelArgs {
     /// are rounded to 3 significant digits.
     #[arg(long)]
     pub data_f16: bool,
+    /// Dense models on a table: the decoder's likelihood [default: bernoulli when every
+    /// feature is in [0, 1], else gaussian on standardised features].
+    #[arg(long, value_enum)]
+    pub likelihood: Option<LikelihoodArg>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LikelihoodArg {
+    /// Sigmoid means, binary cross-entropy: values in [0, 1].
+    Bernoulli,
+    /// A mean and a variance per feature: real-valued features, standardised.
+    Gaussian,
 }
 
 #[derive(clap::Args)]
 #[command(next_help_heading = "Data")]
 pub struct DataArgs {
-    /// The dataset [default: synthetic].
+    /// Your own data: a folder of images (one sub-folder per class, `unlabeled/` for images
+    /// without a label, or a labels.csv of file,label), a table of features for the dense
+    /// models (.csv, .tsv, .txt, .npy, optionally .gz) or a sensor log (a time-series CSV, with
+    /// a recurrent model or --csv-layout). See README, "Your own data".
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// The test split of --data, in the same format [default: hold out --test-fraction of the
+    /// labeled samples].
+    #[arg(long, value_name = "PATH")]
+    pub test_data: Option<PathBuf>,
+    /// Anomaly runs on your own data: the normal classes (by name); training keeps only them,
+    /// and every other class of the training or test data is scored as an anomaly (folders
+    /// named normal/ and abnormal/ need no flag).
+    #[arg(long, value_delimiter = ',')]
+    pub normal_classes: Option<Vec<String>>,
+    /// Image folders: resize every image to HEIGHTxWIDTH [default: the images' size, when they
+    /// all share one].
+    #[arg(long, value_name = "HxW", value_parser = parse_size)]
+    pub image_size: Option<[usize; 2]>,
+    /// Image folders: convert every image to 1 (grayscale) or 3 (RGB) channels [default: the
+    /// files' own, when they all agree].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub image_channels: Option<u8>,
+    /// Image folders: the sub-folder of images without a label [default: unlabeled].
+    #[arg(long)]
+    pub unlabeled_dir: Option<String>,
+    /// Tables: a label value that means unlabeled, besides an empty cell and -1.
+    #[arg(long)]
+    pub unlabeled_value: Option<String>,
+    /// Tables: the column of row ids used in predictions [default: a column named id, else
+    /// row numbers].
+    #[arg(long)]
+    pub id_column: Option<String>,
+    /// NPY tables: the labels as a separate 1-D array (integers, -1 = unlabeled, or strings).
+    #[arg(long)]
+    pub labels_file: Option<PathBuf>,
+    /// NPY tables: the labels of --test-data.
+    #[arg(long)]
+    pub test_labels_file: Option<PathBuf>,
+    /// A built-in dataset [default: synthetic; with --data: chosen from the path].
     #[arg(long, value_parser = dataset_parser())]
     pub dataset: Option<DatasetName>,
     /// Folder holding the dataset's files [default: $SSVAE_DATA/<dataset>, then ./data/<dataset>].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Number of labeled training samples (class-balanced), or `all` [default: 100].
+    /// Number of labeled training samples (class-balanced), or `all` [default: 100] (with
+    /// --data: all the labels the data has).
     #[arg(long)]
     pub labels: Option<String>,
     /// Fraction of training samples that keep their label, in (0, 1] (instead of --labels).
@@ -321,6 +376,18 @@ fn parse_conv(s: &str) -> std::result::Result<ConvLayer, String> {
     }
 }
 
+/// Parses `--image-size`, "HxW".
+fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
+    let parts: Vec<&str> = s.split(['x', 'X']).collect();
+    match parts[..] {
+        [h, w] => match (h.trim().parse::<usize>(), w.trim().parse::<usize>()) {
+            (Ok(h), Ok(w)) if h > 0 && w > 0 => Ok([h, w]),
+            _ => Err(format!("'{s}' is not HEIGHTxWIDTH with two whole numbers >= 1 (e.g. 64x64)")),
+        },
+        _ => Err(format!("'{s}' is not HEIGHTxWIDTH (e.g. 64x64)")),
+    }
+}
+
 fn parse_labels(labels: &Option<String>, fraction: Option<f64>) -> Result<Option<LabelSpec>> {
     Ok(match (labels.as_deref(), fraction) {
         (_, Some(f)) => Some(LabelSpec::Fraction(f)),
@@ -362,6 +429,13 @@ impl TrainArgs {
         set(&mut c.logvar_limit, m.logvar_limit);
         set(&mut c.extra_slots, m.extra_slots);
         c.data_f16 |= m.data_f16;
+        set(
+            &mut c.likelihood,
+            m.likelihood.map(|l| match l {
+                LikelihoodArg::Bernoulli => Likelihood::Bernoulli,
+                LikelihoodArg::Gaussian => Likelihood::Gaussian,
+            }),
+        );
 
         if let Some(ds) = d.dataset {
             s.data.dataset = ds;
@@ -384,6 +458,22 @@ impl TrainArgs {
         if series != SeriesOptions::default() {
             s.data.series = series;
         }
+        if let Some(p) = &d.data {
+            s.data.path = Some(p.clone());
+            s.data.dataset = match d.dataset {
+                Some(ds) => ds,
+                None => run::user_data::kind_of(p, s.model.family, &s.data.series)?,
+            };
+        }
+        set(&mut s.data.test_path, d.test_data.clone());
+        set(&mut s.data.normal_classes, d.normal_classes.clone());
+        set(&mut s.data.images.size, d.image_size);
+        set(&mut s.data.images.channels, d.image_channels.map(usize::from));
+        set(&mut s.data.images.unlabeled_dir, d.unlabeled_dir.clone());
+        set(&mut s.data.table.unlabeled_value, d.unlabeled_value.clone());
+        set(&mut s.data.table.id_column, d.id_column.clone());
+        set(&mut s.data.table.labels_file, d.labels_file.clone());
+        set(&mut s.data.table.test_labels_file, d.test_labels_file.clone());
         if let Some(e) = t.epochs {
             s.epochs = e;
         }
@@ -433,6 +523,17 @@ impl TrainArgs {
             (m.logvar_limit.is_some(), "--logvar-limit"),
             (m.extra_slots.is_some(), "--extra-slots"),
             (m.data_f16, "--data-f16"),
+            (m.likelihood.is_some(), "--likelihood"),
+            (d.data.is_some(), "--data"),
+            (d.test_data.is_some(), "--test-data"),
+            (d.normal_classes.is_some(), "--normal-classes"),
+            (d.image_size.is_some(), "--image-size"),
+            (d.image_channels.is_some(), "--image-channels"),
+            (d.unlabeled_dir.is_some(), "--unlabeled-dir"),
+            (d.unlabeled_value.is_some(), "--unlabeled-value"),
+            (d.id_column.is_some(), "--id-column"),
+            (d.labels_file.is_some(), "--labels-file"),
+            (d.test_labels_file.is_some(), "--test-labels-file"),
             (d.data_dir.is_some(), "--data-dir"),
             (d.labeled_classes.is_some(), "--labeled-classes"),
             (d.max_train.is_some(), "--max-train"),
@@ -500,8 +601,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
 /// `ssvae anomaly`: `train` with a required --anomaly-class.
 pub fn anomaly(a: TrainArgs) -> Result<()> {
-    if a.data.anomaly_class.is_none() && a.training.resume.is_none() {
-        bail!("ssvae anomaly needs --anomaly-class K (the class left out of training)");
+    if a.data.anomaly_class.is_none() && a.data.normal_classes.is_none() && a.data.data.is_none() && a.training.resume.is_none() {
+        bail!("ssvae anomaly needs --anomaly-class K (the class left out of training), or --data with --normal-classes");
     }
     train(a)
 }

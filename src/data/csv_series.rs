@@ -81,6 +81,9 @@ pub struct CsvSeriesOptions {
     /// Fixed classes: a label cell equal to a name, or an integer below their count, is that
     /// class; anything else is an error. `None` infers the classes from the file.
     pub class_names: Option<Vec<String>>,
+    /// With `class_names`: a label that is none of them becomes a new class, appended (the
+    /// test file of an anomaly run holds classes training never saw) instead of an error.
+    pub allow_new_classes: bool,
 }
 
 impl CsvSeriesOptions {
@@ -96,7 +99,15 @@ impl CsvSeriesOptions {
     }
 
     fn with_layout(layout: CsvLayout) -> Self {
-        CsvSeriesOptions { layout, header: true, delimiter: b',', label_column: None, columns: None, class_names: None }
+        CsvSeriesOptions {
+            layout,
+            header: true,
+            delimiter: b',',
+            label_column: None,
+            columns: None,
+            class_names: None,
+            allow_new_classes: false,
+        }
     }
 }
 
@@ -221,7 +232,7 @@ pub fn load_csv_series(path: &Path, opts: &CsvSeriesOptions) -> Result<(SeriesDa
     if rows == 0 {
         return Err(err("no data rows (only a header)".into()));
     }
-    let (class_names, text_class) = map_labels(&label_texts, opts.class_names.as_deref()).map_err(err)?;
+    let (class_names, text_class) = map_labels(&label_texts, opts.class_names.as_deref(), opts.allow_new_classes).map_err(err)?;
     let class_of = |l: Option<u32>| l.and_then(|k| text_class[k as usize]);
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "csv".into());
     let mut report = CsvReport { rows, ..CsvReport::default() };
@@ -406,33 +417,47 @@ fn parse_value(cell: &str) -> std::result::Result<f32, String> {
 /// Class names, and the class of each distinct label text (in `texts` order; `None`: the text
 /// spells -1 among numeric labels, i.e. unlabeled).
 #[allow(clippy::type_complexity)]
-fn map_labels(texts: &[(String, usize)], fixed: Option<&[String]>) -> std::result::Result<(Vec<String>, Vec<Option<u8>>), String> {
+fn map_labels(
+    texts: &[(String, usize)],
+    fixed: Option<&[String]>,
+    allow_new: bool,
+) -> std::result::Result<(Vec<String>, Vec<Option<u8>>), String> {
     // Numeric labels: every text spells a whole number; -1 (any spelling) is unlabeled.
     let ints: Option<Vec<i64>> = texts.iter().map(|(t, _)| label_integer(t)).collect();
     if let Some(names) = fixed {
         if names.len() > MAX_CLASSES {
             return Err(format!("{} class names given, at most {MAX_CLASSES} classes", names.len()));
         }
-        let classes = texts
-            .iter()
-            .enumerate()
-            .map(|(k, (t, ln))| {
-                if ints.as_ref().is_some_and(|v| v[k] == -1) {
-                    return Ok(None);
+        let mut names = names.to_vec();
+        let known = names.len();
+        let mut classes = Vec::with_capacity(texts.len());
+        for (k, (t, ln)) in texts.iter().enumerate() {
+            if ints.as_ref().is_some_and(|v| v[k] == -1) {
+                classes.push(None);
+                continue;
+            }
+            let int = label_integer(t);
+            let found = names
+                .iter()
+                .position(|n| n == t)
+                .or_else(|| int.and_then(|i| names.iter().position(|n| *n == i.to_string())))
+                .or_else(|| int.and_then(|i| usize::try_from(i).ok()).filter(|&i| i < known));
+            let c = match found {
+                Some(c) => c,
+                None if allow_new && names.len() < MAX_CLASSES => {
+                    names.push(int.map_or_else(|| t.clone(), |i| i.to_string()));
+                    names.len() - 1
                 }
-                let int = label_integer(t);
-                names
-                    .iter()
-                    .position(|n| n == t)
-                    .or_else(|| int.and_then(|i| names.iter().position(|n| *n == i.to_string())))
-                    .or_else(|| int.and_then(|i| usize::try_from(i).ok()).filter(|&i| i < names.len()))
-                    .map(|c| Some(c as u8))
-                    .ok_or_else(|| {
-                        format!("line {ln}: label '{t}' is out of range: not one of the {} classes ({})", names.len(), names.join(", "))
-                    })
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        return Ok((names.to_vec(), classes));
+                None => {
+                    return Err(format!(
+                        "line {ln}: label '{t}' is out of range: not one of the {known} classes ({})",
+                        names[..known].join(", ")
+                    ))
+                }
+            };
+            classes.push(Some(c as u8));
+        }
+        return Ok((names, classes));
     }
     if let Some(ints) = &ints {
         let labeled = || ints.iter().enumerate().filter(|(_, &v)| v != -1);

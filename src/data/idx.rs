@@ -240,6 +240,8 @@ fn load_pair(img: &Path, lab: &Path, which: IdxDataset) -> Result<Dataset> {
         channels: 1,
         classes,
         class_names: which.class_names().iter().map(|s| s.to_string()).collect(),
+        unlabeled: Vec::new(),
+        ids: Vec::new(),
         pixels,
         labels,
     })

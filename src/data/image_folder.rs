@@ -477,8 +477,8 @@ fn agreed_channels(entries: &[Entry], probes: &[Probe]) -> Result<usize> {
             let name = |c| if c == 1 { "grayscale" } else { "RGB" };
             let gray = probes.iter().filter(|p| p.channels == 1).count();
             Err(Error::Invalid(format!(
-                "the images have different channel counts ({gray} grayscale, {} RGB): {} is {}, {} is {}; pass --channels 1 or \
-                 --channels 3 to convert them all",
+                "the images have different channel counts ({gray} grayscale, {} RGB): {} is {}, {} is {}; pass --image-channels 1 or \
+                 --image-channels 3 to convert them all",
                 probes.len() - gray,
                 entries[0].id,
                 name(first),
@@ -664,7 +664,7 @@ mod tests {
         put(&t.0, "a/gray.png", 3, 3, 1, 1);
         put(&t.0, "b/color.png", 3, 3, 3, 2);
         let e = err(load(&t.0));
-        assert!(e.contains("a/gray.png is grayscale") && e.contains("b/color.png is RGB") && e.contains("--channels 1"), "{e}");
+        assert!(e.contains("a/gray.png is grayscale") && e.contains("b/color.png is RGB") && e.contains("--image-channels 1"), "{e}");
         let set = load_image_folder(&t.0, &ImageFolderOptions { channels: Some(1), ..Default::default() }).unwrap();
         assert_eq!((set.channels, set.pixels.len()), (1, 2 * 9));
         assert_eq!(set.notes, ["converted to grayscale: 1 file"]);

@@ -54,6 +54,7 @@ mod csv_series;
 mod har;
 mod idx;
 mod image_folder;
+pub mod make;
 mod sensor_synth;
 mod series;
 pub mod sprites;
@@ -91,9 +92,24 @@ pub struct Dataset {
     pub channels: usize,
     pub classes: usize,
     pub class_names: Vec<String>,
+    /// Per sample: whether it carries no label (an image under `unlabeled/`); empty when every
+    /// sample is labeled. An unlabeled sample's `labels` entry is a placeholder 0.
+    pub unlabeled: Vec<bool>,
+    /// Per sample: its id (a file path relative to the data folder); empty: the sample index.
+    pub ids: Vec<String>,
 }
 
 impl Dataset {
+    /// Sample `i`'s label, `None` when it has none.
+    pub fn label(&self, i: usize) -> Option<u8> {
+        (!self.unlabeled.get(i).copied().unwrap_or(false)).then(|| self.labels[i])
+    }
+
+    /// Sample `i`'s id: its file path when known, else its index.
+    pub fn id(&self, i: usize) -> String {
+        self.ids.get(i).cloned().unwrap_or_else(|| i.to_string())
+    }
+
     /// Values per sample: `height * width * channels`.
     pub fn dim(&self) -> usize {
         self.height * self.width * self.channels
@@ -122,14 +138,18 @@ impl Dataset {
             channels: self.channels,
             classes: self.classes,
             class_names: self.class_names.clone(),
+            unlabeled: if self.unlabeled.is_empty() { Vec::new() } else { idx.iter().map(|&i| self.unlabeled[i]).collect() },
+            ids: if self.ids.is_empty() { Vec::new() } else { idx.iter().map(|&i| self.ids[i].clone()).collect() },
         }
     }
 
-    /// Number of samples of each class.
+    /// Number of labeled samples of each class.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut c = vec![0usize; self.classes];
-        for &l in &self.labels {
-            c[l as usize] += 1;
+        for i in 0..self.n {
+            if let Some(l) = self.label(i) {
+                c[l as usize] += 1;
+            }
         }
         c
     }

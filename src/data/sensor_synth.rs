@@ -107,6 +107,7 @@ fn generate(cfg: &SensorSynthConfig, n: usize, test: bool) -> SeriesDataset {
         classes: SENSOR_CLASSES.len(),
         class_names: SENSOR_CLASSES.iter().map(|s| s.to_string()).collect(),
         channel_names,
+        ids: Vec::new(),
     }
 }
 

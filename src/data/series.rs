@@ -33,6 +33,8 @@ pub struct SeriesDataset {
     pub class_names: Vec<String>,
     /// `channels` names, indexed by channel.
     pub channel_names: Vec<String>,
+    /// Per window: its id (a table's id column or "row K"); empty: the window index.
+    pub ids: Vec<String>,
 }
 
 impl SeriesDataset {
@@ -76,7 +78,7 @@ impl SeriesDataset {
                 k % channels
             ));
         }
-        Ok(SeriesDataset { name, values, labels, n, steps, channels, classes, class_names, channel_names })
+        Ok(SeriesDataset { name, values, labels, n, steps, channels, classes, class_names, channel_names, ids: Vec::new() })
     }
 
     /// Values per window: `steps * channels`.
@@ -107,7 +109,13 @@ impl SeriesDataset {
             classes: self.classes,
             class_names: self.class_names.clone(),
             channel_names: self.channel_names.clone(),
+            ids: if self.ids.is_empty() { Vec::new() } else { idx.iter().map(|&i| self.ids[i].clone()).collect() },
         }
+    }
+
+    /// Window `i`'s id: its row id when known, else its index.
+    pub fn id(&self, i: usize) -> String {
+        self.ids.get(i).cloned().unwrap_or_else(|| i.to_string())
     }
 
     /// Copies the windows at `idx` into `out`, which is resized to `idx.len() * dim()`: the input

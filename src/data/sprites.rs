@@ -244,6 +244,8 @@ pub fn sprites(n: usize, label_factor: usize, seed: u64) -> Result<SpriteDataset
         channels: 1,
         classes,
         class_names,
+        unlabeled: Vec::new(),
+        ids: Vec::new(),
     };
     Ok(SpriteDataset { data, factors, label_factor })
 }

@@ -235,6 +235,8 @@ fn generate(n: usize, seed: u64, test: bool) -> Dataset {
         channels: 1,
         classes: SYNTHETIC_CLASSES.len(),
         class_names: SYNTHETIC_CLASSES.iter().map(|s| s.to_string()).collect(),
+        unlabeled: Vec::new(),
+        ids: Vec::new(),
     }
 }
 

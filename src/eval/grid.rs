@@ -33,6 +33,12 @@ impl<B: Backend> Decoder<B> {
         if !spec.has_decoder() {
             return Err(Error::Invalid(format!("{} has no decoder, so it cannot generate samples", spec.name())));
         }
+        if spec.real_input {
+            return Err(Error::Invalid(format!(
+                "{} was trained on real-valued features (a table), not images: sample grids are for image models",
+                spec.name()
+            )));
+        }
         let mut g = Graph::new();
         let z = g.input("z", &[batch, spec.latent], DType::F32);
         let onehot = spec.decoder_takes_pi().then(|| g.input("onehot", &[batch, spec.classes], DType::F32));

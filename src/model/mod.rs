@@ -83,6 +83,19 @@ pub enum DecoderInput {
     TrueLabel,
 }
 
+/// The decoder's likelihood p(x | z, pi) of the dense and CNN families (the recurrent family's
+/// is always a Gaussian per step and channel).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Likelihood {
+    /// Each feature a Bernoulli with the decoder's sigmoid as its mean: data in [0, 1] (pixels).
+    #[default]
+    Bernoulli,
+    /// Each feature a Gaussian with the decoder's mean and variance softplus(raw) + floor (the
+    /// `GaussianNll` kernel, as the recurrent head): real-valued, standardised features.
+    Gaussian,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LossNorm {
@@ -138,6 +151,13 @@ pub struct ModelSpec {
     /// digits), which standardised sensor data tolerates (RESULTS.md).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub series_f16: bool,
+    /// Dense family: the decoder's likelihood (tables of real-valued features: Gaussian).
+    #[serde(default)]
+    pub likelihood: Likelihood,
+    /// Dense family: the resident samples are f32 features (a table, or series windows
+    /// flattened), not image bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub real_input: bool,
 }
 
 fn default_kl_weight() -> f32 {
@@ -173,6 +193,8 @@ impl ModelSpec {
             factor_heads: Vec::new(),
             kl_weight: 1.0,
             series_f16: false,
+            likelihood: Likelihood::Bernoulli,
+            real_input: false,
         }
     }
 
@@ -309,6 +331,15 @@ impl ModelSpec {
                     self.hidden
                 )));
             }
+        }
+        if self.likelihood == Likelihood::Gaussian && (self.family != Family::Dense || self.sums_over_classes()) {
+            return Err(Error::Invalid(format!(
+                "--likelihood gaussian applies to the dense models ss-dense, es-dense and eu-dense, not {}",
+                self.name()
+            )));
+        }
+        if self.real_input && self.family != Family::Dense {
+            return Err(Error::Invalid(format!("{}: real-valued feature input is for the dense family", self.name())));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Invalid(format!("--dropout must be in [0, 1) (got {})", self.dropout)));
@@ -475,11 +506,15 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
     }
     let mut g = Graph::new();
     let d = spec.input_dim;
-    let data = g.input("data", &[(src_rows * d).div_ceil(4)], DType::U32);
+    let data = if spec.real_input {
+        g.input("data", &[src_rows * d], DType::F32)
+    } else {
+        g.input("data", &[(src_rows * d).div_ceil(4)], DType::U32)
+    };
     let idx = g.input("idx", &[batch], DType::U32);
     let labels = g.input("labels", &[batch], DType::U32);
     let counter = g.input("counter", &[crate::backend::COUNTER_LEN], DType::U32);
-    let x = g.gather_u8("x", data, idx, src_rows, d);
+    let x = if spec.real_input { g.gather_f32("x", data, idx, src_rows, &[d]) } else { g.gather_u8("x", data, idx, src_rows, d) };
     if spec.sums_over_classes() {
         let (pi, _) = m2::build(spec, &mut g, x, labels, counter, training)?;
         return Ok((g, m2::handles(idx, labels, counter, data, pi)));
@@ -524,9 +559,18 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
             Some(p) => g.concat("dec_in", z, p),
             None => z,
         };
-        let out = decoder(&mut g, spec, dec_in, Some(counter), training)?;
         let rec_scale = rows_scale * if spec.loss_norm == LossNorm::Mean { 1.0 / d as f32 } else { 1.0 };
-        g.bce_loss(LossKind::Rec, out, x, rec_scale);
+        let out = if spec.likelihood == Likelihood::Gaussian {
+            let h = dense_decoder_trunk(&mut g, spec, dec_in);
+            let mean = g.dense("out", h, d, Act::Identity);
+            let var_raw = g.dense("out_var", h, d, Act::Identity);
+            g.gaussian_nll_loss(LossKind::Rec, mean, var_raw, x, rec_scale);
+            mean
+        } else {
+            let out = decoder(&mut g, spec, dec_in, Some(counter), training)?;
+            g.bce_loss(LossKind::Rec, out, x, rec_scale);
+            out
+        };
         mu = Some(m);
         recon_logits = Some(out);
     }
@@ -563,15 +607,22 @@ fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: Te
     (p, for_decoder)
 }
 
-/// The decoder from its input (z, or concat(z, pi)) to the output logits (batch x features).
+/// The dense decoder's hidden layers (the encoder's widths mirrored).
+fn dense_decoder_trunk(g: &mut Graph, spec: &ModelSpec, dec_in: TensorId) -> TensorId {
+    let mut dh = dec_in;
+    for (i, &w) in spec.hidden.iter().rev().enumerate() {
+        dh = g.dense(&format!("dec{i}"), dh, w, Act::Relu);
+    }
+    dh
+}
+
+/// The decoder from its input (z, or concat(z, pi)) to the output logits (batch x features);
+/// with a Gaussian likelihood, the means.
 /// `counter` feeds dropout in training mode; generation passes `None` with `training` false.
 pub fn decoder(g: &mut Graph, spec: &ModelSpec, dec_in: TensorId, counter: Option<TensorId>, training: bool) -> Result<TensorId> {
     match spec.family {
         Family::Dense => {
-            let mut dh = dec_in;
-            for (i, &w) in spec.hidden.iter().rev().enumerate() {
-                dh = g.dense(&format!("dec{i}"), dh, w, Act::Relu);
-            }
+            let dh = dense_decoder_trunk(g, spec, dec_in);
             Ok(g.dense("out", dh, spec.input_dim, Act::Identity))
         }
         Family::Cnn => cnn::decoder(g, spec, dec_in, counter, training),

@@ -7,16 +7,19 @@
 //! only; the statistics are stored in the run's config.json and re-applied by `eval`, `score`
 //! and [`super::Run`], so new data sees the transform the model was trained with.
 //!
-//! CSV without `test_csv`: the last `test_fraction` of the file's windows (default 0.2) is the
-//! test split. In the long layout with `stride` below `window`, windows overlap, so the first
-//! test windows share rows with the last training ones; give a test file recorded separately
-//! for an honest figure.
+//! Users' data (`--data`: folders of images, tables, sensor logs) is read by [`super::user_data`].
+//! Without a test file, the test split is a stratified fraction of the labeled samples
+//! (`test_fraction`, default 0.2), shuffled with the run's seed. In the long CSV layout with
+//! `stride` below `window`, windows overlap, so test windows share rows with training ones; give
+//! a test file recorded separately for an honest figure.
 
 use std::path::{Path, PathBuf};
 
 use crate::data::{self, CsvLayout, CsvSeriesOptions, FlatOrder, IdxDataset, SeriesDataset, SeriesSplit, Split, Standardizer};
 use crate::error::{Error, Result};
 use crate::train::TrainData;
+
+use super::user_data::{self, ImageOptions, TableSettings};
 
 macro_rules! invalid {
     ($($t:tt)*) => { return Err(Error::Invalid(format!($($t)*))) };
@@ -35,12 +38,17 @@ pub enum DatasetName {
     UciHar,
     /// Built-in vibration windows of a rotating machine with fault modes.
     SyntheticSensor,
-    /// A time-series CSV ([`SeriesOptions`]).
+    /// A time-series CSV ([`SeriesOptions`]): a sensor log.
     Csv,
+    /// Users' folder of images (`--data DIR`, see [`super::user_data`]).
+    Folder,
+    /// Users' table of features (`--data FILE`: CSV, TSV, NPY).
+    Table,
 }
 
 impl DatasetName {
-    pub const ALL: [DatasetName; 6] = [Self::Synthetic, Self::Mnist, Self::FashionMnist, Self::UciHar, Self::SyntheticSensor, Self::Csv];
+    pub const ALL: [DatasetName; 8] =
+        [Self::Synthetic, Self::Mnist, Self::FashionMnist, Self::UciHar, Self::SyntheticSensor, Self::Csv, Self::Folder, Self::Table];
 
     /// What the dataset is (the CLI's `--dataset` help).
     pub fn about(self) -> &'static str {
@@ -50,7 +58,9 @@ impl DatasetName {
             Self::FashionMnist => "Fashion-MNIST's IDX files in --data-dir or $SSVAE_DATA/fashion-mnist",
             Self::UciHar => "UCI-HAR's raw signals (time series; for the rnn models)",
             Self::SyntheticSensor => "Built-in vibration windows of a rotating machine (time series)",
-            Self::Csv => "A time-series CSV (--train-csv ...)",
+            Self::Csv => "A sensor log: a time-series CSV (--data FILE with a recurrent model or --csv-layout)",
+            Self::Folder => "A folder of images, one sub-folder per class (--data DIR; chosen by --data)",
+            Self::Table => "A table of features: CSV, TSV, NPY (--data FILE; chosen by --data)",
         }
     }
 
@@ -63,13 +73,15 @@ impl DatasetName {
             Self::UciHar => "uci-har",
             Self::SyntheticSensor => "synthetic-sensor",
             Self::Csv => "csv",
+            Self::Folder => "folder",
+            Self::Table => "table",
         }
     }
 
     pub fn parse(name: &str) -> Result<Self> {
         Self::ALL.into_iter().find(|d| d.as_str() == name).ok_or_else(|| {
             Error::Invalid(format!(
-                "--dataset: unknown dataset '{name}'; use synthetic, mnist, fashion-mnist (images) or uci-har, synthetic-sensor, csv (time series)"
+                "--dataset: unknown dataset '{name}'; use synthetic, mnist, fashion-mnist (images), uci-har, synthetic-sensor, csv (time series), or give your own data with --data PATH"
             ))
         })
     }
@@ -77,6 +89,11 @@ impl DatasetName {
     /// Whether the dataset holds time series (for the recurrent models).
     pub fn is_series(self) -> bool {
         matches!(self, Self::UciHar | Self::SyntheticSensor | Self::Csv)
+    }
+
+    /// Whether the data is the user's own (`--data`): it brings its own labels and class names.
+    pub fn is_users(self) -> bool {
+        matches!(self, Self::Csv | Self::Folder | Self::Table)
     }
 }
 
@@ -155,6 +172,20 @@ pub struct DataSpec {
     pub validation: Option<usize>,
     /// Anomaly protocol: this class is left out of training and detected in the test split.
     pub anomaly_class: Option<usize>,
+    /// Users' data (`--data`): a folder of images, a table or a sensor log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Users' data: the test split in the same format (`--test-data`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_path: Option<PathBuf>,
+    #[serde(default)]
+    pub images: ImageOptions,
+    #[serde(default)]
+    pub table: TableSettings,
+    /// Anomaly protocol on users' data: these classes are normal; training keeps only them and
+    /// every other class (of the training or the test split) is an anomaly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normal_classes: Option<Vec<String>>,
 }
 
 impl Default for DataSpec {
@@ -167,6 +198,11 @@ impl Default for DataSpec {
             max_train: None,
             validation: None,
             anomaly_class: None,
+            path: None,
+            test_path: None,
+            images: ImageOptions::default(),
+            table: TableSettings::default(),
+            normal_classes: None,
         }
     }
 }
@@ -219,24 +255,32 @@ pub fn labels_of(d: TrainData<'_>) -> Vec<Option<u8>> {
 }
 
 impl DataSpec {
-    /// The dataset as named, unsubset and (series) not yet standardised.
-    pub fn load_raw(&self) -> Result<Loaded> {
-        self.load_named(self.dataset, self.data_dir.as_deref())
+    /// The dataset as named, unsubset and (series) not yet standardised; `seed` shuffles the
+    /// stratified test split of users' data.
+    pub fn load_raw(&self, seed: u64) -> Result<Loaded> {
+        self.load_named(self.dataset, self.data_dir.as_deref(), seed)
     }
 
     /// `name` read with this spec's sizes and series options (eval on another dataset).
-    pub fn load_named(&self, name: DatasetName, data_dir: Option<&Path>) -> Result<Loaded> {
-        if name.is_series() {
-            Ok(Loaded::Series(load_series(name, data_dir, self.synthetic, &self.series)?))
-        } else {
-            Ok(Loaded::Images(load_images(name, data_dir, self.synthetic)?))
+    pub fn load_named(&self, name: DatasetName, data_dir: Option<&Path>, seed: u64) -> Result<Loaded> {
+        match name {
+            DatasetName::Folder => Ok(Loaded::Images(user_data::load_folder(self, seed)?)),
+            DatasetName::Table => Ok(Loaded::Series(user_data::load_table_split(self, seed)?)),
+            DatasetName::Csv => {
+                let mut o = self.series.clone();
+                o.train_csv = o.train_csv.or_else(|| self.path.clone());
+                o.test_csv = o.test_csv.or_else(|| self.test_path.clone());
+                Ok(Loaded::Series(load_csv(&o, seed, self.normal_classes.is_some())?))
+            }
+            n if n.is_series() => Ok(Loaded::Series(load_series(n, data_dir, self.synthetic, &self.series)?)),
+            n => Ok(Loaded::Images(load_images(n, data_dir, self.synthetic)?)),
         }
     }
 
     /// The splits a run trains and evaluates on: `max_train` and `validation` applied (the
     /// validation hold-out becomes the test split). Not standardised, anomaly class still in.
-    pub fn load_subsets(&self) -> Result<Loaded> {
-        let mut split = self.load_raw()?;
+    pub fn load_subsets(&self, seed: u64) -> Result<Loaded> {
+        let mut split = self.load_raw(seed)?;
         let n_train = split.train().n();
         if let Some(m) = self.max_train {
             if m == 0 || m > n_train {
@@ -296,7 +340,6 @@ pub fn load_series(name: DatasetName, data_dir: Option<&Path>, synthetic: (usize
             };
             data::load_har(&dir, &chans).map_err(|e| Error::Invalid(format!("--dataset uci-har: {e}")))
         }
-        DatasetName::Csv => load_csv(a),
         _ => invalid!("--dataset {name} holds images, not time series"),
     }
 }
@@ -332,6 +375,7 @@ fn csv_options(a: &SeriesOptions) -> Result<CsvSeriesOptions> {
         label_column: a.label_column.clone(),
         columns: a.columns.clone(),
         class_names: None,
+        allow_new_classes: false,
     })
 }
 
@@ -339,7 +383,7 @@ fn with_flag<T>(flag: &str, path: &Path, r: Result<T>) -> Result<T> {
     r.map_err(|e| Error::Invalid(format!("{flag} {}: {e}", path.display())))
 }
 
-fn load_csv(a: &SeriesOptions) -> Result<SeriesSplit> {
+fn load_csv(a: &SeriesOptions, seed: u64, anomaly: bool) -> Result<SeriesSplit> {
     let Some(path) = &a.train_csv else {
         invalid!(
             "--dataset csv needs --train-csv FILE (and the layout: --csv-layout long --window N, or --csv-layout flat --steps N --channels-count C)"
@@ -356,7 +400,7 @@ fn load_csv(a: &SeriesOptions) -> Result<SeriesSplit> {
         );
     }
     if let Some(tp) = &a.test_csv {
-        let topts = CsvSeriesOptions { class_names: Some(train.class_names.clone()), ..opts };
+        let topts = CsvSeriesOptions { class_names: Some(train.class_names.clone()), allow_new_classes: anomaly, ..opts };
         let (test, _) = with_flag("--test-csv", tp, data::load_csv_series(tp, &topts))?;
         if (test.steps, test.channels) != (train.steps, train.channels) {
             invalid!(
@@ -368,18 +412,29 @@ fn load_csv(a: &SeriesOptions) -> Result<SeriesSplit> {
                 train.channels
             );
         }
-        return Ok(SeriesSplit { train, test });
+        let keep: Vec<usize> = (0..test.n).filter(|&i| test.labels[i].is_some()).collect();
+        if keep.is_empty() {
+            invalid!("--test-data {}: no labeled window to evaluate on", tp.display());
+        }
+        let mut train = train;
+        if test.class_names.len() > train.class_names.len() {
+            train.class_names = test.class_names.clone();
+            train.classes = test.classes;
+        }
+        return Ok(SeriesSplit { train, test: test.subset(&keep) });
     }
     let f = a.test_fraction.unwrap_or(0.2);
     if !(f > 0.0 && f < 1.0) {
         invalid!("--test-fraction must be in (0, 1), got {f}");
     }
-    let n_test = ((train.n as f64 * f).round() as usize).max(1);
-    if n_test >= train.n {
-        invalid!("--train-csv {}: {} window(s) are too few to hold out a test split; give --test-csv", path.display(), train.n);
+    if matches!(opts.layout, CsvLayout::Long { window, stride, .. } if stride < window) {
+        eprintln!(
+            "note: {}: windows overlap (--stride below --window), so test windows share rows with training ones; give a test file recorded separately (--test-data) for an honest figure",
+            path.display()
+        );
     }
-    let cut = train.n - n_test;
-    Ok(SeriesSplit { test: train.subset(&(cut..train.n).collect::<Vec<_>>()), train: train.subset(&(0..cut).collect::<Vec<_>>()) })
+    let (tr, te) = super::user_data::stratified_split(&train.labels, f, seed, &train.class_names)?;
+    Ok(SeriesSplit { test: train.subset(&te), train: train.subset(&tr) })
 }
 
 /// Standardises both splits with `stored` (a resumed or evaluated run) or statistics fitted on
@@ -470,7 +525,9 @@ pub fn read_series_input(
     let opts = if trained_on_csv {
         let mut o = csv_options(series)?;
         if let Some(l) = &o.label_column {
-            if !text_head.split(o.delimiter as char).any(|c| c.trim().trim_matches('"') == l) {
+            let mut cells: Box<dyn Iterator<Item = &str>> =
+                if o.delimiter == b' ' { Box::new(text_head.split_whitespace()) } else { Box::new(text_head.split(o.delimiter as char)) };
+            if !cells.any(|c| c.trim().trim_matches('"') == l) {
                 o.label_column = None;
             }
         }
@@ -497,7 +554,7 @@ pub fn read_series_input(
     Ok(ds)
 }
 
-fn first_line(path: &Path) -> Result<String> {
+pub(crate) fn first_line(path: &Path) -> Result<String> {
     let input_err = |e: std::io::Error| Error::Invalid(format!("--input {}: {e}", path.display()));
     let bytes = std::fs::read(path).map_err(input_err)?;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {

@@ -23,7 +23,7 @@ macro_rules! invalid {
 /// The run's test set as its anomaly_scores.csv numbers it (all classes, after --max-train
 /// and --validation).
 fn run_test_set(run: &RunConfig) -> Result<Dataset> {
-    let Loaded::Images(s) = run.spec.data.load_subsets()? else {
+    let Loaded::Images(s) = run.spec.data.load_subsets(run.spec.seed)? else {
         invalid!("feedback is implemented for image runs");
     };
     Ok(s.test)

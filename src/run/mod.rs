@@ -17,20 +17,26 @@ mod feedback_round;
 pub mod folder;
 pub mod memory;
 mod open;
+mod predict;
 pub mod reproduce;
 mod spec;
 mod summary;
 mod train;
+pub mod user_data;
 
 pub use data::{DataSpec, DatasetName, Loaded, SeriesLayout, SeriesOptions, SeriesOrder, SeriesScaling};
 pub use feedback::FeedbackRecord;
 pub use feedback_round::{apply_feedback, FeedbackRequest};
 pub use open::{Input, Run};
+pub use predict::{Predictions, Samples};
 pub use spec::{optimizer_lr, ModelChoice, OptimizerKind, ResumeChanges, RunConfig, RunSpec, DEFAULT_LABELS, FORMAT_VERSION};
 pub use summary::{EpochReport, GroupScores, Metric, Observer, Quiet, RunStart, RunSummary, StepProgress};
 pub use train::{resume, train};
 
 /// The run's result, as the last `train` line printed it.
 pub const SUMMARY_FILE: &str = "summary.json";
+/// The training samples that kept their label (id, class), so that a baseline can be given
+/// the same labels.
+pub const LABELED_FILE: &str = "labeled.csv";
 /// Anomaly runs: one row per test sample with its score.
 pub const ANOMALY_SCORES_FILE: &str = "anomaly_scores.csv";

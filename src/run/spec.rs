@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::graph::exec::Optimizer;
-use crate::model::{ConvLayer, DecoderInput, Family, Kind, LossNorm, ModelSpec};
+use crate::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, ModelSpec};
 use crate::train::{LabelSpec, TrainConfig};
 
 use super::data::{DataSpec, DatasetName, Loaded};
@@ -57,6 +57,10 @@ pub struct ModelChoice {
     pub data_f16: bool,
     /// M2 / GM-DGM: classifier slots beyond the dataset's classes.
     pub extra_slots: Option<usize>,
+    /// Dense models on real-valued data: the decoder's likelihood (`None`: chosen from the
+    /// data, see [`RunSpec::likelihood_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likelihood: Option<Likelihood>,
 }
 
 impl ModelChoice {
@@ -75,6 +79,7 @@ impl ModelChoice {
             logvar_limit: None,
             data_f16: false,
             extra_slots: None,
+            likelihood: None,
         }
     }
 
@@ -156,8 +161,24 @@ impl RunSpec {
         RunSpec { data: DataSpec { dataset, ..DataSpec::default() }, model: ModelChoice::new(family, kind), ..RunSpec::default() }
     }
 
+    /// The labels asked for; by default [`DEFAULT_LABELS`] of a built-in dataset, and every
+    /// label that users' data brings.
     pub fn labels_or_default(&self) -> LabelSpec {
-        self.labels.unwrap_or(DEFAULT_LABELS)
+        self.labels.unwrap_or(if self.data.dataset.is_users() { LabelSpec::All } else { DEFAULT_LABELS })
+    }
+
+    /// The dense decoder's likelihood for real-valued `split` (a table): as asked, else
+    /// Bernoulli when every training value is in [0, 1] (no standardisation then), else
+    /// Gaussian.
+    pub fn likelihood_for(&self, split: &Loaded) -> Likelihood {
+        if let Some(l) = self.model.likelihood {
+            return l;
+        }
+        match split {
+            Loaded::Series(s) if s.train.steps == 1 && s.train.values.iter().all(|v| (0.0..=1.0).contains(v)) => Likelihood::Bernoulli,
+            Loaded::Series(_) => Likelihood::Gaussian,
+            Loaded::Images(_) => Likelihood::Bernoulli,
+        }
     }
 
     /// Checks every number of the spec against its range (before any data is read).
@@ -202,12 +223,20 @@ impl RunSpec {
             (Family::Dense, Loaded::Images(s)) => ModelSpec::dense(kind, s.train.dim(), s.train.classes),
             (Family::Cnn, Loaded::Images(s)) => ModelSpec::cnn(kind, [s.train.height, s.train.width, s.train.channels], s.train.classes),
             (Family::Rnn, Loaded::Series(s)) => ModelSpec::rnn(kind, s.train.steps, s.train.channels, s.train.classes),
+            // a table (one step per row) or flattened sensor windows: f32 features
+            (Family::Dense, Loaded::Series(s)) if !spec_sums(kind) => {
+                let mut d = ModelSpec::dense(kind, s.train.dim(), s.train.classes);
+                d.real_input = true;
+                d.likelihood = self.likelihood_for(split);
+                d
+            }
             (Family::Rnn, Loaded::Images(_)) => invalid!(
                 "--model {name}: a recurrent model takes time series, but --dataset {dataset} holds {}; use --dataset uci-har, synthetic-sensor or csv, or a dense/cnn model",
                 split.train().describe()
             ),
             (_, Loaded::Series(_)) => invalid!(
-                "--model {name}: dense and CNN models take images, but --dataset {dataset} holds {}; use --model ss-rnn, es-rnn or eu-rnn",
+                "--model {name}: {} takes images, but --dataset {dataset} holds {}; use a dense model (ss-dense, es-dense, eu-dense) or a recurrent one (ss-rnn, es-rnn, eu-rnn)",
+                if spec_sums(kind) { "M2 / GM-DGM" } else { "a CNN" },
                 split.train().describe()
             ),
         };
@@ -259,6 +288,12 @@ impl RunSpec {
         if let Some(n) = m.loss_norm {
             spec.loss_norm = n;
         }
+        if let Some(l) = m.likelihood {
+            if family != Family::Dense || spec.sums_over_classes() {
+                invalid!("--likelihood applies to the dense models ss-dense, es-dense and eu-dense, not {name}");
+            }
+            spec.likelihood = l;
+        }
         let mut c = TrainConfig::new(spec, dataset.as_str());
         c.batch_size = self.batch_size;
         c.seed = self.seed;
@@ -273,6 +308,10 @@ impl RunSpec {
         };
         Ok(c)
     }
+}
+
+fn spec_sums(kind: Kind) -> bool {
+    matches!(kind, Kind::M2 | Kind::Gmdgm)
 }
 
 /// The learning rate of `o`.
@@ -345,6 +384,12 @@ pub struct RunConfig {
     /// Anomaly feedback (false positives / negatives as extra classes), see [`super::feedback`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<FeedbackRecord>,
+    /// The class names, by class index (what logs, grids and predictions show).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_names: Vec<String>,
+    /// Tables and series: the feature (channel) names the model takes, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_names: Vec<String>,
 }
 
 /// config.json before version 2 (no `version`, data options beside `train`).
@@ -381,6 +426,7 @@ impl ConfigV1 {
                 max_train: self.max_train,
                 validation: self.validation,
                 anomaly_class: self.anomaly_class,
+                ..DataSpec::default()
             },
             model: ModelChoice::from_spec(&t.model),
             labels: Some(t.labels),
@@ -406,6 +452,8 @@ impl ConfigV1 {
             standardizer: self.standardizer,
             image_shape: None, // legacy runs: the CNN's input shape still applies
             feedback: self.feedback,
+            class_names: Vec::new(),
+            feature_names: Vec::new(),
         })
     }
 }
@@ -436,9 +484,9 @@ impl RunConfig {
     /// statistics), or `dataset` read the same way.
     pub fn load_data(&self, dataset: Option<DatasetName>, data_dir: Option<&Path>) -> Result<Loaded> {
         let d = &self.spec.data;
-        let mut l = d.load_named(dataset.unwrap_or(d.dataset), data_dir.or(d.data_dir.as_deref()))?;
-        if let Loaded::Series(s) = &mut l {
-            super::data::standardize(s, self.standardizer.as_deref(), self.spec.data.series.scaling)?;
+        let mut l = d.load_named(dataset.unwrap_or(d.dataset), data_dir.or(d.data_dir.as_deref()), self.spec.seed)?;
+        if let (Loaded::Series(s), Some(st)) = (&mut l, self.standardizer.as_deref()) {
+            super::data::standardize(s, Some(st), self.spec.data.series.scaling)?;
         }
         Ok(l)
     }

@@ -34,12 +34,14 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
 /// Trains a new run as `ssvae train` does.
 pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Result<RunSummary> {
     spec.validate()?;
-    let mut loaded = spec.data.load_subsets()?;
-    let standardizer = prepare_split(&mut loaded, spec, None)?;
-    let split = run_data(loaded, spec.data.anomaly_class)?;
+    let mut loaded = spec.data.load_subsets(spec.seed)?;
+    let anomalous = anomaly_classes(&spec.data, &loaded)?;
+    let scale = needs_standardizing(spec, &loaded)?;
+    let standardizer = prepare_split(&mut loaded, spec, &anomalous, scale, None)?;
+    let split = run_data(loaded, &anomalous)?;
     let cfg = spec.resolve(&split)?;
     check_sizes(&cfg, &split)?;
-    let labeled = pick_labels(&cfg, &split, spec.data.anomaly_class)?;
+    let labeled = pick_labels(&cfg, &split, &anomalous)?;
     let out = match &spec.out {
         Some(o) => o.clone(),
         None => default_out(&cfg),
@@ -65,8 +67,13 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
             Loaded::Series(_) => None,
         },
         feedback: None,
+        class_names: split.train().class_names().to_vec(),
+        feature_names: match &*split {
+            Loaded::Series(s) => s.train.channel_names.clone(),
+            Loaded::Images(_) => Vec::new(),
+        },
     };
-    execute(be, Prepared { run, split, labeled, out, resume_from: None, epochs: spec.epochs }, obs)
+    execute(be, Prepared { run, split, labeled, out, resume_from: None, epochs: spec.epochs, anomalous }, obs)
 }
 
 /// Continues the run in `dir` (weights and optimizer state) for `changes.epochs` more passes,
@@ -98,10 +105,11 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
         run.train.metrics_every = n;
         run.spec.metrics_every = n;
     }
-    let mut loaded = run.spec.data.load_subsets()?;
-    prepare_split(&mut loaded, &run.spec, run.standardizer.as_deref())?;
-    let mut split = run_data(loaded, run.spec.data.anomaly_class)?;
-    let mut labeled = pick_labels(&run.train, &split, run.spec.data.anomaly_class)?;
+    let mut loaded = run.spec.data.load_subsets(run.spec.seed)?;
+    let anomalous = anomaly_classes(&run.spec.data, &loaded)?;
+    prepare_split(&mut loaded, &run.spec, &anomalous, run.standardizer.is_some(), run.standardizer.as_deref())?;
+    let mut split = run_data(loaded, &anomalous)?;
+    let mut labeled = pick_labels(&run.train, &split, &anomalous)?;
     // dataset labels used; feedback samples join the pool after them
     run.labels_used = labeled.len();
     if let Some(fb) = &run.feedback {
@@ -115,7 +123,7 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
             out.display()
         );
     }
-    execute(be, Prepared { run, split, labeled, out, resume_from: Some((saved.weights, saved.from)), epochs }, obs)
+    execute(be, Prepared { run, split, labeled, out, resume_from: Some((saved.weights, saved.from)), epochs, anomalous }, obs)
 }
 
 /// The batch fits the training set, and the model and data fit the machine's memory.
@@ -152,24 +160,72 @@ struct Prepared {
     /// A resumed run's weights and the checkpoint folder they came from.
     resume_from: Option<(Weights, PathBuf)>,
     epochs: usize,
+    /// Anomaly runs: the classes left out of training and detected in the test split.
+    anomalous: Vec<usize>,
 }
 
-/// Checks the anomaly class, standardises series (with the statistics of the windows trained
-/// on, or `stored`) and leaves the anomaly class out of the training split. Returns the
-/// standardizer applied.
-fn prepare_split(split: &mut Loaded, spec: &RunSpec, stored: Option<&[f32]>) -> Result<Option<Vec<f32>>> {
-    let anomaly_class = spec.data.anomaly_class;
-    if let Some(k) = anomaly_class {
-        let classes = split.train().classes();
+/// The anomaly protocol's anomalous classes: `--anomaly-class`, or every class that
+/// `--normal-classes` (or folders named `normal` / `abnormal`) does not name; empty otherwise.
+fn anomaly_classes(data: &super::DataSpec, split: &Loaded) -> Result<Vec<usize>> {
+    let classes = split.train().classes();
+    if let Some(k) = data.anomaly_class {
         if k >= classes {
-            invalid!("--anomaly-class {k}: {} has classes 0..{}", spec.data.dataset, classes - 1);
+            invalid!("--anomaly-class {k}: {} has classes 0..{}", data.dataset, classes - 1);
+        }
+        return Ok(vec![k]);
+    }
+    let names = split.train().class_names().to_vec();
+    let Some(normal) = super::user_data::normal_classes_of(data, &names) else { return Ok(Vec::new()) };
+    for n in &normal {
+        if !names.contains(n) {
+            invalid!("--normal-classes: no class '{n}'; the data's classes are {}", names.join(", "));
         }
     }
+    let anomalous: Vec<usize> = (0..classes).filter(|&c| !normal.contains(&names[c])).collect();
+    if anomalous.is_empty() {
+        invalid!(
+            "--normal-classes: every class ({}) is normal; an anomaly run needs anomalous samples in its test split",
+            names.join(", ")
+        );
+    }
+    eprintln!(
+        "note: anomaly run: trains on the normal class(es) {}; detects {} in the test split",
+        normal.join(", "),
+        anomalous.iter().map(|&c| names[c].as_str()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(anomalous)
+}
+
+/// Whether series or table values are standardised: always, except a table for a Bernoulli
+/// decoder (values in [0, 1], checked here).
+fn needs_standardizing(spec: &RunSpec, split: &Loaded) -> Result<bool> {
+    let Loaded::Series(s) = split else { return Ok(false) };
+    if spec.model.family != crate::model::Family::Dense || spec.likelihood_for(split) == crate::model::Likelihood::Gaussian {
+        return Ok(true);
+    }
+    if let Some(k) = s.train.values.iter().position(|v| !(0.0..=1.0).contains(v)) {
+        let d = s.train.dim();
+        invalid!(
+            "--likelihood bernoulli needs values in [0, 1], but sample {} feature {} is {}; use --likelihood gaussian (standardised features)",
+            s.train.id(k / d),
+            s.train.channel_names.get(k % d).map_or("?", String::as_str),
+            s.train.values[k]
+        );
+    }
+    Ok(false)
+}
+
+/// Standardises series (with the statistics of the windows trained on, or `stored`) when
+/// `scale`; leaves the anomalous classes out of the statistics. Returns the standardizer
+/// applied.
+fn prepare_split(split: &mut Loaded, spec: &RunSpec, anomalous: &[usize], scale: bool, stored: Option<&[f32]>) -> Result<Option<Vec<f32>>> {
     let mut standardizer = None;
-    if let Loaded::Series(s) = split {
+    if let (Loaded::Series(s), true) = (&mut *split, scale) {
         let mut fit_on = s.clone();
-        if let Some(k) = anomaly_class {
-            fit_on.train = s.train.subset(&(0..s.train.n).filter(|&i| s.train.labels[i] != Some(k as u8)).collect::<Vec<_>>());
+        if !anomalous.is_empty() {
+            fit_on.train = s.train.subset(
+                &(0..s.train.n).filter(|&i| !s.train.labels[i].is_some_and(|l| anomalous.contains(&(l as usize)))).collect::<Vec<_>>(),
+            );
         }
         let v = standardize(&mut fit_on, stored, spec.data.series.scaling)?;
         standardize(s, Some(&v), spec.data.series.scaling)?;
@@ -185,31 +241,42 @@ impl std::ops::Deref for RunData {
     }
 }
 
-/// Splits `loaded` into the training view (anomaly class removed) and the full test split.
-fn run_data(loaded: Loaded, anomaly_class: Option<usize>) -> Result<RunData> {
+/// Splits `loaded` into the training view (anomalous classes removed) and the full test split.
+fn run_data(loaded: Loaded, anomalous: &[usize]) -> Result<RunData> {
     let full_test = loaded.clone();
     let mut split = loaded;
-    if let Some(k) = anomaly_class {
-        let keep = |d: crate::train::TrainData<'_>| (0..d.n()).filter(|&i| d.label(i) != Some(k as u8)).collect::<Vec<_>>();
+    if !anomalous.is_empty() {
+        let keep = |d: crate::train::TrainData<'_>| {
+            (0..d.n()).filter(|&i| !d.label(i).is_some_and(|l| anomalous.contains(&(l as usize)))).collect::<Vec<_>>()
+        };
         let (tr, te) = (keep(split.train()), keep(split.test()));
         split.subset_train(&tr);
         split.subset_test(&te);
         if split.test().n() == 0 {
-            invalid!("--anomaly-class: no normal samples are left to evaluate on (check --validation)");
+            invalid!("anomaly run: no normal samples are left in the test split to evaluate on (check --validation, --test-data)");
         }
     }
     Ok(RunData { train_split: split, full_test })
 }
 
 /// Class-balanced labeled subset over the classes present in the training set (all of them,
-/// except the left-out class of the anomaly protocol). Unlabeled samples (series windows
-/// without a label) are never picked.
-fn labeled_indices(spec: LabelSpec, labels: &[Option<u8>], classes: usize, seed: u64, absent: Option<usize>) -> Result<Vec<usize>> {
+/// except the anomalous classes of the anomaly protocol). Unlabeled samples (series windows
+/// without a label, images under `unlabeled/`) are never picked.
+fn labeled_indices(spec: LabelSpec, labels: &[Option<u8>], classes: usize, seed: u64, absent: &[usize]) -> Result<Vec<usize>> {
     let have: Vec<usize> = (0..labels.len()).filter(|&i| labels[i].is_some()).collect();
-    let (labels, classes): (Vec<u8>, usize) = match absent {
-        Some(k) => (have.iter().map(|&i| labels[i].unwrap()).map(|y| if y as usize > k { y - 1 } else { y }).collect(), classes - 1),
-        None => (have.iter().map(|&i| labels[i].unwrap()).collect(), classes),
-    };
+    // the present classes numbered compactly, so the class-balanced quota ignores absent ones
+    let compact: Vec<usize> = (0..classes)
+        .scan(0, |k, c| {
+            Some(if absent.contains(&c) {
+                usize::MAX
+            } else {
+                *k += 1;
+                *k - 1
+            })
+        })
+        .collect();
+    let labels: Vec<u8> = have.iter().map(|&i| compact[labels[i].unwrap() as usize] as u8).collect();
+    let classes = classes - absent.len();
     let picked = match spec {
         LabelSpec::All => (0..have.len()).collect(),
         LabelSpec::Count(n) => crate::data::label_subset(&labels, classes, n, seed)?,
@@ -218,9 +285,10 @@ fn labeled_indices(spec: LabelSpec, labels: &[Option<u8>], classes: usize, seed:
     Ok(picked.into_iter().map(|i| have[i]).collect())
 }
 
-fn pick_labels(cfg: &TrainConfig, split: &Loaded, anomaly_class: Option<usize>) -> Result<Vec<usize>> {
+fn pick_labels(cfg: &TrainConfig, split: &Loaded, anomalous: &[usize]) -> Result<Vec<usize>> {
+    let anomaly_class = (!anomalous.is_empty()).then_some(());
     if anomaly_class.is_some() && !cfg.model.has_decoder() {
-        invalid!("--anomaly-class needs a model with a decoder to score reconstructions (an ss- or eu- model), not {}", cfg.model.name());
+        invalid!("an anomaly run needs a model with a decoder to score reconstructions (an ss- or eu- model), not {}", cfg.model.name());
     }
     match (&cfg.labeled_classes, cfg.labels) {
         _ if cfg.model.kind == Kind::Eu => Ok(Vec::new()),
@@ -231,7 +299,7 @@ fn pick_labels(cfg: &TrainConfig, split: &Loaded, anomaly_class: Option<usize>) 
             crate::train::semi::labeled_subset_in_classes(&labels, split.train().classes(), lc, n, cfg.seed)
         }
         (Some(_), _) => invalid!("--labeled-classes needs --labels N (a count) and no --anomaly-class"),
-        (None, _) => labeled_indices(cfg.labels, &labels_of(split.train()), split.train().classes(), cfg.seed, anomaly_class),
+        (None, _) => labeled_indices(cfg.labels, &labels_of(split.train()), split.train().classes(), cfg.seed, anomalous),
     }
 }
 
@@ -259,7 +327,7 @@ fn describe_optimizer(o: &Optimizer) -> String {
 
 /// The training loop and the end-of-run scoring.
 fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<RunSummary> {
-    let Prepared { mut run, split, labeled, out, resume_from, epochs } = p;
+    let Prepared { mut run, split, labeled, out, resume_from, epochs, anomalous } = p;
     let cfg = run.train.clone();
     let n_labels = run.labels_used;
     let mut trainer = Trainer::with_data(be, cfg.clone(), split.train(), Some(split.test()), labeled)?;
@@ -273,6 +341,7 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     if !folder::has_run(&out) {
         folder::create_with(&out, &run, &trainer.weights(be)?)?;
     }
+    write_labeled(&out, split.train(), &trainer.labeled)?;
     trim_metrics(&out.join(METRICS_FILE), run.epochs_done)?;
     let adapter = be.describe();
     // the CPU reference backend describes itself as "cpu (N threads)"
@@ -376,8 +445,8 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
         return Ok(summary);
     }
     summary.steps = trainer.step;
-    if let Some(k) = run.spec.data.anomaly_class {
-        score_anomalies(be, &run, &trainer, &split.full_test, k, &out, &mut summary, obs)?;
+    if !anomalous.is_empty() {
+        score_anomalies(be, &run, &trainer, &split.full_test, &anomalous, &out, &mut summary, obs)?;
     }
     // cluster-and-label for semi-unsupervised runs and every M2 / GM-DGM
     if cfg.model.has_classifier() && (cfg.labeled_classes.is_some() || cfg.model.sums_over_classes()) {
@@ -416,6 +485,19 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     Ok(summary)
 }
 
+/// labeled.csv: the id and class of every training sample that kept its label.
+fn write_labeled(out: &Path, train: crate::train::TrainData<'_>, labeled: &[usize]) -> Result<()> {
+    let mut csv = String::from("id,label\n");
+    let names = train.class_names();
+    for &i in labeled {
+        if i < train.n() {
+            let l = train.label(i).map_or(String::new(), |l| names.get(l as usize).cloned().unwrap_or_else(|| l.to_string()));
+            csv += &format!("{},{}\n", csv_cell(&train.id(i)), csv_cell(&l));
+        }
+    }
+    crate::fsutil::write_atomic(&out.join(super::LABELED_FILE), csv.as_bytes())
+}
+
 /// Drops the lines of `path` (metrics.jsonl) whose epoch is beyond `epochs`.
 fn trim_metrics(path: &Path, epochs: usize) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
@@ -428,19 +510,29 @@ fn trim_metrics(path: &Path, epochs: usize) -> Result<()> {
     Ok(())
 }
 
+/// A CSV cell: quoted when it holds a delimiter, a quote or a line break.
+pub(crate) fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 pub(crate) fn fmt_opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.4}"))
 }
 
-/// Anomaly runs: scores every test sample (all classes), the ROC AUC of detecting class `k`,
-/// and anomaly_scores.csv (with the eq. 6 columns when the run has feedback).
+/// Anomaly runs: scores every test sample (all classes), the ROC AUC of detecting the
+/// `anomalous` classes, and anomaly_scores.csv (with the eq. 6 columns when the run has
+/// feedback).
 #[allow(clippy::too_many_arguments)]
 fn score_anomalies<B: Backend>(
     be: &B,
     run: &RunConfig,
     trainer: &Trainer<B>,
     full: &Loaded,
-    k: usize,
+    anomalous: &[usize],
     out: &Path,
     summary: &mut RunSummary,
     obs: &mut dyn Observer,
@@ -452,7 +544,7 @@ fn score_anomalies<B: Backend>(
     let (scores, probs) = scorer.run(be, samples, cfg.seed)?;
     // unlabeled test windows are neither anomalous nor normal: scored, not in the AUC
     let known: Vec<usize> = (0..test.n()).filter(|&i| test.label(i).is_some()).collect();
-    let positive: Vec<bool> = (0..test.n()).map(|i| test.label(i) == Some(k as u8)).collect();
+    let positive: Vec<bool> = (0..test.n()).map(|i| test.label(i).is_some_and(|l| anomalous.contains(&(l as usize)))).collect();
     summary.auc = crate::eval::roc_auc(
         &known.iter().map(|&i| scores[i]).collect::<Vec<_>>(),
         &known.iter().map(|&i| positive[i]).collect::<Vec<_>>(),
@@ -466,18 +558,20 @@ fn score_anomalies<B: Backend>(
         }
         _ => None,
     };
-    csv += "\n";
+    csv += ",id\n";
     for (i, s) in scores.iter().enumerate() {
-        let label = test.label(i).map_or(String::new(), |l| l.to_string());
-        csv += &format!("{i},{label},{},{s}", positive[i] as u8);
+        let label = test.label(i).map_or(String::new(), |l| test.class_names()[l as usize].clone());
+        csv += &format!("{i},{},{},{s}", csv_cell(&label), positive[i] as u8);
         if let Some((p_fp, p_fn, adj)) = &adj {
             csv += &format!(",{},{},{}", p_fp[i], p_fn[i], adj[i]);
         }
-        csv += "\n";
+        csv += &format!(",{}\n", csv_cell(&test.id(i)));
     }
     checkpoint::write_atomic(&out.join(super::ANOMALY_SCORES_FILE), csv.as_bytes())?;
+    let names: Vec<&str> = anomalous.iter().map(|&c| test.class_names().get(c).map_or("?", String::as_str)).collect();
     obs.note(&format!(
-        "anomaly class {k}: ROC AUC {} over {} test samples ({} anomalous), {samples} draws of z each",
+        "anomalous class(es) {}: ROC AUC {} over {} test samples ({} anomalous), {samples} draws of z each",
+        names.join(", "),
         fmt_opt(summary.auc),
         scores.len(),
         positive.iter().filter(|&&p| p).count(),

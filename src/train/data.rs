@@ -63,10 +63,26 @@ impl TrainData<'_> {
         }
     }
 
-    /// One label per sample, `None` where unlabeled (images are always labeled).
+    /// The class names, indexed by class.
+    pub fn class_names(&self) -> &[String] {
+        match self {
+            TrainData::Images(d) => &d.class_names,
+            TrainData::Series(d) => &d.class_names,
+        }
+    }
+
+    /// Sample `i`'s id (a file path or row id when the data has them, else its index).
+    pub fn id(&self, i: usize) -> String {
+        match self {
+            TrainData::Images(d) => d.id(i),
+            TrainData::Series(d) => d.id(i),
+        }
+    }
+
+    /// One label per sample, `None` where unlabeled.
     pub fn label(&self, i: usize) -> Option<u8> {
         match self {
-            TrainData::Images(d) => Some(d.labels[i]),
+            TrainData::Images(d) => d.label(i),
             TrainData::Series(d) => d.labels[i],
         }
     }
@@ -99,7 +115,9 @@ impl TrainData<'_> {
         let mismatch = match (spec.family, self) {
             (Family::Rnn, TrainData::Series(d)) => spec.series_shape != Some([d.steps, d.channels]),
             (Family::Rnn, TrainData::Images(_)) => true,
+            (Family::Dense, TrainData::Series(d)) if spec.real_input => d.dim() != spec.input_dim,
             (_, TrainData::Series(_)) => true,
+            (_, TrainData::Images(_)) if spec.real_input => true,
             (_, TrainData::Images(d)) => d.dim() != spec.input_dim,
         };
         if !mismatch {
