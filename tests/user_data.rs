@@ -347,3 +347,50 @@ fn bad_user_data_is_refused_before_a_run_folder_exists() {
     refused(&train(&imgs, &["--image-size", "8x8"]), "imgs/c holds no image files");
     assert!(!run.exists(), "a refused run must not leave a folder");
 }
+
+/// IDX files of a 3-class set given with --data: 3 output slots named by the labels present,
+/// not MNIST's ten, and the run named after the folder's kind, not "mnist".
+#[test]
+fn idx_folder_gets_the_class_count_of_its_labels() {
+    let dir = tmp("idx");
+    let data = dir.join("three");
+    std::fs::create_dir_all(&data).unwrap();
+    let write = |name: &str, n: usize, offset: usize| {
+        let mut img = vec![0u8, 0, 8, 3];
+        let mut lab = vec![0u8, 0, 8, 1];
+        for d in [n as u32, 4, 4] {
+            img.extend(d.to_be_bytes());
+        }
+        lab.extend((n as u32).to_be_bytes());
+        for i in 0..n {
+            let c = (i + offset) % 3;
+            img.extend((0..16).map(|p| if p % 3 == c { 200u8 } else { (i * 7 % 40) as u8 }));
+            lab.push(c as u8);
+        }
+        std::fs::write(data.join(format!("{name}-images-idx3-ubyte")), img).unwrap();
+        std::fs::write(data.join(format!("{name}-labels-idx1-ubyte")), lab).unwrap();
+    };
+    write("train", 60, 0);
+    write("t10k", 12, 1);
+    let run = dir.join("run");
+    let j = ok(&ssvae(&[
+        "train",
+        "--data",
+        s(&data),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]));
+    assert_eq!((j["slots"].as_u64(), j["dataset"].as_str()), (Some(3), Some("folder")), "{j}");
+    assert_eq!(j["labels"], 60, "every label of the IDX files: {j}");
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["class_names"], serde_json::json!(["0", "1", "2"]));
+}

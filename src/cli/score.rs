@@ -1,4 +1,6 @@
-//! `ssvae score`: anomaly scores (and predicted classes) of new samples with a saved run.
+//! `ssvae score`: anomaly scores (and predicted classes) of new samples with a saved run; the
+//! input is read as `ssvae predict` reads it (which also writes class names, probabilities and
+//! latent means).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,10 +17,11 @@ pub struct ScoreArgs {
     /// A folder written by `ssvae train` or `ssvae anomaly` (SS or EU model).
     #[arg(long)]
     run: PathBuf,
-    /// Samples to score: an IDX image file (raw or .gz) or a CSV with one sample per line
-    /// (values in [0, 1], or 0..255 if any exceeds 1; an optional header line is skipped).
-    /// For an RNN run: a CSV read like the run's --train-csv (its layout and columns), or, for
-    /// a run on uci-har or synthetic-sensor, one window per line (steps x channels values,
+    /// Samples to score, as `ssvae predict --data` takes them: for image runs a folder of
+    /// images, an image file, an IDX file (raw or .gz) or a CSV with one sample per line (values
+    /// in [0, 1], or 0..255; an optional header line is skipped); for table runs a table with
+    /// the run's feature columns; for RNN runs a CSV read like the run's training CSV, or, for a
+    /// run on uci-har or synthetic-sensor, one window per line (steps x channels values,
     /// step-major, raw units: the run's standardisation is applied).
     #[arg(long)]
     input: PathBuf,
@@ -43,8 +46,18 @@ fn run_score<B: Backend>(be: &B, a: ScoreArgs) -> Result<()> {
     let run = Run::open(be, &a.run)?;
     let classes = run.model().classes;
     let t0 = Instant::now();
-    let input = run.read_input(&a.input)?;
-    let (scores, probs) = run.score_input(be, &input, a.samples, a.seed)?;
+    if !run.model().has_decoder() {
+        anyhow::bail!(
+            "--run {}: {} has no decoder, so it gives no anomaly scores; `ssvae predict --run {} --data {}` writes its class predictions",
+            a.run.display(),
+            run.model().name(),
+            a.run.display(),
+            a.input.display()
+        );
+    }
+    // read and checked as `predict` reads it: the run's shape, channels, columns and scaling
+    let input = run.read_samples(&a.input)?;
+    let (scores, probs) = run.score(be, input.data(), a.samples, a.seed)?;
     // runs with anomaly feedback also get the eq. 6 score (see `ssvae::run::feedback`)
     let adjusted = match (&run.config.feedback, &probs) {
         (Some(fb), Some(p)) => Some(ssvae::eval::feedback::adjusted_scores(&scores, p, fb.classes, fb.score_offset)?),

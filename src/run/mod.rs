@@ -27,7 +27,7 @@ pub mod user_data;
 pub use data::{DataSpec, DatasetName, Loaded, SeriesLayout, SeriesOptions, SeriesOrder, SeriesScaling};
 pub use feedback::FeedbackRecord;
 pub use feedback_round::{apply_feedback, FeedbackRequest};
-pub use open::{Input, Run};
+pub use open::Run;
 pub use predict::{Predictions, Samples};
 pub use spec::{optimizer_lr, ModelChoice, OptimizerKind, ResumeChanges, RunConfig, RunSpec, DEFAULT_LABELS, FORMAT_VERSION};
 pub use summary::{EpochReport, GroupScores, Metric, Observer, Quiet, RunStart, RunSummary, StepProgress};

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use image::GrayImage;
 
 use crate::backend::Backend;
-use crate::data::SeriesDataset;
 use crate::error::{Error, Result};
 use crate::eval::grid::{class_style_grid, traverse, Decoder};
 use crate::eval::Scorer;
@@ -15,7 +14,7 @@ use crate::graph::exec::ParamStore;
 use crate::model::{build, Family, ModelSpec};
 use crate::train::{EvalReport, Evaluator, TrainData};
 
-use super::data::{read_images, read_series_input, DatasetName, Loaded};
+use super::data::{DatasetName, Loaded};
 use super::spec::RunConfig;
 
 /// A saved run: its configuration and its weights on one backend.
@@ -23,12 +22,6 @@ pub struct Run<B: Backend> {
     pub dir: PathBuf,
     pub config: RunConfig,
     pub store: ParamStore<B>,
-}
-
-/// Samples read from a file for a run: image bytes (`input_dim` each) or standardised windows.
-pub enum Input {
-    Pixels(Vec<u8>),
-    Series(SeriesDataset),
 }
 
 impl<B: Backend> Run<B> {
@@ -80,30 +73,6 @@ impl<B: Backend> Run<B> {
     /// draws of z) and, for classifiers, the class probabilities (`n x classes`).
     pub fn score(&self, be: &B, data: TrainData<'_>, samples: usize, seed: u64) -> Result<(Vec<f64>, Option<Vec<f32>>)> {
         Scorer::with_data(be, self.model(), &self.store, data, self.eval_batch())?.run(be, samples, seed)
-    }
-
-    /// As [`Run::score`] for samples read by [`Run::read_input`].
-    pub fn score_input(&self, be: &B, input: &Input, samples: usize, seed: u64) -> Result<(Vec<f64>, Option<Vec<f32>>)> {
-        let scorer = match input {
-            Input::Pixels(px) => Scorer::new(be, self.model(), &self.store, px, self.eval_batch())?,
-            Input::Series(ds) => Scorer::with_data(be, self.model(), &self.store, TrainData::Series(ds), self.eval_batch())?,
-        };
-        scorer.run(be, samples, seed)
-    }
-
-    /// Samples to score from a file: for image models an IDX file or a CSV of one sample per
-    /// line; for recurrent models a CSV read like the run's training CSV (or one window per
-    /// line), standardised with the run's statistics.
-    pub fn read_input(&self, path: &Path) -> Result<Input> {
-        let spec = self.model();
-        match spec.series_shape.filter(|_| spec.family == Family::Rnn) {
-            Some(shape) => {
-                let c = &self.config;
-                let on_csv = c.spec.data.dataset == DatasetName::Csv;
-                Ok(Input::Series(read_series_input(path, &c.spec.data.series, on_csv, shape, c.standardizer.as_deref())?))
-            }
-            None => Ok(Input::Pixels(read_images(path, spec.input_dim, self.config.image_shape.or(spec.input_shape))?)),
-        }
     }
 
     /// A grid of generated images: one row per class, one column per style (z ~ N(0, I)), or
