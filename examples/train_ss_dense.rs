@@ -73,7 +73,7 @@ fn main_on<B: Backend>(be: &B, dataset: DatasetName, model: &str) -> ssvae::Resu
             z.len() / test.n(),
             scores.iter().sum::<f64>() / scores.len() as f64
         );
-        let grid = saved.sample(be, 10, 0, false)?;
+        let grid = saved.sample(be, 10, 0, false, 1, false)?;
         let png = out.join("grid.png");
         ssvae::eval::grid::save_png(&grid, &png)?;
         println!("sample: {}x{} grid in {}", grid.width(), grid.height(), png.display());

@@ -80,13 +80,17 @@ fn sample_grid_rows_are_recognised_as_their_class() {
     let spec = t.cfg.model.clone();
     let dec = Decoder::new(&be, &spec, &t.store, 64).unwrap();
     let styles = 6;
-    let (img, cells) = class_style_grid(&be, &dec, styles, 3, (28, 28)).unwrap();
-    // stated size: 10 rows x 6 columns of 28 px with 2 px gaps
-    assert_eq!((img.width(), img.height()), (6 * 28 + 7 * 2, 10 * 28 + 11 * 2));
+    let grid = class_style_grid(&be, &dec, styles, 3, (28, 28, 1)).unwrap();
+    assert_eq!((grid.rows, grid.cols, grid.cells.len()), (10, styles, 10 * styles * 784));
+    // labelled on the rows: a margin for the names, then 6 columns of 28 px with 2 px gaps
+    let names: Vec<String> = (0..10).map(|c| format!("digit {c}")).collect();
+    let img = ssvae::eval::plot::label_grid(&grid.cells, (10, styles), (28, 28, 1), 1, &names, None).unwrap();
+    assert_eq!((img.width(), img.height()), ((12 + 8 * 7 + 6 * 30) as u32, (2 + 10 * 30) as u32));
     let path = std::env::temp_dir().join(format!("ssvae-grid-{}.png", std::process::id()));
     img.save(&path).unwrap();
     let back = image::open(&path).unwrap();
     assert_eq!((back.width(), back.height()), (img.width(), img.height()));
+    let cells = grid.cells;
     // the model's own classifier on the generated cells
     let pixels: Vec<u8> = cells.iter().map(|&p| (p * 255.0).round() as u8).collect();
     let (_, probs) = Scorer::new(&be, &spec, &t.store, &pixels, 64).unwrap().run(&be, 1, 0).unwrap();

@@ -59,7 +59,7 @@ fn train_open_predict_encode_score_sample() {
     assert_eq!(scores.len(), test.n());
     assert!(scores.iter().all(|s| s.is_finite() && *s > 0.0));
     assert_eq!(p.map(|p| p.len()), Some(test.n() * classes));
-    let grid = saved.sample(&be, 3, 0, false).unwrap();
+    let grid = saved.sample(&be, 3, 0, false, 1, false).unwrap();
     assert!(grid.width() > 0 && grid.height() > grid.width(), "10 class rows, 3 style columns");
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use image::{GrayImage, Luma};
+use image::RgbImage;
 
 use crate::backend::{Backend, DType};
 use crate::error::{Error, Result};
@@ -106,57 +106,46 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
-/// Pixel size of a `rows` x `cols` grid of h x w cells with 2-pixel gaps, or an error if it is
-/// over [`MAX_SIDE`] (checked without overflow, before anything is allocated).
-pub fn grid_size(rows: usize, cols: usize, h: usize, w: usize) -> Result<(usize, usize)> {
+/// Generated cells of a grid: `rows` x `cols` images of `shape` (height, width, channels)
+/// values in [0, 1], channels last, row after row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grid {
+    pub cells: Vec<f32>,
+    pub rows: usize,
+    pub cols: usize,
+    pub shape: (usize, usize, usize),
+}
+
+/// Checks that a `rows` x `cols` grid of h x w cells stays under [`MAX_SIDE`] pixels a side
+/// (checked without overflow, before anything is decoded).
+pub fn check_grid(rows: usize, cols: usize, h: usize, w: usize) -> Result<()> {
     let gap = 2;
     let side = |n: usize, s: usize| n.checked_mul(s + gap).and_then(|v| v.checked_add(gap)).filter(|&v| v <= MAX_SIDE);
     match (side(cols, w), side(rows, h)) {
-        (Some(width), Some(height)) => Ok((width, height)),
+        (Some(_), Some(_)) => Ok(()),
         _ => Err(Error::Invalid(format!(
             "a {rows} x {cols} grid of {h} x {w} images is over the {MAX_SIDE} pixel limit; ask for fewer styles"
         ))),
     }
 }
 
-/// Lays out `cells` (each h x w probabilities in [0, 1]) as `rows` x `cols` with a 2-pixel gap.
-pub fn tile(cells: &[f32], rows: usize, cols: usize, h: usize, w: usize) -> Result<GrayImage> {
-    let gap = 2;
-    let (width, height) = grid_size(rows, cols, h, w)?;
-    let mut img = GrayImage::from_pixel(width as u32, height as u32, Luma([64]));
-    for r in 0..rows {
-        for c in 0..cols {
-            let cell = &cells[(r * cols + c) * h * w..(r * cols + c + 1) * h * w];
-            for y in 0..h {
-                for x in 0..w {
-                    let v = (cell[y * w + x].clamp(0.0, 1.0) * 255.0).round() as u8;
-                    img.put_pixel((gap + c * (w + gap) + x) as u32, (gap + r * (h + gap) + y) as u32, Luma([v]));
-                }
-            }
-        }
+fn check_shape(spec: &ModelSpec, (h, w, c): (usize, usize, usize)) -> Result<()> {
+    if h * w * c != spec.input_dim {
+        return Err(Error::Invalid(format!("image shape {h}x{w}x{c} does not match the model's {} features", spec.input_dim)));
     }
-    Ok(img)
+    Ok(())
 }
 
-/// The class-by-style grid: returns (image, the cells' probabilities in row-major order).
-pub fn class_style_grid<B: Backend>(
-    be: &B,
-    dec: &Decoder<B>,
-    styles: usize,
-    seed: u64,
-    hw: (usize, usize),
-) -> Result<(GrayImage, Vec<f32>)> {
+/// The class-by-style grid: one row per class (one row for a model without pi), one column
+/// per style z (the same z down a column).
+pub fn class_style_grid<B: Backend>(be: &B, dec: &Decoder<B>, styles: usize, seed: u64, shape: (usize, usize, usize)) -> Result<Grid> {
     if styles == 0 {
         return Err(Error::Invalid("--styles must be at least 1".into()));
     }
     let spec = &dec.spec;
     let rows = if spec.decoder_takes_pi() { spec.classes } else { 1 };
-    let (h, w) = hw;
-    if h * w != spec.input_dim {
-        return Err(Error::Invalid(format!("image shape {h} x {w} does not match the model's {} features", spec.input_dim)));
-    }
-    // check the size before decoding anything
-    grid_size(rows, styles, h, w)?;
+    check_shape(spec, shape)?;
+    check_grid(rows, styles, shape.0, shape.1)?;
     let mut zs = Vec::new();
     let mut classes = Vec::new();
     for r in 0..rows {
@@ -165,13 +154,12 @@ pub fn class_style_grid<B: Backend>(
             classes.push(r);
         }
     }
-    let cells = dec.decode(be, &zs, &classes)?;
-    Ok((tile(&cells, rows, styles, h, w)?, cells))
+    Ok(Grid { cells: dec.decode(be, &zs, &classes)?, rows, cols: styles, shape })
 }
 
 /// Per class, an n x n walk over the first two latent dimensions at quantiles of N(0, 1)
-/// (other dimensions 0); classes side by side.
-pub fn traverse<B: Backend>(be: &B, dec: &Decoder<B>, n: usize, hw: (usize, usize)) -> Result<GrayImage> {
+/// (other dimensions 0); classes side by side (n rows, n x classes columns).
+pub fn traverse<B: Backend>(be: &B, dec: &Decoder<B>, n: usize, shape: (usize, usize, usize)) -> Result<Grid> {
     let spec = &dec.spec;
     if spec.latent < 2 {
         return Err(Error::Invalid("--traverse needs a latent space of at least 2 dimensions".into()));
@@ -179,10 +167,10 @@ pub fn traverse<B: Backend>(be: &B, dec: &Decoder<B>, n: usize, hw: (usize, usiz
     if n == 0 {
         return Err(Error::Invalid("--styles must be at least 1".into()));
     }
-    let (h, w) = hw;
+    check_shape(spec, shape)?;
     let classes = if spec.decoder_takes_pi() { spec.classes } else { 1 };
     let q: Vec<f32> = (0..n).map(|i| normal_quantile((i as f64 + 0.5) / n as f64) as f32).collect();
-    grid_size(n, n.saturating_mul(classes), h, w)?;
+    check_grid(n, n.saturating_mul(classes), shape.0, shape.1)?;
     let (mut zs, mut cls) = (Vec::new(), Vec::new());
     for row in 0..n {
         for k in 0..classes {
@@ -195,10 +183,9 @@ pub fn traverse<B: Backend>(be: &B, dec: &Decoder<B>, n: usize, hw: (usize, usiz
             }
         }
     }
-    let cells = dec.decode(be, &zs, &cls)?;
-    tile(&cells, n, n * classes, h, w)
+    Ok(Grid { cells: dec.decode(be, &zs, &cls)?, rows: n, cols: n * classes, shape })
 }
 
-pub fn save_png(img: &GrayImage, path: &Path) -> Result<()> {
+pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
     img.save(path).map_err(|e| Error::Io { path: path.to_path_buf(), msg: format!("cannot write PNG: {e}") })
 }

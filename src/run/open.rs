@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use image::GrayImage;
+use image::RgbImage;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::eval::grid::{class_style_grid, traverse, Decoder};
+use crate::eval::plot::label_grid;
 use crate::eval::Scorer;
 use crate::graph::exec::ParamStore;
 use crate::model::{build, Family, ModelSpec};
@@ -75,29 +76,50 @@ impl<B: Backend> Run<B> {
         Scorer::with_data(be, self.model(), &self.store, data, self.eval_batch())?.run(be, samples, seed)
     }
 
-    /// A grid of generated images: one row per class, one column per style (z ~ N(0, I)), or
-    /// with `traverse_latent` a walk over the first two latent dimensions per class.
-    pub fn sample(&self, be: &B, styles: usize, seed: u64, traverse_latent: bool) -> Result<GrayImage> {
+    /// The height, width and channels of the run's images (a dense model on images knows
+    /// only their product: the run records the shape; older runs: square, one channel).
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
         let spec = self.model();
-        if spec.family == Family::Rnn {
-            return Err(Error::Invalid(format!(
-                "--run {}: {} is a recurrent model of sensor windows; sample grids are for image models (dense, cnn)",
-                self.dir.display(),
-                spec.name()
-            )));
+        if let Some(s) = self.config.image_shape.or(spec.input_shape) {
+            return Some(s);
         }
         let side = (spec.input_dim as f64).sqrt() as usize;
-        if side * side != spec.input_dim {
+        (side * side == spec.input_dim && !spec.real_input).then_some([side, side, 1])
+    }
+
+    /// A grid of generated images with the class names on its rows: one row per class, one
+    /// column per style (z ~ N(0, I); `style_labels` numbers the columns), or with
+    /// `traverse_latent` a walk over the first two latent dimensions per class (the class
+    /// names above each block). Cells are scaled `scale` times (nearest neighbour).
+    pub fn sample(&self, be: &B, styles: usize, seed: u64, traverse_latent: bool, scale: usize, style_labels: bool) -> Result<RgbImage> {
+        let spec = self.model();
+        if spec.family == Family::Rnn || spec.real_input {
             return Err(Error::Invalid(format!(
-                "the model's {} features are not a square image; sample grids need image data",
-                spec.input_dim
+                "--run {}: {} was trained on {}; sample grids are for image models",
+                self.dir.display(),
+                spec.name(),
+                if spec.family == Family::Rnn { "sensor windows" } else { "a table of features" }
             )));
         }
+        let Some([h, w, c]) = self.image_shape() else {
+            return Err(Error::Invalid(format!(
+                "the model's {} features are not a known image shape; sample grids need image data",
+                spec.input_dim
+            )));
+        };
         let dec = Decoder::new(be, spec, &self.store, 100)?;
+        let names = self.class_names();
         if traverse_latent {
-            traverse(be, &dec, styles, (side, side))
+            let g = traverse(be, &dec, styles, (h, w, c))?;
+            let per = g.cols / names.len().max(1);
+            let cols: Vec<String> =
+                (0..g.cols).map(|k| if spec.decoder_takes_pi() && k % per == 0 { names[k / per].clone() } else { String::new() }).collect();
+            label_grid(&g.cells, (g.rows, g.cols), g.shape, scale, &[], Some(&cols))
         } else {
-            Ok(class_style_grid(be, &dec, styles, seed, (side, side))?.0)
+            let g = class_style_grid(be, &dec, styles, seed, (h, w, c))?;
+            let rows: Vec<String> = if spec.decoder_takes_pi() { names } else { vec!["z ~ N(0, I)".into()] };
+            let cols: Vec<String> = (1..=g.cols).map(|k| format!("style {k}")).collect();
+            label_grid(&g.cells, (g.rows, g.cols), g.shape, scale, &rows, style_labels.then_some(&cols[..]))
         }
     }
 }

@@ -83,6 +83,13 @@ pub fn kind_of(path: &Path, family: Family, series: &SeriesOptions) -> Result<Da
     )
 }
 
+/// What a reader noticed about a file (how it was sniffed, what it skipped), on one line.
+fn print_notes(path: &Path, notes: &[String]) {
+    if !notes.is_empty() {
+        eprintln!("note: {}: {}", path.display(), notes.join("; "));
+    }
+}
+
 fn name_of(path: &Path) -> String {
     path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
@@ -107,9 +114,7 @@ fn read_folder(flag: &str, dir: &Path, opts: &ImageOptions, classes: Option<&[St
         allow_new_classes: allow_new,
     };
     let set = with_path(flag, dir, data::load_image_folder(dir, &o))?;
-    for n in &set.notes {
-        eprintln!("note: {}: {n}", dir.display());
-    }
+    print_notes(dir, &set.notes);
     if set.class_names.len() > 256 {
         invalid!("{flag} {}: {} classes; at most 256 are supported", dir.display(), set.class_names.len());
     }
@@ -291,9 +296,7 @@ fn read_table(
         allow_new_classes: allow_new,
     };
     let t = with_path(flag, path, data::load_table(path, &o))?;
-    for n in &t.notes {
-        eprintln!("note: {}: {n}", path.display());
-    }
+    print_notes(path, &t.notes);
     if t.class_names.len() > 256 {
         invalid!("{flag} {}: {} classes; at most 256 are supported", path.display(), t.class_names.len());
     }
