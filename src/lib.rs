@@ -10,6 +10,7 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod fsutil;
 pub mod graph;
 pub mod model;

@@ -40,6 +40,9 @@ enum Cmd {
     /// Write example data in the formats users bring (a folder of images, a table, a sensor
     /// log), for trying the README's recipes.
     Generate(cli::generate::GenerateArgs),
+    /// Export a saved run as ONNX (encoder.onnx, decoder.onnx) or a PyTorch module
+    /// (ssvae_model.py + weights.safetensors) that take raw data, scaling inside.
+    Export(cli::export::ExportArgs),
     /// List the GPU adapters found, with the limits that matter to ssvae.
     Devices(cli::devices::DevicesArgs),
     /// Benchmarks (one JSON line per case, then a markdown table).
@@ -62,6 +65,7 @@ fn main() {
         Cmd::Reproduce(a) => cli::reproduce::reproduce(a),
         Cmd::Devices(a) => cli::devices::devices(a),
         Cmd::Generate(a) => cli::generate::generate(a),
+        Cmd::Export(a) => cli::export::export(a),
         Cmd::Bench { what } => cli::bench::bench(what),
     };
     if let Err(e) = result {

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod devices;
 pub mod eval;
+pub mod export;
 pub mod feedback;
 pub mod generate;
 pub mod plot;

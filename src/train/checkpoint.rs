@@ -46,9 +46,35 @@ pub fn weights_bytes(path: &Path, w: &Weights) -> Result<Vec<u8>> {
     for (name, shape, v) in &named {
         views.push((name.clone(), TensorView::new(Dtype::F32, (*shape).clone(), bytemuck::cast_slice(v)).map_err(|e| io(path, e))?));
     }
-    let mut info = HashMap::new();
+    let mut info: HashMap<String, String> = conventions().into_iter().collect();
     info.insert("format".to_string(), "ssvae".to_string());
     safetensors::serialize(views, Some(info)).map_err(|e| io(path, e))
+}
+
+/// What a re-implementation needs beyond the tensors, written into the `__metadata__` map of
+/// every model.safetensors (keys `ssvae.*`; `format` = "ssvae" as before). Readers ignore the
+/// metadata, so files without it (older runs) load as they did. The run's own values (the
+/// model spec with `logvar_limit`, the standardizer, class and feature names) are in
+/// config.json beside it; `ssvae export` writes them into its files too.
+pub fn conventions() -> Vec<(String, String)> {
+    use crate::backend::cpu::loss::GAUSSIAN_VAR_FLOOR;
+    use crate::graph::BN_EPS;
+    use crate::model::DEFAULT_LOGVAR_LIMIT;
+    [
+        ("ssvae.weights_layout", "dense '{name}.weight' is [in, out] and y = x W + b ('{name}.bias' [out]); time-distributed dense layers apply it to every step; convolution '{name}.weight' is [k, k, in, out] over NHWC maps; a transposed convolution's '{name}.weight' is [k, k, out, in] (stored as the convolution it is the adjoint of); tensors are float32, row-major".to_string()),
+        ("ssvae.input_scaling", "images: byte / 255 (0..1), NHWC, flattened in H, W, C order for dense models; tables and series: (x - mean) * (1 / std) per channel with config.json's standardizer (all means, then all standard deviations); std 0 marks a constant channel, which maps to 0; robust scaling (config spec.data.series.scaling = robust) then clips to +-50".to_string()),
+        ("ssvae.activations", "hidden dense layers relu (CNN: dense without bias, then batch norm, then relu; dropout only in training); heads mu and logvar linear; pi softmax; Bernoulli decoder output sigmoid; Gaussian decoder: mean linear ('out' / 'out_mean'), variance softplus(raw) + floor ('out_var')".to_string()),
+        ("ssvae.decoder_input", "concat(z, pi) along the last axis, z first (SS models; pi = class probabilities, or a one-hot to generate); z alone for EU and multi-factor models".to_string()),
+        ("ssvae.batch_norm", format!("inference: gamma * (x - running_mean) / sqrt(running_var + eps) + beta over the channel (last NHWC) axis, then relu; eps = {BN_EPS}; running_var is the unbiased batch variance averaged with momentum 0.1")),
+        ("ssvae.padding", "'same' as TensorFlow: ceil(in / stride) outputs, total padding max((out - 1) * stride + k - in, 0) split with the odd pixel after (bottom / right); a 'same' transposed convolution gives in * stride outputs, the adjoint of that convolution".to_string()),
+        ("ssvae.lstm", "gates packed [i | f | g | o] along 4H (PyTorch's order); z = x W_ih + bias + h_{t-1} W_hh; i, f, o = sigmoid; g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t); h_0 = c_0 = 0; one bias".to_string()),
+        ("ssvae.logvar_bound", format!("logvar = L * tanh(raw / L) with L = config.json train.model.logvar_limit (default {DEFAULT_LOGVAR_LIMIT}; null: raw logvar)")),
+        ("ssvae.gaussian_var_floor", format!("{GAUSSIAN_VAR_FLOOR:e}")),
+        ("ssvae.recurrent_heads", "recurrent models' heads are per step; a window's class probabilities are softmax(mean over steps of log max(p_t, 1.17549435e-38))".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 pub fn save_weights(path: &Path, w: &Weights) -> Result<()> {
