@@ -14,7 +14,9 @@ use super::{on_backend, DeviceArgs};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FormatArg {
+    /// Bitmaps, for slides and documents.
     Png,
+    /// Vector graphics, for the web and print.
     Svg,
 }
 
