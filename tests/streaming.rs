@@ -216,3 +216,82 @@ fn a_source_of_the_wrong_shape_is_refused() {
     .to_string();
     assert!(err.contains("does not match dataset 'tiny'"), "{err}");
 }
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ssvae-streaming-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Rows streamed from an NPY on disk, standardised on the fly with statistics from the chunked
+/// pass, train exactly as the same windows standardised in memory and held resident.
+#[test]
+fn disk_rows_train_as_the_same_rows_in_memory() {
+    use ssvae::data::{DiskSeries, NpyWriter, Standardizer};
+    let dir = temp_dir("disk");
+    let raw = series(40, 6, 2, 3);
+    let (x, y) = (dir.join("x.npy"), dir.join("y.npy"));
+    let mut w = NpyWriter::create(&x, "<f4", &[raw.n, raw.steps, raw.channels]).unwrap();
+    w.write_f32(&raw.values).unwrap();
+    w.finish().unwrap();
+    let mut w = NpyWriter::create(&y, "<i8", &[raw.n]).unwrap();
+    w.write_i64(&raw.labels.iter().map(|l| l.map_or(-1, |c| c as i64)).collect::<Vec<_>>()).unwrap();
+    w.finish().unwrap();
+
+    let mut disk = DiskSeries::open(&x, Some(&y)).unwrap();
+    assert_eq!(disk.labels, raw.labels);
+    let fitted = disk.fit_standardizer().unwrap();
+    let in_memory = Standardizer::fit(&raw).unwrap();
+    assert_eq!(fitted, in_memory, "chunked statistics equal the in-memory ones");
+    disk.set_scaling(fitted).unwrap();
+    let mut scaled = raw.clone();
+    in_memory.apply(&mut scaled).unwrap();
+
+    let be = CpuBackend::new();
+    let (cfg, _, _, _) = cases().remove(2);
+    let resident = train(&be, &cfg, TrainData::Series(&scaled), Arc::new(scaled.clone()), None, 14, None);
+    let hollow = disk.hollow("tiny-series", scaled.class_names.clone());
+    let streamed = train(&be, &cfg, TrainData::Series(&hollow), Arc::new(disk), Some(3), 14, None);
+    assert_same(&resident, &streamed, 0.0, "RNN on rows streamed from disk");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_npy_input_is_refused_with_the_file_and_the_problem() {
+    use ssvae::data::{DiskSeries, NpyWriter};
+    let dir = temp_dir("bad");
+    let err = |p: &std::path::Path, l: Option<&std::path::Path>| DiskSeries::open(p, l).err().expect("an error").to_string();
+    let f8 = dir.join("f8.npy");
+    let mut w = NpyWriter::create(&f8, "<f8", &[2, 3]).unwrap();
+    w.write_i64(&[0; 6]).unwrap();
+    w.finish().unwrap();
+    let e = err(&f8, None);
+    assert!(e.contains("f8.npy") && e.contains("'<f8'") && e.contains("float32"), "{e}");
+    let v = dir.join("v.npy");
+    let mut w = NpyWriter::create(&v, "<f4", &[4]).unwrap();
+    w.write_f32(&[0.0; 4]).unwrap();
+    w.finish().unwrap();
+    let e = err(&v, None);
+    assert!(e.contains("v.npy") && e.contains("3-D") && e.contains("[4]"), "{e}");
+    let cut = dir.join("cut.npy");
+    let mut w = NpyWriter::create(&cut, "<f4", &[3, 2]).unwrap();
+    w.write_f32(&[0.0; 5]).unwrap();
+    w.finish().unwrap();
+    let e = err(&cut, None);
+    assert!(e.contains("cut.npy") && e.contains("truncated"), "{e}");
+    let good = dir.join("good.npy");
+    let mut w = NpyWriter::create(&good, "<f4", &[3, 2]).unwrap();
+    w.write_f32(&[0.0; 6]).unwrap();
+    w.finish().unwrap();
+    let lab = dir.join("lab.npy");
+    let mut w = NpyWriter::create(&lab, "<i8", &[2]).unwrap();
+    w.write_i64(&[0, 1]).unwrap();
+    w.finish().unwrap();
+    let e = err(&good, Some(&lab));
+    assert!(e.contains("lab.npy") && e.contains("3 entries"), "{e}");
+    std::fs::write(dir.join("text.npy"), "id,x\n1,2\n").unwrap();
+    let e = err(&dir.join("text.npy"), None);
+    assert!(e.contains("text.npy") && e.contains("not an NPY file"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
