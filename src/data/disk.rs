@@ -8,6 +8,10 @@
 //! [`Standardizer::fit`] over the whole set in memory, so both give the same statistics; the
 //! rows are then standardised as they are gathered ([`DiskSeries::set_scaling`]).
 //!
+//! The [`RowSource`] trait (rows gathered by index on the host, for streamed training in
+//! `crate::train::stream`) lives here, below `train`, with its in-memory implementations
+//! ([`Dataset`], [`SeriesDataset`]) and the disk one.
+//!
 //! Only C-order `<f4` features are read (anything else is an error saying how to convert):
 //! streaming reads rows at their byte offsets, and converting other dtypes on every read
 //! would cost more than converting the file once.
@@ -17,12 +21,98 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{SeriesDataset, Standardizer};
+use super::{Dataset, SeriesDataset, Standardizer};
 use crate::error::{Error, Result};
-use crate::train::{RowKind, RowSource, ShardRows};
 
 fn bad(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("{}: {msg}", path.display()))
+}
+
+/// The kind of values a row source holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowKind {
+    /// Bytes (images): fed to `gather_u8`.
+    U8,
+    /// f32 (series windows, tables), already standardised when the source hands them out.
+    F32,
+}
+
+/// A gathered shard on the host, before packing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShardRows {
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+}
+
+/// Rows of a training set the host can gather by index (in memory or on disk).
+pub trait RowSource: Send + Sync {
+    /// Number of rows (training samples).
+    fn n(&self) -> usize;
+    /// Values per row.
+    fn dim(&self) -> usize;
+    fn kind(&self) -> RowKind;
+    /// Writes rows `rows` (in order, repeats allowed) into `out`, replacing its contents with
+    /// `rows.len() * dim()` values of this source's kind.
+    fn gather(&self, rows: &[u32], out: &mut ShardRows) -> Result<()>;
+}
+
+fn check_rows(rows: &[u32], n: usize) -> Result<()> {
+    match rows.iter().find(|&&r| r as usize >= n) {
+        Some(r) => Err(Error::Invalid(format!("row {r} is out of range for a source of {n} rows"))),
+        None => Ok(()),
+    }
+}
+
+impl RowSource for Dataset {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn dim(&self) -> usize {
+        Dataset::dim(self)
+    }
+    fn kind(&self) -> RowKind {
+        RowKind::U8
+    }
+    fn gather(&self, rows: &[u32], out: &mut ShardRows) -> Result<()> {
+        check_rows(rows, self.n)?;
+        let mut v = match std::mem::replace(out, ShardRows::U8(Vec::new())) {
+            ShardRows::U8(v) => v,
+            ShardRows::F32(_) => Vec::new(),
+        };
+        v.clear();
+        v.reserve(rows.len() * Dataset::dim(self));
+        for &r in rows {
+            v.extend_from_slice(self.sample(r as usize));
+        }
+        *out = ShardRows::U8(v);
+        Ok(())
+    }
+}
+
+impl RowSource for SeriesDataset {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn dim(&self) -> usize {
+        SeriesDataset::dim(self)
+    }
+    fn kind(&self) -> RowKind {
+        RowKind::F32
+    }
+    fn gather(&self, rows: &[u32], out: &mut ShardRows) -> Result<()> {
+        check_rows(rows, self.n)?;
+        let mut v = match std::mem::replace(out, ShardRows::F32(Vec::new())) {
+            ShardRows::F32(v) => v,
+            ShardRows::U8(_) => Vec::new(),
+        };
+        v.clear();
+        v.reserve(rows.len() * SeriesDataset::dim(self));
+        for &r in rows {
+            v.extend_from_slice(self.window(r as usize));
+        }
+        *out = ShardRows::F32(v);
+        Ok(())
+    }
 }
 
 /// An NPY header: dtype, order, shape and where the data starts.

@@ -15,9 +15,9 @@ pub mod migrate;
 pub mod semi;
 pub mod stream;
 
+pub use crate::data::{RowKind, RowSource, ShardRows};
 pub use data::{pack_f16, TrainData};
 pub use evaluate::{argmax_rows, write_unlabeled, EvalReport, Evaluator};
-pub use stream::{RowKind, RowSource, ShardRows};
 
 use std::path::Path;
 use std::sync::Arc;
