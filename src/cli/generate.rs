@@ -15,6 +15,10 @@ pub enum ExampleKind {
     /// A sensor log, one row per time step: train.csv (recording, acc_x, acc_y, acc_z, label),
     /// test.csv, new.csv.
     SensorLog,
+    /// Many vibration windows as NPY for streamed training: train.npy (f32 [n, window, 3]),
+    /// train_labels.npy (int64, -1 = unlabeled; --labeled-per-class per class), test.npy,
+    /// test_labels.npy (--n-test windows, all labeled). Written in chunks (bounded memory).
+    SensorWindows,
 }
 
 #[derive(clap::Args)]
@@ -43,6 +47,12 @@ pub struct GenerateArgs {
     /// Sensor log: rows (time steps) per recording.
     #[arg(long, default_value_t = 128)]
     window: usize,
+    /// Sensor windows: training windows.
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Sensor windows: test windows.
+    #[arg(long, default_value_t = 2_000)]
+    n_test: usize,
     /// Seed of everything generated.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -60,6 +70,11 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         ExampleKind::Images => make::write_image_folder(&a.out, &sizes, a.seed)?,
         ExampleKind::Table => make::write_table(&a.out, &sizes, a.seed)?,
         ExampleKind::SensorLog => make::write_sensor_log(&a.out, &sizes, a.seed, a.window)?,
+        ExampleKind::SensorWindows => {
+            // "100 labeled per class" unless asked otherwise (the images' default is 10)
+            let per_class = if a.labeled_per_class == ExampleSizes::default().labeled_per_class { 100 } else { a.labeled_per_class };
+            make::write_sensor_windows(&a.out, a.n, a.n_test, per_class, a.window, a.seed)?
+        }
     }
     println!("{}", serde_json::json!({"written": a.out, "kind": format!("{:?}", a.kind).to_lowercase()}));
     Ok(())

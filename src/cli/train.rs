@@ -285,6 +285,14 @@ pub struct DataArgs {
     /// NPY tables: the labels of --test-data.
     #[arg(long)]
     pub test_labels_file: Option<PathBuf>,
+    /// Stream the training set to the device in shards instead of holding it resident; NPY
+    /// data (--data x.npy) is then read from disk and never loaded whole [default: only when
+    /// the set does not fit the device or memory].
+    #[arg(long)]
+    pub stream: bool,
+    /// Streamed training: batches per shard [default: 64].
+    #[arg(long)]
+    pub shard_steps: Option<usize>,
     /// A built-in dataset [default: synthetic; with --data: chosen from the path].
     #[arg(long, value_parser = dataset_parser())]
     pub dataset: Option<DatasetName>,
@@ -474,6 +482,11 @@ impl TrainArgs {
         set(&mut s.data.table.id_column, d.id_column.clone());
         set(&mut s.data.table.labels_file, d.labels_file.clone());
         set(&mut s.data.table.test_labels_file, d.test_labels_file.clone());
+        s.data.stream |= d.stream;
+        set(&mut s.data.shard_steps, d.shard_steps);
+        if s.data.shard_steps == Some(0) {
+            anyhow::bail!("--shard-steps must be at least 1");
+        }
         if let Some(e) = t.epochs {
             s.epochs = e;
         }
@@ -534,6 +547,8 @@ impl TrainArgs {
             (d.id_column.is_some(), "--id-column"),
             (d.labels_file.is_some(), "--labels-file"),
             (d.test_labels_file.is_some(), "--test-labels-file"),
+            (d.stream, "--stream"),
+            (d.shard_steps.is_some(), "--shard-steps"),
             (d.data_dir.is_some(), "--data-dir"),
             (d.labeled_classes.is_some(), "--labeled-classes"),
             (d.max_train.is_some(), "--max-train"),

@@ -9,6 +9,10 @@
 //!   kurtosis of each axis, 18 columns in physical units) of the built-in vibration windows:
 //!   `train.csv` (id, features, a `label` column mostly empty), `test.csv`, `new.csv` (no
 //!   label column).
+//! - [`write_sensor_windows`]: many vibration windows as NPY arrays (`train.npy` f32
+//!   [n, steps, 3], `train_labels.npy` int64 mostly -1, `test.npy`, `test_labels.npy`), written
+//!   in chunks so that a million windows need no more memory than one chunk: the data for
+//!   streamed training (`ssvae train --stream`).
 //! - [`write_sensor_log`]: the vibration windows as a long CSV (one row per time step) with a
 //!   `recording` column and a `label` column that only some recordings fill.
 
@@ -226,4 +230,57 @@ pub fn write_sensor_log(dir: &Path, sizes: &ExampleSizes, seed: u64, window: usi
     write(&dir.join("train.csv"), &train)?;
     write(&dir.join("test.csv"), &test)?;
     write(&dir.join("new.csv"), &new)
+}
+
+/// Windows generated per chunk by [`write_sensor_windows`] (a multiple of the 5 classes).
+pub const WINDOW_CHUNK: usize = 10_000;
+
+/// Writes `n` training windows and `n_test` test windows of `steps` x 3 under `dir` as NPY
+/// (see the module comment). Labels: the first `labeled_per_class` windows of each class in
+/// the training set, every test window. Chunk `k` of [`WINDOW_CHUNK`] windows is generated with
+/// its own seed derived from `seed` and `k` (window `i` of a chunk has class `i % 5`), so the
+/// memory used is one chunk's whatever `n`.
+pub fn write_sensor_windows(dir: &Path, n: usize, n_test: usize, labeled_per_class: usize, steps: usize, seed: u64) -> Result<()> {
+    use super::NpyWriter;
+    mkdir(dir)?;
+    if n == 0 || n_test == 0 {
+        return Err(Error::Invalid("--n and --n-test must be at least 1".into()));
+    }
+    let k = SENSOR_CLASSES.len();
+    let chunk_cfg = |chunk: usize, n_train: usize, n_test: usize| SensorSynthConfig {
+        n_train,
+        n_test,
+        steps,
+        seed: seed ^ (chunk as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ..SensorSynthConfig::default()
+    };
+    let channels = 3;
+    let mut x = NpyWriter::create(&dir.join("train.npy"), "<f4", &[n, steps, channels])?;
+    let mut labels = Vec::with_capacity(n);
+    let mut seen = vec![0usize; k];
+    for (c, first) in (0..n).step_by(WINDOW_CHUNK).enumerate() {
+        let m = WINDOW_CHUNK.min(n - first);
+        let split = sensor_synth_with(&chunk_cfg(c, m, 1))?;
+        if split.train.channels != channels {
+            return Err(Error::Invalid(format!("the sensor generator gave {} channels, expected {channels}", split.train.channels)));
+        }
+        x.write_f32(&split.train.values)?;
+        for i in 0..m {
+            let class = i % k;
+            seen[class] += 1;
+            labels.push(if seen[class] <= labeled_per_class { class as i64 } else { -1 });
+        }
+    }
+    x.finish()?;
+    let mut y = NpyWriter::create(&dir.join("train_labels.npy"), "<i8", &[n])?;
+    y.write_i64(&labels)?;
+    y.finish()?;
+    // the test windows come from the generator's test stream of one more chunk seed
+    let test = sensor_synth_with(&chunk_cfg(usize::MAX - 1, 1, n_test))?.test;
+    let mut tx = NpyWriter::create(&dir.join("test.npy"), "<f4", &[n_test, steps, channels])?;
+    tx.write_f32(&test.values)?;
+    tx.finish()?;
+    let mut ty = NpyWriter::create(&dir.join("test_labels.npy"), "<i8", &[n_test])?;
+    ty.write_i64(&test.labels.iter().map(|l| l.map_or(-1, |c| c as i64)).collect::<Vec<_>>())?;
+    ty.finish()
 }

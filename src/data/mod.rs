@@ -51,6 +51,7 @@
 
 mod batcher;
 mod csv_series;
+pub mod disk;
 mod har;
 mod idx;
 mod image_folder;
@@ -66,6 +67,7 @@ use std::path::PathBuf;
 
 pub use batcher::{Batch, BatchMode, Batcher};
 pub use csv_series::{load_csv_series, CsvLayout, CsvReport, CsvSeriesOptions, FlatOrder, MAX_CLASSES};
+pub use disk::{read_npy_header, read_npy_labels, DiskSeries, NpyHeader, NpyWriter, RowKind, RowSource, ShardRows};
 pub use har::{load_har, HAR_CHANNELS, HAR_CLASSES, HAR_DEFAULT_CHANNELS, HAR_STEPS};
 pub use idx::{load_idx_dataset, read_idx, read_idx_bytes, IdxDataset, IDX_FILES};
 pub use image_folder::{is_image_file, load_image_folder, read_image_file, write_png, ImageFolderOptions, ImageSet};

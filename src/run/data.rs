@@ -44,11 +44,24 @@ pub enum DatasetName {
     Folder,
     /// Users' table of features (`--data FILE`: CSV, TSV, NPY).
     Table,
+    /// Users' NumPy f32 arrays (`--data FILE.npy`: `[n, steps, channels]` windows or
+    /// `[n, features]` rows, labels in `--labels-file`), read row by row from disk when
+    /// streamed (see [`npy_split`]).
+    Npy,
 }
 
 impl DatasetName {
-    pub const ALL: [DatasetName; 8] =
-        [Self::Synthetic, Self::Mnist, Self::FashionMnist, Self::UciHar, Self::SyntheticSensor, Self::Csv, Self::Folder, Self::Table];
+    pub const ALL: [DatasetName; 9] = [
+        Self::Synthetic,
+        Self::Mnist,
+        Self::FashionMnist,
+        Self::UciHar,
+        Self::SyntheticSensor,
+        Self::Csv,
+        Self::Folder,
+        Self::Table,
+        Self::Npy,
+    ];
 
     /// What the dataset is (the CLI's `--dataset` help).
     pub fn about(self) -> &'static str {
@@ -61,6 +74,7 @@ impl DatasetName {
             Self::Csv => "A sensor log: a time-series CSV (--data FILE with a recurrent model or --csv-layout)",
             Self::Folder => "A folder of images, one sub-folder per class (--data DIR; chosen by --data)",
             Self::Table => "A table of features: CSV, TSV, NPY (--data FILE; chosen by --data)",
+            Self::Npy => "NumPy f32 arrays on disk: [n, steps, channels] windows or [n, features] rows (--data FILE.npy --labels-file; streamed with --stream)",
         }
     }
 
@@ -75,6 +89,7 @@ impl DatasetName {
             Self::Csv => "csv",
             Self::Folder => "folder",
             Self::Table => "table",
+            Self::Npy => "npy",
         }
     }
 
@@ -93,7 +108,7 @@ impl DatasetName {
 
     /// Whether the data is the user's own (`--data`): it brings its own labels and class names.
     pub fn is_users(self) -> bool {
-        matches!(self, Self::Csv | Self::Folder | Self::Table)
+        matches!(self, Self::Csv | Self::Folder | Self::Table | Self::Npy)
     }
 }
 
@@ -186,7 +201,18 @@ pub struct DataSpec {
     /// every other class (of the training or the test split) is an anomaly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normal_classes: Option<Vec<String>>,
+    /// Stream the training set to the device in shards instead of holding it resident (set by
+    /// `--stream`, or by the run itself when the set does not fit; recorded so a resume does
+    /// the same). An NPY set (`npy`) is then read from disk and never loaded whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+    /// Batches per streamed shard (default [`DEFAULT_SHARD_STEPS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_steps: Option<usize>,
 }
+
+/// Batches per shard of a streamed training set.
+pub const DEFAULT_SHARD_STEPS: usize = 64;
 
 impl Default for DataSpec {
     fn default() -> Self {
@@ -203,6 +229,8 @@ impl Default for DataSpec {
             images: ImageOptions::default(),
             table: TableSettings::default(),
             normal_classes: None,
+            stream: false,
+            shard_steps: None,
         }
     }
 }
@@ -266,6 +294,11 @@ impl DataSpec {
         match name {
             DatasetName::Folder => Ok(Loaded::Images(user_data::load_folder(self, seed)?)),
             DatasetName::Table => Ok(Loaded::Series(user_data::load_table_split(self, seed)?)),
+            DatasetName::Npy => {
+                let (mut split, disk) = npy_split(self)?;
+                split.train = disk.read_all(&split.train.name, split.train.class_names.clone())?;
+                Ok(Loaded::Series(split))
+            }
             DatasetName::Csv => {
                 let mut o = self.series.clone();
                 o.train_csv = o.train_csv.or_else(|| self.path.clone());
@@ -632,4 +665,56 @@ pub fn read_images(path: &Path, dim: usize, shape: Option<[usize; 3]>) -> Result
         invalid!("{}: values must be all in [0, 1] or all whole numbers 0..255", path.display());
     };
     Ok(rows.iter().flatten().map(|&v| (v * scale).round() as u8).collect())
+}
+
+/// NPY data (`--data x.npy --labels-file y.npy --test-data ... --test-labels-file ...`): the
+/// training rows opened on disk, and a split whose test set is read into memory and whose
+/// training set has shapes and labels but no values (what a streamed run needs). Classes are
+/// the label values 0..=max over both files, named by their numbers.
+pub fn npy_split(spec: &DataSpec) -> Result<(SeriesSplit, data::DiskSeries)> {
+    let Some(path) = &spec.path else { invalid!("--dataset npy needs --data FILE.npy") };
+    let Some(test_path) = &spec.test_path else {
+        invalid!("--data {}: NPY data needs its test split as --test-data FILE.npy (and --test-labels-file)", path.display());
+    };
+    if spec.validation.is_some() || spec.anomaly_class.is_some() || spec.normal_classes.is_some() {
+        invalid!("--data {}: NPY data does not support --validation, --anomaly-class or --normal-classes", path.display());
+    }
+    let mut train = data::DiskSeries::open(path, spec.table.labels_file.as_deref())?;
+    if let Some(m) = spec.max_train {
+        if m == 0 || m > train.n {
+            invalid!("--max-train {m}: must be between 1 and the {} training samples", train.n);
+        }
+        train.truncate(m);
+    }
+    let test = data::DiskSeries::open(test_path, spec.table.test_labels_file.as_deref())?;
+    if (test.steps, test.channels) != (train.steps, train.channels) {
+        invalid!(
+            "--test-data {}: rows of {} x {}, the training data {} has {} x {}",
+            test_path.display(),
+            test.steps,
+            test.channels,
+            path.display(),
+            train.steps,
+            train.channels
+        );
+    }
+    let classes = train.labels.iter().chain(&test.labels).flatten().max().map_or(0, |&m| m as usize + 1);
+    if classes == 0 {
+        invalid!("--data {}: no labels (give --labels-file and --test-labels-file with classes 0, 1, ...; -1 = unlabeled)", path.display());
+    }
+    let names: Vec<String> = (0..classes).map(|c| c.to_string()).collect();
+    let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |f| f.to_string_lossy().into_owned());
+    let test = test.read_all(&name(test_path), names.clone())?;
+    let keep: Vec<usize> = (0..test.n).filter(|&i| test.labels[i].is_some()).collect();
+    if keep.is_empty() {
+        invalid!("--test-data {}: no labeled row to evaluate on", test_path.display());
+    }
+    Ok((SeriesSplit { train: train.hollow(&name(path), names), test: test.subset(&keep) }, train))
+}
+
+/// Whether `path` is an NPY file of f32 rows that [`npy_split`] reads: 3-D (windows), or 2-D
+/// when `stream` (a 2-D NPY otherwise stays a table, read whole by the table reader).
+pub fn is_npy_rows(path: &Path, stream: bool) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+        && data::read_npy_header(path).is_ok_and(|h| h.shape.len() == 3 || (stream && h.shape.len() == 2 && h.descr == "<f4"))
 }

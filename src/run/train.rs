@@ -7,17 +7,19 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::Backend;
+use crate::data::DiskSeries;
 use crate::error::{Error, Result};
 use crate::eval::Scorer;
 use crate::graph::exec::Optimizer;
 use crate::model::Kind;
 use crate::train::checkpoint::{self, Weights, METRICS_FILE};
-use crate::train::{EvalReport, LabelSpec, Losses, TrainConfig, Trainer};
+use crate::train::{EvalReport, LabelSpec, Losses, RowSource, StreamSource, TrainConfig, TrainData, Trainer};
 
-use super::data::{labels_of, standardize, Loaded};
+use super::data::{labels_of, npy_split, standardize, DatasetName, Loaded, DEFAULT_SHARD_STEPS};
 use super::feedback::{self, AdjustedAuc};
 use super::folder;
 use super::spec::{ResumeChanges, RunConfig, RunSpec, FORMAT_VERSION};
@@ -34,13 +36,34 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
 /// Trains a new run as `ssvae train` does.
 pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Result<RunSummary> {
     spec.validate()?;
-    let mut loaded = spec.data.load_subsets(spec.seed)?;
+    let mut spec = spec.clone();
+    let spec = &mut spec;
+    // an NPY of windows (3-D), or of rows when streamed, is read by the NPY reader
+    if let Some(p) = &spec.data.path {
+        if matches!(spec.data.dataset, DatasetName::Csv | DatasetName::Table) && super::data::is_npy_rows(p, spec.data.stream) {
+            spec.data.dataset = DatasetName::Npy;
+        }
+    }
+    let (mut loaded, mut disk) = load_for_run(spec)?;
     let anomalous = anomaly_classes(&spec.data, &loaded)?;
-    let scale = needs_standardizing(spec, &loaded)?;
-    let standardizer = prepare_split(&mut loaded, spec, &anomalous, scale, None)?;
+    let standardizer = match &mut disk {
+        Some(d) => {
+            // rows on disk are real values: a Gaussian decoder on standardised values
+            if spec.model.family == crate::model::Family::Dense {
+                spec.model.likelihood.get_or_insert(crate::model::Likelihood::Gaussian);
+            }
+            prepare_disk(&mut loaded, d, spec, None)?
+        }
+        None => {
+            let scale = needs_standardizing(spec, &loaded)?;
+            prepare_split(&mut loaded, spec, &anomalous, scale, None)?
+        }
+    };
     let split = run_data(loaded, &anomalous)?;
     let cfg = spec.resolve(&split)?;
-    check_sizes(&cfg, &split)?;
+    if check_sizes(&cfg, &split, spec.data.stream)? {
+        spec.data.stream = true;
+    }
     let labeled = pick_labels(&cfg, &split, &anomalous)?;
     let out = match &spec.out {
         Some(o) => o.clone(),
@@ -73,7 +96,50 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
             Loaded::Images(_) => Vec::new(),
         },
     };
-    execute(be, Prepared { run, split, labeled, out, resume_from: None, epochs: spec.epochs, anomalous }, obs)
+    execute(be, Prepared { run, split, labeled, out, resume_from: None, epochs: spec.epochs, anomalous, disk }, obs)
+}
+
+/// The run's data: NPY rows too large for memory (or streamed: `--stream`) stay on disk
+/// (returned beside a split whose training set has no values); everything else is loaded.
+fn load_for_run(spec: &mut RunSpec) -> Result<(Loaded, Option<DiskSeries>)> {
+    if spec.data.dataset != DatasetName::Npy {
+        return Ok((spec.data.load_subsets(spec.seed)?, None));
+    }
+    let (mut split, disk) = npy_split(&spec.data)?;
+    let bytes = (disk.n * disk.row_len() * 4) as f64;
+    if !spec.data.stream && super::memory::available_bytes().is_some_and(|a| 2.0 * bytes > a) {
+        eprintln!(
+            "note: {} ({:.1} GiB of rows) would take over half the memory available: streaming it from disk",
+            disk.path.display(),
+            bytes / (1u64 << 30) as f64
+        );
+        spec.data.stream = true;
+    }
+    if spec.data.stream {
+        return Ok((Loaded::Series(split), Some(disk)));
+    }
+    split.train = disk.read_all(&split.train.name, split.train.class_names.clone())?;
+    Ok((Loaded::Series(split), None))
+}
+
+/// Standardisation of rows read from disk: statistics from one chunked pass over the file (or
+/// `stored`), applied to the test split now and to the training rows as they are gathered.
+fn prepare_disk(split: &mut Loaded, disk: &mut DiskSeries, spec: &RunSpec, stored: Option<&[f32]>) -> Result<Option<Vec<f32>>> {
+    if spec.data.series.scaling == Some(super::data::SeriesScaling::Robust) {
+        invalid!("--scaling robust is not supported for data streamed from disk (it needs every value in memory); use --scaling standard");
+    }
+    let s = match stored {
+        Some(v) => {
+            crate::data::Standardizer::from_vec(v).map_err(|e| Error::Invalid(format!("config.json: the stored standardizer: {e}")))?
+        }
+        None => disk.fit_standardizer()?,
+    };
+    let v = s.to_vec();
+    if let Loaded::Series(sp) = split {
+        standardize(sp, Some(&v), None)?;
+    }
+    disk.set_scaling(s)?;
+    Ok(Some(v))
 }
 
 /// Continues the run in `dir` (weights and optimizer state) for `changes.epochs` more passes,
@@ -105,9 +171,19 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
         run.train.metrics_every = n;
         run.spec.metrics_every = n;
     }
-    let mut loaded = run.spec.data.load_subsets(run.spec.seed)?;
+    let (mut loaded, mut disk) = load_for_run(&mut run.spec)?;
     let anomalous = anomaly_classes(&run.spec.data, &loaded)?;
-    prepare_split(&mut loaded, &run.spec, &anomalous, run.standardizer.is_some(), run.standardizer.as_deref())?;
+    match &mut disk {
+        Some(d) => {
+            if run.feedback.is_some() {
+                invalid!("--resume {}: feedback runs cannot stream their data from disk", dir.display());
+            }
+            prepare_disk(&mut loaded, d, &run.spec, run.standardizer.as_deref())?;
+        }
+        None => {
+            prepare_split(&mut loaded, &run.spec, &anomalous, run.standardizer.is_some(), run.standardizer.as_deref())?;
+        }
+    }
     let mut split = run_data(loaded, &anomalous)?;
     let mut labeled = pick_labels(&run.train, &split, &anomalous)?;
     // dataset labels used; feedback samples join the pool after them
@@ -123,11 +199,12 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
             out.display()
         );
     }
-    execute(be, Prepared { run, split, labeled, out, resume_from: Some((saved.weights, saved.from)), epochs, anomalous }, obs)
+    execute(be, Prepared { run, split, labeled, out, resume_from: Some((saved.weights, saved.from)), epochs, anomalous, disk }, obs)
 }
 
-/// The batch fits the training set, and the model and data fit the machine's memory.
-fn check_sizes(cfg: &TrainConfig, split: &Loaded) -> Result<()> {
+/// The batch fits the training set, and the model and data fit the machine's memory; returns
+/// whether the training set must be streamed to fit (`streamed`: it already is).
+fn check_sizes(cfg: &TrainConfig, split: &Loaded, streamed: bool) -> Result<bool> {
     let n = split.train().n();
     // an SS batch is half labeled rows (drawn with replacement) and half a pass over the data;
     // other batches are all one or the other
@@ -140,8 +217,20 @@ fn check_sizes(cfg: &TrainConfig, split: &Loaded) -> Result<()> {
             if unlabeled_rows == cfg.batch_size { n } else { 2 * n }
         );
     }
+    let shard_rows = 2 * cfg.batch_size * DEFAULT_SHARD_STEPS; // two shards (double buffering)
+    let streamed_bytes = (shard_rows + split.test().n()) as f64 * split.train().dim() as f64 * 4.0;
+    if streamed {
+        super::memory::check_model(&cfg.model, cfg.batch_size, streamed_bytes)?;
+        return Ok(false);
+    }
     let data_bytes = (split.train().n() + split.test().n()) as f64 * split.train().dim() as f64 * 4.0;
-    super::memory::check_model(&cfg.model, cfg.batch_size, data_bytes)
+    match super::memory::check_model(&cfg.model, cfg.batch_size, data_bytes) {
+        Err(e) if super::memory::check_model(&cfg.model, cfg.batch_size, streamed_bytes).is_ok() => {
+            eprintln!("note: {e}; streaming the training set in shards instead of holding it resident");
+            Ok(true)
+        }
+        r => r.map(|_| false),
+    }
 }
 
 /// The run's data: `train_split` is what the model trains and is evaluated on (the anomaly
@@ -162,6 +251,8 @@ struct Prepared {
     epochs: usize,
     /// Anomaly runs: the classes left out of training and detected in the test split.
     anomalous: Vec<usize>,
+    /// NPY rows streamed from disk (the split's training set then holds no values).
+    disk: Option<DiskSeries>,
 }
 
 /// The anomaly protocol's anomalous classes: `--anomaly-class`, or every class that
@@ -327,10 +418,10 @@ fn describe_optimizer(o: &Optimizer) -> String {
 
 /// The training loop and the end-of-run scoring.
 fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<RunSummary> {
-    let Prepared { mut run, split, labeled, out, resume_from, epochs, anomalous } = p;
+    let Prepared { mut run, split, labeled, out, resume_from, epochs, anomalous, disk } = p;
     let cfg = run.train.clone();
     let n_labels = run.labels_used;
-    let mut trainer = Trainer::with_data(be, cfg.clone(), split.train(), Some(split.test()), labeled)?;
+    let mut trainer = build_trainer(be, &mut run, &split, disk, labeled)?;
     if let Some((w, from)) = &resume_from {
         trainer.load_weights(be, w, from)?;
         trainer.continue_from(run.steps_done, run.epochs_done);
@@ -483,6 +574,44 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     summary.seconds = start.elapsed().as_secs_f64();
     checkpoint::save_json(&out.join(super::SUMMARY_FILE), &summary)?;
     Ok(summary)
+}
+
+/// The trainer: resident, or streamed (`--stream`, data on disk, or a set too large for one
+/// device buffer); a run that streams records it in config.json.
+fn build_trainer<B: Backend>(
+    be: &B,
+    run: &mut RunConfig,
+    split: &RunData,
+    disk: Option<DiskSeries>,
+    labeled: Vec<usize>,
+) -> Result<Trainer<B>> {
+    let cfg = run.train.clone();
+    let shard_steps = run.spec.data.shard_steps.unwrap_or(DEFAULT_SHARD_STEPS);
+    // the in-memory set shared with the thread that prepares shards (a copy)
+    let in_memory = |t: TrainData<'_>| -> Arc<dyn RowSource> {
+        match t {
+            TrainData::Images(d) => Arc::new(d.clone()),
+            TrainData::Series(d) => Arc::new(d.clone()),
+        }
+    };
+    let (train, test) = (split.train(), Some(split.test()));
+    let (trainer, streamed) = match disk {
+        Some(d) => (Trainer::streamed(be, cfg, train, StreamSource { source: Arc::new(d), shard_steps }, test, labeled)?, true),
+        None if run.spec.data.stream => {
+            (Trainer::streamed(be, cfg, train, StreamSource { source: in_memory(train), shard_steps }, test, labeled)?, true)
+        }
+        None => {
+            Trainer::resident_or_streamed(be, cfg, train, || Ok(StreamSource { source: in_memory(train), shard_steps }), test, labeled)?
+        }
+    };
+    if streamed {
+        run.spec.data.stream = true;
+        eprintln!(
+            "note: training set streamed in shards of {shard_steps} steps ({} samples per shard)",
+            shard_steps * run.train.batch_size
+        );
+    }
+    Ok(trainer)
 }
 
 /// labeled.csv: the id and class of every training sample that kept its label.

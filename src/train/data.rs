@@ -142,23 +142,40 @@ impl TrainData<'_> {
     /// The samples resident on the device for `spec`: u8 packed 4 per word, f32, or f16
     /// packed 2 per word (`spec.series_f16`; a value beyond f16's range is an error).
     pub fn upload<B: Backend>(&self, be: &B, spec: &ModelSpec) -> Result<B::Buf> {
-        let (r, bytes) = match self {
-            TrainData::Images(d) => (be.upload_u32(&pack_u8(&d.pixels)), d.pixels.len()),
-            TrainData::Series(d) if spec.series_f16 => {
-                (be.upload_u32(&pack_f16(&d.values, &d.name, d.steps * d.channels)?), d.values.len() * 2)
-            }
-            TrainData::Series(d) => (be.upload_f32(&d.values), d.values.len() * 4),
-        };
-        r.map_err(|e| match e {
+        self.try_upload(be, spec).map_err(|e| self.too_large(e, spec))
+    }
+
+    /// Bytes the set takes resident on the device for `spec`.
+    pub fn resident_bytes(&self, spec: &ModelSpec) -> usize {
+        match self {
+            TrainData::Images(d) => d.pixels.len(),
+            TrainData::Series(d) if spec.series_f16 => d.n * d.dim() * 2,
+            TrainData::Series(d) => d.n * d.dim() * 4,
+        }
+    }
+
+    /// As [`TrainData::upload`], with a set too large for one buffer left as
+    /// [`Error::BufferTooLarge`] (what decides to stream it instead).
+    pub fn try_upload<B: Backend>(&self, be: &B, spec: &ModelSpec) -> Result<B::Buf> {
+        match self {
+            TrainData::Images(d) => be.upload_u32(&pack_u8(&d.pixels)),
+            TrainData::Series(d) if spec.series_f16 => be.upload_u32(&pack_f16(&d.values, &d.name, d.steps * d.channels)?),
+            TrainData::Series(d) => be.upload_f32(&d.values),
+        }
+    }
+
+    fn too_large(&self, e: Error, spec: &ModelSpec) -> Error {
+        let bytes = self.resident_bytes(spec);
+        match e {
             Error::BufferTooLarge { limit, adapter, .. } => Error::Invalid(format!(
-                "dataset '{}' ({} samples, {:.0} MiB resident) does not fit the adapter's {:.0} MiB per buffer ({adapter}); train on fewer samples (--max-train) or use --backend cpu",
+                "dataset '{}' ({} samples, {:.0} MiB resident) does not fit the adapter's {:.0} MiB per buffer ({adapter}); stream it (ssvae train --stream), train on fewer samples (--max-train) or use --backend cpu",
                 self.name(),
                 self.n(),
                 bytes as f64 / 1048576.0,
                 limit as f64 / 1048576.0
             )),
             e => e,
-        })
+        }
     }
 }
 

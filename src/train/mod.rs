@@ -13,11 +13,14 @@ mod evaluate;
 pub mod factors;
 pub mod migrate;
 pub mod semi;
+pub mod stream;
 
+pub use crate::data::{RowKind, RowSource, ShardRows};
 pub use data::{pack_f16, TrainData};
 pub use evaluate::{argmax_rows, write_unlabeled, EvalReport, Evaluator};
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::backend::Backend;
 use crate::data::{BatchMode, Batcher, Dataset};
@@ -130,6 +133,24 @@ pub fn upload_dataset<B: Backend>(be: &B, data: &Dataset) -> Result<B::Buf> {
     TrainData::Images(data).upload(be, &spec)
 }
 
+/// A streamed source must hold the training set's rows in the kind and size the model takes.
+fn check_source(source: &dyn RowSource, train: &TrainData<'_>, spec: &ModelSpec) -> Result<()> {
+    let want = if matches!(train, TrainData::Images(_)) { RowKind::U8 } else { RowKind::F32 };
+    if source.n() != train.n() || source.dim() != train.dim() || source.kind() != want {
+        return Err(Error::Invalid(format!(
+            "streamed source of {} rows x {} {:?} values does not match dataset '{}' ({} samples of {} for model {})",
+            source.n(),
+            source.dim(),
+            source.kind(),
+            train.name(),
+            train.n(),
+            train.describe(),
+            spec.name()
+        )));
+    }
+    Ok(())
+}
+
 /// A model being trained: parameters, compiled step, batcher and test evaluator.
 pub struct Trainer<B: Backend> {
     pub cfg: TrainConfig,
@@ -147,6 +168,16 @@ pub struct Trainer<B: Backend> {
     handles: Handles,
     /// Multi-factor models: every head's label of every training sample (see `factors`).
     factor_labels: Vec<Vec<u8>>,
+    /// Streamed training: the shards (see [`stream`]); `None`: the set is resident.
+    stream: Option<stream::Streamer>,
+}
+
+/// How a streamed trainer gets its rows: the source (whose rows are the training samples of
+/// the `TrainData` given for shapes and labels) and the batches per shard.
+#[derive(Clone)]
+pub struct StreamSource {
+    pub source: Arc<dyn RowSource>,
+    pub shard_steps: usize,
 }
 
 impl<B: Backend> Trainer<B> {
@@ -168,6 +199,50 @@ impl<B: Backend> Trainer<B> {
         Self::build(be, cfg, train, test, labeled, Vec::new())
     }
 
+    /// As [`Trainer::with_data`], streaming the training set in shards from `stream.source`
+    /// instead of holding it on the device (see [`stream`]). `train` gives the shapes, names
+    /// and labels; its values are not read (a set on disk passes a dataset without values).
+    pub fn streamed(
+        be: &B,
+        cfg: TrainConfig,
+        train: TrainData<'_>,
+        stream: StreamSource,
+        test: Option<TrainData<'_>>,
+        labeled: Vec<usize>,
+    ) -> Result<Self> {
+        if cfg.model.has_factor_heads() {
+            return Err(Error::Invalid("streamed training of multi-factor models is not supported".into()));
+        }
+        Self::build_bound(be, cfg, train, test, labeled, Vec::new(), None, Some(stream))
+    }
+
+    /// Resident when the training set fits one device buffer, else streamed from `stream`
+    /// (with a note on stderr); returns whether it streams.
+    pub fn resident_or_streamed(
+        be: &B,
+        cfg: TrainConfig,
+        train: TrainData<'_>,
+        stream: impl FnOnce() -> Result<StreamSource>,
+        test: Option<TrainData<'_>>,
+        labeled: Vec<usize>,
+    ) -> Result<(Self, bool)> {
+        if cfg.model.has_factor_heads() {
+            return Ok((Self::with_data(be, cfg, train, test, labeled)?, false));
+        }
+        match train.try_upload(be, &cfg.model) {
+            Ok(buf) => Ok((Self::build_bound(be, cfg, train, test, labeled, Vec::new(), Some(buf), None)?, false)),
+            Err(Error::BufferTooLarge { limit, adapter, .. }) => {
+                eprintln!(
+                    "note: the training set ({} samples) does not fit the adapter's {:.0} MiB per buffer ({adapter}): streaming it in shards",
+                    train.n(),
+                    limit as f64 / 1048576.0
+                );
+                Ok((Self::streamed(be, cfg, train, stream()?, test, labeled)?, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn build(
         be: &B,
         cfg: TrainConfig,
@@ -176,15 +251,43 @@ impl<B: Backend> Trainer<B> {
         labeled: Vec<usize>,
         factor_labels: Vec<Vec<u8>>,
     ) -> Result<Self> {
+        Self::build_bound(be, cfg, train, test, labeled, factor_labels, None, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_bound(
+        be: &B,
+        cfg: TrainConfig,
+        train: TrainData<'_>,
+        test: Option<TrainData<'_>>,
+        labeled: Vec<usize>,
+        factor_labels: Vec<Vec<u8>>,
+        uploaded: Option<B::Buf>,
+        stream: Option<StreamSource>,
+    ) -> Result<Self> {
         train.check(&cfg.model)?;
         cfg.validate(train.n())?;
         if let Some(&i) = labeled.iter().find(|&&i| i < train.n() && train.label(i).is_none()) {
             return Err(Error::Invalid(format!("training window {i} of '{}' has no label but is in the labeled set", train.name())));
         }
-        let (graph, handles) = build(&cfg.model, cfg.batch_size, train.n())?;
+        // streamed: the data input holds one shard of rows, written by the host per shard
+        let src_rows = match &stream {
+            Some(s) => {
+                check_source(&*s.source, &train, &cfg.model)?;
+                s.shard_steps.max(1) * cfg.batch_size
+            }
+            None => train.n(),
+        };
+        let (graph, handles) = build(&cfg.model, cfg.batch_size, src_rows)?;
         let store = ParamStore::new(be, &graph, cfg.seed)?;
-        let resident = train.upload(be, &cfg.model)?;
-        let opts = CompileOptions { optimizer: Some(cfg.optimizer), bind: [(handles.data, resident)].into(), ..Default::default() };
+        let mut opts = CompileOptions { optimizer: Some(cfg.optimizer), ..Default::default() };
+        if stream.is_none() {
+            let resident = match uploaded {
+                Some(b) => b,
+                None => train.upload(be, &cfg.model)?,
+            };
+            opts.bind.insert(handles.data, resident);
+        }
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
         let mode = match cfg.model.kind {
@@ -195,6 +298,10 @@ impl<B: Backend> Trainer<B> {
             Kind::Eu => BatchMode::Unsupervised,
         };
         let batcher = Batcher::new(mode, &train.labels_u8(), &labeled, cfg.batch_size, cfg.seed)?;
+        let stream = match stream {
+            Some(s) => Some(stream::Streamer::new(s.source, s.shard_steps, &batcher, cfg.model.series_f16)?),
+            None => None,
+        };
         let evaluator = match test {
             Some(t) => Some(Evaluator::with_data(be, &cfg.model, &store, t, cfg.eval_batch)?),
             None => None,
@@ -212,7 +319,13 @@ impl<B: Backend> Trainer<B> {
             window_steps: 0,
             handles,
             factor_labels,
+            stream,
         })
+    }
+
+    /// Batches per shard when the training set is streamed, `None` when it is resident.
+    pub fn shard_steps(&self) -> Option<usize> {
+        self.stream.as_ref().map(|s| s.shard_steps)
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -236,7 +349,11 @@ impl<B: Backend> Trainer<B> {
     /// batcher's position are where an uninterrupted run would have them, so training goes on
     /// exactly as if it had not stopped (for the same labeled set).
     pub fn continue_from(&mut self, steps: u64, epochs: usize) {
-        self.batcher.skip(steps);
+        match &mut self.stream {
+            // batches drawn ahead are dropped; a fresh shard starts at `steps`
+            Some(s) => s.restart(&mut self.batcher, steps),
+            None => self.batcher.skip(steps),
+        }
         self.step = steps;
         self.window_start = steps;
         self.epochs_done = epochs;
@@ -244,9 +361,29 @@ impl<B: Backend> Trainer<B> {
 
     /// One training step (returns once submitted).
     pub fn step(&mut self, be: &B) -> Result<()> {
-        let b = self.batcher.next_batch();
+        let b = match &mut self.stream {
+            None => {
+                let b = self.batcher.next_batch();
+                be.write_u32(self.program.input(self.handles.idx)?, &b.indices)?;
+                b
+            }
+            Some(s) => {
+                if let Some(shard) = s.next_shard(&mut self.batcher)? {
+                    let data = self.program.input(self.handles.data)?;
+                    match shard {
+                        stream::Packed::Words(w) => be.write_u32(data, &w)?,
+                        stream::Packed::Floats(v) => be.write_f32(data, &v)?,
+                    }
+                }
+                let (j, bs) = (s.pos, self.cfg.batch_size);
+                s.pos += 1;
+                // batch j of the shard sits at rows j*bs .. (j+1)*bs of the data input
+                let idx: Vec<u32> = (j * bs..(j + 1) * bs).map(|r| r as u32).collect();
+                be.write_u32(self.program.input(self.handles.idx)?, &idx)?;
+                s.current[j].clone()
+            }
+        };
         self.step += 1;
-        be.write_u32(self.program.input(self.handles.idx)?, &b.indices)?;
         if !self.factor_labels.is_empty() {
             self.write_factor_labels(be, &b)?;
         } else {
