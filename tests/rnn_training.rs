@@ -312,10 +312,39 @@ fn cli_trains_evaluates_and_scores_an_rnn_on_a_csv() {
 #[test]
 fn cli_rejects_a_series_dataset_for_an_image_model_and_the_reverse() {
     let dir = tmp("pairing");
+    // a dense model takes the windows flattened, as real-valued features (Gaussian decoder)
     let o = ssvae(&[
         "train",
         "--model",
         "ss-dense",
+        "--dataset",
+        "synthetic-sensor",
+        "--synthetic-train",
+        "40",
+        "--synthetic-test",
+        "10",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--labels",
+        "10",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--out",
+        dir.join("dense").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = std::fs::read_to_string(dir.join("dense/checkpoint/config.json")).unwrap();
+    assert!(cfg.contains("\"likelihood\": \"gaussian\"") || cfg.contains("\"likelihood\":\"gaussian\""), "{cfg}");
+    // a CNN does not
+    let o = ssvae(&[
+        "train",
+        "--model",
+        "ss-cnn",
         "--dataset",
         "synthetic-sensor",
         "--synthetic-train",

@@ -209,8 +209,6 @@ fn sensor_log_recipe_rnn() {
         "32",
         "--sequence-column",
         "recording",
-        "--label-column",
-        "label",
         "--hidden",
         "8,8,8",
         "--epochs",

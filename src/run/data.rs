@@ -19,7 +19,9 @@ use crate::data::{self, CsvLayout, CsvSeriesOptions, FlatOrder, IdxDataset, Seri
 use crate::error::{Error, Result};
 use crate::train::TrainData;
 
-use super::user_data::{self, ImageOptions, TableSettings};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 
 macro_rules! invalid {
     ($($t:tt)*) => { return Err(Error::Invalid(format!($($t)*))) };
@@ -235,6 +237,75 @@ impl Default for DataSpec {
     }
 }
 
+/// How an image folder is read (recorded in config.json; `predict` reads new images the same
+/// way).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ImageOptions {
+    /// Resize every image to (height, width).
+    pub size: Option<[usize; 2]>,
+    /// Convert every image to 1 (grayscale) or 3 (RGB) channels.
+    pub channels: Option<usize>,
+    /// The sub-folder of unlabeled images (default `unlabeled`).
+    pub unlabeled_dir: Option<String>,
+}
+
+/// Table settings beyond the ones tables share with series CSVs (label column, feature
+/// columns, delimiter, header).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TableSettings {
+    /// A label value that means "unlabeled" (besides an empty cell and -1).
+    pub unlabeled_value: Option<String>,
+    /// The column of row ids (default: a column named `id`, else row numbers).
+    pub id_column: Option<String>,
+    /// NPY features: the labels as a separate 1-D array.
+    pub labels_file: Option<PathBuf>,
+    /// NPY: the test split's labels.
+    pub test_labels_file: Option<PathBuf>,
+}
+
+/// A stratified, seeded test split of the LABELED samples: `round(fraction x count)` of each
+/// class (at least one when the class has two or more samples, none when it has one), drawn
+/// at random; unlabeled samples all stay in training. Returns sorted (train, test) indices.
+pub fn stratified_split(labels: &[Option<u8>], fraction: f64, seed: u64, class_names: &[String]) -> Result<(Vec<usize>, Vec<usize>)> {
+    let classes = labels.iter().flatten().map(|&l| l as usize + 1).max().unwrap_or(0);
+    let mut per = vec![Vec::new(); classes];
+    for (i, l) in labels.iter().enumerate() {
+        if let Some(l) = l {
+            per[*l as usize].push(i);
+        }
+    }
+    // a stream of its own, so the split does not move when other draws of the seed change
+    let mut rng = StdRng::seed_from_u64(seed ^ SPLIT_STREAM);
+    let mut test = Vec::new();
+    for idx in per.iter_mut() {
+        let k = if idx.len() < 2 { 0 } else { ((idx.len() as f64 * fraction).round() as usize).clamp(1, idx.len() - 1) };
+        idx.shuffle(&mut rng);
+        test.extend_from_slice(&idx[..k]);
+    }
+    if test.is_empty() {
+        invalid!(
+            "no labeled samples to hold out as a test split (classes: {}); label more samples or give --test-data",
+            class_names.join(", ")
+        );
+    }
+    test.sort_unstable();
+    let mut is_test = vec![false; labels.len()];
+    test.iter().for_each(|&i| is_test[i] = true);
+    let train = (0..labels.len()).filter(|&i| !is_test[i]).collect();
+    eprintln!(
+        "note: test split: {} of the {} labeled samples ({:.0}% of each class, stratified, shuffled with seed {seed}); the other samples train",
+        test.len(),
+        labels.iter().flatten().count(),
+        fraction * 100.0
+    );
+    Ok((train, test))
+}
+
+/// Separates the split's random stream from the others drawn from the seed.
+const SPLIT_STREAM: u64 = 0x7e57_5091_17ab_cdef;
+
 /// A loaded dataset of either kind.
 #[derive(Clone)]
 pub enum Loaded {
@@ -280,58 +351,6 @@ impl Loaded {
 
 pub fn labels_of(d: TrainData<'_>) -> Vec<Option<u8>> {
     (0..d.n()).map(|i| d.label(i)).collect()
-}
-
-impl DataSpec {
-    /// The dataset as named, unsubset and (series) not yet standardised; `seed` shuffles the
-    /// stratified test split of users' data.
-    pub fn load_raw(&self, seed: u64) -> Result<Loaded> {
-        self.load_named(self.dataset, self.data_dir.as_deref(), seed)
-    }
-
-    /// `name` read with this spec's sizes and series options (eval on another dataset).
-    pub fn load_named(&self, name: DatasetName, data_dir: Option<&Path>, seed: u64) -> Result<Loaded> {
-        match name {
-            DatasetName::Folder => Ok(Loaded::Images(user_data::load_folder(self, seed)?)),
-            DatasetName::Table => Ok(Loaded::Series(user_data::load_table_split(self, seed)?)),
-            DatasetName::Npy => {
-                let (mut split, disk) = npy_split(self)?;
-                split.train = disk.read_all(&split.train.name, split.train.class_names.clone())?;
-                Ok(Loaded::Series(split))
-            }
-            DatasetName::Csv => {
-                let mut o = self.series.clone();
-                o.train_csv = o.train_csv.or_else(|| self.path.clone());
-                o.test_csv = o.test_csv.or_else(|| self.test_path.clone());
-                Ok(Loaded::Series(load_csv(&o, seed, self.normal_classes.is_some())?))
-            }
-            n if n.is_series() => Ok(Loaded::Series(load_series(n, data_dir, self.synthetic, &self.series)?)),
-            n => Ok(Loaded::Images(load_images(n, data_dir, self.synthetic)?)),
-        }
-    }
-
-    /// The splits a run trains and evaluates on: `max_train` and `validation` applied (the
-    /// validation hold-out becomes the test split). Not standardised, anomaly class still in.
-    pub fn load_subsets(&self, seed: u64) -> Result<Loaded> {
-        let mut split = self.load_raw(seed)?;
-        let n_train = split.train().n();
-        if let Some(m) = self.max_train {
-            if m == 0 || m > n_train {
-                invalid!("--max-train {m}: must be between 1 and the {n_train} training samples");
-            }
-            split.subset_train(&(0..m).collect::<Vec<_>>());
-        }
-        if let Some(v) = self.validation {
-            let n_train = split.train().n();
-            if v == 0 || v >= n_train {
-                invalid!("--validation {v}: must be between 1 and the {n_train} training samples minus one");
-            }
-            let n = n_train - v;
-            split.test_from_train(&(n..n_train).collect::<Vec<_>>());
-            split.subset_train(&(0..n).collect::<Vec<_>>());
-        }
-        Ok(split)
-    }
 }
 
 pub fn load_images(name: DatasetName, data_dir: Option<&Path>, synthetic: (usize, usize)) -> Result<Split> {
@@ -416,13 +435,35 @@ fn with_flag<T>(flag: &str, path: &Path, r: Result<T>) -> Result<T> {
     r.map_err(|e| Error::Invalid(format!("{flag} {}: {e}", path.display())))
 }
 
-fn load_csv(a: &SeriesOptions, seed: u64, anomaly: bool) -> Result<SeriesSplit> {
+/// The header's one column named label, class, target or y (any case), as tables find theirs;
+/// `None` when there is none or more than one.
+fn label_column_by_name(path: &Path, delimiter: u8) -> Result<Option<String>> {
+    let head = first_line(path)?;
+    let cells: Vec<&str> = if delimiter == b' ' { head.split_whitespace().collect() } else { head.split(delimiter as char).collect() };
+    let found: Vec<&str> = cells
+        .iter()
+        .map(|c| c.trim().trim_matches('"'))
+        .filter(|c| ["label", "class", "target", "y"].contains(&c.to_ascii_lowercase().as_str()))
+        .collect();
+    Ok(match found[..] {
+        [one] => {
+            eprintln!("note: {}: labels from column '{one}' (found by its name; --label-column chooses another)", path.display());
+            Some(one.to_string())
+        }
+        _ => None,
+    })
+}
+
+pub(super) fn load_csv(a: &SeriesOptions, seed: u64, anomaly: bool) -> Result<SeriesSplit> {
     let Some(path) = &a.train_csv else {
         invalid!(
             "--dataset csv needs --train-csv FILE (and the layout: --csv-layout long --window N, or --csv-layout flat --steps N --channels-count C)"
         );
     };
-    let opts = csv_options(a)?;
+    let mut opts = csv_options(a)?;
+    if opts.label_column.is_none() && opts.header {
+        opts.label_column = label_column_by_name(path, opts.delimiter)?;
+    }
     let (train, report) = with_flag("--train-csv", path, data::load_csv_series(path, &opts))?;
     if !report.dropped_sequences.is_empty() || report.mixed_label_windows > 0 {
         eprintln!(
@@ -466,7 +507,7 @@ fn load_csv(a: &SeriesOptions, seed: u64, anomaly: bool) -> Result<SeriesSplit> 
             path.display()
         );
     }
-    let (tr, te) = super::user_data::stratified_split(&train.labels, f, seed, &train.class_names)?;
+    let (tr, te) = stratified_split(&train.labels, f, seed, &train.class_names)?;
     Ok(SeriesSplit { test: train.subset(&te), train: train.subset(&tr) })
 }
 
@@ -563,6 +604,8 @@ pub fn read_series_input(
             if !cells.any(|c| c.trim().trim_matches('"') == l) {
                 o.label_column = None;
             }
+        } else if o.header {
+            o.label_column = label_column_by_name(path, o.delimiter)?;
         }
         o
     } else {

@@ -15,6 +15,7 @@ pub mod data;
 pub mod feedback;
 mod feedback_round;
 pub mod folder;
+mod load;
 pub mod memory;
 mod open;
 mod predict;

@@ -210,7 +210,8 @@ fn check_sizes(cfg: &TrainConfig, split: &Loaded, streamed: bool) -> Result<bool
     // other batches are all one or the other
     let unlabeled_rows =
         if matches!(cfg.model.kind, Kind::Ss | Kind::M2 | Kind::Gmdgm) { cfg.batch_size - cfg.batch_size / 2 } else { cfg.batch_size };
-    if unlabeled_rows > n {
+    // ES batches are labeled rows drawn with replacement: any batch size works
+    if unlabeled_rows > n && cfg.model.kind != Kind::Es {
         invalid!(
             "--batch-size {}: a batch would hold {unlabeled_rows} rows of the {n} training samples; use --batch-size {} or less",
             cfg.batch_size,

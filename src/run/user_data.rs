@@ -20,46 +20,14 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-
 use crate::data::{self, Dataset, ImageFolderOptions, SeriesDataset, SeriesSplit, Split, TableOptions};
 use crate::error::{Error, Result};
 use crate::model::Family;
 
-use super::data::{DataSpec, DatasetName, SeriesOptions};
+use super::data::{stratified_split, DataSpec, DatasetName, ImageOptions, SeriesOptions};
 
 macro_rules! invalid {
     ($($t:tt)*) => { return Err(Error::Invalid(format!($($t)*))) };
-}
-
-/// How an image folder is read (recorded in config.json; `predict` reads new images the same
-/// way).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ImageOptions {
-    /// Resize every image to (height, width).
-    pub size: Option<[usize; 2]>,
-    /// Convert every image to 1 (grayscale) or 3 (RGB) channels.
-    pub channels: Option<usize>,
-    /// The sub-folder of unlabeled images (default `unlabeled`).
-    pub unlabeled_dir: Option<String>,
-}
-
-/// Table settings beyond the ones tables share with series CSVs (label column, feature
-/// columns, delimiter, header).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct TableSettings {
-    /// A label value that means "unlabeled" (besides an empty cell and -1).
-    pub unlabeled_value: Option<String>,
-    /// The column of row ids (default: a column named `id`, else row numbers).
-    pub id_column: Option<String>,
-    /// NPY features: the labels as a separate 1-D array.
-    pub labels_file: Option<PathBuf>,
-    /// NPY: the test split's labels.
-    pub test_labels_file: Option<PathBuf>,
 }
 
 /// The kind of data `path` holds, for a model of `family`: a folder of images, a sensor log
@@ -222,47 +190,6 @@ fn test_fraction(spec: &DataSpec) -> Result<f64> {
     }
     Ok(f)
 }
-
-/// A stratified, seeded test split of the LABELED samples: `round(fraction x count)` of each
-/// class (at least one when the class has two or more samples, none when it has one), drawn
-/// at random; unlabeled samples all stay in training. Returns sorted (train, test) indices.
-pub fn stratified_split(labels: &[Option<u8>], fraction: f64, seed: u64, class_names: &[String]) -> Result<(Vec<usize>, Vec<usize>)> {
-    let classes = labels.iter().flatten().map(|&l| l as usize + 1).max().unwrap_or(0);
-    let mut per = vec![Vec::new(); classes];
-    for (i, l) in labels.iter().enumerate() {
-        if let Some(l) = l {
-            per[*l as usize].push(i);
-        }
-    }
-    // a stream of its own, so the split does not move when other draws of the seed change
-    let mut rng = StdRng::seed_from_u64(seed ^ SPLIT_STREAM);
-    let mut test = Vec::new();
-    for idx in per.iter_mut() {
-        let k = if idx.len() < 2 { 0 } else { ((idx.len() as f64 * fraction).round() as usize).clamp(1, idx.len() - 1) };
-        idx.shuffle(&mut rng);
-        test.extend_from_slice(&idx[..k]);
-    }
-    if test.is_empty() {
-        invalid!(
-            "no labeled samples to hold out as a test split (classes: {}); label more samples or give --test-data",
-            class_names.join(", ")
-        );
-    }
-    test.sort_unstable();
-    let mut is_test = vec![false; labels.len()];
-    test.iter().for_each(|&i| is_test[i] = true);
-    let train = (0..labels.len()).filter(|&i| !is_test[i]).collect();
-    eprintln!(
-        "note: test split: {} of the {} labeled samples ({:.0}% of each class, stratified, shuffled with seed {seed}); the other samples train",
-        test.len(),
-        labels.iter().flatten().count(),
-        fraction * 100.0
-    );
-    Ok((train, test))
-}
-
-/// Separates the split's random stream from the others drawn from the seed.
-const SPLIT_STREAM: u64 = 0x7e57_5091_17ab_cdef;
 
 /// `--delimiter` for tables: ' ' is runs of whitespace.
 pub(crate) fn delimiter(c: Option<char>) -> Result<Option<data::Delimiter>> {
