@@ -150,17 +150,19 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
             }
             pos.push(anom == "1");
             scores.push(score);
-            match groups.iter_mut().find(|g| &g.0 == label) {
+            // the normal classes together, each anomalous class on its own
+            let label = if anom == "1" { format!("{label} (anomalous)") } else { "normal classes".to_string() };
+            match groups.iter_mut().find(|g| g.0 == label) {
                 Some(g) => g.1.push(score),
-                None => groups.push((label.clone(), vec![score])),
+                None => groups.push((label, vec![score])),
             }
         }
         let auc = ssvae::eval::roc_auc(&scores, &pos).unwrap_or(f64::NAN);
         let curve = ssvae::eval::roc_curve(&scores, &pos);
         save("ROC of the anomaly score", "roc", roc(fig, "ROC: detecting the anomalous classes", &curve, auc)?, format)?;
-        groups.sort_by(|x, y| x.0.cmp(&y.0));
+        groups.sort_by(|x, y| (x.0 != "normal classes").cmp(&(y.0 != "normal classes")).then(x.0.cmp(&y.0)));
         save(
-            "Anomaly score per class",
+            "Anomaly score: normal and anomalous classes",
             "scores",
             histograms(fig, "Anomaly score per class (higher = more anomalous)", "score (nats)", &groups, 40)?,
             format,

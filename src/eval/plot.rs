@@ -346,7 +346,12 @@ pub fn histograms(fig: Figure, title: &str, x_label: &str, groups: &[(String, Ve
     if all.is_empty() {
         return Err(Error::Invalid("no finite value to draw a histogram of".into()));
     }
-    let (lo, hi) = range(all.iter().copied());
+    // the x range ends at the 99.5th percentile: a few far outliers would squeeze the rest
+    // into a few bins (they are counted in the last bin)
+    let mut sorted = all.clone();
+    sorted.sort_by(f64::total_cmp);
+    let top = sorted[((sorted.len() - 1) as f64 * 0.995) as usize];
+    let (lo, hi) = range([sorted[0], top].into_iter());
     let bins = bins.max(1);
     let width = (hi - lo) / bins as f64;
     let counts: Vec<Vec<usize>> = groups
@@ -354,7 +359,7 @@ pub fn histograms(fig: Figure, title: &str, x_label: &str, groups: &[(String, Ve
         .map(|g| {
             let mut c = vec![0usize; bins];
             for v in g.1.iter().filter(|v| v.is_finite()) {
-                c[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+                c[(((v - lo) / width).max(0.0) as usize).min(bins - 1)] += 1;
             }
             c
         })
@@ -373,6 +378,7 @@ pub fn histograms(fig: Figure, title: &str, x_label: &str, groups: &[(String, Ve
             .configure_mesh()
             .x_desc(x_label)
             .y_desc("samples")
+            .y_label_formatter(&|v| format!("{}", v.round() as i64))
             .label_style((FAMILY, 13))
             .axis_desc_style((FAMILY, 14))
             .bold_line_style(RGBColor(225, 225, 225))
