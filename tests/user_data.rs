@@ -392,3 +392,54 @@ fn idx_folder_gets_the_class_count_of_its_labels() {
     let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/config.json")).unwrap()).unwrap();
     assert_eq!(cfg["class_names"], serde_json::json!(["0", "1", "2"]));
 }
+
+/// Model selection on held-out labeled samples: the selected epoch's weights are the run's
+/// model (best.safetensors), reported with their test figures, and used by eval.
+#[test]
+fn model_selection_keeps_the_best_validation_epoch() {
+    let dir = tmp("select");
+    let data = dir.join("features");
+    generate("table", &data, &["--classes", "3", "--labeled-per-class", "6"]);
+    let run = dir.join("run");
+    let j = ok(&ssvae(&[
+        "train",
+        "--data",
+        s(&data.join("train.csv")),
+        "--test-data",
+        s(&data.join("test.csv")),
+        "--validation-labels",
+        "2",
+        "--patience",
+        "2",
+        "--hidden",
+        "32,16",
+        "--epochs",
+        "12",
+        "--lr",
+        "0.005",
+        "--batch-size",
+        "16",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--out",
+        s(&run),
+    ]));
+    assert_eq!(j["labels"], 12, "2 of the 6 labels per class held out: {j}");
+    let chosen = j["selected_epoch"].as_u64().unwrap_or_else(|| panic!("no selected_epoch: {j}")) as usize;
+    assert!(run.join("checkpoint/best.safetensors").exists());
+    let metrics: Vec<serde_json::Value> =
+        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(metrics.iter().all(|m| m["validation_accuracy"].is_number()), "validation scored every epoch");
+    let epochs = j["epochs"].as_u64().unwrap() as usize;
+    // (with these settings validation stops improving early: the test sees a stop)
+    assert_eq!(epochs, chosen + 2, "early stop after 2 epochs without improvement: {j}");
+    let best_val = metrics.iter().map(|m| m["validation_accuracy"].as_f64().unwrap()).fold(0.0, f64::max);
+    assert_eq!(metrics[chosen - 1]["validation_accuracy"].as_f64().unwrap(), best_val, "the chosen epoch has the best validation accuracy");
+    assert_eq!(j["accuracy"], metrics[chosen - 1]["test_accuracy"], "the summary reports the selected epoch: {j}");
+    assert_eq!(j["log_loss"], metrics[chosen - 1]["test_log_loss"], "{j}");
+    // eval opens the selected weights, not the last epoch's (log loss tells them apart)
+    let e = ok(&ssvae(&["eval", "--run", s(&run), "--backend", "cpu"]));
+    assert_eq!(e["log_loss"], j["log_loss"], "eval opens the selected weights");
+    assert_ne!(e["log_loss"], metrics[epochs - 1]["test_log_loss"], "the last epoch's model differs");
+}

@@ -231,8 +231,9 @@ impl Observer for Progress {
     }
 
     fn epoch(&mut self, e: &EpochReport) {
+        let val = e.validation_accuracy.map_or(String::new(), |v| format!(" | validation accuracy {v:.4}"));
         self.say(&format!(
-            "epoch {:>3}: train rec {} kl {} ce {} | test accuracy {} log loss {} rec {} | {:.1}s",
+            "epoch {:>3}: train rec {} kl {} ce {} | test accuracy {} log loss {} rec {}{val} | {:.1}s",
             e.epoch,
             fmt_opt(e.train_rec),
             fmt_opt(e.train_kl),

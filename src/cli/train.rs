@@ -355,6 +355,15 @@ pub struct TrainingArgs {
     /// Read the loss back (and check for divergence) every N steps [default: 50].
     #[arg(long)]
     pub metrics_every: Option<usize>,
+    /// Model selection without the test set: hold out N labeled samples of each class as a
+    /// validation set (they train as unlabeled samples); after every epoch it is scored and the
+    /// best epoch (validation accuracy, then log loss) is kept as the run's model
+    /// (checkpoint/best.safetensors, used by eval, predict and export) and reported.
+    #[arg(long, value_name = "N")]
+    pub validation_labels: Option<usize>,
+    /// With --validation-labels: stop after this many epochs without a better validation score.
+    #[arg(long, requires = "validation_labels")]
+    pub patience: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -506,6 +515,8 @@ impl TrainArgs {
         if let Some(n) = t.metrics_every {
             s.metrics_every = n;
         }
+        set(&mut s.validation_labels, t.validation_labels);
+        set(&mut s.patience, t.patience);
         if let Some(n) = o.score_samples {
             s.score_samples = n;
         }
@@ -560,6 +571,8 @@ impl TrainArgs {
             (t.batch_size.is_some(), "--batch-size"),
             (t.seed.is_some(), "--seed"),
             (t.optimizer.is_some(), "--optimizer"),
+            (t.validation_labels.is_some(), "--validation-labels"),
+            (t.patience.is_some(), "--patience"),
         ];
         flags.iter().filter(|(given, _)| *given).map(|(_, f)| *f).collect()
     }

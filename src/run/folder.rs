@@ -7,6 +7,7 @@
 //!     config.json            RunConfig: the spec, the trained configuration, progress
 //!     model.safetensors      weights only (what a shared model needs)
 //!     optimizer.safetensors  RMSprop / Adam state per parameter
+//!     best.safetensors       runs with model selection: the weights of the selected epoch
 //!     manifest.json          every file's length and FNV-1a-64 checksum
 //! RUN/checkpoint.prev/       the one before (kept until a newer one is complete)
 //! ```
@@ -31,6 +32,8 @@ pub const PREVIOUS_DIR: &str = "checkpoint.prev";
 const STAGING_DIR: &str = "checkpoint.tmp";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The weights of the epoch model selection chose (runs with `--validation-labels`).
+pub const BEST_FILE: &str = "best.safetensors";
 
 fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io { path: path.to_path_buf(), msg: e.to_string() }
@@ -58,6 +61,8 @@ struct Manifest {
 pub struct Checkpoint {
     pub config: RunConfig,
     pub weights: Weights,
+    /// Runs with model selection: the selected epoch's weights (parameters only).
+    pub best: Option<Weights>,
     pub from: PathBuf,
 }
 
@@ -68,8 +73,26 @@ pub fn has_run(dir: &Path) -> bool {
         || dir.join(MODEL_FILE).exists()
 }
 
-/// Commits `config` and `w` as the run's checkpoint (see the module comment).
+/// Commits `config` and `w` as the run's checkpoint (see the module comment); a selected
+/// epoch's weights of the current checkpoint are carried over.
 pub fn commit(dir: &Path, config: &RunConfig, w: &Weights) -> Result<()> {
+    let carried = std::fs::read(dir.join(CHECKPOINT_DIR).join(BEST_FILE)).ok();
+    commit_files(dir, config, w, carried)
+}
+
+/// As [`commit`], with `best` (the selected epoch's parameters) as best.safetensors.
+pub fn commit_with_best(dir: &Path, config: &RunConfig, w: &Weights, best: Option<&Weights>) -> Result<()> {
+    let bytes = match best {
+        Some(b) => Some(checkpoint::weights_bytes(
+            &dir.join(STAGING_DIR).join(BEST_FILE),
+            &Weights { params: b.params.clone(), ..Weights::default() },
+        )?),
+        None => std::fs::read(dir.join(CHECKPOINT_DIR).join(BEST_FILE)).ok(),
+    };
+    commit_files(dir, config, w, bytes)
+}
+
+fn commit_files(dir: &Path, config: &RunConfig, w: &Weights, best: Option<Vec<u8>>) -> Result<()> {
     let staging = dir.join(STAGING_DIR);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?; // an interrupted commit
@@ -77,11 +100,14 @@ pub fn commit(dir: &Path, config: &RunConfig, w: &Weights) -> Result<()> {
     std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
     let params = Weights { params: w.params.clone(), ..Weights::default() };
     let state = Weights { state1: w.state1.clone(), state2: w.state2.clone(), ..Weights::default() };
-    let files: Vec<(&str, Vec<u8>)> = vec![
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
         (CONFIG_FILE, serde_json::to_vec_pretty(config).map_err(|e| io(&staging.join(CONFIG_FILE), e))?),
         (MODEL_FILE, checkpoint::weights_bytes(&staging.join(MODEL_FILE), &params)?),
         (OPTIMIZER_FILE, checkpoint::weights_bytes(&staging.join(OPTIMIZER_FILE), &state)?),
     ];
+    if let Some(b) = best {
+        files.push((BEST_FILE, b));
+    }
     let mut manifest = Manifest { files: Vec::new() };
     for (name, bytes) in &files {
         write_atomic(&staging.join(name), bytes)?;
@@ -147,7 +173,11 @@ fn read_checkpoint(folder: &Path) -> Result<Checkpoint> {
     let state = checkpoint::weights_from_bytes(&folder.join(OPTIMIZER_FILE), &optimizer)?;
     weights.state1 = state.state1;
     weights.state2 = state.state2;
-    Ok(Checkpoint { config, weights, from: folder.to_path_buf() })
+    let best = match manifest.files.iter().any(|e| e.file == BEST_FILE) {
+        true => Some(checkpoint::weights_from_bytes(&folder.join(BEST_FILE), &read(BEST_FILE)?)?),
+        false => None,
+    };
+    Ok(Checkpoint { config, weights, best, from: folder.to_path_buf() })
 }
 
 /// The run's newest complete checkpoint: `checkpoint/`, else (with a note on standard error)
@@ -182,7 +212,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
                 dir.display()
             )));
         }
-        return Ok(Checkpoint { config, weights: checkpoint::load_weights(&path)?, from: dir.to_path_buf() });
+        return Ok(Checkpoint { config, weights: checkpoint::load_weights(&path)?, best: None, from: dir.to_path_buf() });
     }
     if !current.exists() {
         return Err(Error::Invalid(format!("{}: not a run folder (no {CHECKPOINT_DIR}/{CONFIG_FILE}, nor {CONFIG_FILE})", dir.display())));

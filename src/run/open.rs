@@ -34,7 +34,12 @@ impl<B: Backend> Run<B> {
         super::memory::check_model(&config.train.model, 1, 0.0).map_err(|e| Error::Invalid(format!("--run {}: {e}", dir.display())))?;
         let (graph, _) = build(&config.train.model, 1, 1)?;
         let store = ParamStore::new(be, &graph, 0)?;
-        crate::train::load_weights_into(be, &store, &saved.weights, &saved.from)?;
+        // a run with model selection is the selected epoch's model
+        let mut weights = saved.weights;
+        if let Some(best) = saved.best {
+            weights.params = best.params;
+        }
+        crate::train::load_weights_into(be, &store, &weights, &saved.from)?;
         Ok(Run { dir: dir.to_path_buf(), config, store })
     }
 

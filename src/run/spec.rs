@@ -128,6 +128,14 @@ pub struct RunSpec {
     pub metrics_every: usize,
     /// Draws of z per anomaly score.
     pub score_samples: usize,
+    /// Model selection: hold out this many labeled samples of each class as a validation set;
+    /// the epoch with the best validation accuracy (then log loss) is kept as the run's model
+    /// (best.safetensors) and reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_labels: Option<usize>,
+    /// With `validation_labels`: stop after this many epochs without a better validation score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
     /// The run folder (`None`: runs/<model>-<dataset>-<labels>-s<seed>, first free suffix).
     #[serde(skip)]
     pub out: Option<PathBuf>,
@@ -147,6 +155,8 @@ impl Default for RunSpec {
             lr: None,
             metrics_every: 50,
             score_samples: crate::eval::DEFAULT_SCORE_SAMPLES,
+            validation_labels: None,
+            patience: None,
             out: None,
         }
     }
@@ -183,6 +193,12 @@ impl RunSpec {
 
     /// Checks every number of the spec against its range (before any data is read).
     pub fn validate(&self) -> Result<()> {
+        if self.patience.is_some() && self.validation_labels.is_none() {
+            invalid!("--patience needs --validation-labels N (the held-out labeled samples it watches)");
+        }
+        if self.patience == Some(0) {
+            invalid!("--patience must be at least 1");
+        }
         check_settings(self.lr, self.model.alpha, self.epochs, self.metrics_every, self.score_samples)?;
         let m = &self.model;
         if let Some(w) = m.kl_weight.filter(|w| !(w.is_finite() && *w >= 0.0)) {
@@ -390,6 +406,19 @@ pub struct RunConfig {
     /// Tables and series: the feature (channel) names the model takes, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feature_names: Vec<String>,
+    /// Runs with model selection: where it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
+}
+
+/// Model selection's record in config.json: the validation set's size and the epoch chosen.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Selection {
+    /// Labeled samples held out for validation.
+    pub validation_samples: usize,
+    pub best_epoch: usize,
+    pub best_accuracy: f64,
+    pub best_log_loss: f64,
 }
 
 /// config.json before version 2 (no `version`, data options beside `train`).
@@ -454,6 +483,7 @@ impl ConfigV1 {
             feedback: self.feedback,
             class_names: Vec::new(),
             feature_names: Vec::new(),
+            selection: None,
         })
     }
 }

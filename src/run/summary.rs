@@ -48,6 +48,14 @@ pub struct RunSummary {
     pub labeled_classes: Option<Vec<usize>>,
     /// Width of pi (classes, plus extra slots of M2 / GM-DGM).
     pub slots: usize,
+    /// Model selection (`--validation-labels`): the epoch kept as the run's model, its
+    /// validation accuracy, and the last epoch's test accuracy (`accuracy` is the kept epoch's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_epoch: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_epoch_accuracy: Option<f64>,
     /// Cluster-and-label (semi-unsupervised runs, M2, GM-DGM).
     pub cluster_accuracy: Option<f64>,
     pub labeled_class_accuracy: Option<f64>,
@@ -152,6 +160,11 @@ pub struct EpochReport {
     pub test_kl: Option<f64>,
     pub epoch_seconds: f64,
     pub samples_per_s: f64,
+    /// Model selection: the held-out labeled samples' accuracy and log loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_log_loss: Option<f64>,
 }
 
 impl EpochReport {
@@ -169,6 +182,8 @@ impl EpochReport {
             test_kl: e.kl,
             epoch_seconds: secs,
             samples_per_s: samples as f64 / secs,
+            validation_accuracy: None,
+            validation_log_loss: None,
         }
     }
 }

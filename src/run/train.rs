@@ -17,12 +17,13 @@ use crate::eval::Scorer;
 use crate::graph::exec::Optimizer;
 use crate::model::Kind;
 use crate::train::checkpoint::{self, Weights, METRICS_FILE};
+use crate::train::Evaluator;
 use crate::train::{EvalReport, LabelSpec, Losses, RowSource, StreamSource, TrainConfig, TrainData, Trainer};
 
 use super::data::{labels_of, npy_split, standardize, DatasetName, Loaded, DEFAULT_SHARD_STEPS};
 use super::feedback::{self, AdjustedAuc};
 use super::folder;
-use super::spec::{ResumeChanges, RunConfig, RunSpec, FORMAT_VERSION};
+use super::spec::{ResumeChanges, RunConfig, RunSpec, Selection, FORMAT_VERSION};
 use super::summary::{EpochReport, GroupScores, Observer, RunStart, RunSummary, StepProgress};
 
 macro_rules! invalid {
@@ -64,7 +65,12 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
     if check_sizes(&cfg, &split, spec.data.stream)? {
         spec.data.stream = true;
     }
-    let labeled = pick_labels(&cfg, &split, &anomalous)?;
+    let (labeled, validation) = hold_out_validation(pick_labels(&cfg, &split, &anomalous)?, &split, spec.validation_labels, spec.seed)?;
+    if !validation.is_empty() && disk.is_some() {
+        invalid!(
+            "--validation-labels: model selection is not supported on data streamed from disk (NPY); give a test split with --test-data"
+        );
+    }
     let out = match &spec.out {
         Some(o) => o.clone(),
         None => default_out(&cfg),
@@ -95,8 +101,13 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
             Loaded::Series(s) => s.train.channel_names.clone(),
             Loaded::Images(_) => Vec::new(),
         },
+        selection: None,
     };
-    execute(be, Prepared { run, split, labeled, out, resume_from: None, epochs: spec.epochs, anomalous, disk }, obs)
+    execute(
+        be,
+        Prepared { run, split, labeled, validation, out, resume_from: None, resume_best: None, epochs: spec.epochs, anomalous, disk },
+        obs,
+    )
 }
 
 /// The run's data: NPY rows too large for memory (or streamed: `--stream`) stay on disk
@@ -185,7 +196,8 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
         }
     }
     let mut split = run_data(loaded, &anomalous)?;
-    let mut labeled = pick_labels(&run.train, &split, &anomalous)?;
+    let (mut labeled, validation) =
+        hold_out_validation(pick_labels(&run.train, &split, &anomalous)?, &split, run.spec.validation_labels, run.spec.seed)?;
     // dataset labels used; feedback samples join the pool after them
     run.labels_used = labeled.len();
     if let Some(fb) = &run.feedback {
@@ -199,7 +211,19 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
             out.display()
         );
     }
-    execute(be, Prepared { run, split, labeled, out, resume_from: Some((saved.weights, saved.from)), epochs, anomalous, disk }, obs)
+    let prepared = Prepared {
+        run,
+        split,
+        labeled,
+        validation,
+        out,
+        resume_from: Some((saved.weights, saved.from)),
+        resume_best: saved.best,
+        epochs,
+        anomalous,
+        disk,
+    };
+    execute(be, prepared, obs)
 }
 
 /// The batch fits the training set, and the model and data fit the machine's memory; returns
@@ -246,6 +270,10 @@ struct Prepared {
     run: RunConfig,
     split: RunData,
     labeled: Vec<usize>,
+    /// Model selection: labeled training samples held out (their labels unused in training).
+    validation: Vec<usize>,
+    /// A resumed run's selected weights.
+    resume_best: Option<Weights>,
     out: PathBuf,
     /// A resumed run's weights and the checkpoint folder they came from.
     resume_from: Option<(Weights, PathBuf)>,
@@ -419,7 +447,7 @@ fn describe_optimizer(o: &Optimizer) -> String {
 
 /// The training loop and the end-of-run scoring.
 fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<RunSummary> {
-    let Prepared { mut run, split, labeled, out, resume_from, epochs, anomalous, disk } = p;
+    let Prepared { mut run, split, labeled, validation, out, resume_from, resume_best, epochs, anomalous, disk } = p;
     let cfg = run.train.clone();
     let n_labels = run.labels_used;
     let mut trainer = build_trainer(be, &mut run, &split, disk, labeled)?;
@@ -435,6 +463,17 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     }
     write_labeled(&out, split.train(), &trainer.labeled)?;
     trim_metrics(&out.join(METRICS_FILE), run.epochs_done)?;
+    // model selection: the held-out labeled samples, evaluated after every epoch
+    let val_split = (!validation.is_empty()).then(|| {
+        let mut v = split.train_split.clone();
+        v.test_from_train(&validation);
+        v
+    });
+    let val_eval = match &val_split {
+        Some(v) => Some(Evaluator::with_data(be, &cfg.model, &trainer.store, v.test(), cfg.eval_batch)?),
+        None => None,
+    };
+    let mut best: Option<Weights> = resume_best;
     let adapter = be.describe();
     // the CPU reference backend describes itself as "cpu (N threads)"
     let backend = if adapter.starts_with("cpu (") { "cpu" } else { "gpu" };
@@ -500,11 +539,42 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
         last_eval = trainer.evaluate(be)?.unwrap_or_default();
         run.epochs_done = trainer.epochs_done;
         run.steps_done = trainer.step;
-        folder::commit(&out, &run, &trainer.weights(be)?)?;
-        let line = EpochReport::new(trainer.epochs_done, trainer.step, &losses, &last_eval, epoch_secs, (spe - first) * cfg.batch_size);
+        let weights = trainer.weights(be)?;
+        let mut improved = false;
+        let mut val_report = None;
+        if let Some(ve) = &val_eval {
+            let r = ve.run(be, cfg.seed)?;
+            let (acc, ll) = (r.accuracy.unwrap_or(0.0), r.log_loss.unwrap_or(f64::INFINITY));
+            improved = run.selection.as_ref().is_none_or(|s| acc > s.best_accuracy || (acc == s.best_accuracy && ll < s.best_log_loss));
+            if improved {
+                run.selection = Some(Selection {
+                    validation_samples: validation.len(),
+                    best_epoch: trainer.epochs_done,
+                    best_accuracy: acc,
+                    best_log_loss: ll,
+                });
+                best = Some(Weights { params: weights.params.clone(), ..Weights::default() });
+            }
+            val_report = Some(r);
+        }
+        folder::commit_with_best(&out, &run, &weights, if improved { best.as_ref() } else { None })?;
+        let mut line = EpochReport::new(trainer.epochs_done, trainer.step, &losses, &last_eval, epoch_secs, (spe - first) * cfg.batch_size);
+        if let Some(r) = &val_report {
+            line.validation_accuracy = r.accuracy;
+            line.validation_log_loss = r.log_loss;
+        }
         let json = serde_json::to_string(&line).map_err(|e| io(&metrics_path, e))?;
         writeln!(metrics_file, "{json}").map_err(|e| io(&metrics_path, e))?;
         obs.epoch(&line);
+        if let (Some(p), Some(s)) = (run.spec.patience, &run.selection) {
+            if trainer.epochs_done >= s.best_epoch + p {
+                obs.note(&format!(
+                    "early stop: no better validation score in {p} epoch(s) since epoch {} (accuracy {:.4})",
+                    s.best_epoch, s.best_accuracy
+                ));
+                break;
+            }
+        }
     }
     obs.finished();
     let mut summary = RunSummary {
@@ -537,6 +607,25 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
         return Ok(summary);
     }
     summary.steps = trainer.step;
+    if let (Some(s), Some(b)) = (&run.selection, &best) {
+        // the run's model is the selected epoch's: its test figures are the run's
+        for (name, _, v) in &b.params {
+            trainer.store.write(be, name, v)?;
+        }
+        let e = trainer.evaluate(be)?.unwrap_or_default();
+        summary.last_epoch_accuracy = summary.accuracy;
+        (summary.accuracy, summary.log_loss, summary.test_rec, summary.test_kl) = (e.accuracy, e.log_loss, e.rec, e.kl);
+        summary.selected_epoch = Some(s.best_epoch);
+        summary.validation_accuracy = Some(s.best_accuracy);
+        obs.note(&format!(
+            "model selection: epoch {} of {} (validation accuracy {:.4} on {} held-out labeled samples); its test accuracy {}",
+            s.best_epoch,
+            trainer.epochs_done,
+            s.best_accuracy,
+            s.validation_samples,
+            fmt_opt(e.accuracy)
+        ));
+    }
     if !anomalous.is_empty() {
         score_anomalies(be, &run, &trainer, &split.full_test, &anomalous, &out, &mut summary, obs)?;
     }
@@ -613,6 +702,41 @@ fn build_trainer<B: Backend>(
         );
     }
     Ok(trainer)
+}
+
+/// Model selection: `per_class` labeled samples of every class (seeded) leave the labeled set
+/// and become the validation set (they stay in training as unlabeled samples). Returns
+/// (labeled, validation), sorted.
+fn hold_out_validation(labeled: Vec<usize>, split: &Loaded, per_class: Option<usize>, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    let Some(k) = per_class.filter(|&k| k > 0) else { return Ok((labeled, Vec::new())) };
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let train = split.train();
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); train.classes()];
+    for &i in &labeled {
+        if let Some(l) = train.label(i) {
+            by_class[l as usize].push(i);
+        }
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5e1e_c7ed);
+    let mut validation = Vec::new();
+    for (c, members) in by_class.iter_mut().enumerate() {
+        if members.is_empty() {
+            continue; // a class without labels (anomaly runs, semi-unsupervised)
+        }
+        if members.len() <= k {
+            invalid!(
+                "--validation-labels {k}: class '{}' has {} labeled sample(s); it needs more than {k} so that some still train",
+                train.class_names().get(c).map_or("?", String::as_str),
+                members.len()
+            );
+        }
+        members.shuffle(&mut rng);
+        validation.extend_from_slice(&members[..k]);
+    }
+    validation.sort_unstable();
+    let held: std::collections::HashSet<usize> = validation.iter().copied().collect();
+    Ok((labeled.into_iter().filter(|i| !held.contains(i)).collect(), validation))
 }
 
 /// labeled.csv: the id and class of every training sample that kept its label.
