@@ -103,6 +103,32 @@ fn ss_dense_true_label_and_mean_norm_gradients_match() {
     assert_ok("ss true-label mean-norm", &check(&s, 2, None));
 }
 
+/// Entropy minimisation (`entropy_weight`): its gradient matches finite differences, it
+/// reaches pi's weights, and the term is minus the weight times KL(pi || uniform) on the
+/// unlabeled rows (a constant on labeled ones), so its value lies between -w log K (pi one-hot
+/// on every unlabeled row) and -w log K * labeled/rows (pi uniform): a term with the wrong sign,
+/// which would maximise the entropy, lands above that range.
+#[test]
+fn ss_entropy_minimisation_gradient_and_value() {
+    let mut s = tiny(Kind::Ss);
+    s.entropy_weight = 2.0;
+    let rows = check(&s, 5, None);
+    assert_ok("ss entropy", &rows);
+    let plain = check(&tiny(Kind::Ss), 5, None);
+    let grad_norm = |r: &[(String, f64, f64, f64)]| r.iter().find(|x| x.0 == "pi.weight").unwrap().2;
+    assert!((grad_norm(&rows) - grad_norm(&plain)).abs() > 1e-3 * grad_norm(&plain), "the entropy term does not reach pi");
+    let st = setup(&s, 5);
+    st.fwd.run(&st.be).unwrap();
+    let sums = st.fwd.take_metrics(&st.be).unwrap();
+    let i = st.fwd.losses.iter().position(|t| t.kind == ssvae::graph::LossKind::Entropy).expect("an entropy term");
+    let (w, log_k) = (2.0f64, 3f64.ln());
+    // 2 of the 4 rows are labeled (see `setup`)
+    let (lo, hi) = (-w * log_k, -w * log_k * 2.0 / 4.0);
+    let v = sums[i] as f64;
+    assert!(v >= lo - 1e-5 && v <= hi + 1e-5, "entropy term {v} outside [{lo}, {hi}]");
+    assert!(v < hi - 1e-4 && v > lo + 1e-4, "entropy term {v} at an end of [{lo}, {hi}]: pi is neither uniform nor one-hot at init");
+}
+
 #[test]
 fn es_and_eu_dense_gradients_match() {
     assert_ok("es", &check(&tiny(Kind::Es), 3, None));

@@ -212,6 +212,10 @@ pub struct ModelArgs {
     /// Weight of the KL term (beta of a beta-VAE) [default: 1, the ELBO].
     #[arg(long, allow_negative_numbers = true)]
     pub kl_weight: Option<f32>,
+    /// SS models: weight of the entropy of pi on unlabeled samples (entropy minimisation; a
+    /// mean over the batch as the ELBO terms) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub entropy_weight: Option<f32>,
     /// What feeds the decoder in training [default: pi].
     #[arg(long, value_enum)]
     pub decoder_input: Option<DecoderInputArg>,
@@ -364,6 +368,16 @@ pub struct TrainingArgs {
     /// With --validation-labels: stop after this many epochs without a better validation score.
     #[arg(long, requires = "validation_labels")]
     pub patience: Option<usize>,
+    /// The learning rate over the run: constant, or a cosine down to 1/20 of --lr at the last
+    /// step [default: constant].
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrScheduleArg>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LrScheduleArg {
+    Constant,
+    Cosine,
 }
 
 #[derive(clap::Args)]
@@ -429,6 +443,7 @@ impl TrainArgs {
         set(&mut c.latent, m.latent);
         set(&mut c.alpha, m.alpha);
         set(&mut c.kl_weight, m.kl_weight);
+        set(&mut c.entropy_weight, m.entropy_weight);
         set(
             &mut c.decoder_input,
             m.decoder_input.map(|x| match x {
@@ -517,6 +532,13 @@ impl TrainArgs {
         }
         set(&mut s.validation_labels, t.validation_labels);
         set(&mut s.patience, t.patience);
+        set(
+            &mut s.lr_schedule,
+            t.lr_schedule.map(|x| match x {
+                LrScheduleArg::Constant => ssvae::train::LrSchedule::Constant,
+                LrScheduleArg::Cosine => ssvae::train::LrSchedule::Cosine,
+            }),
+        );
         if let Some(n) = o.score_samples {
             s.score_samples = n;
         }
@@ -542,6 +564,7 @@ impl TrainArgs {
             (m.dropout.is_some(), "--dropout"),
             (m.latent.is_some(), "--latent"),
             (m.kl_weight.is_some(), "--kl-weight"),
+            (m.entropy_weight.is_some(), "--entropy-weight"),
             (m.decoder_input.is_some(), "--decoder-input"),
             (m.loss_norm.is_some(), "--loss-norm"),
             (m.logvar_limit.is_some(), "--logvar-limit"),
@@ -573,6 +596,7 @@ impl TrainArgs {
             (t.optimizer.is_some(), "--optimizer"),
             (t.validation_labels.is_some(), "--validation-labels"),
             (t.patience.is_some(), "--patience"),
+            (t.lr_schedule.is_some(), "--lr-schedule"),
         ];
         flags.iter().filter(|(given, _)| *given).map(|(_, f)| *f).collect()
     }

@@ -228,6 +228,9 @@ pub enum LossKind {
     KlY,
     /// The softmax cross-entropy of classification head `head` (0 for single-head models).
     Ce { head: usize },
+    /// Entropy minimisation: the entropy of pi on unlabeled rows (see `ModelSpec::entropy_weight`;
+    /// built from the categorical KL to a uniform prior, with a negative weight).
+    Entropy,
 }
 
 impl std::fmt::Display for LossKind {
@@ -237,6 +240,7 @@ impl std::fmt::Display for LossKind {
             LossKind::Rec => f.write_str("rec"),
             LossKind::Kl => f.write_str("kl"),
             LossKind::KlY => f.write_str("kl_y"),
+            LossKind::Entropy => f.write_str("entropy"),
             LossKind::Ce { head: 0 } => f.write_str("ce"),
             LossKind::Ce { head } => write!(f, "ce{head}"),
         }

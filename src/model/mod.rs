@@ -158,6 +158,16 @@ pub struct ModelSpec {
     /// flattened), not image bytes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub real_input: bool,
+    /// SS models: weight of the entropy of pi on unlabeled rows (entropy minimisation, Grandvalet
+    /// and Bengio 2005), a mean over the batch's rows like the ELBO terms. It pushes pi towards
+    /// one class on unlabeled samples, so that pi stays a class code for the decoder instead of
+    /// becoming a continuous style channel. 0 (the paper's protocol): no such term.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub entropy_weight: f32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 fn default_kl_weight() -> f32 {
@@ -195,6 +205,7 @@ impl ModelSpec {
             series_f16: false,
             likelihood: Likelihood::Bernoulli,
             real_input: false,
+            entropy_weight: 0.0,
         }
     }
 
@@ -367,6 +378,15 @@ impl ModelSpec {
         }
         if !(self.kl_weight.is_finite() && self.kl_weight >= 0.0) {
             return Err(Error::Invalid(format!("--kl-weight must be a finite number >= 0 (got {})", self.kl_weight)));
+        }
+        if !(self.entropy_weight.is_finite() && self.entropy_weight >= 0.0) {
+            return Err(Error::Invalid(format!("--entropy-weight must be a finite number >= 0 (got {})", self.entropy_weight)));
+        }
+        if self.entropy_weight > 0.0 && (self.kind != Kind::Ss || self.has_factor_heads()) {
+            return Err(Error::Invalid(format!(
+                "--entropy-weight applies to the SS models with one pi head (ss-dense, ss-cnn, ss-rnn), not {}",
+                self.name()
+            )));
         }
         if self.kl_weight != 1.0 && self.sums_over_classes() {
             return Err(Error::Invalid(format!(
@@ -599,6 +619,14 @@ fn encoder_trunk(g: &mut Graph, spec: &ModelSpec, x: TensorId, counter: TensorId
 fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: TensorId) -> (TensorId, TensorId) {
     let alpha = if spec.kind == Kind::Es { 1.0 } else { spec.alpha };
     g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, alpha);
+    if spec.kind == Kind::Ss && spec.entropy_weight > 0.0 {
+        // KL(pi || uniform) = log K - H(pi) on unlabeled rows (a constant on labeled ones), so a
+        // negative weight minimises H(pi); the per-row mean as for the ELBO terms
+        let k = spec.classes;
+        let rows = crate::graph::rows_cols(g.shape(logits)).0;
+        let log_uniform = g.constant("log_uniform", &[k], vec![-(k as f32).ln(); k]);
+        g.categorical_kl_loss(LossKind::Entropy, logits, log_uniform, labels, -spec.entropy_weight / rows as f32);
+    }
     let p = g.softmax("pi_probs", logits);
     let for_decoder = match spec.decoder_input {
         DecoderInput::Pi => p,

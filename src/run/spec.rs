@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::graph::exec::Optimizer;
 use crate::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, ModelSpec};
-use crate::train::{LabelSpec, TrainConfig};
+use crate::train::{LabelSpec, LrSchedule, TrainConfig};
 
 use super::data::{DataSpec, DatasetName, Loaded};
 use super::feedback::FeedbackRecord;
@@ -61,6 +61,9 @@ pub struct ModelChoice {
     /// data, see [`RunSpec::likelihood_for`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub likelihood: Option<Likelihood>,
+    /// SS models: weight of the entropy of pi on unlabeled rows (`None`: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy_weight: Option<f32>,
 }
 
 impl ModelChoice {
@@ -80,6 +83,7 @@ impl ModelChoice {
             data_f16: false,
             extra_slots: None,
             likelihood: None,
+            entropy_weight: None,
         }
     }
 
@@ -101,6 +105,7 @@ impl ModelChoice {
             loss_norm: Some(m.loss_norm),
             logvar_limit: Some(m.logvar_limit.unwrap_or(0.0)),
             data_f16: m.series_f16,
+            entropy_weight: Some(m.entropy_weight),
             ..ModelChoice::new(m.family, m.kind)
         }
     }
@@ -136,6 +141,9 @@ pub struct RunSpec {
     /// With `validation_labels`: stop after this many epochs without a better validation score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patience: Option<usize>,
+    /// How the learning rate moves over the run (`None`: constant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_schedule: Option<LrSchedule>,
     /// The run folder (`None`: runs/<model>-<dataset>-<labels>-s<seed>, first free suffix).
     #[serde(skip)]
     pub out: Option<PathBuf>,
@@ -157,6 +165,7 @@ impl Default for RunSpec {
             score_samples: crate::eval::DEFAULT_SCORE_SAMPLES,
             validation_labels: None,
             patience: None,
+            lr_schedule: None,
             out: None,
         }
     }
@@ -203,6 +212,9 @@ impl RunSpec {
         let m = &self.model;
         if let Some(w) = m.kl_weight.filter(|w| !(w.is_finite() && *w >= 0.0)) {
             invalid!("--kl-weight must be a finite number >= 0 (got {w})");
+        }
+        if let Some(w) = m.entropy_weight.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+            invalid!("--entropy-weight must be a finite number >= 0 (got {w})");
         }
         if let Some(d) = m.dropout.filter(|d| !(*d >= 0.0 && *d < 1.0)) {
             invalid!("--dropout must be in [0, 1) (got {d})");
@@ -277,6 +289,9 @@ impl RunSpec {
         if let Some(w) = m.kl_weight {
             spec.kl_weight = w;
         }
+        if let Some(w) = m.entropy_weight {
+            spec.entropy_weight = w;
+        }
         if let Some(d) = m.decoder_input {
             spec.decoder_input = d;
         }
@@ -317,6 +332,7 @@ impl RunSpec {
         c.metrics_every = self.metrics_every;
         c.labeled_classes = self.labeled_classes.clone();
         c.labels = self.labels_or_default();
+        c.lr_schedule = self.lr_schedule.unwrap_or_default();
         let lr = self.lr.unwrap_or(if family == Family::Rnn { 1e-3 } else { 5e-4 });
         c.optimizer = match self.optimizer {
             OptimizerKind::Rmsprop => Optimizer::rmsprop(lr),

@@ -499,6 +499,8 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     let mut last_eval = EvalReport::default();
     run.spec.epochs = run.epochs_done + epochs;
     run.train.epochs = run.spec.epochs;
+    // the learning-rate schedule spans the whole run (a resume stretches it over the new total)
+    trainer.cfg.epochs = run.train.epochs;
     // a run interrupted mid-epoch (Ctrl-C) finishes that epoch first; it counts as one of `epochs`
     let mut resume_at = (run.steps_done.saturating_sub(run.epochs_done as u64 * spe as u64) as usize).min(spe);
     let mut interrupted = false;

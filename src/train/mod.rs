@@ -54,6 +54,38 @@ pub struct TrainConfig {
     /// Semi-unsupervised mode: only these classes keep labels (see `semi`); `None`: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labeled_classes: Option<Vec<usize>>,
+    /// How the learning rate moves over the `epochs` (see [`LrSchedule`]).
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    pub lr_schedule: LrSchedule,
+}
+
+/// The learning rate over a run of `total` steps: constant (the paper's), or a cosine from the
+/// optimizer's rate down to 1/20 of it at the last step (Loshchilov and Hutter 2017, without
+/// restarts): late epochs take small steps, so the last weights move less from epoch to epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    #[default]
+    Constant,
+    Cosine,
+}
+
+impl LrSchedule {
+    pub fn is_constant(&self) -> bool {
+        *self == LrSchedule::Constant
+    }
+
+    /// The factor on the base rate at 1-based step `t` of `total`.
+    pub fn factor(&self, t: u64, total: u64) -> f32 {
+        match self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Cosine => {
+                const FLOOR: f64 = 0.05;
+                let p = ((t.saturating_sub(1)) as f64 / (total.max(2) - 1) as f64).min(1.0);
+                (FLOOR + (1.0 - FLOOR) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())) as f32
+            }
+        }
+    }
 }
 
 impl TrainConfig {
@@ -71,6 +103,7 @@ impl TrainConfig {
             metrics_every: 50,
             eval_batch: 500,
             labeled_classes: None,
+            lr_schedule: LrSchedule::Constant,
         }
     }
 
@@ -391,8 +424,12 @@ impl<B: Backend> Trainer<B> {
             be.write_u32(self.program.input(self.handles.labels)?, &self.handles.expand_labels(&b.labels))?;
         }
         be.write_u32(self.program.input(self.handles.counter)?, &crate::rng::counter(self.cfg.seed, self.step as u32))?;
-        if matches!(self.cfg.optimizer, Optimizer::Adam { .. }) {
-            be.write_f32(&self.store.hyper, &self.cfg.optimizer.hyper(self.step))?;
+        if matches!(self.cfg.optimizer, Optimizer::Adam { .. }) || !self.cfg.lr_schedule.is_constant() {
+            let mut hyper = self.cfg.optimizer.hyper(self.step);
+            // both optimizers hold the learning rate first
+            let total = (self.cfg.epochs * self.steps_per_epoch()) as u64;
+            hyper[0] *= self.cfg.lr_schedule.factor(self.step, total);
+            be.write_f32(&self.store.hyper, &hyper)?;
         }
         self.program.run(be)?;
         self.window_steps += 1;
@@ -421,7 +458,7 @@ impl<B: Backend> Trainer<B> {
                 // normalised by labeled count in the kernel; undo alpha. Multi-factor models:
                 // the sum of the heads' CEs
                 LossKind::Ce { .. } => *l.ce.get_or_insert(0.0) += per_batch / (term.scale as f64).max(f64::MIN_POSITIVE),
-                LossKind::KlY => {}
+                LossKind::KlY | LossKind::Entropy => {}
             }
         }
         Ok(l)
@@ -504,4 +541,21 @@ pub fn load_weights_into<B: Backend>(be: &B, store: &ParamStore<B>, w: &checkpoi
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LrSchedule;
+
+    #[test]
+    fn cosine_schedule_starts_at_the_rate_and_ends_at_its_floor() {
+        let total = 101;
+        assert_eq!(LrSchedule::Constant.factor(57, total), 1.0);
+        let c = |t| LrSchedule::Cosine.factor(t, total);
+        assert!((c(1) - 1.0).abs() < 1e-6);
+        assert!((c(51) - 0.525).abs() < 1e-6, "half way: {}", c(51));
+        assert!((c(101) - 0.05).abs() < 1e-6);
+        assert!((c(500) - 0.05).abs() < 1e-6, "past the end the floor holds");
+        assert!((1..total).all(|t| c(t + 1) <= c(t)), "the rate never rises");
+    }
 }
