@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# CI, after the Rust tests: the Python package (python/, issue 20). Builds and installs the wheel
+# the way the README says (`pip install ./python`, maturin from PyPI), on the same target/ as the
+# Rust build so its dependencies are not compiled twice, then runs the pytest suite against the
+# CLI binary that build made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="$PWD/target"
+export SSVAE_BIN="$PWD/target/release/ssvae"
+cargo fmt --check --manifest-path python/Cargo.toml
+start=$(date +%s)
+venv="$(mktemp -d)/venv"
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q --upgrade pip
+"$venv/bin/pip" install -q numpy scikit-learn pytest
+"$venv/bin/pip" install -q ./python
+built=$(date +%s)
+"$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+echo "ci: python: wheel built and installed in $((built - start)) s, pytest in $(($(date +%s) - built)) s"
