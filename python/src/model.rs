@@ -44,7 +44,7 @@ enum Input {
 }
 
 /// A saved run as a model (`ssvae._core.Model(run_dir, backend)`).
-#[pyclass(unsendable, module = "ssvae._core")]
+#[pyclass(module = "ssvae._core")]
 pub struct Model {
     opened: Opened,
     input: Input,
@@ -188,15 +188,15 @@ impl Model {
     fn predict_proba<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let s = self.samples(x)?;
         let n = s.data().n();
-        let p = guard(|| on_run!(&self.opened, (be, run) => run.predict_proba(be, s.data())).map_err(to_py))?;
+        let p = py.detach(|| guard(|| on_run!(&self.opened, (be, run) => run.predict_proba(be, s.data())).map_err(to_py)))?;
         to_array(py, p.clone(), &[n, p.len() / n.max(1)])
     }
 
     /// Anomaly scores `[n]` (negative log reconstruction probability, mean over `draws` draws
     /// of z; higher = more anomalous), as `ssvae predict`'s `score` column.
-    fn score_samples(&self, x: &Bound<'_, PyAny>, draws: usize, seed: u64) -> PyResult<Vec<f64>> {
+    fn score_samples(&self, py: Python<'_>, x: &Bound<'_, PyAny>, draws: usize, seed: u64) -> PyResult<Vec<f64>> {
         let s = self.samples(x)?;
-        guard(|| on_run!(&self.opened, (be, run) => run.score(be, s.data(), draws, seed)).map(|r| r.0).map_err(to_py))
+        py.detach(|| guard(|| on_run!(&self.opened, (be, run) => run.score(be, s.data(), draws, seed)).map(|r| r.0).map_err(to_py)))
     }
 
     /// Posterior means of z `[n, latent]` (an RNN's: the mean over each window's steps).
@@ -204,7 +204,7 @@ impl Model {
         let s = self.samples(x)?;
         let n = s.data().n();
         let latent = self.config().train.model.latent;
-        let z = guard(|| on_run!(&self.opened, (be, run) => run.encode(be, s.data())).map_err(to_py))?;
+        let z = py.detach(|| guard(|| on_run!(&self.opened, (be, run) => run.encode(be, s.data())).map_err(to_py)))?;
         let steps = (z.len() / (n * latent).max(1)).max(1);
         let mut out = vec![0f32; n * latent];
         for (i, row) in out.chunks_mut(latent).enumerate() {
@@ -236,9 +236,11 @@ impl Model {
         let zs: Vec<Vec<f32>> =
             (0..classes).flat_map(|_| (0..n_per_class).map(|j| ssvae::eval::grid::style_z(seed, j, spec.latent))).collect();
         let labels: Vec<usize> = (0..classes).flat_map(|k| std::iter::repeat_n(k, n_per_class)).collect();
-        let cells = guard(|| {
+        let cells = py.detach(|| {
+            guard(|| {
             on_run!(&self.opened, (be, run) => ssvae::eval::grid::Decoder::new(be, &spec, &run.store, 100).and_then(|d| d.decode(be, &zs, &labels)))
                 .map_err(to_py)
+            })
         })?;
         let arr = to_array(py, cells, &[labels.len(), h, w, c])?;
         Ok((arr, labels.into_iter().map(|l| l as i64).collect()))

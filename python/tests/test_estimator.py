@@ -142,3 +142,32 @@ def test_series_rnn():
     assert clf.transform(X).shape == (40, 2)
     with pytest.raises(ValueError, match="generates images"):
         clf.sample(2)
+
+
+def test_training_releases_the_gil():
+    import threading
+
+    X, _, y_semi = blobs(n=300)
+    clf = fast(epochs=40, hidden=(64,), batch_size=16)
+    t = threading.Thread(target=clf.fit, args=(X, y_semi))
+    ticks = 0
+    t.start()
+    while t.is_alive():
+        ticks += 1  # runs only while the core trains without the GIL
+    t.join()
+    assert hasattr(clf, "run_dir_") and clf.summary_["epochs"] == 40
+    assert ticks > 10_000, ticks
+
+
+def test_keyboard_interrupt_stops_training_with_a_checkpoint():
+    import _thread
+
+    X, _, y_semi = blobs()
+
+    def interrupt(event, info):
+        if event == "epoch" and info["epoch"] == 2:
+            _thread.interrupt_main()  # as Ctrl-C
+
+    clf = fast(epochs=50, callbacks=[interrupt])
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y_semi)
