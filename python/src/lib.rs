@@ -111,9 +111,17 @@ fn describe_backend(py: Python<'_>, backend: &str) -> PyResult<String> {
     py.detach(move || guard(|| Engine::open(&name).map(|e| e.describe()).map_err(to_py)))
 }
 
+/// Panics inside [`guard`] (the tests check that a panic in the core arrives as a Python
+/// exception and the interpreter goes on).
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
+    py.detach(|| guard(|| panic!("a deliberate panic (ssvae._core._panic_for_tests)")))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(describe_backend, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(fit::train, m)?)?;
     m.add_function(wrap_pyfunction!(fit::resume, m)?)?;
     m.add_function(wrap_pyfunction!(fit::relocate, m)?)?;

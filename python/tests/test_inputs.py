@@ -124,3 +124,12 @@ def test_not_fitted():
 
     with pytest.raises(NotFittedError):
         fast().predict(np.zeros((2, 5), dtype=np.float32))
+
+
+def test_a_panic_in_the_core_is_a_python_exception():
+    from ssvae import _core
+
+    with pytest.raises(RuntimeError, match="internal error in ssvae.*deliberate panic"):
+        _core._panic_for_tests()
+    X, _, y_semi = blobs()
+    assert fast().fit(X, y_semi).predict(X).shape == (len(X),)  # and the interpreter goes on
