@@ -2,7 +2,8 @@
 # CI, after the Rust tests: the Python package (python/, issue 20). Builds and installs the wheel
 # the way the README says (`pip install ./python`, maturin from PyPI), on the same target/ as the
 # Rust build so its dependencies are not compiled twice, then runs the pytest suite against the
-# CLI binary that build made.
+# CLI binary that build made. python/Cargo.lock is used as committed (locked): after a change of
+# the root crate's dependencies, refresh it with `cargo update --manifest-path python/Cargo.toml -p ssvae`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="$PWD/target"
