@@ -140,6 +140,9 @@ fn bad_specs_fail_before_the_folder_is_written() {
 
 /// `--epochs a+b` and `--epochs a` then resume `--epochs b` give bit-identical weights and
 /// optimizer state on the CPU backend (the batcher, the noise counter and Adam's t continue).
+/// With a constant learning rate: a schedule spans the run's planned epochs, so a run planned
+/// for `a` decays over `a` (a scheduled run resumed to its planned total is checked by
+/// `a_stopped_run_resumes_mid_epoch_exactly`, on the default recipe's cosine).
 #[test]
 fn resume_equals_uninterrupted_training() {
     use ssvae::run::OptimizerKind;
@@ -147,7 +150,7 @@ fn resume_equals_uninterrupted_training() {
     for (name, kind, optimizer) in [("ss", Kind::Ss, OptimizerKind::Rmsprop), ("es-adam", Kind::Es, OptimizerKind::Adam)] {
         let (whole, split) = (tmp(&format!("whole-{name}")), tmp(&format!("split-{name}")));
         let spec = |out: &PathBuf, epochs| {
-            let mut s = RunSpec { epochs, optimizer, ..tiny(out) };
+            let mut s = RunSpec { epochs, optimizer, lr_schedule: Some(ssvae::train::LrSchedule::Constant), ..tiny(out) };
             s.model.kind = kind;
             s.data.synthetic = (200, 64); // not a multiple of the half batch: permutations wrap mid-batch
             s
@@ -233,6 +236,7 @@ impl ssvae::run::Observer for StopAfter {
 #[test]
 fn a_stopped_run_resumes_mid_epoch_exactly() {
     let be = CpuBackend::new();
+    assert_eq!(tiny(&tmp("x")).recipe, run::Recipe::Default, "this test covers the default recipe's cosine schedule");
     let (whole, stopped) = (tmp("stop-whole"), tmp("stop-part"));
     run::train(&be, &RunSpec { epochs: 2, ..tiny(&whole) }, &mut Quiet).unwrap();
     let s = run::train(&be, &RunSpec { epochs: 2, ..tiny(&stopped) }, &mut StopAfter(std::cell::Cell::new(5))).unwrap();

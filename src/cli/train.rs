@@ -213,7 +213,7 @@ pub struct ModelArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub kl_weight: Option<f32>,
     /// SS models: weight of the entropy of pi on unlabeled samples (entropy minimisation; a
-    /// mean over the batch as the ELBO terms) [default: 0].
+    /// mean over the batch as the ELBO terms) [default: the recipe's: 10 default, 0 paper].
     #[arg(long, allow_negative_numbers = true)]
     pub entropy_weight: Option<f32>,
     /// What feeds the decoder in training [default: pi].
@@ -369,14 +369,29 @@ pub struct TrainingArgs {
     #[arg(long, requires = "validation_labels")]
     pub patience: Option<usize>,
     /// The learning rate over the run: constant, or a cosine down to 1/20 of --lr at the last
-    /// step [default: constant].
+    /// step [default: the recipe's].
     #[arg(long, value_enum)]
     pub lr_schedule: Option<LrScheduleArg>,
+    /// Which protocol fills in the settings not given: `default` (ssvae's, chosen on validation
+    /// splits: entropy minimisation on SS models, cosine learning rate; README "Recipes") or
+    /// `paper` (the paper's protocol, as the reproduction tables ran it) [default: default].
+    #[arg(long, value_enum)]
+    pub recipe: Option<RecipeArg>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipeArg {
+    /// ssvae's settings, chosen on validation splits (README, "Recipes").
+    Default,
+    /// The paper's protocol, as the reproduction tables ran it.
+    Paper,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LrScheduleArg {
+    /// The optimizer's rate throughout (the paper's).
     Constant,
+    /// From --lr down to 1/20 of it at the last step, along a half cosine.
     Cosine,
 }
 
@@ -532,6 +547,12 @@ impl TrainArgs {
         }
         set(&mut s.validation_labels, t.validation_labels);
         set(&mut s.patience, t.patience);
+        if let Some(r) = t.recipe {
+            s.recipe = match r {
+                RecipeArg::Default => run::Recipe::Default,
+                RecipeArg::Paper => run::Recipe::Paper,
+            };
+        }
         set(
             &mut s.lr_schedule,
             t.lr_schedule.map(|x| match x {
@@ -597,6 +618,7 @@ impl TrainArgs {
             (t.validation_labels.is_some(), "--validation-labels"),
             (t.patience.is_some(), "--patience"),
             (t.lr_schedule.is_some(), "--lr-schedule"),
+            (t.recipe.is_some(), "--recipe"),
         ];
         flags.iter().filter(|(given, _)| *given).map(|(_, f)| *f).collect()
     }

@@ -30,7 +30,10 @@ pub use feedback::FeedbackRecord;
 pub use feedback_round::{apply_feedback, FeedbackRequest};
 pub use open::Run;
 pub use predict::{Predictions, Samples};
-pub use spec::{optimizer_lr, ModelChoice, OptimizerKind, ResumeChanges, RunConfig, RunSpec, DEFAULT_LABELS, FORMAT_VERSION};
+pub use spec::{
+    optimizer_lr, ModelChoice, OptimizerKind, Recipe, ResumeChanges, RunConfig, RunSpec, DEFAULT_LABELS, FORMAT_VERSION,
+    RECIPE_ENTROPY_WEIGHT,
+};
 pub use summary::{EpochReport, GroupScores, Metric, Observer, Quiet, RunStart, RunSummary, StepProgress};
 pub use train::{resume, train};
 

@@ -13,7 +13,7 @@ use crate::train::checkpoint;
 use crate::train::LabelSpec;
 
 use super::data::{DataSpec, DatasetName};
-use super::spec::{OptimizerKind, RunSpec};
+use super::spec::{OptimizerKind, Recipe, RunSpec};
 use super::summary::{Metric, Observer, RunSummary};
 
 macro_rules! invalid {
@@ -39,7 +39,8 @@ fn spec(model: &str, dataset: &str, labels: &str, epochs: usize) -> RunSpec {
         n => Some(LabelSpec::Count(n.parse().expect("the tables give label counts as numbers"))),
     };
     let data = DataSpec { dataset: DatasetName::parse(dataset).expect("the tables name known datasets"), ..DataSpec::default() };
-    RunSpec { labels, epochs, ..RunSpec { data, ..RunSpec::new(family, kind, DatasetName::Synthetic) } }
+    // the tables are the paper's protocol, whatever today's default recipe is
+    RunSpec { labels, epochs, recipe: Recipe::Paper, ..RunSpec { data, ..RunSpec::new(family, kind, DatasetName::Synthetic) } }
 }
 
 /// `s` under the anomaly protocol with class `k` left out.
