@@ -12,10 +12,11 @@
 //! cross relu kinks.
 mod common;
 
-use common::model_fd::{tensor_errors, Setup};
+use common::model_fd::{gradients, tensor_errors, Setup};
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::backend::UNLABELED;
 use ssvae::graph::exec::{compile, CompileOptions, Optimizer, ParamStore};
+use ssvae::graph::LossKind;
 use ssvae::model::{build, DecoderInput, Kind, Likelihood, LossNorm, ModelSpec};
 use ssvae::train::pack_u8;
 use ssvae::Backend;
@@ -120,13 +121,38 @@ fn ss_entropy_minimisation_gradient_and_value() {
     let st = setup(&s, 5);
     st.fwd.run(&st.be).unwrap();
     let sums = st.fwd.take_metrics(&st.be).unwrap();
-    let i = st.fwd.losses.iter().position(|t| t.kind == ssvae::graph::LossKind::Entropy).expect("an entropy term");
+    let i = st.fwd.losses.iter().position(|t| t.kind == LossKind::Entropy).expect("an entropy term");
     let (w, log_k) = (2.0f64, 3f64.ln());
     // 2 of the 4 rows are labeled (see `setup`)
     let (lo, hi) = (-w * log_k, -w * log_k * 2.0 / 4.0);
     let v = sums[i] as f64;
     assert!(v >= lo - 1e-5 && v <= hi + 1e-5, "entropy term {v} outside [{lo}, {hi}]");
     assert!(v < hi - 1e-4 && v > lo + 1e-4, "entropy term {v} at an end of [{lo}, {hi}]: pi is neither uniform nor one-hot at init");
+}
+
+/// The entropy warm-up re-weighs the compiled term between steps: factor f gives f times the
+/// term's value and its gradient (factor 0: the gradients of the model without the term).
+#[test]
+fn a_loss_term_is_reweighed_between_runs() {
+    let mut s = tiny(Kind::Ss);
+    s.entropy_weight = 2.0;
+    let mut st = setup(&s, 6);
+    let entropy = |st: &mut Setup| {
+        st.fwd.run(&st.be).unwrap();
+        let sums = st.fwd.take_metrics(&st.be).unwrap();
+        sums[st.fwd.losses.iter().position(|t| t.kind == LossKind::Entropy).unwrap()] as f64
+    };
+    let full = entropy(&mut st);
+    assert!(st.fwd.set_loss_factor(&st.be, LossKind::Entropy, 0.25).unwrap());
+    let quarter = entropy(&mut st);
+    assert!((quarter - 0.25 * full).abs() <= 1e-6 * full.abs(), "{quarter} vs a quarter of {full}");
+    assert!(!st.fwd.set_loss_factor(&st.be, LossKind::KlY, 0.5).unwrap(), "an SS model has no kl_y term");
+    st.step.set_loss_factor(&st.be, LossKind::Entropy, 0.0).unwrap();
+    let without = gradients(&st);
+    let plain = setup(&tiny(Kind::Ss), 6);
+    let reference = gradients(&plain);
+    let diff = without.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(diff <= 1e-6, "factor 0 leaves gradients {diff} away from the model without the term");
 }
 
 #[test]

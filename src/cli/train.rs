@@ -372,6 +372,10 @@ pub struct TrainingArgs {
     /// step [default: the recipe's].
     #[arg(long, value_enum)]
     pub lr_schedule: Option<LrScheduleArg>,
+    /// SS models with --entropy-weight: the fraction of the run over which the entropy term's
+    /// weight rises linearly from 0 [default: the recipe's: 0.3 default, 0 paper].
+    #[arg(long)]
+    pub entropy_warmup: Option<f32>,
     /// Which protocol fills in the settings not given: `default` (ssvae's, chosen on validation
     /// splits: entropy minimisation on SS models, cosine learning rate; README "Recipes") or
     /// `paper` (the paper's protocol, as the reproduction tables ran it) [default: default].
@@ -547,6 +551,7 @@ impl TrainArgs {
         }
         set(&mut s.validation_labels, t.validation_labels);
         set(&mut s.patience, t.patience);
+        set(&mut s.entropy_warmup, t.entropy_warmup);
         if let Some(r) = t.recipe {
             s.recipe = match r {
                 RecipeArg::Default => run::Recipe::Default,
@@ -619,6 +624,7 @@ impl TrainArgs {
             (t.patience.is_some(), "--patience"),
             (t.lr_schedule.is_some(), "--lr-schedule"),
             (t.recipe.is_some(), "--recipe"),
+            (t.entropy_warmup.is_some(), "--entropy-warmup"),
         ];
         flags.iter().filter(|(given, _)| *given).map(|(_, f)| *f).collect()
     }

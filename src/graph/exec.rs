@@ -239,6 +239,21 @@ pub struct Program<B: Backend> {
     pub n_launches: usize,
     pub n_temp_buffers: usize,
     pub temp_bytes: usize,
+    /// Per fused loss launch whose weight can change between steps: its term's kind, its index
+    /// in `launches`, the op as compiled and its buffers (see [`Program::set_loss_factor`]).
+    reweighable: Vec<(LossKind, usize, Op, Vec<B::Buf>)>,
+}
+
+/// `op` (a fused loss kernel) with its weight multiplied by `factor`; `None` for other ops.
+fn rescaled(op: &Op, factor: f32) -> Option<Op> {
+    Some(match *op {
+        Op::BceLogits { rows, cols, scale } => Op::BceLogits { rows, cols, scale: scale * factor },
+        Op::GaussianNll { rows, cols, scale } => Op::GaussianNll { rows, cols, scale: scale * factor },
+        Op::Kl { rows, cols, scale } => Op::Kl { rows, cols, scale: scale * factor },
+        Op::SoftmaxCe { rows, classes, scale } => Op::SoftmaxCe { rows, classes, scale: scale * factor },
+        Op::CategoricalKl { rows, classes, scale } => Op::CategoricalKl { rows, classes, scale: scale * factor },
+        _ => return None,
+    })
 }
 
 /// Compiles `graph` against `store` (parameters are looked up by name).
@@ -259,9 +274,14 @@ pub fn compile<B: Backend>(be: &B, mut graph: Graph, store: &ParamStore<B>, opts
     let (n_temp, temp_bytes) = plan_temporaries(be, &graph, &launches, &last, &mut bufs)?;
 
     let mut prepared = Vec::with_capacity(launches.len());
+    let mut reweighable = Vec::new();
     for l in &launches {
         let args: Vec<&B::Buf> =
             l.args.iter().map(|a| a.map_or(be.placeholder(), |t| bufs[t].as_ref().expect("every tensor has a buffer"))).collect();
+        // a fused loss launch writes its term's per-row losses
+        if let Some(term) = graph.losses.iter().find(|t| rescaled(&l.op, 1.0).is_some() && l.args.contains(&Some(t.per_row))) {
+            reweighable.push((term.kind, prepared.len(), l.op.clone(), args.iter().map(|&b| b.clone()).collect()));
+        }
         prepared.push(be.prepare(&l.op, &args)?);
     }
     let kept = opts.keep.iter().map(|&t| (t, bufs[t].clone().expect("kept tensor has a buffer"))).collect();
@@ -276,6 +296,7 @@ pub fn compile<B: Backend>(be: &B, mut graph: Graph, store: &ParamStore<B>, opts
         optimizer: opts.optimizer,
         n_temp_buffers: n_temp,
         temp_bytes,
+        reweighable,
     })
 }
 
@@ -436,6 +457,23 @@ impl<B: Backend> Program<B> {
     pub fn run(&self, be: &B) -> Result<()> {
         let refs: Vec<&B::Launch> = self.launches.iter().collect();
         be.run(&refs)
+    }
+
+    /// Multiplies the weight that the loss terms of `kind` were compiled with by `factor` (the
+    /// value and its gradient, from the next run on; `factor` is relative to the compiled
+    /// weight, not cumulative): a warm-up of a term re-prepares its launch when the factor
+    /// changes. Returns whether the program has such a term.
+    pub fn set_loss_factor(&mut self, be: &B, kind: LossKind, factor: f32) -> Result<bool> {
+        let mut found = false;
+        for (k, i, op, bufs) in &self.reweighable {
+            if *k == kind {
+                let op = rescaled(op, factor).expect("only fused loss launches are reweighable");
+                let refs: Vec<&B::Buf> = bufs.iter().collect();
+                self.launches[*i] = be.prepare(&op, &refs)?;
+                found = true;
+            }
+        }
+        Ok(found)
     }
 
     /// Bytes of the input buffers (host-written and bound ones, e.g. a resident dataset).

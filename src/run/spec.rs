@@ -61,6 +61,9 @@ impl Recipe {
 
 /// The default recipe's entropy weight on SS models (see [`ModelSpec::entropy_weight`]).
 pub const RECIPE_ENTROPY_WEIGHT: f32 = 10.0;
+/// The default recipe's entropy warm-up, a fraction of the run (see
+/// [`TrainConfig::entropy_warmup`]).
+pub const RECIPE_ENTROPY_WARMUP: f32 = 0.3;
 
 /// The model as asked for: family and kind, and every setting the user chose (`None`: the
 /// paper's default for that family, see [`ModelSpec`]).
@@ -169,6 +172,10 @@ pub struct RunSpec {
     /// How the learning rate moves over the run (`None`: constant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr_schedule: Option<LrSchedule>,
+    /// SS models with an entropy term: the fraction of the run over which its weight rises
+    /// from 0 (`None`: the recipe's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy_warmup: Option<f32>,
     /// Which protocol fills in the settings left unset.
     #[serde(default = "Recipe::paper")]
     pub recipe: Recipe,
@@ -194,6 +201,7 @@ impl Default for RunSpec {
             validation_labels: None,
             patience: None,
             lr_schedule: None,
+            entropy_warmup: None,
             recipe: Recipe::Default,
             out: None,
         }
@@ -368,6 +376,10 @@ impl RunSpec {
         c.lr_schedule = self.lr_schedule.unwrap_or(match self.recipe {
             Recipe::Default => LrSchedule::Cosine,
             Recipe::Paper => LrSchedule::Constant,
+        });
+        c.entropy_warmup = self.entropy_warmup.unwrap_or(match self.recipe {
+            Recipe::Default => RECIPE_ENTROPY_WARMUP,
+            Recipe::Paper => 0.0,
         });
         let lr = self.lr.unwrap_or(if family == Family::Rnn { 1e-3 } else { 5e-4 });
         c.optimizer = match self.optimizer {

@@ -57,7 +57,20 @@ pub struct TrainConfig {
     /// How the learning rate moves over the `epochs` (see [`LrSchedule`]).
     #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
     pub lr_schedule: LrSchedule,
+    /// SS models with an entropy term: its weight rises linearly from 0 to
+    /// `ModelSpec::entropy_weight` over this fraction of the planned steps (0: full weight from
+    /// the first step). Early on pi is the nearly random guess of an untrained head, and
+    /// sharpening it then locks in wrong clusters (seen on small data: RESULTS.md).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub entropy_warmup: f32,
 }
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
+}
+
+/// Steps of the entropy warm-up: the weight changes in this many increments.
+const WARMUP_LEVELS: u32 = 32;
 
 /// The learning rate over a run of `total` steps: constant (the paper's), or a cosine from the
 /// optimizer's rate down to 1/20 of it at the last step (Loshchilov and Hutter 2017, without
@@ -104,6 +117,7 @@ impl TrainConfig {
             eval_batch: 500,
             labeled_classes: None,
             lr_schedule: LrSchedule::Constant,
+            entropy_warmup: 0.0,
         }
     }
 
@@ -119,6 +133,9 @@ impl TrainConfig {
         }
         if self.eval_batch == 0 || self.metrics_every == 0 {
             return Err(Error::Invalid("eval batch and metrics interval must be at least 1".into()));
+        }
+        if !(self.entropy_warmup.is_finite() && (0.0..=1.0).contains(&self.entropy_warmup)) {
+            return Err(Error::Invalid(format!("--entropy-warmup must be a fraction of the run in [0, 1] (got {})", self.entropy_warmup)));
         }
         if let LabelSpec::Count(n) = self.labels {
             if n > n_train {
@@ -203,6 +220,8 @@ pub struct Trainer<B: Backend> {
     factor_labels: Vec<Vec<u8>>,
     /// Streamed training: the shards (see [`stream`]); `None`: the set is resident.
     stream: Option<stream::Streamer>,
+    /// The entropy warm-up's level the program was last set to (`None`: not set yet).
+    entropy_level: Option<u32>,
 }
 
 /// How a streamed trainer gets its rows: the source (whose rows are the training samples of
@@ -353,6 +372,7 @@ impl<B: Backend> Trainer<B> {
             handles,
             factor_labels,
             stream,
+            entropy_level: None,
         })
     }
 
@@ -390,6 +410,7 @@ impl<B: Backend> Trainer<B> {
         self.step = steps;
         self.window_start = steps;
         self.epochs_done = epochs;
+        self.entropy_level = None;
     }
 
     /// One training step (returns once submitted).
@@ -431,8 +452,25 @@ impl<B: Backend> Trainer<B> {
             hyper[0] *= self.cfg.lr_schedule.factor(self.step, total);
             be.write_f32(&self.store.hyper, &hyper)?;
         }
+        self.warm_up_entropy(be)?;
         self.program.run(be)?;
         self.window_steps += 1;
+        Ok(())
+    }
+
+    /// Sets the entropy term's weight for the current step (see [`TrainConfig::entropy_warmup`]).
+    fn warm_up_entropy(&mut self, be: &B) -> Result<()> {
+        if self.cfg.entropy_warmup <= 0.0 || self.cfg.model.entropy_weight <= 0.0 {
+            return Ok(());
+        }
+        let total = (self.cfg.epochs * self.steps_per_epoch()) as f64;
+        let ramp = (self.cfg.entropy_warmup as f64 * total).max(1.0);
+        // level k of WARMUP_LEVELS: the weight is k / WARMUP_LEVELS of the full one
+        let level = (((self.step as f64 / ramp) * WARMUP_LEVELS as f64).floor() as u32).min(WARMUP_LEVELS);
+        if self.entropy_level != Some(level) {
+            self.program.set_loss_factor(be, LossKind::Entropy, level as f32 / WARMUP_LEVELS as f32)?;
+            self.entropy_level = Some(level);
+        }
         Ok(())
     }
 
