@@ -17,7 +17,8 @@ pub struct ReproduceArgs {
     /// (UCI-HAR: the recurrent models), table12 (betaVAE score vs labels on sprites, multi-factor
     /// heads; --rows takes numbers of labels, e.g. 0,1000, and 1000-only for 1000 labeled samples
     /// without unlabeled ones), or semi-unsupervised (M2, GM-DGM and SS_D with labels on half the
-    /// MNIST digits).
+    /// MNIST digits), or recipes (ssvae's default recipe vs the paper's protocol vs the ES
+    /// sibling, every family, 100 and 1000 labels).
     table: String,
     /// Seeds per cell (the paper used 10 for tables 3-4 and 5 for table 9).
     #[arg(long, default_value_t = 3)]

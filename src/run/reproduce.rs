@@ -286,7 +286,35 @@ pub fn cells(table: &str) -> Result<(String, Vec<Cell>)> {
                 });
             }
         }
-        t => invalid!("unknown table '{t}': expected table3 .. table12 or semi-unsupervised"),
+        "recipes" => {
+            // issue 16: ssvae's default recipe vs the paper's protocol vs the ES sibling (with the
+            // default recipe: the same learning-rate schedule), every family, 100 and 1000 labels;
+            // the paper's epoch budgets (SS 10, ES 20; RNN 40)
+            title = "ssvae default vs paper protocol vs ES: test accuracy and log loss".into();
+            for (ds, short, family, epochs) in [
+                ("mnist", "MNIST", "dense", [10, 20]),
+                ("mnist", "MNIST", "cnn", [10, 20]),
+                ("fashion-mnist", "Fashion", "dense", [10, 20]),
+                ("fashion-mnist", "Fashion", "cnn", [10, 20]),
+                ("uci-har", "UCI-HAR", "rnn", [40, 40]),
+            ] {
+                for (who, model, recipe, e) in [
+                    ("SS default", "ss", Recipe::Default, epochs[0]),
+                    ("SS paper", "ss", Recipe::Paper, epochs[0]),
+                    ("ES default", "es", Recipe::Default, epochs[1]),
+                ] {
+                    for labels in ["100", "1000"] {
+                        v.push(Cell {
+                            row: format!("{short} {family} {who}"),
+                            col: format!("{labels} labels"),
+                            spec: RunSpec { recipe, ..spec(&format!("{model}-{family}"), ds, labels, e) },
+                            metrics: vec![(Metric::Accuracy, ""), (Metric::LogLoss, "")],
+                        });
+                    }
+                }
+            }
+        }
+        t => invalid!("unknown table '{t}': expected table3 .. table12, semi-unsupervised or recipes"),
     }
     Ok((title, v))
 }
@@ -463,4 +491,28 @@ fn table_markdown(title: &str, cells: &[Cell], results: &[Vec<RunSummary>], o: &
         md += "\n";
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The recipes table: every family x {SS default, SS paper, ES default} x {100, 1000}
+    /// labels, one distinct cell each, with the recipe each row names (the paper tables keep
+    /// the paper's protocol).
+    #[test]
+    fn recipes_table_names_its_recipes() {
+        let (_, recipes) = cells("recipes").unwrap();
+        assert_eq!(recipes.len(), 5 * 3 * 2);
+        let mut keys: Vec<(String, String)> = recipes.iter().map(|c| (c.row.clone(), c.col.clone())).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), recipes.len(), "two cells share a row and column");
+        for c in &recipes {
+            let want = if c.row.contains("paper") { Recipe::Paper } else { Recipe::Default };
+            assert_eq!(c.spec.recipe, want, "{}", c.row);
+        }
+        let (_, t3) = cells("table3").unwrap();
+        assert!(t3.iter().all(|c| c.spec.recipe == Recipe::Paper));
+    }
 }
