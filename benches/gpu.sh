@@ -104,7 +104,7 @@ part parity "$CAP_TEST" env SSVAE_REQUIRE_GPU=1 cargo test --release --locked $(
 
 # ---- the report ----
 # json FIELD < lines: the value of FIELD in each JSON line (flat objects, as ssvae and bench.py print)
-json() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^,\"}]*\)\"\{0,1\}[,}].*/\1/p"; }
+json() { sed -n -e "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" -e t -e "s/.*\"$1\": *\([^,}\"]*\).*/\1/p"; }
 # the adapter the benchmarks ran on (the GPU backend's choice), as the training bench names it
 adapter=$(grep -h -m1 '^{' "$dir"/train-*.out 2>/dev/null | head -1 | json adapter)
 {
