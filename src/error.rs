@@ -17,6 +17,11 @@ pub enum Error {
     #[error("shader {file} (entry point {entry}) failed to compile: {msg}")]
     Shader { file: String, entry: String, msg: String },
 
+    #[error(
+        "the GPU device {adapter} cannot run kernel {kernel}: {msg}. Use another API (--backend vulkan, metal or dx12) or --backend cpu"
+    )]
+    Unsupported { adapter: String, kernel: String, msg: String },
+
     #[error("shape mismatch in {op}: {msg}")]
     Shape { op: &'static str, msg: String },
 

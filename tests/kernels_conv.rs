@@ -25,6 +25,8 @@ fn geometries() -> Vec<Conv2d> {
         geom(2, (6, 6), 5, 7, 1, 1, Padding::Same),
         geom(2, (6, 5), 3, 2, 1, 2, Padding::Valid),
         geom(1, (4, 4), 1, 1, 4, 1, Padding::Same),
+        // stride 1 without padding: the CPU adjoint runs as a forward convolution padded by k - 1
+        geom(2, (7, 6), 3, 4, 3, 1, Padding::Valid),
         geom(3, (14, 14), 17, 9, 3, 2, Padding::Same),
     ]
 }

@@ -258,7 +258,8 @@ fn tune_gemm(a: TuneBench) -> Result<()> {
     eprintln!("GPU adapter: {}; tuning file {}", ssvae::Backend::describe(&gpu), path.display());
     // compile each model step once: the GEMMs it prepares are the shapes to tune
     let images = ssvae::bench::random_dataset(2048, 784, 10, 1);
-    let series = ssvae::bench::random_series(512, 128, 6, 6, 1)?;
+    // 4096 windows: enough of each class for the 1000 class-balanced labels a bench step draws
+    let series = ssvae::bench::random_series(4096, 128, 6, 6, 1)?;
     for &model in &a.models {
         let (family, paper) = paper_model(model, false);
         let data = if family == Family::Rnn { TrainData::Series(&series) } else { TrainData::Images(&images) };

@@ -26,13 +26,14 @@ pub fn devices(a: DevicesArgs) -> Result<()> {
         }
         println!("{} [{} / {}] driver: {}", ad.name, ad.backend, ad.device_type, ad.driver);
         println!(
-            "    max storage binding {} MiB, max buffer {} MiB, workgroup <= {} invocations (x <= {}), {} KiB workgroup memory, {} workgroups/dim, shader-f16: {}",
+            "    max storage binding {} MiB, max buffer {} MiB, workgroup <= {} invocations (x <= {}), {} KiB workgroup memory, {} workgroups/dim, {} storage buffers/kernel, shader-f16: {}",
             ad.max_storage_buffer_binding_size >> 20,
             ad.max_buffer_size >> 20,
             ad.max_compute_invocations_per_workgroup,
             ad.max_compute_workgroup_size_x,
             ad.max_compute_workgroup_storage_size >> 10,
             ad.max_compute_workgroups_per_dimension,
+            ad.max_storage_buffers_per_shader_stage,
             if ad.shader_f16 { "yes" } else { "no" }
         );
         if let Some(path) = tune::default_path() {

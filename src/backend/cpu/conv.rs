@@ -22,9 +22,56 @@ fn is_pointwise(c: &Conv2d) -> bool {
     c.kh == 1 && c.kw == 1 && c.stride == 1 && c.pad_h == 0 && c.pad_w == 0 && c.in_h == c.out_h && c.in_w == c.out_w
 }
 
+/// Samples per unfolded chunk: about `SSVAE_CONV_CHUNK` floats (default 2^19, 2 MiB), so the
+/// unfolded matrix is still in cache when the GEMM packs it (16 MiB chunks went to memory and
+/// back: SS_CNN's forward convolutions ran ~25% slower).
 fn chunk_samples(c: &Conv2d) -> usize {
     let (p, k) = dims(c);
-    ((4 << 20) / (p * k).max(1)).clamp(1, c.batch)
+    (chunk_floats() / (p * k).max(1)).clamp(1, c.batch)
+}
+
+fn chunk_floats() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| std::env::var("SSVAE_CONV_CHUNK").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 19))
+}
+
+/// The adjoint of a stride-1 convolution is itself a stride-1 convolution of `dy` with the
+/// kernel flipped in space and its channel axes swapped, padded by `k - 1 - pad`: as a forward
+/// convolution it needs no scatter-add (col2im), which costs more than its GEMM.
+fn adjoint_as_forward(c: &Conv2d) -> Option<Conv2d> {
+    (c.stride == 1).then_some(Conv2d {
+        batch: c.batch,
+        in_h: c.out_h,
+        in_w: c.out_w,
+        in_c: c.out_c,
+        out_h: c.in_h,
+        out_w: c.in_w,
+        out_c: c.in_c,
+        kh: c.kh,
+        kw: c.kw,
+        stride: 1,
+        pad_h: c.kh - 1 - c.pad_h,
+        pad_w: c.kw - 1 - c.pad_w,
+    })
+}
+
+/// `w` (kh x kw x in_c x out_c) flipped in space with its channel axes swapped: the weights of
+/// [`adjoint_as_forward`] (kh x kw x out_c x in_c).
+fn flip_weights(c: &Conv2d, w: &[f32]) -> Vec<f32> {
+    let (ic, oc) = (c.in_c, c.out_c);
+    let mut f = vec![0f32; c.w_len()];
+    for ky in 0..c.kh {
+        for kx in 0..c.kw {
+            let src = ((c.kh - 1 - ky) * c.kw + (c.kw - 1 - kx)) * ic * oc;
+            let dst = (ky * c.kw + kx) * oc * ic;
+            for i in 0..ic {
+                for o in 0..oc {
+                    f[dst + o * ic + i] = w[src + i * oc + o];
+                }
+            }
+        }
+    }
+    f
 }
 
 /// Unfolds samples `b0..b0 + nb` of `x` into `col` (nb * out_h * out_w rows of kh*kw*in_c).
@@ -143,6 +190,8 @@ pub fn conv2d_backward_input(c: &Conv2d, dy: &[f32], w: &[f32], bias: Option<&[f
     if is_pointwise(c) {
         // dx (rows x in_c) = dy (rows x oc) W^T, W stored in_c x oc
         sgemm(c.batch * p, k, oc, dy, (oc, 1), w, (1, oc), 0.0, dx);
+    } else if let Some(adj) = adjoint_as_forward(c) {
+        conv2d_forward(&adj, dy, &flip_weights(c, w), None, dx);
     } else {
         dx.fill(0.0);
         let chunk = chunk_samples(c);

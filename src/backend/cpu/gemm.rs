@@ -77,16 +77,14 @@ fn gemm_tn_long_k(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32
         .into_par_iter()
         .map(|ch| {
             let mut acc = vec![0f32; m * n];
-            for kk in ch * CHUNK..((ch + 1) * CHUNK).min(k) {
-                let (arow, brow) = (&a[kk * m..(kk + 1) * m], &b[kk * n..(kk + 1) * n]);
-                for (i, &ai) in arow.iter().enumerate() {
-                    if ai != 0.0 {
-                        for (o, &bv) in acc[i * n..(i + 1) * n].iter_mut().zip(brow) {
-                            *o += ai * bv;
-                        }
-                    }
-                }
+            let rows = ch * CHUNK..((ch + 1) * CHUNK).min(k);
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above)
+                unsafe { outer_products_avx2(m, n, rows, a, b, &mut acc) };
+                return acc;
             }
+            outer_products(m, n, rows, a, b, &mut acc);
             acc
         })
         .reduce(
@@ -96,4 +94,26 @@ fn gemm_tn_long_k(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32
                 x
             },
         )
+}
+
+/// acc (m x n) += sum over rows kk of a[kk] (m) outer b[kk] (n).
+#[inline(always)]
+fn outer_products(m: usize, n: usize, rows: std::ops::Range<usize>, a: &[f32], b: &[f32], acc: &mut [f32]) {
+    for kk in rows {
+        let (arow, brow) = (&a[kk * m..(kk + 1) * m], &b[kk * n..(kk + 1) * n]);
+        for (i, &ai) in arow.iter().enumerate() {
+            if ai != 0.0 {
+                for (o, &bv) in acc[i * n..(i + 1) * n].iter_mut().zip(brow) {
+                    *o += ai * bv;
+                }
+            }
+        }
+    }
+}
+
+/// [`outer_products`] compiled for AVX2 (the same operations in the same order; no FMA).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn outer_products_avx2(m: usize, n: usize, rows: std::ops::Range<usize>, a: &[f32], b: &[f32], acc: &mut [f32]) {
+    outer_products(m, n, rows, a, b, acc)
 }

@@ -39,6 +39,10 @@ pub struct GpuOptions {
     pub no_tuning: bool,
     /// Never use the vec4 GEMM kernel (benchmarks: what vec4 brings).
     pub no_vec4: bool,
+    /// Open the device with these limits instead of the adapter's (each must be within the
+    /// adapter's): tests use `wgpu::Limits::downlevel_defaults()` to see how the kernels fare
+    /// on a minimal GLES 3.1 device on whatever adapter the machine has.
+    pub limits: Option<wgpu::Limits>,
 }
 
 /// What `ssvae devices` prints for an adapter.
@@ -54,6 +58,8 @@ pub struct AdapterReport {
     pub max_compute_workgroup_size_x: u32,
     pub max_compute_workgroup_storage_size: u32,
     pub max_compute_workgroups_per_dimension: u32,
+    /// Storage buffers one kernel may bind (WebGPU guarantees 8; GLES 3.1 drivers may give 4).
+    pub max_storage_buffers_per_shader_stage: u32,
     pub shader_f16: bool,
 }
 
@@ -71,6 +77,7 @@ fn report(a: &wgpu::Adapter) -> AdapterReport {
         max_compute_workgroup_size_x: l.max_compute_workgroup_size_x,
         max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
         max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+        max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
         shader_f16: a.features().contains(wgpu::Features::SHADER_F16),
     }
 }
@@ -223,8 +230,13 @@ impl GpuBackend {
                 (None, false) => String::new(),
             },
         })?;
-        let report = report(&adapter);
-        let limits = adapter.limits();
+        let mut report = report(&adapter);
+        let limits = opts.limits.clone().unwrap_or_else(|| adapter.limits());
+        if opts.limits.is_some() {
+            report.max_storage_buffers_per_shader_stage = limits.max_storage_buffers_per_shader_stage;
+            report.max_compute_invocations_per_workgroup = limits.max_compute_invocations_per_workgroup;
+            report.max_compute_workgroup_storage_size = limits.max_compute_workgroup_storage_size;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("ssvae"),
             required_features: wgpu::Features::empty(),
@@ -378,6 +390,16 @@ impl GpuBackend {
         if let Some(p) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(p.clone());
         }
+        // A kernel binds one storage buffer per slot: an API with fewer per stage (GLES 3.1
+        // drivers may allow 4) cannot run it, and says so instead of failing validation.
+        let max_storage = self.limits.max_storage_buffers_per_shader_stage as usize;
+        if access.len() > max_storage {
+            return Err(Error::Unsupported {
+                adapter: self.describe(),
+                kernel: format!("{} ({})", spec.entry, spec.file),
+                msg: format!("it binds {} storage buffers and this device allows {max_storage} per shader stage", access.len()),
+            });
+        }
         let module = self.module(spec.file)?;
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
             binding: 0,
@@ -413,7 +435,12 @@ impl GpuBackend {
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Shader { file: spec.file.into(), entry: spec.entry.into(), msg: e.to_string() });
+            // e.g. a workgroup larger than the device's invocation or workgroup-memory limits
+            return Err(Error::Unsupported {
+                adapter: self.describe(),
+                kernel: format!("{} ({})", spec.entry, spec.file),
+                msg: e.to_string(),
+            });
         }
         let p = Arc::new(Pipeline { pipeline, layout });
         self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key, p.clone());
