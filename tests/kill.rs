@@ -13,8 +13,9 @@ use common::cli::{last_json, ssvae, stderr};
 use rand::{Rng, SeedableRng};
 use ssvae::run::folder;
 
-// A constant learning rate: the references are runs of 1..4 epochs, and a schedule over the
-// run (the default recipe's cosine) makes epoch k of a 4-epoch run differ from a k-epoch run.
+// A constant learning rate (the default; given explicitly): the references are runs of 1..4
+// epochs, and a schedule over the run (`--lr-schedule cosine`) makes epoch k of a 4-epoch run
+// differ from a k-epoch run.
 // Resuming a scheduled run is checked in tests/run_api.rs.
 const ARGS: &[&str] = &[
     "--lr-schedule",

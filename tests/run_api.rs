@@ -142,7 +142,7 @@ fn bad_specs_fail_before_the_folder_is_written() {
 /// optimizer state on the CPU backend (the batcher, the noise counter and Adam's t continue).
 /// With a constant learning rate: a schedule spans the run's planned epochs, so a run planned
 /// for `a` decays over `a` (a scheduled run resumed to its planned total is checked by
-/// `a_stopped_run_resumes_mid_epoch_exactly`, on the default recipe's cosine).
+/// `a_stopped_run_resumes_mid_epoch_exactly`, with the cosine).
 #[test]
 fn resume_equals_uninterrupted_training() {
     use ssvae::run::OptimizerKind;
@@ -236,10 +236,12 @@ impl ssvae::run::Observer for StopAfter {
 #[test]
 fn a_stopped_run_resumes_mid_epoch_exactly() {
     let be = CpuBackend::new();
-    assert_eq!(tiny(&tmp("x")).recipe, run::Recipe::Default, "this test covers the default recipe's cosine schedule");
     let (whole, stopped) = (tmp("stop-whole"), tmp("stop-part"));
-    run::train(&be, &RunSpec { epochs: 2, ..tiny(&whole) }, &mut Quiet).unwrap();
-    let s = run::train(&be, &RunSpec { epochs: 2, ..tiny(&stopped) }, &mut StopAfter(std::cell::Cell::new(5))).unwrap();
+    // with a learning-rate schedule over the run, which the resume must continue as planned
+    let cosine = Some(ssvae::train::LrSchedule::Cosine);
+    run::train(&be, &RunSpec { epochs: 2, lr_schedule: cosine, ..tiny(&whole) }, &mut Quiet).unwrap();
+    let s =
+        run::train(&be, &RunSpec { epochs: 2, lr_schedule: cosine, ..tiny(&stopped) }, &mut StopAfter(std::cell::Cell::new(5))).unwrap();
     assert!(s.interrupted && s.steps == 5 && s.epochs == 0, "{s:?}");
     assert!(!stopped.join(run::SUMMARY_FILE).exists(), "an unfinished run writes no summary.json");
     let c = RunConfig::load(&stopped).unwrap();

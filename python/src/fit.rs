@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 
 use ssvae::model::{Family, Kind, Likelihood};
 use ssvae::run::{
-    self, DataSpec, DatasetName, EpochReport, ModelChoice, Observer, OptimizerKind, ResumeChanges, RunSpec, RunStart, StepProgress,
+    self, DataSpec, DatasetName, EpochReport, ModelChoice, Observer, OptimizerKind, Recipe, ResumeChanges, RunSpec, RunStart, StepProgress,
 };
 use ssvae::train::LabelSpec;
 
@@ -58,6 +58,7 @@ struct FitParams {
     validation_labels: Option<usize>,
     patience: Option<usize>,
     score_samples: usize,
+    recipe: Recipe,
 }
 
 impl FitParams {
@@ -97,6 +98,7 @@ impl FitParams {
             score_samples: self.score_samples,
             validation_labels: self.validation_labels,
             patience: self.patience,
+            recipe: self.recipe,
             out: Some(self.out.clone()),
             ..RunSpec::default()
         }

@@ -61,6 +61,10 @@ class SSVAEClassifier(ClassifierMixin, BaseEstimator):
     validation_labels, patience :
         Model selection: hold out this many labeled samples per class and keep the best epoch;
         stop after ``patience`` epochs without improvement.
+    recipe : {"default", "paper"}
+        Which protocol fills in the training settings not given (README, "Recipes"):
+        ``default`` adds entropy minimisation of pi on unlabeled samples to the paper's
+        protocol; ``paper`` is the paper's protocol.
     anomaly_draws : int
         Draws of z per anomaly score (``score_samples``).
     image_layout : {"auto", "nhwc", "nchw"}
@@ -97,6 +101,7 @@ class SSVAEClassifier(ClassifierMixin, BaseEstimator):
         likelihood=None,
         validation_labels=None,
         patience=None,
+        recipe="default",
         anomaly_draws=DEFAULT_ANOMALY_DRAWS,
         image_layout="auto",
         random_state=0,
@@ -118,6 +123,7 @@ class SSVAEClassifier(ClassifierMixin, BaseEstimator):
         self.likelihood = likelihood
         self.validation_labels = validation_labels
         self.patience = patience
+        self.recipe = recipe
         self.anomaly_draws = anomaly_draws
         self.image_layout = image_layout
         self.random_state = random_state
@@ -258,6 +264,7 @@ class SSVAEClassifier(ClassifierMixin, BaseEstimator):
             likelihood=self.likelihood,
             validation_labels=self.validation_labels,
             patience=self.patience,
+            recipe=self.recipe,
             score_samples=int(self.anomaly_draws),
             **data,
         )

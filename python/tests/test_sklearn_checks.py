@@ -22,6 +22,8 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-@parametrize_with_checks([fast(epochs=3, batch_size=64)], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+# 5 epochs: check_classifiers_train wants > 0.83 training accuracy on 300 blobs, and 3 epochs of
+# the 16-unit model sat at 0.83-0.84 (both recipes), one sample from failing
+@parametrize_with_checks([fast(epochs=5, batch_size=64)], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

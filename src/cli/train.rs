@@ -369,15 +369,15 @@ pub struct TrainingArgs {
     #[arg(long, requires = "validation_labels")]
     pub patience: Option<usize>,
     /// The learning rate over the run: constant, or a cosine down to 1/20 of --lr at the last
-    /// step [default: the recipe's].
+    /// step [default: constant].
     #[arg(long, value_enum)]
     pub lr_schedule: Option<LrScheduleArg>,
     /// SS models with --entropy-weight: the fraction of the run over which the entropy term's
-    /// weight rises linearly from 0 [default: the recipe's: 0.3 default, 0 paper].
+    /// weight rises linearly from 0 [default: 0].
     #[arg(long)]
     pub entropy_warmup: Option<f32>,
     /// Which protocol fills in the settings not given: `default` (ssvae's, chosen on validation
-    /// splits: entropy minimisation on SS models, cosine learning rate; README "Recipes") or
+    /// splits: entropy minimisation on SS models; README "Recipes") or
     /// `paper` (the paper's protocol, as the reproduction tables ran it) [default: default].
     #[arg(long, value_enum)]
     pub recipe: Option<RecipeArg>,

@@ -43,12 +43,11 @@ pub enum OptimizerKind {
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
     /// ssvae's defaults, chosen on validation splits (RESULTS.md, "Training levers"): the
-    /// paper's model and optimizer plus [`RECIPE_ENTROPY_WEIGHT`] on SS models and a cosine
-    /// learning rate.
+    /// paper's model and optimizer plus [`RECIPE_ENTROPY_WEIGHT`] on SS models (no warm-up,
+    /// constant learning rate).
     #[default]
     Default,
-    /// The paper's protocol as the reproduction tables ran it: no entropy term, a constant
-    /// learning rate.
+    /// The paper's protocol as the reproduction tables ran it: no entropy term.
     Paper,
 }
 
@@ -62,8 +61,10 @@ impl Recipe {
 /// The default recipe's entropy weight on SS models (see [`ModelSpec::entropy_weight`]).
 pub const RECIPE_ENTROPY_WEIGHT: f32 = 10.0;
 /// The default recipe's entropy warm-up, a fraction of the run (see
-/// [`TrainConfig::entropy_warmup`]).
-pub const RECIPE_ENTROPY_WARMUP: f32 = 0.3;
+/// [`TrainConfig::entropy_warmup`]): none. On MNIST (100 labels, validation split) a warm-up
+/// over the first 30% took the entropy term's gain away (final accuracy 0.71 vs 0.80 without):
+/// the clusters form in the first epoch.
+pub const RECIPE_ENTROPY_WARMUP: f32 = 0.0;
 
 /// The model as asked for: family and kind, and every setting the user chose (`None`: the
 /// paper's default for that family, see [`ModelSpec`]).
@@ -373,10 +374,9 @@ impl RunSpec {
         c.metrics_every = self.metrics_every;
         c.labeled_classes = self.labeled_classes.clone();
         c.labels = self.labels_or_default();
-        c.lr_schedule = self.lr_schedule.unwrap_or(match self.recipe {
-            Recipe::Default => LrSchedule::Cosine,
-            Recipe::Paper => LrSchedule::Constant,
-        });
+        // both recipes keep the constant rate: the cosine added nothing to the entropy term's
+        // gain on MNIST and halved the effective rate of short runs (RESULTS.md)
+        c.lr_schedule = self.lr_schedule.unwrap_or(LrSchedule::Constant);
         c.entropy_warmup = self.entropy_warmup.unwrap_or(match self.recipe {
             Recipe::Default => RECIPE_ENTROPY_WARMUP,
             Recipe::Paper => 0.0,
