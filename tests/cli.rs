@@ -151,6 +151,9 @@ fn bad_input_gives_clear_errors() {
         (&["--lr", "NaN"], "--lr must be a positive finite number"),
         (&["--alpha", "-3"], "--alpha must be a finite number >= 0"),
         (&["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+        (&["--entropy-weight", "-1"], "--entropy-weight must be a finite number >= 0"),
+        (&["--model", "es-dense", "--entropy-weight", "1"], "--entropy-weight applies to the SS models"),
+        (&["--entropy-warmup", "1.5"], "--entropy-warmup must be a fraction of the run in [0, 1]"),
         (&["--epochs", "0"], "--epochs must be at least 1"),
         (&["--max-train", "10"], "--batch-size 32: a batch would hold 16 rows of the 10 training samples"),
         (&["--hidden", "4000000000"], "GiB, more than the"),
@@ -168,7 +171,13 @@ fn bad_input_gives_clear_errors() {
     let o = ssvae(&["eval", "--run", "/nonexistent/run", "--backend", "cpu"]);
     assert!(!o.status.success() && stderr(&o).contains("/nonexistent/run"), "{}", stderr(&o));
     // a value outside a closed set is a usage error (exit 2) that lists the values
-    for (flag, bad, listed) in [("--model", "xx-dense", "gmdgm-cnn"), ("--optimizer", "sgd", "adam"), ("--loss-norm", "max", "mean")] {
+    for (flag, bad, listed) in [
+        ("--model", "xx-dense", "gmdgm-cnn"),
+        ("--optimizer", "sgd", "adam"),
+        ("--loss-norm", "max", "mean"),
+        ("--recipe", "best", "paper"),
+        ("--lr-schedule", "step", "cosine"),
+    ] {
         let o = train(&out, &[flag, bad]);
         assert_eq!(o.status.code(), Some(2), "{flag} {bad}: {}", stderr(&o));
         assert!(stderr(&o).contains(listed), "{flag} {bad} should list '{listed}': {}", stderr(&o));

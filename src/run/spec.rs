@@ -254,6 +254,9 @@ impl RunSpec {
         if let Some(w) = m.entropy_weight.filter(|w| !(w.is_finite() && *w >= 0.0)) {
             invalid!("--entropy-weight must be a finite number >= 0 (got {w})");
         }
+        if let Some(f) = self.entropy_warmup.filter(|f| !(f.is_finite() && (0.0..=1.0).contains(f))) {
+            invalid!("--entropy-warmup must be a fraction of the run in [0, 1] (got {f})");
+        }
         if let Some(d) = m.dropout.filter(|d| !(*d >= 0.0 && *d < 1.0)) {
             invalid!("--dropout must be in [0, 1) (got {d})");
         }
