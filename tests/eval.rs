@@ -303,6 +303,19 @@ fn reproduce_quick_writes_a_markdown_table_next_to_the_paper() {
     eprintln!("second pass {:?}", t.elapsed());
     let o = ssvae(&["reproduce", "table99", "--backend", "cpu"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown table"));
+    // --columns keeps the named columns (the finished runs are reused) and names the
+    // table's columns when one is wrong
+    let mut cols = args.to_vec();
+    cols.extend(["--columns", "100 labels"]);
+    let o = ssvae(&cols);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(dir.join("table3-quick/table3.md")).unwrap();
+    assert!(md.contains("100 labels") && !md.contains("1000 labels"), "--columns keeps only the columns asked for: {md}");
+    let mut bad = args.to_vec();
+    bad.extend(["--columns", "100"]);
+    let o = ssvae(&bad);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("--columns") && e.contains("'100'") && e.contains("100 labels, 1000 labels"), "{e}");
     // table12 takes only its own hyper-parameters in --extra, named when wrong
     for (extra, want) in [
         ("--conv 3:3:1", "not --conv"),

@@ -37,6 +37,10 @@ pub struct ReproduceArgs {
     /// Only the rows whose name contains one of these (e.g. SS_CNN,ES_CNN).
     #[arg(long, value_delimiter = ',')]
     rows: Option<Vec<String>>,
+    /// Only the columns with one of these names, exactly (e.g. "100 labels"; the table's
+    /// header row lists them).
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
     /// `ssvae train` flags for every cell (e.g. "--conv 32:3:1,32:3:1,32:3:2 --hidden 256"); the
     /// table records them. table12 takes --alpha, --kl-weight and --latent.
     #[arg(long, allow_hyphen_values = true)]
@@ -99,6 +103,7 @@ pub fn reproduce(r: ReproduceArgs) -> Result<()> {
         epochs: r.epochs,
         epoch_scale: r.epoch_scale,
         rows: r.rows.clone(),
+        columns: r.columns.clone(),
         extra_description: r.extra.as_ref().map(|e| e.split_whitespace().collect::<Vec<_>>().join(" ")),
         tag: r.tag.clone(),
         out: r.out.clone(),

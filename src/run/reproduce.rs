@@ -338,6 +338,8 @@ pub struct ReproduceOptions {
     pub epoch_scale: Option<f64>,
     /// Only the rows whose name contains one of these.
     pub rows: Option<Vec<String>>,
+    /// Only the columns with one of these names (exactly).
+    pub columns: Option<Vec<String>>,
     /// How `customize` changes every cell, for the table's text (e.g. the `--extra` flags).
     pub extra_description: Option<String>,
     /// Name of the protocol variant: its runs go to their own folder.
@@ -372,6 +374,18 @@ pub fn reproduce<B: Backend>(
         if cells.is_empty() {
             invalid!("--rows {}: no row of {} matches", rows.join(","), o.table);
         }
+    }
+    if let Some(cols) = &o.columns {
+        let names: Vec<String> = cells.iter().fold(Vec::new(), |mut v, c| {
+            if !v.contains(&c.col) {
+                v.push(c.col.clone());
+            }
+            v
+        });
+        if let Some(bad) = cols.iter().find(|w| !names.contains(w)) {
+            invalid!("--columns: {} has no column '{bad}' (its columns: {})", o.table, names.join(", "));
+        }
+        cells.retain(|c| cols.contains(&c.col));
     }
     if let Some(f) = o.epoch_scale {
         if !(f > 0.0 && f.is_finite()) {
