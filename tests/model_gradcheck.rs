@@ -155,6 +155,27 @@ fn a_loss_term_is_reweighed_between_runs() {
     assert!(diff <= 1e-6, "factor 0 leaves gradients {diff} away from the model without the term");
 }
 
+/// Label smoothing (`label_smoothing`, the softmax CE's target (1 - E) one-hot + E / K): the
+/// objective's gradient matches finite differences for the heads that take it (SS, ES, M2), and
+/// the smoothing reaches pi's weights.
+#[test]
+fn label_smoothing_gradients_match_finite_differences() {
+    for (what, plain) in [("ss", tiny(Kind::Ss)), ("es", tiny(Kind::Es)), ("m2", tiny_mixture(Kind::M2, 0))] {
+        let mut s = plain.clone();
+        s.label_smoothing = 0.3;
+        let rows = check(&s, 8, None);
+        assert_ok(&format!("{what} label smoothing"), &rows);
+        let grad_norm = |r: &[(String, f64, f64, f64)]| r.iter().find(|x| x.0 == "pi.weight").unwrap().2;
+        let without = check(&plain, 8, None);
+        assert!(
+            (grad_norm(&rows) - grad_norm(&without)).abs() > 1e-3 * grad_norm(&without),
+            "{what}: the smoothing does not reach pi ({} vs {})",
+            grad_norm(&rows),
+            grad_norm(&without)
+        );
+    }
+}
+
 #[test]
 fn es_and_eu_dense_gradients_match() {
     assert_ok("es", &check(&tiny(Kind::Es), 3, None));

@@ -80,7 +80,7 @@ fn every_op() -> Vec<Op> {
         Op::BceLogits { rows: 2, cols: 3, scale: 1.0 },
         Op::GaussianNll { rows: 2, cols: 3, scale: 1.0 },
         Op::Kl { rows: 2, cols: 3, scale: 1.0 },
-        Op::SoftmaxCe { rows: 2, classes: 3, scale: 1.0 },
+        Op::SoftmaxCe { rows: 2, classes: 3, scale: 1.0, smoothing: 0.1 },
         Op::RepeatRows { rows: 2, cols: 3, copies: 4 },
         Op::RepeatRowsBackward { rows: 2, cols: 3, copies: 4 },
         Op::RowScale { rows: 2, cols: 3, alpha: 0.5 },

@@ -191,12 +191,13 @@ pub trait Kernels: Backend {
         rows: usize,
         classes: usize,
         scale: f32,
+        smoothing: f32,
         logits: &Self::Buf,
         labels: &Self::Buf,
         loss: &Self::Buf,
         dlogits: &Self::Buf,
     ) -> Result<()> {
-        self.launch(Op::SoftmaxCe { rows, classes, scale }, &[logits, labels, loss, dlogits])
+        self.launch(Op::SoftmaxCe { rows, classes, scale, smoothing }, &[logits, labels, loss, dlogits])
     }
     fn repeat_rows(&self, rows: usize, cols: usize, copies: usize, x: &Self::Buf, out: &Self::Buf) -> Result<()> {
         self.launch(Op::RepeatRows { rows, cols, copies }, &[x, out])

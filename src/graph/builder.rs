@@ -143,9 +143,10 @@ impl Graph {
     pub fn kl_loss(&mut self, kind: LossKind, mu: TensorId, logvar: TensorId, scale: f32) -> TensorId {
         self.loss_node(kind, GOp::Kl { scale }, vec![mu, logvar], 2, scale)
     }
-    /// Softmax cross-entropy over labeled rows, divided by their count, times `scale`.
-    pub fn ce_loss(&mut self, kind: LossKind, logits: TensorId, labels: TensorId, scale: f32) -> TensorId {
-        self.loss_node(kind, GOp::Ce { scale }, vec![logits, labels], 1, scale)
+    /// Softmax cross-entropy over labeled rows, divided by their count, times `scale`; the
+    /// target is one-hot(y) smoothed by `smoothing` ((1 - E) one-hot + E / K; 0: one-hot).
+    pub fn ce_loss(&mut self, kind: LossKind, logits: TensorId, labels: TensorId, scale: f32, smoothing: f32) -> TensorId {
+        self.loss_node(kind, GOp::Ce { scale, smoothing }, vec![logits, labels], 1, scale)
     }
     pub fn gaussian_nll_loss(&mut self, kind: LossKind, mean: TensorId, var_raw: TensorId, target: TensorId, scale: f32) -> TensorId {
         self.loss_node(kind, GOp::GaussianNll { scale }, vec![mean, var_raw, target], 2, scale)

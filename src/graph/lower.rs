@@ -47,7 +47,7 @@ impl Graph {
                 GOp::GatherF16 { src_rows } => Op::GatherRowsF16 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
                 GOp::Bce { scale } => Op::BceLogits { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Kl { scale } => Op::Kl { rows: s(i[0]).0, cols: s(i[0]).1, scale },
-                GOp::Ce { scale } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale },
+                GOp::Ce { scale, smoothing } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale, smoothing },
                 GOp::GaussianNll { scale } => Op::GaussianNll { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::SoftClamp { limit } => {
                     let n = self.tensors[i[0]].len();

@@ -154,6 +154,8 @@ pub enum GOp {
     /// [logits, labels] -> [loss per row, dlogits]
     Ce {
         scale: f32,
+        /// Label smoothing E: the target is (1 - E) one-hot + E / K.
+        smoothing: f32,
     },
     /// [mean, var_raw, target] -> [loss per row, dmean, dvar_raw]
     GaussianNll {

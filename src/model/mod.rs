@@ -164,6 +164,11 @@ pub struct ModelSpec {
     /// becoming a continuous style channel. 0 (the paper's protocol): no such term.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub entropy_weight: f32,
+    /// Models with a classifier: label smoothing E of every softmax cross-entropy on labeled
+    /// rows, whose target becomes (1 - E) one-hot(y) + E / K (Szegedy et al. 2016): the head is
+    /// not pushed to infinite logits on the few up-sampled labels. 0 (the paper's): one-hot.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f32,
 }
 
 fn is_zero(x: &f32) -> bool {
@@ -206,6 +211,7 @@ impl ModelSpec {
             likelihood: Likelihood::Bernoulli,
             real_input: false,
             entropy_weight: 0.0,
+            label_smoothing: 0.0,
         }
     }
 
@@ -388,6 +394,15 @@ impl ModelSpec {
                 self.name()
             )));
         }
+        if !(self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing)) {
+            return Err(Error::Invalid(format!("--label-smoothing must be in [0, 1) (got {})", self.label_smoothing)));
+        }
+        if self.label_smoothing > 0.0 && !self.has_classifier() {
+            return Err(Error::Invalid(format!(
+                "--label-smoothing applies to the models with a classifier (ss-*, es-*, m2-*, gmdgm-*), not {}",
+                self.name()
+            )));
+        }
         if self.kl_weight != 1.0 && self.sums_over_classes() {
             return Err(Error::Invalid(format!(
                 "--kl-weight: {} sums the ELBO over classes and takes no KL weight (got {})",
@@ -552,7 +567,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         for (k, &classes) in spec.factor_heads.iter().enumerate() {
             let labels_k = if k == 0 { labels } else { g.input(&labels_input_name(k), &[batch], DType::U32) };
             let logits = g.dense(&format!("head{k}"), h, classes, Act::Identity);
-            g.ce_loss(LossKind::Ce { head: k }, logits, labels_k, spec.alpha);
+            g.ce_loss(LossKind::Ce { head: k }, logits, labels_k, spec.alpha, spec.label_smoothing);
             if k > 0 {
                 head_labels.push(labels_k);
             }
@@ -618,7 +633,7 @@ fn encoder_trunk(g: &mut Graph, spec: &ModelSpec, x: TensorId, counter: TensorId
 /// decoder gets (pi, or the one-hot label on labeled rows).
 fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: TensorId) -> (TensorId, TensorId) {
     let alpha = if spec.kind == Kind::Es { 1.0 } else { spec.alpha };
-    g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, alpha);
+    g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, alpha, spec.label_smoothing);
     if spec.kind == Kind::Ss && spec.entropy_weight > 0.0 {
         // KL(pi || uniform) = log K - H(pi) on unlabeled rows (a constant on labeled ones), so a
         // negative weight minimises H(pi); the per-row mean as for the ELBO terms

@@ -344,9 +344,9 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; l, dmu, dlv);
             loss::kl_normal(rows, cols, scale, fs(ins[0]), fs(ins[1]), l, dmu, dlv);
         }
-        Op::SoftmaxCe { rows, classes, scale } => {
+        Op::SoftmaxCe { rows, classes, scale, smoothing } => {
             outs!(outs; l, d);
-            loss::softmax_ce(rows, classes, scale, fs(ins[0]), ins[1], l, d);
+            loss::softmax_ce(rows, classes, scale, smoothing, fs(ins[0]), ins[1], l, d);
         }
         Op::RepeatRows { rows, cols, copies } => {
             outs!(outs; out);

@@ -213,10 +213,12 @@ pub enum Op {
         cols: usize,
         scale: f32,
     },
+    /// Label smoothing `smoothing` (E): the target is (1 - E) one-hot(y) + E / classes.
     SoftmaxCe {
         rows: usize,
         classes: usize,
         scale: f32,
+        smoothing: f32,
     },
     // mixture.wgsl: sums over a discrete latent y (M2, GM-DGM). A batch is expanded to one row
     // per (sample, class) and the per-row losses are weighted by q(y|x) (see graph::mixture).
