@@ -170,6 +170,10 @@ fn bad_input_gives_clear_errors() {
         (&["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
         (&["--label-smoothing", "-0.1"], "--label-smoothing must be in [0, 1)"),
         (&["--model", "eu-dense", "--label-smoothing", "0.1"], "--label-smoothing applies to the models with a classifier"),
+        (
+            &["--model", "es-dense", "--pi-to-decoder", "straight-through"],
+            "--pi-to-decoder applies to the SS models whose pi feeds the decoder",
+        ),
         (&["--epochs", "0"], "--epochs must be at least 1"),
         (&["--max-train", "10"], "--batch-size 32: a batch would hold 16 rows of the 10 training samples"),
         (&["--hidden", "4000000000"], "GiB, more than the"),
@@ -193,6 +197,7 @@ fn bad_input_gives_clear_errors() {
         ("--loss-norm", "max", "mean"),
         ("--recipe", "best", "paper"),
         ("--lr-schedule", "step", "cosine"),
+        ("--pi-to-decoder", "hard", "straight-through"),
     ] {
         let o = train(&out, &[flag, bad]);
         assert_eq!(o.status.code(), Some(2), "{flag} {bad}: {}", stderr(&o));

@@ -46,8 +46,8 @@ fn dense_variants_gpu_and_cpu_agree_after_five_steps() {
     let train = split.train.subset(&(0..300).collect::<Vec<_>>());
     let cpu = CpuBackend::new();
     // the SS model once more with the training levers: entropy minimisation (the categorical-KL
-    // kernel with a negative weight), the cosine learning rate, the KL warm-up, label smoothing
-    // and a quarter of the batch labeled
+    // kernel with a negative weight), the cosine learning rate, the KL warm-up, label smoothing,
+    // a quarter of the batch labeled and straight-through pi into the decoder
     for (kind, levers) in [(Kind::Ss, false), (Kind::Ss, true), (Kind::Es, false), (Kind::Eu, false)] {
         let mut cfg = small_cfg(kind, &train);
         if levers {
@@ -59,6 +59,7 @@ fn dense_variants_gpu_and_cpu_agree_after_five_steps() {
             cfg.kl_warmup = 0.5;
             cfg.model.label_smoothing = 0.1;
             cfg.labeled_share = 0.25;
+            cfg.model.pi_to_decoder = ssvae::model::PiToDecoder::StraightThrough;
         }
         let labeled = if kind == Kind::Eu { vec![] } else { ssvae::data::label_subset(&train.labels, 10, 50, 3).unwrap() };
         let (b_cpu, a_cpu, l_cpu) = run_steps(&cpu, &cfg, &train, &labeled, 5);

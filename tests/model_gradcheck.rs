@@ -176,6 +176,50 @@ fn label_smoothing_gradients_match_finite_differences() {
     }
 }
 
+/// Straight-through pi (`PiToDecoder::StraightThrough`): the decoder gets one_hot(argmax pi), a
+/// piecewise-constant function of the weights, and pi gets the decoder input's gradient as it
+/// is (a surrogate, which finite differences cannot see). So: every tensor whose gradient does
+/// not pass through that surrogate (decoder, mu, logvar) matches finite differences; pi's
+/// weights do not (the surrogate reaches them); and in the lowered backward the gradient that
+/// softmax_backward receives for pi is exactly the decoder input's split, with no kernel between.
+#[test]
+fn straight_through_pi_passes_the_decoder_gradient_to_pi() {
+    use ssvae::backend::Op;
+    use ssvae::model::PiToDecoder;
+    for (decoder_input, seed) in [(DecoderInput::Pi, 9), (DecoderInput::TrueLabel, 10)] {
+        let mut s = tiny(Kind::Ss);
+        s.pi_to_decoder = PiToDecoder::StraightThrough;
+        s.decoder_input = decoder_input;
+        s.entropy_weight = 1.0;
+        let rows = check(&s, seed, None);
+        let exact: Vec<_> = rows.iter().filter(|r| !r.0.starts_with("pi.") && !r.0.starts_with("enc")).cloned().collect();
+        assert!(exact.iter().any(|r| r.0.starts_with("dec")) && exact.iter().any(|r| r.0.starts_with("mu")));
+        assert_ok(&format!("straight-through {decoder_input:?}"), &exact);
+        // (with the true label on half the rows the surrogate is small here: checked structurally)
+        let pi = rows.iter().find(|r| r.0 == "pi.weight").unwrap();
+        if decoder_input == DecoderInput::Pi {
+            assert!(pi.1 > 0.02 * pi.2 + pi.3, "pi's gradient holds no surrogate from the decoder: {pi:?}");
+        }
+
+        let (mut g, _) = build(&s, 4, 7).unwrap();
+        let (bwd, _) = g.backward_launches();
+        let id = |name: &str| g.find(name).unwrap_or_else(|| panic!("no tensor {name}"));
+        let (probs, split) = (id("pi_probs"), id("dec_in.grad_b"));
+        let softmax_bwd: Vec<_> = bwd.iter().filter(|l| matches!(l.op, Op::SoftmaxBackward { .. }) && l.args[0] == Some(probs)).collect();
+        assert_eq!(softmax_bwd.len(), 1, "pi's softmax gets one backward");
+        // with the true label on labeled rows, the mix's backward zeroes those rows first
+        let want = match decoder_input {
+            DecoderInput::Pi => split,
+            DecoderInput::TrueLabel => {
+                let mix = bwd.iter().find(|l| matches!(l.op, Op::LabelMixBackward { .. })).expect("label mix backward");
+                assert_eq!(mix.args[0], Some(split));
+                mix.args[2].unwrap()
+            }
+        };
+        assert_eq!(softmax_bwd[0].args[1], Some(want), "the one-hot's gradient reaches pi unchanged");
+    }
+}
+
 #[test]
 fn es_and_eu_dense_gradients_match() {
     assert_ok("es", &check(&tiny(Kind::Es), 3, None));

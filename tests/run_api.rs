@@ -40,7 +40,7 @@ fn train_open_predict_encode_score_sample() {
     assert_eq!((config.epochs_done, config.train.epochs, config.spec.epochs), (2, 2, 2), "config.json records the epochs trained");
     // levers left at their defaults are not written: config.json reads as before they existed
     let text = std::fs::read_to_string(out.join("checkpoint").join(ssvae::train::checkpoint::CONFIG_FILE)).unwrap();
-    for key in ["kl_warmup", "labeled_share", "label_smoothing"] {
+    for key in ["kl_warmup", "labeled_share", "label_smoothing", "pi_to_decoder"] {
         assert!(!text.contains(key), "a default run's config.json holds {key}");
     }
     assert_eq!((config.train.kl_warmup, config.train.labeled_share, config.train.model.label_smoothing), (0.0, 0.5, 0.0));
@@ -255,6 +255,7 @@ fn a_stopped_run_resumes_mid_epoch_exactly() {
             ..tiny(out)
         };
         s.model.label_smoothing = Some(0.1);
+        s.model.pi_to_decoder = Some(ssvae::model::PiToDecoder::StraightThrough);
         s
     };
     run::train(&be, &levers(&whole), &mut Quiet).unwrap();
@@ -268,6 +269,7 @@ fn a_stopped_run_resumes_mid_epoch_exactly() {
         (0.5, 0.25, 0.1),
         "config.json records the levers"
     );
+    assert_eq!(c.train.model.pi_to_decoder, ssvae::model::PiToDecoder::StraightThrough);
     assert_eq!(c.steps_done + 17, 22, "11 steps an epoch with a quarter of the rows labeled");
     let r = run::resume(&be, &stopped, &ResumeChanges { epochs: Some(2), ..ResumeChanges::default() }, &mut Quiet).unwrap();
     assert_eq!((r.epochs, r.steps, r.interrupted), (2, RunConfig::load(&whole).unwrap().steps_done, false));

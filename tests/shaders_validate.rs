@@ -69,6 +69,7 @@ fn every_op() -> Vec<Op> {
         Op::GatherRowsF16 { rows: 2, cols: 3, src_rows: 4 },
         Op::LabelMix { rows: 2, classes: 3 },
         Op::LabelMixBackward { rows: 2, classes: 3 },
+        Op::OneHotArgmax { rows: 2, classes: 3 },
         Op::ColSum { rows: 2, cols: 3, accumulate: true },
         Op::SoftmaxRows { rows: 2, cols: 3 },
         Op::SoftmaxBackward { rows: 2, cols: 3 },

@@ -118,6 +118,10 @@ pub trait Kernels: Backend {
         let (cols_a, cols_b) = (a.len() / rows.max(1), b.len() / rows.max(1));
         self.launch(Op::SplitCols { rows, cols_a, cols_b }, &[c, a, b])
     }
+    /// y[r] = one_hot(argmax x[r]) over `classes` columns.
+    fn one_hot_argmax(&self, rows: usize, classes: usize, x: &Self::Buf, y: &Self::Buf) -> Result<()> {
+        self.launch(Op::OneHotArgmax { rows, classes }, &[x, y])
+    }
     fn col_sum(&self, rows: usize, cols: usize, accumulate: bool, x: &Self::Buf, out: &Self::Buf) -> Result<()> {
         self.launch(Op::ColSum { rows, cols, accumulate }, &[x, out])
     }

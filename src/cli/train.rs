@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, MODELS};
+use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, PiToDecoder, MODELS};
 use ssvae::run::{self, DatasetName, ResumeChanges, RunSpec, SeriesLayout, SeriesOptions, SeriesOrder, SeriesScaling};
 use ssvae::train::LabelSpec;
 
@@ -51,6 +51,14 @@ pub enum DecoderInputArg {
     Pi,
     /// The one-hot label on labeled rows, pi on the others.
     TrueLabel,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PiToDecoderArg {
+    /// The softmax probabilities (the paper's).
+    Softmax,
+    /// one_hot(argmax pi) forward, pi's gradient backward: the decoder sees a class code only.
+    StraightThrough,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,6 +231,9 @@ pub struct ModelArgs {
     /// What feeds the decoder in training [default: pi].
     #[arg(long, value_enum)]
     pub decoder_input: Option<DecoderInputArg>,
+    /// SS models: how pi reaches the decoder, in training and inference [default: softmax].
+    #[arg(long, value_enum)]
+    pub pi_to_decoder: Option<PiToDecoderArg>,
     /// How reconstruction and KL are normalised [default: sum; mean for RNN models].
     #[arg(long, value_enum)]
     pub loss_norm: Option<LossNormArg>,
@@ -486,6 +497,13 @@ impl TrainArgs {
             }),
         );
         set(
+            &mut c.pi_to_decoder,
+            m.pi_to_decoder.map(|x| match x {
+                PiToDecoderArg::Softmax => PiToDecoder::Softmax,
+                PiToDecoderArg::StraightThrough => PiToDecoder::StraightThrough,
+            }),
+        );
+        set(
             &mut c.loss_norm,
             m.loss_norm.map(|x| match x {
                 LossNormArg::Sum => LossNorm::Sum,
@@ -610,6 +628,7 @@ impl TrainArgs {
             (m.entropy_weight.is_some(), "--entropy-weight"),
             (m.label_smoothing.is_some(), "--label-smoothing"),
             (m.decoder_input.is_some(), "--decoder-input"),
+            (m.pi_to_decoder.is_some(), "--pi-to-decoder"),
             (m.loss_norm.is_some(), "--loss-norm"),
             (m.logvar_limit.is_some(), "--logvar-limit"),
             (m.extra_slots.is_some(), "--extra-slots"),
@@ -745,6 +764,7 @@ mod tests {
             ("--labeled-share", format!("[default: {}]", ssvae::data::DEFAULT_LABELED_SHARE)),
             ("--kl-warmup", format!("[default: {}]", ssvae::run::RECIPE_KL_WARMUP)),
             ("--label-smoothing", format!("[default: {}]", ssvae::run::RECIPE_LABEL_SMOOTHING)),
+            ("--pi-to-decoder", "[default: softmax]".to_string()),
         ] {
             let at = help.find(&format!("{flag} ")).unwrap_or_else(|| panic!("{flag} not in help"));
             let next = help[at + 2..].find("\n  -").map_or(help.len(), |i| at + 2 + i);

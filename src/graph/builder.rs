@@ -85,6 +85,15 @@ impl Graph {
         y
     }
 
+    /// one_hot(argmax p) over the last axis in the forward pass, the identity in the backward
+    /// (straight-through).
+    pub fn straight_through(&mut self, name: &str, p: TensorId) -> TensorId {
+        let shape = self.shape(p).to_vec();
+        let y = self.temp(name.into(), &shape, DType::F32);
+        self.push(GOp::StraightThrough, vec![p], vec![y]);
+        y
+    }
+
     /// limit * tanh(x / limit), elementwise.
     pub fn soft_clamp(&mut self, name: &str, x: TensorId, limit: f32) -> TensorId {
         let shape = self.shape(x).to_vec();

@@ -127,6 +127,9 @@ pub enum GOp {
     },
     /// [pi, labels] -> [one-hot where labeled, else pi]
     LabelMix,
+    /// [p] -> [one_hot(argmax p)] over the last axis; gradient passed to p unchanged (the
+    /// straight-through estimator, Bengio et al. 2013)
+    StraightThrough,
     /// [data (u8 packed), idx] -> [x / 255]
     GatherU8 {
         src_rows: usize,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::graph::exec::Optimizer;
-use crate::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, ModelSpec};
+use crate::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, ModelSpec, PiToDecoder};
 use crate::train::{LabelSpec, LrSchedule, TrainConfig};
 
 use super::data::{DataSpec, DatasetName, Loaded};
@@ -104,6 +104,10 @@ pub struct ModelChoice {
     /// recipe's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_smoothing: Option<f32>,
+    /// SS models: the softmax pi or its straight-through one-hot into the decoder (`None`: the
+    /// paper's softmax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pi_to_decoder: Option<PiToDecoder>,
 }
 
 impl ModelChoice {
@@ -125,6 +129,7 @@ impl ModelChoice {
             likelihood: None,
             entropy_weight: None,
             label_smoothing: None,
+            pi_to_decoder: None,
         }
     }
 
@@ -148,6 +153,7 @@ impl ModelChoice {
             data_f16: m.series_f16,
             entropy_weight: Some(m.entropy_weight),
             label_smoothing: Some(m.label_smoothing),
+            pi_to_decoder: Some(m.pi_to_decoder),
             ..ModelChoice::new(m.family, m.kind)
         }
     }
@@ -375,6 +381,9 @@ impl RunSpec {
         });
         if let Some(d) = m.decoder_input {
             spec.decoder_input = d;
+        }
+        if let Some(p) = m.pi_to_decoder {
+            spec.pi_to_decoder = p;
         }
         let extra = m.extra_slots.unwrap_or(0);
         if extra > 0 && !spec.sums_over_classes() {

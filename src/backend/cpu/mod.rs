@@ -299,6 +299,10 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; out);
             elementwise::label_mix(rows, classes, fs(ins[0]), ins[1], out);
         }
+        Op::OneHotArgmax { rows, classes } => {
+            outs!(outs; y);
+            elementwise::one_hot_argmax(rows, classes, fs(ins[0]), y);
+        }
         Op::LabelMixBackward { rows, classes } => {
             outs!(outs; out);
             elementwise::label_mix_backward(rows, classes, fs(ins[0]), ins[1], out);

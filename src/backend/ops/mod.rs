@@ -163,6 +163,12 @@ pub enum Op {
         rows: usize,
         classes: usize,
     },
+    /// y[r] = one_hot(argmax x[r]) (the first of equal maxima): the forward of the
+    /// straight-through estimator, whose backward is the identity (no kernel).
+    OneHotArgmax {
+        rows: usize,
+        classes: usize,
+    },
     // reduce.wgsl
     ColSum {
         rows: usize,
@@ -469,6 +475,7 @@ impl Op {
             | Op::SplitCols { .. }
             | Op::LabelMix { .. }
             | Op::LabelMixBackward { .. }
+            | Op::OneHotArgmax { .. }
             | Op::SumSlices { .. } => &elementwise::Elementwise,
             Op::GatherRowsU8 { .. } | Op::GatherRowsF32 { .. } | Op::GatherRowsF16 { .. } => &gather::Gather,
             Op::ColSum { .. } | Op::SoftmaxRows { .. } | Op::SoftmaxBackward { .. } | Op::MeanVar { .. } => &reduce::Reduce,
