@@ -10,7 +10,7 @@
 struct ElementwiseParams {
     n: u32,
     rows: u32,
-    cols_a: u32, // label_mix*: classes; sum_slices: slices
+    cols_a: u32, // label_mix*, one_hot_argmax: classes; sum_slices: slices
     cols_b: u32, // sum_slices: 1 = add to out
     alpha: f32,
 }
@@ -124,6 +124,20 @@ fn label_mix(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (i >= p.n) { return; }
     let label = labels[i / p.cols_a];
     if (label < p.cols_a) { out[i] = select(0.0, 1.0, i % p.cols_a == label); } else { out[i] = pi[i]; }
+}
+
+// y[r] = one_hot(argmax x[r]) over cols_a classes, the first of equal maxima (the forward of
+// the straight-through estimator; its backward is the identity). Each invocation scans its row.
+@compute @workgroup_size(256)
+fn one_hot_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let o = (i / p.cols_a) * p.cols_a;
+    var best = 0u;
+    for (var j = 1u; j < p.cols_a; j++) {
+        if (x[o + j] > x[o + best]) { best = j; }
+    }
+    y[i] = select(0.0, 1.0, i - o == best);
 }
 
 // dpi[r] = 0 for labeled rows, else dout[r].

@@ -8,6 +8,7 @@ struct LossParams {
     rows: u32,
     cols: u32, // softmax_ce: classes
     scale: f32,
+    smoothing: f32, // softmax_ce: label smoothing E (0: one-hot targets); 0 elsewhere
 }
 
 // Binding i is the op's slot i - 1, named as the slot (see backend::Op::slots); a slot that
@@ -122,6 +123,8 @@ fn kl_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 // logits, labels -> loss[rows], dlogits. Cross-entropy on labeled rows divided by their
 // count; a label >= cols (classes) marks the row unlabeled: zero loss, zero gradient.
 // One invocation per row; every workgroup first counts the labeled rows of the batch.
+// Label smoothing E > 0: target t = (1 - E) one-hot(y) + E / K, loss lse - (1 - E) l_y -
+// (E / K) sum_j l_j, gradient p - t; E = 0 runs the one-hot expressions unchanged.
 @compute @workgroup_size(64)
 fn softmax_ce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     var cnt = 0u;
@@ -150,6 +153,18 @@ fn softmax_ce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var sum = 0.0;
     for (var j = 0u; j < p.cols; j++) { sum += exp(logits[o + j] - mx); }
     let lse = mx + log(sum);
+    if (p.smoothing > 0.0) {
+        let on = 1.0 - p.smoothing;
+        let off = p.smoothing / f32(p.cols);
+        var total = 0.0;
+        for (var j = 0u; j < p.cols; j++) { total += logits[o + j]; }
+        loss[r] = w * (lse - on * logits[o + y] - off * total);
+        for (var j = 0u; j < p.cols; j++) {
+            let pj = exp(logits[o + j] - lse);
+            dlogits[o + j] = w * (pj - (select(0.0, on, j == y) + off));
+        }
+        return;
+    }
     loss[r] = w * (lse - logits[o + y]);
     for (var j = 0u; j < p.cols; j++) {
         let pj = exp(logits[o + j] - lse);

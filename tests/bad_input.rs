@@ -137,6 +137,26 @@ fn refused_commands_leave_the_run_folder_as_it_was() {
         "--repeat must be at least 1",
     );
     fails_with(&ssvae(&["train", "--resume", r, "--latent", "8", "--backend", "cpu", "--quiet"]), "--latent would change the saved run");
+    // the training levers change the objective or the batches: a resume keeps the run's own
+    fails_with(
+        &ssvae(&[
+            "train",
+            "--resume",
+            r,
+            "--kl-warmup",
+            "0.3",
+            "--labeled-share",
+            "0.25",
+            "--label-smoothing",
+            "0.1",
+            "--pi-to-decoder",
+            "straight-through",
+            "--backend",
+            "cpu",
+            "--quiet",
+        ]),
+        "--label-smoothing, --pi-to-decoder, --kl-warmup, --labeled-share would change the saved run",
+    );
     fails_with(&ssvae(&["train", "--resume", r, "--lr", "-1", "--backend", "cpu", "--quiet"]), "--lr must be a positive finite number");
     assert!(snapshot(&run) == before, "a refused command changed the run folder");
 }

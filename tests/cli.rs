@@ -154,6 +154,26 @@ fn bad_input_gives_clear_errors() {
         (&["--entropy-weight", "-1"], "--entropy-weight must be a finite number >= 0"),
         (&["--model", "es-dense", "--entropy-weight", "1"], "--entropy-weight applies to the SS models"),
         (&["--entropy-warmup", "1.5"], "--entropy-warmup must be a fraction of the run in [0, 1]"),
+        (&["--kl-warmup", "-0.1"], "--kl-warmup must be a fraction of the run in [0, 1]"),
+        (
+            &["--model", "es-dense", "--kl-warmup", "0.3"],
+            "--kl-warmup applies to the models with a Gaussian KL term (ss-*, eu-*), not es-dense",
+        ),
+        (
+            &["--model", "m2-dense", "--kl-warmup", "0.3"],
+            "--kl-warmup applies to the models with a Gaussian KL term (ss-*, eu-*), not m2-dense",
+        ),
+        (&["--labeled-share", "1"], "--labeled-share must be in (0, 1)"),
+        (&["--labeled-share", "0"], "--labeled-share must be in (0, 1)"),
+        (&["--labeled-share", "0.01"], "--labeled-share 0.01 of --batch-size 32 gives 0 labeled rows"),
+        (&["--model", "eu-dense", "--labeled-share", "0.25"], "--labeled-share applies to the semi-supervised models"),
+        (&["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+        (&["--label-smoothing", "-0.1"], "--label-smoothing must be in [0, 1)"),
+        (&["--model", "eu-dense", "--label-smoothing", "0.1"], "--label-smoothing applies to the models with a classifier"),
+        (
+            &["--model", "es-dense", "--pi-to-decoder", "straight-through"],
+            "--pi-to-decoder applies to the SS models whose pi feeds the decoder",
+        ),
         (&["--epochs", "0"], "--epochs must be at least 1"),
         (&["--max-train", "10"], "--batch-size 32: a batch would hold 16 rows of the 10 training samples"),
         (&["--hidden", "4000000000"], "GiB, more than the"),
@@ -177,6 +197,7 @@ fn bad_input_gives_clear_errors() {
         ("--loss-norm", "max", "mean"),
         ("--recipe", "best", "paper"),
         ("--lr-schedule", "step", "cosine"),
+        ("--pi-to-decoder", "hard", "straight-through"),
     ] {
         let o = train(&out, &[flag, bad]);
         assert_eq!(o.status.code(), Some(2), "{flag} {bad}: {}", stderr(&o));

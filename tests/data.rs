@@ -409,6 +409,71 @@ fn batcher_deterministic_by_seed() {
     }
 }
 
+/// FNV-1a over the indices and labels of 60 semi-supervised batches at the default share for a
+/// few batch sizes (even, odd, the default 128) and seeds.
+fn default_batches_digest(make: impl Fn(usize, u64) -> Batcher) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (b, seed) in [(24usize, 5u64), (7, 1), (128, 0), (129, 2)] {
+        let mut bt = make(b, seed);
+        for _ in 0..60 {
+            let x = bt.next_batch();
+            for v in x.indices.iter().chain(&x.labels) {
+                h = (h ^ *v as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+    h
+}
+
+#[test]
+fn batcher_labeled_share() {
+    let n = 600;
+    let labels = train_labels(n);
+    let labeled: Vec<usize> = (0..n).step_by(37).collect();
+    let labeled_set: HashSet<u32> = labeled.iter().map(|&i| i as u32).collect();
+    // the default share is the paper's batch_size / 2 at every size, and the batches are the
+    // ones drawn before --labeled-share existed (digest computed with commit c247cdc's batcher)
+    for b in 2..=4096 {
+        assert_eq!(labeled_rows(b, DEFAULT_LABELED_SHARE), b / 2, "batch {b}");
+    }
+    let pinned = 0xc9be_8a2e_9042_6d45;
+    let with_share = |b, seed| Batcher::with_labeled_share(BatchMode::SemiSupervised, &train_labels(600), &labeled, b, 0.5, seed).unwrap();
+    assert_eq!(default_batches_digest(with_share), pinned, "the default batches changed");
+    let plain = |b, seed| Batcher::new(BatchMode::SemiSupervised, &train_labels(600), &labeled, b, seed).unwrap();
+    assert_eq!(default_batches_digest(plain), pinned);
+    // a share written in decimal is not rounded down by its binary form (0.7 x 10 = 7, not 6)
+    assert_eq!((labeled_rows(10, 0.7), labeled_rows(128, 0.1), labeled_rows(128, 0.25), labeled_rows(7, 0.3)), (7, 12, 32, 2));
+    // a quarter of 24: 6 labeled rows from the labeled set, 18 unlabeled, ceil(600 / 18) = 34
+    // steps an epoch, which sees every sample
+    let mut b = Batcher::with_labeled_share(BatchMode::SemiSupervised, &labels, &labeled, 24, 0.25, 5).unwrap();
+    assert_eq!((b.labeled_per_batch(), b.steps_per_epoch()), (6, 34));
+    let mut seen = HashSet::new();
+    for _ in 0..b.steps_per_epoch() {
+        let batch = b.next_batch();
+        assert_eq!(batch.indices.len(), 24);
+        for r in 0..6 {
+            assert!(labeled_set.contains(&batch.indices[r]));
+            assert_eq!(batch.labels[r], labels[batch.indices[r] as usize] as u32);
+        }
+        assert!(batch.labels[6..].iter().all(|&l| l == UNLABELED));
+        seen.extend(batch.indices[6..].iter().copied());
+    }
+    assert_eq!(seen.len(), n, "one epoch passes over every sample");
+    // most of a batch labeled: 0.9 of 24 -> 21 labeled, 3 unlabeled, 200 steps an epoch
+    let b = Batcher::with_labeled_share(BatchMode::SemiSupervised, &labels, &labeled, 24, 0.9, 5).unwrap();
+    assert_eq!((b.labeled_per_batch(), b.steps_per_epoch()), (21, 200));
+    // the other modes ignore the share
+    let s = Batcher::with_labeled_share(BatchMode::Supervised, &labels, &labeled, 24, 0.1, 5).unwrap();
+    assert_eq!(s.labeled_per_batch(), 24);
+    let msg = |r: ssvae::Result<Batcher>| r.unwrap_err().to_string();
+    for bad in [0.0, 1.0, -0.5, f64::NAN] {
+        let e = msg(Batcher::with_labeled_share(BatchMode::SemiSupervised, &labels, &labeled, 24, bad, 5));
+        assert!(e.contains("--labeled-share must be in (0, 1)"), "{bad}: {e}");
+    }
+    let e = msg(Batcher::with_labeled_share(BatchMode::SemiSupervised, &labels, &labeled, 24, 0.01, 5));
+    assert!(e.contains("--labeled-share 0.01 of --batch-size 24 gives 0 labeled rows"), "{e}");
+}
+
 #[test]
 fn batcher_errors() {
     let labels = train_labels(20);

@@ -45,16 +45,21 @@ fn dense_variants_gpu_and_cpu_agree_after_five_steps() {
     let Some(split) = common::mnist() else { return };
     let train = split.train.subset(&(0..300).collect::<Vec<_>>());
     let cpu = CpuBackend::new();
-    // the SS model once more with the default recipe's levers: entropy minimisation (the
-    // categorical-KL kernel with a negative weight) and the cosine learning rate
+    // the SS model once more with the training levers: entropy minimisation (the categorical-KL
+    // kernel with a negative weight), the cosine learning rate, the KL warm-up, label smoothing,
+    // a quarter of the batch labeled and straight-through pi into the decoder
     for (kind, levers) in [(Kind::Ss, false), (Kind::Ss, true), (Kind::Es, false), (Kind::Eu, false)] {
         let mut cfg = small_cfg(kind, &train);
         if levers {
             cfg.model.entropy_weight = 10.0;
             cfg.lr_schedule = ssvae::train::LrSchedule::Cosine;
             cfg.epochs = 1;
-            // the weight rises over the 5 steps (the launch is re-prepared as it does)
+            // the weights rise over the 5 steps (the launches are re-prepared as they do)
             cfg.entropy_warmup = 0.25;
+            cfg.kl_warmup = 0.5;
+            cfg.model.label_smoothing = 0.1;
+            cfg.labeled_share = 0.25;
+            cfg.model.pi_to_decoder = ssvae::model::PiToDecoder::StraightThrough;
         }
         let labeled = if kind == Kind::Eu { vec![] } else { ssvae::data::label_subset(&train.labels, 10, 50, 3).unwrap() };
         let (b_cpu, a_cpu, l_cpu) = run_steps(&cpu, &cfg, &train, &labeled, 5);

@@ -261,8 +261,12 @@ fn kl_normal_gradients_match_finite_differences() {
 }
 
 fn ce(be: &Be, rows: usize, classes: usize, scale: f32, l: &[f32], labels: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    ce_smoothed(be, rows, classes, scale, 0.0, l, labels)
+}
+
+fn ce_smoothed(be: &Be, rows: usize, classes: usize, scale: f32, eps: f32, l: &[f32], labels: &[u32]) -> (Vec<f32>, Vec<f32>) {
     let (loss, dl) = (zeros(be, rows), zeros(be, rows * classes));
-    be.softmax_ce(rows, classes, scale, &up(be, l), &be.upload_u32(labels).unwrap(), &loss, &dl).unwrap();
+    be.softmax_ce(rows, classes, scale, eps, &up(be, l), &be.upload_u32(labels).unwrap(), &loss, &dl).unwrap();
     (rd(be, &loss), rd(be, &dl))
 }
 
@@ -281,14 +285,15 @@ fn softmax_ce_gradient_matches_finite_differences() {
         (3, 5, vec![u, 5, u]), // no labeled row: loss and gradient all zero
         (5, 2, vec![1, 1, 0, u, 1]),
     ];
+    // label smoothing: none, the usual 0.1, and 0.7 (targets far from one-hot)
     for (s, (rows, classes, labels)) in cases.iter().enumerate() {
         let (rows, classes) = (*rows, *classes);
-        for &scale in &SCALES {
+        for (&scale, eps) in SCALES.iter().flat_map(|sc| [(sc, 0.0f32), (sc, 0.1), (sc, 0.7)]) {
             let mut r = rng(700 + s as u64);
             let l = uniform(&mut r, rows * classes, -4.0, 4.0);
-            let (loss, dl) = ce(&be, rows, classes, scale, &l, labels);
-            let f = |l: &[f32]| sum(&ce(&be, rows, classes, scale, l, labels).0);
-            let what = format!("softmax_ce {rows}x{classes} labels={labels:?} scale={scale}");
+            let (loss, dl) = ce_smoothed(&be, rows, classes, scale, eps, &l, labels);
+            let f = |l: &[f32]| sum(&ce_smoothed(&be, rows, classes, scale, eps, l, labels).0);
+            let what = format!("softmax_ce {rows}x{classes} labels={labels:?} scale={scale} smoothing={eps}");
             rep.check(&what, &l, &dl, TOL.scaled(scale), &f);
             // Unlabeled rows: loss and gradient exactly zero, and the loss does not move at all
             // when their logits do.
@@ -557,4 +562,10 @@ fn checker_rejects_wrong_gradients() {
     dce[4] = 0.01;
     fd_check("softmax_ce leaking into unlabeled row", &lc, &dce, TOL, &|l| sum(&ce(&be, 3, 3, 1.0, l, &labels).0))
         .expect_err("a nonzero gradient on an unlabeled row must be rejected");
+    // softmax_ce with label smoothing 0.2: the one-hot gradient (p - one-hot, the smoothing
+    // left out of the backward) against the smoothed loss.
+    let smoothed = |l: &[f32]| sum(&ce_smoothed(&be, 3, 3, 1.0, 0.2, l, &labels).0);
+    fd_check("softmax_ce smoothed (correct)", &lc, &ce_smoothed(&be, 3, 3, 1.0, 0.2, &lc, &labels).1, TOL, &smoothed).unwrap();
+    fd_check("softmax_ce smoothed loss, one-hot gradient", &lc, &ce(&be, 3, 3, 1.0, &lc, &labels).1, TOL, &smoothed)
+        .expect_err("a gradient that ignores the smoothing must be rejected");
 }

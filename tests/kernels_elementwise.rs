@@ -1,6 +1,7 @@
 //! Elementwise kernels (shaders/elementwise.wgsl): GPU vs the CPU twin on awkward lengths (1,
 //! odd, prime, exactly one and just over one 256-wide workgroup, many workgroups), every
-//! activation forward and backward, and a CPU-only check of hand-computed values.
+//! activation forward and backward, the one-hot of a row's argmax (ties, negative rows, rows
+//! wider than a workgroup), and a CPU-only check of hand-computed values.
 //!
 //! Write-only outputs start as NaN, so an element a kernel forgets to write fails the
 //! comparison; buffers longer than the op's `n` check that nothing past `n` is touched.
@@ -107,6 +108,47 @@ fn split<B: Backend>(be: &B, rows: usize, ca: usize, cb: usize, c: &[f32]) -> (V
     let (ab, bb) = (nan_buf(be, rows * ca), nan_buf(be, rows * cb));
     be.split_cols(rows, &cbuf, &ab, &bb).unwrap();
     (be.read_f32(&ab).unwrap(), be.read_f32(&bb).unwrap())
+}
+
+fn one_hot<B: Backend>(be: &B, rows: usize, classes: usize, x: &[f32]) -> Vec<f32> {
+    let xb = be.upload_f32(x).unwrap();
+    let yb = nan_buf(be, x.len());
+    be.one_hot_argmax(rows, classes, &xb, &yb).unwrap();
+    be.read_f32(&yb).unwrap()
+}
+
+/// The straight-through forward: exact on both backends (comparisons only), the first of equal
+/// maxima wins, every element written.
+#[test]
+fn one_hot_argmax_hand_computed_and_matches_cpu() {
+    let cpu = cpu();
+    // rows: a plain maximum, a tie (the first wins), all negative, all equal, one class
+    let x = [0.1, 0.7, 0.2, 0.4, 0.1, 0.4, -3.0, -1.0, -2.0, 5.0, 5.0, 5.0];
+    assert_eq!(one_hot(&cpu, 4, 3, &x), vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
+    assert_eq!(one_hot(&cpu, 2, 1, &[-7.0, 3.0]), vec![1.0, 1.0]);
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(31);
+    for &(rows, classes) in &[(1, 1), (1, 2), (7, 3), (64, 10), (130, 10), (65, 17), (3, 300), (300, 257)] {
+        let mut x = uniform(&mut r, rows * classes, -1.0, 1.0);
+        // ties at the maximum: a copy of the row's largest value at a later column, and a
+        // row of equal values
+        for row in 0..rows {
+            let s = &mut x[row * classes..(row + 1) * classes];
+            let (m, at) = s.iter().enumerate().fold((f32::NEG_INFINITY, 0), |(m, a), (j, &v)| if v > m { (v, j) } else { (m, a) });
+            if row % 3 == 0 && at + 1 < classes {
+                s[classes - 1] = m;
+            }
+            if row % 5 == 4 {
+                s.fill(0.25);
+            }
+        }
+        let want = one_hot(&cpu, rows, classes, &x);
+        let got = one_hot(gpu, rows, classes, &x);
+        assert_close(&format!("one_hot_argmax {rows}x{classes}"), &got, &want, 0.0, 0.0);
+        for row in want.chunks(classes) {
+            assert_eq!(row.iter().sum::<f32>(), 1.0, "one 1 per row");
+        }
+    }
 }
 
 #[test]

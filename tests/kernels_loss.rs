@@ -1,8 +1,8 @@
 //! Fused losses (shaders/loss.wgsl): Bernoulli NLL from logits, Gaussian NLL, KL to N(0, I)
-//! and the semi-supervised softmax cross-entropy. GPU vs the CPU twin for the per-row loss
-//! and every gradient, on awkward shapes (1 x 1, one feature, odd and prime widths, rows and
-//! features over one 64-wide workgroup), large logits (+-30) for stability, unlabeled rows, a
-//! batch with no labeled row, and hand-computed CPU values.
+//! and the semi-supervised softmax cross-entropy (one-hot and label-smoothed targets). GPU vs
+//! the CPU twin for the per-row loss and every gradient, on awkward shapes (1 x 1, one feature,
+//! odd and prime widths, rows and features over one 64-wide workgroup), large logits (+-30) for
+//! stability, unlabeled rows, a batch with no labeled row, and hand-computed CPU values.
 //!
 //! Every output starts as NaN, so an element a kernel does not write fails the comparison
 //! (and "exactly zero" really means written as zero).
@@ -73,13 +73,22 @@ fn kl<B: Backend>(be: &B, rows: usize, cols: usize, scale: f32, mu: &[f32], lv: 
     (be.read_f32(&loss).unwrap(), be.read_f32(&dmu).unwrap(), be.read_f32(&dlv).unwrap())
 }
 
-/// (loss[rows], dlogits)
+/// (loss[rows], dlogits) with one-hot targets
 fn ce<B: Backend>(be: &B, rows: usize, classes: usize, scale: f32, l: &[f32], y: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    ce_smoothed(be, rows, classes, scale, 0.0, l, y)
+}
+
+/// (loss[rows], dlogits) with label smoothing `eps`
+fn ce_smoothed<B: Backend>(be: &B, rows: usize, classes: usize, scale: f32, eps: f32, l: &[f32], y: &[u32]) -> (Vec<f32>, Vec<f32>) {
     let (lb, yb) = (be.upload_f32(l).unwrap(), be.upload_u32(y).unwrap());
     let (loss, dl) = (nan_buf(be, rows), nan_buf(be, rows * classes));
-    be.softmax_ce(rows, classes, scale, &lb, &yb, &loss, &dl).unwrap();
+    be.softmax_ce(rows, classes, scale, eps, &lb, &yb, &loss, &dl).unwrap();
     (be.read_f32(&loss).unwrap(), be.read_f32(&dl).unwrap())
 }
+
+/// Label smoothing values the CE comparisons run with: none, the usual 0.1, and nearly uniform
+/// targets.
+const SMOOTHING: [f32; 3] = [0.0, 0.1, 0.95];
 
 /// Logits in [-6, 6) with every 5th element at +-30 (saturated sigmoid) and every 7th at
 /// +-100 (e^100 overflows f32: a naive log(1 + e^l) would give inf).
@@ -202,10 +211,16 @@ fn labels(rows: usize, classes: usize, seed: u64, unlabeled_every: usize) -> Vec
 }
 
 fn check_ce(gpu: &ssvae::backend::gpu::GpuBackend, rows: usize, classes: usize, scale: f32, l: &[f32], y: &[u32]) {
+    for eps in SMOOTHING {
+        check_ce_smoothed(gpu, rows, classes, scale, eps, l, y);
+    }
+}
+
+fn check_ce_smoothed(gpu: &ssvae::backend::gpu::GpuBackend, rows: usize, classes: usize, scale: f32, eps: f32, l: &[f32], y: &[u32]) {
     let cpu = cpu();
-    let (wl, wd) = ce(&cpu, rows, classes, scale, l, y);
-    let (gl, gd) = ce(gpu, rows, classes, scale, l, y);
-    let what = format!("softmax_ce {rows}x{classes} scale={scale}");
+    let (wl, wd) = ce_smoothed(&cpu, rows, classes, scale, eps, l, y);
+    let (gl, gd) = ce_smoothed(gpu, rows, classes, scale, eps, l, y);
+    let what = format!("softmax_ce {rows}x{classes} scale={scale} smoothing={eps}");
     all_finite(&format!("{what} GPU loss"), &gl);
     all_finite(&format!("{what} GPU dlogits"), &gd);
     assert_close(&format!("{what} loss"), &gl, &wl, 1e-5, 2e-5);
@@ -221,7 +236,8 @@ fn check_ce(gpu: &ssvae::backend::gpu::GpuBackend, rows: usize, classes: usize, 
             assert!(g.iter().all(|&v| v == 0.0), "{what}: {be} unlabeled row {r} has gradient {g:?}");
         }
     }
-    // Each labeled row's gradient sums to zero (softmax minus one-hot), times the weight.
+    // Each labeled row's gradient sums to zero (softmax minus a target that sums to one), times
+    // the weight.
     for r in 0..rows {
         if (y[r] as usize) < classes {
             let sum: f32 = gd[r * classes..(r + 1) * classes].iter().sum();
@@ -273,9 +289,13 @@ fn softmax_ce_no_labeled_row_is_all_zero() {
     for &(rows, classes) in &[(1usize, 1usize), (5, 3), (64, 10), (65, 10), (300, 7)] {
         let l = uniform(&mut rng(800), rows * classes, -30.0, 30.0);
         let y: Vec<u32> = (0..rows).map(|i| if i % 2 == 0 { UNLABELED } else { classes as u32 + i as u32 }).collect();
-        for (be, (loss, d)) in [("cpu", ce(&cpu, rows, classes, 1.0, &l, &y)), ("gpu", ce(gpu, rows, classes, 1.0, &l, &y))] {
-            assert!(loss.iter().all(|&v| v == 0.0), "{be} {rows}x{classes}: no labeled row, loss {loss:?}");
-            assert!(d.iter().all(|&v| v == 0.0), "{be} {rows}x{classes}: no labeled row, nonzero gradient");
+        for eps in SMOOTHING {
+            for (be, (loss, d)) in
+                [("cpu", ce_smoothed(&cpu, rows, classes, 1.0, eps, &l, &y)), ("gpu", ce_smoothed(gpu, rows, classes, 1.0, eps, &l, &y))]
+            {
+                assert!(loss.iter().all(|&v| v == 0.0), "{be} {rows}x{classes} smoothing {eps}: no labeled row, loss {loss:?}");
+                assert!(d.iter().all(|&v| v == 0.0), "{be} {rows}x{classes} smoothing {eps}: no labeled row, nonzero gradient");
+            }
         }
     }
 }
@@ -292,14 +312,17 @@ fn softmax_ce_large_logits_are_stable() {
             .collect();
         let y = labels(rows, classes, 950 + s as u64, 3);
         check_ce(gpu, rows, classes, 1.0, &l, &y);
-        // Shifting every logit by 80 changes nothing (exp(110) would overflow without the max).
+        // Shifting every logit by 80 changes nothing (exp(110) would overflow without the max);
+        // with smoothing the shift enters lse, (1 - E) l_y and (E / K) sum_j l_j and cancels.
         let shifted: Vec<f32> = l.iter().map(|v| v + 80.0).collect();
-        let (gl, gd) = ce(gpu, rows, classes, 1.0, &l, &y);
-        let (sl, sd) = ce(gpu, rows, classes, 1.0, &shifted, &y);
-        all_finite("softmax_ce shifted loss", &sl);
-        all_finite("softmax_ce shifted dlogits", &sd);
-        assert_close(&format!("softmax_ce {rows}x{classes} shift invariance loss"), &sl, &gl, 1e-4, 1e-4);
-        assert_close(&format!("softmax_ce {rows}x{classes} shift invariance dlogits"), &sd, &gd, 1e-4, 1e-4);
+        for eps in SMOOTHING {
+            let (gl, gd) = ce_smoothed(gpu, rows, classes, 1.0, eps, &l, &y);
+            let (sl, sd) = ce_smoothed(gpu, rows, classes, 1.0, eps, &shifted, &y);
+            all_finite("softmax_ce shifted loss", &sl);
+            all_finite("softmax_ce shifted dlogits", &sd);
+            assert_close(&format!("softmax_ce {rows}x{classes} smoothing {eps} shift invariance loss"), &sl, &gl, 1e-4, 1e-4);
+            assert_close(&format!("softmax_ce {rows}x{classes} smoothing {eps} shift invariance dlogits"), &sd, &gd, 1e-4, 1e-4);
+        }
     }
 }
 
@@ -350,4 +373,43 @@ fn cpu_loss_hand_computed_values() {
     assert_close("cpu softmax_ce scale 3 grad", &d, &[3.0 * (0.25 - 1.0), 3.0 * 0.75], 1e-6, 1e-5);
     let (l, d) = ce(&cpu, 2, 2, 1.0, &logits[..4], &[UNLABELED, 7]);
     assert_eq!((l, d), (vec![0.0, 0.0], vec![0.0; 4]));
+    // Label smoothing 0.5 over 2 classes: label 1 -> target [1/4, 3/4] = p, so the gradient
+    // is zero and the loss is the target's entropy -(1/4 ln 1/4 + 3/4 ln 3/4); label 0 ->
+    // target [3/4, 1/4], gradient p - t = [-1/2, 1/2], loss -(3/4 ln 1/4 + 1/4 ln 3/4). Both
+    // rows are labeled: each is divided by 2.
+    let (q, tq) = (0.25f32.ln(), 0.75f32.ln());
+    let (l, d) = ce_smoothed(&cpu, 2, 2, 1.0, 0.5, &logits[..4], &[1, 0]);
+    assert_close("cpu softmax_ce smoothed loss", &l, &[-(0.25 * q + 0.75 * tq) / 2.0, -(0.75 * q + 0.25 * tq) / 2.0], 1e-6, 1e-5);
+    assert_close("cpu softmax_ce smoothed dlogits", &d, &[0.0, 0.0, -0.25, 0.25], 1e-7, 1e-5);
+}
+
+/// Smoothing 0 is the one-hot cross-entropy bit for bit (runs without the flag train exactly
+/// as before it existed): the CPU twin against the one-hot form written out here, on the
+/// shapes and labels of the GPU comparisons.
+#[test]
+fn softmax_ce_without_smoothing_is_the_one_hot_form_bit_for_bit() {
+    let cpu = cpu();
+    for (s, &(rows, classes)) in CE_SHAPES.iter().enumerate() {
+        let l = uniform(&mut rng(1000 + s as u64), rows * classes, -30.0, 30.0);
+        let y = labels(rows, classes, 1100 + s as u64, 3);
+        let labeled = y.iter().filter(|&&c| (c as usize) < classes).count();
+        let w = if labeled > 0 { 1.5 / labeled as f32 } else { 0.0 };
+        let (mut want_l, mut want_d) = (vec![0f32; rows], vec![0f32; rows * classes]);
+        for r in 0..rows {
+            let (row, c) = (&l[r * classes..(r + 1) * classes], y[r] as usize);
+            if c >= classes {
+                continue;
+            }
+            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let lse = max + row.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
+            want_l[r] = w * (lse - row[c]);
+            for j in 0..classes {
+                want_d[r * classes + j] = w * ((row[j] - lse).exp() - if j == c { 1.0 } else { 0.0 });
+            }
+        }
+        let (got_l, got_d) = ce_smoothed(&cpu, rows, classes, 1.5, 0.0, &l, &y);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got_l), bits(&want_l), "softmax_ce {rows}x{classes}: smoothing 0 changed the loss");
+        assert_eq!(bits(&got_d), bits(&want_d), "softmax_ce {rows}x{classes}: smoothing 0 changed the gradient");
+    }
 }

@@ -155,6 +155,71 @@ fn a_loss_term_is_reweighed_between_runs() {
     assert!(diff <= 1e-6, "factor 0 leaves gradients {diff} away from the model without the term");
 }
 
+/// Label smoothing (`label_smoothing`, the softmax CE's target (1 - E) one-hot + E / K): the
+/// objective's gradient matches finite differences for the heads that take it (SS, ES, M2), and
+/// the smoothing reaches pi's weights.
+#[test]
+fn label_smoothing_gradients_match_finite_differences() {
+    for (what, plain) in [("ss", tiny(Kind::Ss)), ("es", tiny(Kind::Es)), ("m2", tiny_mixture(Kind::M2, 0))] {
+        let mut s = plain.clone();
+        s.label_smoothing = 0.3;
+        let rows = check(&s, 8, None);
+        assert_ok(&format!("{what} label smoothing"), &rows);
+        let grad_norm = |r: &[(String, f64, f64, f64)]| r.iter().find(|x| x.0 == "pi.weight").unwrap().2;
+        let without = check(&plain, 8, None);
+        assert!(
+            (grad_norm(&rows) - grad_norm(&without)).abs() > 1e-3 * grad_norm(&without),
+            "{what}: the smoothing does not reach pi ({} vs {})",
+            grad_norm(&rows),
+            grad_norm(&without)
+        );
+    }
+}
+
+/// Straight-through pi (`PiToDecoder::StraightThrough`): the decoder gets one_hot(argmax pi), a
+/// piecewise-constant function of the weights, and pi gets the decoder input's gradient as it
+/// is (a surrogate, which finite differences cannot see). So: every tensor whose gradient does
+/// not pass through that surrogate (decoder, mu, logvar) matches finite differences; pi's
+/// weights do not (the surrogate reaches them); and in the lowered backward the gradient that
+/// softmax_backward receives for pi is exactly the decoder input's split, with no kernel between.
+#[test]
+fn straight_through_pi_passes_the_decoder_gradient_to_pi() {
+    use ssvae::backend::Op;
+    use ssvae::model::PiToDecoder;
+    for (decoder_input, seed) in [(DecoderInput::Pi, 9), (DecoderInput::TrueLabel, 10)] {
+        let mut s = tiny(Kind::Ss);
+        s.pi_to_decoder = PiToDecoder::StraightThrough;
+        s.decoder_input = decoder_input;
+        s.entropy_weight = 1.0;
+        let rows = check(&s, seed, None);
+        let exact: Vec<_> = rows.iter().filter(|r| !r.0.starts_with("pi.") && !r.0.starts_with("enc")).cloned().collect();
+        assert!(exact.iter().any(|r| r.0.starts_with("dec")) && exact.iter().any(|r| r.0.starts_with("mu")));
+        assert_ok(&format!("straight-through {decoder_input:?}"), &exact);
+        // (with the true label on half the rows the surrogate is small here: checked structurally)
+        let pi = rows.iter().find(|r| r.0 == "pi.weight").unwrap();
+        if decoder_input == DecoderInput::Pi {
+            assert!(pi.1 > 0.02 * pi.2 + pi.3, "pi's gradient holds no surrogate from the decoder: {pi:?}");
+        }
+
+        let (mut g, _) = build(&s, 4, 7).unwrap();
+        let (bwd, _) = g.backward_launches();
+        let id = |name: &str| g.find(name).unwrap_or_else(|| panic!("no tensor {name}"));
+        let (probs, split) = (id("pi_probs"), id("dec_in.grad_b"));
+        let softmax_bwd: Vec<_> = bwd.iter().filter(|l| matches!(l.op, Op::SoftmaxBackward { .. }) && l.args[0] == Some(probs)).collect();
+        assert_eq!(softmax_bwd.len(), 1, "pi's softmax gets one backward");
+        // with the true label on labeled rows, the mix's backward zeroes those rows first
+        let want = match decoder_input {
+            DecoderInput::Pi => split,
+            DecoderInput::TrueLabel => {
+                let mix = bwd.iter().find(|l| matches!(l.op, Op::LabelMixBackward { .. })).expect("label mix backward");
+                assert_eq!(mix.args[0], Some(split));
+                mix.args[2].unwrap()
+            }
+        };
+        assert_eq!(softmax_bwd[0].args[1], Some(want), "the one-hot's gradient reaches pi unchanged");
+    }
+}
+
 #[test]
 fn es_and_eu_dense_gradients_match() {
     assert_ok("es", &check(&tiny(Kind::Es), 3, None));

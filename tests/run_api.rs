@@ -38,6 +38,12 @@ fn train_open_predict_encode_score_sample() {
     assert_eq!((summary.epochs, summary.labels, summary.model.as_str()), (2, 20, "ss-dense"));
     let config = RunConfig::load(&out).unwrap();
     assert_eq!((config.epochs_done, config.train.epochs, config.spec.epochs), (2, 2, 2), "config.json records the epochs trained");
+    // levers left at their defaults are not written: config.json reads as before they existed
+    let text = std::fs::read_to_string(out.join("checkpoint").join(ssvae::train::checkpoint::CONFIG_FILE)).unwrap();
+    for key in ["kl_warmup", "labeled_share", "label_smoothing", "pi_to_decoder"] {
+        assert!(!text.contains(key), "a default run's config.json holds {key}");
+    }
+    assert_eq!((config.train.kl_warmup, config.train.labeled_share, config.train.model.label_smoothing), (0.0, 0.5, 0.0));
 
     let saved = Run::open(&be, &out).unwrap();
     let data = saved.load_data(None, None).unwrap();
@@ -237,15 +243,34 @@ impl ssvae::run::Observer for StopAfter {
 fn a_stopped_run_resumes_mid_epoch_exactly() {
     let be = CpuBackend::new();
     let (whole, stopped) = (tmp("stop-whole"), tmp("stop-part"));
-    // with a learning-rate schedule over the run, which the resume must continue as planned
-    let cosine = Some(ssvae::train::LrSchedule::Cosine);
-    run::train(&be, &RunSpec { epochs: 2, lr_schedule: cosine, ..tiny(&whole) }, &mut Quiet).unwrap();
-    let s =
-        run::train(&be, &RunSpec { epochs: 2, lr_schedule: cosine, ..tiny(&stopped) }, &mut StopAfter(std::cell::Cell::new(5))).unwrap();
+    // with a learning-rate schedule and a KL warm-up over the run, which the resume must
+    // continue as planned (the stop falls inside the warm-up), on batches a quarter labeled
+    // (11 steps an epoch) with label smoothing: config.json must carry all of them
+    let levers = |out: &PathBuf| {
+        let mut s = RunSpec {
+            epochs: 2,
+            lr_schedule: Some(ssvae::train::LrSchedule::Cosine),
+            kl_warmup: Some(0.5),
+            labeled_share: Some(0.25),
+            ..tiny(out)
+        };
+        s.model.label_smoothing = Some(0.1);
+        s.model.pi_to_decoder = Some(ssvae::model::PiToDecoder::StraightThrough);
+        s
+    };
+    run::train(&be, &levers(&whole), &mut Quiet).unwrap();
+    let s = run::train(&be, &levers(&stopped), &mut StopAfter(std::cell::Cell::new(5))).unwrap();
     assert!(s.interrupted && s.steps == 5 && s.epochs == 0, "{s:?}");
     assert!(!stopped.join(run::SUMMARY_FILE).exists(), "an unfinished run writes no summary.json");
     let c = RunConfig::load(&stopped).unwrap();
     assert_eq!((c.steps_done, c.epochs_done, c.spec.epochs), (5, 0, 2));
+    assert_eq!(
+        (c.train.kl_warmup, c.train.labeled_share, c.train.model.label_smoothing),
+        (0.5, 0.25, 0.1),
+        "config.json records the levers"
+    );
+    assert_eq!(c.train.model.pi_to_decoder, ssvae::model::PiToDecoder::StraightThrough);
+    assert_eq!(c.steps_done + 17, 22, "11 steps an epoch with a quarter of the rows labeled");
     let r = run::resume(&be, &stopped, &ResumeChanges { epochs: Some(2), ..ResumeChanges::default() }, &mut Quiet).unwrap();
     assert_eq!((r.epochs, r.steps, r.interrupted), (2, RunConfig::load(&whole).unwrap().steps_done, false));
     let (a, b) = (ssvae::run::folder::load(&whole).unwrap().weights, ssvae::run::folder::load(&stopped).unwrap().weights);

@@ -118,6 +118,10 @@ pub trait Kernels: Backend {
         let (cols_a, cols_b) = (a.len() / rows.max(1), b.len() / rows.max(1));
         self.launch(Op::SplitCols { rows, cols_a, cols_b }, &[c, a, b])
     }
+    /// y[r] = one_hot(argmax x[r]) over `classes` columns.
+    fn one_hot_argmax(&self, rows: usize, classes: usize, x: &Self::Buf, y: &Self::Buf) -> Result<()> {
+        self.launch(Op::OneHotArgmax { rows, classes }, &[x, y])
+    }
     fn col_sum(&self, rows: usize, cols: usize, accumulate: bool, x: &Self::Buf, out: &Self::Buf) -> Result<()> {
         self.launch(Op::ColSum { rows, cols, accumulate }, &[x, out])
     }
@@ -191,12 +195,13 @@ pub trait Kernels: Backend {
         rows: usize,
         classes: usize,
         scale: f32,
+        smoothing: f32,
         logits: &Self::Buf,
         labels: &Self::Buf,
         loss: &Self::Buf,
         dlogits: &Self::Buf,
     ) -> Result<()> {
-        self.launch(Op::SoftmaxCe { rows, classes, scale }, &[logits, labels, loss, dlogits])
+        self.launch(Op::SoftmaxCe { rows, classes, scale, smoothing }, &[logits, labels, loss, dlogits])
     }
     fn repeat_rows(&self, rows: usize, cols: usize, copies: usize, x: &Self::Buf, out: &Self::Buf) -> Result<()> {
         self.launch(Op::RepeatRows { rows, cols, copies }, &[x, out])

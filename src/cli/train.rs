@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, MODELS};
+use ssvae::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, PiToDecoder, MODELS};
 use ssvae::run::{self, DatasetName, ResumeChanges, RunSpec, SeriesLayout, SeriesOptions, SeriesOrder, SeriesScaling};
 use ssvae::train::LabelSpec;
 
@@ -51,6 +51,14 @@ pub enum DecoderInputArg {
     Pi,
     /// The one-hot label on labeled rows, pi on the others.
     TrueLabel,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PiToDecoderArg {
+    /// The softmax probabilities (the paper's).
+    Softmax,
+    /// one_hot(argmax pi) forward, pi's gradient backward: the decoder sees a class code only.
+    StraightThrough,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,9 +224,16 @@ pub struct ModelArgs {
     /// mean over the batch as the ELBO terms) [default: the recipe's: 10 default, 0 paper].
     #[arg(long, allow_negative_numbers = true)]
     pub entropy_weight: Option<f32>,
+    /// Models with a classifier: label smoothing E in [0, 1) of the cross-entropy on labeled
+    /// samples, whose target becomes (1 - E) one-hot + E / classes [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub label_smoothing: Option<f32>,
     /// What feeds the decoder in training [default: pi].
     #[arg(long, value_enum)]
     pub decoder_input: Option<DecoderInputArg>,
+    /// SS models: how pi reaches the decoder, in training and inference [default: softmax].
+    #[arg(long, value_enum)]
+    pub pi_to_decoder: Option<PiToDecoderArg>,
     /// How reconstruction and KL are normalised [default: sum; mean for RNN models].
     #[arg(long, value_enum)]
     pub loss_norm: Option<LossNormArg>,
@@ -339,7 +354,8 @@ pub struct TrainingArgs {
     /// Passes over the training set [default: 10; with --resume: additional passes].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Rows per step; SS models use half labeled, half unlabeled [default: 128].
+    /// Rows per step; SS models use half labeled, half unlabeled (see --labeled-share)
+    /// [default: 128].
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Seed of the weights, the labeled subset, the batches and the noise [default: 0].
@@ -376,6 +392,15 @@ pub struct TrainingArgs {
     /// weight rises linearly from 0 [default: 0].
     #[arg(long)]
     pub entropy_warmup: Option<f32>,
+    /// SS and EU models: the fraction of the run over which the KL term's weight rises linearly
+    /// from 0 to --kl-weight (KL annealing) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub kl_warmup: Option<f32>,
+    /// Semi-supervised models (SS, M2, GM-DGM): the share R in (0, 1) of each batch's rows drawn
+    /// from the labeled samples, floor(R x --batch-size); the rest are unlabeled, and an epoch is
+    /// one pass of them over the training set [default: 0.5].
+    #[arg(long, allow_negative_numbers = true)]
+    pub labeled_share: Option<f64>,
     /// Which protocol fills in the settings not given: `default` (ssvae's, chosen on validation
     /// splits: entropy minimisation on SS models; README "Recipes") or
     /// `paper` (the paper's protocol, as the reproduction tables ran it) [default: default].
@@ -463,11 +488,19 @@ impl TrainArgs {
         set(&mut c.alpha, m.alpha);
         set(&mut c.kl_weight, m.kl_weight);
         set(&mut c.entropy_weight, m.entropy_weight);
+        set(&mut c.label_smoothing, m.label_smoothing);
         set(
             &mut c.decoder_input,
             m.decoder_input.map(|x| match x {
                 DecoderInputArg::Pi => DecoderInput::Pi,
                 DecoderInputArg::TrueLabel => DecoderInput::TrueLabel,
+            }),
+        );
+        set(
+            &mut c.pi_to_decoder,
+            m.pi_to_decoder.map(|x| match x {
+                PiToDecoderArg::Softmax => PiToDecoder::Softmax,
+                PiToDecoderArg::StraightThrough => PiToDecoder::StraightThrough,
             }),
         );
         set(
@@ -552,6 +585,8 @@ impl TrainArgs {
         set(&mut s.validation_labels, t.validation_labels);
         set(&mut s.patience, t.patience);
         set(&mut s.entropy_warmup, t.entropy_warmup);
+        set(&mut s.kl_warmup, t.kl_warmup);
+        set(&mut s.labeled_share, t.labeled_share);
         if let Some(r) = t.recipe {
             s.recipe = match r {
                 RecipeArg::Default => run::Recipe::Default,
@@ -591,7 +626,9 @@ impl TrainArgs {
             (m.latent.is_some(), "--latent"),
             (m.kl_weight.is_some(), "--kl-weight"),
             (m.entropy_weight.is_some(), "--entropy-weight"),
+            (m.label_smoothing.is_some(), "--label-smoothing"),
             (m.decoder_input.is_some(), "--decoder-input"),
+            (m.pi_to_decoder.is_some(), "--pi-to-decoder"),
             (m.loss_norm.is_some(), "--loss-norm"),
             (m.logvar_limit.is_some(), "--logvar-limit"),
             (m.extra_slots.is_some(), "--extra-slots"),
@@ -625,6 +662,8 @@ impl TrainArgs {
             (t.lr_schedule.is_some(), "--lr-schedule"),
             (t.recipe.is_some(), "--recipe"),
             (t.entropy_warmup.is_some(), "--entropy-warmup"),
+            (t.kl_warmup.is_some(), "--kl-warmup"),
+            (t.labeled_share.is_some(), "--labeled-share"),
         ];
         flags.iter().filter(|(given, _)| *given).map(|(_, f)| *f).collect()
     }
@@ -722,6 +761,10 @@ mod tests {
                 ),
             ),
             ("--alpha", format!("[default: {}", ssvae::model::DEFAULT_ALPHA)),
+            ("--labeled-share", format!("[default: {}]", ssvae::data::DEFAULT_LABELED_SHARE)),
+            ("--kl-warmup", format!("[default: {}]", ssvae::run::RECIPE_KL_WARMUP)),
+            ("--label-smoothing", format!("[default: {}]", ssvae::run::RECIPE_LABEL_SMOOTHING)),
+            ("--pi-to-decoder", "[default: softmax]".to_string()),
         ] {
             let at = help.find(&format!("{flag} ")).unwrap_or_else(|| panic!("{flag} not in help"));
             let next = help[at + 2..].find("\n  -").map_or(help.len(), |i| at + 2 + i);

@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 /// Which rows of a batch carry labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BatchMode {
-    /// `batch_size / 2` labeled rows (with replacement) + the rest from a permutation of all
-    /// samples, unlabeled.
+    /// `batch_size / 2` labeled rows (with replacement; another share: see
+    /// [`Batcher::with_labeled_share`]) + the rest from a permutation of all samples, unlabeled.
     SemiSupervised,
     /// All rows labeled, with replacement from the labeled set.
     Supervised,
@@ -48,12 +48,38 @@ pub struct Batcher {
 /// Separates the two generator streams derived from one seed.
 const LABELED_STREAM: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// The paper's share of labeled rows in a semi-supervised batch: half (1:1).
+pub const DEFAULT_LABELED_SHARE: f64 = 0.5;
+
+/// Labeled rows of a semi-supervised batch of `batch_size` rows when a `share` of them is drawn
+/// from the labeled set: floor(share x batch_size), so the default 0.5 gives `batch_size / 2`
+/// (an odd batch keeps the extra row unlabeled, as before shares existed). The floor allows
+/// 1e-9 of slack, so that a share written in decimal (0.7 of 10) is not rounded down by its
+/// binary representation. May be 0 or `batch_size`; [`Batcher::with_labeled_share`] refuses both.
+pub fn labeled_rows(batch_size: usize, share: f64) -> usize {
+    ((batch_size as f64 * share + 1e-9).floor().max(0.0) as usize).min(batch_size)
+}
+
 impl Batcher {
     /// A batcher over `train_labels.len()` training samples of which `labeled` (indices) may
     /// use their labels. Errors: an empty training set, `batch_size` 0 (or below 2 for
     /// `SemiSupervised`), an empty `labeled` for `SemiSupervised` / `Supervised`, a labeled
     /// index out of range. `labeled` is ignored for `Unsupervised`.
     pub fn new(mode: BatchMode, train_labels: &[u8], labeled: &[usize], batch_size: usize, seed: u64) -> Result<Self> {
+        Self::with_labeled_share(mode, train_labels, labeled, batch_size, DEFAULT_LABELED_SHARE, seed)
+    }
+
+    /// As [`Batcher::new`], with `share` of every semi-supervised batch's rows labeled (see
+    /// [`labeled_rows`]; the other modes ignore it). Errors also: a share outside (0, 1), or one
+    /// that leaves a batch without a labeled or without an unlabeled row.
+    pub fn with_labeled_share(
+        mode: BatchMode,
+        train_labels: &[u8],
+        labeled: &[usize],
+        batch_size: usize,
+        share: f64,
+        seed: u64,
+    ) -> Result<Self> {
         let n = train_labels.len();
         if n == 0 {
             return Err(Error::Invalid("the training set is empty: nothing to batch".into()));
@@ -85,7 +111,15 @@ impl Batcher {
         };
         let (labeled_rows, steps_per_epoch) = match mode {
             BatchMode::SemiSupervised => {
-                let l = batch_size / 2;
+                if !(share.is_finite() && share > 0.0 && share < 1.0) {
+                    return Err(Error::Invalid(format!("--labeled-share must be in (0, 1) (got {share})")));
+                }
+                let l = labeled_rows(batch_size, share);
+                if l == 0 || l == batch_size {
+                    return Err(Error::Invalid(format!(
+                        "--labeled-share {share} of --batch-size {batch_size} gives {l} labeled rows: a batch needs at least one labeled and one unlabeled row"
+                    )));
+                }
                 (l, n.div_ceil(batch_size - l))
             }
             BatchMode::Supervised => (batch_size, n.div_ceil(batch_size)),
@@ -121,7 +155,8 @@ impl Batcher {
         self.batch_size
     }
 
-    /// Rows per batch whose label is used (`batch_size / 2`, `batch_size` or 0 by mode).
+    /// Rows per batch whose label is used (`batch_size / 2` or the share's, `batch_size` or 0
+    /// by mode).
     pub fn labeled_per_batch(&self) -> usize {
         self.labeled_rows
     }

@@ -35,7 +35,8 @@
 //! - [`BatchMode::SemiSupervised`] (the SS models): the first `L = batch_size / 2` rows are
 //!   labeled, drawn uniformly *with replacement* from the labeled set (the paper, section 2.3:
 //!   the few labeled samples are up-sampled so that every batch holds labeled and unlabeled data
-//!   1:1). The other `U = batch_size - L` rows walk through a seeded permutation of *all* training
+//!   1:1; `--labeled-share R` makes it `L = floor(R * batch_size)`, see [`labeled_rows`]). The
+//!   other `U = batch_size - L` rows walk through a seeded permutation of *all* training
 //!   samples (the labeled ones included) with their labels hidden. One epoch is
 //!   `ceil(n_train / U)` steps, i.e. one pass over the training set in the unlabeled part; when
 //!   `n_train` is not a multiple of `U` the last chunk of a permutation is completed from the next
@@ -65,7 +66,7 @@ mod table;
 
 use std::path::PathBuf;
 
-pub use batcher::{Batch, BatchMode, Batcher};
+pub use batcher::{labeled_rows, Batch, BatchMode, Batcher, DEFAULT_LABELED_SHARE};
 pub use csv_series::{load_csv_series, CsvLayout, CsvReport, CsvSeriesOptions, FlatOrder, MAX_CLASSES};
 pub use disk::{read_npy_header, read_npy_labels, DiskSeries, NpyHeader, NpyWriter, RowKind, RowSource, ShardRows};
 pub use har::{load_har, HAR_CHANNELS, HAR_CLASSES, HAR_DEFAULT_CHANNELS, HAR_STEPS};

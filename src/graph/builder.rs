@@ -85,6 +85,15 @@ impl Graph {
         y
     }
 
+    /// one_hot(argmax p) over the last axis in the forward pass, the identity in the backward
+    /// (straight-through).
+    pub fn straight_through(&mut self, name: &str, p: TensorId) -> TensorId {
+        let shape = self.shape(p).to_vec();
+        let y = self.temp(name.into(), &shape, DType::F32);
+        self.push(GOp::StraightThrough, vec![p], vec![y]);
+        y
+    }
+
     /// limit * tanh(x / limit), elementwise.
     pub fn soft_clamp(&mut self, name: &str, x: TensorId, limit: f32) -> TensorId {
         let shape = self.shape(x).to_vec();
@@ -143,9 +152,10 @@ impl Graph {
     pub fn kl_loss(&mut self, kind: LossKind, mu: TensorId, logvar: TensorId, scale: f32) -> TensorId {
         self.loss_node(kind, GOp::Kl { scale }, vec![mu, logvar], 2, scale)
     }
-    /// Softmax cross-entropy over labeled rows, divided by their count, times `scale`.
-    pub fn ce_loss(&mut self, kind: LossKind, logits: TensorId, labels: TensorId, scale: f32) -> TensorId {
-        self.loss_node(kind, GOp::Ce { scale }, vec![logits, labels], 1, scale)
+    /// Softmax cross-entropy over labeled rows, divided by their count, times `scale`; the
+    /// target is one-hot(y) smoothed by `smoothing` ((1 - E) one-hot + E / K; 0: one-hot).
+    pub fn ce_loss(&mut self, kind: LossKind, logits: TensorId, labels: TensorId, scale: f32, smoothing: f32) -> TensorId {
+        self.loss_node(kind, GOp::Ce { scale, smoothing }, vec![logits, labels], 1, scale)
     }
     pub fn gaussian_nll_loss(&mut self, kind: LossKind, mean: TensorId, var_raw: TensorId, target: TensorId, scale: f32) -> TensorId {
         self.loss_node(kind, GOp::GaussianNll { scale }, vec![mean, var_raw, target], 2, scale)

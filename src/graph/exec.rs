@@ -250,7 +250,7 @@ fn rescaled(op: &Op, factor: f32) -> Option<Op> {
         Op::BceLogits { rows, cols, scale } => Op::BceLogits { rows, cols, scale: scale * factor },
         Op::GaussianNll { rows, cols, scale } => Op::GaussianNll { rows, cols, scale: scale * factor },
         Op::Kl { rows, cols, scale } => Op::Kl { rows, cols, scale: scale * factor },
-        Op::SoftmaxCe { rows, classes, scale } => Op::SoftmaxCe { rows, classes, scale: scale * factor },
+        Op::SoftmaxCe { rows, classes, scale, smoothing } => Op::SoftmaxCe { rows, classes, scale: scale * factor, smoothing },
         Op::CategoricalKl { rows, classes, scale } => Op::CategoricalKl { rows, classes, scale: scale * factor },
         _ => return None,
     })

@@ -42,12 +42,16 @@ impl Graph {
                 }
                 GOp::Reparam { stream } => Op::Reparam { n: self.tensors[i[1]].len(), stream },
                 GOp::LabelMix => Op::LabelMix { rows: s(i[0]).0, classes: s(i[0]).1 },
+                GOp::StraightThrough => {
+                    let (rows, classes) = last_axis(&self.tensors[i[0]].shape);
+                    Op::OneHotArgmax { rows, classes }
+                }
                 GOp::GatherU8 { src_rows } => Op::GatherRowsU8 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
                 GOp::GatherF32 { src_rows } => Op::GatherRowsF32 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
                 GOp::GatherF16 { src_rows } => Op::GatherRowsF16 { rows: s(o[0]).0, cols: s(o[0]).1, src_rows },
                 GOp::Bce { scale } => Op::BceLogits { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Kl { scale } => Op::Kl { rows: s(i[0]).0, cols: s(i[0]).1, scale },
-                GOp::Ce { scale } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale },
+                GOp::Ce { scale, smoothing } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale, smoothing },
                 GOp::GaussianNll { scale } => Op::GaussianNll { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::SoftClamp { limit } => {
                     let n = self.tensors[i[0]].len();
@@ -78,7 +82,7 @@ impl Graph {
                 GOp::Concat => &[0, 1],
                 GOp::Softmax => &[0],
                 GOp::Reparam { .. } => &[1, 2],
-                GOp::LabelMix => &[0],
+                GOp::LabelMix | GOp::StraightThrough => &[0],
                 GOp::SoftClamp { .. } => &[0],
                 ref op @ (GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. }) => {
                     cnn::differentiable(op)
@@ -128,7 +132,7 @@ impl Graph {
                 | GOp::KlGaussians { .. } => mixture::loss_backward(self, &mut ad, &need, n),
                 GOp::RepeatRows { .. } | GOp::WeightedSum { .. } => mixture::backward(self, &mut ad, &need, n),
                 GOp::Linear { act } => self.linear_backward(&mut ad, &need, n, act),
-                GOp::Concat | GOp::Softmax | GOp::Reparam { .. } | GOp::LabelMix | GOp::SoftClamp { .. } => {
+                GOp::Concat | GOp::Softmax | GOp::Reparam { .. } | GOp::LabelMix | GOp::SoftClamp { .. } | GOp::StraightThrough => {
                     self.last_axis_backward(&mut ad, &need, n)
                 }
                 GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. } => {
@@ -180,7 +184,7 @@ impl Graph {
     }
 
     /// The ops that act row by row on the last axis (or elementwise): concat, softmax, the
-    /// reparameterisation, label mixing and the soft clamp.
+    /// reparameterisation, label mixing, the soft clamp and the straight-through one-hot.
     fn last_axis_backward(&mut self, ad: &mut Autodiff, need: &[bool], n: &Node) {
         let (i, o) = (&n.inputs, &n.outputs);
         match n.op {
@@ -238,6 +242,13 @@ impl Graph {
                 ad.grad.resize(self.tensors.len(), None);
                 ad.launches.push(Launch { op: Op::LabelMixBackward { rows, classes }, args: vec![Some(dy), Some(i[1]), Some(dpi)] });
                 ad.contribute(self, i[0], dpi);
+            }
+            GOp::StraightThrough => {
+                // the estimator: the one-hot's gradient becomes p's as it is (no kernel)
+                let Some(dy) = ad.grad_of(o[0]) else { return };
+                if need[i[0]] {
+                    ad.contribute(self, i[0], dy);
+                }
             }
             GOp::SoftClamp { .. } => {
                 // d/dx [L tanh(x / L)] = 1 - tanh^2(x / L): one act_backward on t

@@ -127,6 +127,9 @@ pub enum GOp {
     },
     /// [pi, labels] -> [one-hot where labeled, else pi]
     LabelMix,
+    /// [p] -> [one_hot(argmax p)] over the last axis; gradient passed to p unchanged (the
+    /// straight-through estimator, Bengio et al. 2013)
+    StraightThrough,
     /// [data (u8 packed), idx] -> [x / 255]
     GatherU8 {
         src_rows: usize,
@@ -154,6 +157,8 @@ pub enum GOp {
     /// [logits, labels] -> [loss per row, dlogits]
     Ce {
         scale: f32,
+        /// Label smoothing E: the target is (1 - E) one-hot + E / K.
+        smoothing: f32,
     },
     /// [mean, var_raw, target] -> [loss per row, dmean, dvar_raw]
     GaussianNll {

@@ -70,7 +70,7 @@ pub(super) fn build(
     // decoder (a CNN decoder's batch norms see the B * K expanded rows) as below
     let h = super::encoder_trunk(g, spec, x, counter, training)?;
     let logits = g.dense("pi", h, k, Act::Identity);
-    g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, spec.alpha);
+    g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, spec.alpha, spec.label_smoothing);
     let q = g.softmax("pi_probs", logits);
     let rows_scale = 1.0 / batch as f32;
     let prior = spec.prior();

@@ -21,7 +21,9 @@
 //!
 //! Decoder input during training (`DecoderInput`): the paper's formal text feeds the
 //! predicted pi (default); `TrueLabel` feeds the one-hot label on labeled rows and pi on the
-//! others. Generation always feeds a chosen one-hot.
+//! others. Generation always feeds a chosen one-hot. `PiToDecoder::StraightThrough` feeds
+//! one_hot(argmax pi) instead of pi (training and inference alike), with pi's gradient passed
+//! through unchanged.
 //!
 //! Multi-factor heads (paper section 4, Table 16; `factor_heads` non-empty on an SS model):
 //! one classification head per labeled generating factor, each a softmax CE (the paper writes
@@ -81,6 +83,25 @@ pub struct ConvLayer {
 pub enum DecoderInput {
     Pi,
     TrueLabel,
+}
+
+/// How pi reaches the decoder of an SS model (on the rows `DecoderInput` leaves to pi).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PiToDecoder {
+    /// The softmax probabilities (the paper's).
+    #[default]
+    Softmax,
+    /// one_hot(argmax pi) forward, pi's gradient backward (the straight-through estimator):
+    /// the decoder only ever sees a class code, so pi cannot carry style as a continuous
+    /// channel; the encoder still learns from the reconstruction through the surrogate gradient.
+    StraightThrough,
+}
+
+impl PiToDecoder {
+    pub fn is_softmax(&self) -> bool {
+        *self == PiToDecoder::Softmax
+    }
 }
 
 /// The decoder's likelihood p(x | z, pi) of the dense and CNN families (the recurrent family's
@@ -164,6 +185,14 @@ pub struct ModelSpec {
     /// becoming a continuous style channel. 0 (the paper's protocol): no such term.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub entropy_weight: f32,
+    /// Models with a classifier: label smoothing E of every softmax cross-entropy on labeled
+    /// rows, whose target becomes (1 - E) one-hot(y) + E / K (Szegedy et al. 2016): the head is
+    /// not pushed to infinite logits on the few up-sampled labels. 0 (the paper's): one-hot.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f32,
+    /// SS models: the softmax pi or its straight-through one-hot into the decoder.
+    #[serde(default, skip_serializing_if = "PiToDecoder::is_softmax")]
+    pub pi_to_decoder: PiToDecoder,
 }
 
 fn is_zero(x: &f32) -> bool {
@@ -206,6 +235,8 @@ impl ModelSpec {
             likelihood: Likelihood::Bernoulli,
             real_input: false,
             entropy_weight: 0.0,
+            label_smoothing: 0.0,
+            pi_to_decoder: PiToDecoder::Softmax,
         }
     }
 
@@ -388,6 +419,21 @@ impl ModelSpec {
                 self.name()
             )));
         }
+        if !(self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing)) {
+            return Err(Error::Invalid(format!("--label-smoothing must be in [0, 1) (got {})", self.label_smoothing)));
+        }
+        if self.label_smoothing > 0.0 && !self.has_classifier() {
+            return Err(Error::Invalid(format!(
+                "--label-smoothing applies to the models with a classifier (ss-*, es-*, m2-*, gmdgm-*), not {}",
+                self.name()
+            )));
+        }
+        if !self.pi_to_decoder.is_softmax() && (self.kind != Kind::Ss || self.has_factor_heads()) {
+            return Err(Error::Invalid(format!(
+                "--pi-to-decoder applies to the SS models whose pi feeds the decoder (ss-dense, ss-cnn, ss-rnn), not {}",
+                if self.has_factor_heads() { format!("{} with factor heads", self.name()) } else { self.name() }
+            )));
+        }
         if self.kl_weight != 1.0 && self.sums_over_classes() {
             return Err(Error::Invalid(format!(
                 "--kl-weight: {} sums the ELBO over classes and takes no KL weight (got {})",
@@ -552,7 +598,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         for (k, &classes) in spec.factor_heads.iter().enumerate() {
             let labels_k = if k == 0 { labels } else { g.input(&labels_input_name(k), &[batch], DType::U32) };
             let logits = g.dense(&format!("head{k}"), h, classes, Act::Identity);
-            g.ce_loss(LossKind::Ce { head: k }, logits, labels_k, spec.alpha);
+            g.ce_loss(LossKind::Ce { head: k }, logits, labels_k, spec.alpha, spec.label_smoothing);
             if k > 0 {
                 head_labels.push(labels_k);
             }
@@ -615,10 +661,10 @@ fn encoder_trunk(g: &mut Graph, spec: &ModelSpec, x: TensorId, counter: TensorId
 
 /// The classification head on its logits: the CE over labeled rows (normalised by their count
 /// in the kernel) weighted by alpha (ES trains on it alone), the probabilities pi, and what the
-/// decoder gets (pi, or the one-hot label on labeled rows).
+/// decoder gets (pi or its straight-through one-hot, or the one-hot label on labeled rows).
 fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: TensorId) -> (TensorId, TensorId) {
     let alpha = if spec.kind == Kind::Es { 1.0 } else { spec.alpha };
-    g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, alpha);
+    g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, alpha, spec.label_smoothing);
     if spec.kind == Kind::Ss && spec.entropy_weight > 0.0 {
         // KL(pi || uniform) = log K - H(pi) on unlabeled rows (a constant on labeled ones), so a
         // negative weight minimises H(pi); the per-row mean as for the ELBO terms
@@ -628,9 +674,13 @@ fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: Te
         g.categorical_kl_loss(LossKind::Entropy, logits, log_uniform, labels, -spec.entropy_weight / rows as f32);
     }
     let p = g.softmax("pi_probs", logits);
+    let code = match spec.pi_to_decoder {
+        PiToDecoder::Softmax => p,
+        PiToDecoder::StraightThrough => g.straight_through("pi_one_hot", p),
+    };
     let for_decoder = match spec.decoder_input {
-        DecoderInput::Pi => p,
-        DecoderInput::TrueLabel => g.label_mix("pi_or_label", p, labels),
+        DecoderInput::Pi => code,
+        DecoderInput::TrueLabel => g.label_mix("pi_or_label", code, labels),
     };
     (p, for_decoder)
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::graph::exec::Optimizer;
-use crate::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, ModelSpec};
+use crate::model::{ConvLayer, DecoderInput, Family, Kind, Likelihood, LossNorm, ModelSpec, PiToDecoder};
 use crate::train::{LabelSpec, LrSchedule, TrainConfig};
 
 use super::data::{DataSpec, DatasetName, Loaded};
@@ -65,6 +65,13 @@ pub const RECIPE_ENTROPY_WEIGHT: f32 = 10.0;
 /// over the first 30% took the entropy term's gain away (final accuracy 0.71 vs 0.80 without):
 /// the clusters form in the first epoch.
 pub const RECIPE_ENTROPY_WARMUP: f32 = 0.0;
+/// The default recipe's KL warm-up (see [`TrainConfig::kl_warmup`]): none, the paper's.
+pub const RECIPE_KL_WARMUP: f32 = 0.0;
+/// The default recipe's labeled share of a semi-supervised batch (see
+/// [`TrainConfig::labeled_share`]): the paper's half.
+pub const RECIPE_LABELED_SHARE: f64 = crate::data::DEFAULT_LABELED_SHARE;
+/// The default recipe's label smoothing (see [`ModelSpec::label_smoothing`]): none, the paper's.
+pub const RECIPE_LABEL_SMOOTHING: f32 = 0.0;
 
 /// The model as asked for: family and kind, and every setting the user chose (`None`: the
 /// paper's default for that family, see [`ModelSpec`]).
@@ -93,6 +100,14 @@ pub struct ModelChoice {
     /// SS models: weight of the entropy of pi on unlabeled rows (`None`: 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entropy_weight: Option<f32>,
+    /// Models with a classifier: label smoothing of the cross-entropy's targets (`None`: the
+    /// recipe's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_smoothing: Option<f32>,
+    /// SS models: the softmax pi or its straight-through one-hot into the decoder (`None`: the
+    /// paper's softmax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pi_to_decoder: Option<PiToDecoder>,
 }
 
 impl ModelChoice {
@@ -113,6 +128,8 @@ impl ModelChoice {
             extra_slots: None,
             likelihood: None,
             entropy_weight: None,
+            label_smoothing: None,
+            pi_to_decoder: None,
         }
     }
 
@@ -135,6 +152,8 @@ impl ModelChoice {
             logvar_limit: Some(m.logvar_limit.unwrap_or(0.0)),
             data_f16: m.series_f16,
             entropy_weight: Some(m.entropy_weight),
+            label_smoothing: Some(m.label_smoothing),
+            pi_to_decoder: Some(m.pi_to_decoder),
             ..ModelChoice::new(m.family, m.kind)
         }
     }
@@ -177,6 +196,14 @@ pub struct RunSpec {
     /// from 0 (`None`: the recipe's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entropy_warmup: Option<f32>,
+    /// Models with a Gaussian KL term: the fraction of the run over which its weight rises
+    /// from 0 (`None`: the recipe's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl_warmup: Option<f32>,
+    /// Semi-supervised models: the share of each batch's rows drawn from the labeled set
+    /// (`None`: the recipe's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labeled_share: Option<f64>,
     /// Which protocol fills in the settings left unset.
     #[serde(default = "Recipe::paper")]
     pub recipe: Recipe,
@@ -203,6 +230,8 @@ impl Default for RunSpec {
             patience: None,
             lr_schedule: None,
             entropy_warmup: None,
+            kl_warmup: None,
+            labeled_share: None,
             recipe: Recipe::Default,
             out: None,
         }
@@ -256,6 +285,15 @@ impl RunSpec {
         }
         if let Some(f) = self.entropy_warmup.filter(|f| !(f.is_finite() && (0.0..=1.0).contains(f))) {
             invalid!("--entropy-warmup must be a fraction of the run in [0, 1] (got {f})");
+        }
+        if let Some(f) = self.kl_warmup.filter(|f| !(f.is_finite() && (0.0..=1.0).contains(f))) {
+            invalid!("--kl-warmup must be a fraction of the run in [0, 1] (got {f})");
+        }
+        if let Some(r) = self.labeled_share.filter(|r| !(r.is_finite() && *r > 0.0 && *r < 1.0)) {
+            invalid!("--labeled-share must be in (0, 1) (got {r})");
+        }
+        if let Some(e) = m.label_smoothing.filter(|e| !(e.is_finite() && (0.0..1.0).contains(e))) {
+            invalid!("--label-smoothing must be in [0, 1) (got {e})");
         }
         if let Some(d) = m.dropout.filter(|d| !(*d >= 0.0 && *d < 1.0)) {
             invalid!("--dropout must be in [0, 1) (got {d})");
@@ -337,8 +375,15 @@ impl RunSpec {
             }
             None => {}
         }
+        spec.label_smoothing = m.label_smoothing.unwrap_or(match self.recipe {
+            Recipe::Default => RECIPE_LABEL_SMOOTHING,
+            Recipe::Paper => 0.0,
+        });
         if let Some(d) = m.decoder_input {
             spec.decoder_input = d;
+        }
+        if let Some(p) = m.pi_to_decoder {
+            spec.pi_to_decoder = p;
         }
         let extra = m.extra_slots.unwrap_or(0);
         if extra > 0 && !spec.sums_over_classes() {
@@ -384,6 +429,16 @@ impl RunSpec {
             Recipe::Default => RECIPE_ENTROPY_WARMUP,
             Recipe::Paper => 0.0,
         });
+        c.kl_warmup = self.kl_warmup.unwrap_or(match self.recipe {
+            Recipe::Default => RECIPE_KL_WARMUP,
+            Recipe::Paper => 0.0,
+        });
+        c.labeled_share = self.labeled_share.unwrap_or(match self.recipe {
+            Recipe::Default => RECIPE_LABELED_SHARE,
+            Recipe::Paper => crate::data::DEFAULT_LABELED_SHARE,
+        });
+        // flags that do not apply to the model (or batch) are named before anything else is checked
+        c.validate_settings()?;
         let lr = self.lr.unwrap_or(if family == Family::Rnn { 1e-3 } else { 5e-4 });
         c.optimizer = match self.optimizer {
             OptimizerKind::Rmsprop => Optimizer::rmsprop(lr),

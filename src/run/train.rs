@@ -226,20 +226,30 @@ pub fn resume<B: Backend>(be: &B, dir: &Path, changes: &ResumeChanges, obs: &mut
     execute(be, prepared, obs)
 }
 
+/// The largest semi-supervised batch whose unlabeled rows (a `share` of it labeled) fit in `n`
+/// training samples (2n for the paper's half).
+fn largest_ss_batch(n: usize, share: f64) -> usize {
+    let mut b = (n as f64 / (1.0 - share)).ceil() as usize + 1;
+    while b > 1 && b - crate::data::labeled_rows(b, share) > n {
+        b -= 1;
+    }
+    b
+}
+
 /// The batch fits the training set, and the model and data fit the machine's memory; returns
 /// whether the training set must be streamed to fit (`streamed`: it already is).
 fn check_sizes(cfg: &TrainConfig, split: &Loaded, streamed: bool) -> Result<bool> {
     let n = split.train().n();
-    // an SS batch is half labeled rows (drawn with replacement) and half a pass over the data;
-    // other batches are all one or the other
+    // an SS batch is labeled rows (drawn with replacement; half by default) and a pass over the
+    // data; other batches are all one or the other
     let unlabeled_rows =
-        if matches!(cfg.model.kind, Kind::Ss | Kind::M2 | Kind::Gmdgm) { cfg.batch_size - cfg.batch_size / 2 } else { cfg.batch_size };
+        if cfg.semi_supervised() { cfg.batch_size - crate::data::labeled_rows(cfg.batch_size, cfg.labeled_share) } else { cfg.batch_size };
     // ES batches are labeled rows drawn with replacement: any batch size works
     if unlabeled_rows > n && cfg.model.kind != Kind::Es {
         invalid!(
             "--batch-size {}: a batch would hold {unlabeled_rows} rows of the {n} training samples; use --batch-size {} or less",
             cfg.batch_size,
-            if unlabeled_rows == cfg.batch_size { n } else { 2 * n }
+            if unlabeled_rows == cfg.batch_size { n } else { largest_ss_batch(n, cfg.labeled_share) }
         );
     }
     let shard_rows = 2 * cfg.batch_size * DEFAULT_SHARD_STEPS; // two shards (double buffering)

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::backend::Backend;
-use crate::data::{BatchMode, Batcher, Dataset};
+use crate::data::{BatchMode, Batcher, Dataset, DEFAULT_LABELED_SHARE};
 use crate::error::{Error, Result};
 use crate::graph::exec::{compile, CompileOptions, Optimizer, ParamStore, Program};
 use crate::graph::LossKind;
@@ -63,14 +63,39 @@ pub struct TrainConfig {
     /// sharpening it then locks in wrong clusters (seen on small data: RESULTS.md).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub entropy_warmup: f32,
+    /// Models with a Gaussian KL term (SS, EU): its weight rises linearly from 0 to
+    /// `ModelSpec::kl_weight` over this fraction of the planned steps (0: full weight from the
+    /// first step; Bowman et al. 2016's KL annealing): early on the reconstruction shapes z
+    /// before the prior pulls it in.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kl_warmup: f32,
+    /// Semi-supervised batches (SS, M2, GM-DGM): the share of each batch's rows drawn from the
+    /// labeled set (see [`crate::data::labeled_rows`]); the paper's 1:1 is 0.5.
+    #[serde(default = "default_labeled_share", skip_serializing_if = "is_default_labeled_share")]
+    pub labeled_share: f64,
 }
 
 fn is_zero(x: &f32) -> bool {
     *x == 0.0
 }
 
-/// Steps of the entropy warm-up: the weight changes in this many increments.
+fn default_labeled_share() -> f64 {
+    DEFAULT_LABELED_SHARE
+}
+
+fn is_default_labeled_share(x: &f64) -> bool {
+    *x == DEFAULT_LABELED_SHARE
+}
+
+/// Steps of a warm-up (entropy, KL): the weight changes in this many increments.
 const WARMUP_LEVELS: u32 = 32;
+
+/// The level (0..=[`WARMUP_LEVELS`]) of a warm-up over `fraction` of `total` steps at 1-based
+/// step `step`: level k weighs the term k / WARMUP_LEVELS of its full weight.
+fn warmup_level(fraction: f32, step: u64, total: u64) -> u32 {
+    let ramp = (fraction as f64 * total as f64).max(1.0);
+    (((step as f64 / ramp) * WARMUP_LEVELS as f64).floor() as u32).min(WARMUP_LEVELS)
+}
 
 /// The learning rate over a run of `total` steps: constant (the paper's), or a cosine from the
 /// optimizer's rate down to 1/20 of it at the last step (Loshchilov and Hutter 2017, without
@@ -118,7 +143,14 @@ impl TrainConfig {
             labeled_classes: None,
             lr_schedule: LrSchedule::Constant,
             entropy_warmup: 0.0,
+            kl_warmup: 0.0,
+            labeled_share: DEFAULT_LABELED_SHARE,
         }
+    }
+
+    /// Whether the model trains on semi-supervised batches (labeled and unlabeled rows).
+    pub fn semi_supervised(&self) -> bool {
+        matches!(self.model.kind, Kind::Ss | Kind::M2 | Kind::Gmdgm)
     }
 
     pub fn validate(&self, n_train: usize) -> Result<()> {
@@ -134,12 +166,48 @@ impl TrainConfig {
         if self.eval_batch == 0 || self.metrics_every == 0 {
             return Err(Error::Invalid("eval batch and metrics interval must be at least 1".into()));
         }
-        if !(self.entropy_warmup.is_finite() && (0.0..=1.0).contains(&self.entropy_warmup)) {
-            return Err(Error::Invalid(format!("--entropy-warmup must be a fraction of the run in [0, 1] (got {})", self.entropy_warmup)));
-        }
+        self.validate_settings()?;
         if let LabelSpec::Count(n) = self.labels {
             if n > n_train {
                 return Err(Error::Invalid(format!("--labels {n} exceeds the {n_train} training samples")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The training levers (warm-ups, the labeled share) against their ranges and the model.
+    pub fn validate_settings(&self) -> Result<()> {
+        if !(self.entropy_warmup.is_finite() && (0.0..=1.0).contains(&self.entropy_warmup)) {
+            return Err(Error::Invalid(format!("--entropy-warmup must be a fraction of the run in [0, 1] (got {})", self.entropy_warmup)));
+        }
+        if !(self.kl_warmup.is_finite() && (0.0..=1.0).contains(&self.kl_warmup)) {
+            return Err(Error::Invalid(format!("--kl-warmup must be a fraction of the run in [0, 1] (got {})", self.kl_warmup)));
+        }
+        if self.kl_warmup > 0.0 && (!self.model.has_decoder() || self.model.sums_over_classes()) {
+            return Err(Error::Invalid(format!(
+                "--kl-warmup applies to the models with a Gaussian KL term (ss-*, eu-*), not {}{}",
+                self.model.name(),
+                if self.model.sums_over_classes() { " (it sums the ELBO over classes and takes no KL weight)" } else { "" }
+            )));
+        }
+        if !(self.labeled_share.is_finite() && self.labeled_share > 0.0 && self.labeled_share < 1.0) {
+            return Err(Error::Invalid(format!("--labeled-share must be in (0, 1) (got {})", self.labeled_share)));
+        }
+        if self.labeled_share != DEFAULT_LABELED_SHARE && !self.semi_supervised() {
+            return Err(Error::Invalid(format!(
+                "--labeled-share applies to the semi-supervised models (ss-*, m2-*, gmdgm-*), whose batches mix labeled and unlabeled rows; {} trains on batches that are all {}",
+                self.model.name(),
+                if self.model.kind == Kind::Es { "labeled" } else { "unlabeled" }
+            )));
+        }
+        // (a batch below 2 rows is refused by `validate` with its own message)
+        if self.semi_supervised() && self.batch_size >= 2 {
+            let l = crate::data::labeled_rows(self.batch_size, self.labeled_share);
+            if l == 0 || l == self.batch_size {
+                return Err(Error::Invalid(format!(
+                    "--labeled-share {} of --batch-size {} gives {l} labeled rows: a batch needs at least one labeled and one unlabeled row",
+                    self.labeled_share, self.batch_size
+                )));
             }
         }
         Ok(())
@@ -222,6 +290,11 @@ pub struct Trainer<B: Backend> {
     stream: Option<stream::Streamer>,
     /// The entropy warm-up's level the program was last set to (`None`: not set yet).
     entropy_level: Option<u32>,
+    /// The KL warm-up's level the program was last set to (`None`: not set yet).
+    kl_level: Option<u32>,
+    /// The KL term's factor (the warm-up's) summed over the steps of the current loss window,
+    /// to report the KL itself (see [`Trainer::take_losses`]).
+    window_kl_factor: f64,
 }
 
 /// How a streamed trainer gets its rows: the source (whose rows are the training samples of
@@ -349,7 +422,7 @@ impl<B: Backend> Trainer<B> {
             Kind::Es => BatchMode::Supervised,
             Kind::Eu => BatchMode::Unsupervised,
         };
-        let batcher = Batcher::new(mode, &train.labels_u8(), &labeled, cfg.batch_size, cfg.seed)?;
+        let batcher = Batcher::with_labeled_share(mode, &train.labels_u8(), &labeled, cfg.batch_size, cfg.labeled_share, cfg.seed)?;
         let stream = match stream {
             Some(s) => Some(stream::Streamer::new(s.source, s.shard_steps, &batcher, cfg.model.series_f16)?),
             None => None,
@@ -373,6 +446,8 @@ impl<B: Backend> Trainer<B> {
             factor_labels,
             stream,
             entropy_level: None,
+            kl_level: None,
+            window_kl_factor: 0.0,
         })
     }
 
@@ -411,6 +486,7 @@ impl<B: Backend> Trainer<B> {
         self.window_start = steps;
         self.epochs_done = epochs;
         self.entropy_level = None;
+        self.kl_level = None;
     }
 
     /// One training step (returns once submitted).
@@ -452,24 +528,34 @@ impl<B: Backend> Trainer<B> {
             hyper[0] *= self.cfg.lr_schedule.factor(self.step, total);
             be.write_f32(&self.store.hyper, &hyper)?;
         }
-        self.warm_up_entropy(be)?;
+        self.warm_up(be)?;
         self.program.run(be)?;
         self.window_steps += 1;
         Ok(())
     }
 
-    /// Sets the entropy term's weight for the current step (see [`TrainConfig::entropy_warmup`]).
-    fn warm_up_entropy(&mut self, be: &B) -> Result<()> {
-        if self.cfg.entropy_warmup <= 0.0 || self.cfg.model.entropy_weight <= 0.0 {
-            return Ok(());
+    /// Sets the weights of the terms that warm up for the current step (see
+    /// [`TrainConfig::entropy_warmup`] and [`TrainConfig::kl_warmup`]): a launch is prepared
+    /// again only when a term's level changes.
+    fn warm_up(&mut self, be: &B) -> Result<()> {
+        let total = (self.cfg.epochs * self.steps_per_epoch()) as u64;
+        if self.cfg.entropy_warmup > 0.0 && self.cfg.model.entropy_weight > 0.0 {
+            let level = warmup_level(self.cfg.entropy_warmup, self.step, total);
+            if self.entropy_level != Some(level) {
+                self.program.set_loss_factor(be, LossKind::Entropy, level as f32 / WARMUP_LEVELS as f32)?;
+                self.entropy_level = Some(level);
+            }
         }
-        let total = (self.cfg.epochs * self.steps_per_epoch()) as f64;
-        let ramp = (self.cfg.entropy_warmup as f64 * total).max(1.0);
-        // level k of WARMUP_LEVELS: the weight is k / WARMUP_LEVELS of the full one
-        let level = (((self.step as f64 / ramp) * WARMUP_LEVELS as f64).floor() as u32).min(WARMUP_LEVELS);
-        if self.entropy_level != Some(level) {
-            self.program.set_loss_factor(be, LossKind::Entropy, level as f32 / WARMUP_LEVELS as f32)?;
-            self.entropy_level = Some(level);
+        if self.cfg.kl_warmup > 0.0 {
+            let level = warmup_level(self.cfg.kl_warmup, self.step, total);
+            let factor = level as f32 / WARMUP_LEVELS as f32;
+            if self.kl_level != Some(level) {
+                if !self.program.set_loss_factor(be, LossKind::Kl, factor)? {
+                    return Err(Error::Invalid(format!("--kl-warmup: model {} has no KL term to warm up", self.cfg.model.name())));
+                }
+                self.kl_level = Some(level);
+            }
+            self.window_kl_factor += factor as f64;
         }
         Ok(())
     }
@@ -481,6 +567,9 @@ impl<B: Backend> Trainer<B> {
         let (from, to) = (self.window_start + 1, self.step);
         self.window_start = self.step;
         self.window_steps = 0;
+        // with a KL warm-up the term was weighed by its factor at each step: undo their mean (a
+        // window spent entirely at factor 0 measured no KL)
+        let kl_factor = if self.cfg.kl_warmup > 0.0 { std::mem::take(&mut self.window_kl_factor) / steps } else { 1.0 };
         let mut l = Losses::default();
         for (term, &s) in self.program.losses.iter().zip(&sums) {
             if !s.is_finite() {
@@ -492,7 +581,8 @@ impl<B: Backend> Trainer<B> {
                 // per-row losses were scaled by 1/rows (x 1/features under mean normalisation),
                 // so the batch sum is already the per-sample value being optimised
                 LossKind::Rec => l.rec = Some(per_batch),
-                LossKind::Kl => l.kl = Some(per_batch / unweight(self.cfg.model.kl_weight)),
+                LossKind::Kl if kl_factor > 0.0 => l.kl = Some(per_batch / unweight(self.cfg.model.kl_weight) / kl_factor),
+                LossKind::Kl => {}
                 // normalised by labeled count in the kernel; undo alpha. Multi-factor models:
                 // the sum of the heads' CEs
                 LossKind::Ce { .. } => *l.ce.get_or_insert(0.0) += per_batch / (term.scale as f64).max(f64::MIN_POSITIVE),
@@ -583,7 +673,27 @@ pub fn load_weights_into<B: Backend>(be: &B, store: &ParamStore<B>, w: &checkpoi
 
 #[cfg(test)]
 mod tests {
-    use super::LrSchedule;
+    use super::{warmup_level, LrSchedule, WARMUP_LEVELS};
+
+    #[test]
+    fn warmup_rises_in_levels_over_its_fraction_of_the_run() {
+        // a quarter of 1024 steps: 256 / 32 = 8 steps a level, full from step 256 on
+        let level = |t| warmup_level(0.25, t, 1024);
+        assert_eq!(level(1), 0);
+        assert_eq!(level(7), 0);
+        assert_eq!(level(8), 1);
+        assert_eq!(level(128), WARMUP_LEVELS / 2);
+        assert_eq!(level(255), WARMUP_LEVELS - 1);
+        assert_eq!(level(256), WARMUP_LEVELS);
+        assert_eq!(level(5000), WARMUP_LEVELS, "past the ramp (a resumed run with more epochs) it stays full");
+        let level = |t| warmup_level(0.3, t, 1000);
+        assert!((1..1000).all(|t| level(t + 1) >= level(t)), "the weight never falls");
+        assert_eq!((level(299), level(301)), (WARMUP_LEVELS - 1, WARMUP_LEVELS));
+        // a ramp shorter than a step is full from the first step
+        assert_eq!(warmup_level(1e-6, 1, 1000), WARMUP_LEVELS);
+        // ramp of 2 steps: half weight at step 1
+        assert_eq!(warmup_level(0.125, 1, 16), WARMUP_LEVELS / 2);
+    }
 
     #[test]
     fn cosine_schedule_starts_at_the_rate_and_ends_at_its_floor() {

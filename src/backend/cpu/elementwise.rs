@@ -77,6 +77,17 @@ pub fn label_mix(rows: usize, classes: usize, pi: &[f32], labels: &[u32], out: &
     }
 }
 
+/// y[r] = one_hot(argmax x[r]), the first of equal maxima (a NaN never wins a comparison).
+pub fn one_hot_argmax(rows: usize, classes: usize, x: &[f32], y: &mut [f32]) {
+    for r in 0..rows {
+        let row = &x[r * classes..(r + 1) * classes];
+        let best = (1..classes).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+        for (j, v) in y[r * classes..(r + 1) * classes].iter_mut().enumerate() {
+            *v = if j == best { 1.0 } else { 0.0 };
+        }
+    }
+}
+
 /// dpi[r] = 0 for labeled rows, else dout[r].
 pub fn label_mix_backward(rows: usize, classes: usize, dout: &[f32], labels: &[u32], dpi: &mut [f32]) {
     for r in 0..rows {

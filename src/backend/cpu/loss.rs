@@ -80,7 +80,22 @@ pub fn kl_normal(rows: usize, cols: usize, scale: f32, mu: &[f32], lv: &[f32], l
 /// Softmax cross-entropy on labeled rows only, divided by the number of labeled rows.
 /// A label outside 0..classes (e.g. `UNLABELED`) marks the row unlabeled: its loss and
 /// gradient are exactly zero. With no labeled row everything is zero.
-pub fn softmax_ce(rows: usize, classes: usize, scale: f32, logits: &[f32], labels: &[u32], loss: &mut [f32], dl: &mut [f32]) {
+///
+/// Label smoothing E (`smoothing`): the target t is (1 - E) one-hot(y) + E / K, the loss
+/// -sum_j t_j log p_j = lse - (1 - E) l_y - (E / K) sum_j l_j and its gradient p - t (which
+/// still sums to zero over the row). E = 0 computes exactly what the one-hot form did: lse - l_y
+/// and p - one-hot, the same operations in the same order.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_ce(
+    rows: usize,
+    classes: usize,
+    scale: f32,
+    smoothing: f32,
+    logits: &[f32],
+    labels: &[u32],
+    loss: &mut [f32],
+    dl: &mut [f32],
+) {
     let _ = UNLABELED;
     let labeled = labels[..rows].iter().filter(|&&y| (y as usize) < classes).count();
     let w = if labeled > 0 { scale / labeled as f32 } else { 0.0 };
@@ -96,10 +111,21 @@ pub fn softmax_ce(rows: usize, classes: usize, scale: f32, logits: &[f32], label
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
         let lse = max + sum.ln();
-        loss[r] = w * (lse - row[y]);
-        for (j, i) in s.enumerate() {
-            let p = (logits[i] - lse).exp();
-            dl[i] = w * (p - if j == y { 1.0 } else { 0.0 });
+        if smoothing > 0.0 {
+            // t_j = on [j == y] + off
+            let (on, off) = (1.0 - smoothing, smoothing / classes as f32);
+            let total: f32 = row.iter().sum();
+            loss[r] = w * (lse - on * row[y] - off * total);
+            for (j, i) in s.enumerate() {
+                let p = (logits[i] - lse).exp();
+                dl[i] = w * (p - (if j == y { on } else { 0.0 } + off));
+            }
+        } else {
+            loss[r] = w * (lse - row[y]);
+            for (j, i) in s.enumerate() {
+                let p = (logits[i] - lse).exp();
+                dl[i] = w * (p - if j == y { 1.0 } else { 0.0 });
+            }
         }
     }
 }

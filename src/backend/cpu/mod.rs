@@ -299,6 +299,10 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; out);
             elementwise::label_mix(rows, classes, fs(ins[0]), ins[1], out);
         }
+        Op::OneHotArgmax { rows, classes } => {
+            outs!(outs; y);
+            elementwise::one_hot_argmax(rows, classes, fs(ins[0]), y);
+        }
         Op::LabelMixBackward { rows, classes } => {
             outs!(outs; out);
             elementwise::label_mix_backward(rows, classes, fs(ins[0]), ins[1], out);
@@ -344,9 +348,9 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; l, dmu, dlv);
             loss::kl_normal(rows, cols, scale, fs(ins[0]), fs(ins[1]), l, dmu, dlv);
         }
-        Op::SoftmaxCe { rows, classes, scale } => {
+        Op::SoftmaxCe { rows, classes, scale, smoothing } => {
             outs!(outs; l, d);
-            loss::softmax_ce(rows, classes, scale, fs(ins[0]), ins[1], l, d);
+            loss::softmax_ce(rows, classes, scale, smoothing, fs(ins[0]), ins[1], l, d);
         }
         Op::RepeatRows { rows, cols, copies } => {
             outs!(outs; out);

@@ -1,12 +1,13 @@
 //! Elementwise kernels (shaders/elementwise.wgsl; CPU twin: cpu/elementwise.rs): activations
 //! and their backward, add, mul, scale, axpy, fill, concat / split along the feature axis, the
-//! label mix of the mixture models and the split-K slice sum. One invocation per element.
+//! label mix of the mixture models, the one-hot of a row's argmax (straight-through pi) and the
+//! split-K slice sum. One invocation per element.
 
 use super::gemm::GemmTiles;
 use super::{f, u, Access::*, Act, Grid, KernelFamily, KernelSpec, Op, Slot};
 
 params! {
-    /// The parameter block of elementwise.wgsl. `label_mix*` read the class count from
+    /// The parameter block of elementwise.wgsl. `label_mix*` and `one_hot_argmax` read the class count from
     /// `cols_a`; `sum_slices` reads the slice count from `cols_a` and `accumulate` (0 or 1)
     /// from `cols_b`.
     pub struct ElementwiseParams { n: u32, rows: u32, cols_a: u32, cols_b: u32, alpha: f32 }
@@ -28,6 +29,7 @@ impl KernelFamily for Elementwise {
             Op::SplitCols { .. } => "split_cols",
             Op::LabelMix { .. } => "label_mix",
             Op::LabelMixBackward { .. } => "label_mix_backward",
+            Op::OneHotArgmax { .. } => "one_hot_argmax",
             Op::SumSlices { .. } => "sum_slices",
             _ => unreachable!("not an elementwise op"),
         }
@@ -51,6 +53,7 @@ impl KernelFamily for Elementwise {
             Op::LabelMixBackward { rows, classes } => {
                 vec![f("dout", rows * classes, Read), u("labels", rows, Read), f("dpi", rows * classes, Write)]
             }
+            Op::OneHotArgmax { rows, classes } => vec![f("x", rows * classes, Read), f("y", rows * classes, Write)],
             Op::SumSlices { n, slices, accumulate } => {
                 vec![f("part", slices * n, Read), f("out", n, if accumulate { ReadWrite } else { Write })]
             }
@@ -70,7 +73,9 @@ impl KernelFamily for Elementwise {
             Op::ConcatCols { rows, cols_a, cols_b } | Op::SplitCols { rows, cols_a, cols_b } => {
                 vec![("rows", rows), ("cols_a", cols_a), ("cols_b", cols_b)]
             }
-            Op::LabelMix { rows, classes } | Op::LabelMixBackward { rows, classes } => vec![("rows", rows), ("classes", classes)],
+            Op::LabelMix { rows, classes } | Op::LabelMixBackward { rows, classes } | Op::OneHotArgmax { rows, classes } => {
+                vec![("rows", rows), ("classes", classes)]
+            }
             Op::SumSlices { n, slices, .. } => vec![("n", n), ("slices", slices)],
             _ => unreachable!("not an elementwise op"),
         }
@@ -91,7 +96,7 @@ impl KernelFamily for Elementwise {
                 ElementwiseParams { rows: u(rows), cols_a: u(cols_a), cols_b: u(cols_b), ..Default::default() },
                 flat(rows * (cols_a + cols_b)),
             ),
-            Op::LabelMix { rows, classes } | Op::LabelMixBackward { rows, classes } => {
+            Op::LabelMix { rows, classes } | Op::LabelMixBackward { rows, classes } | Op::OneHotArgmax { rows, classes } => {
                 (ElementwiseParams { n: u(rows * classes), rows: u(rows), cols_a: u(classes), ..Default::default() }, flat(rows * classes))
             }
             Op::SumSlices { n, slices, accumulate } => {

@@ -163,6 +163,12 @@ pub enum Op {
         rows: usize,
         classes: usize,
     },
+    /// y[r] = one_hot(argmax x[r]) (the first of equal maxima): the forward of the
+    /// straight-through estimator, whose backward is the identity (no kernel).
+    OneHotArgmax {
+        rows: usize,
+        classes: usize,
+    },
     // reduce.wgsl
     ColSum {
         rows: usize,
@@ -213,10 +219,12 @@ pub enum Op {
         cols: usize,
         scale: f32,
     },
+    /// Label smoothing `smoothing` (E): the target is (1 - E) one-hot(y) + E / classes.
     SoftmaxCe {
         rows: usize,
         classes: usize,
         scale: f32,
+        smoothing: f32,
     },
     // mixture.wgsl: sums over a discrete latent y (M2, GM-DGM). A batch is expanded to one row
     // per (sample, class) and the per-row losses are weighted by q(y|x) (see graph::mixture).
@@ -467,6 +475,7 @@ impl Op {
             | Op::SplitCols { .. }
             | Op::LabelMix { .. }
             | Op::LabelMixBackward { .. }
+            | Op::OneHotArgmax { .. }
             | Op::SumSlices { .. } => &elementwise::Elementwise,
             Op::GatherRowsU8 { .. } | Op::GatherRowsF32 { .. } | Op::GatherRowsF16 { .. } => &gather::Gather,
             Op::ColSum { .. } | Op::SoftmaxRows { .. } | Op::SoftmaxBackward { .. } | Op::MeanVar { .. } => &reduce::Reduce,

@@ -1,0 +1,110 @@
+//! The training levers of issue 16 at the trainer level (CPU backend, the built-in glyphs): the
+//! KL warm-up weighs the KL term by its level (level 0 trains exactly as a model without the
+//! term, level 16 of 32 exactly as one with half the KL weight, and the reported KL is the
+//! unweighted one), and the labeled share sets how many rows of a batch are labeled and so the
+//! length of an epoch. Label smoothing is checked at the kernel (tests/kernels_loss.rs,
+//! tests/gradcheck.rs) and model level (tests/model_gradcheck.rs); resuming with the levers in
+//! tests/run_api.rs; the flags' errors in tests/cli.rs and tests/bad_input.rs.
+mod common;
+
+use ssvae::backend::cpu::CpuBackend;
+use ssvae::data::{label_subset, Split};
+use ssvae::model::{Kind, ModelSpec};
+use ssvae::train::{LabelSpec, Losses, TrainConfig, Trainer};
+
+type Params = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+/// 256 training glyphs: with batches of 32 an epoch is 16 steps (SS: 16 unlabeled rows a
+/// step) or 8 (EU).
+fn data() -> (Split, Vec<usize>) {
+    let split = ssvae::data::synthetic(256, 10, 4);
+    let labeled = label_subset(&split.train.labels, 10, 20, 3).unwrap();
+    (split, labeled)
+}
+
+fn cfg(kind: Kind, split: &Split) -> TrainConfig {
+    let mut spec = ModelSpec::dense(kind, split.train.dim(), split.train.classes);
+    spec.hidden = vec![32, 16];
+    let mut c = TrainConfig::new(spec, "synthetic");
+    c.batch_size = 32;
+    c.labels = LabelSpec::Count(20);
+    c.seed = 3;
+    // 64 steps: a warm-up over the whole run spends its first 2 steps at level 0 of 32
+    c.epochs = if kind == Kind::Eu { 8 } else { 4 };
+    c
+}
+
+/// The parameters and the reported losses after `steps` steps.
+fn train(c: TrainConfig, split: &Split, labeled: &[usize], steps: usize) -> (Params, Losses) {
+    let be = CpuBackend::new();
+    let mut t = Trainer::new(&be, c, &split.train, None, labeled.to_vec()).unwrap();
+    assert_eq!(t.steps_per_epoch() * t.cfg.epochs, 64);
+    for _ in 0..steps {
+        t.step(&be).unwrap();
+    }
+    let l = t.take_losses(&be).unwrap();
+    (t.store.read(&be).unwrap(), l)
+}
+
+#[test]
+fn kl_warmup_weighs_the_kl_term_by_its_level() {
+    let (split, labeled) = data();
+    for kind in [Kind::Ss, Kind::Eu] {
+        let labeled = if kind == Kind::Eu { vec![] } else { labeled.clone() };
+        let base = cfg(kind, &split);
+        let (plain, l_plain) = train(base.clone(), &split, &labeled, 1);
+        // a warm-up over the whole run starts at level 0: the first step is the model's without KL
+        let (warm, l_warm) = train(TrainConfig { kl_warmup: 1.0, ..base.clone() }, &split, &labeled, 1);
+        let mut no_kl = base.clone();
+        no_kl.model.kl_weight = 0.0;
+        let (without, _) = train(no_kl, &split, &labeled, 1);
+        assert!(warm == without, "{kind:?}: level 0 does not train as the model without the KL term");
+        assert!(warm != plain, "{kind:?}: the KL term moves no weight, so the comparison above cannot fail");
+        assert_eq!(l_warm.kl, None, "{kind:?}: a window spent at factor 0 measures no KL");
+        // a warm-up over 1/32 of the 64 steps (a ramp of 2): half the weight at the first step
+        let (half, l_half) = train(TrainConfig { kl_warmup: 0.03125, ..base.clone() }, &split, &labeled, 1);
+        let mut half_kl = base.clone();
+        half_kl.model.kl_weight = 0.5;
+        let (weighted, l_weighted) = train(half_kl.clone(), &split, &labeled, 1);
+        assert!(half == weighted, "{kind:?}: level 16 of 32 does not train as kl_weight 0.5");
+        // the KL reported is the KL itself: the first step's forward pass sees the same weights
+        let (kp, kh, kw) = (l_plain.kl.unwrap(), l_half.kl.unwrap(), l_weighted.kl.unwrap());
+        assert!((kh - kp).abs() <= 1e-9 * kp.abs() && (kw - kp).abs() <= 1e-9 * kp.abs(), "{kind:?}: KL {kh} / {kw} vs {kp}");
+        // after the ramp the weight is full: steps 2 and 3 of the warm-up train exactly as the
+        // model with the full KL weight continuing from that first half-weight step
+        let (ramped, l_ramped) = train(TrainConfig { kl_warmup: 0.03125, ..base.clone() }, &split, &labeled, 3);
+        let be = CpuBackend::new();
+        let mut a = Trainer::new(&be, half_kl, &split.train, None, labeled.clone()).unwrap();
+        a.step(&be).unwrap();
+        let mut b = Trainer::new(&be, base.clone(), &split.train, None, labeled.clone()).unwrap();
+        b.load_weights(&be, &a.weights(&be).unwrap(), std::path::Path::new("after step 1")).unwrap();
+        b.continue_from(1, 0);
+        b.step(&be).unwrap();
+        b.step(&be).unwrap();
+        assert!(ramped == b.store.read(&be).unwrap(), "{kind:?}: the KL weight is not full after the warm-up");
+        assert!(l_ramped.kl.is_some_and(f64::is_finite), "{kind:?}: {l_ramped:?}");
+    }
+}
+
+#[test]
+fn labeled_share_sets_the_labeled_rows_and_the_epoch() {
+    let (split, labeled) = data();
+    let be = CpuBackend::new();
+    let base = cfg(Kind::Ss, &split);
+    // a quarter of 32 rows labeled: 24 unlabeled rows a step, ceil(256 / 24) = 11 steps an epoch
+    let t = Trainer::new(&be, TrainConfig { labeled_share: 0.25, ..base.clone() }, &split.train, None, labeled.clone()).unwrap();
+    assert_eq!(t.steps_per_epoch(), 11);
+    // the paper's half is the default and trains exactly as before the flag existed (the
+    // batcher's rows: tests/data.rs)
+    assert_eq!(base.labeled_share, 0.5);
+    let (a, _) = train(base.clone(), &split, &labeled, 3);
+    let (b, _) = train(TrainConfig { labeled_share: 0.5, ..base.clone() }, &split, &labeled, 3);
+    assert!(a == b);
+    let e = |c: TrainConfig, labeled: Vec<usize>| Trainer::new(&be, c, &split.train, None, labeled).err().expect("refused").to_string();
+    let msg = e(TrainConfig { labeled_share: 0.01, ..base.clone() }, labeled.clone());
+    assert!(msg.contains("--labeled-share 0.01 of --batch-size 32 gives 0 labeled rows"), "{msg}");
+    let msg = e(TrainConfig { labeled_share: 0.25, ..cfg(Kind::Es, &split) }, labeled.clone());
+    assert!(msg.contains("--labeled-share applies to the semi-supervised models") && msg.contains("es-dense"), "{msg}");
+    let msg = e(TrainConfig { kl_warmup: 0.3, ..cfg(Kind::Es, &split) }, labeled.clone());
+    assert!(msg.contains("--kl-warmup applies to the models with a Gaussian KL term") && msg.contains("es-dense"), "{msg}");
+}
