@@ -442,7 +442,7 @@ struct Args {
     min_seconds: f64,
     warmup: usize,
     check: Option<usize>,
-    sync_every_step: bool,
+    read_every: usize,
 }
 
 fn parse_list(s: &str) -> Vec<usize> {
@@ -457,7 +457,8 @@ const HELP: &str = "ssvae-burn-bench: ssvae's SS_D / SS_CNN training step in Bur
   --hidden-sizes 1024          dense only, at batch 128 (default 1024; the CNN's dense width is 512)
   --min-seconds 6              minimum timed seconds per case (default 3)
   --warmup 3                   untimed steps first (default 3)
-  --sync-every-step            read the loss back after every step (default: every 100 steps)
+  --read-every K               read the loss back every K steps (default 100, as the training loops)
+  --sync-every-step            the same as --read-every 1
   --check [N]                  train N steps (default 50) at the first batch size, print the
                                mean losses of every 10 steps and the parameter count, no timing";
 
@@ -470,7 +471,7 @@ fn args() -> Args {
         min_seconds: 3.0,
         warmup: 3,
         check: None,
-        sync_every_step: false,
+        read_every: 100,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -483,8 +484,9 @@ fn args() -> Args {
             "--hidden-sizes" => a.hiddens = parse_list(&val(i)),
             "--min-seconds" => a.min_seconds = val(i).parse().unwrap_or_else(|_| die("--min-seconds: a number")),
             "--warmup" => a.warmup = val(i).parse().unwrap_or_else(|_| die("--warmup: a number")),
+            "--read-every" => a.read_every = val(i).parse().ok().filter(|&k| k > 0).unwrap_or_else(|| die("--read-every: a number >= 1")),
             "--sync-every-step" => {
-                a.sync_every_step = true;
+                a.read_every = 1;
                 i -= 1;
             }
             "--check" => match argv.get(i + 1).and_then(|v| v.parse().ok()) {
@@ -555,16 +557,24 @@ fn main() {
         device.sync().unwrap_or_else(|e| die(&format!("sync: {e:?}")));
         let start = Instant::now();
         let mut steps = 0usize;
-        let mut last = 0.0f32;
+        let mut last = None;
+        let mut loss = None;
         while steps == 0 || start.elapsed().as_secs_f64() < a.min_seconds {
             let l = t.step();
             steps += 1;
-            if a.sync_every_step || steps % 100 == 0 {
-                last = scalar(l.total); // as the training loop reads losses back
+            if steps % a.read_every == 0 {
+                last = Some(scalar(l.total.clone())); // as the training loop reads losses back
             }
+            loss = Some(l.total);
         }
+        let loop_s = start.elapsed().as_secs_f64();
         device.sync().unwrap_or_else(|e| die(&format!("sync: {e:?}")));
         let secs = start.elapsed().as_secs_f64();
+        // evidence that the sync waited for the work: reading the last loss back afterwards
+        // should take no time
+        let t_read = Instant::now();
+        let final_loss = loss.map(scalar);
+        let read_after_sync_ms = t_read.elapsed().as_secs_f64() * 1e3;
         let pool = device.memory_pool_usage();
         let r = serde_json::json!({
             "bench": "train",
@@ -579,10 +589,13 @@ fn main() {
             "steps": steps,
             "ms_per_step": secs * 1e3 / steps as f64,
             "samples_per_s": (steps * batch) as f64 / secs,
-            "sync": if a.sync_every_step { "loss read back every step" } else { "loss read back every 100 steps, device sync at the end" },
+            "sync": format!("loss read back every {} steps, device sync at the end", a.read_every),
+            "final_sync_ms": (secs - loop_s) * 1e3,
+            "read_after_sync_ms": read_after_sync_ms,
             "peak_rss_mib": peak_rss_mib(),
             "pool_reserved_mib": pool.as_ref().map(|p| p.bytes_reserved as f64 / 1048576.0),
-            "last_loss": if last == 0.0 { None } else { Some(last) },
+            "last_read_loss": last,
+            "final_loss": final_loss,
         });
         println!("{r}");
     }
