@@ -165,9 +165,14 @@ def test_training_releases_the_gil():
     assert ticks > 10_000, ticks
 
 
-def test_keyboard_interrupt_stops_training_with_a_checkpoint():
+def test_keyboard_interrupt_stops_training_with_a_checkpoint(request):
     import _thread
+    import signal
 
+    # interrupt_main() does nothing where SIGINT is ignored, as in a job started in the
+    # background by a non-interactive shell: Python's own handler for this test, then the old one
+    prev = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, prev))
     X, _, y_semi = blobs()
 
     def interrupt(event, info):
