@@ -24,6 +24,7 @@ CNN_GPU_BATCH=${CNN_GPU_BATCH:-8}  # lavapipe runs SS_CNN at ~2-3 GFLOP/s: batch
 # Burn's ndarray SS_CNN step at batch 128 takes tens of seconds (its transposed convolution is a
 # direct loop): one warm-up step for that case, and the timed loop then runs one or two steps
 WARMUP_NDARRAY_CNN=${WARMUP_NDARRAY_CNN:-1}
+BURN_CPU_BACKENDS=${BURN_CPU_BACKENDS:-ndarray flex}  # e.g. "flex" for a build with --features x86-v4
 LOAD_MAX=${LOAD_MAX:-1.3}
 LOAD_WAIT_S=${LOAD_WAIT_S:-720}
 OUT=${OUT:-benches/burn/results/$(date +%Y%m%d-%H%M%S)}
@@ -78,6 +79,8 @@ burn_w1=("$BURN" --warmup "$WARMUP_NDARRAY_CNN" --min-seconds "$MIN_SECONDS")
 ssvae_untuned=("${ssvae[@]}" --no-tuning)
 ssvae_tuned=(env SSVAE_TUNING_FILE="$OUT/ssvae-gemm-tuning.json" "${ssvae[@]}")
 
+# CPU only, Burn built with its AVX-512 matmul:
+#   ONLY=cpu BURN_CPU_BACKENDS=flex BURN=/work/target-burn/ssvae-burn-bench.x86v4 benches/burn/run.sh
 # Smoke test: NO_QUIET=1 LOAD_WAIT_S=0 PREWARM=0 ONLY='cpu ss-dense' ROUNDS=1 MIN_SECONDS=1 benches/burn/run.sh
 
 if [ -n "${TUNING:-}" ]; then
@@ -106,11 +109,17 @@ echo "start: load $(cat /proc/loadavg) after waiting $waited s" | tee "$OUT/load
 
 for r in $(seq 1 "$ROUNDS"); do
 	case_run "$r" "cpu ss-dense" default "${ssvae[@]}" --model ss-dense --backend cpu --batch-sizes 128 --hidden-sizes 1024
-	case_run "$r" "cpu ss-dense" default "${burn[@]}" --model ss-dense --backend ndarray --batch-sizes 128 --hidden-sizes 1024
-	case_run "$r" "cpu ss-dense" default "${burn[@]}" --model ss-dense --backend flex --batch-sizes 128 --hidden-sizes 1024
+	for be in $BURN_CPU_BACKENDS; do
+		case_run "$r" "cpu ss-dense" default "${burn[@]}" --model ss-dense --backend "$be" --batch-sizes 128 --hidden-sizes 1024
+	done
 	case_run "$r" "cpu ss-cnn" default "${ssvae[@]}" --model ss-cnn --backend cpu --batch-sizes 128
-	case_run "$r" "cpu ss-cnn" "warmup $WARMUP_NDARRAY_CNN" "${burn_w1[@]}" --model ss-cnn --backend ndarray --batch-sizes 128
-	case_run "$r" "cpu ss-cnn" default "${burn[@]}" --model ss-cnn --backend flex --batch-sizes 128
+	for be in $BURN_CPU_BACKENDS; do
+		if [ "$be" = ndarray ]; then
+			case_run "$r" "cpu ss-cnn" "warmup $WARMUP_NDARRAY_CNN" "${burn_w1[@]}" --model ss-cnn --backend ndarray --batch-sizes 128
+		else
+			case_run "$r" "cpu ss-cnn" default "${burn[@]}" --model ss-cnn --backend "$be" --batch-sizes 128
+		fi
+	done
 	case_run "$r" "lavapipe ss-dense" untuned "${ssvae_untuned[@]}" --model ss-dense --backend vulkan --batch-sizes 128 --hidden-sizes 1024
 	case_run "$r" "lavapipe ss-dense" tuned "${ssvae_tuned[@]}" --model ss-dense --backend vulkan --batch-sizes 128 --hidden-sizes 1024
 	case_run "$r" "lavapipe ss-dense" autotuned "${burn[@]}" --model ss-dense --backend wgpu --batch-sizes 128 --hidden-sizes 1024
