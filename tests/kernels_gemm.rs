@@ -72,7 +72,9 @@ fn gemm_every_tile_configuration_matches_cpu() {
         return;
     }
     let cpu = CpuBackend::new();
-    for tiles in [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: false, wide: false }] {
+    for tiles in
+        [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: false, wide: false, direct: false }]
+    {
         let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), ..Default::default() }).unwrap();
         for &(m, n, k) in &[(1, 1, 1), (65, 67, 33), (130, 70, 257)] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
@@ -141,10 +143,10 @@ fn gemm_vec4_kernel_matches_cpu() {
     for tiles in [
         GemmTiles::LARGE,
         GemmTiles::SMALL,
-        GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: true, wide: false },
-        GemmTiles { threads_m: 16, threads_n: 8, tile_k: 32, vec4: true, wide: false },
-        GemmTiles { threads_m: 8, threads_n: 16, tile_k: 16, vec4: true, wide: true },
-        GemmTiles { threads_m: 4, threads_n: 4, tile_k: 8, vec4: true, wide: true },
+        GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: true, wide: false, direct: false },
+        GemmTiles { threads_m: 16, threads_n: 8, tile_k: 32, vec4: true, wide: false, direct: false },
+        GemmTiles { threads_m: 8, threads_n: 16, tile_k: 16, vec4: true, wide: true, direct: false },
+        GemmTiles { threads_m: 4, threads_n: 4, tile_k: 8, vec4: true, wide: true, direct: false },
     ] {
         let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), no_tuning: true, ..Default::default() }).unwrap();
         for (s, &(m, n, k)) in shapes.iter().enumerate() {
@@ -155,6 +157,49 @@ fn gemm_vec4_kernel_matches_cpu() {
                     let file = ssvae::backend::gpu::kernels::spec(&ssvae::backend::Op::Gemm(g), Some(tiles)).file;
                     assert_eq!(file == "gemm_vec4.wgsl", ssvae::backend::gpu::kernels::vec4_fits(&g), "{g:?}: {file}");
                     check(&gpu, &cpu, g, 20 + s as u64);
+                }
+            }
+        }
+    }
+}
+
+/// The unstaged kernel (gemm_direct.wgsl, chosen only by a tuning file): the vec4 kernel's
+/// shapes and epilogues, both register blocks, several thread shapes, a K that is not a
+/// multiple of 4 where that is allowed (A transposed, B not), outputs smaller than a
+/// workgroup and not a multiple of it; the spec must pick the file exactly when the vec4
+/// preconditions hold, else the scalar kernel.
+#[test]
+fn gemm_direct_kernel_matches_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let cpu = CpuBackend::new();
+    let shapes = [
+        (4usize, 4usize, 4usize),
+        (1, 4, 8),
+        (4, 8, 4),
+        (12, 20, 28),
+        (68, 132, 36),
+        (132, 68, 260),
+        (136, 200, 44),
+        (8, 12, 7),
+        (20, 36, 13),
+    ];
+    for tiles in [
+        GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true, wide: false, direct: true },
+        GemmTiles { threads_m: 8, threads_n: 16, tile_k: 16, vec4: true, wide: true, direct: true },
+        GemmTiles { threads_m: 4, threads_n: 4, tile_k: 16, vec4: true, wide: true, direct: true },
+        GemmTiles { threads_m: 16, threads_n: 8, tile_k: 16, vec4: true, wide: false, direct: true },
+    ] {
+        let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), no_tuning: true, ..Default::default() }).unwrap();
+        for (s, &(m, n, k)) in shapes.iter().enumerate() {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let g = Gemm::new(m, n, k).trans(ta, tb);
+                for g in [g, g.bias(Act::Sigmoid).scaled(0.5, 0.75)] {
+                    let file = ssvae::backend::gpu::kernels::spec(&ssvae::backend::Op::Gemm(g), Some(tiles)).file;
+                    let fits = ssvae::backend::gpu::kernels::vec4_fits(&g);
+                    assert_eq!(file, if fits { "gemm_direct.wgsl" } else { "gemm.wgsl" }, "{g:?}");
+                    check(&gpu, &cpu, g, 40 + s as u64);
                 }
             }
         }

@@ -237,6 +237,7 @@ fn every_entry_point_matches_its_slots_and_params() {
     let mut launches: Vec<(Op, KernelSpec)> = every_op().into_iter().map(|op| (op.clone(), spec(&op, None))).collect();
     let gemm = Op::Gemm(Gemm::new(4, 8, 4).bias(Act::Relu));
     launches.push((gemm.clone(), spec(&gemm, Some(GemmTiles { vec4: false, ..GemmTiles::SMALL }))));
+    launches.push((gemm.clone(), spec(&gemm, Some(GemmTiles { direct: true, ..GemmTiles::SMALL }))));
     let mut errors = Vec::new();
     let mut entries_seen = std::collections::HashSet::new();
     for (op, s) in &launches {

@@ -284,12 +284,12 @@ fn tune_gemm(a: TuneBench) -> Result<()> {
     println!("\n| M x N x K | op(A) op(B) | tiles (threads m x n, k, kernel) | GFLOP/s | untuned GFLOP/s | speed-up |\n|---|---|---|---:|---:|---:|");
     for e in &entries {
         let t = e.tiles;
-        let kernel = if t.vec4 && t.wide {
-            "vec4 8x8"
-        } else if t.vec4 {
-            "vec4"
-        } else {
-            "scalar"
+        let kernel = match (t.vec4, t.wide, t.direct) {
+            (true, true, true) => "direct 8x8",
+            (true, false, true) => "direct",
+            (true, true, false) => "vec4 8x8",
+            (true, false, false) => "vec4",
+            _ => "scalar",
         };
         println!(
             "| {}x{}x{} | {}{} | {}x{}, {}, {kernel} | {:.2} | {:.2} | {:.2}x |",

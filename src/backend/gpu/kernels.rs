@@ -10,6 +10,7 @@ use crate::backend::Op;
 pub const ACTIVATION: &str = include_str!("../../../shaders/activation.wgsl");
 pub const GEMM: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/gemm.wgsl"));
 pub const GEMM_VEC4: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/gemm_vec4.wgsl"));
+pub const GEMM_DIRECT: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/gemm_direct.wgsl"));
 pub const ELEMENTWISE: &str = concat!(include_str!("../../../shaders/activation.wgsl"), include_str!("../../../shaders/elementwise.wgsl"));
 pub const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 pub const SAMPLE: &str = include_str!("../../../shaders/sample.wgsl");
@@ -23,11 +24,12 @@ pub const MIXTURE: &str = include_str!("../../../shaders/mixture.wgsl");
 
 /// Every shader module, by file name, as compiled (with its prelude), for validation and the
 /// pipeline cache.
-pub const SHADERS: [(&str, &str); 12] = [
+pub const SHADERS: [(&str, &str); 13] = [
     ("conv.wgsl", CONV),
     ("batchnorm.wgsl", BATCHNORM),
     ("gemm.wgsl", GEMM),
     ("gemm_vec4.wgsl", GEMM_VEC4),
+    ("gemm_direct.wgsl", GEMM_DIRECT),
     ("elementwise.wgsl", ELEMENTWISE),
     ("gather.wgsl", GATHER),
     ("reduce.wgsl", REDUCE),

@@ -60,11 +60,16 @@ pub struct GemmTiles {
     /// along M and N, twice the FMAs per workgroup-memory read).
     #[serde(default)]
     pub wide: bool,
+    /// With the vec4 kernel's preconditions: gemm_direct.wgsl, which reads A and B from
+    /// storage without staging them in workgroup memory (no barriers); `threads_*` and `wide`
+    /// keep their meaning, `tile_k` is unused. Only the tuner chooses it (software rasterisers).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
 }
 
 impl GemmTiles {
-    pub const LARGE: GemmTiles = GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true, wide: false };
-    pub const SMALL: GemmTiles = GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16, vec4: true, wide: false };
+    pub const LARGE: GemmTiles = GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true, wide: false, direct: false };
+    pub const SMALL: GemmTiles = GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16, vec4: true, wide: false, direct: false };
 
     /// Large tiles unless the output is too small to fill a few dozen workgroups with them.
     /// Used when no tuning of the adapter ([`crate::backend::gpu::tune`]) covers the shape.
@@ -84,11 +89,15 @@ impl GemmTiles {
         for (threads_m, threads_n) in [(16, 16), (8, 8), (8, 16), (16, 8), (4, 16)] {
             for tile_k in [8, 16, 32] {
                 for vec4 in [false, true] {
-                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4, wide: false });
+                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4, wide: false, direct: false });
                 }
                 if (threads_m, threads_n) != (4, 16) {
-                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4: true, wide: true });
+                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4: true, wide: true, direct: false });
                 }
+            }
+            // the unstaged kernel: tile_k does not apply
+            for wide in [false, true] {
+                v.push(GemmTiles { threads_m, threads_n, tile_k: 16, vec4: true, wide, direct: true });
             }
         }
         v
@@ -96,6 +105,9 @@ impl GemmTiles {
 
     /// Workgroup memory the kernel stages (tiles of A and B), bytes.
     pub fn workgroup_bytes(&self) -> u32 {
+        if self.direct {
+            return 0;
+        }
         4 * self.tile_k * 4 * (self.threads_m + self.threads_n) * self.rb()
     }
 
@@ -157,6 +169,7 @@ impl KernelFamily for GemmFamily {
         let vec4 = t.vec4 && t.tile_k % 4 == 0 && vec4_fits(&g);
         let rb = if vec4 { t.rb() } else { 1 };
         let (tm, tn) = ((t.threads_m * 4 * rb) as usize, (t.threads_n * 4 * rb) as usize);
+        let direct = t.direct && vec4;
         let mut constants = vec![
             ("TRANS_A", bool_const(g.trans_a)),
             ("TRANS_B", bool_const(g.trans_b)),
@@ -165,13 +178,22 @@ impl KernelFamily for GemmFamily {
             ("ACT", g.act as u32 as f64),
             ("THREADS_M", t.threads_m as f64),
             ("THREADS_N", t.threads_n as f64),
-            ("TILE_K", t.tile_k as f64),
         ];
-        if vec4 {
+        if !direct {
+            constants.push(("TILE_K", t.tile_k as f64));
+        }
+        if vec4 || direct {
             constants.push(("RB", rb as f64));
         }
         let params = GemmParams { m: g.m as u32, n: g.n as u32, k: g.k as u32, alpha: g.alpha, beta: g.beta };
         let grid = Grid::Xy(g.n.div_ceil(tn) as u32, g.m.div_ceil(tm) as u32);
-        KernelSpec::new(if vec4 { "gemm_vec4.wgsl" } else { "gemm.wgsl" }, "gemm", params, grid).constants(constants)
+        let file = if direct {
+            "gemm_direct.wgsl"
+        } else if vec4 {
+            "gemm_vec4.wgsl"
+        } else {
+            "gemm.wgsl"
+        };
+        KernelSpec::new(file, "gemm", params, grid).constants(constants)
     }
 }
