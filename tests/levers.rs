@@ -108,3 +108,60 @@ fn labeled_share_sets_the_labeled_rows_and_the_epoch() {
     let msg = e(TrainConfig { kl_warmup: 0.3, ..cfg(Kind::Es, &split) }, labeled.clone());
     assert!(msg.contains("--kl-warmup applies to the models with a Gaussian KL term") && msg.contains("es-dense"), "{msg}");
 }
+
+/// The default recipe's labeled share: the labeled fraction of the training set within
+/// [0.1, 0.5], at least one labeled row, and no more unlabeled rows than samples.
+#[test]
+fn recipe_labeled_share_follows_the_labeled_fraction() {
+    use ssvae::data::labeled_rows;
+    use ssvae::run::recipe_labeled_share as share;
+    let rows = |b: usize, n: usize, l: usize| labeled_rows(b, share(b, n, l));
+    // few labels: a tenth (100 of 50000 MNIST images, 1000 of them, 100 of 7352 HAR windows)
+    assert_eq!(share(128, 50000, 100), 0.1);
+    assert_eq!(share(128, 50000, 1000), 0.1);
+    assert_eq!(rows(128, 7352, 100), 12);
+    // many labels: their fraction, up to the paper's half for a fully labeled set
+    assert_eq!(share(128, 1000, 300), 0.3);
+    assert_eq!(rows(128, 1000, 300), 38);
+    assert_eq!(share(128, 1000, 1000), 0.5);
+    assert_eq!(rows(128, 1000, 800), 64);
+    // a small batch keeps one labeled row; a batch of 2 one of each
+    assert_eq!(rows(8, 50000, 100), 1);
+    assert_eq!(rows(2, 50000, 100), 1);
+    // a table smaller than the batch's unlabeled rows: labeled rows make up the difference
+    assert_eq!(rows(128, 100, 20), 28);
+    assert_eq!(rows(128, 70, 70), 64);
+    assert_eq!(rows(128, 100, 100), 64);
+}
+
+/// The share is resolved once the labels are chosen and recorded in config.json; the paper's
+/// recipe, a given `--labeled-share` and the other kinds keep theirs.
+#[test]
+fn recipe_labeled_share_is_resolved_and_recorded() {
+    use ssvae::run::{self, DatasetName, Quiet, Recipe, RunConfig, RunSpec};
+    let be = CpuBackend::new();
+    let run_share = |name: &str, labels: LabelSpec, n: usize, recipe: Recipe, given: Option<f64>| {
+        let out = std::env::temp_dir().join(format!("ssvae-levers-share-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut s = RunSpec::new(ssvae::model::Family::Dense, Kind::Ss, DatasetName::Synthetic);
+        s.data.synthetic = (n, 32);
+        s.model.hidden = Some(vec![16]);
+        s.batch_size = 128;
+        s.epochs = 1;
+        s.labels = Some(labels);
+        s.recipe = recipe;
+        s.labeled_share = given;
+        s.out = Some(out.clone());
+        run::train(&be, &s, &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let share = RunConfig::load(&out).unwrap().train.labeled_share;
+        let _ = std::fs::remove_dir_all(&out);
+        share
+    };
+    assert_eq!(run_share("few", LabelSpec::Count(20), 1000, Recipe::Default, None), 0.1);
+    assert_eq!(run_share("all", LabelSpec::All, 1000, Recipe::Default, None), 0.5);
+    assert_eq!(run_share("paper", LabelSpec::Count(20), 1000, Recipe::Paper, None), 0.5);
+    assert_eq!(run_share("given", LabelSpec::Count(20), 1000, Recipe::Default, Some(0.25)), 0.25);
+    // 100 samples, 20 labeled, batches of 128: a fifth would leave 103 unlabeled rows; the
+    // recipe takes 28 labeled rows instead of refusing the batch
+    assert_eq!(run_share("small", LabelSpec::Count(20), 100, Recipe::Default, None), 28.0 / 128.0);
+}

@@ -40,10 +40,12 @@ fn train_open_predict_encode_score_sample() {
     assert_eq!((config.epochs_done, config.train.epochs, config.spec.epochs), (2, 2, 2), "config.json records the epochs trained");
     // levers left at their defaults are not written: config.json reads as before they existed
     let text = std::fs::read_to_string(out.join("checkpoint").join(ssvae::train::checkpoint::CONFIG_FILE)).unwrap();
-    for key in ["kl_warmup", "labeled_share", "label_smoothing", "pi_to_decoder"] {
+    for key in ["kl_warmup", "label_smoothing", "pi_to_decoder"] {
         assert!(!text.contains(key), "a default run's config.json holds {key}");
     }
-    assert_eq!((config.train.kl_warmup, config.train.labeled_share, config.train.model.label_smoothing), (0.0, 0.5, 0.0));
+    // the default recipe's labeled share (20 labels of 256 samples: a tenth) is written
+    assert!(text.contains("\"labeled_share\": 0.1"), "config.json records the recipe's labeled share:\n{text}");
+    assert_eq!((config.train.kl_warmup, config.train.labeled_share, config.train.model.label_smoothing), (0.0, 0.1, 0.0));
 
     let saved = Run::open(&be, &out).unwrap();
     let data = saved.load_data(None, None).unwrap();
@@ -80,7 +82,10 @@ fn resume_adds_epochs_and_labels() {
     let c = RunConfig::load(&out).unwrap();
     assert_eq!((c.epochs_done, c.train.epochs, c.spec.epochs), (3, 3, 3), "config.json records the epochs trained");
     assert_eq!((c.train.labels, c.spec.labels), (LabelSpec::Count(40), Some(LabelSpec::Count(40))));
-    assert_eq!(c.steps_done, 3 * (256u64).div_ceil(16), "SS steps: one pass over the unlabeled half-batches per epoch");
+    // the default recipe's share (20 of 256 samples labeled: a tenth, 3 of 32 rows), kept on
+    // resume: one pass over 29 unlabeled rows a step per epoch
+    assert_eq!(c.train.labeled_share, 0.1);
+    assert_eq!(c.steps_done, 3 * (256u64).div_ceil(29), "SS steps: one pass over the unlabeled rows per epoch");
 }
 
 #[test]

@@ -64,7 +64,8 @@ class SSVAEClassifier(ClassifierMixin, BaseEstimator):
     recipe : {"default", "paper"}
         Which protocol fills in the training settings not given (README, "Recipes"):
         ``default`` adds entropy minimisation of pi on unlabeled samples to the paper's
-        protocol; ``paper`` is the paper's protocol.
+        protocol and, when few samples are labeled, draws a smaller share of each batch from
+        them (their fraction, within 0.1 and 0.5); ``paper`` is the paper's protocol.
     anomaly_draws : int
         Draws of z per anomaly score (``score_samples``).
     image_layout : {"auto", "nhwc", "nchw"}

@@ -354,7 +354,7 @@ pub struct TrainingArgs {
     /// Passes over the training set [default: 10; with --resume: additional passes].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Rows per step; SS models use half labeled, half unlabeled (see --labeled-share)
+    /// Rows per step; SS models mix labeled and unlabeled rows (see --labeled-share)
     /// [default: 128].
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -398,11 +398,13 @@ pub struct TrainingArgs {
     pub kl_warmup: Option<f32>,
     /// Semi-supervised models (SS, M2, GM-DGM): the share R in (0, 1) of each batch's rows drawn
     /// from the labeled samples, floor(R x --batch-size); the rest are unlabeled, and an epoch is
-    /// one pass of them over the training set [default: 0.5].
+    /// one pass of them over the training set [default: 0.5; SS models under the default recipe:
+    /// the labeled fraction of the training set, within 0.1 and 0.5].
     #[arg(long, allow_negative_numbers = true)]
     pub labeled_share: Option<f64>,
     /// Which protocol fills in the settings not given: `default` (ssvae's, chosen on validation
-    /// splits: entropy minimisation on SS models; README "Recipes") or
+    /// splits: entropy minimisation and a smaller labeled share with few labels on SS models;
+    /// README "Recipes") or
     /// `paper` (the paper's protocol, as the reproduction tables ran it) [default: default].
     #[arg(long, value_enum)]
     pub recipe: Option<RecipeArg>,
@@ -761,7 +763,15 @@ mod tests {
                 ),
             ),
             ("--alpha", format!("[default: {}", ssvae::model::DEFAULT_ALPHA)),
-            ("--labeled-share", format!("[default: {}]", ssvae::data::DEFAULT_LABELED_SHARE)),
+            (
+                "--labeled-share",
+                format!(
+                    "[default: {}; SS models under the default recipe: the labeled fraction of the training set, within {} and {}]",
+                    ssvae::data::DEFAULT_LABELED_SHARE,
+                    ssvae::run::RECIPE_LABELED_SHARE,
+                    ssvae::data::DEFAULT_LABELED_SHARE
+                ),
+            ),
             ("--kl-warmup", format!("[default: {}]", ssvae::run::RECIPE_KL_WARMUP)),
             ("--label-smoothing", format!("[default: {}]", ssvae::run::RECIPE_LABEL_SMOOTHING)),
             ("--pi-to-decoder", "[default: softmax]".to_string()),

@@ -44,7 +44,8 @@ pub enum OptimizerKind {
 pub enum Recipe {
     /// ssvae's defaults, chosen on validation splits (RESULTS.md, "Training levers"): the
     /// paper's model and optimizer plus [`RECIPE_ENTROPY_WEIGHT`] on SS models (no warm-up,
-    /// constant learning rate).
+    /// constant learning rate) and their labeled share of a batch from
+    /// [`recipe_labeled_share`].
     #[default]
     Default,
     /// The paper's protocol as the reproduction tables ran it: no entropy term.
@@ -67,9 +68,33 @@ pub const RECIPE_ENTROPY_WEIGHT: f32 = 10.0;
 pub const RECIPE_ENTROPY_WARMUP: f32 = 0.0;
 /// The default recipe's KL warm-up (see [`TrainConfig::kl_warmup`]): none, the paper's.
 pub const RECIPE_KL_WARMUP: f32 = 0.0;
-/// The default recipe's labeled share of a semi-supervised batch (see
-/// [`TrainConfig::labeled_share`]): the paper's half.
-pub const RECIPE_LABELED_SHARE: f64 = crate::data::DEFAULT_LABELED_SHARE;
+/// The default recipe's smallest labeled share of an SS model's batch (see
+/// [`TrainConfig::labeled_share`] and [`recipe_labeled_share`]): a tenth. With 100 labels the
+/// paper's half replays each labeled sample ~500 times an epoch on MNIST and its cross-entropy
+/// goes to zero early; a tenth let the unlabeled rows carry the batch (RESULTS.md, "The labeled
+/// share").
+pub const RECIPE_LABELED_SHARE: f64 = 0.1;
+
+/// The labeled share the default recipe gives an SS model's batches of `batch` rows, when
+/// `n_labeled` of the `n_train` training samples carry a label: the labeled fraction of the
+/// data, kept within [[`RECIPE_LABELED_SHARE`], 1/2] (so few labels give a tenth and a fully
+/// labeled set the paper's half), then adjusted so that a batch has at least one labeled row
+/// and no more unlabeled rows than there are training samples (a small table keeps its batch
+/// size). Returned as a share that [`crate::data::labeled_rows`] maps back to those rows.
+pub fn recipe_labeled_share(batch: usize, n_train: usize, n_labeled: usize) -> f64 {
+    let half = crate::data::DEFAULT_LABELED_SHARE;
+    if batch < 2 || n_train == 0 {
+        return half; // refused later with its own message
+    }
+    let share = (n_labeled as f64 / n_train as f64).clamp(RECIPE_LABELED_SHARE, half);
+    let rows = crate::data::labeled_rows(batch, share);
+    let fitted = rows.max(1).max(batch.saturating_sub(n_train)).min(batch - 1);
+    if fitted == rows {
+        share
+    } else {
+        fitted as f64 / batch as f64
+    }
+}
 /// The default recipe's label smoothing (see [`ModelSpec::label_smoothing`]): none, the paper's.
 pub const RECIPE_LABEL_SMOOTHING: f32 = 0.0;
 
@@ -433,10 +458,9 @@ impl RunSpec {
             Recipe::Default => RECIPE_KL_WARMUP,
             Recipe::Paper => 0.0,
         });
-        c.labeled_share = self.labeled_share.unwrap_or(match self.recipe {
-            Recipe::Default => RECIPE_LABELED_SHARE,
-            Recipe::Paper => crate::data::DEFAULT_LABELED_SHARE,
-        });
+        // the default recipe's share depends on how many samples carry labels: it is set by
+        // `resolve_labeled_share` once they are chosen; until then, the paper's half
+        c.labeled_share = self.labeled_share.unwrap_or(crate::data::DEFAULT_LABELED_SHARE);
         // flags that do not apply to the model (or batch) are named before anything else is checked
         c.validate_settings()?;
         let lr = self.lr.unwrap_or(if family == Family::Rnn { 1e-3 } else { 5e-4 });
@@ -445,6 +469,21 @@ impl RunSpec {
             OptimizerKind::Adam => Optimizer::adam(lr),
         };
         Ok(c)
+    }
+}
+
+impl RunSpec {
+    /// The labeled share of `cfg` (resolved from this spec) once `n_labeled` of the `n_train`
+    /// training samples are known to carry labels: the default recipe's SS models get
+    /// [`recipe_labeled_share`] unless `--labeled-share` was given (not the multi-factor heads,
+    /// which keep the paper's half, as they keep no entropy term); every other case keeps
+    /// what [`RunSpec::resolve`] set.
+    pub fn resolve_labeled_share(&self, cfg: &mut TrainConfig, n_train: usize, n_labeled: usize) -> Result<()> {
+        if self.labeled_share.is_none() && self.recipe == Recipe::Default && cfg.model.kind == Kind::Ss && !cfg.model.has_factor_heads() {
+            cfg.labeled_share = recipe_labeled_share(cfg.batch_size, n_train, n_labeled);
+            cfg.validate_settings()?;
+        }
+        Ok(())
     }
 }
 

@@ -61,11 +61,15 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
         }
     };
     let split = run_data(loaded, &anomalous)?;
-    let cfg = spec.resolve(&split)?;
+    let mut cfg = spec.resolve(&split)?;
     if check_sizes(&cfg, &split, spec.data.stream)? {
         spec.data.stream = true;
     }
     let (labeled, validation) = hold_out_validation(pick_labels(&cfg, &split, &anomalous)?, &split, spec.validation_labels, spec.seed)?;
+    // the default recipe's labeled share follows the labels chosen; it never needs more
+    // unlabeled rows than the training set holds (`recipe_labeled_share`), so the sizes checked
+    // above with the paper's half still hold
+    spec.resolve_labeled_share(&mut cfg, split.train().n(), labeled.len())?;
     if !validation.is_empty() && disk.is_some() {
         invalid!(
             "--validation-labels: model selection is not supported on data streamed from disk (NPY); give a test split with --test-data"
