@@ -72,9 +72,11 @@ fn gemm_every_tile_configuration_matches_cpu() {
         return;
     }
     let cpu = CpuBackend::new();
-    for tiles in
-        [GemmTiles::LARGE, GemmTiles::SMALL, GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: false, wide: false, direct: false }]
-    {
+    for tiles in [
+        GemmTiles::LARGE,
+        GemmTiles::SMALL,
+        GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: false, wide: false, direct: false, rows: 4 },
+    ] {
         let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), ..Default::default() }).unwrap();
         for &(m, n, k) in &[(1, 1, 1), (65, 67, 33), (130, 70, 257)] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
@@ -143,10 +145,10 @@ fn gemm_vec4_kernel_matches_cpu() {
     for tiles in [
         GemmTiles::LARGE,
         GemmTiles::SMALL,
-        GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: true, wide: false, direct: false },
-        GemmTiles { threads_m: 16, threads_n: 8, tile_k: 32, vec4: true, wide: false, direct: false },
-        GemmTiles { threads_m: 8, threads_n: 16, tile_k: 16, vec4: true, wide: true, direct: false },
-        GemmTiles { threads_m: 4, threads_n: 4, tile_k: 8, vec4: true, wide: true, direct: false },
+        GemmTiles { threads_m: 4, threads_n: 16, tile_k: 8, vec4: true, wide: false, direct: false, rows: 4 },
+        GemmTiles { threads_m: 16, threads_n: 8, tile_k: 32, vec4: true, wide: false, direct: false, rows: 4 },
+        GemmTiles { threads_m: 8, threads_n: 16, tile_k: 16, vec4: true, wide: true, direct: false, rows: 4 },
+        GemmTiles { threads_m: 4, threads_n: 4, tile_k: 8, vec4: true, wide: true, direct: false, rows: 4 },
     ] {
         let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), no_tuning: true, ..Default::default() }).unwrap();
         for (s, &(m, n, k)) in shapes.iter().enumerate() {
@@ -186,10 +188,12 @@ fn gemm_direct_kernel_matches_cpu() {
         (20, 36, 13),
     ];
     for tiles in [
-        GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true, wide: false, direct: true },
-        GemmTiles { threads_m: 8, threads_n: 16, tile_k: 16, vec4: true, wide: true, direct: true },
-        GemmTiles { threads_m: 4, threads_n: 4, tile_k: 16, vec4: true, wide: true, direct: true },
-        GemmTiles { threads_m: 16, threads_n: 8, tile_k: 16, vec4: true, wide: false, direct: true },
+        GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true, wide: false, direct: true, rows: 4 },
+        GemmTiles { threads_m: 8, threads_n: 16, tile_k: 16, vec4: true, wide: true, direct: true, rows: 4 },
+        GemmTiles { threads_m: 4, threads_n: 4, tile_k: 16, vec4: true, wide: true, direct: true, rows: 2 },
+        GemmTiles { threads_m: 16, threads_n: 8, tile_k: 16, vec4: true, wide: false, direct: true, rows: 1 },
+        GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16, vec4: true, wide: true, direct: true, rows: 1 },
+        GemmTiles { threads_m: 4, threads_n: 16, tile_k: 16, vec4: true, wide: false, direct: true, rows: 2 },
     ] {
         let gpu = GpuBackend::new(&GpuOptions { gemm_tiles: Some(tiles), no_tuning: true, ..Default::default() }).unwrap();
         for (s, &(m, n, k)) in shapes.iter().enumerate() {

@@ -285,11 +285,10 @@ fn tune_gemm(a: TuneBench) -> Result<()> {
     for e in &entries {
         let t = e.tiles;
         let kernel = match (t.vec4, t.wide, t.direct) {
-            (true, true, true) => "direct 8x8",
-            (true, false, true) => "direct",
-            (true, true, false) => "vec4 8x8",
-            (true, false, false) => "vec4",
-            _ => "scalar",
+            (true, wide, true) => format!("direct {}x{}", t.rows * if wide { 2 } else { 1 }, if wide { 8 } else { 4 }),
+            (true, true, false) => "vec4 8x8".to_string(),
+            (true, false, false) => "vec4".to_string(),
+            _ => "scalar".to_string(),
         };
         println!(
             "| {}x{}x{} | {}{} | {}x{}, {}, {kernel} | {:.2} | {:.2} | {:.2}x |",

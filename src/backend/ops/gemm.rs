@@ -65,11 +65,22 @@ pub struct GemmTiles {
     /// keep their meaning, `tile_k` is unused. Only the tuner chooses it (software rasterisers).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub direct: bool,
+    /// With `direct`: rows of a thread's register block, 4 (the vec4 kernel's 4 x 4), 2 or 1.
+    #[serde(default = "four", skip_serializing_if = "is_four")]
+    pub rows: u32,
+}
+
+fn four() -> u32 {
+    4
+}
+
+fn is_four(x: &u32) -> bool {
+    *x == 4
 }
 
 impl GemmTiles {
-    pub const LARGE: GemmTiles = GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true, wide: false, direct: false };
-    pub const SMALL: GemmTiles = GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16, vec4: true, wide: false, direct: false };
+    pub const LARGE: GemmTiles = GemmTiles { threads_m: 16, threads_n: 16, tile_k: 16, vec4: true, wide: false, direct: false, rows: 4 };
+    pub const SMALL: GemmTiles = GemmTiles { threads_m: 8, threads_n: 8, tile_k: 16, vec4: true, wide: false, direct: false, rows: 4 };
 
     /// Large tiles unless the output is too small to fill a few dozen workgroups with them.
     /// Used when no tuning of the adapter ([`crate::backend::gpu::tune`]) covers the shape.
@@ -89,15 +100,17 @@ impl GemmTiles {
         for (threads_m, threads_n) in [(16, 16), (8, 8), (8, 16), (16, 8), (4, 16)] {
             for tile_k in [8, 16, 32] {
                 for vec4 in [false, true] {
-                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4, wide: false, direct: false });
+                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4, wide: false, direct: false, rows: 4 });
                 }
                 if (threads_m, threads_n) != (4, 16) {
-                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4: true, wide: true, direct: false });
+                    v.push(GemmTiles { threads_m, threads_n, tile_k, vec4: true, wide: true, direct: false, rows: 4 });
                 }
             }
             // the unstaged kernel: tile_k does not apply
-            for wide in [false, true] {
-                v.push(GemmTiles { threads_m, threads_n, tile_k: 16, vec4: true, wide, direct: true });
+            for rows in [4, 2, 1] {
+                for wide in [false, true] {
+                    v.push(GemmTiles { threads_m, threads_n, tile_k: 16, vec4: true, wide, direct: true, rows });
+                }
             }
         }
         v
@@ -168,8 +181,9 @@ impl KernelFamily for GemmFamily {
         let t = tiles.unwrap_or_else(|| GemmTiles::choose(g.m, g.n));
         let vec4 = t.vec4 && t.tile_k % 4 == 0 && vec4_fits(&g);
         let rb = if vec4 { t.rb() } else { 1 };
-        let (tm, tn) = ((t.threads_m * 4 * rb) as usize, (t.threads_n * 4 * rb) as usize);
         let direct = t.direct && vec4;
+        let rows = if direct && matches!(t.rows, 1 | 2) { t.rows } else { 4 };
+        let (tm, tn) = ((t.threads_m * rows * rb) as usize, (t.threads_n * 4 * rb) as usize);
         let mut constants = vec![
             ("TRANS_A", bool_const(g.trans_a)),
             ("TRANS_B", bool_const(g.trans_b)),
@@ -184,6 +198,9 @@ impl KernelFamily for GemmFamily {
         }
         if vec4 || direct {
             constants.push(("RB", rb as f64));
+        }
+        if direct {
+            constants.push(("ROWS", rows as f64));
         }
         let params = GemmParams { m: g.m as u32, n: g.n as u32, k: g.k as u32, alpha: g.alpha, beta: g.beta };
         let grid = Grid::Xy(g.n.div_ceil(tn) as u32, g.m.div_ceil(tm) as u32);
