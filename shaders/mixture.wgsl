@@ -2,7 +2,8 @@
 // src/backend/cpu/mixture.rs (the maths is written out there). The batch is expanded to one
 // row per (sample, class), per-row losses on it are weighted by q(y|x): repeat_rows and its
 // adjoint, row_scale (a loss gradient weighted per row), weighted_row_sum (the weighted sum
-// and its gradient w.r.t. the weights), categorical_kl (the discrete KL term) and
+// and its gradient w.r.t. the weights), categorical_kl (the discrete KL term),
+// consistency_kl (KL between two rows' softmaxes, gradient for one side) and
 // kl_gaussians (KL between two diagonal Gaussians, gradients for both sides).
 // Slots, parameter block and grid: src/backend/ops/mixture.rs. Binding i is the op's slot
 // i - 1, named as the slot (see backend::Op::slots); a slot that two entry points bind
@@ -30,6 +31,9 @@ struct MixtureParams {
 @group(0) @binding(3) var<storage, read> labels: array<u32>;
 @group(0) @binding(4) var<storage, read_write> categorical_kl_loss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(2) var<storage, read> target_logits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> consistency_kl_loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> consistency_kl_dlogits: array<f32>;
 @group(0) @binding(1) var<storage, read> mu_q: array<f32>;
 @group(0) @binding(2) var<storage, read> logvar_q: array<f32>;
 @group(0) @binding(3) var<storage, read> mu_p: array<f32>;
@@ -120,6 +124,37 @@ fn categorical_kl(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         let lq = logits[o + j] - lse;
         dlogits[o + j] = p.scale * exp(lq) * ((lq - log_prior[j]) - kl);
     }
+}
+
+// logits, target -> loss[rows] = scale KL(softmax(target) || softmax(logits)), dlogits =
+// scale (softmax(logits) - softmax(target)): one invocation per row.
+@compute @workgroup_size(64)
+fn consistency_kl(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = flat(wid, nwg, lid, 64u);
+    if (r >= p.rows) { return; }
+    let o = r * p.cols;
+    var mq = logits[o];
+    var mp = target_logits[o];
+    for (var j = 1u; j < p.cols; j++) {
+        mq = max(mq, logits[o + j]);
+        mp = max(mp, target_logits[o + j]);
+    }
+    var sq = 0.0;
+    var sp = 0.0;
+    for (var j = 0u; j < p.cols; j++) {
+        sq += exp(logits[o + j] - mq);
+        sp += exp(target_logits[o + j] - mp);
+    }
+    let lse_q = mq + log(sq);
+    let lse_p = mp + log(sp);
+    var kl = 0.0;
+    for (var j = 0u; j < p.cols; j++) {
+        let lq = logits[o + j] - lse_q;
+        let lp = target_logits[o + j] - lse_p;
+        kl += exp(lp) * (lp - lq);
+        consistency_kl_dlogits[o + j] = p.scale * (exp(lq) - exp(lp));
+    }
+    consistency_kl_loss[r] = p.scale * kl;
 }
 
 // mu_q, logvar_q, mu_p, logvar_p -> loss[rows], dmu_q, dlogvar_q, dlogvar_p: one 64-wide

@@ -47,7 +47,8 @@ fn dense_variants_gpu_and_cpu_agree_after_five_steps() {
     let cpu = CpuBackend::new();
     // the SS model once more with the training levers: entropy minimisation (the categorical-KL
     // kernel with a negative weight), the cosine learning rate, the KL warm-up, label smoothing,
-    // a quarter of the batch labeled and straight-through pi into the decoder
+    // a quarter of the batch labeled, straight-through pi into the decoder and the consistency
+    // term (a second encoder pass on noisy input sharing the weights)
     for (kind, levers) in [(Kind::Ss, false), (Kind::Ss, true), (Kind::Es, false), (Kind::Eu, false)] {
         let mut cfg = small_cfg(kind, &train);
         if levers {
@@ -60,6 +61,8 @@ fn dense_variants_gpu_and_cpu_agree_after_five_steps() {
             cfg.model.label_smoothing = 0.1;
             cfg.labeled_share = 0.25;
             cfg.model.pi_to_decoder = ssvae::model::PiToDecoder::StraightThrough;
+            cfg.model.consistency_weight = 10.0;
+            cfg.model.consistency_noise = 0.3;
         }
         let labeled = if kind == Kind::Eu { vec![] } else { ssvae::data::label_subset(&train.labels, 10, 50, 3).unwrap() };
         let (b_cpu, a_cpu, l_cpu) = run_steps(&cpu, &cfg, &train, &labeled, 5);

@@ -6,7 +6,7 @@
 //! GPU tolerances (|gpu - cpu| <= atol + rtol * |cpu|): repeat_rows and row_scale are exact
 //! copies / one product (1e-6 relative; the backward sums `copies` terms in the same order:
 //! 1e-6 + 1e-6 rel); weighted_row_sum sums `classes` products in f32 on both (1e-5 rel);
-//! categorical_kl and kl_gaussians have a few exp / log per element (Vulkan's exp error of
+//! categorical_kl, consistency_kl and kl_gaussians have a few exp / log per element (Vulkan's exp error of
 //! (3 + 2|x|) ulp at |x| <= 6 here, log 2^-21 absolute): atol 1e-5 + 2e-6 * cols, rtol 1e-4.
 mod common;
 
@@ -46,6 +46,13 @@ fn cat_kl<B: Backend>(be: &B, rows: usize, k: usize, scale: f32, logits: &[f32],
     let (lb, pb, yb) = (be.upload_f32(logits).unwrap(), be.upload_f32(lp).unwrap(), be.upload_u32(y).unwrap());
     let (loss, dl) = (nan_buf(be, rows), nan_buf(be, rows * k));
     be.categorical_kl(rows, k, scale, &lb, &pb, &yb, &loss, &dl).unwrap();
+    (be.read_f32(&loss).unwrap(), be.read_f32(&dl).unwrap())
+}
+
+fn cons_kl<B: Backend>(be: &B, rows: usize, k: usize, scale: f32, logits: &[f32], target: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (lb, tb) = (be.upload_f32(logits).unwrap(), be.upload_f32(target).unwrap());
+    let (loss, dl) = (nan_buf(be, rows), nan_buf(be, rows * k));
+    be.consistency_kl(rows, k, scale, &lb, &tb, &loss, &dl).unwrap();
     (be.read_f32(&loss).unwrap(), be.read_f32(&dl).unwrap())
 }
 
@@ -100,6 +107,10 @@ fn mixture_kernels_gpu_match_cpu() {
         let atol = 1e-5 + 2e-6 * k as f32;
         assert_close(&format!("categorical_kl loss {rows}x{k}"), &b.0, &a.0, atol, 1e-4);
         assert_close(&format!("categorical_kl dlogits {rows}x{k}"), &b.1, &a.1, atol, 1e-4);
+        let target = uniform(&mut r, rows * k, -6.0, 6.0);
+        let (a, b) = (cons_kl(&cpu, rows, k, 0.3, &logits, &target), cons_kl(gpu, rows, k, 0.3, &logits, &target));
+        assert_close(&format!("consistency_kl loss {rows}x{k}"), &b.0, &a.0, atol, 1e-4);
+        assert_close(&format!("consistency_kl dlogits {rows}x{k}"), &b.1, &a.1, atol, 1e-4);
         let v: Vec<Vec<f32>> = (0..4).map(|i| uniform(&mut r, rows * cols, -3.0, 3.0 - i as f32 % 2.0)).collect();
         let (a, b) = (klg(&cpu, rows, cols, 1.5, [&v[0], &v[1], &v[2], &v[3]]), klg(gpu, rows, cols, 1.5, [&v[0], &v[1], &v[2], &v[3]]));
         for (i, what) in ["loss", "dmu_q", "dlogvar_q", "dlogvar_p"].iter().enumerate() {
@@ -131,6 +142,15 @@ fn mixture_kernels_hand_values() {
     let (loss, _) = cat_kl(&cpu, 1, 3, 1.0, &[1.0, 1.0, 1.0], &lp, &[UNLABELED]);
     // KL(uniform || (1/2, 1/4, 1/4)) = ln(1/3) - (ln 1/2 + 2 ln 1/4) / 3
     assert!((loss[0] - ((1.0f32 / 3.0).ln() - (lp[0] + 2.0 * lp[1]) / 3.0)).abs() < 1e-6);
+    // consistency_kl: 0 with its gradient for equal rows (logits shifted by a constant too);
+    // KL((1/2, 1/2) || (e^2, 1) / (e^2 + 1)) by hand; the gradient q - p
+    let (loss, dl) = cons_kl(&cpu, 1, 3, 2.0, &[1.0, 2.0, 3.0], &[11.0, 12.0, 13.0]);
+    assert!(loss[0].abs() < 1e-6 && dl.iter().all(|d| d.abs() < 1e-6), "{loss:?} {dl:?}");
+    let (loss, dl) = cons_kl(&cpu, 1, 2, 1.0, &[2.0, 0.0], &[0.0, 0.0]);
+    let q0 = 2f32.exp() / (2f32.exp() + 1.0);
+    let want = 0.5 * (0.5f32 / q0).ln() + 0.5 * (0.5f32 / (1.0 - q0)).ln();
+    assert!((loss[0] - want).abs() < 1e-6, "{loss:?} vs {want}");
+    assert!((dl[0] - (q0 - 0.5)).abs() < 1e-6 && (dl[1] + (q0 - 0.5)).abs() < 1e-6, "{dl:?}");
     // repeat_rows row order: row r * copies + k is row r
     let (out, dx) = repeat(&cpu, 2, 2, 3, &[1.0, 2.0, 3.0, 4.0], &[1.0; 12]);
     assert_eq!(out, [1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 4.0, 3.0, 4.0]);
@@ -174,6 +194,12 @@ fn mixture_gradients_match_finite_differences() {
         let (_, dl) = cat_kl(&cpu, rows, k, 0.8, &logits, &lp, &y);
         rep.check(&format!("categorical_kl {rows}x{k}"), &logits, &dl, TOL, &|xp| {
             cat_kl(&cpu, rows, k, 0.8, xp, &lp, &y).0.iter().map(|&v| v as f64).sum()
+        });
+        // consistency_kl w.r.t. its logits (the target is held fixed)
+        let target = uniform(&mut r, rows * k, -3.0, 3.0);
+        let (_, dl) = cons_kl(&cpu, rows, k, 0.8, &logits, &target);
+        rep.check(&format!("consistency_kl {rows}x{k}"), &logits, &dl, TOL, &|xp| {
+            cons_kl(&cpu, rows, k, 0.8, xp, &target).0.iter().map(|&v| v as f64).sum()
         });
         // kl_gaussians w.r.t. each of its four inputs (mu_p's gradient is -dmu_q)
         let v: Vec<Vec<f32>> = (0..4).map(|_| uniform(&mut r, rows * k, -1.5, 1.5)).collect();

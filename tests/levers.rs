@@ -165,3 +165,50 @@ fn recipe_labeled_share_is_resolved_and_recorded() {
     // recipe takes 28 labeled rows instead of refusing the batch
     assert_eq!(run_share("small", LabelSpec::Count(20), 100, Recipe::Default, None), 28.0 / 128.0);
 }
+
+/// `--consistency-weight` / `--consistency-noise`: resolved into the model (noise 0.3 when not
+/// given), recorded in config.json; refused with the flag's name where it cannot apply (ES, the
+/// CNN family, a noise without a weight, a noise <= 0), before the run folder is written.
+#[test]
+fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
+    use ssvae::model::Family;
+    use ssvae::run::{self, DatasetName, Quiet, RunConfig, RunSpec};
+    let be = CpuBackend::new();
+    let spec = |family: Family, kind: Kind, name: &str, weight: Option<f32>, noise: Option<f32>| {
+        let out = std::env::temp_dir().join(format!("ssvae-levers-consistency-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut s = RunSpec::new(family, kind, DatasetName::Synthetic);
+        s.data.synthetic = (200, 32);
+        s.model.hidden = Some(vec![16]);
+        s.batch_size = 64;
+        s.epochs = 1;
+        s.labels = Some(LabelSpec::Count(20));
+        s.model.consistency_weight = weight;
+        s.model.consistency_noise = noise;
+        s.out = Some(out.clone());
+        (s, out)
+    };
+    let recorded = |weight: Option<f32>, noise: Option<f32>| {
+        let (s, out) = spec(Family::Dense, Kind::Ss, "ok", weight, noise);
+        run::train(&be, &s, &mut Quiet).unwrap();
+        let m = RunConfig::load(&out).unwrap().train.model;
+        let _ = std::fs::remove_dir_all(&out);
+        (m.consistency_weight, m.consistency_noise)
+    };
+    assert_eq!(recorded(Some(5.0), None), (5.0, 0.3));
+    assert_eq!(recorded(Some(5.0), Some(0.1)), (5.0, 0.1));
+    assert_eq!(recorded(None, None), (ssvae::run::RECIPE_CONSISTENCY_WEIGHT, 0.0));
+    for (family, kind, name, weight, noise, want) in [
+        (Family::Dense, Kind::Es, "es", Some(5.0), None, "--consistency-weight"),
+        (Family::Cnn, Kind::Ss, "cnn", Some(5.0), None, "batch norm"),
+        (Family::Dense, Kind::Ss, "noise-alone", None, Some(0.2), "--consistency-noise"),
+        (Family::Dense, Kind::Ss, "noise-zero", Some(5.0), Some(0.0), "--consistency-noise"),
+        (Family::Dense, Kind::Ss, "weight-negative", Some(-1.0), None, "--consistency-weight"),
+    ] {
+        let (s, out) = spec(family, kind, name, weight, noise);
+        let err = run::train(&be, &s, &mut Quiet).err().unwrap_or_else(|| panic!("{name}: accepted")).to_string();
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(!out.join("config.json").exists(), "{name}: a run folder was written before the error");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

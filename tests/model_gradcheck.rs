@@ -36,8 +36,11 @@ fn setup(spec: &ModelSpec, seed: u64) -> Setup {
             store.write(&be, &name, &common::uniform(&mut r, n, -0.3, 0.3)).unwrap();
         }
     }
-    // real-valued features (a table) are resident as f32, image bytes packed four per word
-    let data = if spec.real_input {
+    // real-valued features (a table) and series windows are resident as f32, image bytes
+    // packed four per word
+    let data = if let Some([steps, channels]) = spec.series_shape {
+        be.upload_f32(&common::uniform(&mut r, src_rows * steps * channels, -2.0, 2.0)).unwrap()
+    } else if spec.real_input {
         be.upload_f32(&common::uniform(&mut r, src_rows * spec.input_dim, -2.0, 2.0)).unwrap()
     } else {
         be.upload_u32(&pack_u8(&pixels)).unwrap()
@@ -50,7 +53,7 @@ fn setup(spec: &ModelSpec, seed: u64) -> Setup {
         o.bind.insert(h.data, data.clone());
         let p = compile(&be, g, &store, o).unwrap();
         be.write_u32(p.input(h.idx).unwrap(), &[3, 0, 6, 2]).unwrap();
-        be.write_u32(p.input(h.labels).unwrap(), &[1, UNLABELED, 0, UNLABELED]).unwrap();
+        be.write_u32(p.input(h.labels).unwrap(), &h.expand_labels(&[1, UNLABELED, 0, UNLABELED])).unwrap();
         be.write_u32(p.input(h.counter).unwrap(), &ssvae::rng::counter(9, 1)).unwrap();
         p
     };
@@ -128,6 +131,57 @@ fn ss_entropy_minimisation_gradient_and_value() {
     let v = sums[i] as f64;
     assert!(v >= lo - 1e-5 && v <= hi + 1e-5, "entropy term {v} outside [{lo}, {hi}]");
     assert!(v < hi - 1e-4 && v > lo + 1e-4, "entropy term {v} at an end of [{lo}, {hi}]: pi is neither uniform nor one-hot at init");
+}
+
+/// The value of the loss term of `kind` in one forward run.
+fn term_value(st: &Setup, kind: LossKind) -> f64 {
+    st.fwd.run(&st.be).unwrap();
+    let sums = st.fwd.take_metrics(&st.be).unwrap();
+    sums[st.fwd.losses.iter().position(|t| t.kind == kind).unwrap_or_else(|| panic!("no {kind} term"))] as f64
+}
+
+/// Consistency under input noise (`consistency_weight`): a second pass of the encoder and pi
+/// head on x + noise that shares their weights, in the dense and the recurrent family. The
+/// clean side is held fixed (a stop-gradient), so the objective's finite differences are not
+/// its gradient; the pieces are checked where they can be: the kernel's gradient
+/// (tests/kernels_mixture.rs) and passes that share parameters
+/// (tests/lstm_graph.rs::shared_parameter_passes_sum_their_gradients). Here: the model has no
+/// new parameters, the term reaches the encoder's first layer and pi, the rest of the objective
+/// is unchanged (its terms equal the plain model's), the term is a KL, so > 0 with noise, and it
+/// vanishes with the noise (a term comparing pi with anything but the same model's pi on the
+/// clean input would not).
+#[test]
+fn ss_consistency_term_value_and_reach() {
+    let mut rnn = ModelSpec::rnn(Kind::Ss, 5, 3, 3);
+    rnn.hidden = vec![4, 3, 4];
+    rnn.latent = 2;
+    for (what, plain) in [("dense", tiny(Kind::Ss)), ("rnn", rnn)] {
+        let mut s = plain.clone();
+        s.consistency_weight = 3.0;
+        s.consistency_noise = 0.7;
+        let (st, st_plain) = (setup(&s, 12), setup(&plain, 12));
+        assert_eq!(st.store.names, st_plain.store.names, "{what}: the perturbed pass must not add parameters");
+        gradients(&st);
+        gradients(&st_plain);
+        for name in ["enc0.weight", "pi.weight"] {
+            let grad = |x: &Setup| x.be.read_f32(&x.store.grad_view(&x.be, name).unwrap()).unwrap();
+            let d: f32 = grad(&st).iter().zip(grad(&st_plain)).map(|(a, b)| (a - b).abs()).sum();
+            assert!(d > 1e-5, "{what}: the consistency term does not reach {name}");
+        }
+        st.fwd.run(&st.be).unwrap();
+        let sums = st.fwd.take_metrics(&st.be).unwrap();
+        st_plain.fwd.run(&st_plain.be).unwrap();
+        let plain_sums = st_plain.fwd.take_metrics(&st_plain.be).unwrap();
+        for (k, t) in st_plain.fwd.losses.iter().enumerate() {
+            let i = st.fwd.losses.iter().position(|u| u.kind == t.kind).unwrap();
+            assert_eq!(sums[i], plain_sums[k], "{what}: the {} term changed", t.kind);
+        }
+        let v = term_value(&st, LossKind::Consistency);
+        assert!(v > 1e-6, "{what}: consistency term {v} with noise 0.7 is not positive");
+        s.consistency_noise = 1e-4;
+        let tiny_noise = term_value(&setup(&s, 12), LossKind::Consistency);
+        assert!(tiny_noise.abs() < 1e-3 * v, "{what}: consistency term {tiny_noise} with noise 1e-4 (vs {v} with 0.7)");
+    }
 }
 
 /// The entropy warm-up re-weighs the compiled term between steps: factor f gives f times the

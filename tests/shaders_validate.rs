@@ -87,6 +87,7 @@ fn every_op() -> Vec<Op> {
         Op::RowScale { rows: 2, cols: 3, alpha: 0.5 },
         Op::WeightedRowSum { rows: 2, classes: 3, scale: 1.0 },
         Op::CategoricalKl { rows: 2, classes: 3, scale: 1.0 },
+        Op::ConsistencyKl { rows: 2, classes: 3, scale: 1.0 },
         Op::KlGaussians { rows: 2, cols: 3, scale: 1.0 },
         Op::RmsProp { n: 3 },
         Op::Adam { n: 3 },

@@ -239,6 +239,21 @@ pub trait Kernels: Backend {
     ) -> Result<()> {
         self.launch(Op::CategoricalKl { rows, classes, scale }, &[logits, log_prior, labels, loss, dlogits])
     }
+    /// KL(softmax(target) || softmax(logits)) per row, gradient w.r.t. `logits` (see
+    /// [`Op::ConsistencyKl`]).
+    #[allow(clippy::too_many_arguments)]
+    fn consistency_kl(
+        &self,
+        rows: usize,
+        classes: usize,
+        scale: f32,
+        logits: &Self::Buf,
+        target: &Self::Buf,
+        loss: &Self::Buf,
+        dlogits: &Self::Buf,
+    ) -> Result<()> {
+        self.launch(Op::ConsistencyKl { rows, classes, scale }, &[logits, target, loss, dlogits])
+    }
     /// KL between diagonal Gaussians (see [`Op::KlGaussians`]).
     #[allow(clippy::too_many_arguments)]
     fn kl_gaussians(

@@ -228,6 +228,15 @@ pub struct ModelArgs {
     /// samples, whose target becomes (1 - E) one-hot + E / classes [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f32>,
+    /// Dense and recurrent SS models: weight W of pi's consistency under input noise,
+    /// KL(pi(x) || pi(x + noise)) averaged over the batch (a second encoder pass with shared
+    /// weights) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub consistency_weight: Option<f32>,
+    /// The consistency term's noise: standard deviation S of the Gaussian noise added to each
+    /// input value (pixels in [0, 1]; standardised features) [default: 0.3].
+    #[arg(long, allow_negative_numbers = true)]
+    pub consistency_noise: Option<f32>,
     /// What feeds the decoder in training [default: pi].
     #[arg(long, value_enum)]
     pub decoder_input: Option<DecoderInputArg>,
@@ -491,6 +500,8 @@ impl TrainArgs {
         set(&mut c.kl_weight, m.kl_weight);
         set(&mut c.entropy_weight, m.entropy_weight);
         set(&mut c.label_smoothing, m.label_smoothing);
+        set(&mut c.consistency_weight, m.consistency_weight);
+        set(&mut c.consistency_noise, m.consistency_noise);
         set(
             &mut c.decoder_input,
             m.decoder_input.map(|x| match x {
@@ -629,6 +640,8 @@ impl TrainArgs {
             (m.kl_weight.is_some(), "--kl-weight"),
             (m.entropy_weight.is_some(), "--entropy-weight"),
             (m.label_smoothing.is_some(), "--label-smoothing"),
+            (m.consistency_weight.is_some(), "--consistency-weight"),
+            (m.consistency_noise.is_some(), "--consistency-noise"),
             (m.decoder_input.is_some(), "--decoder-input"),
             (m.pi_to_decoder.is_some(), "--pi-to-decoder"),
             (m.loss_norm.is_some(), "--loss-norm"),

@@ -252,6 +252,7 @@ fn rescaled(op: &Op, factor: f32) -> Option<Op> {
         Op::Kl { rows, cols, scale } => Op::Kl { rows, cols, scale: scale * factor },
         Op::SoftmaxCe { rows, classes, scale, smoothing } => Op::SoftmaxCe { rows, classes, scale: scale * factor, smoothing },
         Op::CategoricalKl { rows, classes, scale } => Op::CategoricalKl { rows, classes, scale: scale * factor },
+        Op::ConsistencyKl { rows, classes, scale } => Op::ConsistencyKl { rows, classes, scale: scale * factor },
         _ => return None,
     })
 }

@@ -64,9 +64,11 @@ impl Graph {
                     cnn::forward(self, n, &mut out);
                     continue;
                 }
-                GOp::RepeatRows { .. } | GOp::WeightedSum { .. } | GOp::CategoricalKl { .. } | GOp::KlGaussians { .. } => {
-                    mixture::forward_op(self, n)
-                }
+                GOp::RepeatRows { .. }
+                | GOp::WeightedSum { .. }
+                | GOp::CategoricalKl { .. }
+                | GOp::ConsistencyKl { .. }
+                | GOp::KlGaussians { .. } => mixture::forward_op(self, n),
             };
             out.push(Launch { op, args: i.iter().chain(o.iter()).map(|&t| Some(t)).collect() });
         }
@@ -89,7 +91,7 @@ impl Graph {
                 }
                 GOp::Lstm | GOp::KlGaussians { .. } => &[0, 1, 2, 3],
                 // a loss's per-row output depends on its inputs (weighted sums consume it)
-                GOp::RepeatRows { .. } | GOp::Bce { .. } | GOp::Ce { .. } | GOp::CategoricalKl { .. } => &[0],
+                GOp::RepeatRows { .. } | GOp::Bce { .. } | GOp::Ce { .. } | GOp::CategoricalKl { .. } | GOp::ConsistencyKl { .. } => &[0],
                 GOp::Kl { .. } | GOp::GaussianNll { .. } | GOp::WeightedSum { .. } => &[0, 1],
                 _ => &[],
             };
@@ -129,6 +131,7 @@ impl Graph {
                 | GOp::Kl { .. }
                 | GOp::GaussianNll { .. }
                 | GOp::CategoricalKl { .. }
+                | GOp::ConsistencyKl { .. }
                 | GOp::KlGaussians { .. } => mixture::loss_backward(self, &mut ad, &need, n),
                 GOp::RepeatRows { .. } | GOp::WeightedSum { .. } => mixture::backward(self, &mut ad, &need, n),
                 GOp::Linear { act } => self.linear_backward(&mut ad, &need, n, act),

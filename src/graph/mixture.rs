@@ -117,6 +117,15 @@ impl Graph {
         self.add_loss_term(kind, per_row, scale);
         per_row
     }
+
+    /// KL(softmax(target) || softmax(logits)) per row (see [`Op::ConsistencyKl`]) as a term of
+    /// the objective; only `logits` gets a gradient.
+    pub fn consistency_kl_loss(&mut self, kind: LossKind, logits: TensorId, target: TensorId, scale: f32) -> TensorId {
+        assert_eq!(self.shape(logits), self.shape(target), "consistency_kl: logits and target differ in shape");
+        let per_row = self.raw_loss(&kind.to_string(), GOp::ConsistencyKl { scale }, vec![logits, target], &[0]);
+        self.add_loss_term(kind, per_row, scale);
+        per_row
+    }
 }
 
 /// The kernel of one of this module's nodes (inputs then outputs, in slot order).
@@ -127,6 +136,7 @@ pub(super) fn forward_op(g: &Graph, n: &Node) -> Op {
         GOp::RepeatRows { copies } => Op::RepeatRows { rows: s(i[0]).0, cols: s(i[0]).1, copies },
         GOp::WeightedSum { scale } => Op::WeightedRowSum { rows: s(i[1]).0, classes: s(i[1]).1, scale },
         GOp::CategoricalKl { scale } => Op::CategoricalKl { rows: s(i[0]).0, classes: s(i[0]).1, scale },
+        GOp::ConsistencyKl { scale } => Op::ConsistencyKl { rows: s(i[0]).0, classes: s(i[0]).1, scale },
         GOp::KlGaussians { scale } => Op::KlGaussians { rows: s(i[0]).0, cols: s(i[0]).1, scale },
         _ => unreachable!("not a mixture node: {:?} -> {o:?}", n.op),
     }
@@ -139,7 +149,7 @@ pub(super) fn loss_backward(g: &mut Graph, ad: &mut Autodiff, need: &[bool], n: 
     let (i, o) = (&n.inputs, &n.outputs);
     // (input, the output holding its gradient)
     let pairs: Vec<(usize, TensorId)> = match n.op {
-        GOp::Bce { .. } | GOp::Ce { .. } | GOp::CategoricalKl { .. } => vec![(0, o[1])],
+        GOp::Bce { .. } | GOp::Ce { .. } | GOp::CategoricalKl { .. } | GOp::ConsistencyKl { .. } => vec![(0, o[1])],
         GOp::Kl { .. } | GOp::GaussianNll { .. } => vec![(0, o[1]), (1, o[2])],
         GOp::KlGaussians { .. } => vec![(0, o[1]), (1, o[2]), (3, o[3])],
         _ => unreachable!("not a loss node"),

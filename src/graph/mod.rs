@@ -206,6 +206,10 @@ pub enum GOp {
     CategoricalKl {
         scale: f32,
     },
+    /// [logits, target logits] -> [loss per row, dlogits] (the target gets no gradient)
+    ConsistencyKl {
+        scale: f32,
+    },
     /// [mu_q, logvar_q, mu_p, logvar_p] -> [loss per row, dmu_q, dlogvar_q, dlogvar_p]
     KlGaussians {
         scale: f32,
@@ -236,6 +240,9 @@ pub enum LossKind {
     /// Entropy minimisation: the entropy of pi on unlabeled rows (see `ModelSpec::entropy_weight`;
     /// built from the categorical KL to a uniform prior, with a negative weight).
     Entropy,
+    /// Consistency of pi under a perturbation of the input: KL(pi(x) || pi(x + noise)), the
+    /// clean side held fixed (see `ModelSpec::consistency_weight`).
+    Consistency,
 }
 
 impl std::fmt::Display for LossKind {
@@ -246,6 +253,7 @@ impl std::fmt::Display for LossKind {
             LossKind::Kl => f.write_str("kl"),
             LossKind::KlY => f.write_str("kl_y"),
             LossKind::Entropy => f.write_str("entropy"),
+            LossKind::Consistency => f.write_str("consistency"),
             LossKind::Ce { head: 0 } => f.write_str("ce"),
             LossKind::Ce { head } => write!(f, "ce{head}"),
         }
@@ -269,6 +277,9 @@ pub struct Graph {
     pub losses: Vec<LossTerm>,
     /// Values of constant input tensors (uploaded at compile time, see [`Graph::constant`]).
     pub constants: Vec<(TensorId, Vec<f32>)>,
+    /// Inside [`Graph::with_shared_params`]: the scope that prefixes new temporaries' names
+    /// (parameters are then looked up, not created).
+    shared_scope: Option<String>,
 }
 
 /// A kernel call over tensors: `None` binds the backend's placeholder.
@@ -306,7 +317,24 @@ impl Graph {
         self.tensor(name, shape, dtype, Role::Input)
     }
 
+    /// Builds with `f` a second application of layers already in the graph: every parameter
+    /// `f` asks for is the existing one of that name (same shape; gradients from both uses
+    /// add up), and the temporaries it creates are named `{scope}/...`. Used for the
+    /// consistency pass of the encoder on a perturbed input.
+    pub fn with_shared_params<T>(&mut self, scope: &str, f: impl FnOnce(&mut Graph) -> T) -> T {
+        let outer = self.shared_scope.replace(scope.to_string());
+        let out = f(self);
+        self.shared_scope = outer;
+        out
+    }
+
     pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> TensorId {
+        if let Some(scope) = &self.shared_scope {
+            let t = self.params.iter().map(|p| p.tensor).find(|&t| self.tensors[t].name == name);
+            let t = t.unwrap_or_else(|| panic!("{scope}: no parameter '{name}' to share"));
+            assert_eq!(self.tensors[t].shape, shape, "{scope}: parameter '{name}' asked for with another shape");
+            return t;
+        }
         let t = self.tensor(name, shape, DType::F32, Role::Param);
         self.params.push(ParamDesc { tensor: t, init });
         t
@@ -321,6 +349,10 @@ impl Graph {
     }
 
     fn temp(&mut self, name: String, shape: &[usize], dtype: DType) -> TensorId {
+        let name = match &self.shared_scope {
+            Some(scope) => format!("{scope}/{name}"),
+            None => name,
+        };
         self.tensor(name, shape, dtype, Role::Temp)
     }
 

@@ -193,7 +193,24 @@ pub struct ModelSpec {
     /// SS models: the softmax pi or its straight-through one-hot into the decoder.
     #[serde(default, skip_serializing_if = "PiToDecoder::is_softmax")]
     pub pi_to_decoder: PiToDecoder,
+    /// SS models (dense and recurrent families): weight of the consistency of pi under a
+    /// perturbation of the input, KL(pi(x) || pi(x + noise)) with the clean side held fixed,
+    /// a mean over the batch's rows (all of them: labeled and unlabeled) like the ELBO terms
+    /// (the Pi-model of Laine and Aila 2017, with the KL of Miyato et al.'s VAT). A second pass
+    /// of the encoder and pi head, sharing their weights, sees the perturbed input. 0 (the
+    /// paper's protocol): no such term.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consistency_weight: f32,
+    /// The perturbation of the consistency term: Gaussian noise of this standard deviation
+    /// added to every input value, in the input's units as the model sees them (pixel
+    /// intensities in [0, 1]; standardised features and sensor channels: standard deviations).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consistency_noise: f32,
 }
+
+/// The reparameterisation stream of the consistency term's input noise (the latent draws stream
+/// 0, dropout 1.. and 101..).
+const CONSISTENCY_STREAM: u32 = 301;
 
 fn is_zero(x: &f32) -> bool {
     *x == 0.0
@@ -237,6 +254,8 @@ impl ModelSpec {
             entropy_weight: 0.0,
             label_smoothing: 0.0,
             pi_to_decoder: PiToDecoder::Softmax,
+            consistency_weight: 0.0,
+            consistency_noise: 0.0,
         }
     }
 
@@ -418,6 +437,28 @@ impl ModelSpec {
                 "--entropy-weight applies to the SS models with one pi head (ss-dense, ss-cnn, ss-rnn), not {}",
                 self.name()
             )));
+        }
+        if !(self.consistency_weight.is_finite() && self.consistency_weight >= 0.0) {
+            return Err(Error::Invalid(format!("--consistency-weight must be a finite number >= 0 (got {})", self.consistency_weight)));
+        }
+        if self.consistency_weight > 0.0 {
+            if self.kind != Kind::Ss || self.has_factor_heads() || self.family == Family::Cnn {
+                return Err(Error::Invalid(format!(
+                    "--consistency-weight applies to the dense and recurrent SS models with one pi head (ss-dense, ss-rnn), not {}{}",
+                    self.name(),
+                    if self.family == Family::Cnn && self.kind == Kind::Ss {
+                        " (the CNN's batch norm would see the perturbed batch twice in its running statistics: not supported yet)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            if !(self.consistency_noise.is_finite() && self.consistency_noise > 0.0) {
+                return Err(Error::Invalid(format!(
+                    "--consistency-noise must be a finite standard deviation > 0 when --consistency-weight is set (got {})",
+                    self.consistency_noise
+                )));
+            }
         }
         if !(self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing)) {
             return Err(Error::Invalid(format!("--label-smoothing must be in [0, 1) (got {})", self.label_smoothing)));
@@ -610,6 +651,14 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         let logits = g.dense("pi", h, spec.classes, Act::Identity);
         let (p, p_dec) = classifier_head(&mut g, spec, logits, labels);
         (pi, pi_for_decoder) = (Some(p), Some(p_dec));
+        if training && spec.consistency_weight > 0.0 {
+            let noisy = perturbed_input(&mut g, spec, x, counter);
+            let logits2 = g.with_shared_params("perturbed", |g| -> Result<TensorId> {
+                let h = encoder_trunk(g, spec, noisy, counter, training)?;
+                Ok(g.dense("pi", h, spec.classes, Act::Identity))
+            })?;
+            consistency_term(&mut g, spec, logits2, logits);
+        }
     }
     let (mut mu, mut recon_logits) = (None, None);
     if spec.has_decoder() {
@@ -683,6 +732,22 @@ fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: Te
         DecoderInput::TrueLabel => g.label_mix("pi_or_label", code, labels),
     };
     (p, for_decoder)
+}
+
+/// x plus Gaussian noise of standard deviation `spec.consistency_noise`, drawn afresh each
+/// step (the consistency term's perturbation; x gets no gradient).
+pub(crate) fn perturbed_input(g: &mut Graph, spec: &ModelSpec, x: TensorId, counter: TensorId) -> TensorId {
+    let shape = g.shape(x).to_vec();
+    let n = shape.iter().product();
+    let logvar = g.constant("perturbation_logvar", &shape, vec![2.0 * spec.consistency_noise.ln(); n]);
+    g.reparam("x_perturbed", counter, x, logvar, CONSISTENCY_STREAM)
+}
+
+/// The consistency term: KL(pi(x) || pi(x + noise)) per row of pi logits (the clean `target`
+/// held fixed), weighted by `spec.consistency_weight` and averaged over the rows.
+pub(crate) fn consistency_term(g: &mut Graph, spec: &ModelSpec, logits: TensorId, target: TensorId) {
+    let rows = crate::graph::rows_cols(g.shape(logits)).0;
+    g.consistency_kl_loss(LossKind::Consistency, logits, target, spec.consistency_weight / rows as f32);
 }
 
 /// The dense decoder's hidden layers (the encoder's widths mirrored).

@@ -35,9 +35,8 @@ use crate::backend::{Act, DType};
 use crate::error::Result;
 use crate::graph::{Graph, LossKind, TensorId};
 
-pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -> Result<(Graph, Handles)> {
+pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, training: bool) -> Result<(Graph, Handles)> {
     let [steps, channels] = spec.series_shape.expect("validated: an RNN has a window shape");
-    let h = &spec.hidden;
     let mut g = Graph::new();
     let n_values = src_rows * steps * channels;
     let data =
@@ -52,9 +51,7 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -
         g.gather_f32("x", data, idx, src_rows, &[steps, channels])
     };
 
-    let e = g.time_distributed_dense("enc0", x, h[0], Act::Relu);
-    let e = g.lstm("enc_lstm", e, h[1]);
-    let e = g.time_distributed_dense("enc1", e, h[2], Act::Relu);
+    let e = encoder(&mut g, spec, x);
 
     let rows_scale = 1.0 / batch as f32;
     let mean_norm = spec.loss_norm == LossNorm::Mean;
@@ -63,6 +60,14 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -
         let logits = g.per_step_dense("pi", e, spec.classes, Act::Identity);
         let (p, p_dec) = super::classifier_head(&mut g, spec, logits, labels);
         (pi, pi_for_decoder) = (Some(p), Some(p_dec));
+        if training && spec.consistency_weight > 0.0 {
+            let noisy = super::perturbed_input(&mut g, spec, x, counter);
+            let logits2 = g.with_shared_params("perturbed", |g| {
+                let e = encoder(g, spec, noisy);
+                g.per_step_dense("pi", e, spec.classes, Act::Identity)
+            });
+            super::consistency_term(&mut g, spec, logits2, logits);
+        }
     }
     let (mut mu, mut recon) = (None, None);
     if spec.has_decoder() {
@@ -99,6 +104,14 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, _training: bool) -
             head_labels: vec![labels],
         },
     ))
+}
+
+/// The encoder's trunk: [batch, steps, channels] -> [batch, steps, hidden[2]].
+fn encoder(g: &mut Graph, spec: &ModelSpec, x: TensorId) -> TensorId {
+    let h = &spec.hidden;
+    let e = g.time_distributed_dense("enc0", x, h[0], Act::Relu);
+    let e = g.lstm("enc_lstm", e, h[1]);
+    g.time_distributed_dense("enc1", e, h[2], Act::Relu)
 }
 
 /// Decoder from [batch, steps, latent (+ classes)] to the per-step Gaussian (mean, raw variance),

@@ -97,6 +97,12 @@ pub fn recipe_labeled_share(batch: usize, n_train: usize, n_labeled: usize) -> f
 }
 /// The default recipe's label smoothing (see [`ModelSpec::label_smoothing`]): none, the paper's.
 pub const RECIPE_LABEL_SMOOTHING: f32 = 0.0;
+/// The default recipe's consistency weight (see [`ModelSpec::consistency_weight`]): none.
+pub const RECIPE_CONSISTENCY_WEIGHT: f32 = 0.0;
+/// The consistency term's input noise when `--consistency-noise` is not given (see
+/// [`ModelSpec::consistency_noise`]): 0.3, the input noise of the ladder networks on MNIST
+/// (Rasmus et al. 2015), a third of a standard deviation on standardised data.
+pub const DEFAULT_CONSISTENCY_NOISE: f32 = 0.3;
 
 /// The model as asked for: family and kind, and every setting the user chose (`None`: the
 /// paper's default for that family, see [`ModelSpec`]).
@@ -133,6 +139,12 @@ pub struct ModelChoice {
     /// paper's softmax).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pi_to_decoder: Option<PiToDecoder>,
+    /// SS models: weight of pi's consistency under input noise (`None`: the recipe's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_weight: Option<f32>,
+    /// The consistency term's noise (`None`: [`DEFAULT_CONSISTENCY_NOISE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_noise: Option<f32>,
 }
 
 impl ModelChoice {
@@ -155,6 +167,8 @@ impl ModelChoice {
             entropy_weight: None,
             label_smoothing: None,
             pi_to_decoder: None,
+            consistency_weight: None,
+            consistency_noise: None,
         }
     }
 
@@ -179,6 +193,8 @@ impl ModelChoice {
             entropy_weight: Some(m.entropy_weight),
             label_smoothing: Some(m.label_smoothing),
             pi_to_decoder: Some(m.pi_to_decoder),
+            consistency_weight: Some(m.consistency_weight),
+            consistency_noise: (m.consistency_weight > 0.0).then_some(m.consistency_noise),
             ..ModelChoice::new(m.family, m.kind)
         }
     }
@@ -317,6 +333,12 @@ impl RunSpec {
         if let Some(r) = self.labeled_share.filter(|r| !(r.is_finite() && *r > 0.0 && *r < 1.0)) {
             invalid!("--labeled-share must be in (0, 1) (got {r})");
         }
+        if let Some(w) = m.consistency_weight.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+            invalid!("--consistency-weight must be a finite number >= 0 (got {w})");
+        }
+        if let Some(s) = m.consistency_noise.filter(|s| !(s.is_finite() && *s > 0.0)) {
+            invalid!("--consistency-noise must be a finite standard deviation > 0 (got {s})");
+        }
         if let Some(e) = m.label_smoothing.filter(|e| !(e.is_finite() && (0.0..1.0).contains(e))) {
             invalid!("--label-smoothing must be in [0, 1) (got {e})");
         }
@@ -409,6 +431,18 @@ impl RunSpec {
         }
         if let Some(p) = m.pi_to_decoder {
             spec.pi_to_decoder = p;
+        }
+        spec.consistency_weight = m.consistency_weight.unwrap_or(match self.recipe {
+            Recipe::Default if kind == Kind::Ss && !spec.has_factor_heads() && spec.family != Family::Cnn => RECIPE_CONSISTENCY_WEIGHT,
+            _ => 0.0,
+        });
+        match m.consistency_noise {
+            Some(_) if spec.consistency_weight == 0.0 => {
+                invalid!("--consistency-noise sets the consistency term's noise: give --consistency-weight W > 0 with it")
+            }
+            Some(s) => spec.consistency_noise = s,
+            None if spec.consistency_weight > 0.0 => spec.consistency_noise = DEFAULT_CONSISTENCY_NOISE,
+            None => {}
         }
         let extra = m.extra_slots.unwrap_or(0);
         if extra > 0 && !spec.sums_over_classes() {

@@ -586,7 +586,7 @@ impl<B: Backend> Trainer<B> {
                 // normalised by labeled count in the kernel; undo alpha. Multi-factor models:
                 // the sum of the heads' CEs
                 LossKind::Ce { .. } => *l.ce.get_or_insert(0.0) += per_batch / (term.scale as f64).max(f64::MIN_POSITIVE),
-                LossKind::KlY | LossKind::Entropy => {}
+                LossKind::KlY | LossKind::Entropy | LossKind::Consistency => {}
             }
         }
         Ok(l)

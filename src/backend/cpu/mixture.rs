@@ -90,6 +90,36 @@ pub fn categorical_kl(
     }
 }
 
+/// Log-softmax of one row into `out`.
+fn log_softmax(row: &[f32], out: &mut [f32]) {
+    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+    let lse = max + sum.ln();
+    for (o, &x) in out.iter_mut().zip(row) {
+        *o = x - lse;
+    }
+}
+
+/// loss[r] = scale KL(softmax(target_r) || softmax(logits_r)) = scale sum_j p_j (log p_j -
+/// log q_j); dl = scale (q - p), the gradient w.r.t. `logits` (the target is held fixed).
+pub fn consistency_kl(rows: usize, classes: usize, scale: f32, logits: &[f32], target: &[f32], loss: &mut [f32], dl: &mut [f32]) {
+    let mut lq = vec![0f32; classes];
+    let mut lp = vec![0f32; classes];
+    for r in 0..rows {
+        let s = r * classes..(r + 1) * classes;
+        log_softmax(&logits[s.clone()], &mut lq);
+        log_softmax(&target[s.clone()], &mut lp);
+        let mut kl = 0.0f32;
+        for j in 0..classes {
+            kl += lp[j].exp() * (lp[j] - lq[j]);
+        }
+        loss[r] = scale * kl;
+        for (j, i) in s.enumerate() {
+            dl[i] = scale * (lq[j].exp() - lp[j].exp());
+        }
+    }
+}
+
 /// KL(N(mq, e^lq) || N(mp, e^lp)) = 0.5 sum (lp - lq + (e^lq + (mq - mp)^2) / e^lp - 1) per
 /// row; gradients: d/dmq = (mq - mp) / vp, d/dlq = 0.5 (vq / vp - 1),
 /// d/dlp = 0.5 (1 - (vq + (mq - mp)^2) / vp); all times `scale`.

@@ -372,6 +372,10 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; l, d);
             mixture::categorical_kl(rows, classes, scale, fs(ins[0]), fs(ins[1]), ins[2], l, d);
         }
+        Op::ConsistencyKl { rows, classes, scale } => {
+            outs!(outs; l, d);
+            mixture::consistency_kl(rows, classes, scale, fs(ins[0]), fs(ins[1]), l, d);
+        }
         Op::KlGaussians { rows, cols, scale } => {
             outs!(outs; l, dmq, dlq, dlp);
             mixture::kl_gaussians(rows, cols, scale, fs(ins[0]), fs(ins[1]), fs(ins[2]), fs(ins[3]), l, dmq, dlq, dlp);

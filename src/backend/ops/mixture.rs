@@ -21,6 +21,7 @@ impl KernelFamily for Mixture {
             Op::RowScale { .. } => "row_scale",
             Op::WeightedRowSum { .. } => "weighted_row_sum",
             Op::CategoricalKl { .. } => "categorical_kl",
+            Op::ConsistencyKl { .. } => "consistency_kl",
             Op::KlGaussians { .. } => "kl_gaussians",
             _ => unreachable!("not a mixture op"),
         }
@@ -38,6 +39,12 @@ impl KernelFamily for Mixture {
                 f("logits", rows * classes, Read),
                 f("log_prior", classes, Read),
                 u("labels", rows, Read),
+                f("loss", rows, Write),
+                f("dlogits", rows * classes, Write),
+            ],
+            Op::ConsistencyKl { rows, classes, .. } => vec![
+                f("logits", rows * classes, Read),
+                f("target_logits", rows * classes, Read),
                 f("loss", rows, Write),
                 f("dlogits", rows * classes, Write),
             ],
@@ -61,7 +68,9 @@ impl KernelFamily for Mixture {
                 vec![("rows", rows), ("cols", cols), ("copies", copies), ("rows * copies * cols", rows * copies * cols)]
             }
             Op::RowScale { rows, cols, .. } | Op::KlGaussians { rows, cols, .. } => vec![("rows", rows), ("cols", cols)],
-            Op::WeightedRowSum { rows, classes, .. } | Op::CategoricalKl { rows, classes, .. } => {
+            Op::WeightedRowSum { rows, classes, .. }
+            | Op::CategoricalKl { rows, classes, .. }
+            | Op::ConsistencyKl { rows, classes, .. } => {
                 vec![("rows", rows), ("classes", classes)]
             }
             _ => unreachable!("not a mixture op"),
@@ -82,7 +91,9 @@ impl KernelFamily for Mixture {
                 (MixtureParams { rows: u(rows), cols: u(cols), copies: 0, scale: alpha }, flat(rows * cols))
             }
             // one invocation per row
-            Op::WeightedRowSum { rows, classes, scale } | Op::CategoricalKl { rows, classes, scale } => {
+            Op::WeightedRowSum { rows, classes, scale }
+            | Op::CategoricalKl { rows, classes, scale }
+            | Op::ConsistencyKl { rows, classes, scale } => {
                 (MixtureParams { rows: u(rows), cols: u(classes), copies: 0, scale }, Grid::Flat(rows.div_ceil(64)))
             }
             // one workgroup per row

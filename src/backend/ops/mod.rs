@@ -261,6 +261,15 @@ pub enum Op {
         classes: usize,
         scale: f32,
     },
+    /// KL(softmax(target) || softmax(logits)) per row, times `scale`, and its gradient w.r.t.
+    /// `logits` only, scale (softmax(logits) - softmax(target)): the target is held fixed (a
+    /// stop-gradient). Consistency of pi under a perturbation of the input: `logits` from the
+    /// perturbed pass, `target` from the clean one.
+    ConsistencyKl {
+        rows: usize,
+        classes: usize,
+        scale: f32,
+    },
     /// KL(N(mu_q, e^lv_q) || N(mu_p, e^lv_p)) summed over the row, with the gradients for
     /// both sides (d/dmu_p = -d/dmu_q is left to the caller: 8 buffers is WebGPU's minimum
     /// guarantee of storage bindings per stage).
@@ -488,6 +497,7 @@ impl Op {
             | Op::RowScale { .. }
             | Op::WeightedRowSum { .. }
             | Op::CategoricalKl { .. }
+            | Op::ConsistencyKl { .. }
             | Op::KlGaussians { .. } => &mixture::Mixture,
             Op::Conv2dForward { .. }
             | Op::Conv2dBackwardInput { .. }
