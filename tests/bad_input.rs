@@ -149,13 +149,15 @@ fn refused_commands_leave_the_run_folder_as_it_was() {
             "0.25",
             "--label-smoothing",
             "0.1",
+            "--consistency-weight",
+            "5",
             "--pi-to-decoder",
             "straight-through",
             "--backend",
             "cpu",
             "--quiet",
         ]),
-        "--label-smoothing, --pi-to-decoder, --kl-warmup, --labeled-share would change the saved run",
+        "--label-smoothing, --consistency-weight, --pi-to-decoder, --kl-warmup, --labeled-share would change the saved run",
     );
     fails_with(&ssvae(&["train", "--resume", r, "--lr", "-1", "--backend", "cpu", "--quiet"]), "--lr must be a positive finite number");
     assert!(snapshot(&run) == before, "a refused command changed the run folder");

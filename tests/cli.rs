@@ -170,6 +170,11 @@ fn bad_input_gives_clear_errors() {
         (&["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
         (&["--label-smoothing", "-0.1"], "--label-smoothing must be in [0, 1)"),
         (&["--model", "eu-dense", "--label-smoothing", "0.1"], "--label-smoothing applies to the models with a classifier"),
+        (&["--consistency-weight", "-1"], "--consistency-weight must be a finite number >= 0"),
+        (&["--consistency-noise", "0.2"], "--consistency-noise sets the consistency term's noise: give --consistency-weight"),
+        (&["--consistency-weight", "5", "--consistency-noise", "0"], "--consistency-noise must be a finite standard deviation > 0"),
+        (&["--model", "es-dense", "--consistency-weight", "5"], "--consistency-weight applies to the dense and recurrent SS models"),
+        (&["--model", "ss-cnn", "--consistency-weight", "5"], "not ss-cnn (the CNN's batch norm"),
         (
             &["--model", "es-dense", "--pi-to-decoder", "straight-through"],
             "--pi-to-decoder applies to the SS models whose pi feeds the decoder",
