@@ -8,7 +8,12 @@
 struct SampleParams {
     n: u32,
     stream: u32,
-    rate: f32, // dropout only
+    rate: f32, // dropout's rate, shift_scale's scale
+    height: u32, // height .. max_shift: shift_scale only
+    width: u32,
+    channels: u32,
+    max_shift: u32,
+    pad: u32,
 }
 
 // Binding i is the op's slot i - 1, named as the slot (see backend::Op::slots); a slot that
@@ -124,4 +129,35 @@ fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let m = select(0.0, 1.0 / (1.0 - p.rate), u >= p.rate);
     mask[i] = m;
     y[i] = x[i] * m;
+}
+
+// shift_scale: counter, x -> y, one invocation per element: row r's draw r gives the
+// translation (words 0, 1: uniform in [-max_shift, max_shift], none across a width of 1) and the
+// amplitude factor 1 + scale N(0, 1) (words 2, 3); zero where the source falls outside.
+@compute @workgroup_size(256)
+fn shift_scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let per = p.height * p.width * p.channels;
+    let r = i / per;
+    let k = i - r * per;
+    let pix = k / p.channels;
+    let ch = k - pix * p.channels;
+    let row = pix / p.width;
+    let col = pix - row * p.width;
+    let w = draw(r);
+    let span = 2u * p.max_shift + 1u;
+    let dy = i32(w.x % span) - i32(p.max_shift);
+    var dx = 0;
+    if (p.width > 1u) { dx = i32(w.y % span) - i32(p.max_shift); }
+    let u1 = f32((w.z >> 8u) + 1u) * (1.0 / 16777216.0);
+    let u2 = uniform01(w.w);
+    let s = 1.0 + p.rate * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    let si = i32(row) + dy;
+    let sj = i32(col) + dx;
+    if (si < 0 || si >= i32(p.height) || sj < 0 || sj >= i32(p.width)) {
+        y[i] = 0.0;
+    } else {
+        y[i] = s * x[r * per + (u32(si) * p.width + u32(sj)) * p.channels + ch];
+    }
 }

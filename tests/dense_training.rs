@@ -63,6 +63,9 @@ fn dense_variants_gpu_and_cpu_agree_after_five_steps() {
             cfg.model.pi_to_decoder = ssvae::model::PiToDecoder::StraightThrough;
             cfg.model.consistency_weight = 10.0;
             cfg.model.consistency_noise = 0.3;
+            cfg.model.consistency_shift = 2;
+            cfg.model.consistency_scale = 0.1;
+            cfg.model.consistency_shape = Some([28, 28, 1]);
         }
         let labeled = if kind == Kind::Eu { vec![] } else { ssvae::data::label_subset(&train.labels, 10, 50, 3).unwrap() };
         let (b_cpu, a_cpu, l_cpu) = run_steps(&cpu, &cfg, &train, &labeled, 5);

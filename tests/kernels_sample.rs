@@ -270,3 +270,73 @@ fn cpu_sample_hand_computed_values() {
     assert_eq!(dmu, [1.0, -3.0]);
     assert_close("cpu reparam_backward dlogvar", &dlv, &[0.5, -3.0], 1e-6, 1e-6);
 }
+
+fn shift_scale<B: Backend>(be: &B, seed: u64, shape: [usize; 4], max_shift: u32, scale: f32, x: &[f32]) -> Vec<f32> {
+    let [rows, height, width, channels] = shape;
+    let ctr = be.upload_u32(&philox::counter(seed, 3)).unwrap();
+    let xb = be.upload_f32(x).unwrap();
+    let y = be.upload_f32(&vec![f32::NAN; x.len()]).unwrap();
+    let op = ssvae::backend::Op::ShiftScale { rows, height, width, channels, max_shift, scale, stream: 301 };
+    be.launch(op, &[&ctr, &xb, &y]).unwrap();
+    be.read_f32(&y).unwrap()
+}
+
+/// The consistency term's perturbation (shift_scale): GPU = CPU on awkward shapes (one value,
+/// odd sizes, shifts beyond the sample, series windows as [steps, 1, channels], rows over a
+/// workgroup). The translation is exact; the factor 1 + scale N(0, 1) carries Box-Muller's
+/// tolerance (see above): atol scale * 4e-3 * |x| <= 2 and 1e-5 relative.
+#[test]
+fn shift_scale_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = cpu();
+    let mut r = rng(17);
+    for (shape, shift, scale) in
+        [([1, 1, 1, 1], 0, 0.0), ([3, 5, 7, 2], 2, 0.1), ([130, 28, 28, 1], 2, 0.0), ([17, 128, 1, 6], 8, 0.2), ([2, 3, 3, 3], 5, 0.5)]
+    {
+        let x = uniform(&mut r, shape.iter().product(), -2.0, 2.0);
+        let (a, b) = (shift_scale(&cpu, 5, shape, shift, scale, &x), shift_scale(gpu, 5, shape, shift, scale, &x));
+        assert_close(&format!("shift_scale {shape:?} shift {shift} scale {scale}"), &b, &a, scale * 4e-3 * 2.0 + 1e-7, 1e-5);
+    }
+}
+
+/// What shift_scale does, on the CPU twin: each row is its own translated copy (zeros where
+/// the source is outside), by the draw's (dy, dx), times its factor; no shift and no scale is
+/// the identity; over many rows every shift in [-s, s] occurs (none across a width of 1), and
+/// the factors have mean 1 and standard deviation `scale`.
+#[test]
+fn shift_scale_translates_and_scales_each_row() {
+    let cpu = cpu();
+    let shape = [400, 6, 5, 2];
+    let per = 6 * 5 * 2;
+    let x: Vec<f32> = (0..400 * per).map(|i| 1.0 + (i % per) as f32).collect();
+    assert_eq!(shift_scale(&cpu, 1, shape, 0, 0.0, &x), x, "no shift and no scale must be the identity");
+    let ctr = philox::counter(1, 3);
+    let y = shift_scale(&cpu, 1, shape, 2, 0.0, &x);
+    let mut seen = std::collections::BTreeSet::new();
+    for row in 0..400 {
+        let (dy, dx, _) = ssvae::backend::cpu::sample::shift_scale_draw(&ctr, 301, row as u32, 5, 2, 0.0);
+        seen.insert((dy, dx));
+        for i in 0..6i64 {
+            for j in 0..5i64 {
+                for c in 0..2 {
+                    let (si, sj) = (i + dy, j + dx);
+                    let want = if (0..6).contains(&si) && (0..5).contains(&sj) { 1.0 + ((si * 5 + sj) * 2 + c) as f32 } else { 0.0 };
+                    assert_eq!(y[row * per + ((i * 5 + j) * 2 + c) as usize], want, "row {row} (dy {dy}, dx {dx}) at {i},{j},{c}");
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 25, "every (dy, dx) in [-2, 2]^2 occurs over 400 rows: {seen:?}");
+    let series: Vec<(i64, i64, f32)> = (0..2000).map(|r| ssvae::backend::cpu::sample::shift_scale_draw(&ctr, 301, r, 1, 3, 0.1)).collect();
+    assert!(series.iter().all(|d| d.1 == 0) && series.iter().map(|d| d.0).collect::<std::collections::BTreeSet<_>>().len() == 7);
+    let (m, v) = mean_var(&series.iter().map(|d| d.2).collect::<Vec<_>>());
+    // 2000 factors: SE of the mean 0.1 / sqrt(2000) = 2.2e-3, of the SD ~1.6e-3; 5 SE bounds
+    assert!((m - 1.0).abs() < 0.012 && (v.sqrt() - 0.1).abs() < 0.008, "factor mean {m}, sd {}", v.sqrt());
+}
+
+fn mean_var(x: &[f32]) -> (f32, f32) {
+    let n = x.len() as f64;
+    let m = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let v = x.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n;
+    (m as f32, v as f32)
+}

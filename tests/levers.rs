@@ -167,8 +167,9 @@ fn recipe_labeled_share_is_resolved_and_recorded() {
 }
 
 /// `--consistency-weight` / `--consistency-noise`: resolved into the model (noise 0.3 when not
-/// given), recorded in config.json; refused with the flag's name where it cannot apply (ES, the
-/// CNN family, a noise without a weight, a noise <= 0), before the run folder is written.
+/// given), recorded in config.json, a shift with the images' layout; refused with the flag's
+/// name where it cannot apply (ES, the CNN family, a noise without a weight, no perturbation
+/// at all), before the run folder is written.
 #[test]
 fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
     use ssvae::model::Family;
@@ -198,11 +199,21 @@ fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
     assert_eq!(recorded(Some(5.0), None), (5.0, 0.3));
     assert_eq!(recorded(Some(5.0), Some(0.1)), (5.0, 0.1));
     assert_eq!(recorded(None, None), (ssvae::run::RECIPE_CONSISTENCY_WEIGHT, 0.0));
+    // a shift on images records their layout; a table refuses it by name
+    let (mut s, out) = spec(Family::Dense, Kind::Ss, "shift", Some(5.0), Some(0.0));
+    s.model.consistency_shift = Some(2);
+    s.model.consistency_scale = Some(0.1);
+    run::train(&be, &s, &mut Quiet).unwrap();
+    let m = RunConfig::load(&out).unwrap().train.model;
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!((m.consistency_shift, m.consistency_scale, m.consistency_noise), (2, 0.1, 0.0));
+    let [h, w, c] = m.consistency_shape.expect("the glyphs' layout");
+    assert_eq!(h * w * c, m.input_dim);
     for (family, kind, name, weight, noise, want) in [
         (Family::Dense, Kind::Es, "es", Some(5.0), None, "--consistency-weight"),
         (Family::Cnn, Kind::Ss, "cnn", Some(5.0), None, "batch norm"),
         (Family::Dense, Kind::Ss, "noise-alone", None, Some(0.2), "--consistency-noise"),
-        (Family::Dense, Kind::Ss, "noise-zero", Some(5.0), Some(0.0), "--consistency-noise"),
+        (Family::Dense, Kind::Ss, "noise-zero", Some(5.0), Some(0.0), "--consistency-weight needs a perturbation"),
         (Family::Dense, Kind::Ss, "weight-negative", Some(-1.0), None, "--consistency-weight"),
     ] {
         let (s, out) = spec(family, kind, name, weight, noise);

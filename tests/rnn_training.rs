@@ -68,10 +68,13 @@ fn rnn_variants_gpu_and_cpu_agree_after_three_steps() {
         let t0 = std::time::Instant::now();
         let mut c = cfg(kind, 8);
         if kind == Kind::Ss {
-            // with the consistency term: a second pass of the encoder (LSTM included) on noisy
-            // windows, sharing its weights
+            // with the consistency term: a second pass of the encoder (LSTM included) on shifted,
+            // scaled and noisy windows, sharing its weights
             c.model.consistency_weight = 1.0;
             c.model.consistency_noise = 0.3;
+            c.model.consistency_shift = 3;
+            c.model.consistency_scale = 0.1;
+            c.model.consistency_shape = Some([128, 1, 6]);
         }
         let lab = if kind == Kind::Eu { vec![] } else { labeled.clone() };
         let (b_cpu, g_cpu, a_cpu) = run_steps(&cpu, &c, &train, &lab, steps);

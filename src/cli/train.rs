@@ -237,6 +237,13 @@ pub struct ModelArgs {
     /// input value (pixels in [0, 1]; standardised features) [default: 0.3].
     #[arg(long, allow_negative_numbers = true)]
     pub consistency_noise: Option<f32>,
+    /// The consistency term's translation: each sample shifted by up to P pixels (images) or
+    /// steps (series windows), zeros shifted in [default: 0].
+    #[arg(long)]
+    pub consistency_shift: Option<u32>,
+    /// The consistency term's amplitude scaling: each sample times 1 + S N(0, 1) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub consistency_scale: Option<f32>,
     /// What feeds the decoder in training [default: pi].
     #[arg(long, value_enum)]
     pub decoder_input: Option<DecoderInputArg>,
@@ -502,6 +509,8 @@ impl TrainArgs {
         set(&mut c.label_smoothing, m.label_smoothing);
         set(&mut c.consistency_weight, m.consistency_weight);
         set(&mut c.consistency_noise, m.consistency_noise);
+        set(&mut c.consistency_shift, m.consistency_shift);
+        set(&mut c.consistency_scale, m.consistency_scale);
         set(
             &mut c.decoder_input,
             m.decoder_input.map(|x| match x {
@@ -642,6 +651,8 @@ impl TrainArgs {
             (m.label_smoothing.is_some(), "--label-smoothing"),
             (m.consistency_weight.is_some(), "--consistency-weight"),
             (m.consistency_noise.is_some(), "--consistency-noise"),
+            (m.consistency_shift.is_some(), "--consistency-shift"),
+            (m.consistency_scale.is_some(), "--consistency-scale"),
             (m.decoder_input.is_some(), "--decoder-input"),
             (m.pi_to_decoder.is_some(), "--pi-to-decoder"),
             (m.loss_norm.is_some(), "--loss-norm"),

@@ -69,6 +69,27 @@ impl Graph {
         y
     }
 
+    /// x with each sample (laid out `shape` = [height, width, channels]) translated by up to
+    /// `max_shift` along height and width and scaled by 1 + `scale` N(0, 1), drawn afresh each
+    /// step (`Op::ShiftScale`; x gets no gradient through it).
+    pub fn shift_scale(
+        &mut self,
+        name: &str,
+        counter: TensorId,
+        x: TensorId,
+        shape: [usize; 3],
+        max_shift: u32,
+        scale: f32,
+        stream: u32,
+    ) -> TensorId {
+        let xs = self.shape(x).to_vec();
+        let per: usize = shape.iter().product();
+        assert!(per > 0 && xs.iter().product::<usize>() % per == 0, "shift_scale '{name}': {xs:?} is not made of samples of {shape:?}");
+        let y = self.temp(name.into(), &xs, DType::F32);
+        self.push(GOp::ShiftScale { shape, max_shift, scale, stream }, vec![counter, x], vec![y]);
+        y
+    }
+
     /// z = mu + exp(logvar / 2) eps with eps from the shared RNG (stream distinguishes draws).
     pub fn reparam(&mut self, name: &str, counter: TensorId, mu: TensorId, logvar: TensorId, stream: u32) -> TensorId {
         let shape = self.shape(mu).to_vec();

@@ -28,6 +28,15 @@ impl Graph {
                     Op::Gemm(Gemm::new(rows, outc, inp).bias(act))
                 }
                 GOp::Fill { value } => Op::Fill { n: self.tensors[o[0]].len(), value },
+                GOp::ShiftScale { shape: [height, width, channels], max_shift, scale, stream } => Op::ShiftScale {
+                    rows: self.tensors[o[0]].len() / (height * width * channels),
+                    height,
+                    width,
+                    channels,
+                    max_shift,
+                    scale,
+                    stream,
+                },
                 GOp::Lstm => {
                     let sh = &self.tensors[o[0]].shape;
                     Op::LstmForward { batch: sh[0], steps: sh[1], hidden: sh[2] }
@@ -142,7 +151,7 @@ impl Graph {
                     cnn::backward(self, &mut ad, &need, n)
                 }
                 GOp::Lstm => self.lstm_backward(&mut ad, &need, n),
-                GOp::GatherU8 { .. } | GOp::GatherF32 { .. } | GOp::GatherF16 { .. } | GOp::Fill { .. } => {}
+                GOp::GatherU8 { .. } | GOp::GatherF32 { .. } | GOp::GatherF16 { .. } | GOp::Fill { .. } | GOp::ShiftScale { .. } => {}
             }
         }
         (ad.launches, param_grads)

@@ -181,6 +181,14 @@ pub enum GOp {
         eps: f32,
         training: bool,
     },
+    /// [counter, x] -> [y]: a random translation and amplitude scaling per sample laid out
+    /// `shape` = [height, width, channels] (see `Op::ShiftScale`); no gradient.
+    ShiftScale {
+        shape: [usize; 3],
+        max_shift: u32,
+        scale: f32,
+        stream: u32,
+    },
     /// [counter, x] -> [y, mask]
     Dropout {
         rate: f32,

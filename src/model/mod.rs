@@ -206,6 +206,23 @@ pub struct ModelSpec {
     /// intensities in [0, 1]; standardised features and sensor channels: standard deviations).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consistency_noise: f32,
+    /// The consistency term's translation: each sample shifted by up to this many pixels
+    /// along height and width (images) or steps along time (series windows), uniformly, zeros
+    /// shifted in; applied before the noise. 0: none.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub consistency_shift: u32,
+    /// The consistency term's amplitude scaling: each sample multiplied by 1 + S N(0, 1).
+    /// 0: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consistency_scale: f32,
+    /// The layout [height, width, channels] the translation moves along (images; series
+    /// windows as [steps, 1, channels]); set with a shift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_shape: Option<[usize; 3]>,
+}
+
+fn is_zero_u32(x: &u32) -> bool {
+    *x == 0
 }
 
 /// The reparameterisation stream of the consistency term's input noise (the latent draws stream
@@ -256,6 +273,9 @@ impl ModelSpec {
             pi_to_decoder: PiToDecoder::Softmax,
             consistency_weight: 0.0,
             consistency_noise: 0.0,
+            consistency_shift: 0,
+            consistency_scale: 0.0,
+            consistency_shape: None,
         }
     }
 
@@ -453,11 +473,35 @@ impl ModelSpec {
                     }
                 )));
             }
-            if !(self.consistency_noise.is_finite() && self.consistency_noise > 0.0) {
+            if !(self.consistency_noise.is_finite() && self.consistency_noise >= 0.0) {
                 return Err(Error::Invalid(format!(
-                    "--consistency-noise must be a finite standard deviation > 0 when --consistency-weight is set (got {})",
+                    "--consistency-noise must be a finite standard deviation >= 0 (got {})",
                     self.consistency_noise
                 )));
+            }
+            if !(self.consistency_scale.is_finite() && self.consistency_scale >= 0.0) {
+                return Err(Error::Invalid(format!(
+                    "--consistency-scale must be a finite standard deviation >= 0 (got {})",
+                    self.consistency_scale
+                )));
+            }
+            if self.consistency_noise == 0.0 && self.consistency_scale == 0.0 && self.consistency_shift == 0 {
+                return Err(Error::Invalid(
+                    "--consistency-weight needs a perturbation: --consistency-noise, --consistency-shift or --consistency-scale above 0"
+                        .into(),
+                ));
+            }
+            if self.consistency_shift > 0 {
+                let Some(shape) = self.consistency_shape.filter(|s| s.iter().product::<usize>() > 0) else {
+                    return Err(Error::Invalid(
+                        "--consistency-shift moves images or series windows; a table's rows have no axis to shift along".into(),
+                    ));
+                };
+                let per: usize = shape.iter().product();
+                let dim = self.series_shape.map_or(self.input_dim, |[t, c]| t * c);
+                if per != dim {
+                    return Err(Error::Invalid(format!("consistency shape {shape:?} does not match the {dim} input values")));
+                }
             }
         }
         if !(self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing)) {
@@ -734,13 +778,24 @@ fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: Te
     (p, for_decoder)
 }
 
-/// x plus Gaussian noise of standard deviation `spec.consistency_noise`, drawn afresh each
-/// step (the consistency term's perturbation; x gets no gradient).
+/// The consistency term's perturbation of x, drawn afresh each step: a translation by up to
+/// `spec.consistency_shift` and a scaling by 1 + `spec.consistency_scale` N(0, 1) per sample,
+/// then Gaussian noise of standard deviation `spec.consistency_noise` (x gets no gradient).
 pub(crate) fn perturbed_input(g: &mut Graph, spec: &ModelSpec, x: TensorId, counter: TensorId) -> TensorId {
     let shape = g.shape(x).to_vec();
-    let n = shape.iter().product();
-    let logvar = g.constant("perturbation_logvar", &shape, vec![2.0 * spec.consistency_noise.ln(); n]);
-    g.reparam("x_perturbed", counter, x, logvar, CONSISTENCY_STREAM)
+    let n: usize = shape.iter().product();
+    let mut x = x;
+    if spec.consistency_shift > 0 || spec.consistency_scale > 0.0 {
+        // without a shift the layout does not matter: one row of values per sample
+        let per = spec.series_shape.map_or(spec.input_dim, |[t, c]| t * c);
+        let layout = spec.consistency_shape.unwrap_or([1, 1, per]);
+        x = g.shift_scale("x_shifted", counter, x, layout, spec.consistency_shift, spec.consistency_scale, CONSISTENCY_STREAM + 1);
+    }
+    if spec.consistency_noise > 0.0 {
+        let logvar = g.constant("perturbation_logvar", &shape, vec![2.0 * spec.consistency_noise.ln(); n]);
+        x = g.reparam("x_perturbed", counter, x, logvar, CONSISTENCY_STREAM);
+    }
+    x
 }
 
 /// The consistency term: KL(pi(x) || pi(x + noise)) per row of pi logits (the clean `target`

@@ -103,6 +103,9 @@ pub const RECIPE_CONSISTENCY_WEIGHT: f32 = 0.0;
 /// [`ModelSpec::consistency_noise`]): 0.3, the input noise of the ladder networks on MNIST
 /// (Rasmus et al. 2015), a third of a standard deviation on standardised data.
 pub const DEFAULT_CONSISTENCY_NOISE: f32 = 0.3;
+/// The consistency term's translation of images when `--consistency-shift` is not given (see
+/// [`ModelSpec::consistency_shift`]), in pixels: none.
+pub const RECIPE_CONSISTENCY_SHIFT_IMAGES: u32 = 0;
 
 /// The model as asked for: family and kind, and every setting the user chose (`None`: the
 /// paper's default for that family, see [`ModelSpec`]).
@@ -145,6 +148,12 @@ pub struct ModelChoice {
     /// The consistency term's noise (`None`: [`DEFAULT_CONSISTENCY_NOISE`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency_noise: Option<f32>,
+    /// The consistency term's translation in pixels / steps (`None`: the recipe's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_shift: Option<u32>,
+    /// The consistency term's amplitude scaling (`None`: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_scale: Option<f32>,
 }
 
 impl ModelChoice {
@@ -169,6 +178,8 @@ impl ModelChoice {
             pi_to_decoder: None,
             consistency_weight: None,
             consistency_noise: None,
+            consistency_shift: None,
+            consistency_scale: None,
         }
     }
 
@@ -195,6 +206,8 @@ impl ModelChoice {
             pi_to_decoder: Some(m.pi_to_decoder),
             consistency_weight: Some(m.consistency_weight),
             consistency_noise: (m.consistency_weight > 0.0).then_some(m.consistency_noise),
+            consistency_shift: (m.consistency_weight > 0.0).then_some(m.consistency_shift),
+            consistency_scale: (m.consistency_weight > 0.0).then_some(m.consistency_scale),
             ..ModelChoice::new(m.family, m.kind)
         }
     }
@@ -336,8 +349,11 @@ impl RunSpec {
         if let Some(w) = m.consistency_weight.filter(|w| !(w.is_finite() && *w >= 0.0)) {
             invalid!("--consistency-weight must be a finite number >= 0 (got {w})");
         }
-        if let Some(s) = m.consistency_noise.filter(|s| !(s.is_finite() && *s > 0.0)) {
-            invalid!("--consistency-noise must be a finite standard deviation > 0 (got {s})");
+        if let Some(s) = m.consistency_noise.filter(|s| !(s.is_finite() && *s >= 0.0)) {
+            invalid!("--consistency-noise must be a finite standard deviation >= 0 (got {s})");
+        }
+        if let Some(s) = m.consistency_scale.filter(|s| !(s.is_finite() && *s >= 0.0)) {
+            invalid!("--consistency-scale must be a finite standard deviation >= 0 (got {s})");
         }
         if let Some(e) = m.label_smoothing.filter(|e| !(e.is_finite() && (0.0..1.0).contains(e))) {
             invalid!("--label-smoothing must be in [0, 1) (got {e})");
@@ -436,13 +452,32 @@ impl RunSpec {
             Recipe::Default if kind == Kind::Ss && !spec.has_factor_heads() && spec.family != Family::Cnn => RECIPE_CONSISTENCY_WEIGHT,
             _ => 0.0,
         });
-        match m.consistency_noise {
-            Some(_) if spec.consistency_weight == 0.0 => {
-                invalid!("--consistency-noise sets the consistency term's noise: give --consistency-weight W > 0 with it")
+        for (given, flag) in [
+            (m.consistency_noise.is_some(), "--consistency-noise"),
+            (m.consistency_shift.is_some(), "--consistency-shift"),
+            (m.consistency_scale.is_some(), "--consistency-scale"),
+        ] {
+            if given && spec.consistency_weight == 0.0 {
+                invalid!("{flag} sets the consistency term's perturbation: give --consistency-weight W > 0 with it");
             }
-            Some(s) => spec.consistency_noise = s,
-            None if spec.consistency_weight > 0.0 => spec.consistency_noise = DEFAULT_CONSISTENCY_NOISE,
-            None => {}
+        }
+        if spec.consistency_weight > 0.0 {
+            spec.consistency_noise = m.consistency_noise.unwrap_or(DEFAULT_CONSISTENCY_NOISE);
+            spec.consistency_scale = m.consistency_scale.unwrap_or(0.0);
+            spec.consistency_shift = m.consistency_shift.unwrap_or(match (self.recipe, split) {
+                (Recipe::Default, Loaded::Images(_)) => RECIPE_CONSISTENCY_SHIFT_IMAGES,
+                _ => 0,
+            });
+            if spec.consistency_shift > 0 {
+                spec.consistency_shape = match split {
+                    Loaded::Images(s) => Some([s.train.height, s.train.width, s.train.channels]),
+                    Loaded::Series(s) if s.train.steps > 1 => Some([s.train.steps, 1, s.train.channels]),
+                    Loaded::Series(_) => invalid!(
+                        "--consistency-shift moves images or series windows; {} has rows of features with no axis to shift along",
+                        split.train().describe()
+                    ),
+                };
+            }
         }
         let extra = m.extra_slots.unwrap_or(0);
         if extra > 0 && !spec.sums_over_classes() {

@@ -444,6 +444,10 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; y, mask);
             sample::dropout(ins[0], stream, rate, &fs(ins[1])[..n], &mut y[..n], &mut mask[..n]);
         }
+        Op::ShiftScale { rows, height, width, channels, max_shift, scale, stream } => {
+            outs!(outs; y);
+            sample::shift_scale(ins[0], stream, [rows, height, width, channels], max_shift, scale, fs(ins[1]), y);
+        }
         Op::RmsProp { n } => {
             outs!(outs; p, sq, mom);
             optim::rmsprop(fs(ins[0]), &fs(ins[1])[..n], &mut p[..n], &mut sq[..n], &mut mom[..n]);

@@ -47,3 +47,34 @@ pub fn dropout(ctr: &[u32], stream: u32, rate: f32, x: &[f32], y: &mut [f32], ma
         }
     });
 }
+
+/// The random translation and amplitude scaling of [`crate::backend::Op::ShiftScale`]: per row
+/// r (shape [rows, height, width, channels]) draw r gives dy, dx (words 0, 1: uniform in
+/// [-max_shift, max_shift], dx = 0 for width 1) and s = 1 + scale N(0, 1) (words 2, 3);
+/// y[r, i, j, c] = s x[r, i + dy, j + dx, c], 0 where that falls outside the sample.
+pub fn shift_scale(ctr: &[u32], stream: u32, shape: [usize; 4], max_shift: u32, scale: f32, x: &[f32], y: &mut [f32]) {
+    let [rows, h, w, c] = shape;
+    let per = h * w * c;
+    for r in 0..rows {
+        let (dy, dx, s) = shift_scale_draw(ctr, stream, r as u32, w, max_shift, scale);
+        for i in 0..h {
+            for j in 0..w {
+                let (si, sj) = (i as i64 + dy, j as i64 + dx);
+                let inside = si >= 0 && si < h as i64 && sj >= 0 && sj < w as i64;
+                for ch in 0..c {
+                    let o = r * per + (i * w + j) * c + ch;
+                    y[o] = if inside { s * x[r * per + (si as usize * w + sj as usize) * c + ch] } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// Row `r`'s (dy, dx, scale factor) of [`shift_scale`], as the GPU computes them.
+pub fn shift_scale_draw(ctr: &[u32], stream: u32, r: u32, width: usize, max_shift: u32, scale: f32) -> (i64, i64, f32) {
+    let wd = rng::draw(ctr, stream, r);
+    let span = 2 * max_shift + 1;
+    let dy = (wd[0] % span) as i64 - max_shift as i64;
+    let dx = if width > 1 { (wd[1] % span) as i64 - max_shift as i64 } else { 0 };
+    (dy, dx, 1.0 + scale * rng::normal(wd[2], wd[3]))
+}

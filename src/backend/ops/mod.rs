@@ -370,6 +370,21 @@ pub enum Op {
         rate: f32,
         stream: u32,
     },
+    /// A random translation and amplitude scaling of each of `rows` samples laid out
+    /// [height, width, channels] (images; series windows as [steps, 1, channels]):
+    /// y[r, i, j, c] = s_r x[r, i + dy_r, j + dx_r, c] (0 outside the sample), with dy_r, dx_r
+    /// uniform integers in [-max_shift, max_shift] (words 0 and 1 of the shared RNG's draw r;
+    /// dx_r = 0 when width is 1) and s_r = 1 + scale N(0, 1) (words 2 and 3). The perturbation
+    /// of the consistency term; no gradient (its input is data).
+    ShiftScale {
+        rows: usize,
+        height: usize,
+        width: usize,
+        channels: usize,
+        max_shift: u32,
+        scale: f32,
+        stream: u32,
+    },
     // optim.wgsl (hyper-parameters live in a small buffer so a schedule needs no recompile)
     RmsProp {
         n: usize,
@@ -488,9 +503,12 @@ impl Op {
             | Op::SumSlices { .. } => &elementwise::Elementwise,
             Op::GatherRowsU8 { .. } | Op::GatherRowsF32 { .. } | Op::GatherRowsF16 { .. } => &gather::Gather,
             Op::ColSum { .. } | Op::SoftmaxRows { .. } | Op::SoftmaxBackward { .. } | Op::MeanVar { .. } => &reduce::Reduce,
-            Op::RandomBits { .. } | Op::RandomNormal { .. } | Op::Reparam { .. } | Op::ReparamBackward { .. } | Op::Dropout { .. } => {
-                &sample::Sample
-            }
+            Op::RandomBits { .. }
+            | Op::RandomNormal { .. }
+            | Op::Reparam { .. }
+            | Op::ReparamBackward { .. }
+            | Op::Dropout { .. }
+            | Op::ShiftScale { .. } => &sample::Sample,
             Op::BceLogits { .. } | Op::GaussianNll { .. } | Op::Kl { .. } | Op::SoftmaxCe { .. } => &loss::Loss,
             Op::RepeatRows { .. }
             | Op::RepeatRowsBackward { .. }

@@ -9,8 +9,9 @@ use super::{f, u, Access::*, Grid, KernelFamily, KernelSpec, Op, Slot};
 pub const COUNTER_LEN: usize = 3;
 
 params! {
-    /// The parameter block of sample.wgsl (`rate`: dropout only).
-    pub struct SampleParams { n: u32, stream: u32, rate: f32 }
+    /// The parameter block of sample.wgsl (`rate`: dropout's rate, shift_scale's scale;
+    /// `height` .. `max_shift`: shift_scale only).
+    pub struct SampleParams { n: u32, stream: u32, rate: f32, height: u32, width: u32, channels: u32, max_shift: u32, pad: u32 }
 }
 
 pub(super) struct Sample;
@@ -23,6 +24,7 @@ impl KernelFamily for Sample {
             Op::Reparam { .. } => "reparam",
             Op::ReparamBackward { .. } => "reparam_backward",
             Op::Dropout { .. } => "dropout",
+            Op::ShiftScale { .. } => "shift_scale",
             _ => unreachable!("not a sampling op"),
         }
     }
@@ -38,6 +40,10 @@ impl KernelFamily for Sample {
                 vec![f("dz", n, Read), f("logvar", n, Read), f("eps", n, Read), f("dmu", n, Write), f("dlogvar", n, Write)]
             }
             Op::Dropout { n, .. } => vec![u("counter", COUNTER_LEN, Read), f("x", n, Read), f("y", n, Write), f("mask", n, Write)],
+            Op::ShiftScale { rows, height, width, channels, .. } => {
+                let n = rows * height * width * channels;
+                vec![u("counter", COUNTER_LEN, Read), f("x", n, Read), f("y", n, Write)]
+            }
             _ => unreachable!("not a sampling op"),
         }
     }
@@ -51,11 +57,19 @@ impl KernelFamily for Sample {
             | Op::Dropout { n, .. } => {
                 vec![("n", n)]
             }
+            Op::ShiftScale { rows, height, width, channels, .. } => {
+                vec![("rows", rows), ("height", height), ("width", width), ("channels", channels)]
+            }
             _ => unreachable!("not a sampling op"),
         }
     }
 
     fn check(&self, op: &Op) -> crate::error::Result<()> {
+        if let Op::ShiftScale { rows, height, width, channels, .. } = *op {
+            if rows * height * width * channels > u32::MAX as usize {
+                return Err(crate::error::Error::shape("shift_scale", "more than 2^32 values".to_string()));
+            }
+        }
         if let Op::Dropout { rate, .. } = *op {
             if !(0.0..1.0).contains(&rate) {
                 return Err(crate::error::Error::shape("dropout", format!("dropout rate {rate} must be in [0, 1)")));
@@ -67,10 +81,20 @@ impl KernelFamily for Sample {
     fn spec(&self, op: &Op, _tiles: Option<GemmTiles>) -> KernelSpec {
         let params = match *op {
             Op::RandomBits { n, stream } | Op::RandomNormal { n, stream } | Op::Reparam { n, stream } => {
-                SampleParams { n: n as u32, stream, rate: 0.0 }
+                SampleParams { n: n as u32, stream, ..Default::default() }
             }
-            Op::ReparamBackward { n } => SampleParams { n: n as u32, stream: 0, rate: 0.0 },
-            Op::Dropout { n, rate, stream } => SampleParams { n: n as u32, stream, rate },
+            Op::ReparamBackward { n } => SampleParams { n: n as u32, ..Default::default() },
+            Op::Dropout { n, rate, stream } => SampleParams { n: n as u32, stream, rate, ..Default::default() },
+            Op::ShiftScale { rows, height, width, channels, max_shift, scale, stream } => SampleParams {
+                n: (rows * height * width * channels) as u32,
+                stream,
+                rate: scale,
+                height: height as u32,
+                width: width as u32,
+                channels: channels as u32,
+                max_shift,
+                pad: 0,
+            },
             _ => unreachable!("not a sampling op"),
         };
         KernelSpec::new("sample.wgsl", self.entry(op), params, Grid::Flat((params.n as usize).div_ceil(256)))
