@@ -171,9 +171,15 @@ fn bad_input_gives_clear_errors() {
         (&["--label-smoothing", "-0.1"], "--label-smoothing must be in [0, 1)"),
         (&["--model", "eu-dense", "--label-smoothing", "0.1"], "--label-smoothing applies to the models with a classifier"),
         (&["--consistency-weight", "-1"], "--consistency-weight must be a finite number >= 0"),
-        (&["--consistency-noise", "0.2"], "--consistency-noise sets the consistency term's perturbation: give --consistency-weight"),
-        (&["--consistency-shift", "2"], "--consistency-shift sets the consistency term's perturbation: give --consistency-weight"),
-        (&["--consistency-weight", "5", "--consistency-noise", "0"], "--consistency-weight needs a perturbation"),
+        (
+            &["--consistency-weight", "0", "--consistency-noise", "0.2"],
+            "--consistency-noise sets the consistency term's perturbation: give --consistency-weight",
+        ),
+        (
+            &["--recipe", "paper", "--consistency-shift", "2"],
+            "--consistency-shift sets the consistency term's perturbation: give --consistency-weight",
+        ),
+        (&["--recipe", "paper", "--consistency-weight", "5", "--consistency-noise", "0"], "--consistency-weight needs a perturbation"),
         (&["--consistency-weight", "5", "--consistency-scale", "-1"], "--consistency-scale must be a finite standard deviation >= 0"),
         (&["--model", "es-dense", "--consistency-weight", "5"], "--consistency-weight applies to the dense and recurrent SS models"),
         (&["--model", "ss-cnn", "--consistency-weight", "5"], "not ss-cnn (the CNN's batch norm"),

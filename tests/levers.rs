@@ -189,16 +189,23 @@ fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
         s.out = Some(out.clone());
         (s, out)
     };
-    let recorded = |weight: Option<f32>, noise: Option<f32>| {
-        let (s, out) = spec(Family::Dense, Kind::Ss, "ok", weight, noise);
+    let recorded = |weight: Option<f32>, noise: Option<f32>, recipe: ssvae::run::Recipe| {
+        let (mut s, out) = spec(Family::Dense, Kind::Ss, "ok", weight, noise);
+        s.recipe = recipe;
         run::train(&be, &s, &mut Quiet).unwrap();
         let m = RunConfig::load(&out).unwrap().train.model;
         let _ = std::fs::remove_dir_all(&out);
-        (m.consistency_weight, m.consistency_noise)
+        let side = m.consistency_shape.map_or(0, |[h, w, _]| h.min(w));
+        (m.consistency_weight, m.consistency_noise, m.consistency_shift, side)
     };
-    assert_eq!(recorded(Some(5.0), None), (5.0, 0.3));
-    assert_eq!(recorded(Some(5.0), Some(0.1)), (5.0, 0.1));
-    assert_eq!(recorded(None, None), (ssvae::run::RECIPE_CONSISTENCY_WEIGHT, 0.0));
+    use ssvae::run::{recipe_consistency_shift, Recipe::*, DEFAULT_CONSISTENCY_NOISE, RECIPE_CONSISTENCY_WEIGHT};
+    // the paper's recipe with a weight: the default noise, no shift
+    assert_eq!(recorded(Some(5.0), None, Paper), (5.0, DEFAULT_CONSISTENCY_NOISE, 0, 0));
+    assert_eq!(recorded(Some(5.0), Some(0.1), Paper), (5.0, 0.1, 0, 0));
+    // the default recipe on images: its weight, no noise, a sixteenth of the side as the shift
+    let (w, noise, shift, side) = recorded(None, None, Default);
+    assert!(RECIPE_CONSISTENCY_WEIGHT > 0.0 && side > 0);
+    assert_eq!((w, noise, shift), (RECIPE_CONSISTENCY_WEIGHT, ssvae::run::RECIPE_CONSISTENCY_NOISE_IMAGES, recipe_consistency_shift(side)));
     // a shift on images records their layout; a table refuses it by name
     let (mut s, out) = spec(Family::Dense, Kind::Ss, "shift", Some(5.0), Some(0.0));
     s.model.consistency_shift = Some(2);
@@ -212,14 +219,26 @@ fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
     for (family, kind, name, weight, noise, want) in [
         (Family::Dense, Kind::Es, "es", Some(5.0), None, "--consistency-weight"),
         (Family::Cnn, Kind::Ss, "cnn", Some(5.0), None, "batch norm"),
-        (Family::Dense, Kind::Ss, "noise-alone", None, Some(0.2), "--consistency-noise"),
+        (Family::Dense, Kind::Ss, "noise-without-weight", Some(0.0), Some(0.2), "--consistency-noise"),
         (Family::Dense, Kind::Ss, "noise-zero", Some(5.0), Some(0.0), "--consistency-weight needs a perturbation"),
         (Family::Dense, Kind::Ss, "weight-negative", Some(-1.0), None, "--consistency-weight"),
     ] {
-        let (s, out) = spec(family, kind, name, weight, noise);
+        let (mut s, out) = spec(family, kind, name, weight, noise);
+        if name == "noise-zero" {
+            // the default recipe would shift images: the paper's adds no perturbation of its own
+            s.recipe = ssvae::run::Recipe::Paper;
+        }
         let err = run::train(&be, &s, &mut Quiet).err().unwrap_or_else(|| panic!("{name}: accepted")).to_string();
         assert!(err.contains(want), "{name}: {err}");
         assert!(!out.join("config.json").exists(), "{name}: a run folder was written before the error");
         let _ = std::fs::remove_dir_all(&out);
     }
+}
+
+/// The default recipe's translation: a sixteenth of the length along the shifted axis, rounded,
+/// at least 1 (2 pixels of a 28 x 28 image, 8 steps of a 128-step window), none for length 1.
+#[test]
+fn recipe_consistency_shift_is_a_sixteenth_of_the_axis() {
+    use ssvae::run::recipe_consistency_shift as shift;
+    assert_eq!([shift(1), shift(2), shift(8), shift(28), shift(32), shift(64), shift(128), shift(224)], [0, 1, 1, 2, 2, 4, 8, 14]);
 }

@@ -31,8 +31,9 @@ pub use feedback_round::{apply_feedback, FeedbackRequest};
 pub use open::Run;
 pub use predict::{Predictions, Samples};
 pub use spec::{
-    optimizer_lr, recipe_labeled_share, ModelChoice, OptimizerKind, Recipe, ResumeChanges, RunConfig, RunSpec, DEFAULT_CONSISTENCY_NOISE,
-    DEFAULT_LABELS, FORMAT_VERSION, RECIPE_CONSISTENCY_WEIGHT, RECIPE_ENTROPY_WEIGHT, RECIPE_KL_WARMUP, RECIPE_LABELED_SHARE,
+    optimizer_lr, recipe_consistency_shift, recipe_labeled_share, ModelChoice, OptimizerKind, Recipe, ResumeChanges, RunConfig, RunSpec,
+    DEFAULT_CONSISTENCY_NOISE, DEFAULT_LABELS, FORMAT_VERSION, RECIPE_CONSISTENCY_NOISE_IMAGES, RECIPE_CONSISTENCY_SCALE_SERIES,
+    RECIPE_CONSISTENCY_SHIFT_FRACTION, RECIPE_CONSISTENCY_WEIGHT, RECIPE_ENTROPY_WEIGHT, RECIPE_KL_WARMUP, RECIPE_LABELED_SHARE,
     RECIPE_LABEL_SMOOTHING,
 };
 pub use summary::{EpochReport, GroupScores, Metric, Observer, Quiet, RunStart, RunSummary, StepProgress};
