@@ -181,8 +181,7 @@ fn bad_input_gives_clear_errors() {
         ),
         (&["--recipe", "paper", "--consistency-weight", "5", "--consistency-noise", "0"], "--consistency-weight needs a perturbation"),
         (&["--consistency-weight", "5", "--consistency-scale", "-1"], "--consistency-scale must be a finite standard deviation >= 0"),
-        (&["--model", "es-dense", "--consistency-weight", "5"], "--consistency-weight applies to the dense and recurrent SS models"),
-        (&["--model", "ss-cnn", "--consistency-weight", "5"], "not ss-cnn (the CNN's batch norm"),
+        (&["--model", "es-dense", "--consistency-weight", "5"], "--consistency-weight applies to the SS models with one pi head"),
         (
             &["--model", "es-dense", "--pi-to-decoder", "straight-through"],
             "--pi-to-decoder applies to the SS models whose pi feeds the decoder",

@@ -218,7 +218,6 @@ fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
     assert_eq!(h * w * c, m.input_dim);
     for (family, kind, name, weight, noise, want) in [
         (Family::Dense, Kind::Es, "es", Some(5.0), None, "--consistency-weight"),
-        (Family::Cnn, Kind::Ss, "cnn", Some(5.0), None, "batch norm"),
         (Family::Dense, Kind::Ss, "noise-without-weight", Some(0.0), Some(0.2), "--consistency-noise"),
         (Family::Dense, Kind::Ss, "noise-zero", Some(5.0), Some(0.0), "--consistency-weight needs a perturbation"),
         (Family::Dense, Kind::Ss, "weight-negative", Some(-1.0), None, "--consistency-weight"),

@@ -141,7 +141,7 @@ fn term_value(st: &Setup, kind: LossKind) -> f64 {
 }
 
 /// Consistency under input noise (`consistency_weight`): a second pass of the encoder and pi
-/// head on x + noise that shares their weights, in the dense and the recurrent family. The
+/// head on x + noise that shares their weights, in the dense, recurrent and convolutional families. The
 /// clean side is held fixed (a stop-gradient), so the objective's finite differences are not
 /// its gradient; the pieces are checked where they can be: the kernel's gradient
 /// (tests/kernels_mixture.rs) and passes that share parameters
@@ -155,7 +155,7 @@ fn ss_consistency_term_value_and_reach() {
     let mut rnn = ModelSpec::rnn(Kind::Ss, 5, 3, 3);
     rnn.hidden = vec![4, 3, 4];
     rnn.latent = 2;
-    for (what, plain) in [("dense", tiny(Kind::Ss)), ("rnn", rnn)] {
+    for (what, plain) in [("dense", tiny(Kind::Ss)), ("rnn", rnn), ("cnn", tiny_cnn(Kind::Ss))] {
         let mut s = plain.clone();
         s.consistency_weight = 3.0;
         s.consistency_noise = 0.7;
@@ -163,7 +163,8 @@ fn ss_consistency_term_value_and_reach() {
         assert_eq!(st.store.names, st_plain.store.names, "{what}: the perturbed pass must not add parameters");
         gradients(&st);
         gradients(&st_plain);
-        for name in ["enc0.weight", "pi.weight"] {
+        let first = if what == "cnn" { "conv0.weight" } else { "enc0.weight" };
+        for name in [first, "pi.weight"] {
             let grad = |x: &Setup| x.be.read_f32(&x.store.grad_view(&x.be, name).unwrap()).unwrap();
             let d: f32 = grad(&st).iter().zip(grad(&st_plain)).map(|(a, b)| (a - b).abs()).sum();
             assert!(d > 1e-5, "{what}: the consistency term does not reach {name}");
@@ -175,6 +176,13 @@ fn ss_consistency_term_value_and_reach() {
         for (k, t) in st_plain.fwd.losses.iter().enumerate() {
             let i = st.fwd.losses.iter().position(|u| u.kind == t.kind).unwrap();
             assert_eq!(sums[i], plain_sums[k], "{what}: the {} term changed", t.kind);
+        }
+        // batch norm's running statistics come from the clean pass only: a step moves them as
+        // it does without the term (the perturbed pass normalises by its own batch, momentum 0)
+        if what == "cnn" {
+            let running = |x: &Setup| x.store.read(&x.be).unwrap().into_iter().filter(|p| p.0.contains("running")).collect::<Vec<_>>();
+            let (a, b) = (running(&st), running(&st_plain));
+            assert!(!a.is_empty() && a == b, "{what}: the perturbed pass changed batch norm's running statistics");
         }
         let v = term_value(&st, LossKind::Consistency);
         assert!(v > 1e-6, "{what}: consistency term {v} with noise 0.7 is not positive");

@@ -228,7 +228,7 @@ pub struct ModelArgs {
     /// samples, whose target becomes (1 - E) one-hot + E / classes [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f32>,
-    /// Dense and recurrent SS models: weight W of pi's consistency under input noise,
+    /// SS models: weight W of pi's consistency under a perturbation of the input,
     /// KL(pi(x) || pi(x + noise)) averaged over the batch (a second encoder pass with shared
     /// weights) [default: 0].
     #[arg(long, allow_negative_numbers = true)]

@@ -130,7 +130,10 @@ impl Graph {
             let chunks = crate::backend::ops::bn_chunks(self.tensors[x].len() / channels);
             outs.push(self.temp(format!("{name}.partial"), &[chunks, 2, channels], DType::F32));
         }
-        self.push(GOp::BatchNorm { channels, act, momentum: BN_MOMENTUM, eps: BN_EPS, training }, vec![x, gamma, beta, rm, rv], outs);
+        // a second pass sharing the layer (the consistency term's perturbed batch) normalises by
+        // its own batch statistics but leaves the running ones to the clean pass: momentum 0
+        let momentum = if self.in_shared_scope() { 0.0 } else { BN_MOMENTUM };
+        self.push(GOp::BatchNorm { channels, act, momentum, eps: BN_EPS, training }, vec![x, gamma, beta, rm, rv], outs);
         y
     }
 

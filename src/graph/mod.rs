@@ -336,6 +336,11 @@ impl Graph {
         out
     }
 
+    /// Whether layers are being built inside [`Graph::with_shared_params`].
+    pub fn in_shared_scope(&self) -> bool {
+        self.shared_scope.is_some()
+    }
+
     pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> TensorId {
         if let Some(scope) = &self.shared_scope {
             let t = self.params.iter().map(|p| p.tensor).find(|&t| self.tensors[t].name == name);

@@ -193,7 +193,7 @@ pub struct ModelSpec {
     /// SS models: the softmax pi or its straight-through one-hot into the decoder.
     #[serde(default, skip_serializing_if = "PiToDecoder::is_softmax")]
     pub pi_to_decoder: PiToDecoder,
-    /// SS models (dense and recurrent families): weight of the consistency of pi under a
+    /// SS models: weight of the consistency of pi under a
     /// perturbation of the input, KL(pi(x) || pi(x + noise)) with the clean side held fixed,
     /// a mean over the batch's rows (all of them: labeled and unlabeled) like the ELBO terms
     /// (the Pi-model of Laine and Aila 2017, with the KL of Miyato et al.'s VAT). A second pass
@@ -462,15 +462,10 @@ impl ModelSpec {
             return Err(Error::Invalid(format!("--consistency-weight must be a finite number >= 0 (got {})", self.consistency_weight)));
         }
         if self.consistency_weight > 0.0 {
-            if self.kind != Kind::Ss || self.has_factor_heads() || self.family == Family::Cnn {
+            if self.kind != Kind::Ss || self.has_factor_heads() {
                 return Err(Error::Invalid(format!(
-                    "--consistency-weight applies to the dense and recurrent SS models with one pi head (ss-dense, ss-rnn), not {}{}",
-                    self.name(),
-                    if self.family == Family::Cnn && self.kind == Kind::Ss {
-                        " (the CNN's batch norm would see the perturbed batch twice in its running statistics: not supported yet)"
-                    } else {
-                        ""
-                    }
+                    "--consistency-weight applies to the SS models with one pi head (ss-dense, ss-cnn, ss-rnn), not {}",
+                    self.name()
                 )));
             }
             if !(self.consistency_noise.is_finite() && self.consistency_noise >= 0.0) {

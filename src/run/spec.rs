@@ -467,7 +467,7 @@ impl RunSpec {
             spec.pi_to_decoder = p;
         }
         // the default recipe's consistency: SS models of images (dense) and series windows
-        // (recurrent), where it was measured; not tables, not the CNN (batch norm)
+        // (recurrent), where it was measured; not tables, not the CNN (not measured)
         let perturbable = match (spec.family, split) {
             (Family::Dense, Loaded::Images(_)) => true,
             (Family::Rnn, Loaded::Series(s)) => s.train.steps > 1,
