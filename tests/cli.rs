@@ -200,6 +200,17 @@ fn bad_input_gives_clear_errors() {
     let huge = ssvae(&["train", "--synthetic-train", "10000000000", "--backend", "cpu", "--quiet", "--out", out.to_str().unwrap()]);
     assert!(!huge.status.success() && stderr(&huge).contains("GiB, more than the"), "{}", stderr(&huge));
     assert!(!out.exists(), "nothing is written for refused input");
+    // a table's rows have no axis for the consistency term's shift
+    let table = tmp("bad-table.csv");
+    let rows: String = (0..40)
+        .map(|i| format!("{},{},{}\n", i % 7, (i * 3) % 5, if i % 4 == 0 { (i / 4 % 2).to_string() } else { String::new() }))
+        .collect();
+    std::fs::write(&table, format!("a,b,label\n{rows}")).unwrap();
+    let o = train(&out, &["--data", table.to_str().unwrap(), "--consistency-weight", "5", "--consistency-shift", "2"]);
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("--consistency-shift moves images or series windows"), "{err}");
+    assert!(!out.exists(), "nothing is written for a refused shift");
+    let _ = std::fs::remove_file(&table);
     let o = ssvae(&["eval", "--run", "/nonexistent/run", "--backend", "cpu"]);
     assert!(!o.status.success() && stderr(&o).contains("/nonexistent/run"), "{}", stderr(&o));
     // a value outside a closed set is a usage error (exit 2) that lists the values
