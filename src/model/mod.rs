@@ -493,9 +493,9 @@ impl ModelSpec {
                     ));
                 };
                 let per: usize = shape.iter().product();
-                let dim = self.series_shape.map_or(self.input_dim, |[t, c]| t * c);
-                if per != dim {
-                    return Err(Error::Invalid(format!("consistency shape {shape:?} does not match the {dim} input values")));
+                // input_dim is a sample's value count in every family (steps x channels for the RNN)
+                if per != self.input_dim {
+                    return Err(Error::Invalid(format!("consistency shape {shape:?} does not match the {} input values", self.input_dim)));
                 }
             }
         }
@@ -782,8 +782,7 @@ pub(crate) fn perturbed_input(g: &mut Graph, spec: &ModelSpec, x: TensorId, coun
     let mut x = x;
     if spec.consistency_shift > 0 || spec.consistency_scale > 0.0 {
         // without a shift the layout does not matter: one row of values per sample
-        let per = spec.series_shape.map_or(spec.input_dim, |[t, c]| t * c);
-        let layout = spec.consistency_shape.unwrap_or([1, 1, per]);
+        let layout = spec.consistency_shape.unwrap_or([1, 1, spec.input_dim]);
         x = g.shift_scale("x_shifted", counter, x, layout, spec.consistency_shift, spec.consistency_scale, CONSISTENCY_STREAM + 1);
     }
     if spec.consistency_noise > 0.0 {
