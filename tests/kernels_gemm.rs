@@ -107,15 +107,19 @@ fn gemm_rejects_bad_shapes() {
 }
 
 /// The CPU path for A^T B with a long K and a small output (weight gradients over batch x
-/// steps rows) against a direct f64 sum, with bias, accumulation and an activation.
+/// steps rows) against a direct f64 sum, with bias, accumulation and an activation; shapes
+/// with whole and partial register tiles, k not a multiple of the panels, and outputs that the
+/// kernel computes transposed (40 x 6, 30 x 2).
 #[test]
 fn cpu_long_k_transposed_gemm_matches_direct_sums() {
     let cpu = common::cpu();
-    for &(m, n, k) in &[(1usize, 1usize, 4096usize), (7, 5, 5000), (40, 6, 16384), (3, 200, 9000)] {
+    for &(m, n, k) in
+        &[(1usize, 1usize, 4096usize), (7, 5, 5000), (40, 6, 16384), (3, 200, 9000), (40, 160, 8200), (9, 17, 4097), (30, 2, 4100)]
+    {
         let mut r = common::rng((m * n + k) as u64);
         let mut a = common::uniform(&mut r, k * m, -1.0, 1.0);
         for v in a.iter_mut().step_by(3) {
-            *v = 0.0; // relu-like zeros take the skip path
+            *v = 0.0; // relu-like zeros, as in a weight gradient behind a relu
         }
         let (b, bias, c0) =
             (common::uniform(&mut r, k * n, -1.0, 1.0), common::uniform(&mut r, n, -1.0, 1.0), common::uniform(&mut r, m * n, -1.0, 1.0));

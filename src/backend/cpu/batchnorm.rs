@@ -87,48 +87,6 @@ pub fn batch_norm_running(cols: usize, eps: f32, running_mean: &[f32], running_v
     }
 }
 
-/// Runs `body` with the activation (or its derivative from the output) as a concrete closure,
-/// so the per-element loops compile to vector code for each activation instead of a `match`
-/// per element (relu batch norms over 10^7 values are most of the CNN's non-GEMM time).
-macro_rules! with_act {
-    ($act:expr, $f:ident => $body:expr) => {
-        match $act {
-            Act::Identity => {
-                let $f = |x: f32| x;
-                $body
-            }
-            Act::Relu => {
-                let $f = |x: f32| x.max(0.0);
-                $body
-            }
-            a => {
-                let $f = |x: f32| a.apply(x);
-                $body
-            }
-        }
-    };
-}
-
-/// The derivative from the output (see [`Act::grad_from_output`]), as `with_act`.
-macro_rules! with_act_grad {
-    ($act:expr, $f:ident => $body:expr) => {
-        match $act {
-            Act::Identity => {
-                let $f = |_: f32| 1.0f32;
-                $body
-            }
-            Act::Relu => {
-                let $f = |y: f32| if y > 0.0 { 1.0f32 } else { 0.0 };
-                $body
-            }
-            a => {
-                let $f = |y: f32| a.grad_from_output(y);
-                $body
-            }
-        }
-    };
-}
-
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward(rows: usize, cols: usize, act: Act, x: &[f32], stats: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32]) {
     let (mean, invstd) = stats[..2 * cols].split_at(cols);

@@ -3,16 +3,12 @@
 use crate::backend::Act;
 
 pub fn act_forward(act: Act, x: &[f32], y: &mut [f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = act.apply(x);
-    }
+    with_act!(act, f => y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x)))
 }
 
 /// dx = dy * f'(x), with f' written in terms of the output y.
 pub fn act_backward(act: Act, y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-        *dx = dy * act.grad_from_output(y);
-    }
+    with_act_grad!(act, f => dx.iter_mut().zip(y).zip(dy).for_each(|((dx, &y), &dy)| *dx = dy * f(y)))
 }
 
 pub fn add(a: &[f32], b: &[f32], c: &mut [f32]) {

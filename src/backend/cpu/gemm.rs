@@ -1,6 +1,6 @@
 //! CPU twin of shaders/gemm.wgsl: `C = act(alpha * op(A) op(B) + bias + beta * C)`.
 
-use crate::backend::Gemm;
+use crate::backend::{Act, Gemm};
 
 pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32]) {
     let (m, n, k) = (g.m, g.n, g.k);
@@ -15,7 +15,7 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32])
     // Row/column strides of op(A) (m x k) and op(B) (k x n) in their stored layouts.
     let (rsa, csa) = if g.trans_a { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if g.trans_b { (1, k as isize) } else { (n as isize, 1) };
-    let fused = g.bias || g.act != crate::backend::Act::Identity;
+    let fused = g.bias || g.act != Act::Identity;
     if fused && g.beta != 0.0 {
         return gemm_with_old(g, a, b, bias, c);
     }
@@ -40,21 +40,35 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32])
             1,
         );
     }
-    if !fused {
+    if fused {
+        epilogue(n, g.act, bias, c);
+    }
+}
+
+/// c = act(c + bias) over the rows of a row-major output n wide: rows in blocks over the
+/// threads, the activation compiled into the loop (a `match` per element kept this scalar and
+/// single-threaded, and it took longer than the product itself on the RNN's 16384 x 160
+/// outputs).
+fn epilogue(n: usize, act: Act, bias: Option<&[f32]>, c: &mut [f32]) {
+    use rayon::prelude::*;
+    if n == 0 {
         return;
     }
-    for row in c.chunks_mut(n) {
-        for (j, v) in row.iter_mut().enumerate() {
-            let x = *v + bias.map_or(0.0, |b| b[j]);
-            *v = g.act.apply(x);
+    let block = (16384 / n).max(1) * n;
+    with_act!(act, f => c.par_chunks_mut(block).for_each(|blk| {
+        for row in blk.chunks_exact_mut(n) {
+            match bias {
+                Some(b) => row.iter_mut().zip(&b[..n]).for_each(|(v, b)| *v = f(*v + b)),
+                None => row.iter_mut().for_each(|v| *v = f(*v)),
+            }
         }
-    }
+    }))
 }
 
 /// General path keeping the old C for `beta != 0` together with a bias or activation.
 fn gemm_with_old(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32]) {
     let old: Vec<f32> = c[..g.m * g.n].to_vec();
-    let plain = Gemm { bias: false, act: crate::backend::Act::Identity, beta: 0.0, ..*g };
+    let plain = Gemm { bias: false, act: Act::Identity, beta: 0.0, ..*g };
     gemm(&plain, a, b, None, c);
     for (i, v) in c[..g.m * g.n].iter_mut().enumerate() {
         let x = *v + bias.map_or(0.0, |b| b[i % g.n]) + g.beta * old[i];
@@ -64,56 +78,127 @@ fn gemm_with_old(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [
 
 /// A^T B (A stored k x m) with a small output and a long k is a weight gradient summed over
 /// batch x steps rows (e.g. 40 x 160 over 16384 rows in the RNN). matrixmultiply runs such a
-/// product on one core at a few GFLOP/s, so: split k over the threads, each adding outer
-/// products of one row of A and one of B (both contiguous; a zero of A, e.g. a relu's, skips its
-/// row), then sum the partial products.
+/// product on one core at a few GFLOP/s, so: split k over the threads, each accumulating its
+/// rows in register tiles (below), then sum the partial products.
 const LONG_K_MIN: usize = 4096;
 const LONG_K_MAX_OUTPUT: usize = 1 << 16;
 
+/// Register tile of the long-k product: TM rows of the output by TN columns (two 8-wide
+/// vectors), 8 accumulators that stay in registers over KC rows of A and B. The previous
+/// kernel added one outer product at a time into the output in memory (a load and a store per
+/// multiply-add) and ran the RNN's weight gradients at ~60 GFLOP/s.
+const TM: usize = 4;
+const TN: usize = 16;
+/// Rows of A and B per tile pass: KC x (m + n) floats stay in L1 while every tile reads them.
+const KC: usize = 32;
+
 fn gemm_tn_long_k(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
+    // the padded output is the smaller way round: C or C^T = B^T A (a 40 x 6 product pads to
+    // 8 x 48 transposed instead of 40 x 16)
+    let pad = |x: usize, t: usize| x.div_ceil(t) * t;
+    if pad(n, TM) * pad(m, TN) < pad(m, TM) * pad(n, TN) {
+        let ct = gemm_tn_long_k_tiles(n, m, k, b, a);
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = ct[j * m + i];
+            }
+        }
+        return c;
+    }
+    gemm_tn_long_k_tiles(m, n, k, a, b)
+}
+
+fn gemm_tn_long_k_tiles(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
     use rayon::prelude::*;
     const CHUNK: usize = 1024;
-    (0..k.div_ceil(CHUNK))
+    let fma = super::fma_available();
+    let (mp, np) = (m.div_ceil(TM) * TM, n.div_ceil(TN) * TN);
+    let padded = (0..k.div_ceil(CHUNK))
         .into_par_iter()
         .map(|ch| {
-            let mut acc = vec![0f32; m * n];
+            let mut acc = vec![0f32; mp * np];
             let rows = ch * CHUNK..((ch + 1) * CHUNK).min(k);
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2 (checked just above)
-                unsafe { outer_products_avx2(m, n, rows, a, b, &mut acc) };
+            if fma {
+                // SAFETY: `fma` is true only where the CPU has AVX2 and FMA
+                unsafe { tiles_avx2_fma(m, n, rows, a, b, &mut acc) };
                 return acc;
             }
-            outer_products(m, n, rows, a, b, &mut acc);
+            let _ = fma;
+            tiles::<false>(m, n, rows, a, b, &mut acc);
             acc
         })
         .reduce(
-            || vec![0f32; m * n],
+            || vec![0f32; mp * np],
             |mut x, y| {
                 x.iter_mut().zip(&y).for_each(|(p, q)| *p += q);
                 x
             },
-        )
+        );
+    let mut c = vec![0f32; m * n];
+    for i in 0..m {
+        c[i * n..(i + 1) * n].copy_from_slice(&padded[i * np..i * np + n]);
+    }
+    c
 }
 
-/// acc (m x n) += sum over rows kk of a[kk] (m) outer b[kk] (n).
+/// acc (mp x np, the output padded to whole tiles) += sum over rows kk of a[kk] (m) outer
+/// b[kk] (n): KC rows at a time, copied into zero-padded panels where m or n is not a whole
+/// number of tiles (so every tile is whole),
+/// then each TM x TN tile sums them in registers and adds the result into acc once.
 #[inline(always)]
-fn outer_products(m: usize, n: usize, rows: std::ops::Range<usize>, a: &[f32], b: &[f32], acc: &mut [f32]) {
-    for kk in rows {
-        let (arow, brow) = (&a[kk * m..(kk + 1) * m], &b[kk * n..(kk + 1) * n]);
-        for (i, &ai) in arow.iter().enumerate() {
-            if ai != 0.0 {
-                for (o, &bv) in acc[i * n..(i + 1) * n].iter_mut().zip(brow) {
-                    *o += ai * bv;
+fn tiles<const FMA: bool>(m: usize, n: usize, rows: std::ops::Range<usize>, a: &[f32], b: &[f32], acc: &mut [f32]) {
+    let (mp, np) = (m.div_ceil(TM) * TM, n.div_ceil(TN) * TN);
+    // a panel is copied only where padding is needed; whole-tile widths are read in place
+    let mut pa_buf = vec![0f32; if mp == m { 0 } else { KC * mp }];
+    let mut pb_buf = vec![0f32; if np == n { 0 } else { KC * np }];
+    let mut k0 = rows.start;
+    while k0 < rows.end {
+        let kc = KC.min(rows.end - k0);
+        let pa: &[f32] = if mp == m {
+            &a[k0 * m..(k0 + kc) * m]
+        } else {
+            for r in 0..kc {
+                pa_buf[r * mp..r * mp + m].copy_from_slice(&a[(k0 + r) * m..(k0 + r + 1) * m]);
+            }
+            &pa_buf
+        };
+        let pb: &[f32] = if np == n {
+            &b[k0 * n..(k0 + kc) * n]
+        } else {
+            for r in 0..kc {
+                pb_buf[r * np..r * np + n].copy_from_slice(&b[(k0 + r) * n..(k0 + r + 1) * n]);
+            }
+            &pb_buf
+        };
+        for i0 in (0..mp).step_by(TM) {
+            for j0 in (0..np).step_by(TN) {
+                let mut t = [[0f32; TN]; TM];
+                for r in 0..kc {
+                    let av: &[f32; TM] = pa[r * mp + i0..r * mp + i0 + TM].try_into().unwrap();
+                    let bv: &[f32; TN] = pb[r * np + j0..r * np + j0 + TN].try_into().unwrap();
+                    for x in 0..TM {
+                        for y in 0..TN {
+                            t[x][y] = super::madd::<FMA>(av[x], bv[y], t[x][y]);
+                        }
+                    }
+                }
+                for x in 0..TM {
+                    let o = &mut acc[(i0 + x) * np + j0..(i0 + x) * np + j0 + TN];
+                    for y in 0..TN {
+                        o[y] += t[x][y];
+                    }
                 }
             }
         }
+        k0 += kc;
     }
 }
 
-/// [`outer_products`] compiled for AVX2 (the same operations in the same order; no FMA).
+/// [`tiles`] compiled for AVX2 with fused multiply-adds.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn outer_products_avx2(m: usize, n: usize, rows: std::ops::Range<usize>, a: &[f32], b: &[f32], acc: &mut [f32]) {
-    outer_products(m, n, rows, a, b, acc)
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tiles_avx2_fma(m: usize, n: usize, rows: std::ops::Range<usize>, a: &[f32], b: &[f32], acc: &mut [f32]) {
+    tiles::<true>(m, n, rows, a, b, acc)
 }

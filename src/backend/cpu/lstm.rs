@@ -1,6 +1,6 @@
-//! CPU twins of shaders/lstm.wgsl: the LSTM recurrence and its backprop through time, one batch
-//! row per task (rows are independent; rayon spreads them over the cores), each step in the
-//! order the GPU kernels use.
+//! CPU twins of shaders/lstm.wgsl: the LSTM recurrence and its backprop through time, a block
+//! of four batch rows per task (rows are independent; rayon spreads the blocks over the cores),
+//! each row's sums in the order the GPU kernels use.
 //!
 //! Layout: sequences are row-major [batch, steps, features]; gates are packed [i | f | g | o]
 //! (PyTorch's order) along the last axis, 4H wide. With z = xproj_t + h_{t-1} W_hh:
@@ -12,12 +12,17 @@
 /// called per element, were most of the recurrence's time: 200 per batch row and step).
 /// Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial for e^r (about 1 ulp),
 /// 2^n from the exponent bits; rounding by the 1.5 * 2^23 trick (no `round`, which is a libm
-/// call on baseline x86-64).
+/// call on baseline x86-64), which also leaves n in the low bits of the rounded value.
 #[inline(always)]
 fn exp_v(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     const MAGIC: f32 = 12582912.0; // 1.5 * 2^23
-    let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    // n as an integer from t's mantissa bits (t = 1.5 * 2^23 + n exactly), not `n as i32`:
+    // Rust's saturating float-to-int cast does not vectorise, and one scalar conversion and
+    // lane insert per element was the hottest part of the gate activations
+    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -26,7 +31,7 @@ fn exp_v(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    y * f32::from_bits((ni.wrapping_add(127) << 23) as u32)
 }
 
 /// The logistic function as the WGSL side writes it: e^{-|x|} only, so nothing overflows.
@@ -63,35 +68,44 @@ fn tanh_c(x: f32) -> f32 {
     }
 }
 
-/// z_k = xproj[k] + sum_j h[j] w_hh[j, k], activated per gate block.
-#[inline(always)]
-fn gate_activations(hidden: usize, xproj: &[f32], w_hh: &[f32], h: &[f32], gates: &mut [f32]) {
+/// Rows of the batch advanced together through the recurrence: each step's product
+/// h_{t-1} W_hh is computed for R rows at once, so every row of W_hh loaded from L1 serves R
+/// rows, and R x 2 independent accumulator vectors hide the multiply-add latency (one row at a
+/// time, the 6400 multiply-adds of a 40-unit step were latency-bound at ~2.5 per cycle).
+const ROWS: usize = 4;
+/// Gate columns per register block of the forward product (two 8-wide vectors).
+const GB: usize = 16;
+/// Hidden units per register block of the backward product dz W_hh^T.
+const JB: usize = 16;
+
+/// W_hh (hidden x 4H) with its columns padded with zeros to a multiple of `GB`.
+fn pad_w_hh(hidden: usize, w_hh: &[f32]) -> (usize, Vec<f32>) {
     let g4 = 4 * hidden;
-    // z = xproj + h W_hh, accumulated row by row of W_hh (contiguous, so it vectorises)
-    // in blocks of 32 gates held in registers over all j (W_hh from L1 is the only load);
-    // each z_k still adds its terms in j order
-    const B: usize = 32;
-    let mut k0 = 0;
-    while k0 + B <= g4 {
-        let mut acc = [0f32; B];
-        acc.copy_from_slice(&xproj[k0..k0 + B]);
-        for (j, &hj) in h[..hidden].iter().enumerate() {
-            let w = &w_hh[j * g4 + k0..j * g4 + k0 + B];
-            for l in 0..B {
-                acc[l] += hj * w[l];
-            }
-        }
-        gates[k0..k0 + B].copy_from_slice(&acc);
-        k0 += B;
+    let gp = g4.div_ceil(GB) * GB;
+    let mut wp = vec![0f32; hidden * gp];
+    for j in 0..hidden {
+        wp[j * gp..j * gp + g4].copy_from_slice(&w_hh[j * g4..(j + 1) * g4]);
     }
-    gates[k0..g4].copy_from_slice(&xproj[k0..g4]);
-    for (j, &hj) in h[..hidden].iter().enumerate() {
-        for (z, w) in gates[k0..g4].iter_mut().zip(&w_hh[j * g4 + k0..(j + 1) * g4]) {
-            *z += hj * w;
+    (gp, wp)
+}
+
+/// W_hh^T (4H x hidden) with its columns padded with zeros to a multiple of `JB`.
+fn pad_w_hh_t(hidden: usize, w_hh: &[f32]) -> (usize, Vec<f32>) {
+    let g4 = 4 * hidden;
+    let hp = hidden.div_ceil(JB) * JB;
+    let mut wt = vec![0f32; g4 * hp];
+    for j in 0..hidden {
+        for k in 0..g4 {
+            wt[k * hp + j] = w_hh[j * g4 + k];
         }
     }
-    // i, f sigmoid; g tanh; o sigmoid: three branch-free loops that vectorise
-    let (ifg, o) = gates[..g4].split_at_mut(3 * hidden);
+    (hp, wt)
+}
+
+/// i, f, o = sigmoid, g = tanh over one row's pre-activations [i | f | g | o] (4H wide).
+#[inline(always)]
+fn activate_gates(hidden: usize, z: &mut [f32]) {
+    let (ifg, o) = z[..4 * hidden].split_at_mut(3 * hidden);
     let (i_f, g) = ifg.split_at_mut(2 * hidden);
     // plain loops: an iterator adapter such as `chain` was compiled as a separate function
     // outside the AVX2 path and was ~15% of the forward (perf, one thread)
@@ -104,20 +118,6 @@ fn gate_activations(hidden: usize, xproj: &[f32], w_hh: &[f32], h: &[f32], gates
     for z in g.iter_mut() {
         *z = tanh_c(*z);
     }
-}
-
-/// sum_k a[k] b[k] with eight partial sums (vectorises; a plain fold would not).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
 }
 
 /// Forward over the whole sequence. Outputs h_seq, c_seq, the activated gates and hprev
@@ -138,77 +138,153 @@ pub fn lstm_forward(
 ) {
     use rayon::prelude::*;
     let (h4, g4) = (hidden, 4 * hidden);
-    // batch rows are independent: each owns its [steps x ...] block of every output
+    let (gp, wp) = pad_w_hh(hidden, w_hh);
+    let fma = super::fma_available();
+    // batch rows are independent: a task owns ROWS consecutive rows' blocks of every output
     let blocks = h_seq[..batch * steps * h4]
-        .par_chunks_mut(steps * h4)
-        .zip(c_seq[..batch * steps * h4].par_chunks_mut(steps * h4))
-        .zip(gates[..batch * steps * g4].par_chunks_mut(steps * g4))
-        .zip(hprev[..batch * steps * h4].par_chunks_mut(steps * h4));
-    blocks.enumerate().for_each(|(b, (((h_seq, c_seq), gates), hprev))| {
-        let rows = &xproj[b * steps * g4..(b + 1) * steps * g4];
-        let (h0, c0) = (&h0[b * h4..(b + 1) * h4], &c0[b * h4..(b + 1) * h4]);
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above)
-            return unsafe { forward_row_avx2(steps, hidden, rows, w_hh, h0, c0, h_seq, c_seq, gates, hprev) };
+        .par_chunks_mut(ROWS * steps * h4)
+        .zip(c_seq[..batch * steps * h4].par_chunks_mut(ROWS * steps * h4))
+        .zip(gates[..batch * steps * g4].par_chunks_mut(ROWS * steps * g4))
+        .zip(hprev[..batch * steps * h4].par_chunks_mut(ROWS * steps * h4));
+    blocks.enumerate().for_each(|(blk, (((h_seq, c_seq), gates), hprev))| {
+        let b0 = blk * ROWS;
+        let rows = (batch - b0).min(ROWS);
+        let x = &xproj[b0 * steps * g4..(b0 + rows) * steps * g4];
+        let (h0, c0) = (&h0[b0 * h4..(b0 + rows) * h4], &c0[b0 * h4..(b0 + rows) * h4]);
+        let f = Fwd { steps, hidden, gp, xproj: x, wp: &wp, h0, c0 };
+        if rows == ROWS {
+            forward_dispatch::<ROWS>(fma, &f, h_seq, c_seq, gates, hprev);
+        } else {
+            // the last block's remaining rows one at a time (same arithmetic per row)
+            for r in 0..rows {
+                let (so, go) = (r * steps * h4..(r + 1) * steps * h4, r * steps * g4..(r + 1) * steps * g4);
+                let one = Fwd { xproj: &x[go.clone()], h0: &h0[r * h4..(r + 1) * h4], c0: &c0[r * h4..(r + 1) * h4], ..f };
+                forward_dispatch::<1>(fma, &one, &mut h_seq[so.clone()], &mut c_seq[so.clone()], &mut gates[go], &mut hprev[so]);
+            }
         }
-        forward_row(steps, hidden, rows, w_hh, h0, c0, h_seq, c_seq, gates, hprev)
     });
 }
 
-/// One batch row's recurrence (its blocks of the outputs; `xproj` its steps x 4H rows).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn forward_row(
+/// The inputs of one block of R rows' forward: its rows of xproj (R x steps x 4H), h0 and c0
+/// (R x H), and the padded W_hh.
+#[derive(Clone, Copy)]
+struct Fwd<'a> {
     steps: usize,
     hidden: usize,
-    xproj: &[f32],
-    w_hh: &[f32],
-    h0: &[f32],
-    c0: &[f32],
-    h_seq: &mut [f32],
-    c_seq: &mut [f32],
-    gates: &mut [f32],
-    hprev: &mut [f32],
-) {
+    gp: usize,
+    xproj: &'a [f32],
+    wp: &'a [f32],
+    h0: &'a [f32],
+    c0: &'a [f32],
+}
+
+fn forward_dispatch<const R: usize>(fma: bool, f: &Fwd, h_seq: &mut [f32], c_seq: &mut [f32], gates: &mut [f32], hprev: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: `fma` is true only where the CPU has AVX2 and FMA (`fma_available`)
+        return unsafe { forward_rows_avx2_fma::<R>(f, h_seq, c_seq, gates, hprev) };
+    }
+    let _ = fma;
+    forward_rows::<R, false>(f, h_seq, c_seq, gates, hprev)
+}
+
+/// [`forward_rows`] compiled for AVX2 with fused multiply-adds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_rows_avx2_fma<const R: usize>(f: &Fwd, h_seq: &mut [f32], c_seq: &mut [f32], gates: &mut [f32], hprev: &mut [f32]) {
+    forward_rows::<R, true>(f, h_seq, c_seq, gates, hprev)
+}
+
+/// R rows' recurrence, step by step: z = xproj_t + h_{t-1} W_hh for the R rows in register
+/// blocks of R x `GB` gates (each z_k adds its terms in j order, as the GPU kernel), then the
+/// gate activations and the cell update row by row.
+#[inline(always)]
+fn forward_rows<const R: usize, const FMA: bool>(f: &Fwd, h_seq: &mut [f32], c_seq: &mut [f32], gates: &mut [f32], hprev: &mut [f32]) {
+    let Fwd { steps, hidden, gp, xproj, wp, h0, c0 } = *f;
     let (h4, g4) = (hidden, 4 * hidden);
-    let mut h = h0.to_vec();
-    let mut c = c0.to_vec();
+    let mut h = h0[..R * h4].to_vec();
+    let mut c = c0[..R * h4].to_vec();
+    // pre-activations of the R rows, each padded to gp columns (the padding stays 0 + 0)
+    let mut z = vec![0f32; R * gp];
     for t in 0..steps {
-        let gt = &mut gates[t * g4..(t + 1) * g4];
-        gate_activations(hidden, &xproj[t * g4..(t + 1) * g4], w_hh, &h, gt);
-        hprev[t * h4..(t + 1) * h4].copy_from_slice(&h);
-        let (i, rest) = gt.split_at(h4);
-        let (f, rest) = rest.split_at(h4);
-        let (g, o) = rest.split_at(h4);
-        for u in 0..hidden {
-            c[u] = f[u] * c[u] + i[u] * g[u];
-            h[u] = o[u] * tanh_c(c[u]);
+        for r in 0..R {
+            let at = (r * steps + t) * g4;
+            z[r * gp..r * gp + g4].copy_from_slice(&xproj[at..at + g4]);
         }
-        c_seq[t * h4..(t + 1) * h4].copy_from_slice(&c);
-        h_seq[t * h4..(t + 1) * h4].copy_from_slice(&h);
+        for kb in (0..gp).step_by(GB) {
+            let mut acc = [[0f32; GB]; R];
+            for r in 0..R {
+                acc[r].copy_from_slice(&z[r * gp + kb..r * gp + kb + GB]);
+            }
+            for j in 0..hidden {
+                let w: &[f32; GB] = wp[j * gp + kb..j * gp + kb + GB].try_into().unwrap();
+                for r in 0..R {
+                    let hj = h[r * h4 + j];
+                    for l in 0..GB {
+                        acc[r][l] = super::madd::<FMA>(hj, w[l], acc[r][l]);
+                    }
+                }
+            }
+            for r in 0..R {
+                z[r * gp + kb..r * gp + kb + GB].copy_from_slice(&acc[r]);
+            }
+        }
+        for r in 0..R {
+            let (st, gt) = ((r * steps + t) * h4, (r * steps + t) * g4);
+            let zr = &mut z[r * gp..r * gp + g4];
+            activate_gates(hidden, zr);
+            gates[gt..gt + g4].copy_from_slice(zr);
+            let (hr, cr) = (&mut h[r * h4..(r + 1) * h4], &mut c[r * h4..(r + 1) * h4]);
+            hprev[st..st + h4].copy_from_slice(hr);
+            let (i, rest) = zr.split_at(h4);
+            let (fg, rest) = rest.split_at(h4);
+            let (g, o) = rest.split_at(h4);
+            for u in 0..hidden {
+                cr[u] = fg[u] * cr[u] + i[u] * g[u];
+                hr[u] = o[u] * tanh_c(cr[u]);
+            }
+            c_seq[st..st + h4].copy_from_slice(cr);
+            h_seq[st..st + h4].copy_from_slice(hr);
+        }
     }
 }
 
-/// [`forward_row`] compiled for AVX2 (8-wide vectors instead of baseline x86-64's 4): the
-/// same operations in the same order, so the same results (no FMA contraction: the `fma`
-/// feature is not enabled).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+/// One row's gate gradients at one step (see [`lstm_backward`]) from its gates, c_{t-1}, c_t
+/// and dL/dh_t (from above and recurrent); `dc_next` is updated in place. A function of its own so that its slices are known not to
+/// overlap: written inline over slices of the packed rows, the loop stayed scalar (LLVM would
+/// have needed dozens of run-time overlap checks) and was ~40% of the backward.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn forward_row_avx2(
-    steps: usize,
-    hidden: usize,
-    xproj: &[f32],
-    w_hh: &[f32],
-    h0: &[f32],
-    c0: &[f32],
-    h_seq: &mut [f32],
-    c_seq: &mut [f32],
-    gates: &mut [f32],
-    hprev: &mut [f32],
+fn gate_grads(
+    gi: &[f32],
+    gf: &[f32],
+    gg: &[f32],
+    go: &[f32],
+    c_prev: &[f32],
+    c_t: &[f32],
+    dh_t: &[f32],
+    dh_rec: &[f32],
+    dzi: &mut [f32],
+    dzf: &mut [f32],
+    dzg: &mut [f32],
+    dzo: &mut [f32],
+    dc_next: &mut [f32],
 ) {
-    forward_row(steps, hidden, xproj, w_hh, h0, c0, h_seq, c_seq, gates, hprev)
+    let n = dc_next.len();
+    let (gi, gf, gg, go) = (&gi[..n], &gf[..n], &gg[..n], &go[..n]);
+    let (c_prev, c_t, dh_t, dh_rec) = (&c_prev[..n], &c_t[..n], &dh_t[..n], &dh_rec[..n]);
+    let (dzi, dzf, dzg, dzo) = (&mut dzi[..n], &mut dzf[..n], &mut dzg[..n], &mut dzo[..n]);
+    for u in 0..n {
+        let (i, f, g, o) = (gi[u], gf[u], gg[u], go[u]);
+        let tc = tanh_c(c_t[u]);
+        let dh = dh_t[u] + dh_rec[u];
+        let dc = dc_next[u] + dh * o * (1.0 - tc * tc);
+        dzi[u] = dc * g * (i * (1.0 - i));
+        dzf[u] = dc * c_prev[u] * (f * (1.0 - f));
+        dzg[u] = dc * i * (1.0 - g * g);
+        dzo[u] = dh * tc * (o * (1.0 - o));
+        dc_next[u] = dc * f;
+    }
 }
 
 /// Backprop through time. `dh_seq` is dL/dh_t for every step (from the layers above); the
@@ -233,92 +309,280 @@ pub fn lstm_backward(
 ) {
     use rayon::prelude::*;
     let (h4, g4) = (hidden, 4 * hidden);
-    // batch rows are independent: each owns its block of dgates, dh0 and dc0
+    let (hp, wt) = pad_w_hh_t(hidden, w_hh);
+    let fma = super::fma_available();
+    // batch rows are independent: a task owns ROWS consecutive rows' blocks of dgates, dh0, dc0
     let blocks = dgates[..batch * steps * g4]
-        .par_chunks_mut(steps * g4)
-        .zip(dh0[..batch * h4].par_chunks_mut(h4))
-        .zip(dc0[..batch * h4].par_chunks_mut(h4));
-    blocks.enumerate().for_each(|(b, ((dgates, dh0), dc0))| {
-        let (gates, c_seq, dh_seq) = (
-            &gates[b * steps * g4..(b + 1) * steps * g4],
-            &c_seq[b * steps * h4..(b + 1) * steps * h4],
-            &dh_seq[b * steps * h4..(b + 1) * steps * h4],
-        );
-        let c0 = &c0[b * h4..(b + 1) * h4];
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above)
-            return unsafe { backward_row_avx2(steps, hidden, gates, c_seq, c0, w_hh, dh_seq, dgates, dh0, dc0) };
+        .par_chunks_mut(ROWS * steps * g4)
+        .zip(dh0[..batch * h4].par_chunks_mut(ROWS * h4))
+        .zip(dc0[..batch * h4].par_chunks_mut(ROWS * h4));
+    blocks.enumerate().for_each(|(blk, ((dgates, dh0), dc0))| {
+        let b0 = blk * ROWS;
+        let rows = (batch - b0).min(ROWS);
+        let (so, go) = (b0 * steps * h4..(b0 + rows) * steps * h4, b0 * steps * g4..(b0 + rows) * steps * g4);
+        let bw = Bwd {
+            steps,
+            hidden,
+            hp,
+            gates: &gates[go],
+            c_seq: &c_seq[so.clone()],
+            c0: &c0[b0 * h4..(b0 + rows) * h4],
+            wt: &wt,
+            dh_seq: &dh_seq[so],
+        };
+        if rows == ROWS {
+            backward_dispatch::<ROWS>(fma, &bw, dgates, dh0, dc0);
+        } else {
+            for r in 0..rows {
+                let (so, go, ho) = (r * steps * h4..(r + 1) * steps * h4, r * steps * g4..(r + 1) * steps * g4, r * h4..(r + 1) * h4);
+                let one = Bwd {
+                    gates: &bw.gates[go.clone()],
+                    c_seq: &bw.c_seq[so.clone()],
+                    c0: &bw.c0[ho.clone()],
+                    dh_seq: &bw.dh_seq[so],
+                    ..bw
+                };
+                backward_dispatch::<1>(fma, &one, &mut dgates[go], &mut dh0[ho.clone()], &mut dc0[ho]);
+            }
         }
-        backward_row(steps, hidden, gates, c_seq, c0, w_hh, dh_seq, dgates, dh0, dc0)
     });
 }
 
-/// One batch row's backprop through time (its blocks of every input and output).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn backward_row(
+/// The inputs of one block of R rows' backward (their rows of gates, c_seq, c0, dh_seq) and
+/// the padded W_hh^T.
+#[derive(Clone, Copy)]
+struct Bwd<'a> {
     steps: usize,
     hidden: usize,
-    gates: &[f32],
-    c_seq: &[f32],
-    c0: &[f32],
-    w_hh: &[f32],
-    dh_seq: &[f32],
-    dgates: &mut [f32],
-    dh0: &mut [f32],
-    dc0: &mut [f32],
-) {
-    let (h4, g4) = (hidden, 4 * hidden);
-    // running dL/dh_t (recurrent part) and dL/dc_t, as in the kernel's dh0 / dc0 rows
-    let mut dh_rec = vec![0f32; hidden];
-    let mut dc_next = vec![0f32; hidden];
-    for t in (0..steps).rev() {
-        let gt = &gates[t * g4..(t + 1) * g4];
-        let dz = &mut dgates[t * g4..(t + 1) * g4];
-        let c_prev = if t == 0 { c0 } else { &c_seq[(t - 1) * h4..t * h4] };
-        let (c_t, dh_t) = (&c_seq[t * h4..(t + 1) * h4], &dh_seq[t * h4..(t + 1) * h4]);
-        for u in 0..hidden {
-            let (i, f, g, o) = (gt[u], gt[h4 + u], gt[2 * h4 + u], gt[3 * h4 + u]);
-            let tc = tanh_c(c_t[u]);
-            let dh = dh_t[u] + dh_rec[u];
-            let dc = dc_next[u] + dh * o * (1.0 - tc * tc);
-            dz[u] = dc * g * (i * (1.0 - i));
-            dz[h4 + u] = dc * c_prev[u] * (f * (1.0 - f));
-            dz[2 * h4 + u] = dc * i * (1.0 - g * g);
-            dz[3 * h4 + u] = dh * tc * (o * (1.0 - o));
-            dc_next[u] = dc * f;
-        }
-        for j in 0..hidden {
-            dh_rec[j] = dot(dz, &w_hh[j * g4..(j + 1) * g4]);
-        }
-    }
-    dh0.copy_from_slice(&dh_rec);
-    dc0.copy_from_slice(&dc_next);
+    hp: usize,
+    gates: &'a [f32],
+    c_seq: &'a [f32],
+    c0: &'a [f32],
+    wt: &'a [f32],
+    dh_seq: &'a [f32],
 }
 
-/// [`backward_row`] compiled for AVX2, as [`forward_row_avx2`].
+fn backward_dispatch<const R: usize>(fma: bool, b: &Bwd, dgates: &mut [f32], dh0: &mut [f32], dc0: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: `fma` is true only where the CPU has AVX2 and FMA (`fma_available`)
+        return unsafe { backward_rows_avx2_fma::<R>(b, dgates, dh0, dc0) };
+    }
+    let _ = fma;
+    backward_rows::<R, false>(b, dgates, dh0, dc0)
+}
+
+/// [`backward_rows`] compiled for AVX2 with fused multiply-adds.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_row_avx2(
-    steps: usize,
-    hidden: usize,
-    gates: &[f32],
-    c_seq: &[f32],
-    c0: &[f32],
-    w_hh: &[f32],
-    dh_seq: &[f32],
-    dgates: &mut [f32],
-    dh0: &mut [f32],
-    dc0: &mut [f32],
-) {
-    backward_row(steps, hidden, gates, c_seq, c0, w_hh, dh_seq, dgates, dh0, dc0)
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_rows_avx2_fma<const R: usize>(b: &Bwd, dgates: &mut [f32], dh0: &mut [f32], dc0: &mut [f32]) {
+    backward_rows::<R, true>(b, dgates, dh0, dc0)
+}
+
+/// R rows' backprop through time: per step the gate gradients row by row, then
+/// dh_rec = dz W_hh^T for the R rows in register blocks of R x `JB` hidden units (each
+/// dh_rec_j adds its 4H terms in k order).
+#[inline(always)]
+fn backward_rows<const R: usize, const FMA: bool>(b: &Bwd, dgates: &mut [f32], dh0: &mut [f32], dc0: &mut [f32]) {
+    let Bwd { steps, hidden, hp, gates, c_seq, c0, wt, dh_seq } = *b;
+    let (h4, g4) = (hidden, 4 * hidden);
+    // running dL/dh_t (recurrent part, padded to hp) and dL/dc_t, as the kernel's dh0 / dc0
+    let mut dh_rec = vec![0f32; R * hp];
+    let mut dc_next = vec![0f32; R * h4];
+    for t in (0..steps).rev() {
+        for r in 0..R {
+            let (st, gt) = ((r * steps + t) * h4, (r * steps + t) * g4);
+            let g_t = &gates[gt..gt + g4];
+            let dz = &mut dgates[gt..gt + g4];
+            let c_prev = if t == 0 { &c0[r * h4..(r + 1) * h4] } else { &c_seq[st - h4..st] };
+            let (c_t, dh_t) = (&c_seq[st..st + h4], &dh_seq[st..st + h4]);
+            let (dhr, dcn) = (&dh_rec[r * hp..r * hp + h4], &mut dc_next[r * h4..(r + 1) * h4]);
+            let (gi, rest) = g_t.split_at(h4);
+            let (gf, rest) = rest.split_at(h4);
+            let (gg, go) = rest.split_at(h4);
+            let (dzi, rest) = dz.split_at_mut(h4);
+            let (dzf, rest) = rest.split_at_mut(h4);
+            let (dzg, dzo) = rest.split_at_mut(h4);
+            gate_grads(gi, gf, gg, go, c_prev, c_t, dh_t, dhr, dzi, dzf, dzg, dzo, dcn);
+        }
+        for jb in (0..hp).step_by(JB) {
+            let mut acc = [[0f32; JB]; R];
+            for k in 0..g4 {
+                let w: &[f32; JB] = wt[k * hp + jb..k * hp + jb + JB].try_into().unwrap();
+                for r in 0..R {
+                    let d = dgates[(r * steps + t) * g4 + k];
+                    for l in 0..JB {
+                        acc[r][l] = super::madd::<FMA>(d, w[l], acc[r][l]);
+                    }
+                }
+            }
+            for r in 0..R {
+                dh_rec[r * hp + jb..r * hp + jb + JB].copy_from_slice(&acc[r]);
+            }
+        }
+    }
+    for r in 0..R {
+        dh0[r * h4..(r + 1) * h4].copy_from_slice(&dh_rec[r * hp..r * hp + h4]);
+    }
+    dc0[..R * h4].copy_from_slice(&dc_next);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small deterministic generator in [-1, 1) (the unit tests here take no crate).
+    fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    struct Out {
+        h_seq: Vec<f32>,
+        c_seq: Vec<f32>,
+        gates: Vec<f32>,
+        hprev: Vec<f32>,
+        dgates: Vec<f32>,
+        dh0: Vec<f32>,
+        dc0: Vec<f32>,
+    }
+
+    /// Forward and backward of `batch` rows through the row blocks of width R (R = 1: row by
+    /// row), with or without FMA, the rows split as `lstm_forward` splits them.
+    fn run<const R: usize, const FMA: bool>(batch: usize, steps: usize, hidden: usize, seed: u64) -> Out {
+        let (h4, g4) = (hidden, 4 * hidden);
+        let xproj = values(batch * steps * g4, seed, 1.5);
+        let w_hh = values(hidden * g4, seed + 1, 1.5 / (hidden as f32).sqrt());
+        let (h0, c0) = (values(batch * h4, seed + 2, 1.0), values(batch * h4, seed + 3, 2.0));
+        let dh_seq = values(batch * steps * h4, seed + 4, 1.0);
+        let (gp, wp) = pad_w_hh(hidden, &w_hh);
+        let (hp, wt) = pad_w_hh_t(hidden, &w_hh);
+        let mut o = Out {
+            h_seq: vec![0.0; batch * steps * h4],
+            c_seq: vec![0.0; batch * steps * h4],
+            gates: vec![0.0; batch * steps * g4],
+            hprev: vec![0.0; batch * steps * h4],
+            dgates: vec![0.0; batch * steps * g4],
+            dh0: vec![0.0; batch * h4],
+            dc0: vec![0.0; batch * h4],
+        };
+        assert_eq!(batch % R, 0);
+        for b0 in (0..batch).step_by(R) {
+            let (so, go, ho) = (b0 * steps * h4..(b0 + R) * steps * h4, b0 * steps * g4..(b0 + R) * steps * g4, b0 * h4..(b0 + R) * h4);
+            let f = Fwd { steps, hidden, gp, xproj: &xproj[go.clone()], wp: &wp, h0: &h0[ho.clone()], c0: &c0[ho.clone()] };
+            let run_f = |o: &mut Out| {
+                forward_rows::<R, FMA>(
+                    &f,
+                    &mut o.h_seq[so.clone()],
+                    &mut o.c_seq[so.clone()],
+                    &mut o.gates[go.clone()],
+                    &mut o.hprev[so.clone()],
+                )
+            };
+            #[cfg(target_arch = "x86_64")]
+            if FMA {
+                assert!(super::super::fma_available(), "the FMA path needs AVX2 + FMA");
+                // SAFETY: checked just above
+                unsafe {
+                    forward_rows_avx2_fma::<R>(
+                        &f,
+                        &mut o.h_seq[so.clone()],
+                        &mut o.c_seq[so.clone()],
+                        &mut o.gates[go.clone()],
+                        &mut o.hprev[so.clone()],
+                    )
+                };
+            } else {
+                run_f(&mut o);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            run_f(&mut o);
+        }
+        for b0 in (0..batch).step_by(R) {
+            let (so, go, ho) = (b0 * steps * h4..(b0 + R) * steps * h4, b0 * steps * g4..(b0 + R) * steps * g4, b0 * h4..(b0 + R) * h4);
+            let bw = Bwd {
+                steps,
+                hidden,
+                hp,
+                gates: &o.gates[go.clone()],
+                c_seq: &o.c_seq[so.clone()],
+                c0: &c0[ho.clone()],
+                wt: &wt,
+                dh_seq: &dh_seq[so],
+            };
+            let (mut dg, mut dh0, mut dc0) = (vec![0f32; go.len()], vec![0f32; ho.len()], vec![0f32; ho.len()]);
+            #[cfg(target_arch = "x86_64")]
+            if FMA {
+                // SAFETY: checked in the forward loop
+                unsafe { backward_rows_avx2_fma::<R>(&bw, &mut dg, &mut dh0, &mut dc0) };
+            } else {
+                backward_rows::<R, false>(&bw, &mut dg, &mut dh0, &mut dc0);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            backward_rows::<R, false>(&bw, &mut dg, &mut dh0, &mut dc0);
+            o.dgates[go].copy_from_slice(&dg);
+            o.dh0[ho.clone()].copy_from_slice(&dh0);
+            o.dc0[ho].copy_from_slice(&dc0);
+        }
+        o
+    }
+
+    fn fields(o: &Out) -> [(&'static str, &Vec<f32>); 7] {
+        [
+            ("h_seq", &o.h_seq),
+            ("c_seq", &o.c_seq),
+            ("gates", &o.gates),
+            ("hprev", &o.hprev),
+            ("dgates", &o.dgates),
+            ("dh0", &o.dh0),
+            ("dc0", &o.dc0),
+        ]
+    }
+
+    /// Awkward (batch, steps, hidden): hidden not a multiple of the 16-wide register blocks
+    /// (4H = 4, 28, 132, 160, 172), batch a multiple of 4 so the same rows go through blocks of
+    /// 4 and of 1.
+    const SHAPES: [(usize, usize, usize); 5] = [(4, 3, 1), (8, 5, 7), (4, 9, 33), (8, 6, 40), (4, 2, 43)];
+
+    /// Blocking rows changes which rows share a task, not any row's arithmetic: blocks of 4
+    /// and of 1 give the same bits, with and without FMA.
+    #[test]
+    fn row_blocks_do_not_change_a_rows_results() {
+        for (k, &(b, t, h)) in SHAPES.iter().enumerate() {
+            let (one, four) = (run::<1, false>(b, t, h, 10 + k as u64), run::<4, false>(b, t, h, 10 + k as u64));
+            for ((name, x), (_, y)) in fields(&one).into_iter().zip(fields(&four)) {
+                assert!(x == y, "b{b} t{t} h{h} {name}: blocks of 4 differ from rows one at a time");
+            }
+            if super::super::fma_available() {
+                let (one, four) = (run::<1, true>(b, t, h, 10 + k as u64), run::<4, true>(b, t, h, 10 + k as u64));
+                for ((name, x), (_, y)) in fields(&one).into_iter().zip(fields(&four)) {
+                    assert!(x == y, "b{b} t{t} h{h} {name} (FMA): blocks of 4 differ from rows one at a time");
+                }
+            }
+        }
+    }
+
+    /// The FMA build agrees with the plain one to rounding (it is what runs on AVX2 CPUs; the
+    /// plain one is what the GPU parity tests were written against and what other CPUs run).
+    #[test]
+    fn fma_build_matches_the_plain_one() {
+        if !super::super::fma_available() {
+            eprintln!("no AVX2 + FMA on this CPU: the FMA build is not compared");
+            return;
+        }
+        for (k, &(b, t, h)) in SHAPES.iter().enumerate() {
+            let (plain, fused) = (run::<4, false>(b, t, h, 20 + k as u64), run::<4, true>(b, t, h, 20 + k as u64));
+            for ((name, x), (_, y)) in fields(&plain).into_iter().zip(fields(&fused)) {
+                let worst = x.iter().zip(y.iter()).map(|(p, q)| (p - q).abs() / (1.0 + p.abs())).fold(0f32, f32::max);
+                assert!(worst < 2e-5, "b{b} t{t} h{h} {name}: FMA vs plain differ by {worst:e}");
+            }
+        }
+    }
 
     /// The vectorisable exp, sigmoid and tanh against f64 over [-20, 20] in steps of 1e-3
     /// (and the clamped tails): within 2 ulp relative, 1e-7 absolute.
