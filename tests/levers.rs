@@ -168,8 +168,9 @@ fn recipe_labeled_share_is_resolved_and_recorded() {
 
 /// `--consistency-weight` / `--consistency-noise`: resolved into the model (noise 0.3 when not
 /// given), recorded in config.json, a shift with the images' layout; refused with the flag's
-/// name where it cannot apply (ES, the CNN family, a noise without a weight, no perturbation
-/// at all), before the run folder is written.
+/// name where it cannot apply (ES, a noise without a weight, no perturbation at all), before
+/// the run folder is written; the default recipe gives it to SS models of images in the dense
+/// and CNN families.
 #[test]
 fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
     use ssvae::model::Family;
@@ -206,6 +207,14 @@ fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
     let (w, noise, shift, side) = recorded(None, None, Default);
     assert!(RECIPE_CONSISTENCY_WEIGHT > 0.0 && side > 0);
     assert_eq!((w, noise, shift), (RECIPE_CONSISTENCY_WEIGHT, ssvae::run::RECIPE_CONSISTENCY_NOISE_IMAGES, recipe_consistency_shift(side)));
+    // the CNN family gets the same default on images
+    let (mut s, out) = spec(Family::Cnn, Kind::Ss, "cnn", None, None);
+    s.model.conv = Some(vec![ssvae::model::ConvLayer { channels: 4, kernel: 3, stride: 2 }]);
+    run::train(&be, &s, &mut Quiet).unwrap();
+    let m = RunConfig::load(&out).unwrap().train.model;
+    let _ = std::fs::remove_dir_all(&out);
+    let side = m.consistency_shape.map_or(0, |[h, w, _]| h.min(w));
+    assert_eq!((m.consistency_weight, m.consistency_shift), (RECIPE_CONSISTENCY_WEIGHT, recipe_consistency_shift(side)));
     // a shift on images records their layout; a table refuses it by name
     let (mut s, out) = spec(Family::Dense, Kind::Ss, "shift", Some(5.0), Some(0.0));
     s.model.consistency_shift = Some(2);

@@ -65,9 +65,10 @@ class SSVAEClassifier(ClassifierMixin, BaseEstimator):
         Which protocol fills in the training settings not given (README, "Recipes"):
         ``default`` adds entropy minimisation of pi on unlabeled samples to the paper's
         protocol, when few samples are labeled draws a smaller share of each batch from them
-        (their fraction, within 0.1 and 0.5), and for the dense and recurrent families adds
-        the consistency of pi under a perturbation of the input (noise; images shifted by a
-        sixteenth of their side, series by a sixteenth of the window and rescaled);
+        (their fraction, within 0.1 and 0.5), and for the dense, CNN and recurrent families
+        adds the consistency of pi under a perturbation of the input (images shifted by a
+        sixteenth of their side; series shifted by a sixteenth of the window, rescaled and
+        noised);
         ``paper`` is the paper's protocol.
     anomaly_draws : int
         Draws of z per anomaly score (``score_samples``).

@@ -97,8 +97,8 @@ pub fn recipe_labeled_share(batch: usize, n_train: usize, n_labeled: usize) -> f
 }
 /// The default recipe's label smoothing (see [`ModelSpec::label_smoothing`]): none, the paper's.
 pub const RECIPE_LABEL_SMOOTHING: f32 = 0.0;
-/// The default recipe's consistency weight on SS models of images (dense family) and series
-/// windows (recurrent family) (see [`ModelSpec::consistency_weight`]).
+/// The default recipe's consistency weight on SS models of images (dense and CNN families) and
+/// series windows (recurrent family) (see [`ModelSpec::consistency_weight`]).
 pub const RECIPE_CONSISTENCY_WEIGHT: f32 = 10.0;
 /// The consistency term's input noise when `--consistency-noise` is not given (see
 /// [`ModelSpec::consistency_noise`]): 0.3, the input noise of the ladder networks on MNIST
@@ -466,10 +466,10 @@ impl RunSpec {
         if let Some(p) = m.pi_to_decoder {
             spec.pi_to_decoder = p;
         }
-        // the default recipe's consistency: SS models of images (dense) and series windows
-        // (recurrent), where it was measured; not tables, not the CNN (not measured)
+        // the default recipe's consistency: SS models of images (dense and CNN) and series
+        // windows (recurrent), where it was measured; not tables (no gain measured)
         let perturbable = match (spec.family, split) {
-            (Family::Dense, Loaded::Images(_)) => true,
+            (Family::Dense | Family::Cnn, Loaded::Images(_)) => true,
             (Family::Rnn, Loaded::Series(s)) => s.train.steps > 1,
             _ => false,
         };
