@@ -136,6 +136,62 @@ fn cpu_long_k_transposed_gemm_matches_direct_sums() {
     }
 }
 
+/// The CPU backend's two GEMM engines (matrixmultiply for A^T B with a large output and for
+/// long plain products 128 or more wide, the `gemm` crate otherwise): shapes that take each
+/// engine, in every transpose case, with alpha, an accumulated C and an epilogue, against a
+/// direct f64 sum.
+#[test]
+fn cpu_gemm_engines_match_direct_sums() {
+    let cpu = common::cpu();
+    // (m, n, k, trans_a, trans_b): 600 x 500 TN and 4100 x 130 NN take matrixmultiply, the
+    // others the gemm crate (128 x 300 x 200 as the dense layers at batch 128)
+    let shapes = [
+        (600usize, 500usize, 7usize, true, false),
+        (4100, 130, 3, false, false),
+        (128, 300, 200, false, false),
+        (128, 300, 200, false, true),
+        (33, 17, 70, true, true),
+        (5000, 40, 9, false, true),
+        (1, 1, 1, false, false),
+    ];
+    for (case, &(m, n, k, ta, tb)) in shapes.iter().enumerate() {
+        let mut r = common::rng(900 + case as u64);
+        let (a, b, c0) = (
+            common::uniform(&mut r, m * k, -1.0, 1.0),
+            common::uniform(&mut r, k * n, -1.0, 1.0),
+            common::uniform(&mut r, m * n, -1.0, 1.0),
+        );
+        let bias = common::uniform(&mut r, n, -1.0, 1.0);
+        let at = |i: usize, kk: usize| if ta { a[kk * m + i] } else { a[i * k + kk] } as f64;
+        let bt = |kk: usize, j: usize| if tb { b[j * k + kk] } else { b[kk * n + j] } as f64;
+        let direct = |alpha: f64, beta: f64, bias: Option<&[f32]>| -> Vec<f32> {
+            (0..m * n)
+                .map(|i| {
+                    let (row, col) = (i / n, i % n);
+                    let s: f64 = (0..k).map(|kk| at(row, kk) * bt(kk, col)).sum();
+                    let v = alpha * s + beta * c0[i] as f64 + bias.map_or(0.0, |b| b[col] as f64);
+                    if bias.is_some() {
+                        Act::Relu.apply(v as f32)
+                    } else {
+                        v as f32
+                    }
+                })
+                .collect()
+        };
+        let what = format!("{m}x{n}x{k} ta={ta} tb={tb}");
+        let plain = Gemm::new(m, n, k).trans(ta, tb).scaled(0.5, 1.0);
+        common::assert_close(&format!("{what} accumulate"), &run(&cpu, plain, &a, &b, None, &c0), &direct(0.5, 1.0, None), 1e-5, 1e-4);
+        let fused = Gemm::new(m, n, k).trans(ta, tb).bias(Act::Relu);
+        common::assert_close(
+            &format!("{what} bias relu"),
+            &run(&cpu, fused, &a, &b, Some(&bias), &c0),
+            &direct(1.0, 0.0, Some(&bias)),
+            1e-5,
+            1e-4,
+        );
+    }
+}
+
 /// The vec4 kernel (gemm_vec4.wgsl): shapes whose contiguous dimensions are multiples of 4, in
 /// every transpose case and epilogue, with every tile depth, including shapes smaller than a
 /// tile and not a multiple of it; the spec must really pick the vec4 file for each of them.

@@ -143,22 +143,7 @@ fn sgemm(
 ) {
     // SAFETY: callers pass slices covering the addressed m x k, k x n and m x n elements.
     unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
+        super::gemm::sgemm_strided(m, n, k, 1.0, a, (rsa as isize, csa as isize), b, (rsb as isize, csb as isize), beta, &mut c[..m * n])
     }
 }
 

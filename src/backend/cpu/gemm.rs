@@ -22,24 +22,7 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32])
     let c = &mut c[..m * n];
     // SAFETY: the slices hold at least m*k, k*n and m*n elements (checked by Op::check), and
     // the strides above address exactly those elements.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            g.alpha,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            if fused { 0.0 } else { g.beta },
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+    unsafe { sgemm_strided(m, n, k, g.alpha, a, (rsa, csa), b, (rsb, csb), if fused { 0.0 } else { g.beta }, c) };
     if fused {
         epilogue(n, g.act, bias, c);
     }
@@ -63,6 +46,69 @@ fn epilogue(n: usize, act: Act, bias: Option<&[f32]>, c: &mut [f32]) {
             }
         }
     }))
+}
+
+/// `c (m x n, row-major) = alpha * op(A) op(B) + beta * c`, op(A) and op(B) addressed by
+/// (row, column) strides, through the engine that is faster for the shape on the CPUs measured
+/// (BENCHMARKS.md, "Two GEMM engines"): matrixmultiply for A^T B with a large output (the dense
+/// layers' weight gradients, 1024 x 1024 over 128 rows: 172-204 GFLOP/s against 146-183) and
+/// for long plain products with 128 or more columns (the RNN's 16384 x 160 input
+/// projections); the `gemm` crate for the rest, where matrixmultiply's packing dominates (the
+/// dense layers at batch 128: 128 x 1024 x 1024 at 154-169 GFLOP/s against 64-132; the
+/// convolutions' per-image 784 x 64 x 576: 180 against 129; 16384 x 40 x 160 with B
+/// transposed: 156 against 92). Both are deterministic, and the choice depends only on the
+/// shape, so a run gives the same bits every time on the same machine.
+///
+/// # Safety
+/// `a`, `b` and `c` must hold every element the strides address.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    (rsa, csa): (isize, isize),
+    b: &[f32],
+    (rsb, csb): (isize, isize),
+    beta: f32,
+    c: &mut [f32],
+) {
+    let a_transposed = rsa == 1 && csa != 1;
+    let b_transposed = rsb == 1 && csb != 1;
+    let matrixmultiply_wins =
+        if a_transposed && !b_transposed { m * n >= 1 << 18 } else { !a_transposed && !b_transposed && m >= 4096 && n >= 128 };
+    if m == 0 || n == 0 {
+        return;
+    }
+    if matrixmultiply_wins || k == 0 {
+        matrixmultiply::sgemm(m, k, n, alpha, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), n as isize, 1);
+        return;
+    }
+    // threads only where there is enough work to share (about 1 ms of one core)
+    let parallelism = if m * n * k >= 1 << 20 { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None };
+    // gemm's naming: dst = alpha * dst + beta * lhs rhs, strides (column, row)
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c.as_mut_ptr(),
+        1,
+        n as isize,
+        beta != 0.0,
+        a.as_ptr(),
+        csa,
+        rsa,
+        b.as_ptr(),
+        csb,
+        rsb,
+        beta,
+        alpha,
+        false,
+        false,
+        false,
+        parallelism,
+    );
 }
 
 /// General path keeping the old C for `beta != 0` together with a bias or activation.

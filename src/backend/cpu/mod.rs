@@ -1,8 +1,9 @@
 //! The CPU reference backend. Every kernel is a plain function over slices in the submodules
 //! (`gemm`, `conv`, `elementwise`, `gather`, `reduce`, `sample`, `loss`, `mixture`, `batchnorm`,
 //! `optim`, `lstm`, named as the WGSL files and the kernel families of `backend::ops`), written
-//! so a reader can check it against the maths; GEMM uses `matrixmultiply` (a well-kept, fast
-//! crate) for the product and a plain loop for the epilogue.
+//! so a reader can check it against the maths; GEMM uses `matrixmultiply` or the `gemm` crate
+//! (well-kept, fast; chosen by shape, see `gemm::sgemm_strided`) for the product and a plain
+//! loop for the epilogue.
 
 /// Runs `body` with the activation (or its derivative from the output) as a concrete closure,
 /// so the per-element loops compile to vector code for each activation instead of a `match`
