@@ -46,35 +46,42 @@ pub fn gaussian_nll(
     dm: &mut [f32],
     draw: &mut [f32],
 ) {
+    use rayon::prelude::*;
     let ln2pi = (2.0 * std::f32::consts::PI).ln();
-    for r in 0..rows {
+    // rows in parallel (each row's sum in its own order, as before)
+    let per =
+        loss[..rows].par_iter_mut().zip(dm[..rows * cols].par_chunks_mut(cols.max(1))).zip(draw[..rows * cols].par_chunks_mut(cols.max(1)));
+    per.enumerate().for_each(|(r, ((loss_r, dm_r), draw_r))| {
         let mut s = 0.0f64;
-        for i in r * cols..(r + 1) * cols {
+        for (j, i) in (r * cols..(r + 1) * cols).enumerate() {
             let v = softplus(raw[i]) + GAUSSIAN_VAR_FLOOR;
             let d = x[i] - m[i];
             s += (0.5 * (ln2pi + v.ln() + d * d / v)) as f64;
-            dm[i] = scale * (-d / v);
+            dm_r[j] = scale * (-d / v);
             let dv = 0.5 * (1.0 / v - d * d / (v * v));
-            draw[i] = scale * dv * sigmoid(raw[i]);
+            draw_r[j] = scale * dv * sigmoid(raw[i]);
         }
-        loss[r] = scale * s as f32;
-    }
+        *loss_r = scale * s as f32;
+    });
 }
 
 /// KL(N(mu, exp(logvar)) || N(0, 1)) summed over the latent dimensions:
 /// -0.5 sum (1 + lv - mu^2 - exp(lv)).
 #[allow(clippy::too_many_arguments)]
 pub fn kl_normal(rows: usize, cols: usize, scale: f32, mu: &[f32], lv: &[f32], loss: &mut [f32], dmu: &mut [f32], dlv: &mut [f32]) {
-    for r in 0..rows {
+    use rayon::prelude::*;
+    let per =
+        loss[..rows].par_iter_mut().zip(dmu[..rows * cols].par_chunks_mut(cols.max(1))).zip(dlv[..rows * cols].par_chunks_mut(cols.max(1)));
+    per.enumerate().for_each(|(r, ((loss_r, dmu_r), dlv_r))| {
         let mut s = 0.0f64;
-        for i in r * cols..(r + 1) * cols {
+        for (j, i) in (r * cols..(r + 1) * cols).enumerate() {
             let e = lv[i].exp();
             s += (-0.5 * (1.0 + lv[i] - mu[i] * mu[i] - e)) as f64;
-            dmu[i] = scale * mu[i];
-            dlv[i] = scale * 0.5 * (e - 1.0);
+            dmu_r[j] = scale * mu[i];
+            dlv_r[j] = scale * 0.5 * (e - 1.0);
         }
-        loss[r] = scale * s as f32;
-    }
+        *loss_r = scale * s as f32;
+    });
 }
 
 /// Softmax cross-entropy on labeled rows only, divided by the number of labeled rows.

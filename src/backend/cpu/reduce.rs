@@ -1,28 +1,42 @@
 //! CPU twins of shaders/reduce.wgsl. Sums accumulate in f64 here; the GPU sums in f32 in a
 //! different order, which the comparison tests allow for.
 
-/// out[c] (+)= sum_r x[r, c] (the bias gradient). Walks the rows in memory order, a block of
-/// columns at a time, accumulating in f64 on the stack.
+/// out[c] (+)= sum_r x[r, c] (the bias gradient). Chunks of `COL_SUM_ROWS` rows are summed in
+/// parallel (each walking its rows in memory order, a block of columns at a time, in f64 on
+/// the stack), then the chunks' sums are added in chunk order: the same result whatever the
+/// number of threads.
 pub fn col_sum(rows: usize, cols: usize, accumulate: bool, x: &[f32], out: &mut [f32]) {
-    const BLOCK: usize = 256;
-    for c0 in (0..cols).step_by(BLOCK) {
-        let w = BLOCK.min(cols - c0);
-        let mut acc = [0f64; BLOCK];
-        for r in 0..rows {
-            for (a, &v) in acc[..w].iter_mut().zip(&x[r * cols + c0..r * cols + c0 + w]) {
-                *a += v as f64;
+    use rayon::prelude::*;
+    const COL_SUM_ROWS: usize = 1024;
+    let chunk_sum = |r0: usize, r1: usize| -> Vec<f64> {
+        const BLOCK: usize = 256;
+        let mut sums = vec![0f64; cols];
+        for c0 in (0..cols).step_by(BLOCK) {
+            let w = BLOCK.min(cols - c0);
+            let mut acc = [0f64; BLOCK];
+            for r in r0..r1 {
+                for (a, &v) in acc[..w].iter_mut().zip(&x[r * cols + c0..r * cols + c0 + w]) {
+                    *a += v as f64;
+                }
             }
+            sums[c0..c0 + w].copy_from_slice(&acc[..w]);
         }
-        for (o, &a) in out[c0..c0 + w].iter_mut().zip(&acc[..w]) {
-            *o = if accumulate { *o + a as f32 } else { a as f32 };
-        }
+        sums
+    };
+    let parts: Vec<Vec<f64>> = (0..rows.div_ceil(COL_SUM_ROWS))
+        .into_par_iter()
+        .map(|ch| chunk_sum(ch * COL_SUM_ROWS, ((ch + 1) * COL_SUM_ROWS).min(rows)))
+        .collect();
+    for (c, o) in out[..cols].iter_mut().enumerate() {
+        let a: f64 = parts.iter().map(|p| p[c]).sum();
+        *o = if accumulate { *o + a as f32 } else { a as f32 };
     }
 }
 
 pub fn softmax_rows(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) {
-    for r in 0..rows {
+    use rayon::prelude::*;
+    y[..rows * cols].par_chunks_mut(cols.max(1)).enumerate().for_each(|(r, yr)| {
         let xr = &x[r * cols..(r + 1) * cols];
-        let yr = &mut y[r * cols..(r + 1) * cols];
         let max = xr.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
         for (y, &x) in yr.iter_mut().zip(xr) {
@@ -32,7 +46,7 @@ pub fn softmax_rows(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) {
         for y in yr.iter_mut() {
             *y /= sum;
         }
-    }
+    });
 }
 
 /// dx = y * (dy - sum_j dy_j y_j), row by row.

@@ -17,19 +17,32 @@ pub fn random_normal(ctr: &[u32], stream: u32, out: &mut [f32]) {
 
 /// z = mu + exp(logvar / 2) * eps, eps ~ N(0, 1); eps is kept for the backward pass.
 pub fn reparam(ctr: &[u32], stream: u32, mu: &[f32], logvar: &[f32], z: &mut [f32], eps: &mut [f32]) {
-    for i in 0..mu.len() {
-        let e = rng::normal_at(ctr, stream, i as u32);
-        eps[i] = e;
-        z[i] = mu[i] + (0.5 * logvar[i]).exp() * e;
-    }
+    use rayon::prelude::*;
+    // blocks of elements in parallel: every draw is addressed by its index, so the blocks
+    // give the same values as one loop
+    const BLOCK: usize = 4096;
+    let n = mu.len();
+    z[..n].par_chunks_mut(BLOCK).zip(eps[..n].par_chunks_mut(BLOCK)).enumerate().for_each(|(blk, (zb, eb))| {
+        for (j, (z, e)) in zb.iter_mut().zip(eb.iter_mut()).enumerate() {
+            let i = blk * BLOCK + j;
+            *e = rng::normal_at(ctr, stream, i as u32);
+            *z = mu[i] + (0.5 * logvar[i]).exp() * *e;
+        }
+    });
 }
 
 /// dmu = dz; dlogvar = dz * eps * exp(logvar / 2) / 2.
 pub fn reparam_backward(dz: &[f32], logvar: &[f32], eps: &[f32], dmu: &mut [f32], dlogvar: &mut [f32]) {
-    for i in 0..dz.len() {
-        dmu[i] = dz[i];
-        dlogvar[i] = dz[i] * eps[i] * 0.5 * (0.5 * logvar[i]).exp();
-    }
+    use rayon::prelude::*;
+    const BLOCK: usize = 4096;
+    let n = dz.len();
+    dmu[..n].copy_from_slice(dz);
+    dlogvar[..n].par_chunks_mut(BLOCK).enumerate().for_each(|(blk, db)| {
+        for (j, d) in db.iter_mut().enumerate() {
+            let i = blk * BLOCK + j;
+            *d = dz[i] * eps[i] * 0.5 * (0.5 * logvar[i]).exp();
+        }
+    });
 }
 
 /// y = x * mask with mask = (u >= rate) / (1 - rate), u uniform in [0, 1) from word `i % 4` of
