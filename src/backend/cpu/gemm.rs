@@ -136,7 +136,7 @@ const LONG_K_MAX_OUTPUT: usize = 1 << 16;
 const TM: usize = 4;
 const TN: usize = 16;
 /// Rows of A and B per tile pass: KC x (m + n) floats stay in L1 while every tile reads them.
-const KC: usize = 32;
+const KC: usize = 64;
 
 fn gemm_tn_long_k(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
     // the padded output is the smaller way round: C or C^T = B^T A (a 40 x 6 product pads to
@@ -218,8 +218,8 @@ fn tiles<const FMA: bool>(m: usize, n: usize, rows: std::ops::Range<usize>, a: &
             }
             &pb_buf
         };
-        for i0 in (0..mp).step_by(TM) {
-            for j0 in (0..np).step_by(TN) {
+        for j0 in (0..np).step_by(TN) {
+            for i0 in (0..mp).step_by(TM) {
                 let mut t = [[0f32; TN]; TM];
                 for r in 0..kc {
                     let av: &[f32; TM] = pa[r * mp + i0..r * mp + i0 + TM].try_into().unwrap();
