@@ -135,7 +135,8 @@ const LONG_K_MAX_OUTPUT: usize = 1 << 16;
 /// multiply-add) and ran the RNN's weight gradients at ~60 GFLOP/s.
 const TM: usize = 4;
 const TN: usize = 16;
-/// Rows of A and B per tile pass: KC x (m + n) floats stay in L1 while every tile reads them.
+/// Rows of A and B per panel: a column tile of B (KC x TN floats, 4 KiB) stays in L1 while
+/// the row tiles of A pass over it (64 measured 4-8% faster than 32 on the RNN's gradients).
 const KC: usize = 64;
 
 fn gemm_tn_long_k(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
