@@ -8,7 +8,7 @@
 struct SampleParams {
     n: u32,
     stream: u32,
-    rate: f32, // dropout's rate, shift_scale's scale
+    rate: f32, // dropout's rate, shift_scale's scale, gumbel's 1 / tau
     height: u32, // height .. max_shift: shift_scale only
     width: u32,
     channels: u32,
@@ -33,7 +33,7 @@ struct SampleParams {
 @group(0) @binding(3) var<storage, read> reparam_backward_eps: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dmu: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dlogvar: array<f32>;
-// dropout: counter, x -> y, mask
+// dropout: counter, x -> y, mask; gumbel: counter, x -> y
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> mask: array<f32>;
@@ -129,6 +129,16 @@ fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let m = select(0.0, 1.0 / (1.0 - p.rate), u >= p.rate);
     mask[i] = m;
     y[i] = x[i] * m;
+}
+
+// gumbel: y = (x + g) / tau, g = -ln(-ln u) with u = ((w >> 9) + 1/2) / 2^23 in (0, 1) (exact in
+// f32, so never 1) from word 0 of draw i (p.rate holds 1 / tau).
+@compute @workgroup_size(256)
+fn gumbel(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let u = (f32(draw(i).x >> 9u) + 0.5) * (1.0 / 8388608.0);
+    y[i] = (x[i] - log(-log(u))) * p.rate;
 }
 
 // shift_scale: counter, x -> y, one invocation per element: row r's draw r gives the

@@ -67,6 +67,15 @@ pub fn normal(w0: u32, w1: u32) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
+/// Standard Gumbel noise -ln(-ln u) from one word, u = (top 23 bits + 1/2) / 2^23 in
+/// [2^-24, 1 - 2^-24], exact in f32 (with 24 bits the largest value, 1 - 2^-25, would round to
+/// 1 and give +inf), so both logs are finite: g in [-2.8, 16.6].
+#[inline]
+pub fn gumbel(bits: u32) -> f32 {
+    let u = ((bits >> 9) as f32 + 0.5) * (1.0 / 8_388_608.0);
+    -(-u.ln()).ln()
+}
+
 /// The Gaussian draw for one element, as both backends compute it.
 #[inline]
 pub fn normal_at(ctr: &[u32], stream: u32, index: u32) -> f32 {

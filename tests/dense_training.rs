@@ -48,9 +48,16 @@ fn dense_variants_gpu_and_cpu_agree_after_five_steps() {
     // the SS model once more with the training levers: entropy minimisation (the categorical-KL
     // kernel with a negative weight), the cosine learning rate, the KL warm-up, label smoothing,
     // a quarter of the batch labeled, straight-through pi into the decoder and the consistency
-    // term (a second encoder pass on noisy input sharing the weights)
-    for (kind, levers) in [(Kind::Ss, false), (Kind::Ss, true), (Kind::Es, false), (Kind::Eu, false)] {
+    // term (a second encoder pass on noisy input sharing the weights); and with a Gumbel-softmax
+    // pi into the decoder (noise drawn on each backend from the shared generator)
+    for (kind, levers, gumbel) in
+        [(Kind::Ss, false, false), (Kind::Ss, true, false), (Kind::Ss, false, true), (Kind::Es, false, false), (Kind::Eu, false, false)]
+    {
         let mut cfg = small_cfg(kind, &train);
+        if gumbel {
+            cfg.model.pi_to_decoder = ssvae::model::PiToDecoder::Gumbel;
+            cfg.model.gumbel_temperature = 0.5;
+        }
         if levers {
             cfg.model.entropy_weight = 10.0;
             cfg.lr_schedule = ssvae::train::LrSchedule::Cosine;

@@ -238,7 +238,7 @@ fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
         }
         let err = run::train(&be, &s, &mut Quiet).err().unwrap_or_else(|| panic!("{name}: accepted")).to_string();
         assert!(err.contains(want), "{name}: {err}");
-        assert!(!out.join("config.json").exists(), "{name}: a run folder was written before the error");
+        assert!(!out.join("checkpoint").exists(), "{name}: a run folder was written before the error");
         let _ = std::fs::remove_dir_all(&out);
     }
 }
@@ -249,4 +249,57 @@ fn consistency_is_resolved_recorded_and_refused_where_it_cannot_apply() {
 fn recipe_consistency_shift_is_a_sixteenth_of_the_axis() {
     use ssvae::run::recipe_consistency_shift as shift;
     assert_eq!([shift(1), shift(2), shift(8), shift(28), shift(32), shift(64), shift(128), shift(224)], [0, 1, 1, 2, 2, 4, 8, 14]);
+}
+
+/// `--pi-to-decoder gumbel` with its temperature is recorded in config.json (and the
+/// temperature only with it), trains, and resumes into the same setting; a temperature without
+/// the Gumbel-softmax, or one that is not finite and positive, is refused by name before a run
+/// folder is written.
+#[test]
+fn gumbel_softmax_is_recorded_and_refused_where_it_cannot_apply() {
+    use ssvae::model::{Family, PiToDecoder};
+    use ssvae::run::{self, DatasetName, Quiet, RunConfig, RunSpec};
+    let be = CpuBackend::new();
+    let spec = |kind: Kind, name: &str, pi: Option<PiToDecoder>, tau: Option<f32>| {
+        let out = std::env::temp_dir().join(format!("ssvae-levers-gumbel-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut s = RunSpec::new(Family::Dense, kind, DatasetName::Synthetic);
+        s.data.synthetic = (200, 32);
+        s.model.hidden = Some(vec![16]);
+        s.batch_size = 64;
+        s.epochs = 1;
+        s.labels = Some(LabelSpec::Count(20));
+        s.model.pi_to_decoder = pi;
+        s.model.gumbel_temperature = tau;
+        s.out = Some(out.clone());
+        (s, out)
+    };
+    for (tau, want) in [(Some(0.5), 0.5), (None, 1.0)] {
+        let (s, out) = spec(Kind::Ss, "ok", Some(PiToDecoder::Gumbel), tau);
+        let r = run::train(&be, &s, &mut Quiet).unwrap();
+        assert!(r.accuracy.is_some_and(|a| a.is_finite()));
+        let m = RunConfig::load(&out).unwrap().train.model;
+        assert_eq!((m.pi_to_decoder, m.gumbel_temperature), (PiToDecoder::Gumbel, want));
+        let text = std::fs::read_to_string(out.join("checkpoint").join("config.json")).unwrap();
+        assert_eq!(text.contains("gumbel_temperature"), tau.is_some(), "the temperature is written only when not 1: {text}");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    // the softmax default writes neither
+    let (s, out) = spec(Kind::Ss, "softmax", None, None);
+    run::train(&be, &s, &mut Quiet).unwrap();
+    let text = std::fs::read_to_string(out.join("checkpoint").join("config.json")).unwrap();
+    assert!(!text.contains("gumbel"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+    for (kind, name, pi, tau, want) in [
+        (Kind::Ss, "tau-without-gumbel", None, Some(0.5), "--gumbel-temperature"),
+        (Kind::Ss, "tau-zero", Some(PiToDecoder::Gumbel), Some(0.0), "--gumbel-temperature"),
+        (Kind::Ss, "tau-nan", Some(PiToDecoder::Gumbel), Some(f32::NAN), "--gumbel-temperature"),
+        (Kind::Es, "es", Some(PiToDecoder::Gumbel), None, "--pi-to-decoder"),
+    ] {
+        let (s, out) = spec(kind, name, pi, tau);
+        let err = run::train(&be, &s, &mut Quiet).err().unwrap_or_else(|| panic!("{name}: accepted")).to_string();
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(!out.join("checkpoint").exists(), "{name}: a run folder was written before the error");
+        let _ = std::fs::remove_dir_all(&out);
+    }
 }

@@ -282,6 +282,42 @@ fn straight_through_pi_passes_the_decoder_gradient_to_pi() {
     }
 }
 
+/// Gumbel-softmax pi (`PiToDecoder::Gumbel`): the decoder gets softmax((logits + g) / tau) with
+/// the noise keyed by the counter, so the objective is a smooth deterministic function of the
+/// weights and EVERY tensor's gradient (pi's included, through the 1 / tau scale and the second
+/// softmax) must match finite differences, with the predicted pi or the true label on labeled
+/// rows, at two temperatures. In training the lowered forward draws the noise (one `Gumbel`
+/// kernel); in inference it only scales the logits by 1 / tau (no draw).
+#[test]
+fn gumbel_softmax_pi_gradients_match_finite_differences() {
+    use ssvae::backend::Op;
+    use ssvae::model::{build_mode, PiToDecoder};
+    for (decoder_input, tau, seed) in [(DecoderInput::Pi, 0.5, 11), (DecoderInput::TrueLabel, 1.0, 12), (DecoderInput::Pi, 2.0, 13)] {
+        let mut s = tiny(Kind::Ss);
+        s.pi_to_decoder = PiToDecoder::Gumbel;
+        s.gumbel_temperature = tau;
+        s.decoder_input = decoder_input;
+        // a small alpha: pi's gradient then comes mostly through the decoder input, so a
+        // wrong 1 / tau in the Gumbel backward cannot hide under the cross-entropy's share
+        s.alpha = 0.01;
+        let rows = check(&s, seed, None);
+        assert!(rows.iter().any(|r| r.0 == "pi.weight") && rows.iter().any(|r| r.0.starts_with("dec")));
+        assert_ok(&format!("gumbel {decoder_input:?} tau {tau}"), &rows);
+    }
+    let mut s = tiny(Kind::Ss);
+    s.pi_to_decoder = PiToDecoder::Gumbel;
+    s.gumbel_temperature = 0.5;
+    let gumbels = |training: bool| {
+        let (g, _) = build_mode(&s, 4, 7, training).unwrap();
+        let fwd = g.forward_launches();
+        let draws = fwd.iter().filter(|l| matches!(l.op, Op::Gumbel { tau, .. } if tau == 0.5)).count();
+        let scales = fwd.iter().filter(|l| matches!(l.op, Op::Scale { alpha, .. } if alpha == 2.0)).count();
+        (draws, scales)
+    };
+    assert_eq!(gumbels(true), (1, 0), "training draws Gumbel noise once");
+    assert_eq!(gumbels(false), (0, 1), "inference feeds softmax(logits / tau), no noise");
+}
+
 #[test]
 fn es_and_eu_dense_gradients_match() {
     assert_ok("es", &check(&tiny(Kind::Es), 3, None));

@@ -104,6 +104,7 @@ fn every_op() -> Vec<Op> {
         Op::BatchNormForward { rows: 2, cols: 3, act: Act::Relu },
         Op::BatchNormBackward { rows: 2, cols: 3, act: Act::Relu },
         Op::Dropout { n: 3, rate: 0.5, stream: 1 },
+        Op::Gumbel { n: 3, tau: 0.5, stream: 1 },
         Op::ShiftScale { rows: 2, height: 3, width: 3, channels: 1, max_shift: 1, scale: 0.1, stream: 1 },
         Op::LstmForward { batch: 2, steps: 3, hidden: 5 },
         Op::LstmBackward { batch: 2, steps: 3, hidden: 5 },

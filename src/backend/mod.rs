@@ -144,6 +144,9 @@ pub trait Kernels: Backend {
     fn reparam(&self, stream: u32, counter: &Self::Buf, mu: &Self::Buf, logvar: &Self::Buf, z: &Self::Buf, eps: &Self::Buf) -> Result<()> {
         self.launch(Op::Reparam { n: mu.len(), stream }, &[counter, mu, logvar, z, eps])
     }
+    fn gumbel(&self, stream: u32, tau: f32, counter: &Self::Buf, x: &Self::Buf, y: &Self::Buf) -> Result<()> {
+        self.launch(Op::Gumbel { n: x.len(), tau, stream }, &[counter, x, y])
+    }
     fn reparam_backward(&self, dz: &Self::Buf, logvar: &Self::Buf, eps: &Self::Buf, dmu: &Self::Buf, dlogvar: &Self::Buf) -> Result<()> {
         self.launch(Op::ReparamBackward { n: dz.len() }, &[dz, logvar, eps, dmu, dlogvar])
     }

@@ -59,6 +59,9 @@ pub enum PiToDecoderArg {
     Softmax,
     /// one_hot(argmax pi) forward, pi's gradient backward: the decoder sees a class code only.
     StraightThrough,
+    /// A Gumbel-softmax sample softmax((logits + Gumbel noise) / T) in training, softmax(logits
+    /// / T) in inference (T: --gumbel-temperature).
+    Gumbel,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +253,10 @@ pub struct ModelArgs {
     /// SS models: how pi reaches the decoder, in training and inference [default: softmax].
     #[arg(long, value_enum)]
     pub pi_to_decoder: Option<PiToDecoderArg>,
+    /// The temperature T of `--pi-to-decoder gumbel` (> 0; lower is closer to one-hot)
+    /// [default: 1].
+    #[arg(long)]
+    pub gumbel_temperature: Option<f32>,
     /// How reconstruction and KL are normalised [default: sum; mean for RNN models].
     #[arg(long, value_enum)]
     pub loss_norm: Option<LossNormArg>,
@@ -523,8 +530,10 @@ impl TrainArgs {
             m.pi_to_decoder.map(|x| match x {
                 PiToDecoderArg::Softmax => PiToDecoder::Softmax,
                 PiToDecoderArg::StraightThrough => PiToDecoder::StraightThrough,
+                PiToDecoderArg::Gumbel => PiToDecoder::Gumbel,
             }),
         );
+        set(&mut c.gumbel_temperature, m.gumbel_temperature);
         set(
             &mut c.loss_norm,
             m.loss_norm.map(|x| match x {
@@ -655,6 +664,7 @@ impl TrainArgs {
             (m.consistency_scale.is_some(), "--consistency-scale"),
             (m.decoder_input.is_some(), "--decoder-input"),
             (m.pi_to_decoder.is_some(), "--pi-to-decoder"),
+            (m.gumbel_temperature.is_some(), "--gumbel-temperature"),
             (m.loss_norm.is_some(), "--loss-norm"),
             (m.logvar_limit.is_some(), "--logvar-limit"),
             (m.extra_slots.is_some(), "--extra-slots"),

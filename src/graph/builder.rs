@@ -115,6 +115,14 @@ impl Graph {
         y
     }
 
+    /// (logits + g) / tau with g standard Gumbel noise when `noise` (see [`GOp::Gumbel`]).
+    pub fn gumbel(&mut self, name: &str, counter: TensorId, logits: TensorId, tau: f32, noise: bool, stream: u32) -> TensorId {
+        let shape = self.shape(logits).to_vec();
+        let y = self.temp(name.into(), &shape, DType::F32);
+        self.push(GOp::Gumbel { tau, noise, stream }, vec![counter, logits], vec![y]);
+        y
+    }
+
     /// limit * tanh(x / limit), elementwise.
     pub fn soft_clamp(&mut self, name: &str, x: TensorId, limit: f32) -> TensorId {
         let shape = self.shape(x).to_vec();

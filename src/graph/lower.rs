@@ -62,6 +62,15 @@ impl Graph {
                 GOp::Kl { scale } => Op::Kl { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Ce { scale, smoothing } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale, smoothing },
                 GOp::GaussianNll { scale } => Op::GaussianNll { rows: s(i[0]).0, cols: s(i[0]).1, scale },
+                GOp::Gumbel { tau, noise, stream } => {
+                    let n = self.tensors[i[1]].len();
+                    if noise {
+                        Op::Gumbel { n, tau, stream }
+                    } else {
+                        out.push(Launch { op: Op::Scale { n, alpha: 1.0 / tau }, args: vec![Some(i[1]), Some(o[0])] });
+                        continue;
+                    }
+                }
                 GOp::SoftClamp { limit } => {
                     let n = self.tensors[i[0]].len();
                     out.push(Launch { op: Op::Scale { n, alpha: 1.0 / limit }, args: vec![Some(i[0]), Some(o[1])] });
@@ -95,6 +104,7 @@ impl Graph {
                 GOp::Reparam { .. } => &[1, 2],
                 GOp::LabelMix | GOp::StraightThrough => &[0],
                 GOp::SoftClamp { .. } => &[0],
+                GOp::Gumbel { .. } => &[1],
                 ref op @ (GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. }) => {
                     cnn::differentiable(op)
                 }
@@ -144,9 +154,13 @@ impl Graph {
                 | GOp::KlGaussians { .. } => mixture::loss_backward(self, &mut ad, &need, n),
                 GOp::RepeatRows { .. } | GOp::WeightedSum { .. } => mixture::backward(self, &mut ad, &need, n),
                 GOp::Linear { act } => self.linear_backward(&mut ad, &need, n, act),
-                GOp::Concat | GOp::Softmax | GOp::Reparam { .. } | GOp::LabelMix | GOp::SoftClamp { .. } | GOp::StraightThrough => {
-                    self.last_axis_backward(&mut ad, &need, n)
-                }
+                GOp::Concat
+                | GOp::Softmax
+                | GOp::Reparam { .. }
+                | GOp::LabelMix
+                | GOp::SoftClamp { .. }
+                | GOp::StraightThrough
+                | GOp::Gumbel { .. } => self.last_axis_backward(&mut ad, &need, n),
                 GOp::Conv2d { .. } | GOp::ConvTranspose2d { .. } | GOp::BatchNorm { .. } | GOp::Dropout { .. } => {
                     cnn::backward(self, &mut ad, &need, n)
                 }
@@ -261,6 +275,19 @@ impl Graph {
                 if need[i[0]] {
                     ad.contribute(self, i[0], dy);
                 }
+            }
+            GOp::Gumbel { tau, .. } => {
+                // y = (logits + g) / tau: dlogits = dy / tau (the noise does not depend on logits)
+                let Some(dy) = ad.grad_of(o[0]) else { return };
+                if !need[i[1]] {
+                    return;
+                }
+                let shape = self.tensors[i[1]].shape.clone();
+                let n = self.tensors[i[1]].len();
+                let dx = self.temp(format!("{}.grad_in", self.tensors[o[0]].name), &shape, DType::F32);
+                ad.grad.resize(self.tensors.len(), None);
+                ad.launches.push(Launch { op: Op::Scale { n, alpha: 1.0 / tau }, args: vec![Some(dy), Some(dx)] });
+                ad.contribute(self, i[1], dx);
             }
             GOp::SoftClamp { .. } => {
                 // d/dx [L tanh(x / L)] = 1 - tanh^2(x / L): one act_backward on t

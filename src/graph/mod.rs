@@ -130,6 +130,14 @@ pub enum GOp {
     /// [p] -> [one_hot(argmax p)] over the last axis; gradient passed to p unchanged (the
     /// straight-through estimator, Bengio et al. 2013)
     StraightThrough,
+    /// [counter, logits] -> [y = (logits + g) / tau], g standard Gumbel noise per element when
+    /// `noise` (training), none otherwise (inference: the tempered logits); softmax(y) is the
+    /// Gumbel-softmax relaxation of a one-hot sample (Jang et al. 2017). dlogits = dy / tau.
+    Gumbel {
+        tau: f32,
+        noise: bool,
+        stream: u32,
+    },
     /// [data (u8 packed), idx] -> [x / 255]
     GatherU8 {
         src_rows: usize,

@@ -96,6 +96,12 @@ pub enum PiToDecoder {
     /// the decoder only ever sees a class code, so pi cannot carry style as a continuous
     /// channel; the encoder still learns from the reconstruction through the surrogate gradient.
     StraightThrough,
+    /// A Gumbel-softmax sample softmax((logits + g) / tau), g standard Gumbel noise drawn afresh
+    /// each step (Jang et al. 2017; Maddison et al. 2017): a relaxed one-hot whose gradient
+    /// reaches the logits exactly, with `gumbel_temperature` tau; inference (scores, the ELBO)
+    /// feeds softmax(logits / tau) without noise. pi itself (predictions, the cross-entropy)
+    /// stays the plain softmax.
+    Gumbel,
 }
 
 impl PiToDecoder {
@@ -193,6 +199,9 @@ pub struct ModelSpec {
     /// SS models: the softmax pi or its straight-through one-hot into the decoder.
     #[serde(default, skip_serializing_if = "PiToDecoder::is_softmax")]
     pub pi_to_decoder: PiToDecoder,
+    /// The temperature tau of `PiToDecoder::Gumbel` (1 otherwise).
+    #[serde(default = "default_kl_weight", skip_serializing_if = "is_one")]
+    pub gumbel_temperature: f32,
     /// SS models: weight of the consistency of pi under a
     /// perturbation of the input, KL(pi(x) || pi(x + noise)) with the clean side held fixed,
     /// a mean over the batch's rows (all of them: labeled and unlabeled) like the ELBO terms
@@ -233,6 +242,13 @@ fn is_zero(x: &f32) -> bool {
     *x == 0.0
 }
 
+fn is_one(x: &f32) -> bool {
+    *x == 1.0
+}
+
+/// The Gumbel noise stream of `PiToDecoder::Gumbel`.
+const GUMBEL_STREAM: u32 = 401;
+
 fn default_kl_weight() -> f32 {
     1.0
 }
@@ -271,6 +287,7 @@ impl ModelSpec {
             entropy_weight: 0.0,
             label_smoothing: 0.0,
             pi_to_decoder: PiToDecoder::Softmax,
+            gumbel_temperature: 1.0,
             consistency_weight: 0.0,
             consistency_noise: 0.0,
             consistency_shift: 0,
@@ -514,6 +531,15 @@ impl ModelSpec {
                 if self.has_factor_heads() { format!("{} with factor heads", self.name()) } else { self.name() }
             )));
         }
+        if !(self.gumbel_temperature.is_finite() && self.gumbel_temperature > 0.0) {
+            return Err(Error::Invalid(format!("--gumbel-temperature must be finite and > 0 (got {})", self.gumbel_temperature)));
+        }
+        if self.gumbel_temperature != 1.0 && self.pi_to_decoder != PiToDecoder::Gumbel {
+            return Err(Error::Invalid(format!(
+                "--gumbel-temperature {} sets the Gumbel-softmax's temperature: give --pi-to-decoder gumbel with it",
+                self.gumbel_temperature
+            )));
+        }
         if self.kl_weight != 1.0 && self.sums_over_classes() {
             return Err(Error::Invalid(format!(
                 "--kl-weight: {} sums the ELBO over classes and takes no KL weight (got {})",
@@ -688,7 +714,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
         factor_pi = probs;
     } else if spec.has_classifier() {
         let logits = g.dense("pi", h, spec.classes, Act::Identity);
-        let (p, p_dec) = classifier_head(&mut g, spec, logits, labels);
+        let (p, p_dec) = classifier_head(&mut g, spec, logits, labels, counter, training);
         (pi, pi_for_decoder) = (Some(p), Some(p_dec));
         if training && spec.consistency_weight > 0.0 {
             let noisy = perturbed_input(&mut g, spec, x, counter);
@@ -749,8 +775,16 @@ fn encoder_trunk(g: &mut Graph, spec: &ModelSpec, x: TensorId, counter: TensorId
 
 /// The classification head on its logits: the CE over labeled rows (normalised by their count
 /// in the kernel) weighted by alpha (ES trains on it alone), the probabilities pi, and what the
-/// decoder gets (pi or its straight-through one-hot, or the one-hot label on labeled rows).
-fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: TensorId) -> (TensorId, TensorId) {
+/// decoder gets (pi, its straight-through one-hot or a Gumbel-softmax sample, or the one-hot
+/// label on labeled rows).
+fn classifier_head(
+    g: &mut Graph,
+    spec: &ModelSpec,
+    logits: TensorId,
+    labels: TensorId,
+    counter: TensorId,
+    training: bool,
+) -> (TensorId, TensorId) {
     let alpha = if spec.kind == Kind::Es { 1.0 } else { spec.alpha };
     g.ce_loss(LossKind::Ce { head: 0 }, logits, labels, alpha, spec.label_smoothing);
     if spec.kind == Kind::Ss && spec.entropy_weight > 0.0 {
@@ -765,6 +799,10 @@ fn classifier_head(g: &mut Graph, spec: &ModelSpec, logits: TensorId, labels: Te
     let code = match spec.pi_to_decoder {
         PiToDecoder::Softmax => p,
         PiToDecoder::StraightThrough => g.straight_through("pi_one_hot", p),
+        PiToDecoder::Gumbel => {
+            let y = g.gumbel("pi_gumbel_logits", counter, logits, spec.gumbel_temperature, training, GUMBEL_STREAM);
+            g.softmax("pi_gumbel", y)
+        }
     };
     let for_decoder = match spec.decoder_input {
         DecoderInput::Pi => code,

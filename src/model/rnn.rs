@@ -58,7 +58,7 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, training: bool) ->
     let (mut pi, mut pi_for_decoder) = (None, None);
     if spec.has_classifier() {
         let logits = g.per_step_dense("pi", e, spec.classes, Act::Identity);
-        let (p, p_dec) = super::classifier_head(&mut g, spec, logits, labels);
+        let (p, p_dec) = super::classifier_head(&mut g, spec, logits, labels, counter, training);
         (pi, pi_for_decoder) = (Some(p), Some(p_dec));
         if training && spec.consistency_weight > 0.0 {
             let noisy = super::perturbed_input(&mut g, spec, x, counter);

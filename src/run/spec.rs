@@ -156,10 +156,13 @@ pub struct ModelChoice {
     /// recipe's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_smoothing: Option<f32>,
-    /// SS models: the softmax pi or its straight-through one-hot into the decoder (`None`: the
-    /// paper's softmax).
+    /// SS models: the softmax pi, its straight-through one-hot or a Gumbel-softmax sample into the
+    /// decoder (`None`: the paper's softmax).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pi_to_decoder: Option<PiToDecoder>,
+    /// The temperature of `--pi-to-decoder gumbel` (`None`: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gumbel_temperature: Option<f32>,
     /// SS models: weight of pi's consistency under input noise (`None`: the recipe's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency_weight: Option<f32>,
@@ -194,6 +197,7 @@ impl ModelChoice {
             entropy_weight: None,
             label_smoothing: None,
             pi_to_decoder: None,
+            gumbel_temperature: None,
             consistency_weight: None,
             consistency_noise: None,
             consistency_shift: None,
@@ -222,6 +226,7 @@ impl ModelChoice {
             entropy_weight: Some(m.entropy_weight),
             label_smoothing: Some(m.label_smoothing),
             pi_to_decoder: Some(m.pi_to_decoder),
+            gumbel_temperature: (m.pi_to_decoder == PiToDecoder::Gumbel).then_some(m.gumbel_temperature),
             consistency_weight: Some(m.consistency_weight),
             consistency_noise: (m.consistency_weight > 0.0).then_some(m.consistency_noise),
             consistency_shift: (m.consistency_weight > 0.0).then_some(m.consistency_shift),
@@ -465,6 +470,9 @@ impl RunSpec {
         }
         if let Some(p) = m.pi_to_decoder {
             spec.pi_to_decoder = p;
+        }
+        if let Some(t) = m.gumbel_temperature {
+            spec.gumbel_temperature = t;
         }
         // the default recipe's consistency: SS models of images (dense and CNN) and series
         // windows (recurrent), where it was measured; not tables (no gain measured)

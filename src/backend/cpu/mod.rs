@@ -514,6 +514,10 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; y, mask);
             sample::dropout(ins[0], stream, rate, &fs(ins[1])[..n], &mut y[..n], &mut mask[..n]);
         }
+        Op::Gumbel { n, tau, stream } => {
+            outs!(outs; y);
+            sample::gumbel(ins[0], stream, tau, &fs(ins[1])[..n], &mut y[..n]);
+        }
         Op::ShiftScale { rows, height, width, channels, max_shift, scale, stream } => {
             outs!(outs; y);
             sample::shift_scale(ins[0], stream, [rows, height, width, channels], max_shift, scale, fs(ins[1]), y);

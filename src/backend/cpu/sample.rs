@@ -61,6 +61,14 @@ pub fn dropout(ctr: &[u32], stream: u32, rate: f32, x: &[f32], y: &mut [f32], ma
     });
 }
 
+/// y = (x + g) / tau, g standard Gumbel noise from word 0 of draw i (see [`rng::gumbel`]).
+pub fn gumbel(ctr: &[u32], stream: u32, tau: f32, x: &[f32], y: &mut [f32]) {
+    let inv = 1.0 / tau;
+    for (i, (y, &x)) in y.iter_mut().zip(x).enumerate() {
+        *y = (x + rng::gumbel(rng::draw(ctr, stream, i as u32)[0])) * inv;
+    }
+}
+
 /// The random translation and amplitude scaling of [`crate::backend::Op::ShiftScale`]: per row
 /// r (shape [rows, height, width, channels]) draw r gives dy, dx (words 0, 1: uniform in
 /// [-max_shift, max_shift], dx = 0 for width 1) and s = 1 + scale N(0, 1) (words 2, 3);

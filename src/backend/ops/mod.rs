@@ -370,6 +370,15 @@ pub enum Op {
         rate: f32,
         stream: u32,
     },
+    /// y = (x + g) / tau with g = -ln(-ln u) standard Gumbel noise, u = (top 23 bits of word 0
+    /// of draw i + 1/2) / 2^23 in (0, 1): logits perturbed for a Gumbel-softmax sample
+    /// (Jang et al. 2017; softmax(y) is a relaxed one-hot). The backward is a [`Op::Scale`]
+    /// by 1 / tau (the noise does not depend on x).
+    Gumbel {
+        n: usize,
+        tau: f32,
+        stream: u32,
+    },
     /// A random translation and amplitude scaling of each of `rows` samples laid out
     /// [height, width, channels] (images; series windows as [steps, 1, channels]):
     /// y[r, i, j, c] = s_r x[r, i + dy_r, j + dx_r, c] (0 outside the sample), with dy_r, dx_r
@@ -508,6 +517,7 @@ impl Op {
             | Op::Reparam { .. }
             | Op::ReparamBackward { .. }
             | Op::Dropout { .. }
+            | Op::Gumbel { .. }
             | Op::ShiftScale { .. } => &sample::Sample,
             Op::BceLogits { .. } | Op::GaussianNll { .. } | Op::Kl { .. } | Op::SoftmaxCe { .. } => &loss::Loss,
             Op::RepeatRows { .. }

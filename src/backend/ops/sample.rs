@@ -9,7 +9,7 @@ use super::{f, u, Access::*, Grid, KernelFamily, KernelSpec, Op, Slot};
 pub const COUNTER_LEN: usize = 3;
 
 params! {
-    /// The parameter block of sample.wgsl (`rate`: dropout's rate, shift_scale's scale;
+    /// The parameter block of sample.wgsl (`rate`: dropout's rate, shift_scale's scale, gumbel's 1 / tau;
     /// `height` .. `max_shift`: shift_scale only).
     pub struct SampleParams { n: u32, stream: u32, rate: f32, height: u32, width: u32, channels: u32, max_shift: u32, pad: u32 }
 }
@@ -24,6 +24,7 @@ impl KernelFamily for Sample {
             Op::Reparam { .. } => "reparam",
             Op::ReparamBackward { .. } => "reparam_backward",
             Op::Dropout { .. } => "dropout",
+            Op::Gumbel { .. } => "gumbel",
             Op::ShiftScale { .. } => "shift_scale",
             _ => unreachable!("not a sampling op"),
         }
@@ -40,6 +41,7 @@ impl KernelFamily for Sample {
                 vec![f("dz", n, Read), f("logvar", n, Read), f("eps", n, Read), f("dmu", n, Write), f("dlogvar", n, Write)]
             }
             Op::Dropout { n, .. } => vec![u("counter", COUNTER_LEN, Read), f("x", n, Read), f("y", n, Write), f("mask", n, Write)],
+            Op::Gumbel { n, .. } => vec![u("counter", COUNTER_LEN, Read), f("x", n, Read), f("y", n, Write)],
             Op::ShiftScale { rows, height, width, channels, .. } => {
                 let n = rows * height * width * channels;
                 vec![u("counter", COUNTER_LEN, Read), f("x", n, Read), f("y", n, Write)]
@@ -54,7 +56,8 @@ impl KernelFamily for Sample {
             | Op::RandomNormal { n, .. }
             | Op::Reparam { n, .. }
             | Op::ReparamBackward { n }
-            | Op::Dropout { n, .. } => {
+            | Op::Dropout { n, .. }
+            | Op::Gumbel { n, .. } => {
                 vec![("n", n)]
             }
             Op::ShiftScale { rows, height, width, channels, .. } => {
@@ -68,6 +71,11 @@ impl KernelFamily for Sample {
         if let Op::ShiftScale { rows, height, width, channels, .. } = *op {
             if rows * height * width * channels > u32::MAX as usize {
                 return Err(crate::error::Error::shape("shift_scale", "more than 2^32 values".to_string()));
+            }
+        }
+        if let Op::Gumbel { tau, .. } = *op {
+            if !(tau.is_finite() && tau > 0.0) {
+                return Err(crate::error::Error::shape("gumbel", format!("temperature {tau} must be finite and > 0")));
             }
         }
         if let Op::Dropout { rate, .. } = *op {
@@ -85,6 +93,7 @@ impl KernelFamily for Sample {
             }
             Op::ReparamBackward { n } => SampleParams { n: n as u32, ..Default::default() },
             Op::Dropout { n, rate, stream } => SampleParams { n: n as u32, stream, rate, ..Default::default() },
+            Op::Gumbel { n, tau, stream } => SampleParams { n: n as u32, stream, rate: 1.0 / tau, ..Default::default() },
             Op::ShiftScale { rows, height, width, channels, max_shift, scale, stream } => SampleParams {
                 n: (rows * height * width * channels) as u32,
                 stream,
