@@ -20,12 +20,41 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32])
         return gemm_with_old(g, a, b, bias, c);
     }
     let c = &mut c[..m * n];
+    if fused && !g.trans_a && k > 0 && m >= 2 * FUSED_BLOCK_ROWS_MIN && m * n >= 1 << 16 {
+        return gemm_fused_blocks(g, a, b, bias, c);
+    }
     // SAFETY: the slices hold at least m*k, k*n and m*n elements (checked by Op::check), and
     // the strides above address exactly those elements.
     unsafe { sgemm_strided(m, n, k, g.alpha, a, (rsa, csa), b, (rsb, csb), if fused { 0.0 } else { g.beta }, c) };
     if fused {
         epilogue(n, g.act, bias, c);
     }
+}
+
+/// Fewest rows of a block of [`gemm_fused_blocks`].
+const FUSED_BLOCK_ROWS_MIN: usize = 64;
+
+/// `act(A op(B) + bias)` with many rows (the RNN's 16384-row input projections and per-step
+/// heads): blocks of rows over the threads, each block's product (one thread) followed at once
+/// by its bias and activation while the block is still in L2 (~64 KiB), instead of a second
+/// pass over an output of several MiB after the whole product.
+fn gemm_fused_blocks(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32]) {
+    use rayon::prelude::*;
+    let (m, n, k) = (g.m, g.n, g.k);
+    let rows = (16384 / n).max(FUSED_BLOCK_ROWS_MIN).min(m);
+    let (rsb, csb) = if g.trans_b { (1, k as isize) } else { (n as isize, 1) };
+    with_act!(g.act, f => c.par_chunks_mut(rows * n).enumerate().for_each(|(blk, cb)| {
+        let r0 = blk * rows;
+        let mb = cb.len() / n;
+        // SAFETY: rows r0..r0 + mb of A (row-major, k wide) and all of B are in bounds (Op::check)
+        unsafe { gemm_crate(mb, n, k, g.alpha, &a[r0 * k..(r0 + mb) * k], (k as isize, 1), b, (rsb, csb), 0.0, cb, gemm::Parallelism::None) };
+        for row in cb.chunks_exact_mut(n) {
+            match bias {
+                Some(bv) => row.iter_mut().zip(&bv[..n]).for_each(|(v, bb)| *v = f(*v + bb)),
+                None => row.iter_mut().for_each(|v| *v = f(*v)),
+            }
+        }
+    }))
 }
 
 /// c = act(c + bias) over the rows of a row-major output n wide: rows in blocks over the
@@ -87,6 +116,27 @@ pub(crate) unsafe fn sgemm_strided(
     }
     // threads only where there is enough work to share (about 1 ms of one core)
     let parallelism = if m * n * k >= 1 << 20 { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None };
+    gemm_crate(m, n, k, alpha, a, (rsa, csa), b, (rsb, csb), beta, c, parallelism)
+}
+
+/// The `gemm` crate's product with [`sgemm_strided`]'s arguments.
+///
+/// # Safety
+/// As [`sgemm_strided`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_crate(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    (rsa, csa): (isize, isize),
+    b: &[f32],
+    (rsb, csb): (isize, isize),
+    beta: f32,
+    c: &mut [f32],
+    parallelism: gemm::Parallelism,
+) {
     // gemm's naming: dst = alpha * dst + beta * lhs rhs, strides (column, row)
     gemm::gemm(
         m,

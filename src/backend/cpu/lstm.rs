@@ -196,25 +196,33 @@ unsafe fn forward_rows_avx2_fma<const R: usize>(f: &Fwd, h_seq: &mut [f32], c_se
 }
 
 /// R rows' recurrence, step by step: z = xproj_t + h_{t-1} W_hh for the R rows in register
-/// blocks of R x `GB` gates (each z_k adds its terms in j order, as the GPU kernel), then the
-/// gate activations and the cell update row by row.
+/// blocks of R x `GB` gates (each z_k adds its terms in j order, as the GPU kernel), written
+/// straight into the step's rows of `gates`; then the gate activations there and the cell
+/// update row by row, writing hprev, c_seq and h_seq in the same pass (no staging buffer: the
+/// run-time-length copies of one were ~4% of the forward as `memmove` calls).
 #[inline(always)]
 fn forward_rows<const R: usize, const FMA: bool>(f: &Fwd, h_seq: &mut [f32], c_seq: &mut [f32], gates: &mut [f32], hprev: &mut [f32]) {
     let Fwd { steps, hidden, gp, xproj, wp, h0, c0 } = *f;
     let (h4, g4) = (hidden, 4 * hidden);
     let mut h = h0[..R * h4].to_vec();
     let mut c = c0[..R * h4].to_vec();
-    // pre-activations of the R rows, each padded to gp columns (the padding stays 0 + 0)
-    let mut z = vec![0f32; R * gp];
     for t in 0..steps {
-        for r in 0..R {
-            let at = (r * steps + t) * g4;
-            z[r * gp..r * gp + g4].copy_from_slice(&xproj[at..at + g4]);
-        }
         for kb in (0..gp).step_by(GB) {
+            // the gates kb..kb + GB of each row (fewer in a last, partial block: the padded
+            // columns of W_hh are zero and their sums are dropped)
+            let width = GB.min(g4 - kb);
             let mut acc = [[0f32; GB]; R];
             for r in 0..R {
-                acc[r].copy_from_slice(&z[r * gp + kb..r * gp + kb + GB]);
+                let at = (r * steps + t) * g4 + kb;
+                // (never a run-time-length slice of `acc` itself: that would take its address
+                // and keep the accumulators in memory instead of registers)
+                if width == GB {
+                    acc[r] = xproj[at..at + GB].try_into().unwrap();
+                } else {
+                    let mut part = [0f32; GB];
+                    part[..width].copy_from_slice(&xproj[at..at + width]);
+                    acc[r] = part;
+                }
             }
             for j in 0..hidden {
                 let w: &[f32; GB] = wp[j * gp + kb..j * gp + kb + GB].try_into().unwrap();
@@ -226,26 +234,56 @@ fn forward_rows<const R: usize, const FMA: bool>(f: &Fwd, h_seq: &mut [f32], c_s
                 }
             }
             for r in 0..R {
-                z[r * gp + kb..r * gp + kb + GB].copy_from_slice(&acc[r]);
+                let at = (r * steps + t) * g4 + kb;
+                if width == GB {
+                    let dst: &mut [f32; GB] = (&mut gates[at..at + GB]).try_into().unwrap();
+                    *dst = acc[r];
+                } else {
+                    let part = acc[r];
+                    gates[at..at + width].copy_from_slice(&part[..width]);
+                }
             }
         }
         for r in 0..R {
             let (st, gt) = ((r * steps + t) * h4, (r * steps + t) * g4);
-            let zr = &mut z[r * gp..r * gp + g4];
+            let zr = &mut gates[gt..gt + g4];
             activate_gates(hidden, zr);
-            gates[gt..gt + g4].copy_from_slice(zr);
-            let (hr, cr) = (&mut h[r * h4..(r + 1) * h4], &mut c[r * h4..(r + 1) * h4]);
-            hprev[st..st + h4].copy_from_slice(hr);
             let (i, rest) = zr.split_at(h4);
             let (fg, rest) = rest.split_at(h4);
             let (g, o) = rest.split_at(h4);
-            for u in 0..hidden {
-                cr[u] = fg[u] * cr[u] + i[u] * g[u];
-                hr[u] = o[u] * tanh_c(cr[u]);
-            }
-            c_seq[st..st + h4].copy_from_slice(cr);
-            h_seq[st..st + h4].copy_from_slice(hr);
+            let (hr, cr) = (&mut h[r * h4..(r + 1) * h4], &mut c[r * h4..(r + 1) * h4]);
+            cell_update(i, fg, g, o, hr, cr, &mut hprev[st..st + h4], &mut c_seq[st..st + h4], &mut h_seq[st..st + h4]);
         }
+    }
+}
+
+/// One row's cell update at one step: hprev = h_{t-1}; c = f c + i g; h = o tanh(c), also
+/// written to c_seq and h_seq. A function of its own so that its slices are known not to
+/// overlap (the loop vectorises).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn cell_update(
+    i: &[f32],
+    f: &[f32],
+    g: &[f32],
+    o: &[f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    hprev: &mut [f32],
+    c_out: &mut [f32],
+    h_out: &mut [f32],
+) {
+    let n = h.len();
+    let (i, f, g, o, c, hprev, c_out, h_out) =
+        (&i[..n], &f[..n], &g[..n], &o[..n], &mut c[..n], &mut hprev[..n], &mut c_out[..n], &mut h_out[..n]);
+    for u in 0..n {
+        hprev[u] = h[u];
+        let cu = f[u] * c[u] + i[u] * g[u];
+        c[u] = cu;
+        c_out[u] = cu;
+        let hu = o[u] * tanh_c(cu);
+        h[u] = hu;
+        h_out[u] = hu;
     }
 }
 
