@@ -147,7 +147,7 @@ fn cpu_gemm_engines_match_direct_sums() {
     // others the gemm crate (128 x 300 x 200 as the dense layers at batch 128)
     let shapes = [
         (600usize, 500usize, 7usize, true, false),
-        (4100, 130, 3, false, false),
+        (4100, 130, 3, false, false), // with a bias: blocks of rows (gemm_fused_blocks)
         (128, 300, 200, false, false),
         (128, 300, 200, false, true),
         (33, 17, 70, true, true),

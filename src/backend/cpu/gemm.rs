@@ -20,7 +20,7 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32])
         return gemm_with_old(g, a, b, bias, c);
     }
     let c = &mut c[..m * n];
-    if fused && !g.trans_a && k > 0 && m >= 2 * FUSED_BLOCK_ROWS_MIN && m * n >= 1 << 16 {
+    if fused && !g.trans_a && k > 0 && m >= FUSED_MIN_ROWS && m * n >= 1 << 16 {
         return gemm_fused_blocks(g, a, b, bias, c);
     }
     // SAFETY: the slices hold at least m*k, k*n and m*n elements (checked by Op::check), and
@@ -33,6 +33,11 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32])
 
 /// Fewest rows of a block of [`gemm_fused_blocks`].
 const FUSED_BLOCK_ROWS_MIN: usize = 64;
+/// Fewest rows of a product that [`gemm_fused_blocks`] takes: each block packs B again, which
+/// pays only when B is small next to the output (the RNN's k = 6-160 projections over batch x
+/// steps rows), not for the dense layers at batch 128 (B up to 1024 x 1024), which keep the
+/// threaded product and the separate epilogue.
+const FUSED_MIN_ROWS: usize = 2048;
 
 /// `act(A op(B) + bias)` with many rows (the RNN's 16384-row input projections and per-step
 /// heads): blocks of rows over the threads, each block's product (one thread) followed at once
