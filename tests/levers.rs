@@ -303,3 +303,55 @@ fn gumbel_softmax_is_recorded_and_refused_where_it_cannot_apply() {
         let _ = std::fs::remove_dir_all(&out);
     }
 }
+
+/// `min_epoch_steps`: an epoch is one pass over the training set or that many steps,
+/// whichever is more (200 glyphs, batch 64, 20 labels: the default recipe's labeled share of a
+/// tenth gives 6 labeled and 58 unlabeled rows, a pass of 4 steps); the epochs stay as asked,
+/// the run records the steps it took, and the batches are the ones a run without the minimum
+/// draws (only where epochs end moves: the first 8 steps train the same weights).
+#[test]
+fn min_epoch_steps_lengthen_the_epochs_of_small_training_sets() {
+    use ssvae::model::Family;
+    use ssvae::run::{self, DatasetName, Quiet, RunConfig, RunSpec};
+    let be = CpuBackend::new();
+    let run = |name: &str, kind: Kind, epochs: usize, min: Option<usize>| {
+        let out = std::env::temp_dir().join(format!("ssvae-levers-min-epoch-steps-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut s = RunSpec::new(Family::Dense, kind, DatasetName::Synthetic);
+        s.data.synthetic = (200, 32);
+        s.model.hidden = Some(vec![16]);
+        s.batch_size = 64;
+        s.epochs = epochs;
+        s.labels = Some(LabelSpec::Count(20));
+        s.min_epoch_steps = min;
+        s.out = Some(out.clone());
+        run::train(&be, &s, &mut Quiet).unwrap();
+        let c = RunConfig::load(&out).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        (c.train.min_epoch_steps, c.epochs_done, c.steps_done)
+    };
+    assert_eq!(run("ss", Kind::Ss, 2, Some(10)), (10, 2, 20));
+    assert_eq!(run("ss-none", Kind::Ss, 2, None), (0, 2, 8));
+    // a pass longer than the minimum is kept
+    assert_eq!(run("ss-short", Kind::Ss, 2, Some(3)), (3, 2, 8));
+    // ES: a pass is 200 / 64 -> 4 steps too
+    assert_eq!(run("es", Kind::Es, 1, Some(7)), (7, 1, 7));
+
+    // the same batches: 8 steps as two one-pass epochs or inside one long epoch
+    let (split, labeled) = data();
+    let weights = |min: usize, epochs: usize| {
+        let mut c = cfg(Kind::Ss, &split);
+        c.min_epoch_steps = min;
+        c.epochs = epochs;
+        let be = CpuBackend::new();
+        let mut t = Trainer::new(&be, c, &split.train, None, labeled.clone()).unwrap();
+        for _ in 0..8 {
+            t.step(&be).unwrap();
+        }
+        (t.steps_per_epoch(), t.store.read(&be).unwrap())
+    };
+    let (spe_plain, plain) = weights(0, 4);
+    let (spe_long, long) = weights(20, 1);
+    assert_eq!((spe_plain, spe_long), (16, 20));
+    assert_eq!(plain, long, "a longer epoch must draw the same batches");
+}

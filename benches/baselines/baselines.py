@@ -292,6 +292,9 @@ def main():
     p.add_argument("--har-scaling", choices=["feature", "channel"], default="feature",
                    help="uci-har: standardise each step x channel feature, or per channel as ssvae does")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--validation", type=float, default=0.0, metavar="F",
+                   help="choose settings without the test split: hold out a stratified fraction F of the "
+                        "training split and report on it (the test split is not read)")
     p.add_argument("--max-train", type=int, default=0, help="MNIST-like sets and uci-har: use the first N training samples")
     p.add_argument("--max-rbf", type=int, default=5000, help="LabelSpreading RBF builds a dense n x n kernel: skip it above this n")
     p.add_argument("--ssvae", help="the ssvae binary: also train SS and ES dense models on the same labels")
@@ -303,6 +306,8 @@ def main():
     results = {}
     for seed in a.seeds:
         xtr, ytr, xte, yte, names = load(a.dataset, seed, a.max_train, har_channels, a.har_scaling)
+        if a.validation > 0:
+            xtr, xte, ytr, yte = train_test_split(xtr, ytr, test_size=a.validation, stratify=ytr, random_state=1000 + seed)
         lab = pick_labeled(ytr, a.labels_per_class, seed, a.labels)
         print(f"seed {seed}: {xtr.shape[0]} train x {xtr.shape[1]} features, {len(yte)} test; "
               f"labeled per class {np.bincount(ytr[lab]).tolist()}", file=sys.stderr)
@@ -331,7 +336,8 @@ def main():
             results.setdefault(k, []).append(v)
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()), file=sys.stderr)
     how = f"{a.labels} labels in total" if a.labels is not None else f"{a.labels_per_class} labels per class"
-    print(f"\n{a.dataset}, {how}, seeds {a.seeds}: test accuracy\n")
+    split = f"validation ({a.validation:g} of the training split)" if a.validation > 0 else "test"
+    print(f"\n{a.dataset}, {how}, seeds {a.seeds}: {split} accuracy\n")
     print("| method | accuracy (mean ± std) |\n|---|---|")
     for k, v in results.items():
         print(f"| {k} | {np.mean(v):.3f} ± {np.std(v):.3f} |")

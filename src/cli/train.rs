@@ -374,9 +374,15 @@ pub struct DataArgs {
 #[derive(clap::Args)]
 #[command(next_help_heading = "Training")]
 pub struct TrainingArgs {
-    /// Passes over the training set [default: 10; with --resume: additional passes].
+    /// Epochs: passes over the training set, or --min-epoch-steps steps where a pass is fewer
+    /// [default: 10; with --resume: additional epochs].
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// The fewest steps of an epoch: a small training set is passed over several times an
+    /// epoch (ten one-pass epochs of a table of a few hundred rows are a few dozen steps)
+    /// [default: 100 with the default recipe, 0 (one pass) with the paper's].
+    #[arg(long)]
+    pub min_epoch_steps: Option<usize>,
     /// Rows per step; SS models mix labeled and unlabeled rows (see --labeled-share)
     /// [default: 128].
     #[arg(long)]
@@ -624,6 +630,12 @@ impl TrainArgs {
                 RecipeArg::Paper => run::Recipe::Paper,
             };
         }
+        // the default recipe's shortest epoch
+        s.min_epoch_steps = match (t.min_epoch_steps, s.recipe) {
+            (Some(m), _) => Some(m),
+            (None, ssvae::run::Recipe::Default) => Some(ssvae::run::RECIPE_MIN_EPOCH_STEPS),
+            (None, ssvae::run::Recipe::Paper) => None,
+        };
         set(
             &mut s.lr_schedule,
             t.lr_schedule.map(|x| match x {
@@ -700,6 +712,7 @@ impl TrainArgs {
             (t.entropy_warmup.is_some(), "--entropy-warmup"),
             (t.kl_warmup.is_some(), "--kl-warmup"),
             (t.labeled_share.is_some(), "--labeled-share"),
+            (t.min_epoch_steps.is_some(), "--min-epoch-steps"),
         ];
         flags.iter().filter(|(given, _)| *given).map(|(_, f)| *f).collect()
     }
@@ -809,11 +822,28 @@ mod tests {
             ("--kl-warmup", format!("[default: {}]", ssvae::run::RECIPE_KL_WARMUP)),
             ("--label-smoothing", format!("[default: {}]", ssvae::run::RECIPE_LABEL_SMOOTHING)),
             ("--pi-to-decoder", "[default: softmax]".to_string()),
+            ("--min-epoch-steps", format!("[default: {} with the", ssvae::run::RECIPE_MIN_EPOCH_STEPS)),
         ] {
             let at = help.find(&format!("{flag} ")).unwrap_or_else(|| panic!("{flag} not in help"));
             let next = help[at + 2..].find("\n  -").map_or(help.len(), |i| at + 2 + i);
             assert!(help[at..next].contains(&text), "{flag}: help says {:?}, expected {text}", &help[at..next]);
         }
+    }
+
+    /// The default recipe's shortest epoch goes to every run of that recipe (with or without
+    /// --epochs); the paper's recipe keeps one pass; --min-epoch-steps itself wins.
+    #[test]
+    fn min_epoch_steps_follow_the_recipe() {
+        let spec = |args: &[&str]| {
+            let p = <P as clap::Parser>::try_parse_from(std::iter::once("x").chain(args.iter().copied())).unwrap();
+            p.a.spec().unwrap().min_epoch_steps
+        };
+        assert_eq!(spec(&[]), Some(ssvae::run::RECIPE_MIN_EPOCH_STEPS));
+        assert_eq!(spec(&["--epochs", "3"]), Some(ssvae::run::RECIPE_MIN_EPOCH_STEPS));
+        assert_eq!(spec(&["--recipe", "paper"]), None);
+        assert_eq!(spec(&["--min-epoch-steps", "30"]), Some(30));
+        assert_eq!(spec(&["--recipe", "paper", "--min-epoch-steps", "30"]), Some(30));
+        assert_eq!(spec(&["--min-epoch-steps", "0"]), Some(0));
     }
 
     #[test]

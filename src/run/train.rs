@@ -107,11 +107,8 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
         },
         selection: None,
     };
-    execute(
-        be,
-        Prepared { run, split, labeled, validation, out, resume_from: None, resume_best: None, epochs: spec.epochs, anomalous, disk },
-        obs,
-    )
+    let epochs = run.train.epochs;
+    execute(be, Prepared { run, split, labeled, validation, out, resume_from: None, resume_best: None, epochs, anomalous, disk }, obs)
 }
 
 /// The run's data: NPY rows too large for memory (or streamed: `--stream`) stay on disk

@@ -73,6 +73,15 @@ pub struct TrainConfig {
     /// labeled set (see [`crate::data::labeled_rows`]); the paper's 1:1 is 0.5.
     #[serde(default = "default_labeled_share", skip_serializing_if = "is_default_labeled_share")]
     pub labeled_share: f64,
+    /// The fewest steps of an epoch: an epoch is one pass over the training set or this many
+    /// steps, whichever is more (a small training set is passed over several times an epoch;
+    /// 0: one pass, the paper's).
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub min_epoch_steps: usize,
+}
+
+fn is_zero_usize(x: &usize) -> bool {
+    *x == 0
 }
 
 fn is_zero(x: &f32) -> bool {
@@ -145,6 +154,7 @@ impl TrainConfig {
             entropy_warmup: 0.0,
             kl_warmup: 0.0,
             labeled_share: DEFAULT_LABELED_SHARE,
+            min_epoch_steps: 0,
         }
     }
 
@@ -415,14 +425,9 @@ impl<B: Backend> Trainer<B> {
         }
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
-        let mode = match cfg.model.kind {
-            // a multi-factor model without labels is a plain (beta-)VAE
-            Kind::Ss if cfg.model.has_factor_heads() && labeled.is_empty() => BatchMode::Unsupervised,
-            Kind::Ss | Kind::M2 | Kind::Gmdgm => BatchMode::SemiSupervised,
-            Kind::Es => BatchMode::Supervised,
-            Kind::Eu => BatchMode::Unsupervised,
-        };
-        let batcher = Batcher::with_labeled_share(mode, &train.labels_u8(), &labeled, cfg.batch_size, cfg.labeled_share, cfg.seed)?;
+        let mode = batch_mode(&cfg.model, labeled.is_empty());
+        let batcher = Batcher::with_labeled_share(mode, &train.labels_u8(), &labeled, cfg.batch_size, cfg.labeled_share, cfg.seed)?
+            .with_min_epoch_steps(cfg.min_epoch_steps);
         let stream = match stream {
             Some(s) => Some(stream::Streamer::new(s.source, s.shard_steps, &batcher, cfg.model.series_f16)?),
             None => None,
@@ -705,5 +710,16 @@ mod tests {
         assert!((c(101) - 0.05).abs() < 1e-6);
         assert!((c(500) - 0.05).abs() < 1e-6, "past the end the floor holds");
         assert!((1..total).all(|t| c(t + 1) <= c(t)), "the rate never rises");
+    }
+}
+
+/// How the batches of a model are drawn (`no_labels`: no training sample carries a label).
+pub fn batch_mode(model: &crate::model::ModelSpec, no_labels: bool) -> BatchMode {
+    match model.kind {
+        // a multi-factor model without labels is a plain (beta-)VAE
+        Kind::Ss if model.has_factor_heads() && no_labels => BatchMode::Unsupervised,
+        Kind::Ss | Kind::M2 | Kind::Gmdgm => BatchMode::SemiSupervised,
+        Kind::Es => BatchMode::Supervised,
+        Kind::Eu => BatchMode::Unsupervised,
     }
 }
