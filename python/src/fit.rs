@@ -99,8 +99,6 @@ impl FitParams {
             validation_labels: self.validation_labels,
             patience: self.patience,
             recipe: self.recipe,
-            // the recipe's shortest epoch, as `ssvae train` gives it
-            min_epoch_steps: (self.recipe == Recipe::Default).then_some(ssvae::run::RECIPE_MIN_EPOCH_STEPS),
             out: Some(self.out.clone()),
             ..RunSpec::default()
         }

@@ -55,8 +55,7 @@ class SSVAEClassifier(ClassifierMixin, BaseEstimator):
     hidden, latent, alpha, dropout, lr, optimizer, likelihood :
         The model's settings (``None``: the CLI's default for the family; see README).
     epochs : int
-        Passes over the training set; with ``recipe="default"`` an epoch is at least 100 steps
-        (a small training set is passed over several times an epoch, as ``ssvae train``).
+        Passes over the training set.
     batch_size : int
         Rows per step; capped at the number of training samples.
     validation_labels, patience :

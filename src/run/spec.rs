@@ -95,13 +95,6 @@ pub fn recipe_labeled_share(batch: usize, n_train: usize, n_labeled: usize) -> f
         fitted as f64 / batch as f64
     }
 }
-/// The default recipe's fewest steps of an epoch (`ssvae train`; see
-/// [`TrainConfig::min_epoch_steps`]): on a small training set an epoch is a handful of steps
-/// (a table of 900 rows: 8; of 90 rows: 1), so ten epochs leave the model far from trained; an
-/// epoch then passes over the data several times. Sets of 11000+ samples (MNIST, Fashion-MNIST,
-/// the built-in glyphs at 10000: 87 -> 100) are (nearly) unchanged.
-pub const RECIPE_MIN_EPOCH_STEPS: usize = 100;
-
 /// The default recipe's label smoothing (see [`ModelSpec::label_smoothing`]): none, the paper's.
 pub const RECIPE_LABEL_SMOOTHING: f32 = 0.0;
 /// The default recipe's consistency weight on SS models of images (dense and CNN families) and
@@ -289,7 +282,7 @@ pub struct RunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labeled_share: Option<f64>,
     /// The fewest steps of an epoch (see [`TrainConfig::min_epoch_steps`]; `None`: 0, one pass
-    /// over the training set; the CLI gives the default recipe's [`RECIPE_MIN_EPOCH_STEPS`]).
+    /// over the training set, in both recipes: RESULTS.md, "Small training sets").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_epoch_steps: Option<usize>,
     /// Which protocol fills in the settings left unset.
