@@ -56,16 +56,6 @@ pub const DEFAULT_LABELED_SHARE: f64 = 0.5;
 /// (an odd batch keeps the extra row unlabeled, as before shares existed). The floor allows
 /// 1e-9 of slack, so that a share written in decimal (0.7 of 10) is not rounded down by its
 /// binary representation. May be 0 or `batch_size`; [`Batcher::with_labeled_share`] refuses both.
-/// Steps of one epoch of a batcher over `n` training samples (one pass of the unlabeled rows
-/// over the training set, or of all rows in the other modes); `share` as
-/// [`Batcher::with_labeled_share`] takes it (checked there).
-pub fn steps_per_epoch(mode: BatchMode, n: usize, batch_size: usize, share: f64) -> usize {
-    match mode {
-        BatchMode::SemiSupervised => n.div_ceil(batch_size.saturating_sub(labeled_rows(batch_size, share)).max(1)),
-        BatchMode::Supervised | BatchMode::Unsupervised => n.div_ceil(batch_size.max(1)),
-    }
-}
-
 pub fn labeled_rows(batch_size: usize, share: f64) -> usize {
     ((batch_size as f64 * share + 1e-9).floor().max(0.0) as usize).min(batch_size)
 }
@@ -130,10 +120,10 @@ impl Batcher {
                         "--labeled-share {share} of --batch-size {batch_size} gives {l} labeled rows: a batch needs at least one labeled and one unlabeled row"
                     )));
                 }
-                (l, steps_per_epoch(mode, n, batch_size, share))
+                (l, n.div_ceil(batch_size - l))
             }
-            BatchMode::Supervised => (batch_size, steps_per_epoch(mode, n, batch_size, share)),
-            BatchMode::Unsupervised => (0, steps_per_epoch(mode, n, batch_size, share)),
+            BatchMode::Supervised => (batch_size, n.div_ceil(batch_size)),
+            BatchMode::Unsupervised => (0, n.div_ceil(batch_size)),
         };
         let mut perm_rng = StdRng::seed_from_u64(seed);
         let perm = if mode == BatchMode::Supervised {

@@ -66,7 +66,7 @@ mod table;
 
 use std::path::PathBuf;
 
-pub use batcher::{labeled_rows, steps_per_epoch, Batch, BatchMode, Batcher, DEFAULT_LABELED_SHARE};
+pub use batcher::{labeled_rows, Batch, BatchMode, Batcher, DEFAULT_LABELED_SHARE};
 pub use csv_series::{load_csv_series, CsvLayout, CsvReport, CsvSeriesOptions, FlatOrder, MAX_CLASSES};
 pub use disk::{read_npy_header, read_npy_labels, DiskSeries, NpyHeader, NpyWriter, RowKind, RowSource, ShardRows};
 pub use har::{load_har, HAR_CHANNELS, HAR_CLASSES, HAR_DEFAULT_CHANNELS, HAR_STEPS};

@@ -200,7 +200,7 @@ pub struct ModelSpec {
     #[serde(default, skip_serializing_if = "PiToDecoder::is_softmax")]
     pub pi_to_decoder: PiToDecoder,
     /// The temperature tau of `PiToDecoder::Gumbel` (1 otherwise).
-    #[serde(default = "default_kl_weight", skip_serializing_if = "is_one")]
+    #[serde(default = "default_gumbel_temperature", skip_serializing_if = "is_one")]
     pub gumbel_temperature: f32,
     /// SS models: weight of the consistency of pi under a
     /// perturbation of the input, KL(pi(x) || pi(x + noise)) with the clean side held fixed,
@@ -244,6 +244,10 @@ fn is_zero(x: &f32) -> bool {
 
 fn is_one(x: &f32) -> bool {
     *x == 1.0
+}
+
+fn default_gumbel_temperature() -> f32 {
+    1.0
 }
 
 /// The Gumbel noise stream of `PiToDecoder::Gumbel`.

@@ -425,7 +425,13 @@ impl<B: Backend> Trainer<B> {
         }
         let program = compile(be, graph, &store, opts)?;
         be.write_f32(&store.hyper, &cfg.optimizer.hyper(1))?;
-        let mode = batch_mode(&cfg.model, labeled.is_empty());
+        let mode = match cfg.model.kind {
+            // a multi-factor model without labels is a plain (beta-)VAE
+            Kind::Ss if cfg.model.has_factor_heads() && labeled.is_empty() => BatchMode::Unsupervised,
+            Kind::Ss | Kind::M2 | Kind::Gmdgm => BatchMode::SemiSupervised,
+            Kind::Es => BatchMode::Supervised,
+            Kind::Eu => BatchMode::Unsupervised,
+        };
         let batcher = Batcher::with_labeled_share(mode, &train.labels_u8(), &labeled, cfg.batch_size, cfg.labeled_share, cfg.seed)?
             .with_min_epoch_steps(cfg.min_epoch_steps);
         let stream = match stream {
@@ -710,16 +716,5 @@ mod tests {
         assert!((c(101) - 0.05).abs() < 1e-6);
         assert!((c(500) - 0.05).abs() < 1e-6, "past the end the floor holds");
         assert!((1..total).all(|t| c(t + 1) <= c(t)), "the rate never rises");
-    }
-}
-
-/// How the batches of a model are drawn (`no_labels`: no training sample carries a label).
-pub fn batch_mode(model: &crate::model::ModelSpec, no_labels: bool) -> BatchMode {
-    match model.kind {
-        // a multi-factor model without labels is a plain (beta-)VAE
-        Kind::Ss if model.has_factor_heads() && no_labels => BatchMode::Unsupervised,
-        Kind::Ss | Kind::M2 | Kind::Gmdgm => BatchMode::SemiSupervised,
-        Kind::Es => BatchMode::Supervised,
-        Kind::Eu => BatchMode::Unsupervised,
     }
 }
