@@ -8,7 +8,7 @@ struct LossParams {
     rows: u32,
     cols: u32, // softmax_ce: classes
     scale: f32,
-    smoothing: f32, // softmax_ce: label smoothing E (0: one-hot targets); 0 elsewhere
+    aux: f32, // softmax_ce: label smoothing E (0: one-hot targets); gaussian_nll: the variance floor; 0 elsewhere
 }
 
 // Binding i is the op's slot i - 1, named as the slot (see backend::Op::slots); a slot that
@@ -31,7 +31,6 @@ struct LossParams {
 @group(0) @binding(4) var<storage, read_write> dmu: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dlogvar: array<f32>;
 
-const GAUSSIAN_VAR_FLOOR: f32 = 1e-6;
 const LN_2PI: f32 = 1.8378770664093453;
 
 var<workgroup> partial: array<f32, 64>;
@@ -75,7 +74,7 @@ fn bce_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (valid && lid.x == 0u) { loss[r] = p.scale * partial[0]; }
 }
 
-// mean, var_raw, target -> loss[rows], dmean, dvar_raw; var = softplus(var_raw) + floor.
+// mean, var_raw, target -> loss[rows], dmean, dvar_raw; var = softplus(var_raw) + floor (p.aux).
 @compute @workgroup_size(64)
 fn gaussian_nll(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = row_of(wid, nwg);
@@ -85,7 +84,7 @@ fn gaussian_nll(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         for (var j = lid.x; j < p.cols; j += 64u) {
             let i = r * p.cols + j;
             let raw = var_raw[i];
-            let v = softplus(raw) + GAUSSIAN_VAR_FLOOR;
+            let v = softplus(raw) + p.aux;
             let d = gaussian_nll_target[i] - mean[i];
             s += 0.5 * (LN_2PI + log(v) + d * d / v);
             dmean[i] = p.scale * (-d / v);
@@ -153,9 +152,9 @@ fn softmax_ce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var sum = 0.0;
     for (var j = 0u; j < p.cols; j++) { sum += exp(logits[o + j] - mx); }
     let lse = mx + log(sum);
-    if (p.smoothing > 0.0) {
-        let on = 1.0 - p.smoothing;
-        let off = p.smoothing / f32(p.cols);
+    if (p.aux > 0.0) {
+        let on = 1.0 - p.aux;
+        let off = p.aux / f32(p.cols);
         var total = 0.0;
         for (var j = 0u; j < p.cols; j++) { total += logits[o + j]; }
         loss[r] = w * (lse - on * logits[o + y] - off * total);

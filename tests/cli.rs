@@ -187,6 +187,9 @@ fn bad_input_gives_clear_errors() {
             "--pi-to-decoder applies to the SS models whose pi feeds the decoder",
         ),
         (&["--epochs", "0"], "--epochs must be at least 1"),
+        (&["--var-floor", "0"], "--var-floor must be in (0, 1]"),
+        (&["--var-floor", "1.5"], "--var-floor must be in (0, 1]"),
+        (&["--var-floor", "0.01"], "--var-floor sets the variance floor of a Gaussian decoder"),
         (&["--max-train", "10"], "--batch-size 32: a batch would hold 16 rows of the 10 training samples"),
         (&["--hidden", "4000000000"], "GiB, more than the"),
     ];

@@ -58,10 +58,19 @@ fn bce<B: Backend>(be: &B, rows: usize, cols: usize, scale: f32, l: &[f32], t: &
 
 /// (loss[rows], dmean, dvar_raw)
 #[allow(clippy::type_complexity)]
-fn gnll<B: Backend>(be: &B, rows: usize, cols: usize, scale: f32, m: &[f32], raw: &[f32], x: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn gnll<B: Backend>(
+    be: &B,
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    floor: f32,
+    m: &[f32],
+    raw: &[f32],
+    x: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (mb, rb, xb) = (be.upload_f32(m).unwrap(), be.upload_f32(raw).unwrap(), be.upload_f32(x).unwrap());
     let (loss, dm, draw) = (nan_buf(be, rows), nan_buf(be, rows * cols), nan_buf(be, rows * cols));
-    be.gaussian_nll(rows, cols, scale, &mb, &rb, &xb, &loss, &dm, &draw).unwrap();
+    be.gaussian_nll(rows, cols, scale, floor, &mb, &rb, &xb, &loss, &dm, &draw).unwrap();
     (be.read_f32(&loss).unwrap(), be.read_f32(&dm).unwrap(), be.read_f32(&draw).unwrap())
 }
 
@@ -143,9 +152,11 @@ fn gaussian_nll_matches_cpu() {
             *v = if i % 2 == 0 { 30.0 } else { -30.0 };
         }
         let scale = SCALES[s % SCALES.len()];
-        let (wl, wm, wv) = gnll(&cpu, rows, cols, scale, &m, &raw, &x);
-        let (gl, gm, gv) = gnll(gpu, rows, cols, scale, &m, &raw, &x);
-        let what = format!("gaussian_nll {rows}x{cols} scale={scale}");
+        // the variance floor: the legacy 1e-6, the tables' 1e-2 and a large one
+        let floor = [1e-6, 1e-2, 0.5][s % 3];
+        let (wl, wm, wv) = gnll(&cpu, rows, cols, scale, floor, &m, &raw, &x);
+        let (gl, gm, gv) = gnll(gpu, rows, cols, scale, floor, &m, &raw, &x);
+        let what = format!("gaussian_nll {rows}x{cols} scale={scale} floor={floor}");
         for v in [&gl, &gm, &gv] {
             all_finite(&what, v);
         }
@@ -347,12 +358,20 @@ fn cpu_loss_hand_computed_values() {
     // dmean = -(x - m) / v = -1; dvar = 0.5 (1/v - d^2/v^2) = 0 at d = 1.
     let raw = (std::f32::consts::E - 1.0).ln();
     let half_ln2pi = 0.5 * (2.0 * std::f32::consts::PI).ln();
-    let (l, dm, dv) = gnll(&cpu, 2, 1, 1.0, &[0.5, 0.5], &[raw, raw], &[0.5, 1.5]);
+    let (l, dm, dv) = gnll(&cpu, 2, 1, 1.0, 1e-6, &[0.5, 0.5], &[raw, raw], &[0.5, 1.5]);
     assert_close("cpu gaussian_nll loss", &l, &[half_ln2pi, half_ln2pi + 0.5], 1e-5, 1e-5);
     assert_close("cpu gaussian_nll dmean", &dm, &[0.0, -1.0], 1e-5, 1e-5);
     // At d = 0: dvar = 0.5 / v = 0.5, times sigmoid(raw) = 1 - 1/e.
     let sig = 1.0 - (-1.0f32).exp();
     assert_close("cpu gaussian_nll dvar_raw", &dv, &[0.5 * sig, 0.0], 1e-5, 1e-5);
+    // The floor is the variance where softplus(raw) vanishes (raw = -40): floor 0.25, target =
+    // mean + 1 -> 0.5 (ln 2 pi + ln 0.25 + 1 / 0.25), dmean = -1 / 0.25 = -4, dvar_raw ~ 0
+    // (sigmoid(-40)); floor 0.25 on top of variance 1 -> v = 1.25.
+    let (l, dm, dv) = gnll(&cpu, 2, 1, 1.0, 0.25, &[0.5, 0.5], &[-40.0, raw], &[1.5, 1.5]);
+    let want = [half_ln2pi + 0.5 * (0.25f32.ln() + 4.0), half_ln2pi + 0.5 * (1.25f32.ln() + 1.0 / 1.25)];
+    assert_close("cpu gaussian_nll floor loss", &l, &want, 1e-5, 1e-5);
+    assert_close("cpu gaussian_nll floor dmean", &dm, &[-4.0, -1.0 / 1.25], 1e-5, 1e-5);
+    assert_close("cpu gaussian_nll floor dvar_raw", &dv[..1], &[0.0], 1e-12, 0.0);
     // KL: mu = 0, logvar = 0 -> 0 with zero gradients; mu = 1, logvar = 0 -> 1/2, dmu = 1;
     // mu = 0, logvar = ln 2 -> -0.5 (1 + ln 2 - 2) = 0.5 (1 - ln 2), dlogvar = 0.5 (2 - 1).
     let (l, dm, dv) = kl(&cpu, 3, 1, 1.0, &[0.0, 1.0, 0.0], &[0.0, 0.0, ln2]);

@@ -355,3 +355,84 @@ fn min_epoch_steps_lengthen_the_epochs_of_small_training_sets() {
     assert_eq!((spe_plain, spe_long), (16, 20));
     assert_eq!(plain, long, "a longer epoch must draw the same batches");
 }
+
+/// The Gaussian decoder's variance floor (`--var-floor`): the default recipe's on dense models
+/// of real-valued data, the legacy 1e-6 on recurrent models and under the paper's recipe, a
+/// given one as given; config.json carries it unless it is the legacy value (a file
+/// without it reads as 1e-6, as before the setting existed); the floor reaches the loss (a
+/// larger one changes the first step's reconstruction term); refused by name, before a run
+/// folder is written, where there is no Gaussian decoder or the value is out of (0, 1].
+#[test]
+fn var_floor_is_resolved_recorded_and_refused_where_it_cannot_apply() {
+    use ssvae::backend::cpu::loss::LEGACY_GAUSSIAN_VAR_FLOOR;
+    use ssvae::model::Family;
+    use ssvae::run::{self, DatasetName, Quiet, Recipe, RunConfig, RunSpec, RECIPE_VAR_FLOOR};
+    let be = CpuBackend::new();
+    let spec = |family: Family, kind: Kind, dataset: DatasetName, name: &str, floor: Option<f32>| {
+        let out = std::env::temp_dir().join(format!("ssvae-levers-var-floor-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut s = RunSpec::new(family, kind, dataset);
+        s.data.synthetic = (96, 16);
+        s.model.hidden = Some(if family == Family::Rnn { vec![8, 8, 8] } else { vec![16] });
+        s.batch_size = 32;
+        s.epochs = 1;
+        s.labels = Some(LabelSpec::Count(12));
+        s.model.var_floor = floor;
+        s.out = Some(out.clone());
+        (s, out)
+    };
+    let sensor = DatasetName::SyntheticSensor;
+    for (family, kind) in [(Family::Rnn, Kind::Ss), (Family::Rnn, Kind::Eu), (Family::Dense, Kind::Ss)] {
+        let recipe_floor = if family == Family::Dense { RECIPE_VAR_FLOOR } else { LEGACY_GAUSSIAN_VAR_FLOOR };
+        for (floor, recipe, want) in
+            [(None, Recipe::Default, recipe_floor), (None, Recipe::Paper, LEGACY_GAUSSIAN_VAR_FLOOR), (Some(0.05), Recipe::Paper, 0.05)]
+        {
+            let (mut s, out) = spec(family, kind, sensor, "ok", floor);
+            s.recipe = recipe;
+            let r = run::train(&be, &s, &mut Quiet).unwrap();
+            assert!(r.test_rec.is_some_and(|e| e.is_finite()), "{family:?} {kind:?} {floor:?}: {:?}", r.test_rec);
+            let m = RunConfig::load(&out).unwrap().train.model;
+            assert_eq!(m.var_floor, want, "{family:?} {kind:?} {floor:?} {recipe:?}");
+            let text = std::fs::read_to_string(out.join("checkpoint").join("config.json")).unwrap();
+            assert_eq!(text.contains("var_floor"), want != LEGACY_GAUSSIAN_VAR_FLOOR, "{text}");
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    }
+    // a model spec without the field (written before it existed) reads as the legacy floor
+    let mut m = ModelSpec::rnn(Kind::Ss, 8, 2, 3);
+    let mut v = serde_json::to_value(&m).unwrap();
+    assert!(v.get("var_floor").is_none(), "the legacy floor is not written: {v}");
+    assert_eq!(serde_json::from_value::<ModelSpec>(v.clone()).unwrap().var_floor, LEGACY_GAUSSIAN_VAR_FLOOR);
+    m.var_floor = 0.01;
+    v = serde_json::to_value(&m).unwrap();
+    assert_eq!(serde_json::from_value::<ModelSpec>(v).unwrap().var_floor, 0.01);
+    // the floor reaches the loss: the first step's reconstruction term differs
+    let split = ssvae::data::sensor_synth(64, 8, 5);
+    let rec = |floor: f32| {
+        use ssvae::train::TrainData;
+        let mut spec = ModelSpec::rnn(Kind::Eu, split.train.steps, split.train.channels, split.train.classes);
+        spec.hidden = vec![8, 8, 8];
+        spec.var_floor = floor;
+        let mut c = TrainConfig::new(spec, "synthetic-sensor");
+        c.batch_size = 16;
+        c.labels = LabelSpec::Count(0);
+        let mut t = Trainer::with_data(&be, c, TrainData::Series(&split.train), None, vec![]).unwrap();
+        t.step(&be).unwrap();
+        t.take_losses(&be).unwrap().rec.unwrap()
+    };
+    let (small, large) = (rec(LEGACY_GAUSSIAN_VAR_FLOOR), rec(0.5));
+    assert!(small.is_finite() && large.is_finite() && (small - large).abs() > 1e-3 * small.abs().max(1.0), "{small} vs {large}");
+    for (family, kind, dataset, name, floor) in [
+        (Family::Dense, Kind::Ss, DatasetName::Synthetic, "images", Some(0.01)),
+        (Family::Rnn, Kind::Es, sensor, "es", Some(0.01)),
+        (Family::Rnn, Kind::Ss, sensor, "zero", Some(0.0)),
+        (Family::Rnn, Kind::Ss, sensor, "above-one", Some(2.0)),
+        (Family::Rnn, Kind::Ss, sensor, "nan", Some(f32::NAN)),
+    ] {
+        let (s, out) = spec(family, kind, dataset, name, floor);
+        let err = run::train(&be, &s, &mut Quiet).err().unwrap_or_else(|| panic!("{name}: accepted")).to_string();
+        assert!(err.contains("--var-floor"), "{name}: {err}");
+        assert!(!out.join("checkpoint").exists(), "{name}: a run folder was written before the error");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

@@ -79,7 +79,7 @@ fn every_op() -> Vec<Op> {
         Op::Reparam { n: 3, stream: 0 },
         Op::ReparamBackward { n: 3 },
         Op::BceLogits { rows: 2, cols: 3, scale: 1.0 },
-        Op::GaussianNll { rows: 2, cols: 3, scale: 1.0 },
+        Op::GaussianNll { rows: 2, cols: 3, scale: 1.0, floor: 1e-2 },
         Op::Kl { rows: 2, cols: 3, scale: 1.0 },
         Op::SoftmaxCe { rows: 2, classes: 3, scale: 1.0, smoothing: 0.1 },
         Op::RepeatRows { rows: 2, cols: 3, copies: 4 },

@@ -299,6 +299,9 @@ def main():
     p.add_argument("--max-rbf", type=int, default=5000, help="LabelSpreading RBF builds a dense n x n kernel: skip it above this n")
     p.add_argument("--ssvae", help="the ssvae binary: also train SS and ES dense models on the same labels")
     p.add_argument("--ssvae-args", default="", help="extra flags for both ssvae runs, e.g. '--epochs 20'")
+    p.add_argument("--ss-args", default="", help="extra flags for the SS run only, e.g. '--var-floor 0.01'")
+    p.add_argument("--ssvae-models", nargs="+", choices=["ss-dense", "es-dense"], default=["ss-dense", "es-dense"],
+                   help="which ssvae models to train (ES is unaffected by SS-only flags: skip it when comparing those)")
     a = p.parse_args()
     har_channels = HAR_CHANNELS if a.har_channels == ["all"] else [c.lower() for c in a.har_channels]
     if a.dataset == "uci-har" and (len(set(har_channels)) != len(har_channels) or not set(har_channels) <= set(HAR_CHANNELS)):
@@ -330,8 +333,9 @@ def main():
             timed("LabelSpreading RBF", lambda: tune_spreading(xtr, y_semi, lab, "rbf", seed))
         if a.ssvae:
             extra = a.ssvae_args.split()
-            row["ssvae ss-dense"] = run_ssvae(a.ssvae, "ss-dense", xtr, ytr, lab, xte, yte, names, seed, extra)
-            row["ssvae es-dense"] = run_ssvae(a.ssvae, "es-dense", xtr, ytr, lab, xte, yte, names, seed, extra)
+            for model in a.ssvae_models:
+                more = a.ss_args.split() if model == "ss-dense" else []
+                row[f"ssvae {model}"] = run_ssvae(a.ssvae, model, xtr, ytr, lab, xte, yte, names, seed, extra + more)
         for k, v in row.items():
             results.setdefault(k, []).append(v)
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()), file=sys.stderr)

@@ -169,6 +169,7 @@ pub trait Kernels: Backend {
         rows: usize,
         cols: usize,
         scale: f32,
+        floor: f32,
         mean: &Self::Buf,
         var_raw: &Self::Buf,
         target: &Self::Buf,
@@ -176,7 +177,7 @@ pub trait Kernels: Backend {
         dmean: &Self::Buf,
         dvar_raw: &Self::Buf,
     ) -> Result<()> {
-        self.launch(Op::GaussianNll { rows, cols, scale }, &[mean, var_raw, target, loss, dmean, dvar_raw])
+        self.launch(Op::GaussianNll { rows, cols, scale, floor }, &[mean, var_raw, target, loss, dmean, dvar_raw])
     }
     #[allow(clippy::too_many_arguments)]
     fn kl_normal(

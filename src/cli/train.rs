@@ -257,6 +257,11 @@ pub struct ModelArgs {
     /// [default: 1].
     #[arg(long)]
     pub gumbel_temperature: Option<f32>,
+    /// Gaussian decoders (recurrent models, dense models of tables): the floor F in (0, 1] of
+    /// the variance softplus(raw) + F, in standardised units (0.01: a standard deviation of at
+    /// least a tenth of the feature's) [default: the recipe's].
+    #[arg(long)]
+    pub var_floor: Option<f32>,
     /// How reconstruction and KL are normalised [default: sum; mean for RNN models].
     #[arg(long, value_enum)]
     pub loss_norm: Option<LossNormArg>,
@@ -540,6 +545,7 @@ impl TrainArgs {
             }),
         );
         set(&mut c.gumbel_temperature, m.gumbel_temperature);
+        set(&mut c.var_floor, m.var_floor);
         set(
             &mut c.loss_norm,
             m.loss_norm.map(|x| match x {
@@ -672,6 +678,7 @@ impl TrainArgs {
             (m.decoder_input.is_some(), "--decoder-input"),
             (m.pi_to_decoder.is_some(), "--pi-to-decoder"),
             (m.gumbel_temperature.is_some(), "--gumbel-temperature"),
+            (m.var_floor.is_some(), "--var-floor"),
             (m.loss_norm.is_some(), "--loss-norm"),
             (m.logvar_limit.is_some(), "--logvar-limit"),
             (m.extra_slots.is_some(), "--extra-slots"),

@@ -145,11 +145,7 @@ pub enum Output {
 /// `image`: the NHWC shape the dense family's Bernoulli means are reshaped to (image runs).
 pub fn decoder(spec: &ModelSpec, image: Option<[usize; 3]>) -> Result<(Vec<Layer>, Output)> {
     let mut l = Vec::new();
-    let gaussian = |mean: &str, var: &str| Output::Gaussian {
-        mean: mean.into(),
-        var: var.into(),
-        floor: crate::backend::cpu::loss::GAUSSIAN_VAR_FLOOR,
-    };
+    let gaussian = |mean: &str, var: &str| Output::Gaussian { mean: mean.into(), var: var.into(), floor: spec.var_floor };
     match spec.family {
         Family::Dense => {
             l.extend((0..spec.hidden.len()).map(|i| dense(format!("dec{i}"), true, true)));

@@ -186,7 +186,17 @@ impl Graph {
     pub fn ce_loss(&mut self, kind: LossKind, logits: TensorId, labels: TensorId, scale: f32, smoothing: f32) -> TensorId {
         self.loss_node(kind, GOp::Ce { scale, smoothing }, vec![logits, labels], 1, scale)
     }
-    pub fn gaussian_nll_loss(&mut self, kind: LossKind, mean: TensorId, var_raw: TensorId, target: TensorId, scale: f32) -> TensorId {
-        self.loss_node(kind, GOp::GaussianNll { scale }, vec![mean, var_raw, target], 2, scale)
+    /// Gaussian NLL with variance softplus(var_raw) + `floor`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gaussian_nll_loss(
+        &mut self,
+        kind: LossKind,
+        mean: TensorId,
+        var_raw: TensorId,
+        target: TensorId,
+        scale: f32,
+        floor: f32,
+    ) -> TensorId {
+        self.loss_node(kind, GOp::GaussianNll { scale, floor }, vec![mean, var_raw, target], 2, scale)
     }
 }

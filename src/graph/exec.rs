@@ -248,7 +248,7 @@ pub struct Program<B: Backend> {
 fn rescaled(op: &Op, factor: f32) -> Option<Op> {
     Some(match *op {
         Op::BceLogits { rows, cols, scale } => Op::BceLogits { rows, cols, scale: scale * factor },
-        Op::GaussianNll { rows, cols, scale } => Op::GaussianNll { rows, cols, scale: scale * factor },
+        Op::GaussianNll { rows, cols, scale, floor } => Op::GaussianNll { rows, cols, scale: scale * factor, floor },
         Op::Kl { rows, cols, scale } => Op::Kl { rows, cols, scale: scale * factor },
         Op::SoftmaxCe { rows, classes, scale, smoothing } => Op::SoftmaxCe { rows, classes, scale: scale * factor, smoothing },
         Op::CategoricalKl { rows, classes, scale } => Op::CategoricalKl { rows, classes, scale: scale * factor },

@@ -61,7 +61,7 @@ impl Graph {
                 GOp::Bce { scale } => Op::BceLogits { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Kl { scale } => Op::Kl { rows: s(i[0]).0, cols: s(i[0]).1, scale },
                 GOp::Ce { scale, smoothing } => Op::SoftmaxCe { rows: s(i[0]).0, classes: s(i[0]).1, scale, smoothing },
-                GOp::GaussianNll { scale } => Op::GaussianNll { rows: s(i[0]).0, cols: s(i[0]).1, scale },
+                GOp::GaussianNll { scale, floor } => Op::GaussianNll { rows: s(i[0]).0, cols: s(i[0]).1, scale, floor },
                 GOp::Gumbel { tau, noise, stream } => {
                     let n = self.tensors[i[1]].len();
                     if noise {

@@ -168,9 +168,10 @@ pub enum GOp {
         /// Label smoothing E: the target is (1 - E) one-hot + E / K.
         smoothing: f32,
     },
-    /// [mean, var_raw, target] -> [loss per row, dmean, dvar_raw]
+    /// [mean, var_raw, target] -> [loss per row, dmean, dvar_raw]; variance softplus(raw) + floor
     GaussianNll {
         scale: f32,
+        floor: f32,
     },
     // The convolutional family (see `cnn`).
     /// [x, w, b] -> [y]

@@ -202,6 +202,14 @@ pub struct ModelSpec {
     /// The temperature tau of `PiToDecoder::Gumbel` (1 otherwise).
     #[serde(default = "default_gumbel_temperature", skip_serializing_if = "is_one")]
     pub gumbel_temperature: f32,
+    /// Models with a Gaussian decoder (the recurrent family; dense models of tables): the
+    /// variance is softplus(raw) + this floor, in the data's standardised units (a variance of 1
+    /// is the feature's own). A config.json without it was trained with
+    /// [`LEGACY_GAUSSIAN_VAR_FLOOR`](crate::backend::cpu::loss::LEGACY_GAUSSIAN_VAR_FLOOR), as
+    /// the constructors and the paper protocol set; the default recipe sets its own (see
+    /// [`crate::run::spec::RECIPE_VAR_FLOOR`]).
+    #[serde(default = "legacy_var_floor", skip_serializing_if = "is_legacy_var_floor")]
+    pub var_floor: f32,
     /// SS models: weight of the consistency of pi under a
     /// perturbation of the input, KL(pi(x) || pi(x + noise)) with the clean side held fixed,
     /// a mean over the batch's rows (all of them: labeled and unlabeled) like the ELBO terms
@@ -250,6 +258,14 @@ fn default_gumbel_temperature() -> f32 {
     1.0
 }
 
+fn legacy_var_floor() -> f32 {
+    crate::backend::cpu::loss::LEGACY_GAUSSIAN_VAR_FLOOR
+}
+
+fn is_legacy_var_floor(x: &f32) -> bool {
+    *x == legacy_var_floor()
+}
+
 /// The Gumbel noise stream of `PiToDecoder::Gumbel`.
 const GUMBEL_STREAM: u32 = 401;
 
@@ -292,6 +308,7 @@ impl ModelSpec {
             label_smoothing: 0.0,
             pi_to_decoder: PiToDecoder::Softmax,
             gumbel_temperature: 1.0,
+            var_floor: legacy_var_floor(),
             consistency_weight: 0.0,
             consistency_noise: 0.0,
             consistency_shift: 0,
@@ -304,6 +321,12 @@ impl ModelSpec {
     /// the decoder (see the module comment); `classes` is the first head's.
     pub fn multi_factor(input_dim: usize, factor_heads: &[usize]) -> Self {
         ModelSpec { factor_heads: factor_heads.to_vec(), ..Self::dense(Kind::Ss, input_dim, factor_heads.first().copied().unwrap_or(0)) }
+    }
+
+    /// Whether the model has a decoder with a Gaussian likelihood (whose variance has
+    /// `var_floor`): the recurrent family, dense models of tables.
+    pub fn has_gaussian_decoder(&self) -> bool {
+        self.has_decoder() && (self.family == Family::Rnn || self.likelihood == Likelihood::Gaussian)
     }
 
     /// Whether this is a multi-factor model (heads beside the decoder, not into it).
@@ -544,6 +567,12 @@ impl ModelSpec {
                 self.gumbel_temperature
             )));
         }
+        if !(self.var_floor.is_finite() && self.var_floor > 0.0 && self.var_floor <= 1.0) {
+            return Err(Error::Invalid(format!(
+                "--var-floor must be in (0, 1], a variance in the data's standardised units (got {})",
+                self.var_floor
+            )));
+        }
         if self.kl_weight != 1.0 && self.sums_over_classes() {
             return Err(Error::Invalid(format!(
                 "--kl-weight: {} sums the ELBO over classes and takes no KL weight (got {})",
@@ -748,7 +777,7 @@ pub fn build_mode(spec: &ModelSpec, batch: usize, src_rows: usize, training: boo
             let h = dense_decoder_trunk(&mut g, spec, dec_in);
             let mean = g.dense("out", h, d, Act::Identity);
             let var_raw = g.dense("out_var", h, d, Act::Identity);
-            g.gaussian_nll_loss(LossKind::Rec, mean, var_raw, x, rec_scale);
+            g.gaussian_nll_loss(LossKind::Rec, mean, var_raw, x, rec_scale, spec.var_floor);
             mean
         } else {
             let out = decoder(&mut g, spec, dec_in, Some(counter), training)?;

@@ -85,7 +85,7 @@ pub fn build(spec: &ModelSpec, batch: usize, src_rows: usize, training: bool) ->
         };
         let (mean, var_raw) = decoder(&mut g, spec, dec_in, channels);
         let rec_scale = rows_scale * if mean_norm { 1.0 / (steps * channels) as f32 } else { 1.0 };
-        g.gaussian_nll_loss(LossKind::Rec, mean, var_raw, x, rec_scale);
+        g.gaussian_nll_loss(LossKind::Rec, mean, var_raw, x, rec_scale, spec.var_floor);
         mu = Some(m);
         recon = Some(mean);
     }

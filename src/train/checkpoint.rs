@@ -57,7 +57,7 @@ pub fn weights_bytes(path: &Path, w: &Weights) -> Result<Vec<u8>> {
 /// model spec with `logvar_limit`, the standardizer, class and feature names) are in
 /// config.json beside it; `ssvae export` writes them into its files too.
 pub fn conventions() -> Vec<(String, String)> {
-    use crate::backend::cpu::loss::GAUSSIAN_VAR_FLOOR;
+    use crate::backend::cpu::loss::LEGACY_GAUSSIAN_VAR_FLOOR;
     use crate::graph::BN_EPS;
     use crate::model::DEFAULT_LOGVAR_LIMIT;
     [
@@ -69,7 +69,7 @@ pub fn conventions() -> Vec<(String, String)> {
         ("ssvae.padding", "'same' as TensorFlow: ceil(in / stride) outputs, total padding max((out - 1) * stride + k - in, 0) split with the odd pixel after (bottom / right); a 'same' transposed convolution gives in * stride outputs, the adjoint of that convolution".to_string()),
         ("ssvae.lstm", "gates packed [i | f | g | o] along 4H (PyTorch's order); z = x W_ih + bias + h_{t-1} W_hh; i, f, o = sigmoid; g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t); h_0 = c_0 = 0; one bias".to_string()),
         ("ssvae.logvar_bound", format!("logvar = L * tanh(raw / L) with L = config.json train.model.logvar_limit (default {DEFAULT_LOGVAR_LIMIT}; null: raw logvar)")),
-        ("ssvae.gaussian_var_floor", format!("{GAUSSIAN_VAR_FLOOR:e}")),
+        ("ssvae.gaussian_var_floor", format!("the Gaussian decoder's variance is softplus(raw) + floor with floor = config.json train.model.var_floor (absent: {LEGACY_GAUSSIAN_VAR_FLOOR:e}), in standardised units")),
         ("ssvae.recurrent_heads", "recurrent models' heads are per step; a window's class probabilities are softmax(mean over steps of log max(p_t, 1.17549435e-38))".to_string()),
     ]
     .into_iter()

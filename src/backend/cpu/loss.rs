@@ -3,8 +3,10 @@
 
 use crate::backend::UNLABELED;
 
-/// Variance floor added to softplus(var_raw) in the Gaussian likelihood, for stability.
-pub const GAUSSIAN_VAR_FLOOR: f32 = 1e-6;
+/// The variance floor added to softplus(var_raw) in the Gaussian likelihood of models trained
+/// before the floor was a setting (and of the paper protocol): 1e-6 in the data's standardised
+/// units. See [`crate::model::ModelSpec::var_floor`].
+pub const LEGACY_GAUSSIAN_VAR_FLOOR: f32 = 1e-6;
 
 fn softplus(x: f32) -> f32 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
@@ -39,6 +41,7 @@ pub fn gaussian_nll(
     rows: usize,
     cols: usize,
     scale: f32,
+    floor: f32,
     m: &[f32],
     raw: &[f32],
     x: &[f32],
@@ -54,7 +57,7 @@ pub fn gaussian_nll(
     per.enumerate().for_each(|(r, ((loss_r, dm_r), draw_r))| {
         let mut s = 0.0f64;
         for (j, i) in (r * cols..(r + 1) * cols).enumerate() {
-            let v = softplus(raw[i]) + GAUSSIAN_VAR_FLOOR;
+            let v = softplus(raw[i]) + floor;
             let d = x[i] - m[i];
             s += (0.5 * (ln2pi + v.ln() + d * d / v)) as f64;
             dm_r[j] = scale * (-d / v);

@@ -410,9 +410,9 @@ fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
             outs!(outs; l, d);
             loss::bce_logits(rows, cols, scale, fs(ins[0]), fs(ins[1]), l, d);
         }
-        Op::GaussianNll { rows, cols, scale } => {
+        Op::GaussianNll { rows, cols, scale, floor } => {
             outs!(outs; l, dm, dv);
-            loss::gaussian_nll(rows, cols, scale, fs(ins[0]), fs(ins[1]), fs(ins[2]), l, dm, dv);
+            loss::gaussian_nll(rows, cols, scale, floor, fs(ins[0]), fs(ins[1]), fs(ins[2]), l, dm, dv);
         }
         Op::Kl { rows, cols, scale } => {
             outs!(outs; l, dmu, dlv);

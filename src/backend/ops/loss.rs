@@ -6,16 +6,18 @@ use super::gemm::GemmTiles;
 use super::{f, u, Access::*, Grid, KernelFamily, KernelSpec, Op, Slot};
 
 params! {
-    /// The parameter block of loss.wgsl (`cols`: the class count for softmax_ce; `smoothing`:
-    /// softmax_ce's label smoothing, 0 for the other entry points).
-    pub struct LossParams { rows: u32, cols: u32, scale: f32, smoothing: f32 }
+    /// The parameter block of loss.wgsl (`cols`: the class count for softmax_ce; `aux`:
+    /// softmax_ce's label smoothing, gaussian_nll's variance floor, 0 for the other entry points).
+    pub struct LossParams { rows: u32, cols: u32, scale: f32, aux: f32 }
 }
 
 pub(super) struct Loss;
 
 fn shape(op: &Op) -> (usize, usize, f32) {
     match *op {
-        Op::BceLogits { rows, cols, scale } | Op::GaussianNll { rows, cols, scale } | Op::Kl { rows, cols, scale } => (rows, cols, scale),
+        Op::BceLogits { rows, cols, scale } | Op::GaussianNll { rows, cols, scale, .. } | Op::Kl { rows, cols, scale } => {
+            (rows, cols, scale)
+        }
         Op::SoftmaxCe { rows, classes, scale, .. } => (rows, classes, scale),
         _ => unreachable!("not a loss"),
     }
@@ -68,10 +70,11 @@ impl KernelFamily for Loss {
             Op::SoftmaxCe { .. } => Grid::Flat(rows.div_ceil(64)),
             _ => Grid::Flat(rows),
         };
-        let smoothing = match *op {
+        let aux = match *op {
             Op::SoftmaxCe { smoothing, .. } => smoothing,
+            Op::GaussianNll { floor, .. } => floor,
             _ => 0.0,
         };
-        KernelSpec::new("loss.wgsl", self.entry(op), LossParams { rows: rows as u32, cols: cols as u32, scale, smoothing }, grid)
+        KernelSpec::new("loss.wgsl", self.entry(op), LossParams { rows: rows as u32, cols: cols as u32, scale, aux }, grid)
     }
 }

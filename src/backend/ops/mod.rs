@@ -209,10 +209,12 @@ pub enum Op {
         cols: usize,
         scale: f32,
     },
+    /// Variance softplus(raw) + `floor`.
     GaussianNll {
         rows: usize,
         cols: usize,
         scale: f32,
+        floor: f32,
     },
     Kl {
         rows: usize,
