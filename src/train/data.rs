@@ -101,10 +101,12 @@ impl TrainData<'_> {
         }
     }
 
-    /// "images of 28x28x1" or "series windows of 128 steps x 6 channels".
+    /// "images of 28x28x1", "series windows of 128 steps x 6 channels" or "table rows of 13
+    /// features" (one step a row).
     pub fn describe(&self) -> String {
         match self {
             TrainData::Images(d) => format!("images of {}x{}x{}", d.height, d.width, d.channels),
+            TrainData::Series(d) if d.steps == 1 => format!("table rows of {} features", d.channels),
             TrainData::Series(d) => format!("series windows of {} steps x {} channels", d.steps, d.channels),
         }
     }
