@@ -109,27 +109,34 @@ fn labeled_share_sets_the_labeled_rows_and_the_epoch() {
     assert!(msg.contains("--kl-warmup applies to the models with a Gaussian KL term") && msg.contains("es-dense"), "{msg}");
 }
 
-/// The default recipe's labeled share: the labeled fraction of the training set within
-/// [0.1, 0.5], at least one labeled row, and no more unlabeled rows than samples.
+/// The default recipe's labeled share: a tenth when fewer than a tenth of the training samples
+/// are labeled, else the paper's half; at least one labeled row, and no more unlabeled rows
+/// than samples.
 #[test]
 fn recipe_labeled_share_follows_the_labeled_fraction() {
     use ssvae::data::labeled_rows;
     use ssvae::run::recipe_labeled_share as share;
     let rows = |b: usize, n: usize, l: usize| labeled_rows(b, share(b, n, l));
-    // few labels: a tenth (100 of 50000 MNIST images, 1000 of them, 100 of 7352 HAR windows)
+    // few labels: a tenth (100 of 50000 MNIST images, 1000 of them, 100 of 7352 HAR windows,
+    // just under a tenth)
     assert_eq!(share(128, 50000, 100), 0.1);
     assert_eq!(share(128, 50000, 1000), 0.1);
     assert_eq!(rows(128, 7352, 100), 12);
-    // many labels: their fraction, up to the paper's half for a fully labeled set
-    assert_eq!(share(128, 1000, 300), 0.3);
-    assert_eq!(rows(128, 1000, 300), 38);
+    assert_eq!(share(128, 10000, 999), 0.1);
+    // a tenth labeled or more: the paper's half (1000 of 7352 HAR windows, a fully labeled set)
+    assert_eq!(share(128, 10000, 1000), 0.5);
+    assert_eq!(share(128, 7352, 1000), 0.5);
+    assert_eq!(share(128, 1000, 300), 0.5);
+    assert_eq!(rows(128, 1000, 300), 64);
     assert_eq!(share(128, 1000, 1000), 0.5);
     assert_eq!(rows(128, 1000, 800), 64);
     // a small batch keeps one labeled row; a batch of 2 one of each
     assert_eq!(rows(8, 50000, 100), 1);
     assert_eq!(rows(2, 50000, 100), 1);
     // a table smaller than the batch's unlabeled rows: labeled rows make up the difference
-    assert_eq!(rows(128, 100, 20), 28);
+    // (100 rows, 5 labeled: a tenth would leave 115 unlabeled rows; 28 labeled instead)
+    assert_eq!(rows(128, 100, 5), 28);
+    assert_eq!(rows(128, 100, 20), 64);
     assert_eq!(rows(128, 70, 70), 64);
     assert_eq!(rows(128, 100, 100), 64);
 }
@@ -158,12 +165,13 @@ fn recipe_labeled_share_is_resolved_and_recorded() {
         share
     };
     assert_eq!(run_share("few", LabelSpec::Count(20), 1000, Recipe::Default, None), 0.1);
+    assert_eq!(run_share("many", LabelSpec::Count(200), 1000, Recipe::Default, None), 0.5);
     assert_eq!(run_share("all", LabelSpec::All, 1000, Recipe::Default, None), 0.5);
     assert_eq!(run_share("paper", LabelSpec::Count(20), 1000, Recipe::Paper, None), 0.5);
     assert_eq!(run_share("given", LabelSpec::Count(20), 1000, Recipe::Default, Some(0.25)), 0.25);
-    // 100 samples, 20 labeled, batches of 128: a fifth would leave 103 unlabeled rows; the
+    // 100 samples, 5 labeled, batches of 128: a tenth would leave 115 unlabeled rows; the
     // recipe takes 28 labeled rows instead of refusing the batch
-    assert_eq!(run_share("small", LabelSpec::Count(20), 100, Recipe::Default, None), 28.0 / 128.0);
+    assert_eq!(run_share("small", LabelSpec::Count(5), 100, Recipe::Default, None), 28.0 / 128.0);
 }
 
 /// `--consistency-weight` / `--consistency-noise`: resolved into the model (noise 0.3 when not
@@ -305,7 +313,7 @@ fn gumbel_softmax_is_recorded_and_refused_where_it_cannot_apply() {
 }
 
 /// `min_epoch_steps`: an epoch is one pass over the training set or that many steps,
-/// whichever is more (200 glyphs, batch 64, 20 labels: the default recipe's labeled share of a
+/// whichever is more (200 glyphs, batch 64, 10 labels: the default recipe's labeled share of a
 /// tenth gives 6 labeled and 58 unlabeled rows, a pass of 4 steps); the epochs stay as asked,
 /// the run records the steps it took, and the batches are the ones a run without the minimum
 /// draws (only where epochs end moves: the first 8 steps train the same weights).
@@ -322,7 +330,7 @@ fn min_epoch_steps_lengthen_the_epochs_of_small_training_sets() {
         s.model.hidden = Some(vec![16]);
         s.batch_size = 64;
         s.epochs = epochs;
-        s.labels = Some(LabelSpec::Count(20));
+        s.labels = Some(LabelSpec::Count(10));
         s.min_epoch_steps = min;
         s.out = Some(out.clone());
         run::train(&be, &s, &mut Quiet).unwrap();

@@ -65,7 +65,7 @@ class SSVAEClassifier(ClassifierMixin, BaseEstimator):
         Which protocol fills in the training settings not given (README, "Recipes"):
         ``default`` adds entropy minimisation of pi on unlabeled samples to the paper's
         protocol, when few samples are labeled draws a smaller share of each batch from them
-        (their fraction, within 0.1 and 0.5), and for the dense, CNN and recurrent families
+        (a tenth while fewer than a tenth of the samples are labeled, else the paper's half), and for the dense, CNN and recurrent families
         adds the consistency of pi under a perturbation of the input (images shifted by a
         sixteenth of their side; series shifted by a sixteenth of the window, rescaled and
         noised), and gives the Gaussian decoder of tables a variance floor of 0.1 of each

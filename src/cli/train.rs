@@ -433,7 +433,7 @@ pub struct TrainingArgs {
     /// Semi-supervised models (SS, M2, GM-DGM): the share R in (0, 1) of each batch's rows drawn
     /// from the labeled samples, floor(R x --batch-size); the rest are unlabeled, and an epoch is
     /// one pass of them over the training set [default: 0.5; SS models under the default recipe:
-    /// the labeled fraction of the training set, within 0.1 and 0.5].
+    /// 0.1 when less than 0.1 of the training set is labeled, else 0.5].
     #[arg(long, allow_negative_numbers = true)]
     pub labeled_share: Option<f64>,
     /// Which protocol fills in the settings not given: `default` (ssvae's, chosen on validation
@@ -815,9 +815,10 @@ mod tests {
             (
                 "--labeled-share",
                 format!(
-                    "[default: {}; SS models under the default recipe: the labeled fraction of the training set, within {} and {}]",
+                    "[default: {}; SS models under the default recipe: {} when less than {} of the training set is labeled, else {}]",
                     ssvae::data::DEFAULT_LABELED_SHARE,
                     ssvae::run::RECIPE_LABELED_SHARE,
+                    ssvae::run::RECIPE_HALF_SHARE_FRACTION,
                     ssvae::data::DEFAULT_LABELED_SHARE
                 ),
             ),
