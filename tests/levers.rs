@@ -364,9 +364,9 @@ fn min_epoch_steps_lengthen_the_epochs_of_small_training_sets() {
     assert_eq!(plain, long, "a longer epoch must draw the same batches");
 }
 
-/// The Gaussian decoder's variance floor (`--var-floor`): the default recipe's on dense models
-/// of real-valued data, the legacy 1e-6 on recurrent models and under the paper's recipe, a
-/// given one as given; config.json carries it unless it is the legacy value (a file
+/// The Gaussian decoder's variance floor (`--var-floor`): the default recipe's on SS dense
+/// models of real-valued data, the legacy 1e-6 on EU and recurrent models and under the paper's
+/// recipe, a given one as given; config.json carries it unless it is the legacy value (a file
 /// without it reads as 1e-6, as before the setting existed); the floor reaches the loss (a
 /// larger one changes the first step's reconstruction term); refused by name, before a run
 /// folder is written, where there is no Gaussian decoder or the value is out of (0, 1].
@@ -390,8 +390,8 @@ fn var_floor_is_resolved_recorded_and_refused_where_it_cannot_apply() {
         (s, out)
     };
     let sensor = DatasetName::SyntheticSensor;
-    for (family, kind) in [(Family::Rnn, Kind::Ss), (Family::Rnn, Kind::Eu), (Family::Dense, Kind::Ss)] {
-        let recipe_floor = if family == Family::Dense { RECIPE_VAR_FLOOR } else { LEGACY_GAUSSIAN_VAR_FLOOR };
+    for (family, kind) in [(Family::Rnn, Kind::Ss), (Family::Rnn, Kind::Eu), (Family::Dense, Kind::Ss), (Family::Dense, Kind::Eu)] {
+        let recipe_floor = if (family, kind) == (Family::Dense, Kind::Ss) { RECIPE_VAR_FLOOR } else { LEGACY_GAUSSIAN_VAR_FLOOR };
         for (floor, recipe, want) in
             [(None, Recipe::Default, recipe_floor), (None, Recipe::Paper, LEGACY_GAUSSIAN_VAR_FLOOR), (Some(0.05), Recipe::Paper, 0.05)]
         {

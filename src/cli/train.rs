@@ -259,7 +259,7 @@ pub struct ModelArgs {
     pub gumbel_temperature: Option<f32>,
     /// Gaussian decoders (recurrent models, dense models of tables): the floor F in (0, 1] of
     /// the variance softplus(raw) + F, in standardised units (0.01: a standard deviation of at
-    /// least a tenth of the feature's) [default: dense models of tables 0.1 under the default
+    /// least a tenth of the feature's) [default: SS dense models of tables 0.1 under the default
     /// recipe; otherwise 1e-6].
     #[arg(long)]
     pub var_floor: Option<f32>,
