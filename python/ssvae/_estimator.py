@@ -68,8 +68,8 @@ class SSVAEClassifier(ClassifierMixin, BaseEstimator):
         (a tenth while fewer than a tenth of the samples are labeled, else the paper's half), and for the dense, CNN and recurrent families
         adds the consistency of pi under a perturbation of the input (images shifted by a
         sixteenth of their side; series shifted by a sixteenth of the window, rescaled and
-        noised), and gives the Gaussian decoder of tables a variance floor of 0.1 of each
-        standardised feature's (1e-6 in the paper's);
+        noised), and gives the Gaussian decoder of SS models of tables a variance floor of 0.1
+        of each standardised feature's (1e-6 in the paper's and for EU models);
         ``paper`` is the paper's protocol.
     anomaly_draws : int
         Draws of z per anomaly score (``score_samples``).
