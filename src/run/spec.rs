@@ -251,7 +251,7 @@ impl ModelChoice {
             label_smoothing: Some(m.label_smoothing),
             pi_to_decoder: Some(m.pi_to_decoder),
             gumbel_temperature: (m.pi_to_decoder == PiToDecoder::Gumbel).then_some(m.gumbel_temperature),
-            var_floor: Some(m.var_floor),
+            var_floor: m.has_gaussian_decoder().then_some(m.var_floor),
             consistency_weight: Some(m.consistency_weight),
             consistency_noise: (m.consistency_weight > 0.0).then_some(m.consistency_noise),
             consistency_shift: (m.consistency_weight > 0.0).then_some(m.consistency_shift),
