@@ -444,3 +444,55 @@ fn var_floor_is_resolved_recorded_and_refused_where_it_cannot_apply() {
         let _ = std::fs::remove_dir_all(&out);
     }
 }
+
+/// The default recipe gives dense models of tables two hidden layers of
+/// `RECIPE_TABLE_HIDDEN` units (any kind); `--recipe paper`, a given `--hidden`, images and
+/// the recurrent family keep theirs. Recorded in config.json (a resumed run keeps its width).
+#[test]
+fn table_width_is_the_recipes_for_dense_models_of_tables_only() {
+    use ssvae::model::Family;
+    use ssvae::run::{self, DatasetName, Quiet, Recipe, RunConfig, RunSpec, RECIPE_TABLE_HIDDEN};
+    let be = CpuBackend::new();
+    let dir = std::env::temp_dir().join(format!("ssvae-levers-table-width-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = String::from("a,b,c,label\n");
+    for i in 0..48 {
+        let class = ["x", "y", "z"][i % 3];
+        let label = if i < 12 { class } else { "" };
+        text += &format!("{},{},{},{label}\n", (i % 3) as f32 * 2.0 + (i as f32 * 0.37).sin(), (i as f32 * 1.3).cos(), i as f32 * 0.1);
+    }
+    let table = dir.join("t.csv");
+    std::fs::write(&table, text).unwrap();
+    let hidden = |name: &str, family: Family, kind: Kind, dataset: DatasetName, recipe: Recipe, given: Option<Vec<usize>>| {
+        let out = dir.join(name);
+        let mut s = RunSpec::new(family, kind, dataset);
+        if dataset == DatasetName::Table {
+            s.data.path = Some(table.clone());
+            s.data.series.test_fraction = Some(0.25);
+        } else {
+            s.data.synthetic = (96, 16);
+            s.labels = Some(LabelSpec::Count(12));
+        }
+        s.model.hidden = given;
+        if family == Family::Rnn {
+            s.model.hidden = Some(vec![8, 8, 8]);
+        }
+        s.batch_size = 16;
+        s.epochs = 1;
+        s.recipe = recipe;
+        s.out = Some(out.clone());
+        run::train(&be, &s, &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
+        RunConfig::load(&out).unwrap().train.model.hidden
+    };
+    let (table_ds, paper, default) = (DatasetName::Table, Recipe::Paper, Recipe::Default);
+    for kind in [Kind::Ss, Kind::Es, Kind::Eu] {
+        assert_eq!(hidden(&format!("{kind:?}"), Family::Dense, kind, table_ds, default, None), RECIPE_TABLE_HIDDEN.to_vec(), "{kind:?}");
+    }
+    assert_eq!(hidden("paper", Family::Dense, Kind::Ss, table_ds, paper, None), vec![1024, 1024]);
+    assert_eq!(hidden("given", Family::Dense, Kind::Ss, table_ds, default, Some(vec![64])), vec![64]);
+    assert_eq!(hidden("images", Family::Dense, Kind::Es, DatasetName::Synthetic, default, None), vec![1024, 1024]);
+    // flattened sensor windows (a dense model of series, not a table) keep the paper's width
+    assert_eq!(hidden("windows", Family::Dense, Kind::Es, DatasetName::SyntheticSensor, default, None), vec![1024, 1024]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

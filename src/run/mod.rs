@@ -34,7 +34,7 @@ pub use spec::{
     optimizer_lr, recipe_consistency_shift, recipe_labeled_share, ModelChoice, OptimizerKind, Recipe, ResumeChanges, RunConfig, RunSpec,
     DEFAULT_CONSISTENCY_NOISE, DEFAULT_LABELS, FORMAT_VERSION, RECIPE_CONSISTENCY_NOISE_IMAGES, RECIPE_CONSISTENCY_SCALE_SERIES,
     RECIPE_CONSISTENCY_SHIFT_FRACTION, RECIPE_CONSISTENCY_WEIGHT, RECIPE_ENTROPY_WEIGHT, RECIPE_HALF_SHARE_FRACTION, RECIPE_KL_WARMUP,
-    RECIPE_LABELED_SHARE, RECIPE_LABEL_SMOOTHING, RECIPE_VAR_FLOOR,
+    RECIPE_LABELED_SHARE, RECIPE_LABEL_SMOOTHING, RECIPE_TABLE_HIDDEN, RECIPE_VAR_FLOOR,
 };
 pub use summary::{EpochReport, GroupScores, Metric, Observer, Quiet, RunStart, RunSummary, StepProgress};
 pub use train::{resume, train};
