@@ -445,12 +445,14 @@ fn var_floor_is_resolved_recorded_and_refused_where_it_cannot_apply() {
     }
 }
 
-/// The default recipe gives dense models of tables two hidden layers of
-/// `RECIPE_TABLE_HIDDEN` units (any kind); `--recipe paper`, a given `--hidden`, images and
-/// the recurrent family keep theirs. Recorded in config.json (a resumed run keeps its width).
+/// The default recipe gives dense models of tables of real values (the Gaussian decoder) two
+/// hidden layers of `RECIPE_TABLE_HIDDEN` units (any kind); `--recipe paper`, a given
+/// `--hidden`, a table of values in [0, 1] (the Bernoulli decoder, unless `--likelihood
+/// gaussian`), images and series windows keep theirs. Recorded in config.json (a resumed run
+/// keeps its width).
 #[test]
 fn table_width_is_the_recipes_for_dense_models_of_tables_only() {
-    use ssvae::model::Family;
+    use ssvae::model::{Family, Likelihood};
     use ssvae::run::{self, DatasetName, Quiet, Recipe, RunConfig, RunSpec, RECIPE_TABLE_HIDDEN};
     let be = CpuBackend::new();
     let dir = std::env::temp_dir().join(format!("ssvae-levers-table-width-{}", std::process::id()));
@@ -463,7 +465,31 @@ fn table_width_is_the_recipes_for_dense_models_of_tables_only() {
         text += &format!("{},{},{},{label}\n", (i % 3) as f32 * 2.0 + (i as f32 * 0.37).sin(), (i as f32 * 1.3).cos(), i as f32 * 0.1);
     }
     let table = dir.join("t.csv");
-    std::fs::write(&table, text).unwrap();
+    std::fs::write(&table, &text).unwrap();
+    // the same rows squashed into [0, 1]: the Bernoulli decoder
+    let unit = dir.join("unit.csv");
+    let squash = |v: &str| v.parse::<f32>().map_or(v.to_string(), |x| format!("{}", 1.0 / (1.0 + (-x).exp())));
+    let unit_text: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { l.to_string() } else { l.split(',').map(squash).collect::<Vec<_>>().join(",") })
+        .collect();
+    std::fs::write(&unit, unit_text.join("\n") + "\n").unwrap();
+    let hidden_on = |name: &str, path: &std::path::Path, likelihood: Option<Likelihood>, recipe: Recipe, given: Option<Vec<usize>>| {
+        let out = dir.join(name);
+        let mut s = RunSpec::new(Family::Dense, Kind::Ss, DatasetName::Table);
+        s.data.path = Some(path.to_path_buf());
+        s.data.series.test_fraction = Some(0.25);
+        s.model.hidden = given;
+        s.model.likelihood = likelihood;
+        s.batch_size = 16;
+        s.epochs = 1;
+        s.recipe = recipe;
+        s.out = Some(out.clone());
+        run::train(&be, &s, &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let m = RunConfig::load(&out).unwrap().train.model;
+        (m.hidden, m.likelihood)
+    };
     let hidden = |name: &str, family: Family, kind: Kind, dataset: DatasetName, recipe: Recipe, given: Option<Vec<usize>>| {
         let out = dir.join(name);
         let mut s = RunSpec::new(family, kind, dataset);
@@ -491,6 +517,12 @@ fn table_width_is_the_recipes_for_dense_models_of_tables_only() {
     }
     assert_eq!(hidden("paper", Family::Dense, Kind::Ss, table_ds, paper, None), vec![1024, 1024]);
     assert_eq!(hidden("given", Family::Dense, Kind::Ss, table_ds, default, Some(vec![64])), vec![64]);
+    assert_eq!(hidden_on("unit", &unit, None, default, None), (vec![1024, 1024], Likelihood::Bernoulli));
+    assert_eq!(
+        hidden_on("unit-gaussian", &unit, Some(Likelihood::Gaussian), default, None),
+        (RECIPE_TABLE_HIDDEN.to_vec(), Likelihood::Gaussian)
+    );
+    assert_eq!(hidden_on("real", &table, None, default, None), (RECIPE_TABLE_HIDDEN.to_vec(), Likelihood::Gaussian));
     assert_eq!(hidden("images", Family::Dense, Kind::Es, DatasetName::Synthetic, default, None), vec![1024, 1024]);
     // flattened sensor windows (a dense model of series, not a table) keep the paper's width
     assert_eq!(hidden("windows", Family::Dense, Kind::Es, DatasetName::SyntheticSensor, default, None), vec![1024, 1024]);
