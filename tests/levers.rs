@@ -448,12 +448,12 @@ fn var_floor_is_resolved_recorded_and_refused_where_it_cannot_apply() {
 /// The default recipe gives dense models of tables of real values (the Gaussian decoder) two
 /// hidden layers of `RECIPE_TABLE_HIDDEN` units (any kind); `--recipe paper`, a given
 /// `--hidden`, a table of values in [0, 1] (the Bernoulli decoder, unless `--likelihood
-/// gaussian`), images and series windows keep theirs. Recorded in config.json (a resumed run
-/// keeps its width).
+/// gaussian`), images and series windows keep theirs. The same tables get epochs of at least
+/// `RECIPE_TABLE_MIN_EPOCH_STEPS` steps. Recorded in config.json (a resumed run keeps them).
 #[test]
 fn table_width_is_the_recipes_for_dense_models_of_tables_only() {
     use ssvae::model::{Family, Likelihood};
-    use ssvae::run::{self, DatasetName, Quiet, Recipe, RunConfig, RunSpec, RECIPE_TABLE_HIDDEN};
+    use ssvae::run::{self, DatasetName, Quiet, Recipe, RunConfig, RunSpec, RECIPE_TABLE_HIDDEN, RECIPE_TABLE_MIN_EPOCH_STEPS};
     let be = CpuBackend::new();
     let dir = std::env::temp_dir().join(format!("ssvae-levers-table-width-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -480,6 +480,7 @@ fn table_width_is_the_recipes_for_dense_models_of_tables_only() {
         let mut s = RunSpec::new(Family::Dense, Kind::Ss, DatasetName::Table);
         s.data.path = Some(path.to_path_buf());
         s.data.series.test_fraction = Some(0.25);
+        let given_width = given.is_some();
         s.model.hidden = given;
         s.model.likelihood = likelihood;
         s.batch_size = 16;
@@ -487,8 +488,10 @@ fn table_width_is_the_recipes_for_dense_models_of_tables_only() {
         s.recipe = recipe;
         s.out = Some(out.clone());
         run::train(&be, &s, &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let m = RunConfig::load(&out).unwrap().train.model;
-        (m.hidden, m.likelihood)
+        let t = RunConfig::load(&out).unwrap().train;
+        let want_steps = if !given_width && t.model.hidden == RECIPE_TABLE_HIDDEN { RECIPE_TABLE_MIN_EPOCH_STEPS } else { 0 };
+        assert_eq!(t.min_epoch_steps, want_steps, "{name}: the epoch length goes with the width");
+        (t.model.hidden, t.model.likelihood)
     };
     let hidden = |name: &str, family: Family, kind: Kind, dataset: DatasetName, recipe: Recipe, given: Option<Vec<usize>>| {
         let out = dir.join(name);
@@ -509,7 +512,10 @@ fn table_width_is_the_recipes_for_dense_models_of_tables_only() {
         s.recipe = recipe;
         s.out = Some(out.clone());
         run::train(&be, &s, &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
-        RunConfig::load(&out).unwrap().train.model.hidden
+        let t = RunConfig::load(&out).unwrap().train;
+        let table_default = dataset == DatasetName::Table && recipe == Recipe::Default;
+        assert_eq!(t.min_epoch_steps, if table_default { RECIPE_TABLE_MIN_EPOCH_STEPS } else { 0 }, "{name}");
+        t.model.hidden
     };
     let (table_ds, paper, default) = (DatasetName::Table, Recipe::Paper, Recipe::Default);
     for kind in [Kind::Ss, Kind::Es, Kind::Eu] {
