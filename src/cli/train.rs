@@ -205,7 +205,8 @@ pub struct ModelArgs {
     #[arg(long, value_parser = model_parser())]
     pub model: Option<(Family, Kind)>,
     /// Encoder widths (the decoder mirrors them); for a CNN its dense layers [default: 1024,1024
-    /// dense, 512 CNN, 40,40,30 RNN (dense,lstm,dense)].
+    /// dense (256,256 on a table of real values, default recipe), 512 CNN, 40,40,30 RNN
+    /// (dense,lstm,dense)].
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
     /// CNN convolutions as channels:kernel:stride [default: 64:3:1,64:3:1,64:3:2].
@@ -386,7 +387,8 @@ pub struct TrainingArgs {
     pub epochs: Option<usize>,
     /// The fewest steps of an epoch: a small training set is passed over several times an
     /// epoch (ten one-pass epochs of a table of a few hundred rows are a few dozen steps)
-    /// [default: 0, one pass].
+    /// [default: 100 for dense models of a table of real values while fewer than a quarter of
+    /// its rows are labeled (default recipe), else 0, one pass].
     #[arg(long)]
     pub min_epoch_steps: Option<usize>,
     /// Rows per step; SS models mix labeled and unlabeled rows (see --labeled-share)
