@@ -387,8 +387,8 @@ pub struct TrainingArgs {
     pub epochs: Option<usize>,
     /// The fewest steps of an epoch: a small training set is passed over several times an
     /// epoch (ten one-pass epochs of a table of a few hundred rows are a few dozen steps)
-    /// [default: 100 for dense models of a table of real values while fewer than a quarter of
-    /// its rows are labeled (default recipe), else 0, one pass].
+    /// [default: 100 for dense models of a table of real values while less than 0.25 of its
+    /// rows are labeled (default recipe), else 0, one pass].
     #[arg(long)]
     pub min_epoch_steps: Option<usize>,
     /// Rows per step; SS models mix labeled and unlabeled rows (see --labeled-share)
@@ -828,7 +828,22 @@ mod tests {
             ("--kl-warmup", format!("[default: {}]", ssvae::run::RECIPE_KL_WARMUP)),
             ("--label-smoothing", format!("[default: {}]", ssvae::run::RECIPE_LABEL_SMOOTHING)),
             ("--pi-to-decoder", "[default: softmax]".to_string()),
-            ("--min-epoch-steps", "[default: 0, one pass]".to_string()),
+            (
+                "--min-epoch-steps",
+                format!(
+                    "[default: {} for dense models of a table of real values while less than {} of its rows are labeled (default recipe), else 0, one pass]",
+                    ssvae::run::RECIPE_TABLE_MIN_EPOCH_STEPS,
+                    ssvae::run::RECIPE_TABLE_FEW_LABELS_FRACTION
+                ),
+            ),
+            (
+                "--hidden",
+                format!(
+                    "[default: 1024,1024 dense ({},{} on a table of real values, default recipe), 512 CNN",
+                    ssvae::run::RECIPE_TABLE_HIDDEN[0],
+                    ssvae::run::RECIPE_TABLE_HIDDEN[1]
+                ),
+            ),
         ] {
             let at = help.find(&format!("{flag} ")).unwrap_or_else(|| panic!("{flag} not in help"));
             let next = help[at + 2..].find("\n  -").map_or(help.len(), |i| at + 2 + i);
@@ -836,8 +851,8 @@ mod tests {
         }
     }
 
-    /// --min-epoch-steps is passed on as given (no recipe default: see RESULTS.md, "Small
-    /// training sets").
+    /// --min-epoch-steps is passed on as given (the recipe's default for tables is resolved
+    /// with the data: `RunSpec::resolve`).
     #[test]
     fn min_epoch_steps_as_given() {
         let spec = |args: &[&str]| {
