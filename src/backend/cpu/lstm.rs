@@ -8,65 +8,7 @@
 //! The input projection x W_ih + b is NOT done here: it is one GEMM over all batch * steps
 //! rows, and likewise the weight gradients are GEMMs over the `dgates` this backward writes.
 
-/// e^x without a libm call, so loops over gates compile to vector code (libm's expf and tanhf,
-/// called per element, were most of the recurrence's time: 200 per batch row and step).
-/// Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial for e^r (about 1 ulp),
-/// 2^n from the exponent bits; rounding by the 1.5 * 2^23 trick (no `round`, which is a libm
-/// call on baseline x86-64), which also leaves n in the low bits of the rounded value.
-#[inline(always)]
-fn exp_v(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    const MAGIC: f32 = 12582912.0; // 1.5 * 2^23
-    let t = x * std::f32::consts::LOG2_E + MAGIC;
-    let n = t - MAGIC;
-    // n as an integer from t's mantissa bits (t = 1.5 * 2^23 + n exactly), not `n as i32`:
-    // Rust's saturating float-to-int cast does not vectorise, and one scalar conversion and
-    // lane insert per element was the hottest part of the gate activations
-    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
-    let y = p * r * r + r + 1.0;
-    y * f32::from_bits((ni.wrapping_add(127) << 23) as u32)
-}
-
-/// The logistic function as the WGSL side writes it: e^{-|x|} only, so nothing overflows.
-#[inline(always)]
-fn sigmoid_v(x: f32) -> f32 {
-    let e = exp_v(-x.abs());
-    let s = 1.0 / (1.0 + e);
-    if x >= 0.0 {
-        s
-    } else {
-        e * s
-    }
-}
-
-/// tanh as the WGSL side computes it (argument clamped to +/-15, where tanh is +/-1 in f32):
-/// Cephes' odd polynomial below 0.625 (where 1 - e^{-2|x|} would cancel), else
-/// (1 - e^{-2|x|}) / (1 + e^{-2|x|}) with the sign of x.
-#[inline(always)]
-fn tanh_c(x: f32) -> f32 {
-    let x = x.clamp(-15.0, 15.0);
-    let z = x * x;
-    let mut p = -5.704_988_7e-3f32;
-    p = p * z + 2.063_908_9e-2;
-    p = p * z + -5.373_971_6e-2;
-    p = p * z + 1.333_144_2e-1;
-    p = p * z + -3.333_328_2e-1;
-    let small = x + x * z * p;
-    let e = exp_v(-2.0 * x.abs());
-    let big = ((1.0 - e) / (1.0 + e)).copysign(x);
-    if x.abs() < 0.625 {
-        small
-    } else {
-        big
-    }
-}
+use super::fastmath::{sigmoid_v, tanh_c};
 
 /// Rows of the batch advanced together through the recurrence: each step's product
 /// h_{t-1} W_hh is computed for R rows at once, so every row of W_hh loaded from L1 serves R
@@ -78,25 +20,34 @@ const GB: usize = 16;
 /// Hidden units per register block of the backward product dz W_hh^T.
 const JB: usize = 16;
 
-/// W_hh (hidden x 4H) with its columns padded with zeros to a multiple of `GB`.
+/// W_hh (hidden x 4H) in column blocks of `GB`: block b holds, for j = 0..hidden, the
+/// columns b GB..(b + 1) GB of row j (zero past 4H), so that a block's product walks one
+/// contiguous stretch of memory with no bounds checks (returns the padded width 4H -> gp).
 fn pad_w_hh(hidden: usize, w_hh: &[f32]) -> (usize, Vec<f32>) {
     let g4 = 4 * hidden;
     let gp = g4.div_ceil(GB) * GB;
     let mut wp = vec![0f32; hidden * gp];
-    for j in 0..hidden {
-        wp[j * gp..j * gp + g4].copy_from_slice(&w_hh[j * g4..(j + 1) * g4]);
+    for b in 0..gp / GB {
+        for j in 0..hidden {
+            for l in 0..GB.min(g4 - b * GB) {
+                wp[(b * hidden + j) * GB + l] = w_hh[j * g4 + b * GB + l];
+            }
+        }
     }
     (gp, wp)
 }
 
-/// W_hh^T (4H x hidden) with its columns padded with zeros to a multiple of `JB`.
+/// W_hh^T (4H x hidden) in column blocks of `JB`: block b holds, for k = 0..4H, the hidden
+/// units b JB..(b + 1) JB of W_hh's column k (zero past hidden); returns the padded width.
 fn pad_w_hh_t(hidden: usize, w_hh: &[f32]) -> (usize, Vec<f32>) {
     let g4 = 4 * hidden;
     let hp = hidden.div_ceil(JB) * JB;
     let mut wt = vec![0f32; g4 * hp];
-    for j in 0..hidden {
+    for b in 0..hp / JB {
         for k in 0..g4 {
-            wt[k * hp + j] = w_hh[j * g4 + k];
+            for l in 0..JB.min(hidden - b * JB) {
+                wt[(b * g4 + k) * JB + l] = w_hh[(b * JB + l) * g4 + k];
+            }
         }
     }
     (hp, wt)
@@ -104,19 +55,19 @@ fn pad_w_hh_t(hidden: usize, w_hh: &[f32]) -> (usize, Vec<f32>) {
 
 /// i, f, o = sigmoid, g = tanh over one row's pre-activations [i | f | g | o] (4H wide).
 #[inline(always)]
-fn activate_gates(hidden: usize, z: &mut [f32]) {
+fn activate_gates<const FMA: bool>(hidden: usize, z: &mut [f32]) {
     let (ifg, o) = z[..4 * hidden].split_at_mut(3 * hidden);
     let (i_f, g) = ifg.split_at_mut(2 * hidden);
     // plain loops: an iterator adapter such as `chain` was compiled as a separate function
     // outside the AVX2 path and was ~15% of the forward (perf, one thread)
     for z in i_f.iter_mut() {
-        *z = sigmoid_v(*z);
+        *z = sigmoid_v::<FMA>(*z);
     }
     for z in o.iter_mut() {
-        *z = sigmoid_v(*z);
+        *z = sigmoid_v::<FMA>(*z);
     }
     for z in g.iter_mut() {
-        *z = tanh_c(*z);
+        *z = tanh_c::<FMA>(*z);
     }
 }
 
@@ -200,16 +151,27 @@ unsafe fn forward_rows_avx2_fma<const R: usize>(f: &Fwd, h_seq: &mut [f32], c_se
 /// straight into the step's rows of `gates`; then the gate activations there and the cell
 /// update row by row, writing hprev, c_seq and h_seq in the same pass (no staging buffer: the
 /// run-time-length copies of one were ~4% of the forward as `memmove` calls).
+///
+/// h_{t-1} is kept transposed (`ht[j R + r]`) and W_hh in column blocks (`pad_w_hh`), so the
+/// product's inner loop reads two contiguous streams through one pointer each: with the R rows
+/// of h as separate slices their base pointers were spilled to the stack and reloaded, with a
+/// bounds check, for every multiply-add group (perf: ~15% of the forward).
 #[inline(always)]
 fn forward_rows<const R: usize, const FMA: bool>(f: &Fwd, h_seq: &mut [f32], c_seq: &mut [f32], gates: &mut [f32], hprev: &mut [f32]) {
     let Fwd { steps, hidden, gp, xproj, wp, h0, c0 } = *f;
     let (h4, g4) = (hidden, 4 * hidden);
-    let mut h = h0[..R * h4].to_vec();
+    let mut ht = vec![0f32; R * h4];
+    for r in 0..R {
+        for j in 0..h4 {
+            ht[j * R + r] = h0[r * h4 + j];
+        }
+    }
     let mut c = c0[..R * h4].to_vec();
     for t in 0..steps {
-        for kb in (0..gp).step_by(GB) {
+        for (blk, wb) in wp[..hidden * gp].chunks_exact(hidden * GB).enumerate() {
             // the gates kb..kb + GB of each row (fewer in a last, partial block: the padded
             // columns of W_hh are zero and their sums are dropped)
+            let kb = blk * GB;
             let width = GB.min(g4 - kb);
             let mut acc = [[0f32; GB]; R];
             for r in 0..R {
@@ -224,12 +186,12 @@ fn forward_rows<const R: usize, const FMA: bool>(f: &Fwd, h_seq: &mut [f32], c_s
                     acc[r] = part;
                 }
             }
-            for j in 0..hidden {
-                let w: &[f32; GB] = wp[j * gp + kb..j * gp + kb + GB].try_into().unwrap();
+            for (w, hj) in wb.chunks_exact(GB).zip(ht.chunks_exact(R)) {
+                let w: &[f32; GB] = w.try_into().unwrap();
+                let hj: &[f32; R] = hj.try_into().unwrap();
                 for r in 0..R {
-                    let hj = h[r * h4 + j];
                     for l in 0..GB {
-                        acc[r][l] = super::madd::<FMA>(hj, w[l], acc[r][l]);
+                        acc[r][l] = super::madd::<FMA>(hj[r], w[l], acc[r][l]);
                     }
                 }
             }
@@ -246,44 +208,37 @@ fn forward_rows<const R: usize, const FMA: bool>(f: &Fwd, h_seq: &mut [f32], c_s
         }
         for r in 0..R {
             let (st, gt) = ((r * steps + t) * h4, (r * steps + t) * g4);
+            // h_{t-1} of this row: the previous step's output, or h0
+            if t == 0 {
+                hprev[st..st + h4].copy_from_slice(&h0[r * h4..(r + 1) * h4]);
+            } else {
+                hprev[st..st + h4].copy_from_slice(&h_seq[st - h4..st]);
+            }
             let zr = &mut gates[gt..gt + g4];
-            activate_gates(hidden, zr);
+            activate_gates::<FMA>(hidden, zr);
             let (i, rest) = zr.split_at(h4);
             let (fg, rest) = rest.split_at(h4);
             let (g, o) = rest.split_at(h4);
-            let (hr, cr) = (&mut h[r * h4..(r + 1) * h4], &mut c[r * h4..(r + 1) * h4]);
-            cell_update(i, fg, g, o, hr, cr, &mut hprev[st..st + h4], &mut c_seq[st..st + h4], &mut h_seq[st..st + h4]);
+            let h_out = &mut h_seq[st..st + h4];
+            cell_update::<FMA>(i, fg, g, o, &mut c[r * h4..(r + 1) * h4], &mut c_seq[st..st + h4], h_out);
+            for (j, &hj) in h_out.iter().enumerate() {
+                ht[j * R + r] = hj;
+            }
         }
     }
 }
 
-/// One row's cell update at one step: hprev = h_{t-1}; c = f c + i g; h = o tanh(c), also
-/// written to c_seq and h_seq. A function of its own so that its slices are known not to
-/// overlap (the loop vectorises).
+/// One row's cell update at one step: c = f c + i g; h = o tanh(c), c also written to c_seq.
+/// A function of its own so that its slices are known not to overlap (the loop vectorises).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn cell_update(
-    i: &[f32],
-    f: &[f32],
-    g: &[f32],
-    o: &[f32],
-    h: &mut [f32],
-    c: &mut [f32],
-    hprev: &mut [f32],
-    c_out: &mut [f32],
-    h_out: &mut [f32],
-) {
-    let n = h.len();
-    let (i, f, g, o, c, hprev, c_out, h_out) =
-        (&i[..n], &f[..n], &g[..n], &o[..n], &mut c[..n], &mut hprev[..n], &mut c_out[..n], &mut h_out[..n]);
+fn cell_update<const FMA: bool>(i: &[f32], f: &[f32], g: &[f32], o: &[f32], c: &mut [f32], c_out: &mut [f32], h_out: &mut [f32]) {
+    let n = c.len();
+    let (i, f, g, o, c_out, h_out) = (&i[..n], &f[..n], &g[..n], &o[..n], &mut c_out[..n], &mut h_out[..n]);
     for u in 0..n {
-        hprev[u] = h[u];
         let cu = f[u] * c[u] + i[u] * g[u];
         c[u] = cu;
         c_out[u] = cu;
-        let hu = o[u] * tanh_c(cu);
-        h[u] = hu;
-        h_out[u] = hu;
+        h_out[u] = o[u] * tanh_c::<FMA>(cu);
     }
 }
 
@@ -308,7 +263,7 @@ fn prefetch(x: &[f32]) {
 /// have needed dozens of run-time overlap checks) and was ~40% of the backward.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gate_grads(
+fn gate_grads<const FMA: bool>(
     gi: &[f32],
     gf: &[f32],
     gg: &[f32],
@@ -329,7 +284,7 @@ fn gate_grads(
     let (dzi, dzf, dzg, dzo) = (&mut dzi[..n], &mut dzf[..n], &mut dzg[..n], &mut dzo[..n]);
     for u in 0..n {
         let (i, f, g, o) = (gi[u], gf[u], gg[u], go[u]);
-        let tc = tanh_c(c_t[u]);
+        let tc = tanh_c::<FMA>(c_t[u]);
         let dh = dh_t[u] + dh_rec[u];
         let dc = dc_next[u] + dh * o * (1.0 - tc * tc);
         dzi[u] = dc * g * (i * (1.0 - i));
@@ -467,14 +422,19 @@ fn backward_rows<const R: usize, const FMA: bool>(b: &Bwd, dgates: &mut [f32], d
             let (dzi, rest) = dz.split_at_mut(h4);
             let (dzf, rest) = rest.split_at_mut(h4);
             let (dzg, dzo) = rest.split_at_mut(h4);
-            gate_grads(gi, gf, gg, go, c_prev, c_t, dh_t, dhr, dzi, dzf, dzg, dzo, dcn);
+            gate_grads::<FMA>(gi, gf, gg, go, c_prev, c_t, dh_t, dhr, dzi, dzf, dzg, dzo, dcn);
         }
-        for jb in (0..hp).step_by(JB) {
+        // dh_rec = dz W_hh^T: the R rows' gate gradients at this step, each a slice of
+        // exactly 4H (so the loop below indexes them without bounds checks), against the
+        // column blocks of W_hh^T read through one pointer
+        let dz: [&[f32]; R] = std::array::from_fn(|r| &dgates[(r * steps + t) * g4..(r * steps + t + 1) * g4]);
+        for (blk, wb) in wt[..g4 * hp].chunks_exact(g4 * JB).enumerate() {
+            let jb = blk * JB;
             let mut acc = [[0f32; JB]; R];
-            for k in 0..g4 {
-                let w: &[f32; JB] = wt[k * hp + jb..k * hp + jb + JB].try_into().unwrap();
+            for (k, w) in wb.chunks_exact(JB).enumerate() {
+                let w: &[f32; JB] = w.try_into().unwrap();
                 for r in 0..R {
-                    let d = dgates[(r * steps + t) * g4 + k];
+                    let d = dz[r][k];
                     for l in 0..JB {
                         acc[r][l] = super::madd::<FMA>(d, w[l], acc[r][l]);
                     }
@@ -646,24 +606,5 @@ mod tests {
                 assert!(worst < 2e-5, "b{b} t{t} h{h} {name}: FMA vs plain differ by {worst:e}");
             }
         }
-    }
-
-    /// The vectorisable exp, sigmoid and tanh against f64 over [-20, 20] in steps of 1e-3
-    /// (and the clamped tails): within 2 ulp relative, 1e-7 absolute.
-    #[test]
-    fn fast_activations_match_f64() {
-        let (mut worst_exp, mut worst_sig, mut worst_tanh) = (0f64, 0f64, 0f64);
-        for i in -20_000..=20_000 {
-            let x = i as f32 * 1e-3;
-            let xd = x as f64;
-            worst_exp = worst_exp.max(((exp_v(x) as f64) - xd.exp()).abs() / xd.exp());
-            worst_sig = worst_sig.max(((sigmoid_v(x) as f64) - 1.0 / (1.0 + (-xd).exp())).abs());
-            worst_tanh = worst_tanh.max(((tanh_c(x) as f64) - xd.tanh()).abs() / xd.tanh().abs().max(1e-3));
-        }
-        assert!(worst_exp < 2.5e-7, "exp: worst relative error {worst_exp}");
-        assert!(worst_sig < 1.2e-7, "sigmoid: worst absolute error {worst_sig}");
-        assert!(worst_tanh < 2.5e-7, "tanh: worst relative error {worst_tanh}");
-        assert_eq!(tanh_c(40.0), 1.0);
-        assert!(sigmoid_v(-200.0) < 1e-37);
     }
 }

@@ -77,6 +77,7 @@ pub(crate) fn fma_available() -> bool {
 pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
+pub mod fastmath;
 pub mod gather;
 pub mod gemm;
 pub mod loss;
