@@ -8,29 +8,55 @@
 pub fn col_sum(rows: usize, cols: usize, accumulate: bool, x: &[f32], out: &mut [f32]) {
     use rayon::prelude::*;
     const COL_SUM_ROWS: usize = 1024;
-    let chunk_sum = |r0: usize, r1: usize| -> Vec<f64> {
-        const BLOCK: usize = 256;
-        let mut sums = vec![0f64; cols];
-        for c0 in (0..cols).step_by(BLOCK) {
-            let w = BLOCK.min(cols - c0);
-            let mut acc = [0f64; BLOCK];
-            for r in r0..r1 {
-                for (a, &v) in acc[..w].iter_mut().zip(&x[r * cols + c0..r * cols + c0 + w]) {
-                    *a += v as f64;
-                }
-            }
-            sums[c0..c0 + w].copy_from_slice(&acc[..w]);
-        }
-        sums
-    };
+    let avx2 = super::fma_available();
     let parts: Vec<Vec<f64>> = (0..rows.div_ceil(COL_SUM_ROWS))
         .into_par_iter()
-        .map(|ch| chunk_sum(ch * COL_SUM_ROWS, ((ch + 1) * COL_SUM_ROWS).min(rows)))
+        .map(|ch| {
+            let (r0, r1) = (ch * COL_SUM_ROWS, ((ch + 1) * COL_SUM_ROWS).min(rows));
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: `avx2` is true only where the CPU has AVX2 (`fma_available`)
+                return unsafe { chunk_sum_avx2(cols, &x[r0 * cols..r1 * cols]) };
+            }
+            let _ = avx2;
+            chunk_sum(cols, &x[r0 * cols..r1 * cols])
+        })
         .collect();
     for (c, o) in out[..cols].iter_mut().enumerate() {
         let a: f64 = parts.iter().map(|p| p[c]).sum();
         *o = if accumulate { *o + a as f32 } else { a as f32 };
     }
+}
+
+/// Column sums (f64) of a chunk of rows `cols` wide, in row order per column, in blocks of
+/// columns that stay in registers and L1.
+#[inline(always)]
+fn chunk_sum(cols: usize, x: &[f32]) -> Vec<f64> {
+    const BLOCK: usize = 256;
+    let mut sums = vec![0f64; cols];
+    if cols == 0 {
+        return sums;
+    }
+    for c0 in (0..cols).step_by(BLOCK) {
+        let w = BLOCK.min(cols - c0);
+        let mut acc = [0f64; BLOCK];
+        for row in x.chunks_exact(cols) {
+            for (a, &v) in acc[..w].iter_mut().zip(&row[c0..c0 + w]) {
+                *a += v as f64;
+            }
+        }
+        sums[c0..c0 + w].copy_from_slice(&acc[..w]);
+    }
+    sums
+}
+
+/// [`chunk_sum`] compiled for AVX2: the same sums in the same order (each column's own
+/// running f64 total), four f64 lanes per instruction instead of baseline x86-64's two; the
+/// bias gradients of the RNN's 16384-row layers were ~3% of its training step.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chunk_sum_avx2(cols: usize, x: &[f32]) -> Vec<f64> {
+    chunk_sum(cols, x)
 }
 
 pub fn softmax_rows(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) {
