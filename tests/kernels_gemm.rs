@@ -153,6 +153,10 @@ fn cpu_gemm_engines_match_direct_sums() {
         (33, 17, 70, true, true),
         (5000, 40, 9, false, true),
         (1, 1, 1, false, false),
+        // k <= 8 over 2048+ rows (the RNN's latent and class products)
+        (4100, 30, 2, false, true),
+        (2100, 7, 8, false, false),
+        (3000, 160, 1, false, true),
     ];
     for (case, &(m, n, k, ta, tb)) in shapes.iter().enumerate() {
         let mut r = common::rng(900 + case as u64);
@@ -181,6 +185,8 @@ fn cpu_gemm_engines_match_direct_sums() {
         let what = format!("{m}x{n}x{k} ta={ta} tb={tb}");
         let plain = Gemm::new(m, n, k).trans(ta, tb).scaled(0.5, 1.0);
         common::assert_close(&format!("{what} accumulate"), &run(&cpu, plain, &a, &b, None, &c0), &direct(0.5, 1.0, None), 1e-5, 1e-4);
+        let scaled = Gemm::new(m, n, k).trans(ta, tb).scaled(0.5, 0.0);
+        common::assert_close(&format!("{what} scaled"), &run(&cpu, scaled, &a, &b, None, &c0), &direct(0.5, 0.0, None), 1e-5, 1e-4);
         let fused = Gemm::new(m, n, k).trans(ta, tb).bias(Act::Relu);
         common::assert_close(
             &format!("{what} bias relu"),

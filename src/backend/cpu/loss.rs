@@ -155,36 +155,48 @@ pub fn softmax_ce(
     loss: &mut [f32],
     dl: &mut [f32],
 ) {
+    use rayon::prelude::*;
     let _ = UNLABELED;
     let labeled = labels[..rows].iter().filter(|&&y| (y as usize) < classes).count();
     let w = if labeled > 0 { scale / labeled as f32 } else { 0.0 };
-    for r in 0..rows {
-        let s = r * classes..(r + 1) * classes;
-        let y = labels[r] as usize;
-        if y >= classes {
-            loss[r] = 0.0;
-            dl[s].fill(0.0);
-            continue;
-        }
-        let row = &logits[s.clone()];
-        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-        let lse = max + sum.ln();
-        if smoothing > 0.0 {
-            // t_j = on [j == y] + off
-            let (on, off) = (1.0 - smoothing, smoothing / classes as f32);
-            let total: f32 = row.iter().sum();
-            loss[r] = w * (lse - on * row[y] - off * total);
-            for (j, i) in s.enumerate() {
-                let p = (logits[i] - lse).exp();
-                dl[i] = w * (p - (if j == y { on } else { 0.0 } + off));
-            }
-        } else {
-            loss[r] = w * (lse - row[y]);
-            for (j, i) in s.enumerate() {
-                let p = (logits[i] - lse).exp();
-                dl[i] = w * (p - if j == y { 1.0 } else { 0.0 });
-            }
-        }
+    if classes == 0 {
+        loss[..rows].fill(0.0);
+        return;
     }
+    // blocks of rows over the threads (rows are independent; the RNN has 16384 of them, a
+    // step each); libm's e^x, so that smoothing 0 stays the one-hot form bit for bit
+    let exp = f32::exp;
+    const BLOCK: usize = 1024;
+    let blocks = loss[..rows].par_chunks_mut(BLOCK).zip(dl[..rows * classes].par_chunks_mut(BLOCK * classes));
+    blocks.enumerate().for_each(|(blk, (loss_b, dl_b))| {
+        for (k, (loss_r, dl_r)) in loss_b.iter_mut().zip(dl_b.chunks_exact_mut(classes)).enumerate() {
+            let r = blk * BLOCK + k;
+            let y = labels[r] as usize;
+            if y >= classes {
+                *loss_r = 0.0;
+                dl_r.fill(0.0);
+                continue;
+            }
+            let row = &logits[r * classes..(r + 1) * classes];
+            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|&x| exp(x - max)).sum();
+            let lse = max + sum.ln();
+            if smoothing > 0.0 {
+                // t_j = on [j == y] + off
+                let (on, off) = (1.0 - smoothing, smoothing / classes as f32);
+                let total: f32 = row.iter().sum();
+                *loss_r = w * (lse - on * row[y] - off * total);
+                for (j, (d, &l)) in dl_r.iter_mut().zip(row).enumerate() {
+                    let p = exp(l - lse);
+                    *d = w * (p - (if j == y { on } else { 0.0 } + off));
+                }
+            } else {
+                *loss_r = w * (lse - row[y]);
+                for (j, (d, &l)) in dl_r.iter_mut().zip(row).enumerate() {
+                    let p = exp(l - lse);
+                    *d = w * (p - if j == y { 1.0 } else { 0.0 });
+                }
+            }
+        }
+    });
 }
