@@ -200,26 +200,7 @@ const TN_AVX512: usize = 32;
 /// the row tiles of A pass over it (64 measured 4-8% faster than 32 on the RNN's gradients).
 const KC: usize = 64;
 
-/// The instruction sets the long-k tiles are built for, best first.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Simd {
-    Avx512,
-    Avx2Fma,
-    Plain,
-}
-
-fn simd() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if super::fma_available() && std::arch::is_x86_feature_detected!("avx512f") {
-            return Simd::Avx512;
-        }
-        if super::fma_available() {
-            return Simd::Avx2Fma;
-        }
-    }
-    Simd::Plain
-}
+use super::{simd, Simd};
 
 fn gemm_tn_long_k(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
     gemm_tn_long_k_with(simd(), m, n, k, a, b)

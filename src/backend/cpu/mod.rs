@@ -74,6 +74,31 @@ pub(crate) fn fma_available() -> bool {
     }
 }
 
+/// The instruction sets the hot loops are built for (the LSTM's row blocks, the long-k GEMM's
+/// tiles), best first. Every build with fused multiply-adds computes the same operations per
+/// element in the same order, so `Avx512` and `Avx2Fma` give the same bits; `Plain` (a
+/// multiply and an add) agrees to rounding.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Simd {
+    Avx512,
+    Avx2Fma,
+    Plain,
+}
+
+/// The best [`Simd`] build this CPU runs.
+pub(crate) fn simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if fma_available() && std::arch::is_x86_feature_detected!("avx512f") {
+            return Simd::Avx512;
+        }
+        if fma_available() {
+            return Simd::Avx2Fma;
+        }
+    }
+    Simd::Plain
+}
+
 pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
