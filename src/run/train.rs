@@ -486,7 +486,7 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     };
     let mut best: Option<Weights> = resume_best;
     let adapter = be.describe();
-    // the CPU reference backend describes itself as "cpu (N threads)"
+    // the CPU reference backend describes itself as "cpu (N threads, simd build)"
     let backend = if adapter.starts_with("cpu (") { "cpu" } else { "gpu" };
     let spe = trainer.steps_per_epoch();
     obs.started(&RunStart {

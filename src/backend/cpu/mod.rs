@@ -62,41 +62,89 @@ pub(crate) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 }
 
 /// Whether the AVX2 + FMA builds of the hot loops (the LSTM's row blocks, the long-k GEMM's
-/// tiles) can run here.
+/// tiles, the losses' and column sums' loops) run here: the CPU has them and `SSVAE_CPU_SIMD`
+/// does not say `plain` (see [`simd`]).
 pub(crate) fn fma_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    simd() != Simd::Plain
 }
 
 /// The instruction sets the hot loops are built for (the LSTM's row blocks, the long-k GEMM's
 /// tiles), best first. Every build with fused multiply-adds computes the same operations per
 /// element in the same order, so `Avx512` and `Avx2Fma` give the same bits; `Plain` (a
 /// multiply and an add) agrees to rounding.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(crate) enum Simd {
-    Avx512,
-    Avx2Fma,
     Plain,
+    Avx2Fma,
+    Avx512,
 }
 
-/// The best [`Simd`] build this CPU runs.
-pub(crate) fn simd() -> Simd {
+impl Simd {
+    /// The name `SSVAE_CPU_SIMD` takes and the backend's description shows.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Simd::Avx512 => "avx512",
+            Simd::Avx2Fma => "avx2",
+            Simd::Plain => "plain",
+        }
+    }
+}
+
+/// The best build this CPU runs.
+fn detected_simd() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
-        if fma_available() && std::arch::is_x86_feature_detected!("avx512f") {
+        let fma = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+        if fma && std::arch::is_x86_feature_detected!("avx512f") {
             return Simd::Avx512;
         }
-        if fma_available() {
+        if fma {
             return Simd::Avx2Fma;
         }
     }
     Simd::Plain
+}
+
+/// The build the hot loops use: the best this CPU runs, capped by the environment variable
+/// `SSVAE_CPU_SIMD` = `avx512`, `avx2` or `plain` where it is set (to compare the builds, or to
+/// time on an AVX-512 CPU what a CPU without it runs; a level the CPU lacks is not taken).
+/// Read once per process.
+pub(crate) fn simd() -> Simd {
+    static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let best = detected_simd();
+        capped_simd(best, std::env::var("SSVAE_CPU_SIMD").ok().as_deref()).unwrap_or_else(|v| {
+            eprintln!("warning: SSVAE_CPU_SIMD={v:?} is not one of avx512, avx2, plain; using {}", best.name());
+            best
+        })
+    })
+}
+
+/// `best` capped by a `SSVAE_CPU_SIMD` value (none: `best`); an unknown value is returned as
+/// the error.
+fn capped_simd(best: Simd, var: Option<&str>) -> Result<Simd, String> {
+    let Some(v) = var else { return Ok(best) };
+    let want = v.trim().to_ascii_lowercase();
+    match [Simd::Avx512, Simd::Avx2Fma, Simd::Plain].into_iter().find(|s| s.name() == want) {
+        Some(cap) => Ok(best.min(cap)),
+        None => Err(v.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod simd_tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_caps_the_build_and_never_raises_it() {
+        assert_eq!(capped_simd(Simd::Avx512, None), Ok(Simd::Avx512));
+        assert_eq!(capped_simd(Simd::Avx512, Some("avx2")), Ok(Simd::Avx2Fma));
+        assert_eq!(capped_simd(Simd::Avx512, Some(" AVX2 ")), Ok(Simd::Avx2Fma));
+        assert_eq!(capped_simd(Simd::Avx512, Some("plain")), Ok(Simd::Plain));
+        assert_eq!(capped_simd(Simd::Avx2Fma, Some("avx512")), Ok(Simd::Avx2Fma));
+        assert_eq!(capped_simd(Simd::Plain, Some("avx2")), Ok(Simd::Plain));
+        assert_eq!(capped_simd(Simd::Avx2Fma, Some("sse")), Err("sse".to_string()));
+    }
 }
 
 pub mod batchnorm;
@@ -203,7 +251,7 @@ impl Backend for CpuBackend {
     type Launch = CpuLaunch;
 
     fn describe(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
+        format!("cpu ({} threads, {})", rayon::current_num_threads(), simd().name())
     }
 
     fn alloc(&self, len: usize, dtype: DType) -> Result<CpuBuf> {
