@@ -9,22 +9,61 @@ use crate::backend::UNLABELED;
 pub const LEGACY_GAUSSIAN_VAR_FLOOR: f32 = 1e-6;
 
 /// Bernoulli NLL from logits l and targets t in [0, 1], summed over the row's features:
-/// sum_j softplus(l) - t l (stable form); d/dl = sigmoid(l) - t. Rows in parallel; one exp
-/// and one log per element (e = exp(-|l|) serves both softplus and sigmoid).
+/// sum_j softplus(l) - t l (stable form); d/dl = sigmoid(l) - t. Blocks of rows over the
+/// threads; in a block, each element's term and gradient in one vectorisable loop (e =
+/// e^{-|l|} serves softplus and the logistic function; exp and ln(1 + e) from `fastmath`, not
+/// libm: the libm calls were 4% of the dense model's training step), then each row's terms
+/// summed in f64 in feature order.
 pub fn bce_logits(rows: usize, cols: usize, scale: f32, l: &[f32], t: &[f32], loss: &mut [f32], dl: &mut [f32]) {
     use rayon::prelude::*;
-    loss[..rows].par_iter_mut().zip(dl[..rows * cols].par_chunks_mut(cols)).enumerate().for_each(|(r, (loss_r, dl_r))| {
-        let (lr, tr) = (&l[r * cols..(r + 1) * cols], &t[r * cols..(r + 1) * cols]);
-        let mut s = 0.0f64;
-        for j in 0..cols {
-            let (x, y) = (lr[j], tr[j]);
-            let e = (-x.abs()).exp();
-            s += (x.max(0.0) + e.ln_1p() - y * x) as f64;
-            let sig = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-            dl_r[j] = scale * (sig - y);
+    if cols == 0 {
+        loss[..rows].fill(0.0);
+        return;
+    }
+    let br = (4096 / cols).max(1);
+    let fma = super::fma_available();
+    loss[..rows].par_chunks_mut(br).zip(dl[..rows * cols].par_chunks_mut(br * cols)).enumerate().for_each(|(blk, (loss_b, dl_b))| {
+        let i0 = blk * br * cols;
+        let n = dl_b.len();
+        let mut terms = vec![0f32; n];
+        let (lb, tb) = (&l[i0..i0 + n], &t[i0..i0 + n]);
+        #[cfg(target_arch = "x86_64")]
+        if fma {
+            // SAFETY: `fma` is true only where the CPU has AVX2 and FMA
+            unsafe { bce_elems_avx2_fma(scale, lb, tb, &mut terms, dl_b) };
+        } else {
+            bce_elems::<false>(scale, lb, tb, &mut terms, dl_b);
         }
-        *loss_r = scale * s as f32;
+        #[cfg(not(target_arch = "x86_64"))]
+        bce_elems::<false>(scale, lb, tb, &mut terms, dl_b);
+        let _ = fma;
+        for (loss_r, tr) in loss_b.iter_mut().zip(terms.chunks_exact(cols)) {
+            let s: f64 = tr.iter().map(|&v| v as f64).sum();
+            *loss_r = scale * s as f32;
+        }
     });
+}
+
+/// Per element: the Bernoulli NLL term (unscaled) and its gradient (scaled).
+#[inline(always)]
+fn bce_elems<const FMA: bool>(scale: f32, l: &[f32], t: &[f32], terms: &mut [f32], dl: &mut [f32]) {
+    use super::fastmath::{exp_v, ln1p_v};
+    let n = terms.len();
+    let (l, t, dl) = (&l[..n], &t[..n], &mut dl[..n]);
+    for i in 0..n {
+        let (x, y) = (l[i], t[i]);
+        let e = exp_v::<FMA>(-x.abs());
+        terms[i] = x.max(0.0) + ln1p_v::<FMA>(e) - y * x;
+        let sig = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+        dl[i] = scale * (sig - y);
+    }
+}
+
+/// [`bce_elems`] compiled for AVX2 with fused multiply-adds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bce_elems_avx2_fma(scale: f32, l: &[f32], t: &[f32], terms: &mut [f32], dl: &mut [f32]) {
+    bce_elems::<true>(scale, l, t, terms, dl)
 }
 
 /// Gaussian NLL with mean m and variance v = softplus(raw) + floor, summed over features:
