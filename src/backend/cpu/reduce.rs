@@ -46,27 +46,25 @@ fn chunk_sum<const W: usize>(cols: usize, x: &[f32]) -> Vec<f64> {
         sums[c0..c0 + W].copy_from_slice(&block_sum::<W>(cols, c0, x));
         c0 += W;
     }
-    if W > 32 && c0 + 32 <= cols {
-        sums[c0..c0 + 32].copy_from_slice(&block_sum::<32>(cols, c0, x));
-        c0 += 32;
-    }
-    if W > 16 && c0 + 16 <= cols {
-        sums[c0..c0 + 16].copy_from_slice(&block_sum::<16>(cols, c0, x));
-        c0 += 16;
-    }
-    if W > 8 && c0 + 8 <= cols {
-        sums[c0..c0 + 8].copy_from_slice(&block_sum::<8>(cols, c0, x));
-        c0 += 8;
-    }
-    if W > 4 && c0 + 4 <= cols {
-        sums[c0..c0 + 4].copy_from_slice(&block_sum::<4>(cols, c0, x));
-        c0 += 4;
-    }
+    narrower::<W, 32>(cols, &mut c0, x, &mut sums);
+    narrower::<W, 16>(cols, &mut c0, x, &mut sums);
+    narrower::<W, 8>(cols, &mut c0, x, &mut sums);
+    narrower::<W, 4>(cols, &mut c0, x, &mut sums);
     while c0 < cols {
         sums[c0] = block_sum::<1>(cols, c0, x)[0];
         c0 += 1;
     }
     sums
+}
+
+/// One block of `B` < `W` columns at c0 (once: the rest of a row is narrower than W), if they
+/// fit; advances c0.
+#[inline(always)]
+fn narrower<const W: usize, const B: usize>(cols: usize, c0: &mut usize, x: &[f32], sums: &mut [f64]) {
+    if W > B && *c0 + B <= cols {
+        sums[*c0..*c0 + B].copy_from_slice(&block_sum::<B>(cols, *c0, x));
+        *c0 += B;
+    }
 }
 
 /// The totals of columns c0..c0 + W over the chunk's rows, in row order.
