@@ -11,14 +11,13 @@ use std::process::Command;
 
 use common::cli::{ssvae, stderr};
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-bad-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// This test's own folder (removed when the test passes); not made yet.
+fn tmp(name: &str) -> common::TempDir {
+    common::TempDir::unmade("bad", name)
 }
 
 /// A tiny trained SS_D run on 28x28 glyphs.
-fn tiny_run(name: &str, extra: &[&str]) -> PathBuf {
+fn tiny_run(name: &str, extra: &[&str]) -> common::TempDir {
     let out = tmp(name);
     let mut args = vec![
         "train",

@@ -4,15 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use common::cli::{last_json, ssvae, stderr};
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// This test's own folder (removed when the test passes); not made yet.
+fn tmp(name: &str) -> common::TempDir {
+    common::TempDir::unmade("cli", name)
 }
 
 const TINY: &[&str] =

@@ -1,6 +1,8 @@
 //! The data module: IDX reading and validation, the MNIST / Fashion-MNIST loaders (real files
 //! from SSVAE_DATA or ../shared/data), label subsets, the batcher and the synthetic dataset.
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,12 +14,9 @@ use ssvae::data::*;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// A fresh, empty directory unique to this process and test.
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-test-data-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// This test's own folder (removed when the test passes), made and empty.
+fn tmpdir(name: &str) -> common::TempDir {
+    common::TempDir::new("test-data", name)
 }
 
 fn idx_bytes(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {

@@ -14,11 +14,9 @@ use ssvae::data::*;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-test-series-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// This test's own folder (removed when the test passes), made and empty.
+fn tmpdir(name: &str) -> common::TempDir {
+    common::TempDir::new("test-series", name)
 }
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
@@ -359,14 +357,25 @@ fn har_malformed_files_name_the_file_and_line() {
 // ---------------------------------------------------------------------------------------------
 // CSV
 
-/// Writes a CSV file into this process's shared CSV folder (created, never cleared: tests run
-/// in parallel and each uses its own file names).
-fn csv(name: &str, text: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-test-series-{}-csv", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    let p = d.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+/// A CSV file in its own folder, removed with it when the test is done.
+struct CsvFile {
+    _dir: common::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for CsvFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Writes `text` to a CSV file of that name, in a folder of its own.
+fn csv(name: &str, text: &str) -> CsvFile {
+    let dir = common::TempDir::new("test-series-csv", name);
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    CsvFile { _dir: dir, path }
 }
 
 fn flat_opts(steps: usize, channels: usize, order: FlatOrder) -> CsvSeriesOptions {

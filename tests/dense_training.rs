@@ -128,7 +128,7 @@ fn checkpoints_restore_parameters_and_optimizer_state_on_any_backend() {
     for _ in 0..3 {
         t.step(&cpu).unwrap();
     }
-    let dir = std::env::temp_dir().join(format!("ssvae-ckpt-{}", std::process::id()));
+    let dir = common::TempDir::unmade("ckpt", "save-load");
     t.save(&cpu, &dir).unwrap();
     let (graph, _) = ssvae::model::build(&cfg.model, 8, 1).unwrap();
     let check = |be_name: &str, got: Vec<Vec<(String, Vec<usize>, Vec<f32>)>>| {

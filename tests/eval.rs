@@ -86,7 +86,8 @@ fn sample_grid_rows_are_recognised_as_their_class() {
     let names: Vec<String> = (0..10).map(|c| format!("digit {c}")).collect();
     let img = ssvae::eval::plot::label_grid(&grid.cells, (10, styles), (28, 28, 1), 1, &names, None).unwrap();
     assert_eq!((img.width(), img.height()), ((12 + 8 * 7 + 6 * 30) as u32, (2 + 10 * 30) as u32));
-    let path = std::env::temp_dir().join(format!("ssvae-grid-{}.png", std::process::id()));
+    let dir = common::TempDir::new("grid", "png");
+    let path = dir.join("grid.png");
     img.save(&path).unwrap();
     let back = image::open(&path).unwrap();
     assert_eq!((back.width(), back.height()), (img.width(), img.height()));
@@ -131,8 +132,7 @@ fn anomaly_scores_separate_an_unseen_class() {
 
 #[test]
 fn anomaly_score_and_sample_commands() {
-    let dir = std::env::temp_dir().join(format!("ssvae-eval-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::TempDir::unmade("eval-cli", "anomaly");
     let out = dir.join("run");
     let o = ssvae(&[
         "anomaly",
@@ -272,8 +272,7 @@ fn reproduce_quick_writes_a_markdown_table_next_to_the_paper() {
     let root = std::env::var_os("SSVAE_DATA")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").into());
-    let dir = std::env::temp_dir().join(format!("ssvae-repro-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::TempDir::unmade("repro", "quick");
     // the dense rows only (--rows): the CNN rows would take minutes on two cores
     let args = [
         "reproduce",

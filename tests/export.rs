@@ -2,6 +2,8 @@
 //! exported to ONNX and PyTorch; the ONNX bytes are parsed back with a minimal protobuf reader
 //! (no Python here: benches/export/check.py compares the numbers with onnxruntime and torch).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -21,11 +23,9 @@ fn ok(args: &[&str]) -> Output {
     o
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-export-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// This test's own folder (removed when the test passes), made and empty.
+fn tmp(name: &str) -> common::TempDir {
+    common::TempDir::new("export-test", name)
 }
 
 fn s(p: &Path) -> &str {

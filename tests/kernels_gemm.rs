@@ -302,8 +302,7 @@ fn gemm_vec4_falls_back_on_unaligned_shapes() {
 fn gemm_tuning_file_round_trip() {
     use ssvae::backend::gpu::tune;
     let Some(base) = gpu() else { return };
-    let dir = std::env::temp_dir().join(format!("ssvae-tune-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("tune-test", "round-trip");
     let path = dir.join("gemm-tuning.json");
     let shapes = [Gemm::new(36, 20, 12), Gemm::new(8, 12, 16).trans(true, true)];
     let entries = tune::tune(base, &shapes, 0.001, |_| {}).unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,10 +37,9 @@ const ARGS: &[&str] = &[
     "4",
 ];
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-kill-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// This test's own folder (removed when the test passes); not made yet.
+fn tmp(name: &str) -> common::TempDir {
+    common::TempDir::unmade("kill", name)
 }
 
 /// Every tensor of a checkpoint (parameters and optimizer state), sorted by name.

@@ -12,17 +12,16 @@
 //! 0.698 / 0.676, a 6.5-point gap over ES that the decoder's regularisation of the labeled
 //! samples alone gives, and the 10-point threshold failed it.
 
-use std::path::PathBuf;
+mod common;
 
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::model::{Family, Kind};
 use ssvae::run::{self, DatasetName, Quiet, Recipe, RunSpec};
 use ssvae::train::LabelSpec;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-recipe-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// This test's own folder (removed when the test passes); not made yet.
+fn tmp(name: &str) -> common::TempDir {
+    common::TempDir::unmade("recipe", name)
 }
 
 fn accuracy(kind: Kind, recipe: Recipe, seed: u64) -> f64 {
@@ -33,9 +32,8 @@ fn accuracy(kind: Kind, recipe: Recipe, seed: u64) -> f64 {
     s.epochs = 2;
     s.seed = seed;
     s.recipe = recipe;
-    s.out = Some(out.clone());
+    s.out = Some(out.to_path_buf());
     let r = run::train(&CpuBackend::new(), &s, &mut Quiet).unwrap();
-    let _ = std::fs::remove_dir_all(&out);
     r.accuracy.expect("a classifier reports its accuracy")
 }
 

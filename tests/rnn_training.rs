@@ -14,7 +14,7 @@ mod common;
 
 use common::cli::{last_json, ssvae};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::data::SeriesDataset;
@@ -196,11 +196,9 @@ fn wrong_data_for_the_model_family_names_both_shapes() {
 
 // ---- the CLI on a user's CSV ----
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-rnn-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// This test's own folder (removed when the test passes), made and empty.
+fn tmp(name: &str) -> common::TempDir {
+    common::TempDir::new("rnn", name)
 }
 
 /// A machine log, one row per time step: machine id, three sensors in raw units (offsets and

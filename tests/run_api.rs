@@ -2,27 +2,28 @@
 //! score, sample; resume; and a config.json of the earlier layout (version 1) still opens.
 //! CPU backend, tiny sizes.
 
-use std::path::PathBuf;
+mod common;
+
+use std::path::Path;
 
 use ssvae::backend::cpu::CpuBackend;
 use ssvae::model::{Family, Kind};
 use ssvae::run::{self, DatasetName, Quiet, ResumeChanges, Run, RunConfig, RunSpec};
 use ssvae::train::LabelSpec;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-run-api-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// This test's own folder (removed when the test passes); not made yet.
+fn tmp(name: &str) -> common::TempDir {
+    common::TempDir::unmade("run-api", name)
 }
 
-fn tiny(out: &PathBuf) -> RunSpec {
+fn tiny(out: &Path) -> RunSpec {
     let mut s = RunSpec::new(Family::Dense, Kind::Ss, DatasetName::Synthetic);
     s.data.synthetic = (256, 64);
     s.model.hidden = Some(vec![32, 16]);
     s.batch_size = 32;
     s.epochs = 2;
     s.labels = Some(LabelSpec::Count(20));
-    s.out = Some(out.clone());
+    s.out = Some(out.to_path_buf());
     s
 }
 
@@ -160,7 +161,7 @@ fn resume_equals_uninterrupted_training() {
     let be = CpuBackend::new();
     for (name, kind, optimizer) in [("ss", Kind::Ss, OptimizerKind::Rmsprop), ("es-adam", Kind::Es, OptimizerKind::Adam)] {
         let (whole, split) = (tmp(&format!("whole-{name}")), tmp(&format!("split-{name}")));
-        let spec = |out: &PathBuf, epochs| {
+        let spec = |out: &Path, epochs| {
             let mut s = RunSpec { epochs, optimizer, lr_schedule: Some(ssvae::train::LrSchedule::Constant), ..tiny(out) };
             s.model.kind = kind;
             s.data.synthetic = (200, 64); // not a multiple of the half batch: permutations wrap mid-batch
@@ -251,7 +252,7 @@ fn a_stopped_run_resumes_mid_epoch_exactly() {
     // with a learning-rate schedule and a KL warm-up over the run, which the resume must
     // continue as planned (the stop falls inside the warm-up), on batches a quarter labeled
     // (11 steps an epoch) with label smoothing: config.json must carry all of them
-    let levers = |out: &PathBuf| {
+    let levers = |out: &Path| {
         let mut s = RunSpec {
             epochs: 2,
             lr_schedule: Some(ssvae::train::LrSchedule::Cosine),

@@ -217,11 +217,9 @@ fn a_source_of_the_wrong_shape_is_refused() {
     assert!(err.contains("does not match dataset 'tiny'"), "{err}");
 }
 
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-streaming-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// This test's own folder (removed when the test passes), made and empty.
+fn temp_dir(tag: &str) -> common::TempDir {
+    common::TempDir::new("streaming", tag)
 }
 
 /// Rows streamed from an NPY on disk, standardised on the fly with statistics from the chunked

@@ -6,16 +6,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use common::cli::{last_json, ssvae, stderr};
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ssvae-user-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// This test's own folder (removed when the test passes), made and empty.
+fn tmp(name: &str) -> common::TempDir {
+    common::TempDir::new("user", name)
 }
 
 fn s(p: &Path) -> &str {

@@ -534,12 +534,30 @@ fn flat_channel_names(
 mod tests {
     use super::*;
 
-    fn write(name: &str, text: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("ssvae-csv-series-unit-{}", std::process::id()));
+    /// A file written into a folder of its own, both removed on drop.
+    struct Written(std::path::PathBuf);
+
+    impl std::ops::Deref for Written {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Written {
+        fn drop(&mut self) {
+            if let Some(d) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+
+    fn write(name: &str, text: &str) -> Written {
+        let d = std::env::temp_dir().join(format!("ssvae-csv-series-unit-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         let p = d.join(name);
         std::fs::write(&p, text).unwrap();
-        p
+        Written(p)
     }
 
     #[test]
@@ -557,7 +575,6 @@ mod tests {
         // read as a comma file it is one column: an error, not silently wrong data
         let bad = CsvSeriesOptions { delimiter: b',', ..opts };
         assert!(load_csv_series(&p, &bad).is_err());
-        let _ = std::fs::remove_file(p);
     }
 
     #[test]

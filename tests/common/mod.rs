@@ -8,6 +8,10 @@
 pub mod cli;
 pub mod fd;
 pub mod model_fd;
+pub mod tempdir;
+
+#[allow(unused_imports)]
+pub use tempdir::TempDir;
 
 use std::sync::OnceLock;
 
