@@ -370,7 +370,8 @@ impl std::ops::Deref for CsvFile {
     }
 }
 
-/// Writes `text` to a CSV file of that name, in a folder of its own.
+/// Writes `text` to a CSV file of that name, in a folder of its own (the loader names the
+/// dataset after the file, so the file keeps its name).
 fn csv(name: &str, text: &str) -> CsvFile {
     let dir = common::TempDir::new("test-series-csv", name);
     let path = dir.join(name);

@@ -25,10 +25,6 @@ impl TempDir {
         d
     }
 
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
     /// Removes what is there: a folder with its contents, or a file (some tests use the path
     /// as a file's name).
     fn remove(&self) {
