@@ -17,7 +17,9 @@ enum Cmd {
     /// Train a model (no arguments: SS_D on the built-in synthetic dataset). The last line
     /// printed is one JSON object with the results.
     Train(Box<cli::train::TrainArgs>),
-    /// Evaluate a saved run on the test split of its dataset (or another one).
+    /// Evaluate a saved run on the split it was reported on (its dataset's test split, or the
+    /// --validation hold-out it trained with), on the test split (--split test), or on another
+    /// dataset's test split.
     Eval(cli::eval::EvalArgs),
     /// Anomaly protocol (paper 3.1.3): train without --anomaly-class K, score the test set
     /// (negative log reconstruction probability), report the ROC AUC of detecting class K.

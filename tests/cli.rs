@@ -92,7 +92,22 @@ fn train_eval_resume_with_more_labels() {
     assert_eq!(last_json(&o)["evaluated_on"], "validation");
     let r = ssvae(&["train", "--resume", v.to_str().unwrap(), "--epochs", "1", "--backend", "cpu", "--quiet"]);
     assert!(r.status.success(), "{}", stderr(&r));
-    assert_eq!(last_json(&r)["evaluated_on"], "validation");
+    let jr = last_json(&r);
+    assert_eq!(jr["evaluated_on"], "validation");
+    // eval reads the split the run was reported on: the hold-out, not the test set; the test
+    // split only when asked
+    let e = ssvae(&["eval", "--run", v.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    let je = last_json(&e);
+    assert_eq!((je["split"].as_str(), je["n"].as_u64()), (Some("validation"), Some(56)), "{je}");
+    assert_eq!(je["accuracy"], jr["accuracy"], "eval must reproduce the reported validation accuracy");
+    let e = ssvae(&["eval", "--run", v.to_str().unwrap(), "--backend", "cpu", "--split", "test"]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    let je = last_json(&e);
+    assert_eq!((je["split"].as_str(), je["n"].as_u64()), (Some("test"), Some(64)), "{je}");
+    let e = ssvae(&["eval", "--run", out.to_str().unwrap(), "--backend", "cpu", "--split", "validation"]);
+    assert!(!e.status.success());
+    assert!(stderr(&e).contains("--split validation:") && stderr(&e).contains("without --validation N"), "{}", stderr(&e));
 
     // a resume keeps the model and data: flags that would change them are refused by name
     let r = ssvae(&["train", "--resume", out.to_str().unwrap(), "--hidden", "64", "--seed", "3", "--backend", "cpu", "--quiet"]);

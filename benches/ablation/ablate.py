@@ -5,7 +5,8 @@ Each configuration is a name and extra `ssvae train` flags; every configuration 
 seed with the same base flags (model, dataset, labels, epochs) and `--validation N`, which holds
 out the last N training samples and evaluates on them after every epoch instead of the test
 split: the test set is never read here. Per configuration it prints the validation accuracy of
-the best epoch and of the last epoch (mean +- std over seeds) and the mean best epoch, as one
+the best epoch, of the last epoch and of the run's model (the epoch that model selection kept
+with `--validation-labels`, else the last) (mean +- std over seeds) and the mean best epoch, as one
 markdown table, and writes every run folder under --out.
 
     python3 benches/ablation/ablate.py --ssvae target/release/ssvae --out /tmp/abl \\
@@ -43,7 +44,7 @@ def main():
     rows = []
     for c in a.config:
         name, _, extra = c.partition("=")
-        best, last, epochs, secs = [], [], [], []
+        best, last, kept, epochs, secs = [], [], [], [], []
         for seed in a.seeds:
             out = os.path.join(a.out, f"{name}-s{seed}")
             metrics = os.path.join(out, "metrics.jsonl")
@@ -61,13 +62,17 @@ def main():
             best.append(acc[b])
             last.append(acc[-1])
             epochs.append(b + 1)
-            print(f"{name} seed {seed}: per-epoch validation accuracy {[round(x, 3) for x in acc]}", file=sys.stderr, flush=True)
-        rows.append((name, extra, stats(best), stats(last), statistics.mean(epochs)))
+            # the run's model: the epoch model selection kept (--validation-labels), else the last
+            summary = json.load(open(os.path.join(out, "summary.json")))
+            kept.append(summary["accuracy"])
+            chosen = f", kept epoch {summary['selected_epoch']}" if summary.get("selected_epoch") else ""
+            print(f"{name} seed {seed}: per-epoch validation accuracy {[round(x, 3) for x in acc]}{chosen}", file=sys.stderr, flush=True)
+        rows.append((name, extra, stats(best), stats(last), stats(kept), statistics.mean(epochs)))
     print(f"\nbase: `{a.base}`, seeds {a.seeds}, validation accuracy (held-out training samples)\n")
-    print("| configuration | extra flags | best epoch | last epoch | mean best epoch |")
-    print("|---|---|---|---|---|")
-    for name, extra, b, l, e in rows:
-        print(f"| {name} | `{extra or '(none)'}` | {b} | {l} | {e:.1f} |")
+    print("| configuration | extra flags | best epoch | last epoch | run's model | mean best epoch |")
+    print("|---|---|---|---|---|---|")
+    for name, extra, b, l, k, e in rows:
+        print(f"| {name} | `{extra or '(none)'}` | {b} | {l} | {k} | {e:.1f} |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-//! `ssvae eval`: a saved run on the test split of its dataset (or another one's).
+//! `ssvae eval`: a saved run on the split it was reported on (its validation hold-out or its
+//! dataset's test split), the test split, or another dataset's test split.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,8 +22,19 @@ pub struct EvalArgs {
     /// Folder holding that dataset's files [default: the run's, else $SSVAE_DATA/<dataset>].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The split of the run's dataset: `validation` (the `--validation N` hold-out that the
+    /// run was evaluated and reported on) or `test` (the dataset's test split) [default:
+    /// validation for a run trained with --validation, else test].
+    #[arg(long, value_enum)]
+    split: Option<SplitArg>,
     #[command(flatten)]
     dev: DeviceArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SplitArg {
+    Validation,
+    Test,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -32,8 +44,27 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 fn run_eval<B: Backend>(be: &B, a: EvalArgs) -> Result<()> {
     let t0 = Instant::now();
     let run = Run::open(be, &a.run)?;
-    let dataset = a.dataset.unwrap_or(run.config.spec.data.dataset);
-    let split = run.load_data(Some(dataset), a.data_dir.as_deref())?;
+    let own = run.config.spec.data.dataset;
+    let dataset = a.dataset.unwrap_or(own);
+    let held_out = run.config.spec.data.validation;
+    let which = match (a.split, held_out) {
+        (Some(SplitArg::Validation), _) if dataset != own => anyhow::bail!(
+            "--split validation: only the run's own dataset ({}) has a validation hold-out, not --dataset {}",
+            own.as_str(),
+            dataset.as_str()
+        ),
+        (Some(SplitArg::Validation), None) => anyhow::bail!(
+            "--split validation: {} was trained without --validation N, so it has no validation hold-out; use --split test",
+            a.run.display()
+        ),
+        (Some(s), _) => s,
+        (None, Some(_)) if dataset == own => SplitArg::Validation,
+        (None, _) => SplitArg::Test,
+    };
+    let split = match which {
+        SplitArg::Validation => run.load_run_splits(a.data_dir.as_deref())?,
+        SplitArg::Test => run.load_data(Some(dataset), a.data_dir.as_deref())?,
+    };
     let r = run.evaluate(be, split.test())?;
     let (spec, train) = (run.model(), &run.config.train);
     // cluster-and-label as at the end of training (semi-unsupervised runs, M2, GM-DGM), with
@@ -60,6 +91,7 @@ fn run_eval<B: Backend>(be: &B, a: EvalArgs) -> Result<()> {
         "{}",
         serde_json::json!({
             "model": spec.name(), "dataset": dataset.as_str(), "labels": run.config.labels_used, "epochs": run.config.epochs_done,
+            "split": if which == SplitArg::Validation { "validation" } else { "test" },
             "accuracy": r.accuracy, "log_loss": r.log_loss, "test_rec": r.rec, "test_kl": r.kl, "n": r.n,
             "cluster": cluster,
             "seconds": secs, "samples_per_s": r.n as f64 / secs, "backend": backend, "adapter": be.describe(),

@@ -169,9 +169,12 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
         )?;
     }
 
-    // the test split: confusion matrix (classifiers) and latent scatter (2-D latents)
-    let split = run.load_data(None, None)?;
+    // the split the run was reported on (the test split, or a --validation hold-out; a run
+    // trained for model choice never shows the test set here): confusion matrix
+    // (classifiers) and latent scatter (2-D latents)
+    let split = run.load_run_splits(None)?;
     let test = split.test();
+    let split_name = if run.config.spec.data.validation.is_some() { "validation" } else { "test" };
     if spec.has_classifier() && test.n() > 0 {
         let probs = run.predict_proba(be, test)?;
         let k = spec.classes;
@@ -184,13 +187,13 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
                 m[t][p] += 1;
             }
         }
-        let title = format!("Confusion matrix, {} test samples", m.iter().flatten().sum::<usize>());
+        let title = format!("Confusion matrix, {} {split_name} samples", m.iter().flatten().sum::<usize>());
         let side = Figure {
             width: fig.width.max(160 + 48 * shown as u32).min(4096),
             height: fig.height.max(140 + 40 * shown as u32).min(4096),
             ..fig
         };
-        save("Confusion matrix (test split)", "confusion", confusion(side, &title, &m, &names[..shown])?, format)?;
+        save(&format!("Confusion matrix ({split_name} split)"), "confusion", confusion(side, &title, &m, &names[..shown])?, format)?;
     }
     if spec.has_decoder() && spec.latent >= 2 && spec.family != Family::Rnn && test.n() > 0 {
         let n = a.points.min(test.n());
@@ -198,9 +201,9 @@ fn run_plot<B: Backend>(be: &B, a: PlotArgs) -> Result<()> {
         let pts: Vec<(f64, f64, usize)> =
             (0..n).filter_map(|i| Some((mus[i * spec.latent] as f64, mus[i * spec.latent + 1] as f64, test.label(i)? as usize))).collect();
         save(
-            "Latent means of test samples",
+            &format!("Latent means of {split_name} samples"),
             "latent",
-            scatter(fig, &format!("Latent means of {} test samples", pts.len()), ("z1", "z2"), &pts, &names)?,
+            scatter(fig, &format!("Latent means of {} {split_name} samples", pts.len()), ("z1", "z2"), &pts, &names)?,
             format,
         )?;
     }

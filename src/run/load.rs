@@ -44,6 +44,13 @@ impl DataSpec {
     /// validation hold-out becomes the test split). Not standardised, anomaly class still in.
     pub fn load_subsets(&self, seed: u64) -> Result<Loaded> {
         let mut split = self.load_raw(seed)?;
+        self.apply_subsets(&mut split)?;
+        Ok(split)
+    }
+
+    /// `max_train` and `validation` applied to a loaded split (the validation hold-out becomes
+    /// the test split).
+    pub fn apply_subsets(&self, split: &mut Loaded) -> Result<()> {
         let n_train = split.train().n();
         if let Some(m) = self.max_train {
             if m == 0 || m > n_train {
@@ -60,6 +67,6 @@ impl DataSpec {
             split.test_from_train(&(n..n_train).collect::<Vec<_>>());
             split.subset_train(&(0..n).collect::<Vec<_>>());
         }
-        Ok(split)
+        Ok(())
     }
 }

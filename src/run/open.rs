@@ -52,10 +52,16 @@ impl<B: Backend> Run<B> {
         self.config.train.eval_batch
     }
 
-    /// The run's dataset as trained on (`dataset`: another one read the same way), series
-    /// standardised with the run's statistics.
+    /// The run's dataset with its test split (`dataset`: another one read the same way), series
+    /// standardised with the run's statistics. A `--validation` hold-out is not applied.
     pub fn load_data(&self, dataset: Option<DatasetName>, data_dir: Option<&Path>) -> Result<Loaded> {
         self.config.load_data(dataset, data_dir)
+    }
+
+    /// The splits the run trained and was evaluated on (`--validation N`: the hold-out is the
+    /// test split), see [`RunConfig::load_run_splits`].
+    pub fn load_run_splits(&self, data_dir: Option<&Path>) -> Result<Loaded> {
+        self.config.load_run_splits(data_dir)
     }
 
     /// Accuracy, log loss and ELBO terms on `data`.

@@ -870,14 +870,33 @@ impl RunConfig {
         }
     }
 
-    /// The run's dataset as it was trained on (series standardised with the stored
-    /// statistics), or `dataset` read the same way.
+    /// The run's dataset with its own test split (series standardised with the stored
+    /// statistics), or `dataset` read the same way. `--validation` is not applied: this is the
+    /// test split even for a run that was evaluated on a validation hold-out (see
+    /// [`RunConfig::load_run_splits`]).
     pub fn load_data(&self, dataset: Option<DatasetName>, data_dir: Option<&Path>) -> Result<Loaded> {
         let d = &self.spec.data;
         let mut l = d.load_named(dataset.unwrap_or(d.dataset), data_dir.or(d.data_dir.as_deref()), self.spec.seed)?;
-        if let (Loaded::Series(s), Some(st)) = (&mut l, self.standardizer.as_deref()) {
+        self.standardize_loaded(&mut l)?;
+        Ok(l)
+    }
+
+    /// The splits the run trained and was evaluated on: `--max-train` and `--validation`
+    /// applied (a run trained with `--validation N` was evaluated on that hold-out, which is
+    /// then the test split here), series standardised with the stored statistics.
+    /// `data_dir` overrides where the dataset's files are.
+    pub fn load_run_splits(&self, data_dir: Option<&Path>) -> Result<Loaded> {
+        let d = &self.spec.data;
+        let mut l = d.load_named(d.dataset, data_dir.or(d.data_dir.as_deref()), self.spec.seed)?;
+        d.apply_subsets(&mut l)?;
+        self.standardize_loaded(&mut l)?;
+        Ok(l)
+    }
+
+    fn standardize_loaded(&self, l: &mut Loaded) -> Result<()> {
+        if let (Loaded::Series(s), Some(st)) = (l, self.standardizer.as_deref()) {
             super::data::standardize(s, Some(st), self.spec.data.series.scaling)?;
         }
-        Ok(l)
+        Ok(())
     }
 }
