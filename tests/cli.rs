@@ -120,6 +120,48 @@ fn train_eval_resume_with_more_labels() {
     assert!(stderr(&again).contains("already holds a trained run"), "{}", stderr(&again));
 }
 
+/// `--average-weights F`: the run's model is the mean of the last epochs' weights, training
+/// itself is untouched, the summary and eval report the mean, and a resume that moves the
+/// rule's first epoch starts the mean again.
+#[test]
+fn weight_average_is_the_mean_of_the_last_epochs() {
+    use ssvae::train::checkpoint::load_weights;
+    let avg = tmp("average");
+    let o = train(&avg, &["--epochs", "4", "--labels", "40", "--average-weights", "0.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["averaged_epochs"], serde_json::json!([3, 4]), "{j}");
+    assert!(j["last_epoch_accuracy"].is_number(), "{j}");
+    // the same run without averaging: epoch 4's checkpoint, and epoch 3's (checkpoint.prev)
+    let plain = tmp("average-plain");
+    assert!(train(&plain, &["--epochs", "4", "--labels", "40"]).status.success());
+    let w3 = load_weights(&plain.join("checkpoint.prev/model.safetensors")).unwrap();
+    let w4 = load_weights(&plain.join("checkpoint/model.safetensors")).unwrap();
+    let last = load_weights(&avg.join("checkpoint/model.safetensors")).unwrap();
+    let mean = load_weights(&avg.join("checkpoint/best.safetensors")).unwrap();
+    assert_eq!(mean.params.len(), w4.params.len());
+    let get = |w: &ssvae::train::checkpoint::Weights, name: &str| w.params.iter().find(|p| p.0 == name).unwrap().2.clone();
+    let mut moved = 0usize;
+    for (name, _, m) in &mean.params {
+        let (a, b, l) = (get(&w3, name), get(&w4, name), get(&last, name));
+        for i in 0..m.len() {
+            assert!((l[i] - b[i]).abs() <= 1e-6 * (1.0 + b[i].abs()), "{name}[{i}]: averaging changed training ({} vs {})", l[i], b[i]);
+            let want = 0.5 * (a[i] + b[i]);
+            assert!((m[i] - want).abs() <= 1e-5 * (1.0 + want.abs()), "{name}[{i}]: mean {} != (w3 + w4) / 2 = {want}", m[i]);
+            moved += (a[i] != b[i]) as usize;
+        }
+    }
+    assert!(moved > 0, "epochs 3 and 4 must differ for the check to mean anything");
+    // eval and the summary report the mean, not the last epoch
+    let e = ssvae(&["eval", "--run", avg.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    assert_eq!(last_json(&e)["log_loss"], j["log_loss"], "eval opens the averaged weights");
+    // two more epochs: the last half is now epochs 4-6; epoch 4 is gone, so the mean restarts at 5
+    let r = ssvae(&["train", "--resume", avg.to_str().unwrap(), "--epochs", "2", "--backend", "cpu", "--quiet"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(last_json(&r)["averaged_epochs"], serde_json::json!([5, 6]));
+}
+
 #[test]
 fn divergence_stops_and_keeps_the_last_good_checkpoint() {
     let out = tmp("diverge");
@@ -178,6 +220,12 @@ fn bad_input_gives_clear_errors() {
             "--kl-warmup applies to the models with a Gaussian KL term (ss-*, eu-*), not m2-dense",
         ),
         (&["--labeled-share", "1"], "--labeled-share must be in (0, 1)"),
+        (&["--average-weights", "0"], "--average-weights 0: must be a fraction of the epochs in (0, 1]"),
+        (&["--average-weights", "1.5"], "--average-weights 1.5: must be a fraction of the epochs in (0, 1]"),
+        (
+            &["--average-weights", "0.5", "--validation-labels", "1"],
+            "--average-weights and --validation-labels both choose the run's model",
+        ),
         (&["--labeled-share", "0"], "--labeled-share must be in (0, 1)"),
         (&["--labeled-share", "0.01"], "--labeled-share 0.01 of --batch-size 32 gives 0 labeled rows"),
         (&["--model", "eu-dense", "--labeled-share", "0.25"], "--labeled-share applies to the semi-supervised models"),

@@ -421,6 +421,11 @@ pub struct TrainingArgs {
     /// With --validation-labels: stop after this many epochs without a better validation score.
     #[arg(long, requires = "validation_labels")]
     pub patience: Option<usize>,
+    /// Weight averaging: the run's model (checkpoint/best.safetensors, used by eval, predict
+    /// and export) is the mean of the weights at the end of the last F of the epochs, e.g. 0.5:
+    /// the second half [default: off: the last epoch's weights].
+    #[arg(long, value_name = "F")]
+    pub average_weights: Option<f64>,
     /// The learning rate over the run: constant, or a cosine down to 1/20 of --lr at the last
     /// step [default: constant].
     #[arg(long, value_enum)]
@@ -630,6 +635,7 @@ impl TrainArgs {
         }
         set(&mut s.validation_labels, t.validation_labels);
         set(&mut s.patience, t.patience);
+        set(&mut s.average_weights, t.average_weights);
         set(&mut s.entropy_warmup, t.entropy_warmup);
         set(&mut s.kl_warmup, t.kl_warmup);
         set(&mut s.labeled_share, t.labeled_share);
@@ -712,6 +718,7 @@ impl TrainArgs {
             (t.optimizer.is_some(), "--optimizer"),
             (t.validation_labels.is_some(), "--validation-labels"),
             (t.patience.is_some(), "--patience"),
+            (t.average_weights.is_some(), "--average-weights"),
             (t.lr_schedule.is_some(), "--lr-schedule"),
             (t.recipe.is_some(), "--recipe"),
             (t.entropy_warmup.is_some(), "--entropy-warmup"),

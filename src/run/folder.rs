@@ -7,7 +7,8 @@
 //!     config.json            RunConfig: the spec, the trained configuration, progress
 //!     model.safetensors      weights only (what a shared model needs)
 //!     optimizer.safetensors  RMSprop / Adam state per parameter
-//!     best.safetensors       runs with model selection: the weights of the selected epoch
+//!     best.safetensors       runs with model selection or weight averaging: the run's model
+//!                            (the selected epoch's weights, or the mean of the last epochs')
 //!     manifest.json          every file's length and FNV-1a-64 checksum
 //! RUN/checkpoint.prev/       the one before (kept until a newer one is complete)
 //! ```
@@ -32,7 +33,8 @@ pub const PREVIOUS_DIR: &str = "checkpoint.prev";
 const STAGING_DIR: &str = "checkpoint.tmp";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const MANIFEST_FILE: &str = "manifest.json";
-/// The weights of the epoch model selection chose (runs with `--validation-labels`).
+/// The run's model when it is not the last epoch's weights: the epoch model selection chose
+/// (`--validation-labels`) or the weight average (`--average-weights`).
 pub const BEST_FILE: &str = "best.safetensors";
 
 fn io(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -80,7 +82,8 @@ pub fn commit(dir: &Path, config: &RunConfig, w: &Weights) -> Result<()> {
     commit_files(dir, config, w, carried)
 }
 
-/// As [`commit`], with `best` (the selected epoch's parameters) as best.safetensors.
+/// As [`commit`], with `best` (the run's model: the selected epoch's parameters or the weight
+/// average) as best.safetensors.
 pub fn commit_with_best(dir: &Path, config: &RunConfig, w: &Weights, best: Option<&Weights>) -> Result<()> {
     let bytes = match best {
         Some(b) => Some(checkpoint::weights_bytes(

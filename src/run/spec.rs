@@ -319,6 +319,10 @@ pub struct RunSpec {
     /// With `validation_labels`: stop after this many epochs without a better validation score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patience: Option<usize>,
+    /// Weight averaging: the run's model (best.safetensors) is the mean of the weights at the
+    /// end of the last `ceil(F x epochs)` epochs (`None`: the last epoch's weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_weights: Option<f64>,
     /// How the learning rate moves over the run (`None`: constant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr_schedule: Option<LrSchedule>,
@@ -362,6 +366,7 @@ impl Default for RunSpec {
             score_samples: crate::eval::DEFAULT_SCORE_SAMPLES,
             validation_labels: None,
             patience: None,
+            average_weights: None,
             lr_schedule: None,
             entropy_warmup: None,
             kl_warmup: None,
@@ -409,6 +414,14 @@ impl RunSpec {
         }
         if self.patience == Some(0) {
             invalid!("--patience must be at least 1");
+        }
+        if let Some(f) = self.average_weights {
+            if !(f > 0.0 && f <= 1.0) {
+                invalid!("--average-weights {f}: must be a fraction of the epochs in (0, 1]");
+            }
+            if self.validation_labels.is_some() {
+                invalid!("--average-weights and --validation-labels both choose the run's model (an average of epochs, or the best epoch); give one");
+            }
         }
         check_settings(self.lr, self.model.alpha, self.epochs, self.metrics_every, self.score_samples)?;
         let m = &self.model;
@@ -769,6 +782,18 @@ pub struct RunConfig {
     /// Runs with model selection: where it stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Selection>,
+    /// Runs with weight averaging: how many epochs best.safetensors averages so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<Average>,
+}
+
+/// Weight averaging's record in config.json: the first epoch the rule averages (for this
+/// run's total of epochs) and how many epoch-end weights the stored mean holds; they are the
+/// last `epochs` epochs done.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Average {
+    pub from_epoch: usize,
+    pub epochs: usize,
 }
 
 /// Model selection's record in config.json: the validation set's size and the epoch chosen.
@@ -844,6 +869,7 @@ impl ConfigV1 {
             class_names: Vec::new(),
             feature_names: Vec::new(),
             selection: None,
+            average: None,
         })
     }
 }

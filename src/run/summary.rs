@@ -56,6 +56,11 @@ pub struct RunSummary {
     pub validation_accuracy: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_epoch_accuracy: Option<f64>,
+    /// Weight averaging (`--average-weights`): the first and last epoch whose weights the
+    /// run's model averages (`accuracy` is the average's, `last_epoch_accuracy` the last
+    /// epoch's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub averaged_epochs: Option<[usize; 2]>,
     /// Cluster-and-label (semi-unsupervised runs, M2, GM-DGM).
     pub cluster_accuracy: Option<f64>,
     pub labeled_class_accuracy: Option<f64>,

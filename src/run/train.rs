@@ -23,7 +23,7 @@ use crate::train::{EvalReport, LabelSpec, Losses, RowSource, StreamSource, Train
 use super::data::{labels_of, npy_split, standardize, DatasetName, Loaded, DEFAULT_SHARD_STEPS};
 use super::feedback::{self, AdjustedAuc};
 use super::folder;
-use super::spec::{ResumeChanges, RunConfig, RunSpec, Selection, FORMAT_VERSION};
+use super::spec::{Average, ResumeChanges, RunConfig, RunSpec, Selection, FORMAT_VERSION};
 use super::summary::{EpochReport, GroupScores, Observer, RunStart, RunSummary, StepProgress};
 
 macro_rules! invalid {
@@ -106,6 +106,7 @@ pub fn train<B: Backend>(be: &B, spec: &RunSpec, obs: &mut dyn Observer) -> Resu
             Loaded::Images(_) => Vec::new(),
         },
         selection: None,
+        average: None,
     };
     let epochs = run.train.epochs;
     execute(be, Prepared { run, split, labeled, validation, out, resume_from: None, resume_best: None, epochs, anomalous, disk }, obs)
@@ -512,6 +513,8 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     run.train.epochs = run.spec.epochs;
     // the learning-rate schedule spans the whole run (a resume stretches it over the new total)
     trainer.cfg.epochs = run.train.epochs;
+    // weight averaging: the epochs from `average_from` on are averaged into the run's model
+    let average_from = run.spec.average_weights.map(|f| average_start(run.spec.epochs, f));
     // a run interrupted mid-epoch (Ctrl-C) finishes that epoch first; it counts as one of `epochs`
     let mut resume_at = (run.steps_done.saturating_sub(run.epochs_done as u64 * spe as u64) as usize).min(spe);
     let mut interrupted = false;
@@ -569,6 +572,24 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
                 best = Some(Weights { params: weights.params.clone(), ..Weights::default() });
             }
             val_report = Some(r);
+        }
+        if let Some(from) = average_from.filter(|&from| trainer.epochs_done >= from) {
+            // a running mean of the epoch-end weights; a resume that moved the rule's first
+            // epoch (more epochs) starts the mean again
+            let k = match (&run.average, &best) {
+                (Some(a), Some(_)) if a.from_epoch == from => a.epochs,
+                _ => 0,
+            };
+            let params = match (k, best.take()) {
+                (1.., Some(mut mean)) => {
+                    running_mean(&mut mean.params, &weights.params, k)?;
+                    mean.params
+                }
+                _ => weights.params.clone(),
+            };
+            best = Some(Weights { params, ..Weights::default() });
+            run.average = Some(Average { from_epoch: from, epochs: k + 1 });
+            improved = true;
         }
         folder::commit_with_best(&out, &run, &weights, if improved { best.as_ref() } else { None })?;
         let mut line = EpochReport::new(trainer.epochs_done, trainer.step, &losses, &last_eval, epoch_secs, (spe - first) * cfg.batch_size);
@@ -637,6 +658,25 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
             s.best_accuracy,
             s.validation_samples,
             fmt_opt(e.accuracy)
+        ));
+    }
+    if let (Some(a), Some(b)) = (&run.average, &best) {
+        // the run's model is the average: its test figures are the run's
+        for (name, _, v) in &b.params {
+            trainer.store.write(be, name, v)?;
+        }
+        let e = trainer.evaluate(be)?.unwrap_or_default();
+        summary.last_epoch_accuracy = summary.accuracy;
+        (summary.accuracy, summary.log_loss, summary.test_rec, summary.test_kl) = (e.accuracy, e.log_loss, e.rec, e.kl);
+        let first = trainer.epochs_done + 1 - a.epochs;
+        summary.averaged_epochs = Some([first, trainer.epochs_done]);
+        obs.note(&format!(
+            "weight average: epochs {first}-{} ({} epoch-end weights); its {} accuracy {} (last epoch {})",
+            trainer.epochs_done,
+            a.epochs,
+            summary.evaluated_on,
+            fmt_opt(e.accuracy),
+            fmt_opt(summary.last_epoch_accuracy)
         ));
     }
     if !anomalous.is_empty() {
@@ -715,6 +755,30 @@ fn build_trainer<B: Backend>(
         );
     }
     Ok(trainer)
+}
+
+/// The first epoch that weight averaging takes in a run of `total` epochs: the last
+/// `ceil(fraction x total)` epochs (at least one) are averaged.
+fn average_start(total: usize, fraction: f64) -> usize {
+    let n = ((total as f64 * fraction).ceil() as usize).clamp(1, total.max(1));
+    total.max(1) + 1 - n
+}
+
+/// `mean` (the mean of `k` epoch-end weights) takes in `w`: mean += (w - mean) / (k + 1).
+fn running_mean(mean: &mut [(String, Vec<usize>, Vec<f32>)], w: &[(String, Vec<usize>, Vec<f32>)], k: usize) -> Result<()> {
+    if mean.len() != w.len() {
+        invalid!("weight average: {} tensors stored, the model has {}", mean.len(), w.len());
+    }
+    let r = 1.0 / (k as f64 + 1.0);
+    for ((name, _, m), (wn, _, v)) in mean.iter_mut().zip(w) {
+        if name != wn || m.len() != v.len() {
+            invalid!("weight average: the stored '{name}' does not match the model's '{wn}'");
+        }
+        for (a, &b) in m.iter_mut().zip(v) {
+            *a = (*a as f64 + (b as f64 - *a as f64) * r) as f32;
+        }
+    }
+    Ok(())
 }
 
 /// Model selection: `per_class` labeled samples of every class (seeded) leave the labeled set
