@@ -284,7 +284,7 @@ fn bad_input_gives_clear_errors() {
         ("--optimizer", "sgd", "adam"),
         ("--loss-norm", "max", "mean"),
         ("--recipe", "best", "paper"),
-        ("--lr-schedule", "step", "cosine"),
+        ("--lr-schedule", "step", "cooldown"),
         ("--pi-to-decoder", "hard", "straight-through"),
     ] {
         let o = train(&out, &[flag, bad]);

@@ -141,28 +141,33 @@ fn recipe_labeled_share_follows_the_labeled_fraction() {
     assert_eq!(rows(128, 100, 100), 64);
 }
 
+/// The training settings a 1-epoch SS_D run on `n` synthetic samples records in config.json.
+fn recorded(name: &str, labels: LabelSpec, n: usize, recipe: ssvae::run::Recipe, given: ssvae::run::RunSpec) -> ssvae::train::TrainConfig {
+    use ssvae::run::{self, DatasetName, Quiet, RunConfig, RunSpec};
+    let out = std::env::temp_dir().join(format!("ssvae-levers-recorded-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut s = RunSpec::new(ssvae::model::Family::Dense, Kind::Ss, DatasetName::Synthetic);
+    s.data.synthetic = (n, 32);
+    s.model.hidden = Some(vec![16]);
+    s.batch_size = 128;
+    s.epochs = 1;
+    s.labels = Some(labels);
+    s.recipe = recipe;
+    (s.labeled_share, s.lr_schedule) = (given.labeled_share, given.lr_schedule);
+    s.out = Some(out.clone());
+    run::train(&CpuBackend::new(), &s, &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let c = RunConfig::load(&out).unwrap().train;
+    let _ = std::fs::remove_dir_all(&out);
+    c
+}
+
 /// The share is resolved once the labels are chosen and recorded in config.json; the paper's
 /// recipe, a given `--labeled-share` and the other kinds keep theirs.
 #[test]
 fn recipe_labeled_share_is_resolved_and_recorded() {
-    use ssvae::run::{self, DatasetName, Quiet, Recipe, RunConfig, RunSpec};
-    let be = CpuBackend::new();
+    use ssvae::run::{Recipe, RunSpec};
     let run_share = |name: &str, labels: LabelSpec, n: usize, recipe: Recipe, given: Option<f64>| {
-        let out = std::env::temp_dir().join(format!("ssvae-levers-share-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
-        let mut s = RunSpec::new(ssvae::model::Family::Dense, Kind::Ss, DatasetName::Synthetic);
-        s.data.synthetic = (n, 32);
-        s.model.hidden = Some(vec![16]);
-        s.batch_size = 128;
-        s.epochs = 1;
-        s.labels = Some(labels);
-        s.recipe = recipe;
-        s.labeled_share = given;
-        s.out = Some(out.clone());
-        run::train(&be, &s, &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let share = RunConfig::load(&out).unwrap().train.labeled_share;
-        let _ = std::fs::remove_dir_all(&out);
-        share
+        recorded(name, labels, n, recipe, RunSpec { labeled_share: given, ..RunSpec::default() }).labeled_share
     };
     assert_eq!(run_share("few", LabelSpec::Count(20), 1000, Recipe::Default, None), 0.1);
     assert_eq!(run_share("many", LabelSpec::Count(200), 1000, Recipe::Default, None), 0.5);
@@ -172,6 +177,21 @@ fn recipe_labeled_share_is_resolved_and_recorded() {
     // 100 samples, 5 labeled, batches of 128: a tenth would leave 115 unlabeled rows; the
     // recipe takes 28 labeled rows instead of refusing the batch
     assert_eq!(run_share("small", LabelSpec::Count(5), 100, Recipe::Default, None), 28.0 / 128.0);
+}
+
+/// The default recipe cools the learning rate down over the run's last fifth; the paper's
+/// protocol keeps the constant rate, and a given `--lr-schedule` wins over both.
+#[test]
+fn recipe_lr_schedule_is_recorded() {
+    use ssvae::run::{Recipe, RunSpec};
+    use ssvae::train::LrSchedule;
+    let schedule = |name: &str, recipe: Recipe, given: Option<LrSchedule>| {
+        recorded(name, LabelSpec::Count(20), 300, recipe, RunSpec { lr_schedule: given, ..RunSpec::default() }).lr_schedule
+    };
+    assert_eq!(schedule("default", Recipe::Default, None), LrSchedule::Cooldown);
+    assert_eq!(schedule("paper", Recipe::Paper, None), LrSchedule::Constant);
+    assert_eq!(schedule("given", Recipe::Default, Some(LrSchedule::Constant)), LrSchedule::Constant);
+    assert_eq!(schedule("given-paper", Recipe::Paper, Some(LrSchedule::Cosine)), LrSchedule::Cosine);
 }
 
 /// `--consistency-weight` / `--consistency-noise`: resolved into the model (noise 0.3 when not

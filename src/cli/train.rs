@@ -426,8 +426,9 @@ pub struct TrainingArgs {
     /// the second half [default: off: the last epoch's weights].
     #[arg(long, value_name = "F")]
     pub average_weights: Option<f64>,
-    /// The learning rate over the run: constant, or a cosine down to 1/20 of --lr at the last
-    /// step [default: constant].
+    /// The learning rate over the run: constant, a cosine down to 1/20 of --lr at the last
+    /// step, or a cooldown (constant, then that cosine over the last 20% of the steps)
+    /// [default: cooldown; --recipe paper: constant].
     #[arg(long, value_enum)]
     pub lr_schedule: Option<LrScheduleArg>,
     /// SS models with --entropy-weight: the fraction of the run over which the entropy term's
@@ -466,6 +467,8 @@ pub enum LrScheduleArg {
     Constant,
     /// From --lr down to 1/20 of it at the last step, along a half cosine.
     Cosine,
+    /// --lr for the first 80% of the steps, then down to 1/20 of it along a half cosine.
+    Cooldown,
 }
 
 #[derive(clap::Args)]
@@ -651,6 +654,7 @@ impl TrainArgs {
             t.lr_schedule.map(|x| match x {
                 LrScheduleArg::Constant => ssvae::train::LrSchedule::Constant,
                 LrScheduleArg::Cosine => ssvae::train::LrSchedule::Cosine,
+                LrScheduleArg::Cooldown => ssvae::train::LrSchedule::Cooldown,
             }),
         );
         if let Some(n) = o.score_samples {

@@ -109,13 +109,21 @@ fn warmup_level(fraction: f32, step: u64, total: u64) -> u32 {
 /// The learning rate over a run of `total` steps: constant (the paper's), or a cosine from the
 /// optimizer's rate down to 1/20 of it at the last step (Loshchilov and Hutter 2017, without
 /// restarts): late epochs take small steps, so the last weights move less from epoch to epoch.
+/// Or a cooldown: the constant rate for the first 80% of the steps, then a half cosine down to
+/// the same floor over the last [`COOLDOWN_FRACTION`] (the "warmup-stable-decay" shape of Hägele
+/// et al. 2024 without the warm-up): the run trains at full rate as long as the constant does,
+/// and the last weights are settled instead of one draw of the constant rate's noise.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
     #[default]
     Constant,
     Cosine,
+    Cooldown,
 }
+
+/// The share of a run's steps over which [`LrSchedule::Cooldown`] lowers the rate.
+pub const COOLDOWN_FRACTION: f64 = 0.2;
 
 impl LrSchedule {
     pub fn is_constant(&self) -> bool {
@@ -127,12 +135,22 @@ impl LrSchedule {
         match self {
             LrSchedule::Constant => 1.0,
             LrSchedule::Cosine => {
-                const FLOOR: f64 = 0.05;
                 let p = ((t.saturating_sub(1)) as f64 / (total.max(2) - 1) as f64).min(1.0);
-                (FLOOR + (1.0 - FLOOR) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())) as f32
+                half_cosine(p)
+            }
+            LrSchedule::Cooldown => {
+                // progress p in [0, 1] over the run; the decay covers p in [1 - COOLDOWN, 1]
+                let p = ((t.saturating_sub(1)) as f64 / (total.max(2) - 1) as f64).min(1.0);
+                half_cosine(((p - (1.0 - COOLDOWN_FRACTION)) / COOLDOWN_FRACTION).max(0.0))
             }
         }
     }
+}
+
+/// 1 at q = 0 down to the schedules' floor (1/20) at q = 1 along a half cosine.
+fn half_cosine(q: f64) -> f32 {
+    const FLOOR: f64 = 0.05;
+    (FLOOR + (1.0 - FLOOR) * 0.5 * (1.0 + (std::f64::consts::PI * q).cos())) as f32
 }
 
 impl TrainConfig {
@@ -713,6 +731,19 @@ mod tests {
         let c = |t| LrSchedule::Cosine.factor(t, total);
         assert!((c(1) - 1.0).abs() < 1e-6);
         assert!((c(51) - 0.525).abs() < 1e-6, "half way: {}", c(51));
+        assert!((c(101) - 0.05).abs() < 1e-6);
+        assert!((c(500) - 0.05).abs() < 1e-6, "past the end the floor holds");
+        assert!((1..total).all(|t| c(t + 1) <= c(t)), "the rate never rises");
+    }
+
+    #[test]
+    fn cooldown_keeps_the_rate_for_four_fifths_then_falls_to_the_floor() {
+        let total = 101; // progress (t - 1) / 100
+        let c = |t| LrSchedule::Cooldown.factor(t, total);
+        assert!((1..=80).all(|t| c(t) == 1.0), "constant through 80%");
+        assert!((c(81) - 1.0).abs() < 1e-6, "the cooldown starts at the rate: {}", c(81));
+        assert!(c(82) < 1.0, "falling right after 80%");
+        assert!((c(91) - 0.525).abs() < 1e-6, "half way through the cooldown: {}", c(91));
         assert!((c(101) - 0.05).abs() < 1e-6);
         assert!((c(500) - 0.05).abs() < 1e-6, "past the end the floor holds");
         assert!((1..total).all(|t| c(t + 1) <= c(t)), "the rate never rises");
