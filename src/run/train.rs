@@ -643,12 +643,7 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     summary.steps = trainer.step;
     if let (Some(s), Some(b)) = (&run.selection, &best) {
         // the run's model is the selected epoch's: its test figures are the run's
-        for (name, _, v) in &b.params {
-            trainer.store.write(be, name, v)?;
-        }
-        let e = trainer.evaluate(be)?.unwrap_or_default();
-        summary.last_epoch_accuracy = summary.accuracy;
-        (summary.accuracy, summary.log_loss, summary.test_rec, summary.test_kl) = (e.accuracy, e.log_loss, e.rec, e.kl);
+        let e = report_runs_model(be, &mut trainer, b, &mut summary)?;
         summary.selected_epoch = Some(s.best_epoch);
         summary.validation_accuracy = Some(s.best_accuracy);
         obs.note(&format!(
@@ -662,12 +657,7 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     }
     if let (Some(a), Some(b)) = (&run.average, &best) {
         // the run's model is the average: its test figures are the run's
-        for (name, _, v) in &b.params {
-            trainer.store.write(be, name, v)?;
-        }
-        let e = trainer.evaluate(be)?.unwrap_or_default();
-        summary.last_epoch_accuracy = summary.accuracy;
-        (summary.accuracy, summary.log_loss, summary.test_rec, summary.test_kl) = (e.accuracy, e.log_loss, e.rec, e.kl);
+        let e = report_runs_model(be, &mut trainer, b, &mut summary)?;
         let first = trainer.epochs_done + 1 - a.epochs;
         summary.averaged_epochs = Some([first, trainer.epochs_done]);
         obs.note(&format!(
@@ -721,6 +711,18 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
 
 /// The trainer: resident, or streamed (`--stream`, data on disk, or a set too large for one
 /// device buffer); a run that streams records it in config.json.
+/// Loads `model` (the selected epoch's or the averaged weights) into the trainer and makes its
+/// evaluation the run's figures in `summary`, keeping the last epoch's accuracy beside them.
+fn report_runs_model<B: Backend>(be: &B, trainer: &mut Trainer<B>, model: &Weights, summary: &mut RunSummary) -> Result<EvalReport> {
+    for (name, _, v) in &model.params {
+        trainer.store.write(be, name, v)?;
+    }
+    let e = trainer.evaluate(be)?.unwrap_or_default();
+    summary.last_epoch_accuracy = summary.accuracy;
+    (summary.accuracy, summary.log_loss, summary.test_rec, summary.test_kl) = (e.accuracy, e.log_loss, e.rec, e.kl);
+    Ok(e)
+}
+
 fn build_trainer<B: Backend>(
     be: &B,
     run: &mut RunConfig,
