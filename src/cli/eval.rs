@@ -33,7 +33,9 @@ pub struct EvalArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SplitArg {
+    /// The last N training samples that `train --validation N` held out and reported on.
     Validation,
+    /// The dataset's test split (read once, when the settings are chosen).
     Test,
 }
 
