@@ -18,5 +18,8 @@ pub mod rng;
 pub mod run;
 pub mod train;
 
+#[cfg(test)]
+pub(crate) mod testdir;
+
 pub use backend::{Backend, BufferLike, DType, Kernels, Op};
 pub use error::{Error, Result};

@@ -533,32 +533,7 @@ fn flat_channel_names(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A file written into a folder of its own, both removed on drop.
-    struct Written(std::path::PathBuf);
-
-    impl std::ops::Deref for Written {
-        type Target = Path;
-        fn deref(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Written {
-        fn drop(&mut self) {
-            if let Some(d) = self.0.parent() {
-                let _ = std::fs::remove_dir_all(d);
-            }
-        }
-    }
-
-    fn write(name: &str, text: &str) -> Written {
-        let d = std::env::temp_dir().join(format!("ssvae-csv-series-unit-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        let p = d.join(name);
-        std::fs::write(&p, text).unwrap();
-        Written(p)
-    }
+    use crate::testdir::TestDir;
 
     #[test]
     fn whitespace_separated_files_read_runs_of_blanks_as_one_separator() {
@@ -567,7 +542,8 @@ mod tests {
         assert!(split_cells("a \"b", b' ').unwrap_err().contains("not closed"));
         assert!(split_cells("\"a\"b c", b' ').unwrap_err().contains("after the closing quote"));
         // a UCI-style file: aligned columns, no header, label last
-        let p = write("ws.txt", "  1.5   2.0   1\n -3.0  4.25   2\n\n  5.0   6.0   1\n");
+        let dir = TestDir::new("csv-series-ws");
+        let p = dir.write("ws.txt", "  1.5   2.0   1\n -3.0  4.25   2\n\n  5.0   6.0   1\n");
         let opts = CsvSeriesOptions { delimiter: b' ', header: false, label_column: Some("2".into()), ..CsvSeriesOptions::flat(2, 1) };
         let (d, r) = load_csv_series(&p, &opts).unwrap();
         assert_eq!(d.values, vec![1.5, 2.0, -3.0, 4.25, 5.0, 6.0]);
@@ -580,7 +556,8 @@ mod tests {
     #[test]
     fn float_spelled_labels_are_integers_and_minus_one_is_unlabeled() {
         // numpy.savetxt writes labels as e-notation floats
-        let p = write("e.csv", "a,label\n1,1.0000000e+00\n2,0.0000000e+00\n3,-1.0000000e+00\n4,2.0\n5,-1\n6,\n");
+        let dir = TestDir::new("csv-series-labels");
+        let p = dir.write("e.csv", "a,label\n1,1.0000000e+00\n2,0.0000000e+00\n3,-1.0000000e+00\n4,2.0\n5,-1\n6,\n");
         let opts = CsvSeriesOptions { label_column: Some("label".into()), ..CsvSeriesOptions::flat(1, 1) };
         let (d, _) = load_csv_series(&p, &opts).unwrap();
         assert_eq!(d.class_names, vec!["0", "1", "2"]);
@@ -589,16 +566,16 @@ mod tests {
         let fixed = CsvSeriesOptions { class_names: Some(vec!["a".into(), "b".into(), "c".into()]), ..opts.clone() };
         assert_eq!(load_csv_series(&p, &fixed).unwrap().0.labels, vec![Some(1), Some(0), None, Some(2), None, None]);
         // names: "-1" is still unlabeled, other texts are classes
-        let p = write("n.csv", "a,label\n1,walk\n2,-1\n3,run\n");
+        let p = dir.write("n.csv", "a,label\n1,walk\n2,-1\n3,run\n");
         let (d, _) = load_csv_series(&p, &opts).unwrap();
         assert_eq!((d.class_names.clone(), d.labels.clone()), (vec!["run".to_string(), "walk".to_string()], vec![Some(1), None, Some(0)]));
         // the long layout compares classes, not texts: "1" and "1.0" agree
-        let p = write("l.csv", "v,label\n1,1\n2,1.0\n3,1e0\n");
+        let p = dir.write("l.csv", "v,label\n1,1\n2,1.0\n3,1e0\n");
         let long = CsvSeriesOptions { label_column: Some("label".into()), ..CsvSeriesOptions::long(3, 1) };
         let (d, r) = load_csv_series(&p, &long).unwrap();
         assert_eq!((d.labels.clone(), r.mixed_label_windows), (vec![Some(1)], 0));
         // negative integers other than -1: names (canonical integers, byte order)
-        let p = write("neg.csv", "a,label\n1,-2.0\n2,3\n");
+        let p = dir.write("neg.csv", "a,label\n1,-2.0\n2,3\n");
         assert_eq!(load_csv_series(&p, &opts).unwrap().0.class_names, vec!["-2", "3"]);
     }
 }

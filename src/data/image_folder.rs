@@ -513,27 +513,7 @@ fn agreed_size(entries: &[Entry], probes: &[Probe]) -> Result<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh folder under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("ssvae-image-folder-{tag}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testdir::TestDir;
 
     /// Distinct, seeded bytes for an h x w x c image.
     fn pattern(h: usize, w: usize, c: usize, seed: u8) -> Vec<u8> {
@@ -557,15 +537,15 @@ mod tests {
 
     #[test]
     fn class_folders_nested_and_unlabeled_in_order() {
-        let t = TempDir::new("classes");
-        let d = put(&t.0, "dog/c.png", 4, 5, 1, 3);
-        let a = put(&t.0, "cat/z.png", 4, 5, 1, 1);
-        let b = put(&t.0, "cat/sub/a.png", 4, 5, 1, 2);
-        let u = put(&t.0, "unlabeled/u.png", 4, 5, 1, 4);
-        put(&t.0, ".hidden/x.png", 4, 5, 1, 5);
-        put(&t.0, "cat/.x.png", 9, 9, 1, 5);
-        std::fs::write(t.0.join("cat/readme.txt"), "notes").unwrap();
-        let set = load(&t.0).unwrap();
+        let t = TestDir::new("image-folder-classes");
+        let d = put(&t, "dog/c.png", 4, 5, 1, 3);
+        let a = put(&t, "cat/z.png", 4, 5, 1, 1);
+        let b = put(&t, "cat/sub/a.png", 4, 5, 1, 2);
+        let u = put(&t, "unlabeled/u.png", 4, 5, 1, 4);
+        put(&t, ".hidden/x.png", 4, 5, 1, 5);
+        put(&t, "cat/.x.png", 9, 9, 1, 5);
+        std::fs::write(t.join("cat/readme.txt"), "notes").unwrap();
+        let set = load(&t).unwrap();
         assert_eq!(set.class_names, ["cat", "dog"]);
         assert_eq!(set.ids, ["cat/sub/a.png", "cat/z.png", "dog/c.png", "unlabeled/u.png"]);
         assert_eq!(set.labels, [Some(0), Some(0), Some(1), None]);
@@ -576,24 +556,24 @@ mod tests {
 
     #[test]
     fn integer_class_names_sort_numerically_others_by_bytes() {
-        let t = TempDir::new("numeric");
+        let t = TestDir::new("image-folder-numeric");
         for (i, class) in ["10", "2", "1"].iter().enumerate() {
-            put(&t.0, &format!("{class}/a.png"), 2, 2, 1, i as u8);
+            put(&t, &format!("{class}/a.png"), 2, 2, 1, i as u8);
         }
-        assert_eq!(load(&t.0).unwrap().class_names, ["1", "2", "10"]);
-        put(&t.0, "Zebra/a.png", 2, 2, 1, 9);
-        assert_eq!(load(&t.0).unwrap().class_names, ["1", "10", "2", "Zebra"]);
+        assert_eq!(load(&t).unwrap().class_names, ["1", "2", "10"]);
+        put(&t, "Zebra/a.png", 2, 2, 1, 9);
+        assert_eq!(load(&t).unwrap().class_names, ["1", "10", "2", "Zebra"]);
     }
 
     #[test]
     fn labels_csv_defines_the_set_and_an_empty_cell_is_unlabeled() {
-        let t = TempDir::new("csv");
-        let a = put(&t.0, "a.png", 3, 3, 1, 1);
-        let b = put(&t.0, "x/b.png", 3, 3, 1, 2);
-        let c = put(&t.0, "c.png", 3, 3, 1, 3);
-        put(&t.0, "not_listed.png", 7, 7, 1, 4);
-        std::fs::write(t.0.join("labels.csv"), "file,label\nc.png,ok\n\nx/b.png,\n\"a.png\",bad\n").unwrap();
-        let set = load(&t.0).unwrap();
+        let t = TestDir::new("image-folder-csv");
+        let a = put(&t, "a.png", 3, 3, 1, 1);
+        let b = put(&t, "x/b.png", 3, 3, 1, 2);
+        let c = put(&t, "c.png", 3, 3, 1, 3);
+        put(&t, "not_listed.png", 7, 7, 1, 4);
+        std::fs::write(t.join("labels.csv"), "file,label\nc.png,ok\n\nx/b.png,\n\"a.png\",bad\n").unwrap();
+        let set = load(&t).unwrap();
         assert_eq!(set.class_names, ["bad", "ok"]);
         assert_eq!(set.ids, ["a.png", "c.png", "x/b.png"]);
         assert_eq!(set.labels, [Some(0), Some(1), None]);
@@ -602,144 +582,144 @@ mod tests {
 
     #[test]
     fn labels_csv_missing_duplicate_and_malformed_lines_name_the_line() {
-        let t = TempDir::new("csv-bad");
-        put(&t.0, "a.png", 3, 3, 1, 1);
-        let csv = t.0.join("labels.csv");
+        let t = TestDir::new("image-folder-csv-bad");
+        put(&t, "a.png", 3, 3, 1, 1);
+        let csv = t.join("labels.csv");
         std::fs::write(&csv, "file,label\na.png,ok\nmissing.png,ok\n").unwrap();
-        let e = err(load(&t.0));
+        let e = err(load(&t));
         assert!(e.contains("labels.csv line 3") && e.contains("'missing.png' does not exist"), "{e}");
         std::fs::write(&csv, "a.png,ok\na.png,no\n").unwrap();
-        let e = err(load(&t.0));
+        let e = err(load(&t));
         assert!(e.contains("line 2") && e.contains("listed again (first on line 1)"), "{e}");
         std::fs::write(&csv, "a.png,ok,extra\n").unwrap();
-        assert!(err(load(&t.0)).contains("line 1: expected 2 columns"));
+        assert!(err(load(&t)).contains("line 1: expected 2 columns"));
         std::fs::write(&csv, "../a.png,ok\n").unwrap();
-        assert!(err(load(&t.0)).contains("line 1"));
+        assert!(err(load(&t)).contains("line 1"));
     }
 
     #[test]
     fn undecodable_file_is_named() {
-        let t = TempDir::new("broken");
-        put(&t.0, "cat/good.png", 3, 3, 1, 1);
-        std::fs::write(t.0.join("cat/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
-        let e = err(load(&t.0));
+        let t = TestDir::new("image-folder-broken");
+        put(&t, "cat/good.png", 3, 3, 1, 1);
+        std::fs::write(t.join("cat/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+        let e = err(load(&t));
         assert!(e.contains("cannot decode image") && e.contains("broken.png"), "{e}");
     }
 
     #[test]
     fn mixed_sizes_are_refused_unless_resized() {
-        let t = TempDir::new("sizes");
-        put(&t.0, "a/one.png", 8, 6, 1, 1);
-        put(&t.0, "b/two.png", 5, 7, 1, 2);
-        let e = err(load(&t.0));
+        let t = TestDir::new("image-folder-sizes");
+        put(&t, "a/one.png", 8, 6, 1, 1);
+        put(&t, "b/two.png", 5, 7, 1, 2);
+        let e = err(load(&t));
         assert!(e.contains("a/one.png is 8x6") && e.contains("b/two.png is 5x7") && e.contains("--image-size"), "{e}");
         let opts = ImageFolderOptions { size: Some((4, 3)), ..Default::default() };
-        let set = load_image_folder(&t.0, &opts).unwrap();
+        let set = load_image_folder(&t, &opts).unwrap();
         assert_eq!((set.height, set.width, set.channels, set.pixels.len()), (4, 3, 1, 2 * 4 * 3));
         assert!(set.notes.contains(&"resized to 4x3: 2 files".to_string()), "{:?}", set.notes);
     }
 
     #[test]
     fn resize_keeps_a_constant_image_constant() {
-        let t = TempDir::new("resize");
-        write_png(&t.0.join("flat.png"), &[200, 10, 60].repeat(9 * 7), 9, 7, 3).unwrap();
-        let (px, h, w, c) = read_image_file(&t.0.join("flat.png"), Some((4, 5)), None).unwrap();
+        let t = TestDir::new("image-folder-resize");
+        write_png(&t.join("flat.png"), &[200, 10, 60].repeat(9 * 7), 9, 7, 3).unwrap();
+        let (px, h, w, c) = read_image_file(&t.join("flat.png"), Some((4, 5)), None).unwrap();
         assert_eq!((h, w, c), (4, 5, 3));
         assert_eq!(px, [200, 10, 60].repeat(20));
     }
 
     #[test]
     fn rgb_pixels_round_trip_exactly() {
-        let t = TempDir::new("rgb");
-        let a = put(&t.0, "x/a.png", 6, 4, 3, 7);
-        let set = load(&t.0).unwrap();
+        let t = TestDir::new("image-folder-rgb");
+        let a = put(&t, "x/a.png", 6, 4, 3, 7);
+        let set = load(&t).unwrap();
         assert_eq!((set.height, set.width, set.channels), (6, 4, 3));
         assert_eq!(set.pixels, a);
-        assert_eq!(read_image_file(&t.0.join("x/a.png"), None, None).unwrap(), (a, 6, 4, 3));
+        assert_eq!(read_image_file(&t.join("x/a.png"), None, None).unwrap(), (a, 6, 4, 3));
     }
 
     #[test]
     fn mixed_channels_are_refused_unless_converted() {
-        let t = TempDir::new("channels");
-        put(&t.0, "a/gray.png", 3, 3, 1, 1);
-        put(&t.0, "b/color.png", 3, 3, 3, 2);
-        let e = err(load(&t.0));
+        let t = TestDir::new("image-folder-channels");
+        put(&t, "a/gray.png", 3, 3, 1, 1);
+        put(&t, "b/color.png", 3, 3, 3, 2);
+        let e = err(load(&t));
         assert!(e.contains("a/gray.png is grayscale") && e.contains("b/color.png is RGB") && e.contains("--image-channels 1"), "{e}");
-        let set = load_image_folder(&t.0, &ImageFolderOptions { channels: Some(1), ..Default::default() }).unwrap();
+        let set = load_image_folder(&t, &ImageFolderOptions { channels: Some(1), ..Default::default() }).unwrap();
         assert_eq!((set.channels, set.pixels.len()), (1, 2 * 9));
         assert_eq!(set.notes, ["converted to grayscale: 1 file"]);
-        let set = load_image_folder(&t.0, &ImageFolderOptions { channels: Some(3), ..Default::default() }).unwrap();
+        let set = load_image_folder(&t, &ImageFolderOptions { channels: Some(3), ..Default::default() }).unwrap();
         assert_eq!(&set.pixels[..3], &[set.pixels[0]; 3], "gray becomes three equal channels");
     }
 
     #[test]
     fn empty_class_folder_missing_root_no_images_and_bad_options_are_errors() {
-        let t = TempDir::new("empty");
-        put(&t.0, "cat/a.png", 3, 3, 1, 1);
-        std::fs::create_dir_all(t.0.join("dog/deeper")).unwrap();
-        std::fs::write(t.0.join("dog/deeper/notes.txt"), "x").unwrap();
-        let e = err(load(&t.0));
+        let t = TestDir::new("image-folder-empty");
+        put(&t, "cat/a.png", 3, 3, 1, 1);
+        std::fs::create_dir_all(t.join("dog/deeper")).unwrap();
+        std::fs::write(t.join("dog/deeper/notes.txt"), "x").unwrap();
+        let e = err(load(&t));
         assert!(e.contains("class folder") && e.contains("dog") && e.contains("no image files"), "{e}");
-        assert!(err(load(&t.0.join("nope"))).contains("does not exist"));
-        assert!(err(load(&t.0.join("cat/a.png"))).contains("is not a folder"));
-        let empty = TempDir::new("empty-root");
-        std::fs::write(empty.0.join("readme.md"), "x").unwrap();
-        assert!(err(load(&empty.0)).contains("no image files"));
-        let bad = |opts: ImageFolderOptions| err(load_image_folder(&t.0, &opts));
+        assert!(err(load(&t.join("nope"))).contains("does not exist"));
+        assert!(err(load(&t.join("cat/a.png"))).contains("is not a folder"));
+        let empty = TestDir::new("image-folder-empty-root");
+        std::fs::write(empty.join("readme.md"), "x").unwrap();
+        assert!(err(load(&empty)).contains("no image files"));
+        let bad = |opts: ImageFolderOptions| err(load_image_folder(&t, &opts));
         assert!(bad(ImageFolderOptions { channels: Some(2), ..Default::default() }).contains("1 (grayscale) or 3 (RGB)"));
         assert!(bad(ImageFolderOptions { size: Some((0, 4)), ..Default::default() }).contains("at least 1"));
     }
 
     #[test]
     fn root_images_are_unlabeled_only_without_class_folders() {
-        let t = TempDir::new("root");
-        put(&t.0, "b.png", 2, 2, 1, 1);
-        put(&t.0, "a.png", 2, 2, 1, 2);
-        put(&t.0, "unlabeled/c.png", 2, 2, 1, 3);
-        let set = load(&t.0).unwrap();
+        let t = TestDir::new("image-folder-root");
+        put(&t, "b.png", 2, 2, 1, 1);
+        put(&t, "a.png", 2, 2, 1, 2);
+        put(&t, "unlabeled/c.png", 2, 2, 1, 3);
+        let set = load(&t).unwrap();
         assert_eq!(set.ids, ["a.png", "b.png", "unlabeled/c.png"]);
         assert_eq!(set.labels, [None, None, None]);
         assert!(set.class_names.is_empty());
-        put(&t.0, "cat/d.png", 2, 2, 1, 4);
-        let e = err(load(&t.0));
+        put(&t, "cat/d.png", 2, 2, 1, 4);
+        let e = err(load(&t));
         assert!(e.contains("unlabeled/") && e.contains("labels.csv") && e.contains("cat"), "{e}");
     }
 
     #[test]
     fn fixed_class_names_keep_their_order_and_new_classes_need_permission() {
-        let t = TempDir::new("fixed");
-        put(&t.0, "cat/a.png", 2, 2, 1, 1);
-        put(&t.0, "dog/a.png", 2, 2, 1, 2);
+        let t = TestDir::new("image-folder-fixed");
+        put(&t, "cat/a.png", 2, 2, 1, 1);
+        put(&t, "dog/a.png", 2, 2, 1, 2);
         let mut opts = ImageFolderOptions { class_names: Some(vec!["dog".into(), "cat".into(), "cow".into()]), ..Default::default() };
-        let set = load_image_folder(&t.0, &opts).unwrap();
+        let set = load_image_folder(&t, &opts).unwrap();
         assert_eq!(set.class_names, ["dog", "cat", "cow"]);
         assert_eq!((set.ids, set.labels), (vec!["dog/a.png".to_string(), "cat/a.png".into()], vec![Some(0), Some(1)]));
-        put(&t.0, "bird/a.png", 2, 2, 1, 3);
-        put(&t.0, "ant/a.png", 2, 2, 1, 4);
-        let e = err(load_image_folder(&t.0, &opts));
+        put(&t, "bird/a.png", 2, 2, 1, 3);
+        put(&t, "ant/a.png", 2, 2, 1, 4);
+        let e = err(load_image_folder(&t, &opts));
         assert!(e.contains("class folder in") && e.contains("not among the 3 known classes (dog, cat, cow): 'ant', 'bird'"), "{e}");
         opts.allow_new_classes = true;
-        let set = load_image_folder(&t.0, &opts).unwrap();
+        let set = load_image_folder(&t, &opts).unwrap();
         assert_eq!(set.class_names, ["dog", "cat", "cow", "ant", "bird"]);
         assert_eq!(set.labels, [Some(0), Some(1), Some(3), Some(4)]);
     }
 
     #[test]
     fn jpeg_bmp_tiff_alpha_and_16_bit_decode() {
-        let t = TempDir::new("formats");
+        let t = TestDir::new("image-folder-formats");
         let rgb = image::RgbImage::from_fn(8, 6, |_, _| image::Rgb([180, 90, 30]));
         for name in ["a.jpg", "b.BMP", "c.tiff"] {
-            rgb.save(t.0.join(name)).unwrap();
+            rgb.save(t.join(name)).unwrap();
         }
-        let (jpg, h, w, c) = read_image_file(&t.0.join("a.jpg"), None, None).unwrap();
+        let (jpg, h, w, c) = read_image_file(&t.join("a.jpg"), None, None).unwrap();
         assert_eq!((h, w, c), (6, 8, 3));
         assert!(jpg.chunks(3).all(|p| p.iter().zip([180, 90, 30]).all(|(&a, b)| a.abs_diff(b) <= 3)), "{:?}", &jpg[..3]);
         for exact in ["b.BMP", "c.tiff"] {
-            assert_eq!(read_image_file(&t.0.join(exact), None, None).unwrap().0, [180, 90, 30].repeat(48), "{exact}");
+            assert_eq!(read_image_file(&t.join(exact), None, None).unwrap().0, [180, 90, 30].repeat(48), "{exact}");
         }
-        image::RgbaImage::from_fn(8, 6, |_, _| image::Rgba([1, 2, 3, 0])).save(t.0.join("d.png")).unwrap();
-        image::ImageBuffer::<image::Luma<u16>, _>::from_fn(8, 6, |_, _| image::Luma([65535u16])).save(t.0.join("e.png")).unwrap();
-        let set = load_image_folder(&t.0, &ImageFolderOptions { channels: Some(3), ..Default::default() }).unwrap();
+        image::RgbaImage::from_fn(8, 6, |_, _| image::Rgba([1, 2, 3, 0])).save(t.join("d.png")).unwrap();
+        image::ImageBuffer::<image::Luma<u16>, _>::from_fn(8, 6, |_, _| image::Luma([65535u16])).save(t.join("e.png")).unwrap();
+        let set = load_image_folder(&t, &ImageFolderOptions { channels: Some(3), ..Default::default() }).unwrap();
         assert_eq!(set.ids, ["a.jpg", "b.BMP", "c.tiff", "d.png", "e.png"]);
         assert_eq!(&set.pixels[3 * 144..3 * 144 + 3], &[1, 2, 3]);
         assert_eq!(&set.pixels[4 * 144..4 * 144 + 3], &[255, 255, 255]);

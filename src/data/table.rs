@@ -1056,29 +1056,7 @@ fn load_npy_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Tabl
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A fresh folder for one test (removed by `Dir::drop`).
-    struct Dir(PathBuf);
-
-    impl Dir {
-        fn new(test: &str) -> Dir {
-            let d = std::env::temp_dir().join(format!("ssvae-table-{}-{test}", std::process::id()));
-            std::fs::create_dir_all(&d).unwrap();
-            Dir(d)
-        }
-
-        fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-            let p = self.0.join(name);
-            std::fs::write(&p, bytes).unwrap();
-            p
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testdir::TestDir;
 
     fn err(r: Result<Table>) -> String {
         match r {
@@ -1107,7 +1085,7 @@ mod tests {
 
     #[test]
     fn csv_with_header_id_and_label_columns() {
-        let d = Dir::new("csv");
+        let d = TestDir::new("table-csv");
         let p = d.write("f.csv", "\u{feff}id,a,b,label\r\nx1,1,2.5,cat\r\n\r\nx2,-3,4e2,\r\nx3,5,6,dog\r\nx4,7,8,cat\r\n");
         let t = load_table(&p, &no_opts()).unwrap();
         assert_eq!(t.feature_names, s(&["a", "b"]));
@@ -1128,7 +1106,7 @@ mod tests {
 
     #[test]
     fn tsv_whitespace_semicolon_and_gz() {
-        let d = Dir::new("formats");
+        let d = TestDir::new("table-formats");
         let want = vec![1.0, 2.0, 3.0, 4.0];
         let p = d.write("f.tsv", "a\tb\tclass\n1\t2\tu\n3\t4\tv\n");
         let t = load_table(&p, &no_opts()).unwrap();
@@ -1156,7 +1134,7 @@ mod tests {
 
     #[test]
     fn numeric_labels_unlabeled_values_and_auto_detection() {
-        let d = Dir::new("labels");
+        let d = TestDir::new("table-labels");
         // numpy.savetxt writes labels as e-notation floats
         let p = d.write("e.csv", "x,target\n1,1.0000000e+00\n2,0.0000000e+00\n3,-1.0000000e+00\n4,1.0\n5,10\n");
         let t = load_table(&p, &no_opts()).unwrap();
@@ -1190,7 +1168,7 @@ mod tests {
 
     #[test]
     fn fixed_classes_map_by_name_and_new_ones_error_or_append() {
-        let d = Dir::new("fixed");
+        let d = TestDir::new("table-fixed");
         let p = d.write("t.csv", "x,label\n1,2.0\n2,0\n3,7\n4,\n");
         let fixed = TableOptions { class_names: Some(s(&["2", "0"])), ..no_opts() };
         assert_err(load_table(&p, &fixed), &["t.csv", "line 4: label '7' is not one of the 2 classes (2, 0)"]);
@@ -1205,7 +1183,7 @@ mod tests {
 
     #[test]
     fn bad_cells_name_the_line_and_column() {
-        let d = Dir::new("cells");
+        let d = TestDir::new("table-cells");
         let load = |name: &str, text: &str| load_table(&d.write(name, text), &no_opts());
         assert_err(load("word.csv", "a,b\n1,2\n3,red\n"), &["word.csv", "line 3, column 'b'", "'red' is not a number", "--columns"]);
         assert_err(load("nan.csv", "a,b\n1,2\nnan,2\n"), &["nan.csv", "line 3, column 'a'", "NaN"]);
@@ -1222,7 +1200,7 @@ mod tests {
 
     #[test]
     fn bad_tables_are_refused_with_the_reason() {
-        let d = Dir::new("tables");
+        let d = TestDir::new("table-tables");
         let p = d.write("t.csv", "a,b,label\n1,2,x\n");
         let with = |o: TableOptions| load_table(&p, &o);
         assert_err(
@@ -1283,7 +1261,7 @@ mod tests {
 
     #[test]
     fn npy_features_in_each_dtype_and_order() {
-        let d = Dir::new("npy");
+        let d = TestDir::new("table-npy");
         let want: Vec<f32> = vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.0]; // 3 rows x 2
         let p = d.write("f4.npy", npy("<f4", "(3, 2)", false, &bytes_of(&want, f32::to_le_bytes), 1));
         let t = load_table(&p, &no_opts()).unwrap();
@@ -1309,7 +1287,7 @@ mod tests {
 
     #[test]
     fn npy_labels_files() {
-        let d = Dir::new("npylabels");
+        let d = TestDir::new("table-npylabels");
         let x = d.write("x.npy", npy("<f4", "(3, 1)", false, &bytes_of(&[1f32, 2.0, 3.0], f32::to_le_bytes), 1));
         let with = |labels: &Path| TableOptions { labels_path: Some(labels.to_path_buf()), ..no_opts() };
         let y = d.write("y.npy", npy("<i4", "(3,)", false, &bytes_of(&[2i32, -1, 0], i32::to_le_bytes), 1));
@@ -1340,7 +1318,7 @@ mod tests {
 
     #[test]
     fn npy_errors_name_the_file_and_the_problem() {
-        let d = Dir::new("npyerr");
+        let d = TestDir::new("table-npyerr");
         let good = npy("<f4", "(2, 2)", false, &bytes_of(&[1f32, 2.0, 3.0, 4.0], f32::to_le_bytes), 1);
         let p = d.write("cut.npy", &good[..good.len() - 3]);
         assert_err(load_table(&p, &no_opts()), &["cut.npy", "truncated", "(2, 2)", "needs 16 bytes of data, the file has 13"]);
@@ -1378,9 +1356,9 @@ mod tests {
         use parquet::schema::parser::parse_message_type;
         use std::sync::Arc;
 
-        let d = Dir::new("parquet");
+        let d = TestDir::new("table-parquet");
         let write = |name: &str, a: &[f64], labels: &[Option<&str>], b_null_at: Option<usize>| {
-            let p = d.0.join(name);
+            let p = d.join(name);
             let schema = Arc::new(
                 parse_message_type("message t { required double a; optional float b; required int32 id; optional binary label (UTF8); }")
                     .unwrap(),
