@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("error", 0),
     ("rng", 1),
     ("fsutil", 1),
+    ("testdir", 1), // unit tests' temp folders (cfg(test) only)
     ("backend", 2),
     ("graph", 3),
     ("data", 4),
