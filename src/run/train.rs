@@ -709,8 +709,6 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
     Ok(summary)
 }
 
-/// The trainer: resident, or streamed (`--stream`, data on disk, or a set too large for one
-/// device buffer); a run that streams records it in config.json.
 /// Loads `model` (the selected epoch's or the averaged weights) into the trainer and makes its
 /// evaluation the run's figures in `summary`, keeping the last epoch's accuracy beside them.
 fn report_runs_model<B: Backend>(be: &B, trainer: &mut Trainer<B>, model: &Weights, summary: &mut RunSummary) -> Result<EvalReport> {
@@ -723,6 +721,8 @@ fn report_runs_model<B: Backend>(be: &B, trainer: &mut Trainer<B>, model: &Weigh
     Ok(e)
 }
 
+/// The trainer: resident, or streamed (`--stream`, data on disk, or a set too large for one
+/// device buffer); a run that streams records it in config.json.
 fn build_trainer<B: Backend>(
     be: &B,
     run: &mut RunConfig,
