@@ -144,8 +144,7 @@ fn recipe_labeled_share_follows_the_labeled_fraction() {
 /// The training settings a 1-epoch SS_D run on `n` synthetic samples records in config.json.
 fn recorded(name: &str, labels: LabelSpec, n: usize, recipe: ssvae::run::Recipe, given: ssvae::run::RunSpec) -> ssvae::train::TrainConfig {
     use ssvae::run::{self, DatasetName, Quiet, RunConfig, RunSpec};
-    let out = std::env::temp_dir().join(format!("ssvae-levers-recorded-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = common::TempDir::unmade("levers-recorded", name);
     let mut s = RunSpec::new(ssvae::model::Family::Dense, Kind::Ss, DatasetName::Synthetic);
     s.data.synthetic = (n, 32);
     s.model.hidden = Some(vec![16]);
@@ -154,11 +153,9 @@ fn recorded(name: &str, labels: LabelSpec, n: usize, recipe: ssvae::run::Recipe,
     s.labels = Some(labels);
     s.recipe = recipe;
     (s.labeled_share, s.lr_schedule) = (given.labeled_share, given.lr_schedule);
-    s.out = Some(out.clone());
+    s.out = Some(out.to_path_buf());
     run::train(&CpuBackend::new(), &s, &mut Quiet).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let c = RunConfig::load(&out).unwrap().train;
-    let _ = std::fs::remove_dir_all(&out);
-    c
+    RunConfig::load(&out).unwrap().train
 }
 
 /// The share is resolved once the labels are chosen and recorded in config.json; the paper's
