@@ -28,6 +28,10 @@ fn geometries() -> Vec<Conv2d> {
         // stride 1 without padding: the CPU adjoint runs as a forward convolution padded by k - 1
         geom(2, (7, 6), 3, 4, 3, 1, Padding::Valid),
         geom(3, (14, 14), 17, 9, 3, 2, Padding::Same),
+        // batches of 4 or more samples: with two or more threads the CPU runs pieces of the
+        // batch on the threads (uneven pieces here), each with one-thread products
+        geom(9, (6, 5), 3, 4, 3, 1, Padding::Same),
+        geom(7, (7, 7), 2, 3, 3, 2, Padding::Same),
     ]
 }
 

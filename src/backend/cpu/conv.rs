@@ -2,8 +2,9 @@
 //!
 //! Each is "im2col + GEMM": a chunk of samples is unfolded into a matrix whose row is one
 //! output pixel and whose columns are the `kh * kw * in_c` input values under the kernel
-//! (zero outside the image), then one `matrixmultiply` GEMM does the arithmetic. Chunks keep
-//! the unfolded matrix near 16 MB whatever the batch. The GPU kernels compute the same sums
+//! (zero outside the image), then one GEMM (`gemm::sgemm_strided`) does the arithmetic. Chunks
+//! keep the unfolded matrix near 2 MiB whatever the batch; with a batch of several samples a
+//! thread, whole pieces of the batch run on the threads, each with one-thread products. The GPU kernels compute the same sums
 //! without materialising the matrix (implicit GEMM); `tests/kernels_conv.rs` also checks these
 //! against direct loops.
 
@@ -74,11 +75,12 @@ fn flip_weights(c: &Conv2d, w: &[f32]) -> Vec<f32> {
     f
 }
 
-/// Unfolds samples `b0..b0 + nb` of `x` into `col` (nb * out_h * out_w rows of kh*kw*in_c).
-fn im2col(c: &Conv2d, x: &[f32], b0: usize, nb: usize, col: &mut [f32]) {
+/// Unfolds samples `b0..b0 + nb` of `x` into `col` (nb * out_h * out_w rows of kh*kw*in_c),
+/// over the threads where `threads`.
+fn im2col(c: &Conv2d, x: &[f32], b0: usize, nb: usize, col: &mut [f32], threads: bool) {
     let (p, k) = dims(c);
     let img = c.in_h * c.in_w * c.in_c;
-    col[..nb * p * k].par_chunks_mut(k).enumerate().for_each(|(row, out)| {
+    let unfold_row = |(row, out): (usize, &mut [f32])| {
         let (b, pix) = (b0 + row / p, row % p);
         let (oy, ox) = (pix / c.out_w, pix % c.out_w);
         let xb = &x[b * img..(b + 1) * img];
@@ -95,15 +97,20 @@ fn im2col(c: &Conv2d, x: &[f32], b0: usize, nb: usize, col: &mut [f32]) {
                 }
             }
         }
-    });
+    };
+    if threads {
+        col[..nb * p * k].par_chunks_mut(k).enumerate().for_each(unfold_row);
+    } else {
+        col[..nb * p * k].chunks_mut(k).enumerate().for_each(unfold_row);
+    }
 }
 
-/// Adds the unfolded gradient `col` of samples `b0..b0 + nb` back onto `dx` (the adjoint of
-/// `im2col`); samples are independent, so they run in parallel.
-fn col2im_add(c: &Conv2d, col: &[f32], b0: usize, nb: usize, dx: &mut [f32]) {
+/// Adds the unfolded gradient `col` of `nb` samples back onto their gradient `dx` (`nb` images,
+/// the adjoint of `im2col`); samples are independent, so they run in parallel where `threads`.
+fn col2im_add(c: &Conv2d, col: &[f32], nb: usize, dx: &mut [f32], threads: bool) {
     let (p, k) = dims(c);
     let img = c.in_h * c.in_w * c.in_c;
-    dx[b0 * img..(b0 + nb) * img].par_chunks_mut(img).enumerate().for_each(|(bi, dxb)| {
+    let fold_sample = |(bi, dxb): (usize, &mut [f32])| {
         for pix in 0..p {
             let (oy, ox) = (pix / c.out_w, pix % c.out_w);
             let row = &col[(bi * p + pix) * k..(bi * p + pix + 1) * k];
@@ -125,7 +132,23 @@ fn col2im_add(c: &Conv2d, col: &[f32], b0: usize, nb: usize, dx: &mut [f32]) {
                 }
             }
         }
-    });
+    };
+    if threads {
+        dx[..nb * img].par_chunks_mut(img).enumerate().for_each(fold_sample);
+    } else {
+        dx[..nb * img].chunks_mut(img).enumerate().for_each(fold_sample);
+    }
+}
+
+/// Samples per piece when a convolution runs whole pieces of the batch on the threads (each
+/// piece's unfolding and products on one thread), or `None` to run the samples in order with
+/// the threads inside each product. The per-sample products are small (SS_CNN's 784 x 64 x
+/// 576): the gemm crate runs them at 230 GFLOP/s on two threads against 165 on one (AVX-512;
+/// 165 against 99 with AVX2), so two pieces at once do 1.4-2x the arithmetic of one product
+/// over both threads. Four pieces a thread keep the threads even when a core is shared.
+fn sample_pieces(batch: usize) -> Option<usize> {
+    let threads = rayon::current_num_threads();
+    (threads > 1 && batch >= 2 * threads).then(|| batch.div_ceil(4 * threads))
 }
 
 /// `c (m x n) = alpha * A B + beta * c` with explicit strides (row, column) for A and B.
@@ -140,10 +163,16 @@ fn sgemm(
     (rsb, csb): (usize, usize),
     beta: f32,
     c: &mut [f32],
+    threads: bool,
 ) {
+    let (sa, sb) = ((rsa as isize, csa as isize), (rsb as isize, csb as isize));
     // SAFETY: callers pass slices covering the addressed m x k, k x n and m x n elements.
     unsafe {
-        super::gemm::sgemm_strided(m, n, k, 1.0, a, (rsa as isize, csa as isize), b, (rsb as isize, csb as isize), beta, &mut c[..m * n])
+        if threads {
+            super::gemm::sgemm_strided(m, n, k, 1.0, a, sa, b, sb, beta, &mut c[..m * n])
+        } else {
+            super::gemm::sgemm_strided_one_thread(m, n, k, 1.0, a, sa, b, sb, beta, &mut c[..m * n])
+        }
     }
 }
 
@@ -152,18 +181,33 @@ pub fn conv2d_forward(c: &Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>, y:
     let (p, k) = dims(c);
     let oc = c.out_c;
     if is_pointwise(c) {
-        sgemm(c.batch * p, oc, k, x, (k, 1), w, (oc, 1), 0.0, &mut y[..c.out_len()]);
+        sgemm(c.batch * p, oc, k, x, (k, 1), w, (oc, 1), 0.0, &mut y[..c.out_len()], true);
     } else {
-        let chunk = chunk_samples(c);
-        let mut col = vec![0f32; chunk * p * k];
-        for b0 in (0..c.batch).step_by(chunk) {
-            let nb = chunk.min(c.batch - b0);
-            im2col(c, x, b0, nb, &mut col);
-            sgemm(nb * p, oc, k, &col, (k, 1), w, (oc, 1), 0.0, &mut y[b0 * p * oc..(b0 + nb) * p * oc]);
+        let img = c.in_h * c.in_w * c.in_c;
+        match sample_pieces(c.batch) {
+            Some(per) => y[..c.out_len()].par_chunks_mut(per * p * oc).enumerate().for_each(|(i, yp)| {
+                let nb = yp.len() / (p * oc);
+                forward_samples(c, &x[i * per * img..(i * per + nb) * img], w, nb, yp, false)
+            }),
+            None => forward_samples(c, x, w, c.batch, &mut y[..c.out_len()], true),
         }
     }
     if let Some(bias) = bias {
         y[..c.out_len()].par_chunks_mut(oc).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+    }
+}
+
+/// The unfolded forward product of the `nb` samples in `x` into their outputs `y`, chunk by
+/// chunk, with the threads inside each step where `threads`.
+fn forward_samples(c: &Conv2d, x: &[f32], w: &[f32], nb: usize, y: &mut [f32], threads: bool) {
+    let (p, k) = dims(c);
+    let oc = c.out_c;
+    let chunk = chunk_samples(c).min(nb.max(1));
+    let mut col = vec![0f32; chunk * p * k];
+    for b0 in (0..nb).step_by(chunk) {
+        let n = chunk.min(nb - b0);
+        im2col(c, x, b0, n, &mut col, threads);
+        sgemm(n * p, oc, k, &col, (k, 1), w, (oc, 1), 0.0, &mut y[b0 * p * oc..(b0 + n) * p * oc], threads);
     }
 }
 
@@ -174,17 +218,17 @@ pub fn conv2d_backward_input(c: &Conv2d, dy: &[f32], w: &[f32], bias: Option<&[f
     let dx = &mut dx[..c.in_len()];
     if is_pointwise(c) {
         // dx (rows x in_c) = dy (rows x oc) W^T, W stored in_c x oc
-        sgemm(c.batch * p, k, oc, dy, (oc, 1), w, (1, oc), 0.0, dx);
+        sgemm(c.batch * p, k, oc, dy, (oc, 1), w, (1, oc), 0.0, dx, true);
     } else if let Some(adj) = adjoint_as_forward(c) {
         conv2d_forward(&adj, dy, &flip_weights(c, w), None, dx);
     } else {
-        dx.fill(0.0);
-        let chunk = chunk_samples(c);
-        let mut col = vec![0f32; chunk * p * k];
-        for b0 in (0..c.batch).step_by(chunk) {
-            let nb = chunk.min(c.batch - b0);
-            sgemm(nb * p, k, oc, &dy[b0 * p * oc..(b0 + nb) * p * oc], (oc, 1), w, (1, oc), 0.0, &mut col[..nb * p * k]);
-            col2im_add(c, &col, b0, nb, dx);
+        let img = c.in_h * c.in_w * c.in_c;
+        match sample_pieces(c.batch) {
+            Some(per) => dx.par_chunks_mut(per * img).enumerate().for_each(|(i, dxp)| {
+                let nb = dxp.len() / img;
+                backward_input_samples(c, &dy[i * per * p * oc..(i * per + nb) * p * oc], w, nb, dxp, false)
+            }),
+            None => backward_input_samples(c, dy, w, c.batch, dx, true),
         }
     }
     if let Some(bias) = bias {
@@ -192,39 +236,63 @@ pub fn conv2d_backward_input(c: &Conv2d, dy: &[f32], w: &[f32], bias: Option<&[f
     }
 }
 
+/// The unfolded adjoint product (then col2im) of the `nb` samples of `dy` into their input
+/// gradients `dx`, chunk by chunk, with the threads inside each step where `threads`.
+fn backward_input_samples(c: &Conv2d, dy: &[f32], w: &[f32], nb: usize, dx: &mut [f32], threads: bool) {
+    let (p, k) = dims(c);
+    let (oc, img) = (c.out_c, c.in_h * c.in_w * c.in_c);
+    dx.fill(0.0);
+    let chunk = chunk_samples(c).min(nb.max(1));
+    let mut col = vec![0f32; chunk * p * k];
+    for b0 in (0..nb).step_by(chunk) {
+        let n = chunk.min(nb - b0);
+        sgemm(n * p, k, oc, &dy[b0 * p * oc..(b0 + n) * p * oc], (oc, 1), w, (1, oc), 0.0, &mut col[..n * p * k], threads);
+        col2im_add(c, &col, n, &mut dx[b0 * img..(b0 + n) * img], threads);
+    }
+}
+
 /// dw (kh*kw*in_c x out_c) = sum over samples of im2col(x)^T dy, written or accumulated.
 pub fn conv2d_backward_weight(c: &Conv2d, x: &[f32], dy: &[f32], accumulate: bool, dw: &mut [f32]) {
+    backward_weight(c, x, dy, accumulate, dw, true)
+}
+
+/// [`conv2d_backward_weight`], with the threads inside each step where `threads`.
+fn backward_weight(c: &Conv2d, x: &[f32], dy: &[f32], accumulate: bool, dw: &mut [f32], threads: bool) {
     let (p, k) = dims(c);
     let oc = c.out_c;
     let dw = &mut dw[..c.w_len()];
     if is_pointwise(c) {
         // dw (in_c x oc) = x^T (in_c x rows) dy (rows x oc)
-        sgemm(k, oc, c.batch * p, x, (1, k), dy, (oc, 1), if accumulate { 1.0 } else { 0.0 }, dw);
+        sgemm(k, oc, c.batch * p, x, (1, k), dy, (oc, 1), if accumulate { 1.0 } else { 0.0 }, dw, threads);
         return;
     }
     let chunk = chunk_samples(c);
     let mut col = vec![0f32; chunk * p * k];
     for (i, b0) in (0..c.batch).step_by(chunk).enumerate() {
         let nb = chunk.min(c.batch - b0);
-        im2col(c, x, b0, nb, &mut col);
+        im2col(c, x, b0, nb, &mut col, threads);
         let beta = if i > 0 || accumulate { 1.0 } else { 0.0 };
-        sgemm(k, oc, nb * p, &col, (1, k), &dy[b0 * p * oc..(b0 + nb) * p * oc], (oc, 1), beta, dw);
+        sgemm(k, oc, nb * p, &col, (1, k), &dy[b0 * p * oc..(b0 + nb) * p * oc], (oc, 1), beta, dw, threads);
     }
 }
 
 /// Split-K twin: `part[s]` = the weight gradient of samples `s * samples ..` (at most
-/// `samples` of them), each computed as [`conv2d_backward_weight`] on that sub-batch.
+/// `samples` of them), each computed as [`conv2d_backward_weight`] on that sub-batch. The runs
+/// are independent: where there are more of them than threads, each runs whole on one thread
+/// (see [`sample_pieces`] for why), else one after another with the threads inside.
 pub fn conv2d_backward_weight_split(c: &Conv2d, samples: usize, x: &[f32], dy: &[f32], part: &mut [f32]) {
     let (wl, inl, outl) = (c.w_len(), c.in_h * c.in_w * c.in_c, c.out_h * c.out_w * c.out_c);
-    for (s, b0) in (0..c.batch).step_by(samples).enumerate() {
+    let runs = c.batch.div_ceil(samples.max(1));
+    let run = |s: usize, dw: &mut [f32], threads: bool| {
+        let b0 = s * samples;
         let nb = samples.min(c.batch - b0);
         let sub = Conv2d { batch: nb, ..*c };
-        conv2d_backward_weight(
-            &sub,
-            &x[b0 * inl..(b0 + nb) * inl],
-            &dy[b0 * outl..(b0 + nb) * outl],
-            false,
-            &mut part[s * wl..(s + 1) * wl],
-        );
+        backward_weight(&sub, &x[b0 * inl..(b0 + nb) * inl], &dy[b0 * outl..(b0 + nb) * outl], false, dw, threads);
+    };
+    let part = &mut part[..runs * wl];
+    if rayon::current_num_threads() > 1 && runs >= rayon::current_num_threads() {
+        part.par_chunks_mut(wl).enumerate().for_each(|(s, dw)| run(s, dw, false));
+    } else {
+        part.chunks_mut(wl).enumerate().for_each(|(s, dw)| run(s, dw, true));
     }
 }

@@ -121,7 +121,93 @@ pub(crate) unsafe fn sgemm_strided(
     }
     // threads only where there is enough work to share (about 1 ms of one core)
     let parallelism = if m * n * k >= 1 << 20 { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None };
+    if b_transposed && !a_transposed && beta == 0.0 && nt_through_column_major(m, n, k) {
+        return NT_SCRATCH.with(|t| {
+            let mut t = t.borrow_mut();
+            t.resize(m * n, 0.0);
+            // C^T (n x m, row-major) is C column-major: the crate's preferred output layout,
+            // with A (few rows) as the operand it packs instead of the large B
+            gemm_crate_to(m, n, k, alpha, a, (rsa, csa), b, (rsb, csb), 0.0, t.as_mut_ptr(), (1, m as isize), parallelism);
+            transpose(&t, n, m, c);
+        });
+    }
     gemm_crate(m, n, k, alpha, a, (rsa, csa), b, (rsb, csb), beta, c, parallelism)
+}
+
+thread_local! {
+    /// The column-major output of [`nt_through_column_major`]'s products, kept between calls
+    /// (a fresh buffer of up to 1 MiB a call costs page faults on every step).
+    static NT_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether `A B^T` with few rows (the dense layers' input gradients: 128 x 1024 x 1024 at batch
+/// 128) runs faster into a column-major buffer transposed afterwards. With its AVX-512 kernels
+/// the `gemm` crate writes a row-major output as the transposed problem, whose packed operand
+/// is then B (n x k, contiguous along k: a transposing gather of 4 MiB a call): 125-135
+/// GFLOP/s against 230-250 for the plain product. Written column-major, the packed operand is
+/// A (m x k, 8x smaller) and the product runs at 250-270 GFLOP/s; the output's transpose
+/// (128 x 1024: 0.05-0.07 ms) leaves 235-250 (BENCHMARKS.md, "AVX-512 in the gemm crate").
+/// With the AVX2 kernels both ways run at the same speed (157-166 GFLOP/s), and for many rows
+/// (M2's 1280 x 1024 x 1024) or short k the plain call is faster, hence the bounds.
+fn nt_through_column_major(m: usize, n: usize, k: usize) -> bool {
+    (16..=256).contains(&m) && n >= 2 * m && k >= 256 && m * n <= 1 << 18 && gemm_crate_has_avx512()
+}
+
+/// Whether the `gemm` crate runs its AVX-512 kernels here: it detects them itself (the
+/// `x86-v4` feature), whatever `SSVAE_CPU_SIMD` says.
+fn gemm_crate_has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `dst` (cols x rows, row-major) = `src` (rows x cols, row-major) transposed, in 16 x 16
+/// blocks so that both sides stay in cache.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const B: usize = 16;
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    for c0 in (0..cols).step_by(B) {
+        for r0 in (0..rows).step_by(B) {
+            for c in c0..(c0 + B).min(cols) {
+                let out = &mut dst[c * rows..(c + 1) * rows];
+                for r in r0..(r0 + B).min(rows) {
+                    out[r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// [`sgemm_strided`] on the calling thread alone (the gemm crate without threads): for
+/// callers that run several products at once, one per thread.
+///
+/// # Safety
+/// As [`sgemm_strided`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_strided_one_thread(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    sa: (isize, isize),
+    b: &[f32],
+    sb: (isize, isize),
+    beta: f32,
+    c: &mut [f32],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|v| *v = if beta == 0.0 { 0.0 } else { beta * *v });
+        return;
+    }
+    gemm_crate(m, n, k, alpha, a, sa, b, sb, beta, c, gemm::Parallelism::None)
 }
 
 /// The `gemm` crate's product with [`sgemm_strided`]'s arguments.
@@ -142,14 +228,36 @@ unsafe fn gemm_crate(
     c: &mut [f32],
     parallelism: gemm::Parallelism,
 ) {
+    gemm_crate_to(m, n, k, alpha, a, (rsa, csa), b, (rsb, csb), beta, c.as_mut_ptr(), (n as isize, 1), parallelism)
+}
+
+/// [`gemm_crate`] into an output addressed by (row, column) strides.
+///
+/// # Safety
+/// As [`sgemm_strided`], with `c` holding every element its strides address.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_crate_to(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    (rsa, csa): (isize, isize),
+    b: &[f32],
+    (rsb, csb): (isize, isize),
+    beta: f32,
+    c: *mut f32,
+    (rsc, csc): (isize, isize),
+    parallelism: gemm::Parallelism,
+) {
     // gemm's naming: dst = alpha * dst + beta * lhs rhs, strides (column, row)
     gemm::gemm(
         m,
         n,
         k,
-        c.as_mut_ptr(),
-        1,
-        n as isize,
+        c,
+        csc,
+        rsc,
         beta != 0.0,
         a.as_ptr(),
         csa,
@@ -414,5 +522,57 @@ mod tests {
             }
         }
         eprintln!("long-k builds compared: {builds:?} and Plain");
+    }
+
+    /// Every transpose of `sgemm_strided` against an f64 product, on shapes that take each
+    /// engine: few rows with B transposed (the column-major route where the gemm crate runs
+    /// AVX-512), many rows, short k, and a beta that keeps the old output (which that route
+    /// must not take).
+    #[test]
+    fn strided_products_match_a_plain_sum() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut values = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        };
+        let shapes = [(128usize, 1024usize, 300usize), (17, 300, 257), (256, 512, 256), (100, 40, 70), (300, 64, 33), (5, 7, 3)];
+        let mut routed = 0;
+        for &(m, n, k) in &shapes {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                for beta in [0.0f32, 0.5] {
+                    let (a, b, old) = (values(m * k), values(k * n), values(m * n));
+                    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+                    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+                    let mut c = old.clone();
+                    // SAFETY: a, b and c hold m*k, k*n and m*n elements, as the strides address
+                    unsafe { sgemm_strided(m, n, k, 0.75, &a, (rsa, csa), &b, (rsb, csb), beta, &mut c) };
+                    routed += usize::from(tb && !ta && beta == 0.0 && nt_through_column_major(m, n, k));
+                    for i in 0..m {
+                        for j in 0..n {
+                            let dot: f64 = (0..k)
+                                .map(|l| {
+                                    let x = a[(i as isize * rsa + l as isize * csa) as usize] as f64;
+                                    x * b[(l as isize * rsb + j as isize * csb) as usize] as f64
+                                })
+                                .sum();
+                            let want = 0.75 * dot + beta as f64 * old[i * n + j] as f64;
+                            let got = c[i * n + j] as f64;
+                            assert!(
+                                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                "{m}x{n}x{k} ta={ta} tb={tb} beta={beta} at ({i}, {j}): {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("products through the column-major route: {routed} (gemm crate AVX-512: {})", gemm_crate_has_avx512());
+        assert_eq!(routed > 0, gemm_crate_has_avx512());
     }
 }

@@ -108,7 +108,8 @@ fn detected_simd() -> Simd {
 /// The build the hot loops use: the best this CPU runs, capped by the environment variable
 /// `SSVAE_CPU_SIMD` = `avx512`, `avx2` or `plain` where it is set (to compare the builds, or to
 /// time on an AVX-512 CPU what a CPU without it runs; a level the CPU lacks is not taken).
-/// Read once per process.
+/// Read once per process. The `gemm` crate's kernels are not capped: the crate detects the
+/// CPU's instruction sets itself.
 pub(crate) fn simd() -> Simd {
     static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
     *LEVEL.get_or_init(|| {
