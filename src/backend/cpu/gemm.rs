@@ -84,7 +84,8 @@ fn epilogue(n: usize, act: Act, bias: Option<&[f32]>, c: &mut [f32]) {
 
 /// `c (m x n, row-major) = alpha * op(A) op(B) + beta * c`, op(A) and op(B) addressed by
 /// (row, column) strides, through the engine that is faster for the shape on the CPUs measured
-/// (BENCHMARKS.md, "Two GEMM engines"): matrixmultiply for A^T B with a large output (the dense
+/// (BENCHMARKS.md, "Two GEMM engines"; where the gemm crate runs AVX-512, the gemm crate for
+/// all of them, see "AVX-512 in the gemm crate"): matrixmultiply for A^T B with a large output (the dense
 /// layers' weight gradients, 1024 x 1024 over 128 rows: 172-204 GFLOP/s against 146-183) and
 /// for long plain products with 128 or more columns (the RNN's 16384 x 160 input
 /// projections); the `gemm` crate for the rest, where matrixmultiply's packing dominates (the
@@ -110,8 +111,11 @@ pub(crate) unsafe fn sgemm_strided(
 ) {
     let a_transposed = rsa == 1 && csa != 1;
     let b_transposed = rsb == 1 && csb != 1;
-    let matrixmultiply_wins =
-        if a_transposed && !b_transposed { m * n >= 1 << 18 } else { !a_transposed && !b_transposed && m >= 4096 && n >= 128 };
+    // (measured with the gemm crate's AVX2 kernels; with its AVX-512 kernels it wins these
+    // shapes too: A^T B 1034 x 1024 x 1280 at 304 GFLOP/s against 237, 16384 x 160 x 40 at 271
+    // against 246)
+    let matrixmultiply_wins = !gemm_crate_has_avx512()
+        && if a_transposed && !b_transposed { m * n >= 1 << 18 } else { !a_transposed && !b_transposed && m >= 4096 && n >= 128 };
     if m == 0 || n == 0 {
         return;
     }

@@ -50,13 +50,21 @@ pub fn reparam_backward(dz: &[f32], logvar: &[f32], eps: &[f32], dmu: &mut [f32]
 /// one draw serves four elements (a feature map's mask is millions of them).
 pub fn dropout(ctr: &[u32], stream: u32, rate: f32, x: &[f32], y: &mut [f32], mask: &mut [f32]) {
     use rayon::prelude::*;
+    // blocks of 4096 elements (1024 draws) a task: 4-element tasks spent more in rayon's
+    // splitting than in the generator (SS_CNN's 1.6M-element masks took 5.3 ms)
+    const BLOCK: usize = 4096;
     let keep = 1.0 / (1.0 - rate);
-    y.par_chunks_mut(4).zip(mask.par_chunks_mut(4)).enumerate().for_each(|(k, (yk, mk))| {
-        let w = rng::draw(ctr, stream, k as u32);
-        for j in 0..yk.len() {
-            let u = rng::uniform(w[j]);
-            mk[j] = if u >= rate { keep } else { 0.0 };
-            yk[j] = x[4 * k + j] * mk[j];
+    let n = y.len().min(mask.len());
+    y[..n].par_chunks_mut(BLOCK).zip(mask[..n].par_chunks_mut(BLOCK)).enumerate().for_each(|(blk, (yb, mb))| {
+        let base = blk * BLOCK;
+        for (d, (yk, mk)) in yb.chunks_mut(4).zip(mb.chunks_mut(4)).enumerate() {
+            let k = base / 4 + d;
+            let w = rng::draw(ctr, stream, k as u32);
+            for j in 0..yk.len() {
+                let m = if rng::uniform(w[j]) >= rate { keep } else { 0.0 };
+                mk[j] = m;
+                yk[j] = x[4 * k + j] * m;
+            }
         }
     });
 }
