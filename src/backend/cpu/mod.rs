@@ -150,6 +150,7 @@ mod simd_tests {
 
 pub mod batchnorm;
 pub mod conv;
+mod denormal;
 pub mod elementwise;
 pub mod fastmath;
 pub mod gather;
@@ -387,6 +388,7 @@ macro_rules! outs {
 /// Runs one op on host slices: inputs (`Read` slots) and outputs (`Write`/`ReadWrite` slots),
 /// each in slot order.
 fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
+    denormal::flush_to_zero();
     match *op {
         Op::Gemm(g) => {
             outs!(outs; c);
