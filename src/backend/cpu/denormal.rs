@@ -4,24 +4,20 @@
 //! CPUs, tens to hundreds of cycles an operation. Training makes millions of them: RMSprop's
 //! running mean of squared gradients decays geometrically wherever a gradient is near zero
 //! (MNIST's border pixels, idle units), and after a few epochs of SS_D on MNIST 60% of the
-//! optimizer's state was subnormal and an epoch took 8x as long as the first (BENCHMARKS.md,
+//! optimizer's state was subnormal and an epoch took 4-8x as long as the first (BENCHMARKS.md,
 //! "Subnormal numbers"). GPUs flush them to zero in f32 arithmetic; this does the same on the
-//! CPU: the FTZ and DAZ bits of MXCSR on the calling thread and on every thread of rayon's pool
-//! (which runs the kernels and the gemm crate's threads). A subnormal result becomes zero and a
-//! subnormal input reads as zero; nothing else changes. `SSVAE_CPU_DENORMALS=keep` turns it off
-//! (read once per process).
+//! CPU: the FTZ and DAZ bits of MXCSR on the calling thread while a kernel runs (restored after
+//! it) and on every thread of rayon's global pool (set once: the kernels' parallel loops and
+//! the gemm crate's threads run there, so a program that shares that pool sees flush-to-zero
+//! in its own rayon tasks too). A subnormal result becomes zero and a subnormal input reads as
+//! zero; nothing else changes. `SSVAE_CPU_DENORMALS=keep` turns it off (read once a process).
 //!
 //! x86-64 only: the ARM cores this runs on handle subnormals in hardware at full speed.
 //! Changing the floating-point environment is outside what the compiler models, so constant
 //! folding may still produce a subnormal where the same arithmetic at run time gives zero: a
 //! difference of less than 2^-126 in a value, never a different code path.
 
-use std::cell::Cell;
 use std::sync::OnceLock;
-
-thread_local! {
-    static SET: Cell<bool> = const { Cell::new(false) };
-}
 
 /// Whether the backend flushes subnormals (not when `SSVAE_CPU_DENORMALS=keep`).
 pub(crate) fn enabled() -> bool {
@@ -29,55 +25,69 @@ pub(crate) fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var("SSVAE_CPU_DENORMALS").map_or(true, |v| v != "keep"))
 }
 
-/// Sets flush-to-zero on this thread (once) and on rayon's pool (once per process).
-pub(crate) fn flush_to_zero() {
-    if !enabled() {
-        return;
+/// Flush-to-zero for the lifetime of the guard on the calling thread (whose setting is
+/// restored afterwards: the thread belongs to the caller, e.g. Python's, and numpy on it must
+/// keep its subnormals), and for good on rayon's pool (set once per process: its threads run
+/// the kernels' parallel loops and the gemm crate's).
+pub(crate) struct FlushGuard(Option<u32>);
+
+impl FlushGuard {
+    pub(crate) fn new() -> Self {
+        if !enabled() {
+            return FlushGuard(None);
+        }
+        static POOL: OnceLock<()> = OnceLock::new();
+        POOL.get_or_init(|| {
+            rayon::broadcast(|_| write_csr(read_csr() | FTZ_DAZ));
+        });
+        let old = read_csr();
+        if old & FTZ_DAZ == FTZ_DAZ {
+            return FlushGuard(None);
+        }
+        write_csr(old | FTZ_DAZ);
+        FlushGuard(Some(old))
     }
-    set_once_here();
-    static POOL: OnceLock<()> = OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::broadcast(|_| set_once_here());
-    });
 }
 
-fn set_once_here() {
-    if !SET.with(|s| s.replace(true)) {
-        set_this_thread();
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        if let Some(old) = self.0 {
+            write_csr(old);
+        }
     }
 }
 
 /// MXCSR bits: flush-to-zero (results) and denormals-are-zero (inputs).
-#[cfg(target_arch = "x86_64")]
 const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
 
-#[cfg(target_arch = "x86_64")]
-fn set_this_thread() {
-    // SAFETY: reads and writes this thread's MXCSR through a local; only the FTZ and DAZ bits
-    // change (SSE2 is part of x86-64).
-    unsafe {
+/// This thread's MXCSR (0 off x86-64).
+fn read_csr() -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
         let mut csr = 0u32;
-        std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack, preserves_flags));
-        csr |= FTZ_DAZ;
-        std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, preserves_flags, readonly));
+        // SAFETY: stores this thread's MXCSR into a local (SSE is part of x86-64)
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack, preserves_flags)) };
+        csr
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    0
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn set_this_thread() {}
+/// Loads `csr` into this thread's MXCSR (nothing off x86-64).
+fn write_csr(csr: u32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: loads a value read from MXCSR with only the FTZ and DAZ bits changed (valid bits)
+    unsafe {
+        std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, preserves_flags, readonly))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = csr;
+}
 
 /// Whether this thread flushes subnormals (both bits set); always false off x86-64.
 #[cfg(test)]
 fn flushing_here() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut csr = 0u32;
-        // SAFETY: stores this thread's MXCSR into a local
-        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack, preserves_flags)) };
-        csr & FTZ_DAZ == FTZ_DAZ
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    cfg!(target_arch = "x86_64") && read_csr() & FTZ_DAZ == FTZ_DAZ
 }
 
 #[cfg(test)]
@@ -85,30 +95,33 @@ mod tests {
     use super::*;
     use std::hint::black_box;
 
-    /// After `flush_to_zero`, this thread and every thread of rayon's pool flush: a product
-    /// below 2^-126 is zero and a subnormal input reads as zero (unless turned off).
+    fn tiny_here() -> (bool, f32, f32) {
+        (flushing_here(), black_box(1e-30f32) * black_box(1e-10f32), black_box(f32::from_bits(1)) * black_box(2.0f32))
+    }
+
+    /// Under the guard, this thread and every thread of rayon's pool flush: a product below
+    /// 2^-126 is zero and a subnormal input reads as zero; after it, the calling thread's
+    /// setting is the one it had (unless turned off: then nothing changes).
     #[test]
-    fn every_kernel_thread_flushes_subnormals() {
+    fn kernel_threads_flush_subnormals_and_the_callers_thread_is_restored() {
         if !enabled() || !cfg!(target_arch = "x86_64") {
             eprintln!("skipped: SSVAE_CPU_DENORMALS=keep or not x86-64");
             return;
         }
-        flush_to_zero();
-        let tiny = |_: rayon::BroadcastContext| {
-            let product = black_box(1e-30f32) * black_box(1e-10f32);
-            let sub = black_box(f32::from_bits(1)) * black_box(2.0f32);
-            (flushing_here(), product, sub)
-        };
-        let mut seen = rayon::broadcast(tiny);
-        seen.push(tiny_here());
-        for (i, (flushing, product, sub)) in seen.into_iter().enumerate() {
-            assert!(flushing, "thread {i}: MXCSR without FTZ and DAZ");
-            assert_eq!(product, 0.0, "thread {i}: 1e-40 kept as a subnormal");
-            assert_eq!(sub, 0.0, "thread {i}: a subnormal input was not read as zero");
+        let before = read_csr();
+        assert!(!flushing_here(), "a test thread starts without flush-to-zero");
+        assert_ne!(tiny_here().1, 0.0, "without it 1e-40 is a subnormal");
+        {
+            let _guard = FlushGuard::new();
+            let mut seen = rayon::broadcast(|_| tiny_here());
+            seen.push(tiny_here());
+            for (i, (flushing, product, sub)) in seen.into_iter().enumerate() {
+                assert!(flushing, "thread {i}: MXCSR without FTZ and DAZ");
+                assert_eq!(product, 0.0, "thread {i}: 1e-40 kept as a subnormal");
+                assert_eq!(sub, 0.0, "thread {i}: a subnormal input was not read as zero");
+            }
         }
-    }
-
-    fn tiny_here() -> (bool, f32, f32) {
-        (flushing_here(), black_box(1e-30f32) * black_box(1e-10f32), black_box(f32::from_bits(1)) * black_box(2.0f32))
+        assert_eq!(read_csr() & FTZ_DAZ, before & FTZ_DAZ, "the calling thread's setting is restored");
+        assert_ne!(tiny_here().1, 0.0, "the caller's arithmetic keeps its subnormals");
     }
 }

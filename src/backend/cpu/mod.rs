@@ -388,7 +388,7 @@ macro_rules! outs {
 /// Runs one op on host slices: inputs (`Read` slots) and outputs (`Write`/`ReadWrite` slots),
 /// each in slot order.
 fn execute(op: &Op, ins: &[&[u32]], outs: &mut [&mut [u32]]) {
-    denormal::flush_to_zero();
+    let _flush = denormal::FlushGuard::new();
     match *op {
         Op::Gemm(g) => {
             outs!(outs; c);
