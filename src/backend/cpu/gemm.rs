@@ -494,6 +494,20 @@ unsafe fn tiles_avx512(m: usize, n: usize, rows: std::ops::Range<usize>, a: &[f3
 mod tests {
     use super::*;
 
+    /// A xorshift stream of values uniform in [-0.5, 0.5): `n` more at each call.
+    fn uniform_values(mut seed: u64) -> impl FnMut(usize) -> Vec<f32> {
+        move |n| {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        }
+    }
+
     /// Every build of the long-k tiles that this CPU can run gives the same bits as the AVX2
     /// one (the same products added in the same order per output element), and the plain one
     /// agrees to rounding, on awkward shapes (m, n not whole tiles, k not whole chunks).
@@ -504,17 +518,7 @@ mod tests {
             Simd::Avx2Fma => vec![Simd::Avx2Fma],
             Simd::Plain => vec![],
         };
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut values = |n: usize| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                })
-                .collect()
-        };
+        let mut values = uniform_values(0x2545_F491_4F6C_DD1D);
         for &(m, n, k) in &[(40usize, 160usize, 5000usize), (33, 70, 4100), (6, 40, 4096), (40, 6, 4500), (3, 200, 2100)] {
             let (a, b) = (values(k * m), values(k * n));
             let plain = gemm_tn_long_k_with(Simd::Plain, m, n, k, &a, &b);
@@ -534,17 +538,7 @@ mod tests {
     /// must not take).
     #[test]
     fn strided_products_match_a_plain_sum() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut values = |n: usize| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                })
-                .collect()
-        };
+        let mut values = uniform_values(0x9E37_79B9_7F4A_7C15);
         let shapes = [(128usize, 1024usize, 300usize), (17, 300, 257), (256, 512, 256), (100, 40, 70), (300, 64, 33), (5, 7, 3)];
         let mut routed = 0;
         for &(m, n, k) in &shapes {
