@@ -4,9 +4,9 @@
 //! output pixel and whose columns are the `kh * kw * in_c` input values under the kernel
 //! (zero outside the image), then one GEMM (`gemm::sgemm_strided`) does the arithmetic. Chunks
 //! keep the unfolded matrix near 2 MiB whatever the batch; with a batch of several samples a
-//! thread, whole pieces of the batch run on the threads, each with one-thread products. The GPU kernels compute the same sums
-//! without materialising the matrix (implicit GEMM); `tests/kernels_conv.rs` also checks these
-//! against direct loops.
+//! thread, whole pieces of the batch run on the threads, each with one-thread products. The
+//! GPU kernels compute the same sums without materialising the matrix (implicit GEMM);
+//! `tests/kernels_conv.rs` also checks these against direct loops.
 
 use rayon::prelude::*;
 
