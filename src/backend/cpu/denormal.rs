@@ -10,7 +10,8 @@
 //! it) and on every thread of rayon's global pool (set once: the kernels' parallel loops and
 //! the gemm crate's threads run there, so a program that shares that pool sees flush-to-zero
 //! in its own rayon tasks too). A subnormal result becomes zero and a subnormal input reads as
-//! zero; nothing else changes. `SSVAE_CPU_DENORMALS=keep` turns it off (read once a process).
+//! zero; nothing else changes. `SSVAE_CPU_DENORMALS=keep` turns it off (`flush`, the default,
+//! keeps it on; read once a process).
 //!
 //! x86-64 only: the ARM cores this runs on handle subnormals in hardware at full speed.
 //! Changing the floating-point environment is outside what the compiler models, so constant
@@ -19,10 +20,25 @@
 
 use std::sync::OnceLock;
 
-/// Whether the backend flushes subnormals (not when `SSVAE_CPU_DENORMALS=keep`).
+/// Whether the backend flushes subnormals (not when `SSVAE_CPU_DENORMALS=keep`; another value
+/// than `keep` or `flush` is named in a warning and flushes).
 pub(crate) fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("SSVAE_CPU_DENORMALS").map_or(true, |v| v != "keep"))
+    *ON.get_or_init(|| {
+        flush_setting(std::env::var("SSVAE_CPU_DENORMALS").ok().as_deref()).unwrap_or_else(|v| {
+            eprintln!("warning: SSVAE_CPU_DENORMALS={v:?} is not one of keep, flush; flushing subnormals to zero");
+            true
+        })
+    })
+}
+
+/// `SSVAE_CPU_DENORMALS`'s value (none: flush) as whether to flush, or the unknown value.
+fn flush_setting(v: Option<&str>) -> Result<bool, String> {
+    match v {
+        None | Some("flush") => Ok(true),
+        Some("keep") => Ok(false),
+        Some(other) => Err(other.to_string()),
+    }
 }
 
 /// Flush-to-zero for the lifetime of the guard on the calling thread (whose setting is
@@ -94,6 +110,14 @@ fn flushing_here() -> bool {
 mod tests {
     use super::*;
     use std::hint::black_box;
+
+    #[test]
+    fn the_setting_takes_keep_and_flush_and_names_anything_else() {
+        assert_eq!(flush_setting(None), Ok(true));
+        assert_eq!(flush_setting(Some("flush")), Ok(true));
+        assert_eq!(flush_setting(Some("keep")), Ok(false));
+        assert_eq!(flush_setting(Some("kep")), Err("kep".to_string()));
+    }
 
     fn tiny_here() -> (bool, f32, f32) {
         (flushing_here(), black_box(1e-30f32) * black_box(1e-10f32), black_box(f32::from_bits(1)) * black_box(2.0f32))
