@@ -157,6 +157,7 @@ fn cpu_gemm_engines_match_direct_sums() {
         (4100, 30, 2, false, true),
         (2100, 7, 8, false, false),
         (3000, 160, 1, false, true),
+        (1280, 64, 10, false, false), // M2's one-hot rows over an accumulated C
     ];
     for (case, &(m, n, k, ta, tb)) in shapes.iter().enumerate() {
         let mut r = common::rng(900 + case as u64);
@@ -192,6 +193,15 @@ fn cpu_gemm_engines_match_direct_sums() {
             &format!("{what} bias relu"),
             &run(&cpu, fused, &a, &b, Some(&bias), &c0),
             &direct(1.0, 0.0, Some(&bias)),
+            1e-5,
+            1e-4,
+        );
+        // the old C together with the epilogue (M2's class rows: act(one-hots W + b + C))
+        let both = Gemm::new(m, n, k).trans(ta, tb).bias(Act::Relu).scaled(0.5, 1.0);
+        common::assert_close(
+            &format!("{what} accumulate bias relu"),
+            &run(&cpu, both, &a, &b, Some(&bias), &c0),
+            &direct(0.5, 1.0, Some(&bias)),
             1e-5,
             1e-4,
         );

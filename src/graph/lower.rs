@@ -82,6 +82,10 @@ impl Graph {
                     cnn::forward(self, n, &mut out);
                     continue;
                 }
+                GOp::ClassLinear { act } => {
+                    mixture::class_linear_forward(self, n, act, &mut out);
+                    continue;
+                }
                 GOp::RepeatRows { .. }
                 | GOp::WeightedSum { .. }
                 | GOp::CategoricalKl { .. }
@@ -99,6 +103,7 @@ impl Graph {
         for n in &self.nodes {
             let differentiable_inputs: &[usize] = match n.op {
                 GOp::Linear { .. } => &[0, 1, 2],
+                GOp::ClassLinear { .. } => &[0, 2, 3, 4],
                 GOp::Concat => &[0, 1],
                 GOp::Softmax => &[0],
                 GOp::Reparam { .. } => &[1, 2],
@@ -154,6 +159,7 @@ impl Graph {
                 | GOp::KlGaussians { .. } => mixture::loss_backward(self, &mut ad, &need, n),
                 GOp::RepeatRows { .. } | GOp::WeightedSum { .. } => mixture::backward(self, &mut ad, &need, n),
                 GOp::Linear { act } => self.linear_backward(&mut ad, &need, n, act),
+                GOp::ClassLinear { act } => mixture::class_linear_backward(self, &mut ad, &need, n, act),
                 GOp::Concat
                 | GOp::Softmax
                 | GOp::Reparam { .. }

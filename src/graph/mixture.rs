@@ -15,8 +15,11 @@
 //! can be weighted by any differentiable per-row tensor, and nothing else changes.
 
 use super::autodiff::Autodiff;
-use super::{GOp, Graph, Launch, LossKind, Node, Role, TensorId};
-use crate::backend::{DType, Op};
+use super::{GOp, Graph, Init, Launch, LossKind, Node, Role, TensorId};
+use crate::backend::{Act, DType, Gemm, Op};
+
+/// The suffix of the one-hot rows of a [`Graph::class_dense`] layer's weight.
+pub const CLASS_WEIGHT: &str = "class_weight";
 
 impl Graph {
     /// A constant f32 tensor: uploaded once when the program is compiled, never written by
@@ -55,14 +58,25 @@ impl Graph {
         self.constant(name, &[rows * classes, classes], v)
     }
 
-    /// [rows, cols] -> (concat(repeat_rows(x, classes), one-hots) [rows * classes, cols +
-    /// classes], the one-hots): every row paired with every class. Its backward sums the
-    /// gradient over the copies.
-    pub fn expand_classes(&mut self, name: &str, x: TensorId, classes: usize) -> (TensorId, TensorId) {
-        let rows = super::rows_cols(self.shape(x)).0;
-        let rep = self.repeat_rows(&format!("{name}.rows"), x, classes);
-        let y = self.class_onehots(&format!("{name}.onehot"), rows, classes);
-        (self.concat(name, rep, y), y)
+    /// A dense layer on every (row, class) pair: y [rows * classes, out] with row r * classes
+    /// + k = act(concat(x_r, one-hot(k)) W + b), returned with the one-hots. W is kept as two
+    /// parameters, '{name}.weight' [cols, out] (its first `cols` rows) and
+    /// '{name}.class_weight' [classes, out] (the one-hot rows), so that x_r W is computed once
+    /// per row and not once per pair ([`GOp::ClassLinear`]): the pairs differ only in the row of
+    /// W their one-hot picks. Both are initialised as the one [cols + classes, out] matrix
+    /// would be (Glorot over that fan-in, drawn in that order). Checkpoints that hold the one
+    /// matrix load through `train::checkpoint::split_class_weights`.
+    pub fn class_dense(&mut self, name: &str, x: TensorId, classes: usize, out: usize, act: Act) -> (TensorId, TensorId) {
+        let (rows, cols) = super::rows_cols(self.shape(x));
+        let init = Init::GlorotUniform { fan_in: cols + classes, fan_out: out };
+        let w = self.param(&format!("{name}.weight"), &[cols, out], init);
+        let wc = self.param(&format!("{name}.{CLASS_WEIGHT}"), &[classes, out], init);
+        let b = self.param(&format!("{name}.bias"), &[out], Init::Zeros);
+        let onehot = self.class_onehots(&format!("{name}.onehot"), rows, classes);
+        let y = self.temp(name.into(), &[rows * classes, out], DType::F32);
+        let xw = self.temp(format!("{name}.rows"), &[rows, out], DType::F32);
+        self.push(GOp::ClassLinear { act }, vec![x, onehot, w, wc, b], vec![y, xw]);
+        (y, onehot)
     }
 
     fn raw_loss(&mut self, name: &str, op: GOp, inputs: Vec<TensorId>, grads_of: &[usize]) -> TensorId {
@@ -125,6 +139,69 @@ impl Graph {
         let per_row = self.raw_loss(&kind.to_string(), GOp::ConsistencyKl { scale }, vec![logits, target], &[0]);
         self.add_loss_term(kind, per_row, scale);
         per_row
+    }
+}
+
+/// The kernels of a `ClassLinear` node: x W once per row, repeated over the classes, then
+/// act(one-hots W_class + b + that) in the product's epilogue (beta = 1).
+pub(super) fn class_linear_forward(g: &Graph, n: &Node, act: Act, out: &mut Vec<Launch>) {
+    let (i, o) = (&n.inputs, &n.outputs);
+    let (rows, cols) = super::rows_cols(&g.tensors[i[0]].shape);
+    let (pairs, classes) = super::rows_cols(&g.tensors[i[1]].shape);
+    let width = g.tensors[i[2]].shape[1];
+    out.push(Launch { op: Op::Gemm(Gemm::new(rows, width, cols)), args: vec![Some(i[0]), Some(i[2]), None, Some(o[1])] });
+    out.push(Launch { op: Op::RepeatRows { rows, cols: width, copies: classes }, args: vec![Some(o[1]), Some(o[0])] });
+    out.push(Launch {
+        op: Op::Gemm(Gemm::new(pairs, width, classes).bias(act).scaled(1.0, 1.0)),
+        args: vec![Some(i[1]), Some(i[3]), Some(i[4]), Some(o[0])],
+    });
+}
+
+/// Backward of `ClassLinear`: dz = dy act'(y); dW_class = one-hots^T dz, db = colsum(dz); the
+/// rows' share s = dz summed over each row's classes, then dW = x^T s and dx = s W^T.
+pub(super) fn class_linear_backward(g: &mut Graph, ad: &mut Autodiff, need: &[bool], n: &Node, act: Act) {
+    let (i, o) = (&n.inputs, &n.outputs);
+    let Some(dy) = ad.grad_of(o[0]) else { return };
+    let (rows, cols) = super::rows_cols(&g.tensors[i[0]].shape);
+    let (pairs, classes) = super::rows_cols(&g.tensors[i[1]].shape);
+    let width = g.tensors[i[2]].shape[1];
+    let dz = if act == Act::Identity {
+        dy
+    } else {
+        let dz = g.temp(format!("{}.dz", g.tensors[o[0]].name), &[pairs, width], DType::F32);
+        ad.launches.push(Launch { op: Op::ActBackward { n: pairs * width, act }, args: vec![Some(o[0]), Some(dy), Some(dz)] });
+        dz
+    };
+    let beta = |acc: bool| if acc { 1.0 } else { 0.0 };
+    if need[i[3]] {
+        let (gw, acc) = ad.target(g, i[3]);
+        ad.launches.push(Launch {
+            op: Op::Gemm(Gemm::new(classes, width, pairs).trans(true, false).scaled(1.0, beta(acc))),
+            args: vec![Some(i[1]), Some(dz), None, Some(gw)],
+        });
+    }
+    if need[i[4]] {
+        let (gb, acc) = ad.target(g, i[4]);
+        ad.launches.push(Launch { op: Op::ColSum { rows: pairs, cols: width, accumulate: acc }, args: vec![Some(dz), Some(gb)] });
+    }
+    if !need[i[2]] && !need[i[0]] {
+        return;
+    }
+    let s = g.temp(format!("{}.grad_rows", g.tensors[o[0]].name), &[rows, width], DType::F32);
+    ad.launches.push(Launch { op: Op::RepeatRowsBackward { rows, cols: width, copies: classes }, args: vec![Some(dz), Some(s)] });
+    if need[i[2]] {
+        let (gw, acc) = ad.target(g, i[2]);
+        ad.launches.push(Launch {
+            op: Op::Gemm(Gemm::new(cols, width, rows).trans(true, false).scaled(1.0, beta(acc))),
+            args: vec![Some(i[0]), Some(s), None, Some(gw)],
+        });
+    }
+    if need[i[0]] {
+        let (gx, acc) = ad.target(g, i[0]);
+        ad.launches.push(Launch {
+            op: Op::Gemm(Gemm::new(rows, cols, width).trans(false, true).scaled(1.0, beta(acc))),
+            args: vec![Some(s), Some(i[2]), None, Some(gx)],
+        });
     }
 }
 

@@ -27,6 +27,7 @@ mod mixture;
 mod recurrent;
 
 pub use cnn::{Hwc, BN_EPS, BN_MOMENTUM};
+pub use mixture::CLASS_WEIGHT;
 
 use crate::backend::{Act, Conv2d, DType, Op};
 
@@ -214,6 +215,13 @@ pub enum GOp {
     /// [x [R, C]] -> [y [R * copies, C]]
     RepeatRows {
         copies: usize,
+    },
+    /// [x [R, in], one-hots [R * K, K], w [in, out], w_class [K, out], b [out]] ->
+    /// [y [R * K, out] = act(x_r w + w_class[k] + b) at row r * K + k, x w [R, out]]: a dense
+    /// layer on concat(repeat_rows(x, K), one-hots) with its weight split at row `in`, the
+    /// product with x computed once per row instead of once per (row, class) pair.
+    ClassLinear {
+        act: Act,
     },
     /// [loss per (row, class) [R * K], weights [R, K]] -> [loss per row, dweights]
     WeightedSum {

@@ -77,9 +77,8 @@ pub(super) fn build(
     let log_prior = g.constant("log_prior", &[k], prior.iter().map(|p| p.ln()).collect());
     g.categorical_kl_loss(LossKind::KlY, logits, log_prior, labels, rows_scale);
     // q(z|x,y) on every (row, class) pair
-    let (hy, onehot) = g.expand_classes("enc_y", h, k);
     let width = *spec.hidden.last().expect("validated: at least one layer");
-    let zh = g.dense("zenc", hy, width, Act::Relu);
+    let (zh, onehot) = g.class_dense("zenc", h, k, width, Act::Relu);
     let mu = g.dense("mu", zh, spec.latent, Act::Identity);
     let mut lv = g.dense("logvar", zh, spec.latent, Act::Identity);
     if let Some(limit) = spec.logvar_limit {

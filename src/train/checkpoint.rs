@@ -77,6 +77,41 @@ pub fn conventions() -> Vec<(String, String)> {
     .collect()
 }
 
+/// Checkpoints written before a class-paired dense layer ([`crate::graph::Graph::class_dense`]:
+/// M2's and GM-DGM's 'zenc') kept its weight as one [in + K, out] matrix under
+/// '{name}.weight'. Where the model (`names`, `shapes`: its parameters) has '{name}.weight'
+/// [in, out] and '{name}.class_weight' [K, out] and the checkpoint the one matrix and no
+/// '{name}.class_weight', this returns the checkpoint with that matrix (and its optimizer
+/// state) split at row `in`: the same function of the same values. None when nothing is in
+/// the old layout.
+pub fn split_class_weights(w: &Weights, names: &[String], shapes: &[Vec<usize>]) -> Option<Weights> {
+    let suffix = format!(".{}", crate::graph::CLASS_WEIGHT);
+    let mut out: Option<Weights> = None;
+    for (name, class_shape) in names.iter().zip(shapes) {
+        let Some(base) = name.strip_suffix(&suffix) else { continue };
+        let weight = format!("{base}.weight");
+        let Some(i) = names.iter().position(|n| *n == weight) else { continue };
+        let (rows, classes) = (shapes[i][0], class_shape[0]);
+        let split_ok = |t: &[(String, Vec<usize>, Vec<f32>)]| {
+            !t.iter().any(|(n, _, _)| n == name)
+                && t.iter().any(|(n, s, _)| *n == weight && s.len() == 2 && s[0] == rows + classes && s[1] == class_shape[1])
+        };
+        if !split_ok(&w.params) {
+            continue;
+        }
+        let cur = out.get_or_insert_with(|| w.clone());
+        for tensors in [&mut cur.params, &mut cur.state1, &mut cur.state2] {
+            if let Some(j) = tensors.iter().position(|(n, s, _)| *n == weight && s.len() == 2 && s[0] == rows + classes) {
+                let cols = tensors[j].1[1];
+                let class_rows = tensors[j].2.split_off(rows * cols);
+                tensors[j].1 = vec![rows, cols];
+                tensors.push((name.clone(), vec![classes, cols], class_rows));
+            }
+        }
+    }
+    out
+}
+
 pub fn save_weights(path: &Path, w: &Weights) -> Result<()> {
     write_atomic(path, &weights_bytes(path, w)?)
 }

@@ -676,6 +676,8 @@ pub fn load_into<B: Backend>(be: &B, store: &ParamStore<B>, dir: &Path) -> Resul
 /// As [`load_into`] for weights already read (`path` names them in errors).
 pub fn load_weights_into<B: Backend>(be: &B, store: &ParamStore<B>, w: &checkpoint::Weights, path: &Path) -> Result<()> {
     use crate::graph::exec::StoreBuffer;
+    let split = checkpoint::split_class_weights(w, &store.names, &store.shapes);
+    let w = split.as_ref().unwrap_or(w);
     for name in &store.names {
         if !w.params.iter().any(|(n, _, _)| n == name) {
             return Err(Error::Io {

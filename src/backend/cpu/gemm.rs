@@ -16,16 +16,14 @@ pub fn gemm(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32])
     let (rsa, csa) = if g.trans_a { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if g.trans_b { (1, k as isize) } else { (n as isize, 1) };
     let fused = g.bias || g.act != Act::Identity;
-    if fused && g.beta != 0.0 {
-        return gemm_with_old(g, a, b, bias, c);
-    }
     let c = &mut c[..m * n];
-    if fused && !g.trans_a && k > 0 && m >= FUSED_MIN_ROWS && m * n >= 1 << 16 {
+    if fused && g.beta == 0.0 && !g.trans_a && k > 0 && m >= FUSED_MIN_ROWS && m * n >= 1 << 16 {
         return gemm_fused_blocks(g, a, b, bias, c);
     }
     // SAFETY: the slices hold at least m*k, k*n and m*n elements (checked by Op::check), and
     // the strides above address exactly those elements.
-    unsafe { sgemm_strided(m, n, k, g.alpha, a, (rsa, csa), b, (rsb, csb), if fused { 0.0 } else { g.beta }, c) };
+    unsafe { sgemm_strided(m, n, k, g.alpha, a, (rsa, csa), b, (rsb, csb), g.beta, c) };
+    // act(alpha A B + beta C + bias): the old C joins in the product's pass
     if fused {
         epilogue(n, g.act, bias, c);
     }
@@ -276,17 +274,6 @@ unsafe fn gemm_crate_to(
         false,
         parallelism,
     );
-}
-
-/// General path keeping the old C for `beta != 0` together with a bias or activation.
-fn gemm_with_old(g: &Gemm, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f32]) {
-    let old: Vec<f32> = c[..g.m * g.n].to_vec();
-    let plain = Gemm { bias: false, act: Act::Identity, beta: 0.0, ..*g };
-    gemm(&plain, a, b, None, c);
-    for (i, v) in c[..g.m * g.n].iter_mut().enumerate() {
-        let x = *v + bias.map_or(0.0, |b| b[i % g.n]) + g.beta * old[i];
-        *v = g.act.apply(x);
-    }
 }
 
 /// A^T B (A stored k x m) with a small output and a long k is a weight gradient summed over
