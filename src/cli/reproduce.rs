@@ -109,8 +109,9 @@ pub fn reproduce(r: ReproduceArgs) -> Result<()> {
         out: r.out.clone(),
         data_root: r.data_root.clone(),
     };
-    // a line per cell (the runs themselves are quiet)
-    let mut progress = Progress::new(false);
+    // a line per cell (the runs themselves are quiet); Ctrl-C stops the current cell with a
+    // checkpoint, which the same command continues
+    let mut progress = Progress::new(false).stop_on_ctrl_c();
     let report = on_backend!(r.dev, be => run_reproduce(be, &opts, &customize, &mut progress)?);
     println!("{}", report.markdown);
     println!("{}", serde_json::json!({"table": r.table, "markdown": report.path, "runs": report.runs, "quick": r.quick}));

@@ -413,11 +413,10 @@ pub fn reproduce<B: Backend>(
                 runs.push(checkpoint::load_json(&summary_path)?);
                 continue;
             }
-            let _ = std::fs::remove_dir_all(&out); // an interrupted run starts over
             let mut spec = cell.spec.clone();
             customize(&mut spec)?;
             spec.seed = seed as u64;
-            spec.out = Some(out);
+            spec.out = Some(out.clone());
             if let Some(root) = &o.data_root {
                 spec.data.data_dir = Some(root.join(spec.data.dataset.as_str()));
             }
@@ -440,7 +439,32 @@ pub fn reproduce<B: Backend>(
                 spec.data.dataset,
                 spec.epochs
             ));
-            runs.push(super::train(be, &spec, &mut super::Quiet)?);
+            // the run itself is quiet; a stop asked of `obs` (Ctrl-C) stops it with a checkpoint
+            let left = unfinished_epochs(&out, &spec);
+            if let Some(left) = left {
+                obs.note(&format!("  continuing the interrupted run in {} ({left} of {} epochs to go)", out.display(), spec.epochs));
+            }
+            let mut cell_obs = StopOnly(&*obs);
+            let summary = match left {
+                Some(left) => {
+                    let changes = super::ResumeChanges { epochs: Some(left), ..Default::default() };
+                    super::resume(be, &out, &changes, &mut cell_obs)?
+                }
+                None => {
+                    // no checkpoint of this cell's run (or one of other settings): start over
+                    let _ = std::fs::remove_dir_all(&out);
+                    super::train(be, &spec, &mut cell_obs)?
+                }
+            };
+            if summary.interrupted {
+                invalid!(
+                    "interrupted: {} / {} seed {seed} stopped with a checkpoint in {}; run the same command again to continue from it (finished cells are kept)",
+                    cell.row,
+                    cell.col,
+                    out.display()
+                );
+            }
+            runs.push(summary);
         }
         results.push(runs);
     }
@@ -448,6 +472,28 @@ pub fn reproduce<B: Backend>(
     let path = dir.join(format!("{}.md", o.table));
     std::fs::write(&path, &markdown).map_err(|e| Error::Io { path: path.clone(), msg: e.to_string() })?;
     Ok(ReproduceReport { markdown, path, runs: total })
+}
+
+/// Forwards only the stop requests (Ctrl-C) of the table's observer to a cell's run.
+struct StopOnly<'a>(&'a dyn Observer);
+
+impl Observer for StopOnly<'_> {
+    fn stop_requested(&self) -> bool {
+        self.0.stop_requested()
+    }
+}
+
+/// The epochs left of an interrupted run of `spec` in `out` (killed, or stopped with Ctrl-C:
+/// its last checkpoint has fewer epochs than asked), to be continued with `resume`; None when
+/// `out` holds no checkpoint, or one of a run with other settings, which must start over.
+fn unfinished_epochs(out: &std::path::Path, spec: &RunSpec) -> Option<usize> {
+    if !super::folder::has_run(out) {
+        return None;
+    }
+    let saved = super::folder::load(out).ok()?.config;
+    // config.json does not hold the output folder (`out`): that is the folder itself
+    let same = RunSpec { epochs: spec.epochs, out: spec.out.clone(), ..saved.spec } == *spec;
+    (same && saved.epochs_done < spec.epochs).then(|| spec.epochs - saved.epochs_done)
 }
 
 /// One row per table row, one column per (column, metric).
