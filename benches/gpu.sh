@@ -118,16 +118,20 @@ adapter=$(grep -h -m1 '^{' "$dir"/train-*.out 2>/dev/null | head -1 | json adapt
   echo
   echo "## Training step, batch $BATCH (whole loop, \`ssvae bench train\` / \`benches/pytorch/bench.py\`)"
   echo
-  echo "| model | ssvae GPU samples/s | ms/step | PyTorch ($torch_dev) samples/s | ms/step | ssvae / PyTorch |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| model | ssvae GPU samples/s | ms/step | device MiB | PyTorch ($torch_dev) samples/s | ms/step | peak MiB | ssvae / PyTorch |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   for m in ss-dense ss-cnn ss-rnn; do
     s=$(grep '^{' "$dir/train-$m.out" 2>/dev/null | head -1)
     p=$(grep '^{' "$dir/torch-$m.out" 2>/dev/null | head -1)
     ss=$(echo "$s" | json samples_per_s); sm=$(echo "$s" | json ms_per_step)
     ps=$(echo "$p" | json samples_per_s); pm=$(echo "$p" | json ms_per_step)
+    # memory next to each throughput: what ssvae allocates for the step; PyTorch's
+    # torch.cuda.max_memory_allocated (its process's peak RSS when it ran on the CPU)
+    sb=$(echo "$s" | json device_bytes); pk=$(echo "$p" | json peak_mib)
     ratio=$(awk -v a="$ss" -v b="$ps" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }')
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$(printf '%.0f' "${ss:-0}")" "$(printf '%.2f' "${sm:-0}")" \
-      "$(printf '%.0f' "${ps:-0}")" "$(printf '%.2f' "${pm:-0}")" "$ratio"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$m" "$(printf '%.0f' "${ss:-0}")" "$(printf '%.2f' "${sm:-0}")" \
+      "$(awk -v b="${sb:-0}" 'BEGIN { printf "%.0f", b / 1048576 }')" \
+      "$(printf '%.0f' "${ps:-0}")" "$(printf '%.2f' "${pm:-0}")" "$(printf '%.0f' "${pk:-0}")" "$ratio"
   done
   echo
   echo "## GEMM (\`ssvae bench gemm --backend gpu --sizes $GEMM_SIZES\`, tuned tiles)"

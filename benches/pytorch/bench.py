@@ -42,6 +42,7 @@ Prints one JSON line per case. Not a test dependency: install torch in a virtual
 """
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -161,6 +162,8 @@ def m2_loss(model, x, y, n_lab, alpha):
 
 def run_case(device, model_name, batch, hidden, min_seconds, warmup, data, labels, labeled):
     torch.manual_seed(0)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     model = {"ss-dense": lambda: SSDense(h=hidden), "ss-cnn": lambda: SSCnn(h=hidden), "ss-rnn": SSRnn, "m2-dense": lambda: M2Dense(h=hidden)}[model_name]().to(device)
     opt = torch.optim.RMSprop(model.parameters(), lr=5e-4, alpha=0.9, momentum=0.9, eps=1e-7)
     n = data.shape[0]
@@ -226,7 +229,19 @@ def run_case(device, model_name, batch, hidden, min_seconds, warmup, data, label
         "adapter": torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__, "batch": batch, "hidden": hidden, "steps": steps,
         "ms_per_step": secs * 1e3 / steps, "samples_per_s": steps * batch / secs,
+        # peak memory next to the throughput: on CUDA what this case allocated at most; on the
+        # CPU the process's peak RSS so far (interpreter and libraries included, and earlier
+        # cases of the same process: run one case a process to read it per case)
+        "peak_mib": (torch.cuda.max_memory_allocated() if device.startswith("cuda") else peak_rss_bytes()) / 2**20,
+        "peak_kind": "cuda max_memory_allocated" if device.startswith("cuda") else "process max RSS",
     }
+
+
+def peak_rss_bytes():
+    import resource
+    # ru_maxrss is in KiB on Linux (bytes on macOS)
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == "darwin" else r * 1024
 
 
 def main():
