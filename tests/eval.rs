@@ -266,20 +266,6 @@ fn anomaly_score_and_sample_commands() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("config.json"));
 }
 
-/// Asks for a stop after a number of steps (as Ctrl-C does) and keeps the notes it hears.
-struct StopAfter(std::cell::Cell<usize>, Vec<String>);
-
-impl ssvae::run::Observer for StopAfter {
-    fn note(&mut self, msg: &str) {
-        self.1.push(msg.to_string());
-    }
-    fn stop_requested(&self) -> bool {
-        let left = self.0.get();
-        self.0.set(left.saturating_sub(1));
-        left == 1
-    }
-}
-
 /// A cell stopped part-way (Ctrl-C, or killed after a checkpoint) is continued by the same
 /// command from its checkpoint, not trained again from scratch, and ends exactly where an
 /// uninterrupted cell does.
@@ -287,9 +273,7 @@ impl ssvae::run::Observer for StopAfter {
 fn reproduce_continues_an_interrupted_cell() {
     use ssvae::run::reproduce::{reproduce, ReproduceOptions};
     let Some(_) = common::mnist() else { return };
-    let root = std::env::var_os("SSVAE_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").into());
+    let root = common::data_root();
     let be = CpuBackend::new();
     let opts = |dir: &std::path::Path| ReproduceOptions {
         table: "table3".into(),
@@ -308,13 +292,13 @@ fn reproduce_continues_an_interrupted_cell() {
     let (whole, parts) = (common::TempDir::unmade("repro", "whole"), common::TempDir::unmade("repro", "parts"));
     reproduce(&be, &opts(&whole), &keep, &mut ssvae::run::Quiet).unwrap();
     let cell = |d: &std::path::Path| d.join("table3-quick").join("SS_D-100_labels-s0");
-    let mut stop = StopAfter(std::cell::Cell::new(7), Vec::new());
+    let mut stop = common::StopAfter::new(7);
     let e = reproduce(&be, &opts(&parts), &keep, &mut stop).err().expect("the stop must end the table");
     assert!(e.to_string().contains("interrupted") && e.to_string().contains("again"), "{e}");
     assert!(!cell(&parts).join("summary.json").exists(), "an interrupted cell has no summary");
-    let mut again = StopAfter(std::cell::Cell::new(0), Vec::new());
+    let mut again = common::StopAfter::new(0);
     reproduce(&be, &opts(&parts), &keep, &mut again).unwrap();
-    assert!(again.1.iter().any(|n| n.contains("continuing the interrupted run")), "the checkpoint was not used: {:?}", again.1);
+    assert!(again.notes.iter().any(|n| n.contains("continuing the interrupted run")), "the checkpoint was not used: {:?}", again.notes);
     let summary = |d: &std::path::Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(cell(d).join("summary.json")).unwrap()).unwrap()
     };
@@ -326,24 +310,22 @@ fn reproduce_continues_an_interrupted_cell() {
     // a checkpoint of other settings (here another learning rate) is not continued: the cell
     // starts over
     let other = common::TempDir::unmade("repro", "other");
-    let mut stop = StopAfter(std::cell::Cell::new(7), Vec::new());
+    let mut stop = common::StopAfter::new(7);
     assert!(reproduce(&be, &opts(&other), &keep, &mut stop).is_err());
     let lr = |s: &mut ssvae::run::RunSpec| {
         s.lr = Some(5e-4);
         Ok(())
     };
-    let mut again = StopAfter(std::cell::Cell::new(0), Vec::new());
+    let mut again = common::StopAfter::new(0);
     reproduce(&be, &opts(&other), &lr, &mut again).unwrap();
-    assert!(!again.1.iter().any(|n| n.contains("continuing")), "another run's checkpoint was continued: {:?}", again.1);
+    assert!(!again.notes.iter().any(|n| n.contains("continuing")), "another run's checkpoint was continued: {:?}", again.notes);
     assert_eq!(summary(&other)["steps"], a["steps"]);
 }
 
 #[test]
 fn reproduce_quick_writes_a_markdown_table_next_to_the_paper() {
     let Some(_) = common::mnist() else { return };
-    let root = std::env::var_os("SSVAE_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").into());
+    let root = common::data_root();
     let dir = common::TempDir::unmade("repro", "quick");
     // the dense rows only (--rows): the CNN rows would take minutes on two cores
     let args = [

@@ -232,17 +232,6 @@ fn a_damaged_checkpoint_falls_back_or_is_refused_naming_the_fault() {
     assert!(err.contains(&format!("tensor '{name}'")) && err.contains("NaN") && err.contains("damaged"), "{err}");
 }
 
-/// Asks the run to stop after a number of steps, as Ctrl-C does in the CLI.
-struct StopAfter(std::cell::Cell<usize>);
-
-impl ssvae::run::Observer for StopAfter {
-    fn stop_requested(&self) -> bool {
-        let left = self.0.get();
-        self.0.set(left.saturating_sub(1));
-        left == 1
-    }
-}
-
 /// A run stopped mid-epoch commits the steps so far; resuming finishes that epoch first and
 /// ends exactly where an uninterrupted run does.
 #[test]
@@ -265,7 +254,7 @@ fn a_stopped_run_resumes_mid_epoch_exactly() {
         s
     };
     run::train(&be, &levers(&whole), &mut Quiet).unwrap();
-    let s = run::train(&be, &levers(&stopped), &mut StopAfter(std::cell::Cell::new(5))).unwrap();
+    let s = run::train(&be, &levers(&stopped), &mut common::StopAfter::new(5)).unwrap();
     assert!(s.interrupted && s.steps == 5 && s.epochs == 0, "{s:?}");
     assert!(!stopped.join(run::SUMMARY_FILE).exists(), "an unfinished run writes no summary.json");
     let c = RunConfig::load(&stopped).unwrap();

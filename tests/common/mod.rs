@@ -88,13 +88,18 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     );
 }
 
+/// The folder holding mnist/, fashion-mnist/ and uci-har/: $SSVAE_DATA, or ../shared/data.
+pub fn data_root() -> std::path::PathBuf {
+    match std::env::var_os("SSVAE_DATA") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")),
+    }
+}
+
 /// The real MNIST split from $SSVAE_DATA/mnist or ../shared/data/mnist. Missing data fails
 /// under CI=true and is a printed skip elsewhere (`None`).
 pub fn mnist() -> Option<ssvae::data::Split> {
-    let root = match std::env::var_os("SSVAE_DATA") {
-        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
-        _ => std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")),
-    };
+    let root = data_root();
     let dir = root.join("mnist");
     match ssvae::data::load_idx_dataset(&dir, ssvae::data::IdxDataset::Mnist) {
         Ok(s) => Some(s),
@@ -110,10 +115,7 @@ pub fn mnist() -> Option<ssvae::data::Split> {
 /// from $SSVAE_DATA/uci-har or ../shared/data/uci-har. Missing data fails under CI=true and is a
 /// printed skip elsewhere (`None`).
 pub fn har() -> Option<ssvae::data::SeriesSplit> {
-    let root = match std::env::var_os("SSVAE_DATA") {
-        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
-        _ => std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")),
-    };
+    let root = data_root();
     let dir = root.join("uci-har");
     match ssvae::data::load_har(&dir, &ssvae::data::HAR_DEFAULT_CHANNELS) {
         Ok(mut s) => {
@@ -147,4 +149,28 @@ pub fn train_and_evaluate<B: Backend>(
     let after = t.evaluate(be).unwrap().expect("a test set was given");
     eprintln!("after {steps} steps: {after:?}\nlosses first {head} steps {first:?}, last {} {last:?}", steps - head);
     (first.expect("head < steps"), last, after)
+}
+
+/// An observer that asks the run to stop after a number of steps, as Ctrl-C does in the CLI
+/// (0: never), and keeps the notes it hears.
+pub struct StopAfter {
+    left: std::cell::Cell<usize>,
+    pub notes: Vec<String>,
+}
+
+impl StopAfter {
+    pub fn new(steps: usize) -> Self {
+        StopAfter { left: std::cell::Cell::new(steps), notes: Vec::new() }
+    }
+}
+
+impl ssvae::run::Observer for StopAfter {
+    fn note(&mut self, msg: &str) {
+        self.notes.push(msg.to_string());
+    }
+    fn stop_requested(&self) -> bool {
+        let left = self.left.get();
+        self.left.set(left.saturating_sub(1));
+        left == 1
+    }
 }
