@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One-shot GPU benchmark: on a machine with a GPU, builds ssvae, lists the adapters, tunes the
 # GEMM tiles, times GEMMs (up to 4096^3) and the SS_D / SS_CNN / SS_RNN training steps on the
-# GPU, runs the PyTorch CUDA reference on the same cases (skipped with a notice when torch or
-# CUDA is missing), runs the GPU-vs-CPU parity tests on that adapter, and writes one markdown
+# GPU with a per-kernel device-time profile of SS_D and SS_CNN (`--profile`: timestamp
+# queries), runs the PyTorch CUDA reference on the same cases (skipped with a notice when torch
+# or CUDA is missing), runs the GPU-vs-CPU parity tests on that adapter, and writes one markdown
 # report naming the adapter. Needs no network.
 #
 #   bash benches/gpu.sh                      # full run, under 8 minutes on an H100
@@ -41,11 +42,11 @@ bin=./target/release/ssvae
 
 if [ $dry = 1 ]; then
   # caps and sizes for a software adapter (lavapipe): checks that every part runs
-  CAP_BUILD=900 CAP_TUNE=180 CAP_GEMM=90 CAP_TRAIN=150 CAP_TORCH=90 CAP_TEST=600
+  CAP_BUILD=900 CAP_TUNE=180 CAP_GEMM=90 CAP_TRAIN=150 CAP_PROFILE=150 CAP_TORCH=90 CAP_TEST=600
   GEMM_SIZES=256,512; TRAIN_SECONDS=1; TUNE_MODELS=ss-dense; TUNE_SECONDS=0.02; TUNE_BATCH=32; BATCH=32
 else
-  # 150 + 10 + 60 + 30 + 3 x 20 + 3 x 20 + 90 = 460 s of caps, under 8 minutes
-  CAP_BUILD=150 CAP_TUNE=60 CAP_GEMM=30 CAP_TRAIN=20 CAP_TORCH=20 CAP_TEST=90
+  # 150 + 10 + 60 + 30 + 3 x 20 + 2 x 10 + 3 x 20 + 80 = 470 s of caps, under 8 minutes
+  CAP_BUILD=150 CAP_TUNE=60 CAP_GEMM=30 CAP_TRAIN=20 CAP_PROFILE=10 CAP_TORCH=20 CAP_TEST=80
   GEMM_SIZES=1024,2048,4096; TRAIN_SECONDS=5; TUNE_MODELS=ss-dense,ss-cnn,ss-rnn; TUNE_SECONDS=0.02; TUNE_BATCH=128; BATCH=128
 fi
 # GPU-vs-CPU parity: every kernel family, and whole training steps of the three families
@@ -83,6 +84,12 @@ part gemm "$CAP_GEMM" "$bin" bench gemm --backend gpu --sizes "$GEMM_SIZES" --mi
 for m in ss-dense ss-cnn ss-rnn; do
   part "train-$m" "$CAP_TRAIN" "$bin" bench train --backend gpu --model "$m" --batch-sizes "$BATCH" --hidden-sizes 1024 \
     --min-seconds "$TRAIN_SECONDS" --warmup 3
+done
+# where the step's device time goes, kernel by kernel (each kernel between two timestamps; the
+# adapter must support timestamp queries, or the part says so and the rest runs)
+for m in ss-dense ss-cnn; do
+  part "profile-$m" "$CAP_PROFILE" "$bin" bench train --backend gpu --model "$m" --batch-sizes "$BATCH" --hidden-sizes 1024 \
+    --min-seconds 1 --warmup 1 --profile
 done
 torch_dev=""
 if "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
@@ -142,6 +149,12 @@ adapter=$(grep -h -m1 '^{' "$dir"/train-*.out 2>/dev/null | head -1 | json adapt
   echo
   sed -n '/^|/p' "$dir/tune.out" 2>/dev/null
   echo
+  for m in ss-dense ss-cnn; do
+    echo "## Device time by kernel, $m (\`ssvae bench train --profile\`, batch $BATCH)"
+    echo
+    sed -n '/^| kernel/,$p' "$dir/profile-$m.out" 2>/dev/null | head -22
+    echo
+  done
   echo "## GPU-vs-CPU parity tests on this adapter"
   echo
   grep -h '^test result:' "$dir/parity.out" 2>/dev/null | awk '{ p += $4; f += $6 } END { printf "%d passed, %d failed (%d test binaries)\n", p, f, NR }'

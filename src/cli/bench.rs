@@ -95,7 +95,10 @@ pub struct TrainBench {
     /// Untimed steps first.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
-    /// Also print where a CPU step's time goes, kernel by kernel.
+    /// Also print where a step's time goes, kernel by kernel: wall time on the CPU backend,
+    /// device time on the GPU (each kernel between two timestamp queries; the adapter must
+    /// support them, and the step waits for the device after its kernels, so the throughput
+    /// of a profiled GPU run is lower than without the flag).
     #[arg(long)]
     profile: bool,
     /// RNN models: the resident windows in f16 (`train --data-f16`).
@@ -183,7 +186,7 @@ fn train(a: TrainBench) -> Result<()> {
         bail!("--data-f16 applies to the recurrent models");
     }
     let gpu = if a.backend.wants_gpu() {
-        let opts = GpuOptions { no_tuning: a.no_tuning, no_vec4: a.no_vec4, ..a.backend.gpu_options(&a.adapter) };
+        let opts = GpuOptions { no_tuning: a.no_tuning, no_vec4: a.no_vec4, profile: a.profile, ..a.backend.gpu_options(&a.adapter) };
         Some(GpuBackend::new(&opts).context("opening the GPU")?)
     } else {
         None
@@ -233,17 +236,22 @@ fn train(a: TrainBench) -> Result<()> {
             r.launches_per_step
         );
     }
+    if let Some(g) = gpu.as_ref().filter(|_| a.profile) {
+        print_profile(&format!("GPU device time by kernel on {}", ssvae::Backend::describe(g)), &g.profile_report());
+    }
     if let Some(c) = cpu.as_ref().filter(|_| a.profile) {
-        let report = c.profile_report();
-        let total: f64 = report.iter().map(|r| r.2.as_secs_f64()).sum();
-        println!(
-            "\nCPU time by kernel, all cases together (total {total:.2} s):\n| kernel | launches | ms | share |\n|---|---:|---:|---:|"
-        );
-        for (k, n, t) in report.iter().take(30) {
-            println!("| {k} | {n} | {:.1} | {:.1}% |", t.as_secs_f64() * 1e3, 100.0 * t.as_secs_f64() / total);
-        }
+        print_profile("CPU time by kernel", &c.profile_report());
     }
     Ok(())
+}
+
+/// A `--profile` table: the 30 most expensive kernels of all cases together.
+fn print_profile(what: &str, report: &[(String, u64, std::time::Duration)]) {
+    let total: f64 = report.iter().map(|r| r.2.as_secs_f64()).sum();
+    println!("\n{what}, all cases together (total {total:.2} s):\n| kernel | launches | ms | share |\n|---|---:|---:|---:|");
+    for (k, n, t) in report.iter().take(30) {
+        println!("| {k} | {n} | {:.1} | {:.1}% |", t.as_secs_f64() * 1e3, 100.0 * t.as_secs_f64() / total);
+    }
 }
 
 fn tune_gemm(a: TuneBench) -> Result<()> {

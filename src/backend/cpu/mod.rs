@@ -335,23 +335,7 @@ impl Backend for CpuBackend {
             let t0 = self.profile.as_ref().map(|_| std::time::Instant::now());
             execute(&l.op, &ins, &mut outs);
             if let (Some(p), Some(t0)) = (&self.profile, t0) {
-                let key = match &l.op {
-                    Op::Gemm(g) => format!(
-                        "gemm {}x{}x{}{}{}",
-                        g.m,
-                        g.n,
-                        g.k,
-                        if g.trans_a {
-                            " TN"
-                        } else if g.trans_b {
-                            " NT"
-                        } else {
-                            ""
-                        },
-                        if g.bias { " +bias" } else { "" }
-                    ),
-                    op => op.name().to_string(),
-                };
+                let key = l.op.profile_key();
                 let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
                 let e = p.entry(key).or_default();
                 e.0 += 1;

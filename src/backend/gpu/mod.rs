@@ -43,6 +43,10 @@ pub struct GpuOptions {
     /// adapter's): tests use `wgpu::Limits::downlevel_defaults()` to see how the kernels fare
     /// on a minimal GLES 3.1 device on whatever adapter the machine has.
     pub limits: Option<wgpu::Limits>,
+    /// Time every kernel on the device (`ssvae bench train --profile`): each launch runs in its
+    /// own compute pass with timestamps at its start and end, and `run` waits for the device.
+    /// Needs an adapter with timestamp queries (`wgpu::Features::TIMESTAMP_QUERY`).
+    pub profile: bool,
 }
 
 /// What `ssvae devices` prints for an adapter.
@@ -193,6 +197,8 @@ pub struct GpuLaunch {
     _params: wgpu::Buffer,
     _bufs: Vec<GpuBuf>,
     workgroups: (u32, u32),
+    /// Its row in a profile (`Op::profile_key`; GEMMs with their shader file).
+    key: String,
 }
 
 pub struct GpuBackend {
@@ -208,6 +214,8 @@ pub struct GpuBackend {
     tuned: HashMap<tune::ShapeKey, GemmTiles>,
     no_vec4: bool,
     gemm_log: Mutex<Vec<super::Gemm>>,
+    /// Per-kernel device time when profiling: (launches, nanoseconds) by `Op::profile_key`.
+    profile: Option<Mutex<HashMap<String, (u64, f64)>>>,
 }
 
 impl GpuBackend {
@@ -237,9 +245,16 @@ impl GpuBackend {
             report.max_compute_invocations_per_workgroup = limits.max_compute_invocations_per_workgroup;
             report.max_compute_workgroup_storage_size = limits.max_compute_workgroup_storage_size;
         }
+        if opts.profile && !adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::Unsupported {
+                adapter: format!("{} ({})", report.name, report.backend),
+                kernel: "--profile".into(),
+                msg: "it has no timestamp queries, so kernels cannot be timed on it".into(),
+            });
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("ssvae"),
-            required_features: wgpu::Features::empty(),
+            required_features: if opts.profile { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -285,7 +300,77 @@ impl GpuBackend {
             tuned,
             no_vec4: opts.no_vec4,
             gemm_log: Mutex::new(Vec::new()),
+            profile: opts.profile.then(|| Mutex::new(HashMap::new())),
         })
+    }
+
+    /// (kernel, launches, device time), most expensive first; empty unless the backend was
+    /// opened with `GpuOptions::profile`. GEMMs are named with the shader file that ran them.
+    pub fn profile_report(&self) -> Vec<(String, u64, std::time::Duration)> {
+        let Some(p) = &self.profile else { return Vec::new() };
+        let mut v: Vec<_> = p
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, (n, ns))| (k.clone(), *n, std::time::Duration::from_nanos(ns.round() as u64)))
+            .collect();
+        v.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
+
+    /// `run` when profiling: each launch in its own compute pass between two timestamps
+    /// (chunks of QUERY_SET_MAX_QUERIES / 2 launches a submission), read back at once.
+    fn run_profiled(&self, launches: &[&GpuLaunch], stats: &Mutex<HashMap<String, (u64, f64)>>) -> Result<()> {
+        let period = self.queue.get_timestamp_period() as f64; // ns a tick
+        for chunk in launches.chunks((wgpu::QUERY_SET_MAX_QUERIES / 2) as usize) {
+            let count = 2 * chunk.len() as u32;
+            let set =
+                self.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count });
+            let bytes = count as u64 * 8;
+            let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile resolve"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step (profiled)") });
+            for (i, l) in chunk.iter().enumerate() {
+                let writes = wgpu::ComputePassTimestampWrites {
+                    query_set: &set,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                };
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&l.key), timestamp_writes: Some(writes) });
+                pass.set_pipeline(&l.pipeline.pipeline);
+                pass.set_bind_group(0, &l.bind_group, &[]);
+                pass.dispatch_workgroups(l.workgroups.0, l.workgroups.1, 1);
+            }
+            enc.resolve_query_set(&set, 0..count, &resolved, 0);
+            enc.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
+            self.queue.submit([enc.finish()]);
+            let (tx, rx) = std::sync::mpsc::channel();
+            staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+            rx.recv().map_err(|e| Error::Gpu(e.to_string()))?.map_err(|e| Error::Gpu(e.to_string()))?;
+            let ticks: Vec<u64> =
+                bytemuck::cast_slice::<u8, u64>(&staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?).to_vec();
+            staging.unmap();
+            let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+            for (l, t) in chunk.iter().zip(ticks.chunks_exact(2)) {
+                let e = stats.entry(l.key.clone()).or_default();
+                e.0 += 1;
+                e.1 += t[1].saturating_sub(t[0]) as f64 * period;
+            }
+        }
+        self.check_failed()
     }
 
     /// `GpuBackend::new` with the environment's choices only.
@@ -349,7 +434,11 @@ impl GpuBackend {
             layout: &pipeline.layout,
             entries: &entries,
         });
-        Ok(GpuLaunch { pipeline, bind_group, _params: params, _bufs: bufs.iter().map(|b| (*b).clone()).collect(), workgroups })
+        let key = match op {
+            Op::Gemm(_) => format!("{} ({})", op.profile_key(), spec.file),
+            _ => op.profile_key(),
+        };
+        Ok(GpuLaunch { pipeline, bind_group, _params: params, _bufs: bufs.iter().map(|b| (*b).clone()).collect(), workgroups, key })
     }
 
     fn check_failed(&self) -> Result<()> {
@@ -572,6 +661,9 @@ impl Backend for GpuBackend {
     }
 
     fn run(&self, launches: &[&GpuLaunch]) -> Result<()> {
+        if let Some(stats) = &self.profile {
+            return self.run_profiled(launches, stats);
+        }
         let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });

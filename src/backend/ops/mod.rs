@@ -546,6 +546,28 @@ impl Op {
     }
 
     /// The kernel's name: its WGSL entry point.
+    /// The row of a `--profile` report this launch counts in: the kernel's name, GEMMs by
+    /// shape (M x N x K, transposes, bias).
+    pub fn profile_key(&self) -> String {
+        match self {
+            Op::Gemm(g) => format!(
+                "gemm {}x{}x{}{}{}",
+                g.m,
+                g.n,
+                g.k,
+                if g.trans_a {
+                    " TN"
+                } else if g.trans_b {
+                    " NT"
+                } else {
+                    ""
+                },
+                if g.bias { " +bias" } else { "" }
+            ),
+            op => op.name().to_string(),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         self.family().entry(self)
     }
