@@ -111,6 +111,8 @@ fn a_checkpoint_with_the_one_matrix_loads_split() {
     let names: Vec<String> = params_s.iter().map(|p| p.0.clone()).collect();
     let shapes: Vec<Vec<usize>> = params_s.iter().map(|p| p.1.clone()).collect();
     let split = split_class_weights(&old, &names, &shapes).expect("the one matrix is the old layout");
+    // in the store's order (weight averaging pairs tensors by position)
+    assert_eq!(split.params.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), names);
     for (name, shape, v) in &params_s {
         let (_, s, got) = get(&split.params, name);
         assert_eq!((s, got), (shape, v), "{name}");

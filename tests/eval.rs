@@ -320,6 +320,18 @@ fn reproduce_continues_an_interrupted_cell() {
     reproduce(&be, &opts(&other), &lr, &mut again).unwrap();
     assert!(!again.notes.iter().any(|n| n.contains("continuing")), "another run's checkpoint was continued: {:?}", again.notes);
     assert_eq!(summary(&other)["steps"], a["steps"]);
+    // a run that trained all its epochs but died before its summary (while scoring) is
+    // trained again, with a note, and gives the same figures
+    std::fs::remove_file(cell(&whole).join("summary.json")).unwrap();
+    let mut again = common::StopAfter::new(0);
+    reproduce(&be, &opts(&whole), &keep, &mut again).unwrap();
+    assert!(again.notes.iter().any(|n| n.contains("before writing its summary")), "{:?}", again.notes);
+    assert_eq!(summary(&whole)["accuracy"], a["accuracy"]);
+    // Ctrl-C before a cell starts (while loading or scoring): no cell is started
+    let early = common::TempDir::unmade("repro", "early");
+    let e = reproduce(&be, &opts(&early), &keep, &mut common::StopAfter::new(1)).err().expect("a stop before the first cell");
+    assert!(e.to_string().contains("interrupted before"), "{e}");
+    assert!(!cell(&early).exists(), "no cell folder is made after a stop");
 }
 
 #[test]

@@ -413,6 +413,14 @@ pub fn reproduce<B: Backend>(
                 runs.push(checkpoint::load_json(&summary_path)?);
                 continue;
             }
+            if obs.stop_requested() {
+                // Ctrl-C while no cell was training (loading data, scoring): no cell starts
+                invalid!(
+                    "interrupted before {} / {} seed {seed}: run the same command again to continue (finished cells are kept)",
+                    cell.row,
+                    cell.col
+                );
+            }
             let mut spec = cell.spec.clone();
             customize(&mut spec)?;
             spec.seed = seed as u64;
@@ -440,7 +448,15 @@ pub fn reproduce<B: Backend>(
                 spec.epochs
             ));
             // the run itself is quiet; a stop asked of `obs` (Ctrl-C) stops it with a checkpoint
-            let left = unfinished_epochs(&out, &spec);
+            let left = match unfinished_epochs(&out, &spec) {
+                Ok(left) => Some(left),
+                Err(why) => {
+                    if let Some(why) = why {
+                        obs.note(&format!("  {}: {why}; training the cell again", out.display()));
+                    }
+                    None
+                }
+            };
             if let Some(left) = left {
                 obs.note(&format!("  continuing the interrupted run in {} ({left} of {} epochs to go)", out.display(), spec.epochs));
             }
@@ -484,16 +500,37 @@ impl Observer for StopOnly<'_> {
 }
 
 /// The epochs left of an interrupted run of `spec` in `out` (killed, or stopped with Ctrl-C:
-/// its last checkpoint has fewer epochs than asked), to be continued with `resume`; None when
-/// `out` holds no checkpoint, or one of a run with other settings, which must start over.
-fn unfinished_epochs(out: &std::path::Path, spec: &RunSpec) -> Option<usize> {
+/// its last checkpoint has fewer epochs than asked), to be continued with `resume`. Err when
+/// the cell must start over: Err(None) where `out` holds no checkpoint; Err(Some(why)) where it
+/// holds one that cannot be continued (a run of other settings, or one that finished its
+/// epochs but not its summary, i.e. stopped while scoring: training it again is what gives
+/// the summary).
+fn unfinished_epochs(out: &std::path::Path, spec: &RunSpec) -> std::result::Result<usize, Option<String>> {
     if !super::folder::has_run(out) {
-        return None;
+        return Err(None);
     }
-    let saved = super::folder::load(out).ok()?.config;
-    // config.json does not hold the output folder (`out`): that is the folder itself
-    let same = RunSpec { epochs: spec.epochs, out: spec.out.clone(), ..saved.spec } == *spec;
-    (same && saved.epochs_done < spec.epochs).then(|| spec.epochs - saved.epochs_done)
+    let saved = super::folder::load(out).map_err(|e| Some(format!("its checkpoint cannot be read ({e})")))?.config;
+    // what the run itself decides and saves in config.json's spec, beside what was asked: the
+    // planned epochs (the total, which may have been another), the output folder (not saved),
+    // streaming when the data did not fit the device, the NPY reader and the likelihood of
+    // data read from disk
+    let mut asked = spec.clone();
+    asked.epochs = saved.spec.epochs;
+    asked.out = None;
+    asked.data.stream |= saved.spec.data.stream;
+    if saved.spec.data.dataset == DatasetName::Npy {
+        asked.data.dataset = DatasetName::Npy;
+    }
+    if asked.model.likelihood.is_none() {
+        asked.model.likelihood = saved.spec.model.likelihood;
+    }
+    if asked != saved.spec {
+        return Err(Some("its checkpoint is of a run with other settings".into()));
+    }
+    if saved.epochs_done >= spec.epochs {
+        return Err(Some(format!("its run trained all {} epochs but stopped before writing its summary", saved.epochs_done)));
+    }
+    Ok(spec.epochs - saved.epochs_done)
 }
 
 /// One row per table row, one column per (column, metric).

@@ -485,7 +485,10 @@ fn execute<B: Backend>(be: &B, p: Prepared, obs: &mut dyn Observer) -> Result<Ru
         Some(v) => Some(Evaluator::with_data(be, &cfg.model, &trainer.store, v.test(), cfg.eval_batch)?),
         None => None,
     };
-    let mut best: Option<Weights> = resume_best;
+    // a resumed run's selected or averaged weights, in this model's layout (a checkpoint of
+    // M2 / GM-DGM written before their class-paired layer: see split_class_weights)
+    let mut best: Option<Weights> =
+        resume_best.map(|b| checkpoint::split_class_weights(&b, &trainer.store.names, &trainer.store.shapes).unwrap_or(b));
     let adapter = be.describe();
     // the CPU reference backend describes itself as "cpu (N threads, simd build)"
     let backend = if adapter.starts_with("cpu (") { "cpu" } else { "gpu" };

@@ -105,7 +105,8 @@ pub fn split_class_weights(w: &Weights, names: &[String], shapes: &[Vec<usize>])
                 let cols = tensors[j].1[1];
                 let class_rows = tensors[j].2.split_off(rows * cols);
                 tensors[j].1 = vec![rows, cols];
-                tensors.push((name.clone(), vec![classes, cols], class_rows));
+                // right after the weight: the store's order, which averages pair tensors by
+                tensors.insert(j + 1, (name.clone(), vec![classes, cols], class_rows));
             }
         }
     }

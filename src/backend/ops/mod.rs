@@ -545,7 +545,6 @@ impl Op {
         }
     }
 
-    /// The kernel's name: its WGSL entry point.
     /// The row of a `--profile` report this launch counts in: the kernel's name, GEMMs by
     /// shape (M x N x K, transposes, bias).
     pub fn profile_key(&self) -> String {
@@ -568,6 +567,7 @@ impl Op {
         }
     }
 
+    /// The kernel's name: its WGSL entry point.
     pub fn name(&self) -> &'static str {
         self.family().entry(self)
     }
