@@ -333,12 +333,7 @@ impl GpuBackend {
                 usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
-            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("profile readback"),
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
+            let staging = self.readback_buffer("profile readback", bytes);
             let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step (profiled)") });
             for (i, l) in chunk.iter().enumerate() {
                 let writes = wgpu::ComputePassTimestampWrites {
@@ -354,15 +349,7 @@ impl GpuBackend {
             enc.resolve_query_set(&set, 0..count, &resolved, 0);
             enc.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
             self.queue.submit([enc.finish()]);
-            let (tx, rx) = std::sync::mpsc::channel();
-            staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-            self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
-            rx.recv().map_err(|e| Error::Gpu(e.to_string()))?.map_err(|e| Error::Gpu(e.to_string()))?;
-            let ticks: Vec<u64> =
-                bytemuck::cast_slice::<u8, u64>(&staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?).to_vec();
-            staging.unmap();
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&self.read_back(&staging)?);
             let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
             for (l, t) in chunk.iter().zip(ticks.chunks_exact(2)) {
                 let e = stats.entry(l.key.clone()).or_default();
@@ -560,28 +547,37 @@ impl GpuBackend {
         if bytes == 0 {
             return Ok(Vec::new());
         }
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = self.readback_buffer("readback", bytes);
         let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         enc.copy_buffer_to_buffer(buf.raw(), (buf.offset * 4) as u64, &staging, 0, bytes);
         self.queue.submit([enc.finish()]);
+        let words = bytemuck::pod_collect_to_vec(&self.read_back(&staging)?);
+        self.check_failed()?;
+        Ok(words)
+    }
+
+    /// A host-mappable buffer that copies land in, to be read with [`Self::read_back`].
+    fn readback_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// The bytes of a [`Self::readback_buffer`] once the submitted work has written them
+    /// (waits for the device); the buffer is left unmapped.
+    fn read_back(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
         let (tx, rx) = std::sync::mpsc::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
         rx.recv().map_err(|e| Error::Gpu(e.to_string()))?.map_err(|e| Error::Gpu(e.to_string()))?;
-        let words = {
-            let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?;
-            bytemuck::cast_slice::<u8, u32>(&view).to_vec()
-        };
+        let bytes = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?.to_vec();
         staging.unmap();
-        self.check_failed()?;
-        Ok(words)
+        Ok(bytes)
     }
 
     fn write_words(&self, buf: &GpuBuf, words: &[u32], dtype: DType) -> Result<()> {
