@@ -184,27 +184,19 @@ fn cpu_gemm_engines_match_direct_sums() {
                 .collect()
         };
         let what = format!("{m}x{n}x{k} ta={ta} tb={tb}");
-        let plain = Gemm::new(m, n, k).trans(ta, tb).scaled(0.5, 1.0);
-        common::assert_close(&format!("{what} accumulate"), &run(&cpu, plain, &a, &b, None, &c0), &direct(0.5, 1.0, None), 1e-5, 1e-4);
-        let scaled = Gemm::new(m, n, k).trans(ta, tb).scaled(0.5, 0.0);
-        common::assert_close(&format!("{what} scaled"), &run(&cpu, scaled, &a, &b, None, &c0), &direct(0.5, 0.0, None), 1e-5, 1e-4);
-        let fused = Gemm::new(m, n, k).trans(ta, tb).bias(Act::Relu);
-        common::assert_close(
-            &format!("{what} bias relu"),
-            &run(&cpu, fused, &a, &b, Some(&bias), &c0),
-            &direct(1.0, 0.0, Some(&bias)),
-            1e-5,
-            1e-4,
-        );
-        // the old C together with the epilogue (M2's class rows: act(one-hots W + b + C))
-        let both = Gemm::new(m, n, k).trans(ta, tb).bias(Act::Relu).scaled(0.5, 1.0);
-        common::assert_close(
-            &format!("{what} accumulate bias relu"),
-            &run(&cpu, both, &a, &b, Some(&bias), &c0),
-            &direct(0.5, 1.0, Some(&bias)),
-            1e-5,
-            1e-4,
-        );
+        // alpha with an accumulated C, alpha alone, the epilogue, and the old C together with
+        // the epilogue (M2's class rows: act(one-hots W + b + C))
+        let g = Gemm::new(m, n, k).trans(ta, tb);
+        for (label, g, with_bias) in [
+            ("accumulate", g.scaled(0.5, 1.0), false),
+            ("scaled", g.scaled(0.5, 0.0), false),
+            ("bias relu", g.bias(Act::Relu), true),
+            ("accumulate bias relu", g.bias(Act::Relu).scaled(0.5, 1.0), true),
+        ] {
+            let bias = with_bias.then_some(bias.as_slice());
+            let want = direct(g.alpha as f64, g.beta as f64, bias);
+            common::assert_close(&format!("{what} {label}"), &run(&cpu, g, &a, &b, bias, &c0), &want, 1e-5, 1e-4);
+        }
     }
 }
 

@@ -183,34 +183,51 @@ impl Graph {
         let Some(dy) = ad.grad_of(o[0]) else { return };
         let (rows, inp) = self.linear_rows(i[0], i[1]);
         let out = self.tensors[i[1]].shape[1];
-        // dz = dy * act'(y)
-        let dz = if act == Act::Identity {
-            dy
-        } else {
-            let dz = self.temp(format!("{}.dz", self.tensors[o[0]].name), &[rows, out], DType::F32);
-            ad.launches.push(Launch { op: Op::ActBackward { n: rows * out, act }, args: vec![Some(o[0]), Some(dy), Some(dz)] });
-            dz
-        };
-        // dW = x^T dz, db = colsum(dz): written or accumulated
-        if need[i[1]] {
-            let (gw, acc) = ad.target(self, i[1]);
-            let beta = if acc { 1.0 } else { 0.0 };
+        let dz = self.act_grad(ad, o[0], dy, act, rows * out);
+        self.linear_grads(ad, need, [i[0], i[1]], i.get(2).copied(), dz, (rows, inp, out));
+    }
+
+    /// The gradient before the activation, dy * act'(y) for y = act(z) (`y` [n elements]), in a
+    /// new temporary; dy itself for the identity.
+    pub(super) fn act_grad(&mut self, ad: &mut Autodiff, y: TensorId, dy: TensorId, act: Act, n: usize) -> TensorId {
+        if act == Act::Identity {
+            return dy;
+        }
+        let shape = self.tensors[y].shape.clone();
+        let dz = self.temp(format!("{}.dz", self.tensors[y].name), &shape, DType::F32);
+        ad.launches.push(Launch { op: Op::ActBackward { n, act }, args: vec![Some(y), Some(dy), Some(dz)] });
+        dz
+    }
+
+    /// The gradients of z = x W (+ b) from dz, where needed: dW = x^T dz and db = colsum(dz),
+    /// written or accumulated, and dx = dz W^T; `(rows, inp, out)` = x's rows, W's rows and
+    /// columns.
+    pub(super) fn linear_grads(
+        &mut self,
+        ad: &mut Autodiff,
+        need: &[bool],
+        [x, w]: [TensorId; 2],
+        b: Option<TensorId>,
+        dz: TensorId,
+        (rows, inp, out): (usize, usize, usize),
+    ) {
+        let beta = |acc: bool| if acc { 1.0 } else { 0.0 };
+        if need[w] {
+            let (gw, acc) = ad.target(self, w);
             ad.launches.push(Launch {
-                op: Op::Gemm(Gemm::new(inp, out, rows).trans(true, false).scaled(1.0, beta)),
-                args: vec![Some(i[0]), Some(dz), None, Some(gw)],
+                op: Op::Gemm(Gemm::new(inp, out, rows).trans(true, false).scaled(1.0, beta(acc))),
+                args: vec![Some(x), Some(dz), None, Some(gw)],
             });
         }
-        if i.len() > 2 && need[i[2]] {
-            let (gb, acc) = ad.target(self, i[2]);
+        if let Some(b) = b.filter(|&b| need[b]) {
+            let (gb, acc) = ad.target(self, b);
             ad.launches.push(Launch { op: Op::ColSum { rows, cols: out, accumulate: acc }, args: vec![Some(dz), Some(gb)] });
         }
-        // dx = dz W^T
-        if need[i[0]] {
-            let (gx, acc) = ad.target(self, i[0]);
-            let beta = if acc { 1.0 } else { 0.0 };
+        if need[x] {
+            let (gx, acc) = ad.target(self, x);
             ad.launches.push(Launch {
-                op: Op::Gemm(Gemm::new(rows, inp, out).trans(false, true).scaled(1.0, beta)),
-                args: vec![Some(dz), Some(i[1]), None, Some(gx)],
+                op: Op::Gemm(Gemm::new(rows, inp, out).trans(false, true).scaled(1.0, beta(acc))),
+                args: vec![Some(dz), Some(w), None, Some(gx)],
             });
         }
     }

@@ -58,8 +58,8 @@ impl Graph {
         self.constant(name, &[rows * classes, classes], v)
     }
 
-    /// A dense layer on every (row, class) pair: y [rows * classes, out] with row r * classes
-    /// + k = act(concat(x_r, one-hot(k)) W + b), returned with the one-hots. W is kept as two
+    /// A dense layer on every (row, class) pair: y [rows * classes, out], whose row
+    /// r * classes + k is act(concat(x_r, one-hot(k)) W + b), returned with the one-hots. W is kept as two
     /// parameters, '{name}.weight' [cols, out] (its first `cols` rows) and
     /// '{name}.class_weight' [classes, out] (the one-hot rows), so that x_r W is computed once
     /// per row and not once per pair ([`GOp::ClassLinear`]): the pairs differ only in the row of
@@ -157,52 +157,24 @@ pub(super) fn class_linear_forward(g: &Graph, n: &Node, act: Act, out: &mut Vec<
     });
 }
 
-/// Backward of `ClassLinear`: dz = dy act'(y); dW_class = one-hots^T dz, db = colsum(dz); the
-/// rows' share s = dz summed over each row's classes, then dW = x^T s and dx = s W^T.
+/// Backward of `ClassLinear`: dz = dy act'(y); the one-hot product's gradients (dW_class =
+/// one-hots^T dz, db = colsum(dz)); the rows' share s = dz summed over each row's classes, then
+/// the row product's (dW = x^T s, dx = s W^T).
 pub(super) fn class_linear_backward(g: &mut Graph, ad: &mut Autodiff, need: &[bool], n: &Node, act: Act) {
     let (i, o) = (&n.inputs, &n.outputs);
     let Some(dy) = ad.grad_of(o[0]) else { return };
     let (rows, cols) = super::rows_cols(&g.tensors[i[0]].shape);
     let (pairs, classes) = super::rows_cols(&g.tensors[i[1]].shape);
     let width = g.tensors[i[2]].shape[1];
-    let dz = if act == Act::Identity {
-        dy
-    } else {
-        let dz = g.temp(format!("{}.dz", g.tensors[o[0]].name), &[pairs, width], DType::F32);
-        ad.launches.push(Launch { op: Op::ActBackward { n: pairs * width, act }, args: vec![Some(o[0]), Some(dy), Some(dz)] });
-        dz
-    };
-    let beta = |acc: bool| if acc { 1.0 } else { 0.0 };
-    if need[i[3]] {
-        let (gw, acc) = ad.target(g, i[3]);
-        ad.launches.push(Launch {
-            op: Op::Gemm(Gemm::new(classes, width, pairs).trans(true, false).scaled(1.0, beta(acc))),
-            args: vec![Some(i[1]), Some(dz), None, Some(gw)],
-        });
-    }
-    if need[i[4]] {
-        let (gb, acc) = ad.target(g, i[4]);
-        ad.launches.push(Launch { op: Op::ColSum { rows: pairs, cols: width, accumulate: acc }, args: vec![Some(dz), Some(gb)] });
-    }
+    let dz = g.act_grad(ad, o[0], dy, act, pairs * width);
+    // the one-hots are a constant: no gradient of their own
+    g.linear_grads(ad, need, [i[1], i[3]], Some(i[4]), dz, (pairs, classes, width));
     if !need[i[2]] && !need[i[0]] {
         return;
     }
     let s = g.temp(format!("{}.grad_rows", g.tensors[o[0]].name), &[rows, width], DType::F32);
     ad.launches.push(Launch { op: Op::RepeatRowsBackward { rows, cols: width, copies: classes }, args: vec![Some(dz), Some(s)] });
-    if need[i[2]] {
-        let (gw, acc) = ad.target(g, i[2]);
-        ad.launches.push(Launch {
-            op: Op::Gemm(Gemm::new(cols, width, rows).trans(true, false).scaled(1.0, beta(acc))),
-            args: vec![Some(i[0]), Some(s), None, Some(gw)],
-        });
-    }
-    if need[i[0]] {
-        let (gx, acc) = ad.target(g, i[0]);
-        ad.launches.push(Launch {
-            op: Op::Gemm(Gemm::new(rows, cols, width).trans(false, true).scaled(1.0, beta(acc))),
-            args: vec![Some(s), Some(i[2]), None, Some(gx)],
-        });
-    }
+    g.linear_grads(ad, need, [i[0], i[2]], None, s, (rows, cols, width));
 }
 
 /// The kernel of one of this module's nodes (inputs then outputs, in slot order).

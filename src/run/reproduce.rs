@@ -448,28 +448,18 @@ pub fn reproduce<B: Backend>(
                 spec.epochs
             ));
             // the run itself is quiet; a stop asked of `obs` (Ctrl-C) stops it with a checkpoint
-            let left = match unfinished_epochs(&out, &spec) {
-                Ok(left) => Some(left),
+            let summary = match unfinished_epochs(&out, &spec) {
+                Ok(left) => {
+                    obs.note(&format!("  continuing the interrupted run in {} ({left} of {} epochs to go)", out.display(), spec.epochs));
+                    let changes = super::ResumeChanges { epochs: Some(left), ..Default::default() };
+                    super::resume(be, &out, &changes, &mut StopOnly(&*obs))?
+                }
                 Err(why) => {
                     if let Some(why) = why {
                         obs.note(&format!("  {}: {why}; training the cell again", out.display()));
                     }
-                    None
-                }
-            };
-            if let Some(left) = left {
-                obs.note(&format!("  continuing the interrupted run in {} ({left} of {} epochs to go)", out.display(), spec.epochs));
-            }
-            let mut cell_obs = StopOnly(&*obs);
-            let summary = match left {
-                Some(left) => {
-                    let changes = super::ResumeChanges { epochs: Some(left), ..Default::default() };
-                    super::resume(be, &out, &changes, &mut cell_obs)?
-                }
-                None => {
-                    // no checkpoint of this cell's run (or one of other settings): start over
                     let _ = std::fs::remove_dir_all(&out);
-                    super::train(be, &spec, &mut cell_obs)?
+                    super::train(be, &spec, &mut StopOnly(&*obs))?
                 }
             };
             if summary.interrupted {
@@ -509,7 +499,7 @@ fn unfinished_epochs(out: &std::path::Path, spec: &RunSpec) -> std::result::Resu
     if !super::folder::has_run(out) {
         return Err(None);
     }
-    let saved = super::folder::load(out).map_err(|e| Some(format!("its checkpoint cannot be read ({e})")))?.config;
+    let saved = super::RunConfig::load(out).map_err(|e| Some(format!("its checkpoint cannot be read ({e})")))?;
     // what the run itself decides and saves in config.json's spec, beside what was asked: the
     // planned epochs (the total, which may have been another), the output folder (not saved),
     // streaming when the data did not fit the device, the NPY reader and the likelihood of

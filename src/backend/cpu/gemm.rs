@@ -84,8 +84,8 @@ fn epilogue(n: usize, act: Act, bias: Option<&[f32]>, c: &mut [f32]) {
 /// (row, column) strides, through the engine that is faster for the shape on the CPUs measured
 /// (BENCHMARKS.md, "Two GEMM engines"; where the gemm crate runs AVX-512, the gemm crate for
 /// all of them, see "AVX-512 in the gemm crate"): matrixmultiply for A^T B with a large output
-/// (the dense layers' weight gradients, 1024 x 1024 over 128 rows: 172-204 GFLOP/s against 146-183) and
-/// for long plain products with 128 or more columns (the RNN's 16384 x 160 input
+/// (the dense layers' weight gradients, 1024 x 1024 over 128 rows: 172-204 GFLOP/s against
+/// 146-183) and for long plain products with 128 or more columns (the RNN's 16384 x 160 input
 /// projections); the `gemm` crate for the rest, where matrixmultiply's packing dominates (the
 /// dense layers at batch 128: 128 x 1024 x 1024 at 154-169 GFLOP/s against 64-132; the
 /// convolutions' per-image 784 x 64 x 576: 180 against 129; 16384 x 40 x 160 with B
@@ -145,10 +145,10 @@ thread_local! {
 /// Whether `A B^T` with few rows (the dense layers' input gradients: 128 x 1024 x 1024 at batch
 /// 128) runs faster into a column-major buffer transposed afterwards. With its AVX-512 kernels
 /// the `gemm` crate (as its timings suggest) writes a row-major output as the transposed
-/// problem, whose packed operand is then B (n x k, contiguous along k: a transposing gather of 4 MiB a call): 125-135
-/// GFLOP/s against 230-250 for the plain product. Written column-major, the packed operand is
-/// A (m x k, 8x smaller) and the product runs at 250-270 GFLOP/s; the output's transpose
-/// (128 x 1024: 0.05-0.07 ms) leaves 235-250 (BENCHMARKS.md, "AVX-512 in the gemm crate").
+/// problem, whose packed operand is then B (n x k, contiguous along k: a transposing gather of
+/// 4 MiB a call): 125-135 GFLOP/s against 230-250 for the plain product. Written
+/// column-major, the packed operand is A (m x k, 8x smaller) and the product runs at 250-270
+/// GFLOP/s; the output's transpose (128 x 1024: 0.05-0.07 ms) leaves 235-250 (BENCHMARKS.md, "AVX-512 in the gemm crate").
 /// With the AVX2 kernels both ways run at the same speed (157-166 GFLOP/s), and for many rows
 /// (M2's 1280 x 1024 x 1024) or short k the plain call is faster, hence the bounds.
 fn nt_through_column_major(m: usize, n: usize, k: usize) -> bool {

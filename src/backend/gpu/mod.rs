@@ -197,7 +197,8 @@ pub struct GpuLaunch {
     _params: wgpu::Buffer,
     _bufs: Vec<GpuBuf>,
     workgroups: (u32, u32),
-    /// Its row in a profile (`Op::profile_key`; GEMMs with their shader file).
+    /// Its row in a profile (`Op::profile_key`; GEMMs with their shader file); empty when the
+    /// backend does not profile.
     key: String,
 }
 
@@ -422,6 +423,7 @@ impl GpuBackend {
             entries: &entries,
         });
         let key = match op {
+            _ if self.profile.is_none() => String::new(),
             Op::Gemm(_) => format!("{} ({})", op.profile_key(), spec.file),
             _ => op.profile_key(),
         };
